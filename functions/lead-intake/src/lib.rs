@@ -1,0 +1,230 @@
+//! `POST /v1/forms/{formId}/submissions` and its CORS preflight.
+//!
+//! This module is HTTP only: it reads the request, hands a [`shared::intake::IntakeRequest`] to
+//! the intake use case, and renders the outcome as JSON (scripts) or as a redirect / small HTML
+//! page (a plain HTML form, no JavaScript).
+
+pub mod config;
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use shared::clock::{Clock, IdGenerator};
+use shared::domain::{FormId, RawSubmission};
+use shared::error::AppError;
+use shared::http::{
+    add_cors, body_bytes, error_body, error_response, header_str, json_response, path_param,
+    source_ip,
+};
+use shared::intake::{FormPresentation, Intake, IntakeRequest, Outcome};
+use shared::ports::IntakeStore;
+
+pub const ROUTE: &str = "/v1/forms/{formId}/submissions";
+/// Larger bodies are refused before parsing: a contact form never needs more.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyKind {
+    Json,
+    UrlEncoded,
+}
+
+/// Handles one request. Never panics on input and never answers 5xx for bad input.
+pub async fn handle<S, C, I>(intake: &Intake<S, C, I>, req: Request) -> Response<Body>
+where
+    S: IntakeStore,
+    C: Clock,
+    I: IdGenerator,
+{
+    let origin = header_str(req.headers(), "origin").map(str::to_string);
+    let form_id = match path_param(&req, "formId", ROUTE).map(|raw| FormId::parse(&raw)) {
+        Some(Ok(id)) => id,
+        _ => return error_response(&AppError::NotFound("form_not_found")),
+    };
+    let resp = match *req.method() {
+        Method::OPTIONS => preflight(intake, &form_id, origin.as_deref()).await,
+        Method::POST => submit(intake, form_id, &req, origin.as_deref()).await,
+        _ => error_response(&AppError::MethodNotAllowed),
+    };
+    tracing::info!(status = resp.status().as_u16(), method = %req.method(), "request completed");
+    resp
+}
+
+async fn preflight<S: IntakeStore, C: Clock, I: IdGenerator>(
+    intake: &Intake<S, C, I>,
+    form_id: &FormId,
+    origin: Option<&str>,
+) -> Response<Body> {
+    let form = match intake.preflight(form_id).await {
+        Ok(f) => f,
+        Err(e) => return error_response(&e),
+    };
+    let Some(origin) = origin.filter(|o| form.allowed_origins.iter().any(|a| a == o)) else {
+        return error_response(&AppError::Forbidden {
+            code: "origin_not_allowed",
+            message: "This form does not accept submissions from this website.",
+        });
+    };
+    let mut resp = Response::new(Body::Empty);
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    add_cors(&mut resp, origin);
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, accept, idempotency-key"),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    resp
+}
+
+async fn submit<S: IntakeStore, C: Clock, I: IdGenerator>(
+    intake: &Intake<S, C, I>,
+    form_id: FormId,
+    req: &Request,
+    origin: Option<&str>,
+) -> Response<Body> {
+    let headers = req.headers();
+    let kind = match header_str(headers, "content-type")
+        .and_then(|ct| ct.split(';').next())
+        .map(|m| m.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("application/json") => Some(BodyKind::Json),
+        Some("application/x-www-form-urlencoded") => Some(BodyKind::UrlEncoded),
+        _ => None,
+    };
+    let wants_json = kind == Some(BodyKind::Json)
+        || header_str(headers, "accept").is_some_and(|a| a.contains("application/json"));
+    let render = Render { wants_json, origin };
+
+    let Some(kind) = kind else {
+        return render.error(&AppError::UnsupportedMediaType, None);
+    };
+    let raw = body_bytes(req);
+    if raw.len() > MAX_BODY_BYTES {
+        return render.error(&AppError::PayloadTooLarge { limit: MAX_BODY_BYTES }, None);
+    }
+    let idempotency_key = header_str(headers, "idempotency-key");
+    if let Some(k) = idempotency_key {
+        if k.len() > MAX_IDEMPOTENCY_KEY || !k.bytes().all(|b| b.is_ascii_graphic()) {
+            let e = AppError::validation(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+            );
+            return render.error(&e, None);
+        }
+    }
+    let body = match kind {
+        BodyKind::Json => RawSubmission::from_json(raw),
+        BodyKind::UrlEncoded => RawSubmission::from_urlencoded(raw),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return render.error(&e, None),
+    };
+
+    let ip = source_ip(req);
+    let response = intake
+        .submit(IntakeRequest {
+            form_id,
+            body,
+            raw_body: raw,
+            origin,
+            source_ip: ip.as_deref(),
+            user_agent: header_str(headers, "user-agent"),
+            referer_header: header_str(headers, "referer"),
+            idempotency_key,
+        })
+        .await;
+    match response.result {
+        Ok(outcome) => render.success(&outcome, response.form.as_ref()),
+        Err(e) => render.error(&e, response.form.as_ref()),
+    }
+}
+
+struct Render<'a> {
+    wants_json: bool,
+    origin: Option<&'a str>,
+}
+
+impl Render<'_> {
+    fn cors(&self, resp: &mut Response<Body>, form: Option<&FormPresentation>) {
+        if let (Some(origin), Some(form)) = (self.origin, form) {
+            if form.allowed_origins.iter().any(|o| o == origin) {
+                add_cors(resp, origin);
+            }
+        }
+    }
+
+    fn success(&self, outcome: &Outcome, form: Option<&FormPresentation>) -> Response<Body> {
+        let (lead_id, submission_id) = outcome.ids();
+        let mut resp = if self.wants_json {
+            json_response(
+                201,
+                &json!({ "submission_id": submission_id.as_str(), "lead_id": lead_id.as_str() }),
+            )
+        } else {
+            let mut r = Response::new(Body::Empty);
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            if let Some(Ok(loc)) = form.map(|f| HeaderValue::from_str(&f.redirect_url)) {
+                r.headers_mut().insert(header::LOCATION, loc);
+            }
+            r
+        };
+        if matches!(outcome, Outcome::Replayed { .. }) {
+            resp.headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        self.cors(&mut resp, form);
+        resp
+    }
+
+    fn error(&self, err: &AppError, form: Option<&FormPresentation>) -> Response<Body> {
+        let mut resp = error_response(err);
+        if !self.wants_json {
+            // A person posted a plain HTML form: show a page, not JSON.
+            let html = error_page(err);
+            *resp.body_mut() = Body::Text(html);
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+        }
+        self.cors(&mut resp, form);
+        resp
+    }
+}
+
+fn error_page(err: &AppError) -> String {
+    let body = error_body(err);
+    let mut items = String::new();
+    if let Some(fields) = body["error"]["fields"].as_object() {
+        for (k, v) in fields {
+            items.push_str(&format!(
+                "<li><strong>{}</strong> {}</li>",
+                escape(k),
+                escape(v.as_str().unwrap_or_default())
+            ));
+        }
+    }
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Form not sent</title></head>\
+         <body><h1>Your message was not sent</h1><p>{}</p><ul>{}</ul>\
+         <p><a href=\"javascript:history.back()\">Go back</a> and try again.</p></body></html>",
+        escape(&err.public_message()),
+        items
+    )
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}

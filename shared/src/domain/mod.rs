@@ -1,0 +1,18 @@
+//! Domain types. Each one validates on construction: once you hold a value, it is valid.
+//! Fields are private; read them through `as_str`/`AsRef`.
+
+mod email;
+mod form;
+mod ids;
+mod phone;
+mod submission;
+
+pub use email::Email;
+pub use form::{
+    ConsentDef, FieldDef, FieldKind, FormRecord, TenantRecord, TenantStatus, DEFAULT_HONEYPOT,
+};
+pub use ids::{FormId, IdError, LeadId, SubmissionId, TenantId};
+pub use phone::Phone;
+pub use submission::{
+    ConsentRecord, ContactDetails, RawSubmission, TechnicalData, ValidSubmission,
+};

@@ -1,0 +1,70 @@
+//! Small helpers to build and read items.
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, Context};
+use aws_sdk_dynamodb::types::AttributeValue;
+use time::OffsetDateTime;
+
+use crate::keys::{Key, PK, SK};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub fn key_item(k: &Key) -> Item {
+    HashMap::from([(PK.to_string(), s(&k.pk)), (SK.to_string(), s(&k.sk))])
+}
+
+/// Starts an item from its key; attributes are added with [`put`] and [`put_opt`].
+pub fn item(k: &Key) -> Item {
+    key_item(k)
+}
+
+pub fn put(item: &mut Item, name: &str, v: AttributeValue) {
+    item.insert(name.to_string(), v);
+}
+
+pub fn put_opt(item: &mut Item, name: &str, v: Option<impl Into<String>>) {
+    if let Some(v) = v {
+        item.insert(name.to_string(), s(v));
+    }
+}
+
+pub fn get_s<'a>(item: &'a Item, name: &str) -> anyhow::Result<&'a str> {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| anyhow!("attribute {name} missing or not a string"))
+}
+
+pub fn get_n_opt(item: &Item, name: &str) -> anyhow::Result<Option<i64>> {
+    match item.get(name).and_then(|v| v.as_n().ok()) {
+        None => Ok(None),
+        Some(raw) => raw
+            .parse()
+            .map(Some)
+            .with_context(|| format!("attribute {name} is not an integer")),
+    }
+}
+
+pub fn get_bool(item: &Item, name: &str) -> anyhow::Result<bool> {
+    item.get(name)
+        .and_then(|v| v.as_bool().ok())
+        .copied()
+        .ok_or_else(|| anyhow!("attribute {name} missing or not a boolean"))
+}
+
+pub fn epoch(t: OffsetDateTime) -> AttributeValue {
+    n(t.unix_timestamp())
+}
+
+pub fn timestamp(t: OffsetDateTime) -> AttributeValue {
+    s(crate::clock::rfc3339(t))
+}

@@ -1,0 +1,472 @@
+//! The lead-intake store: one `BatchGetItem` to decide, one `TransactWriteItems` to commit.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::attrs::{
+    epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, timestamp, Item,
+};
+use super::forms::{form_from_item, tenant_from_item};
+use crate::domain::{FormId, LeadId, SubmissionId, TenantId};
+use crate::keys::{self, Key, PK, SK};
+use crate::ports::{
+    CommitError, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore, IntakeWrite,
+    LeadWrite, NewLead, NewSubmission,
+};
+
+#[derive(Debug, Clone)]
+pub struct IntakeTables {
+    pub tenants: String,
+    pub leads: String,
+    pub privacy: String,
+    pub ops: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoIntakeStore {
+    client: Client,
+    tables: IntakeTables,
+}
+
+impl DynamoIntakeStore {
+    pub fn new(client: Client, tables: IntakeTables) -> Self {
+        Self { client, tables }
+    }
+
+    async fn batch_get(
+        &self,
+        mut request: HashMap<String, KeysAndAttributes>,
+    ) -> anyhow::Result<HashMap<String, Vec<Item>>> {
+        let mut found: HashMap<String, Vec<Item>> = HashMap::new();
+        // UnprocessedKeys come back under throttling; retry them with a short backoff.
+        for attempt in 0..5u32 {
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(request))
+                .send()
+                .await
+                .context("BatchGetItem")?;
+            for (table, items) in out.responses.unwrap_or_default() {
+                found.entry(table).or_default().extend(items);
+            }
+            match out.unprocessed_keys {
+                Some(rest) if !rest.is_empty() => {
+                    request = rest;
+                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                }
+                _ => return Ok(found),
+            }
+        }
+        Err(anyhow!("BatchGetItem left keys unprocessed after retries"))
+    }
+}
+
+fn keys_and_attributes(keys: &[Key]) -> anyhow::Result<KeysAndAttributes> {
+    KeysAndAttributes::builder()
+        .set_keys(Some(keys.iter().map(key_item).collect()))
+        .consistent_read(true)
+        .build()
+        .context("keys and attributes")
+}
+
+fn find<'a>(items: Option<&'a Vec<Item>>, k: &Key) -> Option<&'a Item> {
+    items?.iter().find(|it| {
+        it.get(PK).and_then(|v| v.as_s().ok()) == Some(&k.pk)
+            && it.get(SK).and_then(|v| v.as_s().ok()) == Some(&k.sk)
+    })
+}
+
+fn rate_ip_attr(ip_hash: &str) -> String {
+    format!("ip_{ip_hash}")
+}
+
+impl IntakeStore for DynamoIntakeStore {
+    async fn form_tenant(&self, form: &FormId) -> anyhow::Result<Option<TenantId>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.tenants)
+            .set_key(Some(key_item(&keys::form(form))))
+            .projection_expression("tenant_id")
+            .send()
+            .await
+            .context("GetItem form tenant")?;
+        out.item
+            .map(|it| Ok(TenantId::parse(get_s(&it, "tenant_id")?)?))
+            .transpose()
+    }
+
+    async fn form(&self, form: &FormId) -> anyhow::Result<Option<crate::domain::FormRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.tenants)
+            .set_key(Some(key_item(&keys::form(form))))
+            .send()
+            .await
+            .context("GetItem form")?;
+        out.item.map(|it| form_from_item(&it)).transpose()
+    }
+
+    async fn load(&self, l: &IntakeLookup) -> anyhow::Result<IntakeSnapshot> {
+        let form_key = keys::form(&l.form_id);
+        let tenant_key = keys::tenant(&l.tenant);
+        let lead_key = l.lead_id.as_ref().map(|id| keys::lead(&l.tenant, id));
+        let sup_keys: Vec<Key> = l
+            .contact_bidx
+            .iter()
+            .map(|b| keys::suppression(&l.tenant, b))
+            .collect();
+        let rate_key = keys::rate_window(&l.tenant, &l.form_id, l.rate_window);
+        let idem_key = l
+            .idempotency_key_hash
+            .as_ref()
+            .map(|h| keys::idempotency(&l.tenant, &l.form_id, h));
+
+        let mut req = HashMap::new();
+        req.insert(
+            self.tables.tenants.clone(),
+            keys_and_attributes(&[form_key.clone(), tenant_key.clone()])?,
+        );
+        if let Some(k) = &lead_key {
+            let ka = KeysAndAttributes::builder()
+                .keys(key_item(k))
+                .consistent_read(true)
+                .projection_expression("#pk")
+                .expression_attribute_names("#pk", PK)
+                .build()
+                .context("lead keys")?;
+            req.insert(self.tables.leads.clone(), ka);
+        }
+        if !sup_keys.is_empty() {
+            req.insert(self.tables.privacy.clone(), keys_and_attributes(&sup_keys)?);
+        }
+        let mut ops_keys = vec![rate_key.clone()];
+        ops_keys.extend(idem_key.clone());
+        req.insert(self.tables.ops.clone(), keys_and_attributes(&ops_keys)?);
+
+        let found = self.batch_get(req).await?;
+        let tenants = found.get(&self.tables.tenants);
+        let ops = found.get(&self.tables.ops);
+
+        let form = find(tenants, &form_key).map(form_from_item).transpose()?;
+        let tenant = find(tenants, &tenant_key)
+            .map(tenant_from_item)
+            .transpose()?;
+        let lead_exists = lead_key
+            .as_ref()
+            .is_some_and(|k| find(found.get(&self.tables.leads), k).is_some());
+        let suppressed = sup_keys
+            .iter()
+            .any(|k| find(found.get(&self.tables.privacy), k).is_some());
+        let rate = find(ops, &rate_key);
+        let rate_form_count = rate
+            .map(|it| get_n_opt(it, "n"))
+            .transpose()?
+            .flatten()
+            .unwrap_or(0);
+        let rate_ip_count = match (rate, &l.ip_hash) {
+            (Some(it), Some(h)) => get_n_opt(it, &rate_ip_attr(h))?.unwrap_or(0),
+            _ => 0,
+        };
+        let idempotency = idem_key
+            .as_ref()
+            .and_then(|k| find(ops, k))
+            .map(|it| {
+                idempotency_from_item(
+                    it,
+                    l.idempotency_key_hash.as_deref().unwrap_or_default(),
+                )
+            })
+            .transpose()?;
+
+        Ok(IntakeSnapshot {
+            form,
+            tenant,
+            lead_exists,
+            suppressed,
+            rate_form_count: rate_form_count.clamp(0, u32::MAX as i64) as u32,
+            rate_ip_count: rate_ip_count.clamp(0, u32::MAX as i64) as u32,
+            idempotency,
+        })
+    }
+
+    async fn commit(&self, w: &IntakeWrite) -> Result<(), CommitError> {
+        #[derive(Clone, Copy)]
+        enum Part {
+            Lead,
+            Submission,
+            Rate,
+            Idempotency,
+        }
+        let mut parts: Vec<(TransactWriteItem, Part)> = Vec::with_capacity(4);
+        let lead_id = w.lead.lead_id();
+        let sub = &w.submission;
+
+        let lead_item = match &w.lead {
+            LeadWrite::Create(new) => TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.tables.leads)
+                        .set_item(Some(lead_to_item(&w.tenant, new, sub)))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .context("lead put")?,
+                )
+                .build(),
+            LeadWrite::Touch(id) => TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.tables.leads)
+                        .set_key(Some(key_item(&keys::lead(&w.tenant, id))))
+                        .update_expression(
+                            "SET last_submission_at = :at, updated_at = :at ADD submission_count :one",
+                        )
+                        .condition_expression("attribute_exists(pk)")
+                        .expression_attribute_values(":at", timestamp(sub.received_at))
+                        .expression_attribute_values(":one", n(1))
+                        .build()
+                        .context("lead update")?,
+                )
+                .build(),
+        };
+        parts.push((lead_item, Part::Lead));
+
+        parts.push((
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.tables.leads)
+                        .set_item(Some(submission_to_item(&w.tenant, lead_id, sub)))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .context("submission put")?,
+                )
+                .build(),
+            Part::Submission,
+        ));
+
+        let r = &w.rate;
+        let mut upd = Update::builder()
+            .table_name(&self.tables.ops)
+            .set_key(Some(key_item(&keys::rate_window(
+                &w.tenant,
+                &sub.form_id,
+                r.window,
+            ))))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":flimit", n(r.per_form_limit))
+            .expression_attribute_values(":exp", epoch(r.expires_at));
+        upd = match &r.ip_hash {
+            Some(h) => upd
+                .update_expression("ADD n :one, #ip :one SET expires_at = :exp")
+                .condition_expression(
+                    "(attribute_not_exists(n) OR n < :flimit) AND (attribute_not_exists(#ip) OR #ip < :iplimit)",
+                )
+                .expression_attribute_names("#ip", rate_ip_attr(h))
+                .expression_attribute_values(":iplimit", n(r.per_ip_limit)),
+            None => upd
+                .update_expression("ADD n :one SET expires_at = :exp")
+                .condition_expression("attribute_not_exists(n) OR n < :flimit"),
+        };
+        parts.push((
+            TransactWriteItem::builder()
+                .update(upd.build().context("rate update")?)
+                .build(),
+            Part::Rate,
+        ));
+
+        if let Some(rec) = &w.idempotency {
+            parts.push((
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.tables.ops)
+                            .set_item(Some(idempotency_to_item(&w.tenant, &sub.form_id, rec)))
+                            // TTL deletes lazily: an expired record may still be there.
+                            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+                            .expression_attribute_values(":now", epoch(sub.received_at))
+                            .build()
+                            .context("idempotency put")?,
+                    )
+                    .build(),
+                Part::Idempotency,
+            ));
+        }
+
+        let kinds: Vec<Part> = parts.iter().map(|(_, k)| *k).collect();
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(parts.into_iter().map(|(i, _)| i).collect()))
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e.into_service_error(),
+        };
+        match err {
+            TransactWriteItemsError::TransactionCanceledException(tc) => {
+                let reasons = tc.cancellation_reasons();
+                let failed = |code: &str| {
+                    reasons
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, r)| r.code() == Some(code))
+                        .map(|(i, _)| kinds.get(i).copied())
+                        .collect::<Vec<_>>()
+                };
+                let conditional = failed("ConditionalCheckFailed");
+                // Order matters: a retry replays the first response before anything else.
+                if conditional.iter().any(|k| matches!(k, Some(Part::Idempotency))) {
+                    return Err(CommitError::IdempotencyKeyTaken);
+                }
+                if conditional.iter().any(|k| matches!(k, Some(Part::Rate))) {
+                    return Err(CommitError::RateLimited);
+                }
+                if conditional.iter().any(|k| matches!(k, Some(Part::Lead))) {
+                    return Err(match w.lead {
+                        LeadWrite::Create(_) => CommitError::LeadAlreadyExists,
+                        LeadWrite::Touch(_) => CommitError::LeadMissing,
+                    });
+                }
+                if conditional.iter().any(|k| matches!(k, Some(Part::Submission))) {
+                    return Err(CommitError::Store(anyhow!("submission id collision")));
+                }
+                if !failed("TransactionConflict").is_empty() || reasons.is_empty() {
+                    return Err(CommitError::Conflict);
+                }
+                Err(CommitError::Store(anyhow!(
+                    "transaction cancelled: {:?}",
+                    reasons.iter().map(|r| r.code()).collect::<Vec<_>>()
+                )))
+            }
+            TransactWriteItemsError::TransactionInProgressException(_) => {
+                Err(CommitError::Conflict)
+            }
+            other => Err(CommitError::Store(
+                anyhow::Error::new(other).context("TransactWriteItems"),
+            )),
+        }
+    }
+
+    async fn idempotency_record(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        key_hash: &str,
+    ) -> anyhow::Result<Option<IdempotencyRecord>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.ops)
+            .set_key(Some(key_item(&keys::idempotency(tenant, form, key_hash))))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("GetItem idempotency")?;
+        out.item
+            .map(|it| idempotency_from_item(&it, key_hash))
+            .transpose()
+    }
+}
+
+pub(crate) fn lead_to_item(tenant: &TenantId, l: &NewLead, sub: &NewSubmission) -> Item {
+    let mut it = item(&keys::lead(tenant, &l.lead_id));
+    put(&mut it, "tenant_id", s(tenant.as_str()));
+    put(&mut it, "lead_id", s(l.lead_id.as_str()));
+    put_opt(&mut it, "email", l.contact.email.as_ref().map(|e| e.as_str()));
+    put_opt(&mut it, "phone", l.contact.phone.as_ref().map(|p| p.as_str()));
+    put_opt(&mut it, "name", l.contact.name.clone());
+    put_opt(&mut it, "company", l.contact.company.clone());
+    put_opt(&mut it, "email_bidx", l.email_bidx.clone());
+    put_opt(&mut it, "phone_bidx", l.phone_bidx.clone());
+    put(&mut it, "source_form_id", s(l.source_form.as_str()));
+    put(&mut it, "created_at", timestamp(l.created_at));
+    put(&mut it, "updated_at", timestamp(l.created_at));
+    put(&mut it, "last_submission_at", timestamp(sub.received_at));
+    put(&mut it, "submission_count", n(1));
+    put(&mut it, "version", n(1));
+    it
+}
+
+pub(crate) fn submission_to_item(tenant: &TenantId, lead: &LeadId, sub: &NewSubmission) -> Item {
+    let mut it = item(&keys::submission(tenant, lead, &sub.submission_id));
+    put(&mut it, "tenant_id", s(tenant.as_str()));
+    put(&mut it, "lead_id", s(lead.as_str()));
+    put(&mut it, "submission_id", s(sub.submission_id.as_str()));
+    put(&mut it, "form_id", s(sub.form_id.as_str()));
+    put(&mut it, "received_at", timestamp(sub.received_at));
+    put(
+        &mut it,
+        "fields",
+        AttributeValue::M(sub.fields.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
+    );
+    put(
+        &mut it,
+        "consents",
+        AttributeValue::L(
+            sub.consents
+                .iter()
+                .map(|c| {
+                    AttributeValue::M(HashMap::from([
+                        ("key".to_string(), s(&c.key)),
+                        ("version".to_string(), s(&c.version)),
+                        ("granted".to_string(), AttributeValue::Bool(c.granted)),
+                    ]))
+                })
+                .collect(),
+        ),
+    );
+    let t = &sub.technical;
+    put_opt(&mut it, "ip", t.ip.clone());
+    put_opt(&mut it, "user_agent", t.user_agent.clone());
+    put_opt(&mut it, "referrer", t.referrer.clone());
+    put_opt(&mut it, "page_url", t.page_url.clone());
+    if !t.is_empty() {
+        let shard = sub
+            .submission_id
+            .as_str()
+            .bytes()
+            .fold(0u32, |acc, b| acc.wrapping_mul(31).wrapping_add(b as u32))
+            % keys::TECH_EXPIRY_SHARDS;
+        put(
+            &mut it,
+            "tech_exp",
+            s(keys::tech_expiry_partition(
+                &sub.technical_expires_on.to_string(),
+                shard,
+            )),
+        );
+    }
+    it
+}
+
+fn idempotency_to_item(tenant: &TenantId, form: &FormId, r: &IdempotencyRecord) -> Item {
+    let mut it = item(&keys::idempotency(tenant, form, &r.key_hash));
+    put(&mut it, "body_hash", s(&r.body_hash));
+    put(&mut it, "lead_id", s(r.lead_id.as_str()));
+    put(&mut it, "submission_id", s(r.submission_id.as_str()));
+    put(&mut it, "expires_at", epoch(r.expires_at));
+    it
+}
+
+fn idempotency_from_item(it: &Item, key_hash: &str) -> anyhow::Result<IdempotencyRecord> {
+    let expires = get_n_opt(it, "expires_at")?.unwrap_or(0);
+    Ok(IdempotencyRecord {
+        key_hash: key_hash.to_string(),
+        body_hash: get_s(it, "body_hash")?.to_string(),
+        lead_id: LeadId::parse(get_s(it, "lead_id")?)?,
+        submission_id: SubmissionId::parse(get_s(it, "submission_id")?)?,
+        expires_at: time::OffsetDateTime::from_unix_timestamp(expires)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH),
+    })
+}

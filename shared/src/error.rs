@@ -1,0 +1,121 @@
+//! The one error type every handler returns. [`crate::http::error_response`] is the only place
+//! that turns it into a status code and a body; internal detail is logged there, never returned.
+
+use std::collections::BTreeMap;
+
+/// Per-field validation messages, keyed by field name. Messages describe the rule that failed
+/// and never echo the submitted value (it may be personal data).
+pub type FieldErrors = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The request is malformed or its fields break the form's rules (400).
+    #[error("validation failed: {message}")]
+    Validation {
+        code: &'static str,
+        message: String,
+        fields: FieldErrors,
+    },
+    #[error("payload too large")]
+    PayloadTooLarge { limit: usize },
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("not found: {0}")]
+    NotFound(&'static str),
+    /// Refused by a rule about the caller or the resource state (403), with a stable code.
+    #[error("forbidden: {code}")]
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("conflict: {code}")]
+    Conflict {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// The request is well-formed but cannot be processed as sent (422).
+    #[error("unprocessable: {code}")]
+    Unprocessable {
+        code: &'static str,
+        message: &'static str,
+    },
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Anything we did not expect. The source chain is logged with the request id; the caller
+    /// only learns that something went wrong on our side.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl AppError {
+    pub fn validation(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Validation {
+            code,
+            message: message.into(),
+            fields: FieldErrors::new(),
+        }
+    }
+
+    pub fn invalid_fields(fields: FieldErrors) -> Self {
+        AppError::Validation {
+            code: "invalid_fields",
+            message: "One or more fields are invalid.".into(),
+            fields,
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            AppError::Validation { .. } => 400,
+            AppError::Forbidden { .. } => 403,
+            AppError::NotFound(_) => 404,
+            AppError::MethodNotAllowed => 405,
+            AppError::Conflict { .. } => 409,
+            AppError::PayloadTooLarge { .. } => 413,
+            AppError::UnsupportedMediaType => 415,
+            AppError::Unprocessable { .. } => 422,
+            AppError::RateLimited { .. } => 429,
+            AppError::Internal(_) => 500,
+        }
+    }
+
+    /// Stable machine-readable code for the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Validation { code, .. } => code,
+            AppError::Forbidden { code, .. } => code,
+            AppError::Conflict { code, .. } => code,
+            AppError::Unprocessable { code, .. } => code,
+            AppError::NotFound(what) => what,
+            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Human-readable message safe to show to the caller.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Validation { message, .. } => message.clone(),
+            AppError::Forbidden { message, .. }
+            | AppError::Conflict { message, .. }
+            | AppError::Unprocessable { message, .. } => (*message).to_string(),
+            AppError::NotFound(_) => "The requested resource does not exist.".into(),
+            AppError::MethodNotAllowed => "This method is not allowed here.".into(),
+            AppError::PayloadTooLarge { limit } => {
+                format!("The request body is larger than {limit} bytes.")
+            }
+            AppError::UnsupportedMediaType => {
+                "Send application/json or application/x-www-form-urlencoded.".into()
+            }
+            AppError::RateLimited { retry_after_secs } => {
+                format!("Too many submissions; retry in {retry_after_secs} seconds.")
+            }
+            AppError::Internal(_) => "Something went wrong on our side; please retry.".into(),
+        }
+    }
+}

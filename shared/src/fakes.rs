@@ -1,0 +1,194 @@
+//! In-memory implementations of the ports, with the same semantics as the DynamoDB adapters
+//! (conditional writes, atomic commits). Compiled only for tests (`test-support` feature).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::domain::{FormId, FormRecord, LeadId, TenantId, TenantRecord};
+use crate::ports::{
+    CommitError, FormAdmin, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore,
+    IntakeWrite, LeadWrite, NewLead, NewSubmission,
+};
+
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    pub tenants: HashMap<TenantId, TenantRecord>,
+    pub forms: HashMap<FormId, FormRecord>,
+    pub leads: HashMap<(TenantId, LeadId), (NewLead, u32)>,
+    pub submissions: BTreeMap<(TenantId, LeadId, String), NewSubmission>,
+    pub suppressed: HashSet<(TenantId, String)>,
+    /// (tenant, form, window) -> (form count, per-ip counts)
+    pub rates: HashMap<(TenantId, FormId, i64), (u32, HashMap<String, u32>)>,
+    pub idempotency: HashMap<(TenantId, FormId, String), IdempotencyRecord>,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub state: Mutex<MemoryState>,
+    /// Counts calls, so tests can assert the request shape the DynamoDB adapter would have.
+    pub calls: Mutex<Vec<&'static str>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn record(&self, call: &'static str) {
+        self.calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(call);
+    }
+
+    pub fn calls(&self) -> Vec<&'static str> {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn suppress(&self, tenant: &TenantId, contact_bidx: &str) {
+        self.lock()
+            .suppressed
+            .insert((tenant.clone(), contact_bidx.to_string()));
+    }
+}
+
+impl IntakeStore for MemoryStore {
+    async fn form_tenant(&self, form: &FormId) -> anyhow::Result<Option<TenantId>> {
+        self.record("form_tenant");
+        Ok(self.lock().forms.get(form).map(|f| f.tenant_id.clone()))
+    }
+
+    async fn form(&self, form: &FormId) -> anyhow::Result<Option<FormRecord>> {
+        self.record("form");
+        Ok(self.lock().forms.get(form).cloned())
+    }
+
+    async fn load(&self, l: &IntakeLookup) -> anyhow::Result<IntakeSnapshot> {
+        self.record("load");
+        let st = self.lock();
+        let rate = st
+            .rates
+            .get(&(l.tenant.clone(), l.form_id.clone(), l.rate_window));
+        Ok(IntakeSnapshot {
+            form: st.forms.get(&l.form_id).cloned(),
+            tenant: st.tenants.get(&l.tenant).cloned(),
+            lead_exists: l
+                .lead_id
+                .as_ref()
+                .is_some_and(|id| st.leads.contains_key(&(l.tenant.clone(), id.clone()))),
+            suppressed: l
+                .contact_bidx
+                .iter()
+                .any(|b| st.suppressed.contains(&(l.tenant.clone(), b.clone()))),
+            rate_form_count: rate.map(|r| r.0).unwrap_or(0),
+            rate_ip_count: match (rate, &l.ip_hash) {
+                (Some(r), Some(h)) => r.1.get(h).copied().unwrap_or(0),
+                _ => 0,
+            },
+            idempotency: l.idempotency_key_hash.as_ref().and_then(|h| {
+                st.idempotency
+                    .get(&(l.tenant.clone(), l.form_id.clone(), h.clone()))
+                    .cloned()
+            }),
+        })
+    }
+
+    async fn commit(&self, w: &IntakeWrite) -> Result<(), CommitError> {
+        self.record("commit");
+        let mut st = self.lock();
+        let form = w.submission.form_id.clone();
+        // Check every condition first, then apply everything: all or nothing.
+        if let Some(rec) = &w.idempotency {
+            if let Some(old) = st
+                .idempotency
+                .get(&(w.tenant.clone(), form.clone(), rec.key_hash.clone()))
+            {
+                if old.expires_at >= w.submission.received_at {
+                    return Err(CommitError::IdempotencyKeyTaken);
+                }
+            }
+        }
+        let rate_key = (w.tenant.clone(), form.clone(), w.rate.window);
+        if let Some((count, ips)) = st.rates.get(&rate_key) {
+            let ip_count = w
+                .rate
+                .ip_hash
+                .as_ref()
+                .and_then(|h| ips.get(h))
+                .copied()
+                .unwrap_or(0);
+            if *count >= w.rate.per_form_limit || ip_count >= w.rate.per_ip_limit {
+                return Err(CommitError::RateLimited);
+            }
+        }
+        let lead_key = (w.tenant.clone(), w.lead.lead_id().clone());
+        match &w.lead {
+            LeadWrite::Create(_) if st.leads.contains_key(&lead_key) => {
+                return Err(CommitError::LeadAlreadyExists)
+            }
+            LeadWrite::Touch(_) if !st.leads.contains_key(&lead_key) => {
+                return Err(CommitError::LeadMissing)
+            }
+            _ => {}
+        }
+
+        match &w.lead {
+            LeadWrite::Create(new) => {
+                st.leads.insert(lead_key.clone(), (new.clone(), 1));
+            }
+            LeadWrite::Touch(_) => {
+                if let Some(entry) = st.leads.get_mut(&lead_key) {
+                    entry.1 += 1;
+                }
+            }
+        }
+        st.submissions.insert(
+            (
+                lead_key.0,
+                lead_key.1,
+                w.submission.submission_id.as_str().to_string(),
+            ),
+            w.submission.clone(),
+        );
+        let entry = st.rates.entry(rate_key).or_default();
+        entry.0 += 1;
+        if let Some(h) = &w.rate.ip_hash {
+            *entry.1.entry(h.clone()).or_default() += 1;
+        }
+        if let Some(rec) = &w.idempotency {
+            st.idempotency
+                .insert((w.tenant.clone(), form, rec.key_hash.clone()), rec.clone());
+        }
+        Ok(())
+    }
+
+    async fn idempotency_record(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        key_hash: &str,
+    ) -> anyhow::Result<Option<IdempotencyRecord>> {
+        self.record("idempotency_record");
+        Ok(self
+            .lock()
+            .idempotency
+            .get(&(tenant.clone(), form.clone(), key_hash.to_string()))
+            .cloned())
+    }
+}
+
+impl FormAdmin for MemoryStore {
+    async fn put_tenant(&self, t: &TenantRecord) -> anyhow::Result<()> {
+        self.lock().tenants.insert(t.tenant_id.clone(), t.clone());
+        Ok(())
+    }
+
+    async fn put_form(&self, f: &FormRecord) -> anyhow::Result<()> {
+        self.lock().forms.insert(f.form_id.clone(), f.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! HTTP helpers over `lambda_http`: the one place an [`AppError`] becomes a response, and small
+//! readers for what API Gateway puts in the request context.
+
+use lambda_http::http::{header, HeaderMap, HeaderValue, StatusCode};
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::json;
+
+use crate::error::AppError;
+
+pub const JSON: &str = "application/json";
+
+pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Body::Text(body.to_string()));
+    *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(JSON));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The JSON body of an error: `{"error":{"code","message"[,"fields"]}}`.
+pub fn error_body(err: &AppError) -> serde_json::Value {
+    let mut e = json!({ "code": err.code(), "message": err.public_message() });
+    if let AppError::Validation { fields, .. } = err {
+        if !fields.is_empty() {
+            e["fields"] = json!(fields);
+        }
+    }
+    json!({ "error": e })
+}
+
+/// Maps an error to its response. Internal errors are logged here (with the request id carried
+/// by the current span) and answered without detail.
+pub fn error_response(err: &AppError) -> Response<Body> {
+    if let AppError::Internal(source) = err {
+        tracing::error!(error = %format!("{source:#}"), "internal error");
+    }
+    let mut resp = json_response(err.status(), &error_body(err));
+    if let AppError::RateLimited { retry_after_secs } = err {
+        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}
+
+/// The request id API Gateway assigned (also the one in its access log), else Lambda's.
+pub fn request_id(req: &Request) -> String {
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = req.request_context_ref() {
+        if let Some(id) = &ctx.request_id {
+            return id.clone();
+        }
+    }
+    req.lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The client address as API Gateway saw it (not a header a client could forge).
+pub fn source_ip(req: &Request) -> Option<String> {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    }
+}
+
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// A path parameter: from API Gateway's `pathParameters`, else matched from the raw path against
+/// the route template (local emulators do not always fill `pathParameters`).
+pub fn path_param(req: &Request, name: &str, template: &str) -> Option<String> {
+    if let Some(v) = req.path_parameters_ref().and_then(|p| p.first(name)) {
+        return Some(v.to_string());
+    }
+    let path = req.raw_http_path();
+    let want = format!("{{{name}}}");
+    let mut t = template.trim_matches('/').split('/');
+    let mut p = path.trim_matches('/').split('/');
+    let mut found = None;
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return found,
+            (Some(ts), Some(ps)) if ts == want => found = Some(ps.to_string()),
+            (Some(ts), Some(ps)) if ts.starts_with('{') || ts == ps => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The body's bytes (API Gateway may have base64-decoded it for us; `lambda_http` does that).
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(s) => s.as_bytes(),
+        Body::Binary(b) => b.as_slice(),
+        _ => &[],
+    }
+}
+
+/// CORS headers for an allowed origin: only that origin is echoed, never `*`.
+pub fn add_cors(resp: &mut Response<Body>, origin: &str) {
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(origin) {
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        h.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_body_shape() {
+        let mut fields = crate::error::FieldErrors::new();
+        fields.insert("email".into(), "is required".into());
+        let b = error_body(&AppError::invalid_fields(fields));
+        assert_eq!(b["error"]["code"], "invalid_fields");
+        assert_eq!(b["error"]["fields"]["email"], "is required");
+    }
+
+    #[test]
+    fn internal_errors_hide_detail() {
+        let e = AppError::Internal(anyhow::anyhow!("table xyz exploded"));
+        let b = error_body(&e);
+        assert!(!b.to_string().contains("xyz"));
+        assert_eq!(error_response(&e).status(), 500);
+    }
+
+    #[test]
+    fn rate_limit_sets_retry_after() {
+        let r = error_response(&AppError::RateLimited { retry_after_secs: 7 });
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "7");
+    }
+}

@@ -1,0 +1,500 @@
+//! Lead intake: a web form's submission becomes a lead, atomically, with its consents and
+//! technical data, or is refused with a precise reason.
+//!
+//! Cost shape (see `bench/`): one `BatchGetItem` (form, tenant, lead, suppression entries,
+//! rate-limit window, idempotency record) and one `TransactWriteItems` (lead, submission,
+//! rate-limit window, idempotency record when a key is sent). The form's tenant is immutable and
+//! cached per container, so only a container's first submission to a form pays one more read.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::blind_index::BlindIndexKey;
+use crate::clock::{Clock, IdGenerator};
+use crate::domain::{
+    FormId, FormRecord, LeadId, RawSubmission, SubmissionId, TechnicalData, TenantId,
+    TenantStatus, ValidSubmission,
+};
+use crate::error::AppError;
+use crate::ports::{
+    CommitError, IdempotencyRecord, IntakeLookup, IntakeStore, IntakeWrite, LeadWrite, NewLead,
+    NewSubmission, RateIncrement,
+};
+
+#[derive(Debug, Clone)]
+pub struct IntakeSettings {
+    pub rate_limit_per_ip_per_minute: u32,
+    pub rate_limit_per_form_per_minute: u32,
+    pub technical_data_retention_days: i64,
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_ip_per_minute: 10,
+            rate_limit_per_form_per_minute: 120,
+            technical_data_retention_days: 90,
+            idempotency_ttl: Duration::hours(24),
+        }
+    }
+}
+
+/// A submission as the HTTP layer hands it over.
+#[derive(Debug)]
+pub struct IntakeRequest<'a> {
+    pub form_id: FormId,
+    pub body: RawSubmission,
+    pub raw_body: &'a [u8],
+    /// The browser's `Origin`, when there is one.
+    pub origin: Option<&'a str>,
+    pub source_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// The `Referer` header: for a form post, the page the form is on.
+    pub referer_header: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted {
+        lead_id: LeadId,
+        submission_id: SubmissionId,
+        new_lead: bool,
+    },
+    /// The same response as a first request under the same idempotency key.
+    Replayed {
+        lead_id: LeadId,
+        submission_id: SubmissionId,
+    },
+    /// Answered like success, nothing stored: a bot filled the honeypot, or the person asked to
+    /// be erased and is on the tenant's suppression list. The answer must not tell which.
+    Discarded {
+        lead_id: LeadId,
+        submission_id: SubmissionId,
+        reason: DiscardReason,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscardReason {
+    Honeypot,
+    Suppressed,
+}
+
+impl Outcome {
+    pub fn ids(&self) -> (&LeadId, &SubmissionId) {
+        match self {
+            Outcome::Accepted {
+                lead_id,
+                submission_id,
+                ..
+            }
+            | Outcome::Replayed {
+                lead_id,
+                submission_id,
+            }
+            | Outcome::Discarded {
+                lead_id,
+                submission_id,
+                ..
+            } => (lead_id, submission_id),
+        }
+    }
+}
+
+/// What the HTTP layer needs of the form even when the submission fails (CORS, redirect).
+#[derive(Debug, Clone)]
+pub struct FormPresentation {
+    pub allowed_origins: Vec<String>,
+    pub redirect_url: String,
+}
+
+impl From<&FormRecord> for FormPresentation {
+    fn from(f: &FormRecord) -> Self {
+        Self {
+            allowed_origins: f.allowed_origins.clone(),
+            redirect_url: f.redirect_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct IntakeResponse {
+    pub form: Option<FormPresentation>,
+    pub result: Result<Outcome, AppError>,
+}
+
+pub struct Intake<S, C, I> {
+    store: S,
+    clock: C,
+    ids: I,
+    key: BlindIndexKey,
+    settings: IntakeSettings,
+    form_tenants: Mutex<HashMap<FormId, TenantId>>,
+}
+
+const MAX_ATTEMPTS: usize = 4;
+
+impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
+    pub fn new(store: S, clock: C, ids: I, key: BlindIndexKey, settings: IntakeSettings) -> Self {
+        Self {
+            store,
+            clock,
+            ids,
+            key,
+            settings,
+            form_tenants: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The form as a browser's CORS preflight needs it.
+    pub async fn preflight(&self, form_id: &FormId) -> Result<FormPresentation, AppError> {
+        match self.store.form(form_id).await? {
+            Some(f) if f.enabled => Ok((&f).into()),
+            Some(_) => Err(form_disabled()),
+            None => Err(AppError::NotFound("form_not_found")),
+        }
+    }
+
+    #[tracing::instrument(name = "intake", skip_all, fields(form_id = %req.form_id, tenant_id, lead_id, submission_id, outcome))]
+    pub async fn submit(&self, req: IntakeRequest<'_>) -> IntakeResponse {
+        let mut form = None;
+        let result = self.submit_inner(&req, &mut form).await;
+        let span = tracing::Span::current();
+        match &result {
+            Ok(outcome) => {
+                let (lead, sub) = outcome.ids();
+                span.record("lead_id", lead.as_str());
+                span.record("submission_id", sub.as_str());
+                let label = match outcome {
+                    Outcome::Accepted { new_lead: true, .. } => "accepted_new_lead",
+                    Outcome::Accepted { .. } => "accepted_existing_lead",
+                    Outcome::Replayed { .. } => "replayed",
+                    Outcome::Discarded { reason: DiscardReason::Honeypot, .. } => "spam_honeypot",
+                    Outcome::Discarded { reason: DiscardReason::Suppressed, .. } => "suppressed",
+                };
+                span.record("outcome", label);
+                tracing::info!("submission handled");
+            }
+            Err(e) => {
+                span.record("outcome", e.code());
+                if let AppError::Internal(err) = e {
+                    tracing::error!(error = %format!("{err:#}"), "submission failed");
+                } else {
+                    tracing::info!(status = e.status(), "submission rejected");
+                }
+            }
+        }
+        IntakeResponse { form, result }
+    }
+
+    async fn tenant_of(&self, form_id: &FormId) -> Result<TenantId, AppError> {
+        if let Some(t) = self.cache().get(form_id).cloned() {
+            return Ok(t);
+        }
+        let tenant = self
+            .store
+            .form_tenant(form_id)
+            .await?
+            .ok_or(AppError::NotFound("form_not_found"))?;
+        self.cache().insert(form_id.clone(), tenant.clone());
+        Ok(tenant)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<FormId, TenantId>> {
+        self.form_tenants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn submit_inner(
+        &self,
+        req: &IntakeRequest<'_>,
+        form_out: &mut Option<FormPresentation>,
+    ) -> Result<Outcome, AppError> {
+        let now = self.clock.now();
+        let tenant = self.tenant_of(&req.form_id).await?;
+        tracing::Span::current().record("tenant_id", tenant.as_str());
+
+        let email_bidx = req.body.probable_email().map(|e| self.key.email(&e));
+        let phone_bidx = req.body.probable_phone().map(|p| self.key.phone(&p));
+        let probable_lead = email_bidx
+            .as_deref()
+            .or(phone_bidx.as_deref())
+            .map(|b| self.key.lead_id(&tenant, b));
+        let idem_hash = req
+            .idempotency_key
+            .map(|k| self.key.idempotency_key(&tenant, k));
+        let window = now.unix_timestamp().div_euclid(60);
+        let ip_hash = req.source_ip.map(|ip| self.key.ip(ip));
+
+        let snapshot = self
+            .store
+            .load(&IntakeLookup {
+                tenant: tenant.clone(),
+                form_id: req.form_id.clone(),
+                lead_id: probable_lead.clone(),
+                contact_bidx: email_bidx.iter().chain(phone_bidx.iter()).cloned().collect(),
+                rate_window: window,
+                ip_hash: ip_hash.clone(),
+                idempotency_key_hash: idem_hash.clone(),
+            })
+            .await?;
+
+        let Some(form) = snapshot.form else {
+            // The form was deleted since we cached its tenant.
+            self.cache().remove(&req.form_id);
+            return Err(AppError::NotFound("form_not_found"));
+        };
+        *form_out = Some((&form).into());
+
+        if let Some(origin) = req.origin {
+            if !form.allows_origin(origin) {
+                return Err(AppError::Forbidden {
+                    code: "origin_not_allowed",
+                    message: "This form does not accept submissions from this website.",
+                });
+            }
+        }
+        if !form.enabled {
+            return Err(form_disabled());
+        }
+        match snapshot.tenant.map(|t| t.status) {
+            Some(TenantStatus::Active) => {}
+            _ => {
+                return Err(AppError::Forbidden {
+                    code: "tenant_inactive",
+                    message: "This form's account is not accepting submissions.",
+                })
+            }
+        }
+
+        let body_hash = self.key.body(req.raw_body);
+        // DynamoDB's TTL deletes lazily, so an expired record is ignored here.
+        if let Some(record) = snapshot.idempotency.filter(|r| r.expires_at > now) {
+            return replay(record, &body_hash);
+        }
+
+        if req.body.is_honeypot_filled(&form.honeypot_field) {
+            return Ok(self.discarded(now, probable_lead, DiscardReason::Honeypot));
+        }
+
+        let valid = req.body.validate(&form)?;
+        if snapshot.suppressed {
+            return Ok(self.discarded(now, probable_lead, DiscardReason::Suppressed));
+        }
+
+        let retry_after = (60 - now.unix_timestamp().rem_euclid(60)).max(1) as u64;
+        let limits = &self.settings;
+        if snapshot.rate_form_count >= limits.rate_limit_per_form_per_minute
+            || (ip_hash.is_some() && snapshot.rate_ip_count >= limits.rate_limit_per_ip_per_minute)
+        {
+            return Err(AppError::RateLimited {
+                retry_after_secs: retry_after,
+            });
+        }
+
+        // Recompute from the validated contact: the form's rules are the authority.
+        let email_bidx = valid.contact.email.as_ref().map(|e| self.key.email(e));
+        let phone_bidx = valid.contact.phone.as_ref().map(|p| self.key.phone(p));
+        let lead_id = match email_bidx.as_deref().or(phone_bidx.as_deref()) {
+            Some(b) => self.key.lead_id(&tenant, b),
+            // No contact to deduplicate on (a form without email or phone): a lead of its own.
+            None => LeadId::parse(&format!("ld-{}", self.ids.new_id(now)))
+                .map_err(|e| AppError::Internal(e.into()))?,
+        };
+        let submission_id = SubmissionId::parse(&format!("sb-{}", self.ids.new_id(now)))
+            .map_err(|e| AppError::Internal(e.into()))?;
+
+        let exists = snapshot.lead_exists && probable_lead.as_ref() == Some(&lead_id);
+        let mut write = IntakeWrite {
+            tenant: tenant.clone(),
+            lead: if exists {
+                LeadWrite::Touch(lead_id.clone())
+            } else {
+                LeadWrite::Create(NewLead {
+                    lead_id: lead_id.clone(),
+                    contact: valid.contact.clone(),
+                    email_bidx,
+                    phone_bidx,
+                    source_form: form.form_id.clone(),
+                    created_at: now,
+                })
+            },
+            submission: self.new_submission(&form, &valid, submission_id.clone(), req, now),
+            rate: RateIncrement {
+                window,
+                ip_hash,
+                per_ip_limit: limits.rate_limit_per_ip_per_minute,
+                per_form_limit: limits.rate_limit_per_form_per_minute,
+                expires_at: now + Duration::minutes(10),
+            },
+            idempotency: idem_hash.map(|key_hash| IdempotencyRecord {
+                key_hash,
+                body_hash: body_hash.clone(),
+                lead_id: lead_id.clone(),
+                submission_id: submission_id.clone(),
+                expires_at: now + limits.idempotency_ttl,
+            }),
+        };
+
+        let mut new_lead = !exists;
+        for attempt in 1..=MAX_ATTEMPTS {
+            match self.store.commit(&write).await {
+                Ok(()) => {
+                    return Ok(Outcome::Accepted {
+                        lead_id,
+                        submission_id,
+                        new_lead,
+                    })
+                }
+                Err(CommitError::LeadAlreadyExists) => {
+                    // Another submission of the same person created the lead first.
+                    write.lead = LeadWrite::Touch(lead_id.clone());
+                    new_lead = false;
+                }
+                Err(CommitError::LeadMissing) => {
+                    // The lead was erased between our read and our write: start a new one.
+                    write.lead = LeadWrite::Create(NewLead {
+                        lead_id: lead_id.clone(),
+                        contact: valid.contact.clone(),
+                        email_bidx: valid.contact.email.as_ref().map(|e| self.key.email(e)),
+                        phone_bidx: valid.contact.phone.as_ref().map(|p| self.key.phone(p)),
+                        source_form: form.form_id.clone(),
+                        created_at: now,
+                    });
+                    new_lead = true;
+                }
+                Err(CommitError::RateLimited) => {
+                    return Err(AppError::RateLimited {
+                        retry_after_secs: retry_after,
+                    })
+                }
+                Err(CommitError::IdempotencyKeyTaken) => {
+                    let key_hash = write
+                        .idempotency
+                        .as_ref()
+                        .map(|r| r.key_hash.clone())
+                        .unwrap_or_default();
+                    let record = self
+                        .store
+                        .idempotency_record(&tenant, &req.form_id, &key_hash)
+                        .await?
+                        .ok_or_else(|| {
+                            AppError::Internal(anyhow::anyhow!(
+                                "idempotency record vanished after a conflict"
+                            ))
+                        })?;
+                    return replay(record, &body_hash);
+                }
+                Err(CommitError::Conflict) if attempt < MAX_ATTEMPTS => {
+                    let jitter = u64::from(submission_id.as_str().as_bytes()[3 + attempt] % 20);
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        10 * attempt as u64 + jitter,
+                    ))
+                    .await;
+                }
+                Err(CommitError::Conflict) => {
+                    return Err(AppError::Internal(anyhow::anyhow!(
+                        "transaction conflicts persisted after {MAX_ATTEMPTS} attempts"
+                    )))
+                }
+                Err(CommitError::Store(e)) => return Err(AppError::Internal(e)),
+            }
+        }
+        Err(AppError::Internal(anyhow::anyhow!(
+            "submission not committed after {MAX_ATTEMPTS} attempts"
+        )))
+    }
+
+    fn new_submission(
+        &self,
+        form: &FormRecord,
+        valid: &ValidSubmission,
+        submission_id: SubmissionId,
+        req: &IntakeRequest<'_>,
+        now: OffsetDateTime,
+    ) -> NewSubmission {
+        let mut fields: BTreeMap<String, String> = valid.answers.clone();
+        let c = &valid.contact;
+        for (k, v) in [
+            ("email", c.email.as_ref().map(|e| e.as_str().to_string())),
+            ("phone", c.phone.as_ref().map(|p| p.as_str().to_string())),
+            ("name", c.name.clone()),
+            ("company", c.company.clone()),
+        ] {
+            if let Some(v) = v {
+                fields.insert(k.to_string(), v);
+            }
+        }
+        // The page the form is on: what the script reported, else the browser's Referer.
+        let page_url = valid
+            .page_url
+            .clone()
+            .or_else(|| req.referer_header.map(|r| r.chars().take(1024).collect()));
+        NewSubmission {
+            submission_id,
+            form_id: form.form_id.clone(),
+            received_at: now,
+            fields,
+            consents: valid.consents.clone(),
+            technical: TechnicalData::new(
+                req.source_ip,
+                req.user_agent,
+                valid.referrer.clone(),
+                page_url,
+            ),
+            technical_expires_on: (now
+                + Duration::days(self.settings.technical_data_retention_days))
+            .date(),
+        }
+    }
+
+    fn discarded(
+        &self,
+        now: OffsetDateTime,
+        probable_lead: Option<LeadId>,
+        reason: DiscardReason,
+    ) -> Outcome {
+        // The ids look exactly like a real answer's (a real lead of this person would have this
+        // id), so the response does not reveal whether the person is suppressed.
+        let lead_id = probable_lead.unwrap_or_else(|| {
+            LeadId::parse(&format!("ld-{}", self.ids.new_id(now))).expect("valid id")
+        });
+        Outcome::Discarded {
+            lead_id,
+            submission_id: SubmissionId::parse(&format!("sb-{}", self.ids.new_id(now)))
+                .expect("valid id"),
+            reason,
+        }
+    }
+}
+
+fn form_disabled() -> AppError {
+    AppError::Forbidden {
+        code: "form_disabled",
+        message: "This form is not accepting submissions.",
+    }
+}
+
+fn replay(record: IdempotencyRecord, body_hash: &str) -> Result<Outcome, AppError> {
+    if record.body_hash != body_hash {
+        return Err(AppError::Unprocessable {
+            code: "idempotency_key_reused",
+            message: "This Idempotency-Key was used with a different request body.",
+        });
+    }
+    Ok(Outcome::Replayed {
+        lead_id: record.lead_id,
+        submission_id: record.submission_id,
+    })
+}
+
+#[cfg(test)]
+#[path = "intake_tests.rs"]
+mod tests;

@@ -1,0 +1,158 @@
+//! Storage ports: small capability traits. A handler asks only for the capability it uses, and
+//! the function's IAM policy grants exactly the matching actions. Each port has a DynamoDB
+//! adapter ([`crate::dynamo`]) and an in-memory one ([`crate::fakes`], tests only).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use time::{Date, OffsetDateTime};
+
+use crate::domain::{
+    ConsentRecord, ContactDetails, FormId, FormRecord, LeadId, SubmissionId, TechnicalData,
+    TenantId, TenantRecord,
+};
+
+/// What lead intake reads before it decides, in one round trip.
+#[derive(Debug, Clone)]
+pub struct IntakeLookup {
+    pub tenant: TenantId,
+    pub form_id: FormId,
+    /// The lead the submission would attach to, when the contact is known.
+    pub lead_id: Option<LeadId>,
+    /// Blind indexes of the contact (email, phone) to check against the suppression list.
+    pub contact_bidx: Vec<String>,
+    pub rate_window: i64,
+    pub ip_hash: Option<String>,
+    pub idempotency_key_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IntakeSnapshot {
+    pub form: Option<FormRecord>,
+    pub tenant: Option<TenantRecord>,
+    pub lead_exists: bool,
+    pub suppressed: bool,
+    pub rate_form_count: u32,
+    pub rate_ip_count: u32,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+/// The response a first request produced under an `Idempotency-Key`, replayed to its retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    pub key_hash: String,
+    pub body_hash: String,
+    pub lead_id: LeadId,
+    pub submission_id: SubmissionId,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewLead {
+    pub lead_id: LeadId,
+    pub contact: ContactDetails,
+    pub email_bidx: Option<String>,
+    pub phone_bidx: Option<String>,
+    pub source_form: FormId,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone)]
+pub enum LeadWrite {
+    /// A new lead; fails with [`CommitError::LeadAlreadyExists`] if another request created it.
+    Create(NewLead),
+    /// Attach to an existing lead; fails with [`CommitError::LeadMissing`] if it was deleted.
+    Touch(LeadId),
+}
+
+impl LeadWrite {
+    pub fn lead_id(&self) -> &LeadId {
+        match self {
+            LeadWrite::Create(l) => &l.lead_id,
+            LeadWrite::Touch(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSubmission {
+    pub submission_id: SubmissionId,
+    pub form_id: FormId,
+    pub received_at: OffsetDateTime,
+    /// Everything the visitor answered, contact fields included, as validated.
+    pub fields: BTreeMap<String, String>,
+    pub consents: Vec<ConsentRecord>,
+    pub technical: TechnicalData,
+    /// The day the technical data is due for removal.
+    pub technical_expires_on: Date,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateIncrement {
+    pub window: i64,
+    pub ip_hash: Option<String>,
+    pub per_ip_limit: u32,
+    pub per_form_limit: u32,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Every write of one accepted submission, applied atomically or not at all.
+#[derive(Debug, Clone)]
+pub struct IntakeWrite {
+    pub tenant: TenantId,
+    pub lead: LeadWrite,
+    pub submission: NewSubmission,
+    pub rate: RateIncrement,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error("the lead already exists")]
+    LeadAlreadyExists,
+    #[error("the lead no longer exists")]
+    LeadMissing,
+    #[error("rate limit reached")]
+    RateLimited,
+    #[error("the idempotency key is already used")]
+    IdempotencyKeyTaken,
+    /// Another transaction held one of the items; safe to retry.
+    #[error("transaction conflict")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// The lead-intake capability: read a form's tenant, read the decision inputs in one request,
+/// commit every write in one transaction.
+pub trait IntakeStore: Send + Sync {
+    /// The tenant owning a form (immutable for a form's life, so callers may cache it).
+    fn form_tenant(
+        &self,
+        form: &FormId,
+    ) -> impl Future<Output = anyhow::Result<Option<TenantId>>> + Send;
+
+    /// The current form record (for CORS preflight).
+    fn form(&self, form: &FormId) -> impl Future<Output = anyhow::Result<Option<FormRecord>>> + Send;
+
+    fn load(
+        &self,
+        lookup: &IntakeLookup,
+    ) -> impl Future<Output = anyhow::Result<IntakeSnapshot>> + Send;
+
+    fn commit(&self, write: &IntakeWrite)
+        -> impl Future<Output = Result<(), CommitError>> + Send;
+
+    fn idempotency_record(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        key_hash: &str,
+    ) -> impl Future<Output = anyhow::Result<Option<IdempotencyRecord>>> + Send;
+}
+
+/// Writes the platform's own configuration records: used by seeding and, later, the forms API.
+pub trait FormAdmin: Send + Sync {
+    fn put_tenant(&self, t: &TenantRecord) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn put_form(&self, f: &FormRecord) -> impl Future<Output = anyhow::Result<()>> + Send;
+}

@@ -1,0 +1,427 @@
+//! Lead intake against the emulated DynamoDB, through real API Gateway v2 events.
+
+use std::collections::HashSet;
+
+use integration_tests::*;
+use serde_json::json;
+use shared::domain::{Email, FormId, TenantId, TenantStatus};
+use shared::intake::IntakeSettings;
+use shared::inventory::{self, Table};
+
+async fn world() -> World {
+    World::new().await.expect("test world")
+}
+
+#[tokio::test]
+async fn json_submission_stores_lead_submission_consent_and_technical_data() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let resp = lead_intake::handle(&intake, request(&fixture("lead-intake/submit-json.json"))).await;
+    assert_eq!(resp.status(), 201);
+    let body = response_json(&resp);
+    let lead_id = body["lead_id"].as_str().unwrap().to_string();
+    let submission_id = body["submission_id"].as_str().unwrap().to_string();
+    assert_eq!(header(&resp, "access-control-allow-origin"), Some(WEB_ORIGIN));
+
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    assert_eq!(leads.len(), 1);
+    let lead = &leads[0];
+    assert_eq!(s(lead, "lead_id"), Some(lead_id.as_str()));
+    assert_eq!(s(lead, "email"), Some("ana.pop@example.com"));
+    assert_eq!(s(lead, "name"), Some("Ana Pop"));
+    let email = Email::parse("ana.pop@example.com").unwrap();
+    assert_eq!(s(lead, "email_bidx"), Some(w.key.email(&email).as_str()));
+
+    let subs = w.items_with_sk_prefix("LeadsTable", "SUB#").await;
+    assert_eq!(subs.len(), 1);
+    let sub = &subs[0];
+    assert_eq!(s(sub, "submission_id"), Some(submission_id.as_str()));
+    assert_eq!(s(sub, "ip"), Some("203.0.113.10"));
+    assert_eq!(s(sub, "page_url"), Some("http://127.0.0.1:8080/"));
+    assert!(s(sub, "user_agent").unwrap().contains("DemoBrowser"));
+    assert!(s(sub, "tech_exp").unwrap().starts_with("TECHEXP#"));
+    let consents = sub["consents"].as_l().unwrap();
+    let c = consents[0].as_m().unwrap();
+    assert_eq!(c["key"].as_s().unwrap(), "marketing");
+    assert_eq!(c["version"].as_s().unwrap(), infra::seed::DEMO_CONSENT_VERSION);
+    assert!(*c["granted"].as_bool().unwrap());
+    let fields = sub["fields"].as_m().unwrap();
+    assert_eq!(fields["message"].as_s().unwrap(), "Please call me about pricing.");
+}
+
+#[tokio::test]
+async fn plain_html_form_post_redirects_303_and_stores() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let resp = lead_intake::handle(&intake, request(&fixture("lead-intake/submit-form.json"))).await;
+    assert_eq!(resp.status(), 303);
+    assert_eq!(header(&resp, "location"), Some("http://127.0.0.1:8080/thanks.html"));
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    assert_eq!(s(&leads[0], "email"), Some("ion.dobre@example.com"));
+}
+
+#[tokio::test]
+async fn same_email_any_case_is_one_lead_with_many_submissions() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let mut ids = HashSet::new();
+    for email in ["Ana@Example.com", "ana@example.com", " ANA@EXAMPLE.COM "] {
+        let resp = lead_intake::handle(
+            &intake,
+            request(&json_submission(&json!({"email": email, "message": "hi"}))),
+        )
+        .await;
+        assert_eq!(resp.status(), 201);
+        ids.insert(response_json(&resp)["lead_id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids.len(), 1);
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    assert_eq!(leads.len(), 1);
+    assert_eq!(leads[0]["submission_count"].as_n().unwrap(), "3");
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "SUB#").await.len(), 3);
+}
+
+#[tokio::test]
+async fn concurrent_first_submissions_of_one_person_make_one_lead() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let mut futures = Vec::new();
+    for i in 0..6 {
+        let mut e = json_submission(&json!({"email": "race@example.com", "message": format!("m{i}")}));
+        e["requestContext"]["http"]["sourceIp"] = json!(format!("198.51.100.{i}"));
+        futures.push(lead_intake::handle(&intake, request(&e)));
+    }
+    let responses = futures_join(futures).await;
+    assert!(responses.iter().all(|r| r.status() == 201), "{:?}", responses.iter().map(|r| r.status()).collect::<Vec<_>>());
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 1);
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "SUB#").await.len(), 6);
+}
+
+async fn futures_join<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
+    let mut out = Vec::new();
+    let handles: Vec<_> = fs.into_iter().map(Box::pin).collect();
+    // Poll them concurrently on this task.
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().map(|r| r.expect("completed")));
+    out
+}
+
+#[tokio::test]
+async fn invalid_fields_are_400_per_field_and_nothing_is_stored() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let resp = lead_intake::handle(
+        &intake,
+        request(&json_submission(&json!({"email": "nope", "phone": "12", "shoe_size": "44"}))),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let b = response_json(&resp);
+    assert_eq!(b["error"]["code"], "invalid_fields");
+    for f in ["email", "phone", "shoe_size"] {
+        assert!(b["error"]["fields"][f].is_string(), "{f} missing in {b}");
+    }
+    assert!(w.scan("LeadsTable").await.is_empty());
+    assert!(w.scan("OpsTable").await.is_empty(), "not even a rate-limit count");
+}
+
+#[tokio::test]
+async fn oversized_unsupported_and_unknown_are_refused() {
+    let w = world().await;
+    let intake = w.intake(None);
+
+    let big = "x".repeat(70 * 1024);
+    let resp = lead_intake::handle(&intake, request(&json_submission(&json!({"email": "a@b.co", "message": big})))).await;
+    assert_eq!(resp.status(), 413);
+    assert_eq!(response_json(&resp)["error"]["code"], "payload_too_large");
+
+    let mut e = fixture("lead-intake/submit-json.json");
+    e["headers"]["content-type"] = json!("text/plain");
+    let resp = lead_intake::handle(&intake, request(&e)).await;
+    assert_eq!(resp.status(), 415);
+
+    let mut e = fixture("lead-intake/submit-json.json");
+    e["rawPath"] = json!("/v1/forms/no-such-form/submissions");
+    e["pathParameters"]["formId"] = json!("no-such-form");
+    let resp = lead_intake::handle(&intake, request(&e)).await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(response_json(&resp)["error"]["code"], "form_not_found");
+    assert!(w.scan("LeadsTable").await.is_empty());
+}
+
+#[tokio::test]
+async fn disabled_form_and_inactive_tenants_are_403_with_their_codes() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let submit = || request(&fixture("lead-intake/submit-json.json"));
+
+    let mut form = w.form.clone();
+    form.enabled = false;
+    w.put_tenant(&w.tenant, TenantStatus::Active, &form).await.unwrap();
+    let resp = lead_intake::handle(&intake, submit()).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(response_json(&resp)["error"]["code"], "form_disabled");
+
+    for status in [TenantStatus::Closed, TenantStatus::Suspended] {
+        // Takes effect at once: the tenant is read with every submission, not cached.
+        w.put_tenant(&w.tenant, status, &w.form).await.unwrap();
+        let resp = lead_intake::handle(&intake, submit()).await;
+        assert_eq!(resp.status(), 403);
+        assert_eq!(response_json(&resp)["error"]["code"], "tenant_inactive");
+    }
+    assert!(w.scan("LeadsTable").await.is_empty());
+}
+
+#[tokio::test]
+async fn cors_grants_only_the_forms_origins() {
+    let w = world().await;
+    let intake = w.intake(None);
+
+    let resp = lead_intake::handle(&intake, request(&fixture("lead-intake/preflight.json"))).await;
+    assert_eq!(resp.status(), 204);
+    assert_eq!(header(&resp, "access-control-allow-origin"), Some(WEB_ORIGIN));
+    assert!(header(&resp, "access-control-allow-methods").unwrap().contains("POST"));
+
+    let mut e = fixture("lead-intake/preflight.json");
+    e["headers"]["origin"] = json!("https://evil.example");
+    let resp = lead_intake::handle(&intake, request(&e)).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(header(&resp, "access-control-allow-origin"), None);
+
+    let mut e = fixture("lead-intake/submit-json.json");
+    e["headers"]["origin"] = json!("https://evil.example");
+    let resp = lead_intake::handle(&intake, request(&e)).await;
+    assert_eq!(resp.status(), 403);
+    assert_eq!(response_json(&resp)["error"]["code"], "origin_not_allowed");
+    assert_eq!(header(&resp, "access-control-allow-origin"), None);
+    assert!(w.scan("LeadsTable").await.is_empty());
+}
+
+#[tokio::test]
+async fn honeypot_and_suppressed_people_look_accepted_but_nothing_is_stored() {
+    let w = world().await;
+    let intake = w.intake(None);
+
+    let resp = lead_intake::handle(
+        &intake,
+        request(&json_submission(&json!({"email": "bot@example.com", "_gotcha": "http://spam"}))),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+
+    // A person erased on request is on the tenant's suppression list (a keyed hash).
+    let email = Email::parse("erased@example.com").unwrap();
+    let bidx = w.key.email(&email);
+    let k = shared::keys::suppression(&w.tenant, &bidx);
+    w.clients
+        .dynamo
+        .put_item()
+        .table_name(w.table("PrivacyTable"))
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(k.pk))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S(k.sk))
+        .send()
+        .await
+        .unwrap();
+    let resp = lead_intake::handle(
+        &intake,
+        request(&json_submission(&json!({"email": "Erased@example.com"}))),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(
+        response_json(&resp)["lead_id"].as_str().unwrap(),
+        w.key.lead_id(&w.tenant, &bidx).as_str(),
+        "indistinguishable from a real answer"
+    );
+    assert!(w.scan("LeadsTable").await.is_empty());
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let w = world().await;
+    let settings = IntakeSettings {
+        rate_limit_per_ip_per_minute: 2,
+        rate_limit_per_form_per_minute: 3,
+        ..IntakeSettings::default()
+    };
+    let intake = w.intake(Some(settings));
+    let from = |ip: &str, n: usize| {
+        let mut e = json_submission(&json!({"email": format!("p{n}@example.com")}));
+        e["requestContext"]["http"]["sourceIp"] = json!(ip);
+        request(&e)
+    };
+    assert_eq!(lead_intake::handle(&intake, from("192.0.2.1", 1)).await.status(), 201);
+    assert_eq!(lead_intake::handle(&intake, from("192.0.2.1", 2)).await.status(), 201);
+    let resp = lead_intake::handle(&intake, from("192.0.2.1", 3)).await;
+    assert_eq!(resp.status(), 429, "per IP");
+    let retry: u64 = header(&resp, "retry-after").unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_eq!(lead_intake::handle(&intake, from("192.0.2.2", 4)).await.status(), 201);
+    assert_eq!(lead_intake::handle(&intake, from("192.0.2.3", 5)).await.status(), 429, "per form");
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 3);
+
+    // The next minute is a new window.
+    w.clock.advance(time::Duration::seconds(60));
+    assert_eq!(lead_intake::handle(&intake, from("192.0.2.1", 6)).await.status(), 201);
+    // No IP in clear in the rate-limit records.
+    let ops = format!("{:?}", w.scan("OpsTable").await);
+    assert!(!ops.contains("192.0.2.1"));
+}
+
+#[tokio::test]
+async fn idempotency_key_replays_the_first_response_and_refuses_another_body() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let with_key = |body: serde_json::Value| {
+        let mut e = json_submission(&body);
+        e["headers"]["idempotency-key"] = json!("retry-123");
+        request(&e)
+    };
+    let first = lead_intake::handle(&intake, with_key(json!({"email": "i@example.com"}))).await;
+    let second = lead_intake::handle(&intake, with_key(json!({"email": "i@example.com"}))).await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(second.status(), 201);
+    assert_eq!(response_json(&first), response_json(&second));
+    assert_eq!(header(&second, "idempotent-replayed"), Some("true"));
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "SUB#").await.len(), 1);
+
+    let other = lead_intake::handle(&intake, with_key(json!({"email": "j@example.com"}))).await;
+    assert_eq!(other.status(), 422);
+    assert_eq!(response_json(&other)["error"]["code"], "idempotency_key_reused");
+}
+
+#[tokio::test]
+async fn tenants_are_isolated() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let tenant_b = TenantId::parse("tenant-b").unwrap();
+    let form_b = infra::seed::demo_form(&tenant_b, &FormId::parse("b-contact").unwrap(), WEB_ORIGIN);
+    w.put_tenant(&tenant_b, TenantStatus::Active, &form_b).await.unwrap();
+
+    // Tenant A erased this person; tenant B still receives their submissions.
+    let bidx = w.key.email(&Email::parse("shared@example.com").unwrap());
+    let k = shared::keys::suppression(&w.tenant, &bidx);
+    w.clients
+        .dynamo
+        .put_item()
+        .table_name(w.table("PrivacyTable"))
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(k.pk))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S(k.sk))
+        .send()
+        .await
+        .unwrap();
+    let mut e = json_submission(&json!({"email": "shared@example.com"}));
+    e["rawPath"] = json!("/v1/forms/b-contact/submissions");
+    e["pathParameters"]["formId"] = json!("b-contact");
+    let resp = lead_intake::handle(&intake, request(&e)).await;
+    assert_eq!(resp.status(), 201);
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    assert_eq!(leads.len(), 1);
+    assert_eq!(s(&leads[0], "tenant_id"), Some("tenant-b"));
+    assert!(s(&leads[0], "pk").unwrap().starts_with("TENANT#tenant-b#"));
+    // The same person's lead id differs per tenant.
+    assert_ne!(
+        w.key.lead_id(&w.tenant, &bidx),
+        w.key.lead_id(&tenant_b, &bidx)
+    );
+}
+
+#[tokio::test]
+async fn every_stored_attribute_is_declared_in_the_data_inventory() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let mut e = json_submission(&json!({
+        "email": "inv@example.com", "name": "In Ventory", "company": "Inv SRL",
+        "phone": "+40712345678", "message": "m", "consent_marketing": false,
+        "_page_url": "https://site.example/contact", "_referrer": "https://search.example/"
+    }));
+    e["headers"]["idempotency-key"] = json!("inv-1");
+    assert_eq!(lead_intake::handle(&intake, request(&e)).await.status(), 201);
+    assert_eq!(lead_intake::handle(&intake, request(&json_submission(&json!({"email": "inv@example.com"})))).await.status(), 201);
+
+    for (logical, table) in [
+        ("TenantsTable", Table::Tenants),
+        ("LeadsTable", Table::Leads),
+        ("PrivacyTable", Table::Privacy),
+        ("OpsTable", Table::Ops),
+    ] {
+        for item in w.scan(logical).await {
+            let sk = s(&item, "sk").unwrap_or_default().to_string();
+            for name in item.keys() {
+                assert!(
+                    inventory::declaration(table, &sk, name).is_some(),
+                    "{logical} item {sk:?} stores undeclared attribute {name:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn logs_carry_request_ids_and_no_personal_data() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let logs = shared::telemetry::CapturedLogs::default();
+    let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(logs.clone()));
+
+    let secret_email = "very.private.person@example.org";
+    let mut e = json_submission(&json!({
+        "email": secret_email, "name": "Privatus Maximus", "phone": "+40799111222",
+        "message": "my secret message", "company": "Hidden Co"
+    }));
+    e["requestContext"]["requestId"] = json!("req-log-test-1");
+    e["requestContext"]["http"]["sourceIp"] = json!("198.51.100.77");
+    e["headers"]["user-agent"] = json!("SecretAgent/9.9");
+    let req = request(&e);
+    {
+        use tracing::Instrument;
+        let resp = lead_intake::handle(&intake, req)
+            .instrument(shared::telemetry::request_span("req-log-test-1"))
+            .await;
+        assert_eq!(resp.status(), 201);
+        let mut bad = json_submission(&json!({"email": "broken@", "name": "Privatus Maximus"}));
+        bad["requestContext"]["requestId"] = json!("req-log-test-2");
+        let resp = lead_intake::handle(&intake, request(&bad))
+            .instrument(shared::telemetry::request_span("req-log-test-2"))
+            .await;
+        assert_eq!(resp.status(), 400);
+    }
+
+    let text = logs.text();
+    assert!(text.lines().count() >= 4, "expected log lines, got:\n{text}");
+    for forbidden in [
+        secret_email, "very.private", "Privatus", "+40799111222", "40799111222", "secret message",
+        "Hidden Co", "198.51.100.77", "SecretAgent", "broken@",
+    ] {
+        assert!(!text.contains(forbidden), "log leaks {forbidden:?}:\n{text}");
+    }
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+        let has_id = v["spans"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|sp| sp["request_id"].as_str().is_some_and(|id| id.starts_with("req-log-test-"))));
+        assert!(has_id, "log line without request id: {line}");
+    }
+    assert!(text.contains("\"tenant_id\":\"tenant-a\""));
+}
