@@ -68,6 +68,18 @@ impl IdGenerator for SequentialIds {
     }
 }
 
+impl<T: Clock + ?Sized> Clock for std::sync::Arc<T> {
+    fn now(&self) -> OffsetDateTime {
+        (**self).now()
+    }
+}
+
+impl<T: IdGenerator + ?Sized> IdGenerator for std::sync::Arc<T> {
+    fn new_id(&self, now: OffsetDateTime) -> String {
+        (**self).new_id(now)
+    }
+}
+
 /// RFC 3339 in UTC with second precision: how every timestamp is stored.
 pub fn rfc3339(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
@@ -103,17 +115,5 @@ mod tests {
             rfc3339(datetime!(2026-11-29 12:00:00.123 +02:00)),
             "2026-11-29T10:00:00Z"
         );
-    }
-}
-
-impl<T: Clock + ?Sized> Clock for std::sync::Arc<T> {
-    fn now(&self) -> OffsetDateTime {
-        (**self).now()
-    }
-}
-
-impl<T: IdGenerator + ?Sized> IdGenerator for std::sync::Arc<T> {
-    fn new_id(&self, now: OffsetDateTime) -> String {
-        (**self).new_id(now)
     }
 }

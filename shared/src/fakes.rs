@@ -10,6 +10,11 @@ use crate::ports::{
     IntakeWrite, LeadWrite, NewLead, NewSubmission,
 };
 
+/// (tenant, form, minute window)
+pub type RateKey = (TenantId, FormId, i64);
+/// (form count, per-IP-hash counts)
+pub type RateCounts = (u32, HashMap<String, u32>);
+
 #[derive(Debug, Default)]
 pub struct MemoryState {
     pub tenants: HashMap<TenantId, TenantRecord>,
@@ -17,8 +22,7 @@ pub struct MemoryState {
     pub leads: HashMap<(TenantId, LeadId), (NewLead, u32)>,
     pub submissions: BTreeMap<(TenantId, LeadId, String), NewSubmission>,
     pub suppressed: HashSet<(TenantId, String)>,
-    /// (tenant, form, window) -> (form count, per-ip counts)
-    pub rates: HashMap<(TenantId, FormId, i64), (u32, HashMap<String, u32>)>,
+    pub rates: HashMap<RateKey, RateCounts>,
     pub idempotency: HashMap<(TenantId, FormId, String), IdempotencyRecord>,
 }
 
@@ -100,14 +104,14 @@ impl IntakeStore for MemoryStore {
     async fn commit(&self, w: &IntakeWrite) -> Result<(), CommitError> {
         self.record("commit");
         let mut st = self.lock();
-        let form = w.submission.form_id.clone();
+        let form = w.form_id.clone();
         // Check every condition first, then apply everything: all or nothing.
         if let Some(rec) = &w.idempotency {
             if let Some(old) = st
                 .idempotency
                 .get(&(w.tenant.clone(), form.clone(), rec.key_hash.clone()))
             {
-                if old.expires_at >= w.submission.received_at {
+                if old.expires_at > w.received_at {
                     return Err(CommitError::IdempotencyKeyTaken);
                 }
             }
@@ -125,35 +129,36 @@ impl IntakeStore for MemoryStore {
                 return Err(CommitError::RateLimited);
             }
         }
-        let lead_key = (w.tenant.clone(), w.lead.lead_id().clone());
-        match &w.lead {
-            LeadWrite::Create(_) if st.leads.contains_key(&lead_key) => {
-                return Err(CommitError::LeadAlreadyExists)
+        if let Some(record) = &w.record {
+            let lead_key = (w.tenant.clone(), record.lead.lead_id().clone());
+            match &record.lead {
+                LeadWrite::Create(_) if st.leads.contains_key(&lead_key) => {
+                    return Err(CommitError::LeadAlreadyExists)
+                }
+                LeadWrite::Touch(_) if !st.leads.contains_key(&lead_key) => {
+                    return Err(CommitError::LeadMissing)
+                }
+                _ => {}
             }
-            LeadWrite::Touch(_) if !st.leads.contains_key(&lead_key) => {
-                return Err(CommitError::LeadMissing)
-            }
-            _ => {}
-        }
-
-        match &w.lead {
-            LeadWrite::Create(new) => {
-                st.leads.insert(lead_key.clone(), (new.clone(), 1));
-            }
-            LeadWrite::Touch(_) => {
-                if let Some(entry) = st.leads.get_mut(&lead_key) {
-                    entry.1 += 1;
+            match &record.lead {
+                LeadWrite::Create(new) => {
+                    st.leads.insert(lead_key.clone(), (new.clone(), 1));
+                }
+                LeadWrite::Touch(_) => {
+                    if let Some(entry) = st.leads.get_mut(&lead_key) {
+                        entry.1 += 1;
+                    }
                 }
             }
+            st.submissions.insert(
+                (
+                    lead_key.0,
+                    lead_key.1,
+                    record.submission.submission_id.as_str().to_string(),
+                ),
+                record.submission.clone(),
+            );
         }
-        st.submissions.insert(
-            (
-                lead_key.0,
-                lead_key.1,
-                w.submission.submission_id.as_str().to_string(),
-            ),
-            w.submission.clone(),
-        );
         let entry = st.rates.entry(rate_key).or_default();
         entry.0 += 1;
         if let Some(h) = &w.rate.ip_hash {

@@ -20,7 +20,7 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::ports::{
     CommitError, IdempotencyRecord, IntakeLookup, IntakeStore, IntakeWrite, LeadWrite, NewLead,
-    NewSubmission, RateIncrement,
+    NewSubmission, RateIncrement, SubmissionRecord,
 };
 
 #[derive(Debug, Clone)]
@@ -281,14 +281,14 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
         }
 
         if req.body.is_honeypot_filled(&form.honeypot_field) {
+            // A bot: no write at all, not even a rate-limit count.
             return Ok(self.discarded(now, probable_lead, DiscardReason::Honeypot));
         }
 
         let valid = req.body.validate(&form)?;
-        if snapshot.suppressed {
-            return Ok(self.discarded(now, probable_lead, DiscardReason::Suppressed));
-        }
 
+        // Rate limits apply before anything else is decided, so that being over a limit (429)
+        // looks the same for a suppressed person as for anyone else.
         let retry_after = (60 - now.unix_timestamp().rem_euclid(60)).max(1) as u64;
         let limits = &self.settings;
         if snapshot.rate_form_count >= limits.rate_limit_per_form_per_minute
@@ -312,21 +312,32 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             .map_err(|e| AppError::Internal(e.into()))?;
 
         let exists = snapshot.lead_exists && probable_lead.as_ref() == Some(&lead_id);
+        let record = if snapshot.suppressed {
+            // Erased on request: nothing of the person is stored; the answer is a normal one.
+            None
+        } else {
+            Some(SubmissionRecord {
+                lead: if exists {
+                    LeadWrite::Touch(lead_id.clone())
+                } else {
+                    LeadWrite::Create(NewLead {
+                        lead_id: lead_id.clone(),
+                        contact: valid.contact.clone(),
+                        email_bidx,
+                        phone_bidx,
+                        source_form: form.form_id.clone(),
+                        created_at: now,
+                    })
+                },
+                submission: self.new_submission(&form, &valid, submission_id.clone(), req, now),
+            })
+        };
+        let suppressed = record.is_none();
         let mut write = IntakeWrite {
             tenant: tenant.clone(),
-            lead: if exists {
-                LeadWrite::Touch(lead_id.clone())
-            } else {
-                LeadWrite::Create(NewLead {
-                    lead_id: lead_id.clone(),
-                    contact: valid.contact.clone(),
-                    email_bidx,
-                    phone_bidx,
-                    source_form: form.form_id.clone(),
-                    created_at: now,
-                })
-            },
-            submission: self.new_submission(&form, &valid, submission_id.clone(), req, now),
+            form_id: form.form_id.clone(),
+            received_at: now,
+            record,
             rate: RateIncrement {
                 window,
                 ip_hash,
@@ -346,6 +357,13 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
         let mut new_lead = !exists;
         for attempt in 1..=MAX_ATTEMPTS {
             match self.store.commit(&write).await {
+                Ok(()) if suppressed => {
+                    return Ok(Outcome::Discarded {
+                        lead_id,
+                        submission_id,
+                        reason: DiscardReason::Suppressed,
+                    })
+                }
                 Ok(()) => {
                     return Ok(Outcome::Accepted {
                         lead_id,
@@ -355,12 +373,19 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                 }
                 Err(CommitError::LeadAlreadyExists) => {
                     // Another submission of the same person created the lead first.
-                    write.lead = LeadWrite::Touch(lead_id.clone());
+                    if let Some(r) = write.record.as_mut() {
+                        r.lead = LeadWrite::Touch(lead_id.clone());
+                    }
                     new_lead = false;
                 }
                 Err(CommitError::LeadMissing) => {
                     // The lead was erased between our read and our write: start a new one.
-                    write.lead = LeadWrite::Create(NewLead {
+                    let Some(r) = write.record.as_mut() else {
+                        return Err(AppError::Internal(anyhow::anyhow!(
+                            "lead condition failed on a write without a lead"
+                        )));
+                    };
+                    r.lead = LeadWrite::Create(NewLead {
                         lead_id: lead_id.clone(),
                         contact: valid.contact.clone(),
                         email_bidx: valid.contact.email.as_ref().map(|e| self.key.email(e)),

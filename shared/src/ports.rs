@@ -96,12 +96,22 @@ pub struct RateIncrement {
     pub expires_at: OffsetDateTime,
 }
 
-/// Every write of one accepted submission, applied atomically or not at all.
+/// The lead and submission of an accepted submission.
+#[derive(Debug, Clone)]
+pub struct SubmissionRecord {
+    pub lead: LeadWrite,
+    pub submission: NewSubmission,
+}
+
+/// Every write of one submission, applied atomically or not at all. A submission of a
+/// suppressed person has no `record` but still counts against the rate limit and is remembered
+/// under its idempotency key, so nothing in the answers tells it apart from a stored one.
 #[derive(Debug, Clone)]
 pub struct IntakeWrite {
     pub tenant: TenantId,
-    pub lead: LeadWrite,
-    pub submission: NewSubmission,
+    pub form_id: FormId,
+    pub received_at: OffsetDateTime,
+    pub record: Option<SubmissionRecord>,
     pub rate: RateIncrement,
     pub idempotency: Option<IdempotencyRecord>,
 }

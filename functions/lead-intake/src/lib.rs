@@ -103,29 +103,40 @@ async fn submit<S: IntakeStore, C: Clock, I: IdGenerator>(
     let render = Render { wants_json, origin };
 
     let Some(kind) = kind else {
-        return render.error(&AppError::UnsupportedMediaType, None);
+        return early_error(intake, &render, &form_id, &AppError::UnsupportedMediaType).await;
     };
     let raw = body_bytes(req);
     if raw.len() > MAX_BODY_BYTES {
-        return render.error(&AppError::PayloadTooLarge { limit: MAX_BODY_BYTES }, None);
+        let e = AppError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        };
+        return early_error(intake, &render, &form_id, &e).await;
     }
-    let idempotency_key = header_str(headers, "idempotency-key");
-    if let Some(k) = idempotency_key {
-        if k.len() > MAX_IDEMPOTENCY_KEY || !k.bytes().all(|b| b.is_ascii_graphic()) {
+    // Read the raw bytes: a key that is not visible ASCII must be refused, not ignored.
+    let idempotency_key = match headers.get("idempotency-key").map(|v| v.as_bytes()) {
+        None => None,
+        Some(k)
+            if !k.is_empty()
+                && k.len() <= MAX_IDEMPOTENCY_KEY
+                && k.iter().all(|b| b.is_ascii_graphic()) =>
+        {
+            std::str::from_utf8(k).ok()
+        }
+        Some(_) => {
             let e = AppError::validation(
                 "invalid_idempotency_key",
                 "Idempotency-Key must be 1 to 255 visible ASCII characters.",
             );
-            return render.error(&e, None);
+            return early_error(intake, &render, &form_id, &e).await;
         }
-    }
+    };
     let body = match kind {
         BodyKind::Json => RawSubmission::from_json(raw),
         BodyKind::UrlEncoded => RawSubmission::from_urlencoded(raw),
     };
     let body = match body {
         Ok(b) => b,
-        Err(e) => return render.error(&e, None),
+        Err(e) => return early_error(intake, &render, &form_id, &e).await,
     };
 
     let ip = source_ip(req);
@@ -145,6 +156,22 @@ async fn submit<S: IntakeStore, C: Clock, I: IdGenerator>(
         Ok(outcome) => render.success(&outcome, response.form.as_ref()),
         Err(e) => render.error(&e, response.form.as_ref()),
     }
+}
+
+/// An error found before the form was read. A browser script can only read the answer if it
+/// carries CORS headers, so when the request comes from a browser the form is read for its
+/// allowed origins (one read, on error paths only).
+async fn early_error<S: IntakeStore, C: Clock, I: IdGenerator>(
+    intake: &Intake<S, C, I>,
+    render: &Render<'_>,
+    form_id: &FormId,
+    err: &AppError,
+) -> Response<Body> {
+    let form = match render.origin {
+        Some(_) => intake.preflight(form_id).await.ok(),
+        None => None,
+    };
+    render.error(err, form.as_ref())
 }
 
 struct Render<'a> {

@@ -140,8 +140,12 @@ impl IntakeStore for DynamoIntakeStore {
             let ka = KeysAndAttributes::builder()
                 .keys(key_item(k))
                 .consistent_read(true)
-                .projection_expression("#pk")
+                // Both key attributes: `find` matches a returned item on pk and sk, so with pk
+                // alone an existing lead was never seen and every returning person paid a failed
+                // transaction (Create refused) before the Touch one.
+                .projection_expression("#pk, #sk")
                 .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
                 .build()
                 .context("lead keys")?;
             req.insert(self.tables.leads.clone(), ka);
@@ -208,59 +212,58 @@ impl IntakeStore for DynamoIntakeStore {
             Idempotency,
         }
         let mut parts: Vec<(TransactWriteItem, Part)> = Vec::with_capacity(4);
-        let lead_id = w.lead.lead_id();
-        let sub = &w.submission;
 
-        let lead_item = match &w.lead {
-            LeadWrite::Create(new) => TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.tables.leads)
-                        .set_item(Some(lead_to_item(&w.tenant, new, sub)))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .context("lead put")?,
-                )
-                .build(),
-            LeadWrite::Touch(id) => TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&self.tables.leads)
-                        .set_key(Some(key_item(&keys::lead(&w.tenant, id))))
-                        .update_expression(
-                            "SET last_submission_at = :at, updated_at = :at ADD submission_count :one",
-                        )
-                        .condition_expression("attribute_exists(pk)")
-                        .expression_attribute_values(":at", timestamp(sub.received_at))
-                        .expression_attribute_values(":one", n(1))
-                        .build()
-                        .context("lead update")?,
-                )
-                .build(),
-        };
-        parts.push((lead_item, Part::Lead));
-
-        parts.push((
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.tables.leads)
-                        .set_item(Some(submission_to_item(&w.tenant, lead_id, sub)))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .context("submission put")?,
-                )
-                .build(),
-            Part::Submission,
-        ));
+        if let Some(record) = &w.record {
+            let lead_id = record.lead.lead_id();
+            let sub = &record.submission;
+            let lead_item = match &record.lead {
+                LeadWrite::Create(new) => TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.tables.leads)
+                            .set_item(Some(lead_to_item(&w.tenant, new, sub)))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .context("lead put")?,
+                    )
+                    .build(),
+                LeadWrite::Touch(id) => TransactWriteItem::builder()
+                    .update(
+                        Update::builder()
+                            .table_name(&self.tables.leads)
+                            .set_key(Some(key_item(&keys::lead(&w.tenant, id))))
+                            .update_expression(
+                                "SET last_submission_at = :at, updated_at = :at ADD submission_count :one",
+                            )
+                            .condition_expression("attribute_exists(pk)")
+                            .expression_attribute_values(":at", timestamp(sub.received_at))
+                            .expression_attribute_values(":one", n(1))
+                            .build()
+                            .context("lead update")?,
+                    )
+                    .build(),
+            };
+            parts.push((lead_item, Part::Lead));
+            parts.push((
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(&self.tables.leads)
+                            .set_item(Some(submission_to_item(&w.tenant, lead_id, sub)))
+                            .condition_expression("attribute_not_exists(pk)")
+                            .build()
+                            .context("submission put")?,
+                    )
+                    .build(),
+                Part::Submission,
+            ));
+        }
 
         let r = &w.rate;
         let mut upd = Update::builder()
             .table_name(&self.tables.ops)
             .set_key(Some(key_item(&keys::rate_window(
-                &w.tenant,
-                &sub.form_id,
-                r.window,
+                &w.tenant, &w.form_id, r.window,
             ))))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":flimit", n(r.per_form_limit))
@@ -290,10 +293,10 @@ impl IntakeStore for DynamoIntakeStore {
                     .put(
                         Put::builder()
                             .table_name(&self.tables.ops)
-                            .set_item(Some(idempotency_to_item(&w.tenant, &sub.form_id, rec)))
+                            .set_item(Some(idempotency_to_item(&w.tenant, &w.form_id, rec)))
                             // TTL deletes lazily: an expired record may still be there.
-                            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
-                            .expression_attribute_values(":now", epoch(sub.received_at))
+                            .condition_expression("attribute_not_exists(pk) OR expires_at <= :now")
+                            .expression_attribute_values(":now", epoch(w.received_at))
                             .build()
                             .context("idempotency put")?,
                     )
@@ -333,9 +336,9 @@ impl IntakeStore for DynamoIntakeStore {
                     return Err(CommitError::RateLimited);
                 }
                 if conditional.iter().any(|k| matches!(k, Some(Part::Lead))) {
-                    return Err(match w.lead {
-                        LeadWrite::Create(_) => CommitError::LeadAlreadyExists,
-                        LeadWrite::Touch(_) => CommitError::LeadMissing,
+                    return Err(match w.record.as_ref().map(|r| &r.lead) {
+                        Some(LeadWrite::Create(_)) => CommitError::LeadAlreadyExists,
+                        _ => CommitError::LeadMissing,
                     });
                 }
                 if conditional.iter().any(|k| matches!(k, Some(Part::Submission))) {

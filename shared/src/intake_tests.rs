@@ -1,0 +1,1346 @@
+//! Unit tests of the lead-intake use case over the in-memory store, at a fixed time.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use time::macros::{date, datetime};
+use time::{Duration, OffsetDateTime};
+
+use super::*;
+use crate::clock::{FixedClock, SequentialIds};
+use crate::domain::{
+    ConsentDef, ConsentRecord, ContactDetails, Email, FieldDef, FieldKind, Phone, TenantRecord,
+    DEFAULT_HONEYPOT,
+};
+use crate::fakes::MemoryStore;
+use crate::ports::{FormAdmin, IntakeSnapshot, NewLead};
+
+// ---------------------------------------------------------------------------------------------
+// The world every test starts from
+// ---------------------------------------------------------------------------------------------
+
+const T0: OffsetDateTime = datetime!(2026-11-29 12:00 UTC);
+const TENANT: &str = "acme";
+const FORM: &str = "contact";
+const ORIGIN: &str = "https://acme.example";
+const IP: &str = "203.0.113.10";
+const CONSENT_VERSION: &str = "2026-11-01";
+
+fn tenant() -> TenantId {
+    TenantId::parse(TENANT).unwrap()
+}
+
+fn form_id() -> FormId {
+    FormId::parse(FORM).unwrap()
+}
+
+fn key() -> BlindIndexKey {
+    BlindIndexKey::new(vec![7; 32]).unwrap()
+}
+
+/// The lead id a person with this email gets in the test tenant.
+fn lead_id_of(email: &str) -> LeadId {
+    let k = key();
+    k.lead_id(&tenant(), &k.email(&Email::parse(email).unwrap()))
+}
+
+fn field(name: &str, kind: FieldKind, required: bool) -> FieldDef {
+    FieldDef {
+        name: name.into(),
+        kind,
+        required,
+        max_len: None,
+    }
+}
+
+/// A realistic contact form: email (required), name, company, phone, message; a marketing
+/// consent and a partners consent, both optional.
+fn contact_form() -> FormRecord {
+    FormRecord {
+        form_id: form_id(),
+        tenant_id: tenant(),
+        name: "Contact us".into(),
+        enabled: true,
+        fields: vec![
+            field("email", FieldKind::Email, true),
+            field("name", FieldKind::Text, false),
+            field("company", FieldKind::Text, false),
+            field("phone", FieldKind::Phone, false),
+            field("message", FieldKind::LongText, false),
+        ],
+        consents: vec![
+            ConsentDef {
+                key: "marketing".into(),
+                version: CONSENT_VERSION.into(),
+                text: "Send me occasional news.".into(),
+                required: false,
+            },
+            ConsentDef {
+                key: "partners".into(),
+                version: "2025-06-01".into(),
+                text: "Share my details with partners.".into(),
+                required: false,
+            },
+        ],
+        allowed_origins: vec![ORIGIN.into()],
+        redirect_url: format!("{ORIGIN}/thanks"),
+        honeypot_field: DEFAULT_HONEYPOT.into(),
+    }
+}
+
+async fn seed(store: &MemoryStore, form: &FormRecord, tenant_status: Option<TenantStatus>) {
+    if let Some(status) = tenant_status {
+        store
+            .put_tenant(&TenantRecord {
+                tenant_id: form.tenant_id.clone(),
+                status,
+            })
+            .await
+            .unwrap();
+    }
+    store.put_form(form).await.unwrap();
+}
+
+/// Gives tests access to the in-memory state behind any store they run intake over.
+trait Memory {
+    fn mem(&self) -> &MemoryStore;
+}
+
+impl Memory for MemoryStore {
+    fn mem(&self) -> &MemoryStore {
+        self
+    }
+}
+
+struct Harness<S = MemoryStore> {
+    intake: Intake<S, Arc<FixedClock>, SequentialIds>,
+    clock: Arc<FixedClock>,
+}
+
+impl Harness<MemoryStore> {
+    /// An active tenant with the contact form, default settings.
+    async fn new() -> Self {
+        Self::with(
+            contact_form(),
+            Some(TenantStatus::Active),
+            IntakeSettings::default(),
+        )
+        .await
+    }
+
+    async fn with_settings(settings: IntakeSettings) -> Self {
+        Self::with(contact_form(), Some(TenantStatus::Active), settings).await
+    }
+
+    async fn with(
+        form: FormRecord,
+        tenant_status: Option<TenantStatus>,
+        settings: IntakeSettings,
+    ) -> Self {
+        let store = MemoryStore::new();
+        seed(&store, &form, tenant_status).await;
+        Self::over(store, settings)
+    }
+}
+
+impl<S: IntakeStore + Memory> Harness<S> {
+    fn over(store: S, settings: IntakeSettings) -> Self {
+        let clock = Arc::new(FixedClock::new(T0));
+        let intake = Intake::new(
+            store,
+            clock.clone(),
+            SequentialIds::default(),
+            key(),
+            settings,
+        );
+        Self { intake, clock }
+    }
+
+    fn mem(&self) -> &MemoryStore {
+        self.intake.store().mem()
+    }
+
+    async fn submit_full(&self, post: &Post) -> IntakeResponse {
+        let body = RawSubmission::from_json(post.body.as_bytes()).expect("test bodies are JSON");
+        self.intake
+            .submit(IntakeRequest {
+                form_id: FormId::parse(post.form).unwrap(),
+                body,
+                raw_body: post.body.as_bytes(),
+                origin: post.origin,
+                source_ip: post.ip,
+                user_agent: post.user_agent,
+                referer_header: post.referer,
+                idempotency_key: post.idempotency_key,
+            })
+            .await
+    }
+
+    async fn submit(&self, post: &Post) -> Result<Outcome, AppError> {
+        self.submit_full(post).await.result
+    }
+
+    /// Submits and expects acceptance; returns (lead id, submission id, new lead).
+    async fn accept(&self, post: &Post) -> (LeadId, SubmissionId, bool) {
+        match self.submit(post).await {
+            Ok(Outcome::Accepted {
+                lead_id,
+                submission_id,
+                new_lead,
+            }) => (lead_id, submission_id, new_lead),
+            other => panic!("expected Accepted, got {other:?}"),
+        }
+    }
+
+    fn lead_count(&self) -> usize {
+        self.mem().lock().leads.len()
+    }
+
+    fn submission_count(&self) -> usize {
+        self.mem().lock().submissions.len()
+    }
+
+    fn submissions(&self) -> Vec<NewSubmission> {
+        self.mem().lock().submissions.values().cloned().collect()
+    }
+
+    fn only_submission(&self) -> NewSubmission {
+        let subs = self.submissions();
+        assert_eq!(subs.len(), 1, "expected exactly one stored submission");
+        subs.into_iter().next().unwrap()
+    }
+
+    fn nothing_stored(&self) -> bool {
+        let st = self.mem().lock();
+        st.leads.is_empty() && st.submissions.is_empty() && st.idempotency.is_empty()
+    }
+}
+
+/// One submission as the HTTP layer would hand it over.
+#[derive(Debug, Clone)]
+struct Post {
+    form: &'static str,
+    body: String,
+    origin: Option<&'static str>,
+    ip: Option<&'static str>,
+    user_agent: Option<&'static str>,
+    referer: Option<&'static str>,
+    idempotency_key: Option<&'static str>,
+}
+
+impl Post {
+    fn json(body: serde_json::Value) -> Self {
+        Self {
+            form: FORM,
+            body: body.to_string(),
+            origin: Some(ORIGIN),
+            ip: Some(IP),
+            user_agent: Some("TestBrowser/1.0"),
+            referer: None,
+            idempotency_key: None,
+        }
+    }
+
+    /// A valid submission from the person with this email.
+    fn from(email: &str) -> Self {
+        Self::json(json!({ "email": email, "name": "Ana Pop", "message": "Call me" }))
+    }
+
+    fn form(mut self, form: &'static str) -> Self {
+        self.form = form;
+        self
+    }
+    fn origin(mut self, origin: Option<&'static str>) -> Self {
+        self.origin = origin;
+        self
+    }
+    fn ip(mut self, ip: Option<&'static str>) -> Self {
+        self.ip = ip;
+        self
+    }
+    fn referer(mut self, referer: &'static str) -> Self {
+        self.referer = Some(referer);
+        self
+    }
+    fn idempotency_key(mut self, key: &'static str) -> Self {
+        self.idempotency_key = Some(key);
+        self
+    }
+}
+
+fn forbidden_code(r: Result<Outcome, AppError>) -> &'static str {
+    match r {
+        Err(AppError::Forbidden { code, .. }) => code,
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+}
+
+fn rate_limited_after(r: Result<Outcome, AppError>) -> u64 {
+    match r {
+        Err(AppError::RateLimited { retry_after_secs }) => retry_after_secs,
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
+}
+
+fn limits(per_ip: u32, per_form: u32) -> IntakeSettings {
+    IntakeSettings {
+        rate_limit_per_ip_per_minute: per_ip,
+        rate_limit_per_form_per_minute: per_form,
+        ..IntakeSettings::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leads and deduplication
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_first_submission_creates_a_lead_keyed_by_tenant_and_email() {
+    let h = Harness::new().await;
+
+    let (lead, sub, new_lead) = h.accept(&Post::from("ana.pop@example.com")).await;
+
+    assert!(new_lead);
+    assert_eq!(lead, lead_id_of("ana.pop@example.com"));
+    assert!(sub.as_str().starts_with("sb-"));
+    let st = h.mem().lock();
+    let (stored, count) = &st.leads[&(tenant(), lead.clone())];
+    assert_eq!(*count, 1);
+    assert_eq!(
+        stored.contact.email.as_ref().unwrap().as_str(),
+        "ana.pop@example.com"
+    );
+    assert_eq!(stored.contact.name.as_deref(), Some("Ana Pop"));
+    assert_eq!(stored.source_form, form_id());
+    assert_eq!(stored.created_at, T0);
+    let key = (tenant(), lead, sub.as_str().to_string());
+    let submission = &st.submissions[&key];
+    assert_eq!(submission.fields["email"], "ana.pop@example.com");
+    assert_eq!(submission.fields["message"], "Call me");
+    assert_eq!(submission.received_at, T0);
+}
+
+#[tokio::test]
+async fn the_same_email_in_another_case_lands_on_the_same_lead() {
+    let h = Harness::new().await;
+
+    let (first_lead, first_sub, first_new) = h.accept(&Post::from("ana.pop@example.com")).await;
+    let (second_lead, second_sub, second_new) =
+        h.accept(&Post::from("  ANA.Pop@Example.COM ")).await;
+
+    assert!(first_new);
+    assert!(
+        !second_new,
+        "the second submission attaches to the existing lead"
+    );
+    assert_eq!(first_lead, second_lead);
+    assert_ne!(first_sub, second_sub);
+    assert_eq!(h.lead_count(), 1);
+    assert_eq!(h.submission_count(), 2);
+    assert_eq!(h.mem().lock().leads[&(tenant(), first_lead)].1, 2);
+}
+
+#[tokio::test]
+async fn different_people_get_different_leads() {
+    let h = Harness::new().await;
+
+    let (a, _, _) = h.accept(&Post::from("ana@example.com")).await;
+    let (b, _, _) = h.accept(&Post::from("ion@example.com")).await;
+
+    assert_ne!(a, b);
+    assert_eq!(h.lead_count(), 2);
+}
+
+#[tokio::test]
+async fn a_phone_alone_identifies_the_lead_when_the_form_does_not_require_email() {
+    let mut form = contact_form();
+    form.fields[0].required = false;
+    let h = Harness::with(form, Some(TenantStatus::Active), IntakeSettings::default()).await;
+    let post = Post::json(json!({ "phone": "+40 712 345 678" }));
+
+    let (first, _, _) = h.accept(&post).await;
+    let (second, _, new_lead) = h
+        .accept(&Post::json(json!({ "phone": "0040712345678" })))
+        .await;
+
+    let k = key();
+    let phone_bidx = k.phone(&Phone::parse("+40712345678").unwrap());
+    assert_eq!(first, k.lead_id(&tenant(), &phone_bidx));
+    assert_eq!(first, second);
+    assert!(!new_lead);
+}
+
+#[tokio::test]
+async fn a_form_without_contact_fields_makes_one_lead_per_submission() {
+    let mut form = contact_form();
+    form.fields = vec![field("message", FieldKind::LongText, true)];
+    let h = Harness::with(form, Some(TenantStatus::Active), IntakeSettings::default()).await;
+    let post = Post::json(json!({ "message": "Anonymous feedback" }));
+
+    let (a, _, new_a) = h.accept(&post).await;
+    let (b, _, new_b) = h.accept(&post).await;
+
+    assert_ne!(a, b);
+    assert!(new_a && new_b);
+    assert_eq!(h.lead_count(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discarded submissions: honeypot and suppression
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_filled_honeypot_is_discarded_and_nothing_is_stored() {
+    let h = Harness::new().await;
+    let post = Post::json(json!({ "email": "bot@example.com", "_gotcha": "http://spam" }));
+
+    let outcome = h.submit(&post).await.unwrap();
+
+    assert!(matches!(
+        outcome,
+        Outcome::Discarded {
+            reason: DiscardReason::Honeypot,
+            ..
+        }
+    ));
+    assert_eq!(outcome.ids().0, &lead_id_of("bot@example.com"));
+    assert!(h.nothing_stored());
+    assert!(!h.mem().calls().contains(&"commit"));
+}
+
+#[tokio::test]
+async fn a_filled_honeypot_is_discarded_even_when_the_fields_are_invalid() {
+    // A bot must not learn the form's rules from validation errors.
+    let h = Harness::new().await;
+    let post = Post::json(json!({ "email": "not an email", "junk": "x", "_gotcha": "1" }));
+
+    let outcome = h.submit(&post).await.unwrap();
+
+    assert!(matches!(
+        outcome,
+        Outcome::Discarded {
+            reason: DiscardReason::Honeypot,
+            ..
+        }
+    ));
+    assert!(h.nothing_stored());
+}
+
+#[tokio::test]
+async fn a_blank_honeypot_is_ignored() {
+    let h = Harness::new().await;
+    let post = Post::json(json!({ "email": "ana@example.com", "_gotcha": "  " }));
+
+    h.accept(&post).await;
+
+    assert_eq!(h.submission_count(), 1);
+}
+
+#[tokio::test]
+async fn a_suppressed_email_is_discarded_with_the_lead_id_a_real_lead_would_get() {
+    let h = Harness::new().await;
+    let email = Email::parse("erased@example.com").unwrap();
+    h.mem().suppress(&tenant(), &key().email(&email));
+
+    let outcome = h.submit(&Post::from("Erased@Example.com")).await.unwrap();
+
+    let Outcome::Discarded {
+        lead_id,
+        submission_id,
+        reason,
+    } = outcome
+    else {
+        panic!("expected Discarded, got {outcome:?}")
+    };
+    assert_eq!(reason, DiscardReason::Suppressed);
+    assert!(submission_id.as_str().starts_with("sb-"));
+    assert!(h.nothing_stored());
+
+    // The same person in a tenant that never erased them gets exactly that lead id.
+    let fresh = Harness::new().await;
+    let (real_lead, _, _) = fresh.accept(&Post::from("erased@example.com")).await;
+    assert_eq!(lead_id, real_lead);
+}
+
+#[tokio::test]
+async fn a_suppressed_phone_is_discarded_too() {
+    let h = Harness::new().await;
+    h.mem().suppress(
+        &tenant(),
+        &key().phone(&Phone::parse("+40712345678").unwrap()),
+    );
+    let post = Post::json(json!({ "email": "new@example.com", "phone": "+40 712 345 678" }));
+
+    let outcome = h.submit(&post).await.unwrap();
+
+    assert!(matches!(
+        outcome,
+        Outcome::Discarded {
+            reason: DiscardReason::Suppressed,
+            ..
+        }
+    ));
+    assert!(h.nothing_stored());
+}
+
+#[tokio::test]
+async fn suppression_is_per_tenant() {
+    let h = Harness::new().await;
+    let other = TenantId::parse("other-tenant").unwrap();
+    h.mem().suppress(
+        &other,
+        &key().email(&Email::parse("ana@example.com").unwrap()),
+    );
+
+    h.accept(&Post::from("ana@example.com")).await;
+
+    assert_eq!(h.submission_count(), 1);
+}
+
+#[tokio::test]
+async fn a_suppressed_email_is_rate_limited_like_any_other() {
+    let h = Harness::with_settings(limits(1, 100)).await;
+    h.mem().suppress(
+        &tenant(),
+        &key().email(&Email::parse("erased@example.com").unwrap()),
+    );
+    h.accept(&Post::from("someone@example.com")).await;
+
+    let not_suppressed = h.submit(&Post::from("other@example.com")).await;
+    let suppressed = h.submit(&Post::from("erased@example.com")).await;
+
+    rate_limited_after(not_suppressed);
+    assert!(
+        matches!(suppressed, Err(AppError::RateLimited { .. })),
+        "a suppressed email must get the same answer as any other, got {suppressed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_retry_of_a_suppressed_submission_answers_like_a_retry_of_a_real_one() {
+    let post = Post::from("erased@example.com").idempotency_key("key-1");
+
+    let real = Harness::new().await;
+    let first = real.submit(&post).await.unwrap();
+    let retry = real.submit(&post).await.unwrap();
+    assert!(matches!(retry, Outcome::Replayed { .. }));
+    assert_eq!(first.ids(), retry.ids());
+
+    let erased = Harness::new().await;
+    erased.mem().suppress(
+        &tenant(),
+        &key().email(&Email::parse("erased@example.com").unwrap()),
+    );
+    let first = erased.submit(&post).await.unwrap();
+    let retry = erased.submit(&post).await.unwrap();
+    assert!(matches!(retry, Outcome::Replayed { .. }), "got {retry:?}");
+    assert_eq!(first.ids(), retry.ids());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rate limits
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_per_ip_limit_refuses_the_third_submission_in_a_minute() {
+    let h = Harness::with_settings(limits(2, 100)).await;
+
+    h.accept(&Post::from("a@example.com")).await;
+    h.accept(&Post::from("b@example.com")).await;
+    let retry_after = rate_limited_after(h.submit(&Post::from("c@example.com")).await);
+
+    assert!(
+        (1..=60).contains(&retry_after),
+        "retry_after = {retry_after}"
+    );
+    assert_eq!(h.submission_count(), 2);
+    // Another address is not limited by this one's count.
+    h.accept(&Post::from("d@example.com").ip(Some("198.51.100.7")))
+        .await;
+}
+
+#[tokio::test]
+async fn the_per_form_limit_counts_every_ip() {
+    let h = Harness::with_settings(limits(100, 3)).await;
+
+    h.accept(&Post::from("a@example.com").ip(Some("198.51.100.1")))
+        .await;
+    h.accept(&Post::from("b@example.com").ip(Some("198.51.100.2")))
+        .await;
+    h.accept(&Post::from("c@example.com").ip(None)).await;
+    let retry_after = rate_limited_after(
+        h.submit(&Post::from("d@example.com").ip(Some("198.51.100.4")))
+            .await,
+    );
+
+    assert!((1..=60).contains(&retry_after));
+    assert_eq!(h.submission_count(), 3);
+}
+
+#[tokio::test]
+async fn a_new_minute_window_accepts_again() {
+    let h = Harness::with_settings(limits(2, 3)).await;
+    h.accept(&Post::from("a@example.com")).await;
+    h.accept(&Post::from("b@example.com")).await;
+    rate_limited_after(h.submit(&Post::from("c@example.com")).await);
+
+    h.clock.advance(Duration::seconds(60));
+
+    h.accept(&Post::from("c@example.com")).await;
+    assert_eq!(h.submission_count(), 3);
+}
+
+#[tokio::test]
+async fn retry_after_counts_down_to_the_next_window() {
+    let h = Harness::with_settings(limits(1, 100)).await;
+    h.clock.set(datetime!(2026-11-29 12:00:45 UTC));
+    h.accept(&Post::from("a@example.com")).await;
+
+    let retry_after = rate_limited_after(h.submit(&Post::from("b@example.com")).await);
+
+    assert_eq!(retry_after, 15);
+}
+
+#[tokio::test]
+async fn requests_without_a_source_ip_only_count_against_the_form_limit() {
+    let h = Harness::with_settings(limits(1, 100)).await;
+
+    for i in 0..3 {
+        h.accept(&Post::json(json!({ "email": format!("p{i}@example.com") })).ip(None))
+            .await;
+    }
+    assert_eq!(h.submission_count(), 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_same_idempotency_key_and_body_replays_the_first_ids() {
+    let h = Harness::new().await;
+    let post = Post::from("ana@example.com").idempotency_key("key-1");
+
+    let (lead, sub, _) = h.accept(&post).await;
+    let replay = h.submit(&post).await.unwrap();
+
+    assert_eq!(
+        replay,
+        Outcome::Replayed {
+            lead_id: lead,
+            submission_id: sub
+        }
+    );
+    assert_eq!(h.submission_count(), 1);
+}
+
+#[tokio::test]
+async fn a_replay_does_not_count_against_the_rate_limit() {
+    let h = Harness::with_settings(limits(1, 100)).await;
+    let post = Post::from("ana@example.com").idempotency_key("key-1");
+    h.accept(&post).await;
+
+    for _ in 0..3 {
+        assert!(matches!(
+            h.submit(&post).await,
+            Ok(Outcome::Replayed { .. })
+        ));
+    }
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_with_a_different_body_is_refused() {
+    let h = Harness::new().await;
+    h.accept(&Post::from("ana@example.com").idempotency_key("key-1"))
+        .await;
+
+    let err = h
+        .submit(&Post::from("ion@example.com").idempotency_key("key-1"))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            err,
+            AppError::Unprocessable {
+                code: "idempotency_key_reused",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.status(), 422);
+    assert_eq!(h.submission_count(), 1);
+}
+
+#[tokio::test]
+async fn different_idempotency_keys_are_different_requests() {
+    let h = Harness::new().await;
+
+    let (_, a, _) = h
+        .accept(&Post::from("ana@example.com").idempotency_key("key-1"))
+        .await;
+    let (_, b, _) = h
+        .accept(&Post::from("ana@example.com").idempotency_key("key-2"))
+        .await;
+
+    assert_ne!(a, b);
+    assert_eq!(h.submission_count(), 2);
+}
+
+#[tokio::test]
+async fn an_expired_idempotency_record_does_not_replay() {
+    let h = Harness::new().await;
+    let post = Post::from("ana@example.com").idempotency_key("key-1");
+    let (lead, first_sub, _) = h.accept(&post).await;
+
+    h.clock
+        .advance(IntakeSettings::default().idempotency_ttl + Duration::seconds(1));
+    let (same_lead, second_sub, new_lead) = h.accept(&post).await;
+
+    assert_eq!(lead, same_lead);
+    assert!(!new_lead);
+    assert_ne!(first_sub, second_sub, "a new submission, not a replay");
+    assert_eq!(h.submission_count(), 2);
+    // The key now replays the second submission.
+    assert_eq!(
+        h.submit(&post).await.unwrap(),
+        Outcome::Replayed {
+            lead_id: lead,
+            submission_id: second_sub
+        }
+    );
+}
+
+#[tokio::test]
+async fn the_idempotency_record_is_stored_only_when_a_key_is_sent() {
+    let h = Harness::new().await;
+
+    h.accept(&Post::from("ana@example.com")).await;
+    assert!(h.mem().lock().idempotency.is_empty());
+
+    h.accept(&Post::from("ana@example.com").idempotency_key("k"))
+        .await;
+    let st = h.mem().lock();
+    let record = st.idempotency.values().next().expect("one record");
+    assert_eq!(
+        record.expires_at,
+        T0 + IntakeSettings::default().idempotency_ttl
+    );
+    assert_ne!(record.key_hash, "k", "the client's key is stored hashed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refusals about the form, the tenant and the origin
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_unknown_form_is_not_found() {
+    let h = Harness::new().await;
+
+    let response = h
+        .submit_full(&Post::from("ana@example.com").form("no-such-form"))
+        .await;
+
+    assert!(matches!(
+        response.result,
+        Err(AppError::NotFound("form_not_found"))
+    ));
+    assert!(response.form.is_none());
+    assert!(h.nothing_stored());
+}
+
+#[tokio::test]
+async fn a_disabled_form_is_forbidden() {
+    let mut form = contact_form();
+    form.enabled = false;
+    let h = Harness::with(form, Some(TenantStatus::Active), IntakeSettings::default()).await;
+
+    let r = h.submit(&Post::from("ana@example.com")).await;
+
+    assert_eq!(forbidden_code(r), "form_disabled");
+    assert!(h.nothing_stored());
+}
+
+#[tokio::test]
+async fn an_inactive_or_missing_tenant_is_forbidden() {
+    for status in [
+        Some(TenantStatus::Closed),
+        Some(TenantStatus::Suspended),
+        None,
+    ] {
+        let h = Harness::with(contact_form(), status, IntakeSettings::default()).await;
+
+        let r = h.submit(&Post::from("ana@example.com")).await;
+
+        assert_eq!(forbidden_code(r), "tenant_inactive", "tenant {status:?}");
+        assert!(h.nothing_stored());
+    }
+}
+
+#[tokio::test]
+async fn an_origin_the_form_does_not_allow_is_forbidden_and_nothing_is_stored() {
+    let h = Harness::new().await;
+
+    let response = h
+        .submit_full(&Post::from("ana@example.com").origin(Some("https://evil.example")))
+        .await;
+
+    assert_eq!(forbidden_code(response.result), "origin_not_allowed");
+    // The HTTP layer still learns the form, to answer CORS correctly.
+    let form = response.form.expect("form presentation");
+    assert_eq!(form.allowed_origins, vec![ORIGIN.to_string()]);
+    assert!(h.nothing_stored());
+}
+
+#[tokio::test]
+async fn origins_must_match_exactly() {
+    let h = Harness::new().await;
+
+    for near_miss in [
+        "https://acme.example/",
+        "http://acme.example",
+        "https://ACME.example",
+    ] {
+        let r = h
+            .submit(&Post::from("ana@example.com").origin(Some(near_miss)))
+            .await;
+        assert_eq!(forbidden_code(r), "origin_not_allowed", "{near_miss}");
+    }
+}
+
+#[tokio::test]
+async fn a_server_to_server_post_without_origin_is_accepted() {
+    let h = Harness::new().await;
+
+    h.accept(&Post::from("ana@example.com").origin(None)).await;
+
+    assert_eq!(h.submission_count(), 1);
+}
+
+#[tokio::test]
+async fn the_form_presentation_comes_back_with_a_success() {
+    let h = Harness::new().await;
+
+    let response = h.submit_full(&Post::from("ana@example.com")).await;
+
+    assert!(response.result.is_ok());
+    assert_eq!(
+        response.form.unwrap().redirect_url,
+        format!("{ORIGIN}/thanks")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn invalid_fields_are_reported_per_field_and_nothing_is_stored() {
+    let h = Harness::new().await;
+    let post = Post::json(json!({
+        "email": "not-an-email",
+        "phone": "0712",
+        "favourite_colour": "blue",
+        "consent_marketing": "perhaps",
+        "consent_unknown": true,
+    }));
+
+    let err = h.submit(&post).await.unwrap_err();
+
+    let AppError::Validation { code, fields, .. } = err else {
+        panic!("expected Validation, got {err:?}")
+    };
+    assert_eq!(code, "invalid_fields");
+    assert_eq!(
+        fields.keys().map(String::as_str).collect::<Vec<_>>(),
+        vec![
+            "consent_marketing",
+            "consent_unknown",
+            "email",
+            "favourite_colour",
+            "phone"
+        ]
+    );
+    assert_eq!(fields["favourite_colour"], "is not a field of this form");
+    assert!(
+        fields.values().all(|m| !m.contains("not-an-email")),
+        "values are never echoed"
+    );
+    assert!(h.nothing_stored());
+}
+
+#[tokio::test]
+async fn a_missing_required_email_is_reported() {
+    let h = Harness::new().await;
+
+    let err = h
+        .submit(&Post::json(json!({ "name": "Ana" })))
+        .await
+        .unwrap_err();
+
+    let AppError::Validation { fields, .. } = err else {
+        panic!("expected Validation, got {err:?}")
+    };
+    assert_eq!(fields["email"], "is required");
+}
+
+#[tokio::test]
+async fn invalid_submissions_do_not_use_up_the_rate_limit() {
+    let h = Harness::with_settings(limits(1, 1)).await;
+
+    for _ in 0..3 {
+        assert!(h
+            .submit(&Post::json(json!({ "email": "x" })))
+            .await
+            .is_err());
+    }
+    h.accept(&Post::from("ana@example.com")).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What is recorded with a submission
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn consents_are_recorded_with_the_forms_version() {
+    let h = Harness::new().await;
+    let post = Post::json(json!({
+        "email": "ana@example.com",
+        "consent_marketing": true,
+        "consent_partners": "off",
+    }));
+
+    h.accept(&post).await;
+
+    assert_eq!(
+        h.only_submission().consents,
+        vec![
+            ConsentRecord {
+                key: "marketing".into(),
+                version: CONSENT_VERSION.into(),
+                granted: true
+            },
+            ConsentRecord {
+                key: "partners".into(),
+                version: "2025-06-01".into(),
+                granted: false
+            },
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_consent_not_sent_is_recorded_as_not_granted() {
+    let h = Harness::new().await;
+
+    h.accept(&Post::from("ana@example.com")).await;
+
+    let consents = h.only_submission().consents;
+    assert_eq!(consents.len(), 2);
+    assert!(consents.iter().all(|c| !c.granted));
+}
+
+#[tokio::test]
+async fn technical_data_is_recorded_with_its_removal_date() {
+    let h = Harness::new().await;
+    let post = Post::json(json!({
+        "email": "ana@example.com",
+        "_referrer": "https://www.google.com/",
+    }))
+    .referer("https://acme.example/contact");
+
+    h.accept(&post).await;
+
+    let sub = h.only_submission();
+    assert_eq!(
+        sub.technical,
+        TechnicalData {
+            ip: Some(IP.into()),
+            user_agent: Some("TestBrowser/1.0".into()),
+            referrer: Some("https://www.google.com/".into()),
+            page_url: Some("https://acme.example/contact".into()),
+        }
+    );
+    assert_eq!(sub.technical_expires_on, date!(2027 - 02 - 27));
+    assert_eq!(sub.technical_expires_on, T0.date() + Duration::days(90));
+    assert!(
+        !sub.fields.contains_key("_referrer"),
+        "machinery keys are not answers"
+    );
+}
+
+#[tokio::test]
+async fn the_page_url_the_script_reports_wins_over_the_referer_header() {
+    let h = Harness::new().await;
+    let post = Post::json(json!({
+        "email": "ana@example.com",
+        "_page_url": "https://acme.example/pricing",
+    }))
+    .referer("https://acme.example/");
+
+    h.accept(&post).await;
+
+    assert_eq!(
+        h.only_submission().technical.page_url.as_deref(),
+        Some("https://acme.example/pricing")
+    );
+}
+
+#[tokio::test]
+async fn the_retention_period_comes_from_the_settings() {
+    let settings = IntakeSettings {
+        technical_data_retention_days: 30,
+        ..IntakeSettings::default()
+    };
+    let h = Harness::with_settings(settings).await;
+
+    h.accept(&Post::from("ana@example.com").ip(None)).await;
+
+    let sub = h.only_submission();
+    assert_eq!(sub.technical_expires_on, date!(2026 - 12 - 29));
+    assert_eq!(sub.technical.ip, None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request shape and the form -> tenant cache
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_forms_tenant_is_read_once_then_each_submission_is_one_read_and_one_write() {
+    let h = Harness::new().await;
+
+    h.accept(&Post::from("ana@example.com")).await;
+    assert_eq!(h.mem().calls(), vec!["form_tenant", "load", "commit"]);
+
+    h.accept(&Post::from("ion@example.com")).await;
+    assert_eq!(
+        h.mem().calls(),
+        vec!["form_tenant", "load", "commit", "load", "commit"]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_form_is_not_cached() {
+    let h = Harness::new().await;
+
+    for _ in 0..2 {
+        let r = h
+            .submit(&Post::from("ana@example.com").form("no-such-form"))
+            .await;
+        assert!(matches!(r, Err(AppError::NotFound(_))));
+    }
+    assert_eq!(h.mem().calls(), vec!["form_tenant", "form_tenant"]);
+}
+
+#[tokio::test]
+async fn a_form_deleted_after_caching_is_not_found_and_forgotten() {
+    let h = Harness::new().await;
+    h.accept(&Post::from("ana@example.com")).await;
+
+    h.mem().lock().forms.remove(&form_id());
+    let r = h.submit(&Post::from("ana@example.com")).await;
+    assert!(
+        matches!(r, Err(AppError::NotFound("form_not_found"))),
+        "{r:?}"
+    );
+
+    // Recreated: the tenant is read again.
+    seed(h.mem(), &contact_form(), None).await;
+    h.accept(&Post::from("ana@example.com")).await;
+    assert_eq!(
+        h.mem().calls(),
+        vec![
+            "form_tenant",
+            "load",
+            "commit",
+            "load",
+            "form_tenant",
+            "load",
+            "commit"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_lookup_carries_every_decision_input() {
+    // Checked through the snapshot the fake returns: suppression, lead and rate data all come
+    // from the single `load`.
+    let h = Harness::with_settings(limits(1, 100)).await;
+    h.accept(&Post::from("ana@example.com").idempotency_key("k"))
+        .await;
+    h.mem().suppress(
+        &tenant(),
+        &key().email(&Email::parse("ion@example.com").unwrap()),
+    );
+
+    let replay = h
+        .submit(&Post::from("ana@example.com").idempotency_key("k"))
+        .await;
+    let suppressed = h.submit(&Post::from("ion@example.com")).await;
+    let limited = h.submit(&Post::from("eve@example.com")).await;
+
+    assert!(matches!(replay, Ok(Outcome::Replayed { .. })));
+    // Over the per-IP limit, a suppressed person is refused like anyone else.
+    assert!(matches!(suppressed, Err(AppError::RateLimited { .. })));
+    assert!(matches!(limited, Err(AppError::RateLimited { .. })));
+    assert_eq!(
+        h.mem().calls(),
+        vec!["form_tenant", "load", "commit", "load", "load", "load"]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Races between the read and the write
+// ---------------------------------------------------------------------------------------------
+
+type Hook = Box<dyn FnOnce(&MemoryStore) + Send>;
+
+/// A [`MemoryStore`] that lets a test act between intake's read and its write, as a concurrent
+/// request would, and inject commit failures.
+#[derive(Default)]
+struct Racy {
+    mem: MemoryStore,
+    after_next_load: Mutex<Option<Hook>>,
+    commit_failures: Mutex<VecDeque<CommitError>>,
+}
+
+impl Racy {
+    fn after_next_load(&self, hook: impl FnOnce(&MemoryStore) + Send + 'static) {
+        *self.after_next_load.lock().unwrap() = Some(Box::new(hook));
+    }
+
+    fn fail_commits(&self, failures: impl IntoIterator<Item = CommitError>) {
+        self.commit_failures.lock().unwrap().extend(failures);
+    }
+}
+
+impl Memory for Racy {
+    fn mem(&self) -> &MemoryStore {
+        &self.mem
+    }
+}
+
+impl IntakeStore for Racy {
+    async fn form_tenant(&self, form: &FormId) -> anyhow::Result<Option<TenantId>> {
+        self.mem.form_tenant(form).await
+    }
+
+    async fn form(&self, form: &FormId) -> anyhow::Result<Option<FormRecord>> {
+        self.mem.form(form).await
+    }
+
+    async fn load(&self, lookup: &IntakeLookup) -> anyhow::Result<IntakeSnapshot> {
+        let snapshot = self.mem.load(lookup).await?;
+        let hook = self.after_next_load.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook(&self.mem);
+        }
+        Ok(snapshot)
+    }
+
+    async fn commit(&self, write: &IntakeWrite) -> Result<(), CommitError> {
+        let injected = self.commit_failures.lock().unwrap().pop_front();
+        match injected {
+            Some(e) => {
+                self.mem.calls.lock().unwrap().push("commit");
+                Err(e)
+            }
+            None => self.mem.commit(write).await,
+        }
+    }
+
+    async fn idempotency_record(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        key_hash: &str,
+    ) -> anyhow::Result<Option<IdempotencyRecord>> {
+        self.mem.idempotency_record(tenant, form, key_hash).await
+    }
+}
+
+async fn racy() -> Harness<Racy> {
+    let store = Racy::default();
+    seed(&store.mem, &contact_form(), Some(TenantStatus::Active)).await;
+    Harness::over(store, IntakeSettings::default())
+}
+
+#[tokio::test]
+async fn a_lead_erased_between_read_and_write_is_created_again() {
+    let h = racy().await;
+    let (lead, _, _) = h.accept(&Post::from("ana@example.com")).await;
+
+    h.intake
+        .store()
+        .after_next_load(|mem| mem.lock().leads.clear());
+    let (again, _, new_lead) = h.accept(&Post::from("ana@example.com")).await;
+
+    assert_eq!(again, lead);
+    assert!(new_lead, "the erased lead is started afresh");
+    assert_eq!(h.lead_count(), 1);
+    assert_eq!(h.mem().lock().leads[&(tenant(), lead)].1, 1);
+    let calls = h.mem().calls();
+    assert_eq!(&calls[3..], ["load", "commit", "commit"]);
+}
+
+#[tokio::test]
+async fn a_lead_created_by_a_concurrent_request_is_attached_to() {
+    let h = racy().await;
+    let lead = lead_id_of("ana@example.com");
+    let concurrent = NewLead {
+        lead_id: lead.clone(),
+        contact: ContactDetails::default(),
+        email_bidx: None,
+        phone_bidx: None,
+        source_form: form_id(),
+        created_at: T0,
+    };
+    h.intake.store().after_next_load(move |mem| {
+        mem.lock()
+            .leads
+            .insert((tenant(), concurrent.lead_id.clone()), (concurrent, 1));
+    });
+
+    let (attached, _, new_lead) = h.accept(&Post::from("ana@example.com")).await;
+
+    assert_eq!(attached, lead);
+    assert!(!new_lead);
+    assert_eq!(h.mem().lock().leads[&(tenant(), lead)].1, 2);
+    assert_eq!(
+        h.mem().calls(),
+        vec!["form_tenant", "load", "commit", "commit"]
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_taken_by_a_concurrent_retry_replays_its_answer() {
+    let h = racy().await;
+    let post = Post::from("ana@example.com").idempotency_key("key-1");
+    let k = key();
+    let record = IdempotencyRecord {
+        key_hash: k.idempotency_key(&tenant(), "key-1"),
+        body_hash: k.body(post.body.as_bytes()),
+        lead_id: lead_id_of("ana@example.com"),
+        submission_id: SubmissionId::parse("sb-the-other-one").unwrap(),
+        expires_at: T0 + Duration::hours(24),
+    };
+    let stored = record.clone();
+    h.intake.store().after_next_load(move |mem| {
+        mem.lock()
+            .idempotency
+            .insert((tenant(), form_id(), stored.key_hash.clone()), stored);
+    });
+
+    let outcome = h.submit(&post).await.unwrap();
+
+    assert_eq!(
+        outcome,
+        Outcome::Replayed {
+            lead_id: record.lead_id,
+            submission_id: record.submission_id
+        }
+    );
+    assert_eq!(h.submission_count(), 0);
+    assert_eq!(
+        h.mem().calls(),
+        vec!["form_tenant", "load", "commit", "idempotency_record"]
+    );
+}
+
+#[tokio::test]
+async fn an_idempotency_key_taken_concurrently_with_another_body_is_refused() {
+    let h = racy().await;
+    let k = key();
+    let other = IdempotencyRecord {
+        key_hash: k.idempotency_key(&tenant(), "key-1"),
+        body_hash: k.body(b"some other body"),
+        lead_id: lead_id_of("ion@example.com"),
+        submission_id: SubmissionId::parse("sb-the-other-one").unwrap(),
+        expires_at: T0 + Duration::hours(24),
+    };
+    h.intake.store().after_next_load(move |mem| {
+        mem.lock()
+            .idempotency
+            .insert((tenant(), form_id(), other.key_hash.clone()), other);
+    });
+
+    let r = h
+        .submit(&Post::from("ana@example.com").idempotency_key("key-1"))
+        .await;
+
+    assert!(
+        matches!(
+            r,
+            Err(AppError::Unprocessable {
+                code: "idempotency_key_reused",
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_rate_limit_reached_by_concurrent_requests_is_reported() {
+    let h = racy().await;
+    h.intake.store().fail_commits([CommitError::RateLimited]);
+
+    let retry_after = rate_limited_after(h.submit(&Post::from("ana@example.com")).await);
+
+    assert_eq!(retry_after, 60);
+    assert_eq!(h.submission_count(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn transaction_conflicts_are_retried() {
+    let h = racy().await;
+    h.intake.store().fail_commits([
+        CommitError::Conflict,
+        CommitError::Conflict,
+        CommitError::Conflict,
+    ]);
+
+    h.accept(&Post::from("ana@example.com")).await;
+
+    assert_eq!(h.submission_count(), 1);
+    assert_eq!(
+        h.mem().calls(),
+        vec![
+            "form_tenant",
+            "load",
+            "commit",
+            "commit",
+            "commit",
+            "commit"
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_conflicts_become_an_internal_error() {
+    let h = racy().await;
+    h.intake
+        .store()
+        .fail_commits((0..4).map(|_| CommitError::Conflict));
+
+    let r = h.submit(&Post::from("ana@example.com")).await;
+
+    assert!(matches!(r, Err(AppError::Internal(_))), "{r:?}");
+    assert_eq!(h.submission_count(), 0);
+}
+
+#[tokio::test]
+async fn a_store_failure_on_commit_is_an_internal_error() {
+    let h = racy().await;
+    h.intake
+        .store()
+        .fail_commits([CommitError::Store(anyhow::anyhow!("throttled"))]);
+
+    let r = h.submit(&Post::from("ana@example.com")).await;
+
+    let err = r.unwrap_err();
+    assert_eq!(err.status(), 500);
+    assert!(!err.public_message().contains("throttled"));
+}
