@@ -18,3 +18,7 @@ pub fn ssm(config: &SdkConfig) -> aws_sdk_ssm::Client {
 }
 
 pub use aws_sdk_ssm::Client as SsmClient;
+
+pub fn sesv2(config: &SdkConfig) -> aws_sdk_sesv2::Client {
+    aws_sdk_sesv2::Client::new(config)
+}

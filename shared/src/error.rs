@@ -16,6 +16,12 @@ pub enum AppError {
         message: String,
         fields: FieldErrors,
     },
+    /// No valid credentials: missing, malformed, expired or revoked (401).
+    #[error("unauthorized: {code}")]
+    Unauthorized {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("payload too large")]
     PayloadTooLarge { limit: usize },
     #[error("unsupported media type")]
@@ -69,6 +75,7 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             AppError::Validation { .. } => 400,
+            AppError::Unauthorized { .. } => 401,
             AppError::Forbidden { .. } => 403,
             AppError::NotFound(_) => 404,
             AppError::MethodNotAllowed => 405,
@@ -86,6 +93,7 @@ impl AppError {
         match self {
             AppError::Validation { code, .. } => code,
             AppError::Forbidden { code, .. } => code,
+            AppError::Unauthorized { code, .. } => code,
             AppError::Conflict { code, .. } => code,
             AppError::Unprocessable { code, .. } => code,
             AppError::NotFound(what) => what,
@@ -102,6 +110,7 @@ impl AppError {
         match self {
             AppError::Validation { message, .. } => message.clone(),
             AppError::Forbidden { message, .. }
+            | AppError::Unauthorized { message, .. }
             | AppError::Conflict { message, .. }
             | AppError::Unprocessable { message, .. } => (*message).to_string(),
             AppError::NotFound(_) => "The requested resource does not exist.".into(),

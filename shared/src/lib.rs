@@ -13,6 +13,8 @@
 //! - [`dynamo`]: DynamoDB adapters of the ports; [`fakes`] (feature `test-support`): in-memory ones.
 //! - [`aws`]: SDK client construction tuned for a cheap cold start.
 
+pub mod accounts;
+pub mod auth;
 pub mod aws;
 pub mod blind_index;
 pub mod clock;
@@ -24,9 +26,12 @@ pub mod http;
 pub mod intake;
 pub mod inventory;
 pub mod keys;
+pub mod mail;
 pub mod ports;
 pub mod secrets;
 pub mod telemetry;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;
+#[cfg(any(test, feature = "test-support"))]
+pub mod metering;

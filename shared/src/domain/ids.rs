@@ -60,6 +60,8 @@ id_type!(
     FormId, "form id", 64
 );
 id_type!(LeadId, "lead id", 64);
+id_type!(UserId, "user id", 64);
+id_type!(SessionId, "session id", 64);
 id_type!(SubmissionId, "submission id", 64);
 
 #[cfg(test)]

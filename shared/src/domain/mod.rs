@@ -11,7 +11,7 @@ pub use email::Email;
 pub use form::{
     ConsentDef, FieldDef, FieldKind, FormRecord, TenantRecord, TenantStatus, DEFAULT_HONEYPOT,
 };
-pub use ids::{FormId, IdError, LeadId, SubmissionId, TenantId};
+pub use ids::{FormId, IdError, LeadId, SessionId, SubmissionId, TenantId, UserId};
 pub use phone::Phone;
 pub use submission::{
     ConsentRecord, ContactDetails, RawSubmission, TechnicalData, ValidSubmission,

@@ -1,0 +1,679 @@
+//! The account store: tenants, users, the login index, sessions, one-time tokens (tenants table),
+//! security events (security-log table) and failed-login throttles (ops table).
+
+use std::collections::HashMap;
+
+use anyhow::{anyhow, Context};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use time::OffsetDateTime;
+
+use super::attrs::{epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, timestamp, Item};
+use crate::accounts::{
+    LoginMeta, Mfa, OneTimeToken, SecurityEvent, Session, Tenant, TokenKind, User,
+};
+use crate::auth::permissions::Role;
+use crate::domain::{Email, Phone, SessionId, TenantId, TenantStatus, UserId};
+use crate::keys::{self, Key};
+
+#[derive(Debug, Clone)]
+pub struct AccountTables {
+    pub tenants: String,
+    pub security_log: String,
+    pub ops: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccountStore {
+    client: Client,
+    tables: AccountTables,
+    /// How long security events are kept (TTL backstop; retention enforces it too).
+    security_log_days: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A condition of the write failed (the email is taken, the token was used, the session was
+    /// rotated meanwhile, ...). The caller knows which condition it set.
+    #[error("condition failed")]
+    Condition,
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+/// A write in a transaction.
+pub enum Write {
+    Put(Item, Option<&'static str>),
+    /// key, update expression, condition, values, names
+    Update {
+        key: Key,
+        update: String,
+        condition: Option<String>,
+        values: Vec<(String, AttributeValue)>,
+        names: Vec<(String, String)>,
+    },
+    Delete(Key, Option<&'static str>),
+}
+
+/// Throttle state of one key: failures in the current window and until when logins wait.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Throttle {
+    pub failures: u32,
+    pub locked_until: i64,
+}
+
+fn ts(it: &Item, name: &str) -> anyhow::Result<Option<OffsetDateTime>> {
+    match it.get(name).and_then(|v| v.as_s().ok()) {
+        None => Ok(None),
+        Some(raw) => Ok(Some(
+            OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
+                .with_context(|| format!("{name} is not RFC 3339"))?,
+        )),
+    }
+}
+
+fn req_ts(it: &Item, name: &str) -> anyhow::Result<OffsetDateTime> {
+    ts(it, name)?.ok_or_else(|| anyhow!("{name} missing"))
+}
+
+fn list_s(it: &Item, name: &str) -> Vec<String> {
+    it.get(name)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
+fn str_list(v: &[String]) -> AttributeValue {
+    AttributeValue::L(v.iter().map(s).collect())
+}
+
+fn status_str(st: TenantStatus) -> &'static str {
+    match st {
+        TenantStatus::Active => "active",
+        TenantStatus::Suspended => "suspended",
+        TenantStatus::Closed => "closed",
+    }
+}
+
+pub fn tenant_item(t: &Tenant) -> Item {
+    let mut it = item(&keys::tenant(&t.tenant_id));
+    put(&mut it, "tenant_id", s(t.tenant_id.as_str()));
+    put(&mut it, "status", s(status_str(t.status)));
+    put(&mut it, "business_name", s(&t.business_name));
+    put(&mut it, "owner_user_id", s(t.owner_user_id.as_str()));
+    put(&mut it, "created_at", timestamp(t.created_at));
+    if let Some(c) = t.closed_at {
+        put(&mut it, "closed_at", timestamp(c));
+    }
+    if let Some(e) = t.erase_after {
+        put(&mut it, "erase_after", timestamp(e));
+    }
+    it
+}
+
+fn tenant_from(it: &Item) -> anyhow::Result<Tenant> {
+    let status = match get_s(it, "status")? {
+        "active" => TenantStatus::Active,
+        "suspended" => TenantStatus::Suspended,
+        "closed" => TenantStatus::Closed,
+        other => return Err(anyhow!("unknown tenant status {other}")),
+    };
+    Ok(Tenant {
+        tenant_id: TenantId::parse(get_s(it, "tenant_id")?)?,
+        business_name: get_s(it, "business_name").unwrap_or_default().to_string(),
+        status,
+        owner_user_id: UserId::parse(get_s(it, "owner_user_id")?)?,
+        created_at: req_ts(it, "created_at")?,
+        closed_at: ts(it, "closed_at")?,
+        erase_after: ts(it, "erase_after")?,
+    })
+}
+
+pub fn user_item(u: &User) -> Item {
+    let mut it = item(&keys::user(&u.tenant_id, &u.user_id));
+    put(&mut it, "tenant_id", s(u.tenant_id.as_str()));
+    put(&mut it, "user_id", s(u.user_id.as_str()));
+    put(&mut it, "email", s(u.email.as_str()));
+    put(&mut it, "name", s(&u.name));
+    put_opt(&mut it, "phone", u.phone.as_ref().map(|p| p.as_str()));
+    put(&mut it, "role", s(u.role.as_str()));
+    put(&mut it, "password_hash", s(&u.password_hash));
+    put(&mut it, "email_verified", AttributeValue::Bool(u.email_verified));
+    put(&mut it, "created_at", timestamp(u.created_at));
+    put(&mut it, "mfa_enabled", AttributeValue::Bool(u.mfa.enabled));
+    put_opt(&mut it, "totp_secret", u.mfa.secret.clone());
+    put_opt(&mut it, "totp_pending_secret", u.mfa.pending_secret.clone());
+    if let Some(step) = u.mfa.last_step {
+        put(&mut it, "totp_last_step", n(step));
+    }
+    if !u.mfa.recovery_hashes.is_empty() {
+        put(&mut it, "recovery_hashes", str_list(&u.mfa.recovery_hashes));
+    }
+    it
+}
+
+fn user_from(it: &Item) -> anyhow::Result<User> {
+    let last_login = ts(it, "last_login_at")?.map(|at| LoginMeta {
+        at,
+        ip: it.get("last_login_ip").and_then(|v| v.as_s().ok()).cloned(),
+        user_agent: it.get("last_login_ua").and_then(|v| v.as_s().ok()).cloned(),
+    });
+    Ok(User {
+        user_id: UserId::parse(get_s(it, "user_id")?)?,
+        tenant_id: TenantId::parse(get_s(it, "tenant_id")?)?,
+        email: Email::parse(get_s(it, "email")?).map_err(|e| anyhow!("stored email {e}"))?,
+        name: get_s(it, "name").unwrap_or_default().to_string(),
+        phone: it
+            .get("phone")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|p| Phone::parse(p).ok()),
+        role: Role::parse(get_s(it, "role")?).ok_or_else(|| anyhow!("unknown role"))?,
+        password_hash: get_s(it, "password_hash")?.to_string(),
+        email_verified: it
+            .get("email_verified")
+            .and_then(|v| v.as_bool().ok())
+            .copied()
+            .unwrap_or(false),
+        created_at: req_ts(it, "created_at")?,
+        mfa: Mfa {
+            enabled: it
+                .get("mfa_enabled")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+            secret: it.get("totp_secret").and_then(|v| v.as_s().ok()).cloned(),
+            pending_secret: it
+                .get("totp_pending_secret")
+                .and_then(|v| v.as_s().ok())
+                .cloned(),
+            last_step: get_n_opt(it, "totp_last_step")?,
+            recovery_hashes: list_s(it, "recovery_hashes"),
+        },
+        last_login,
+    })
+}
+
+pub fn login_item(email_bidx: &str, tenant: &TenantId, user: &UserId) -> Item {
+    let mut it = item(&keys::login(email_bidx));
+    put(&mut it, "tenant_id", s(tenant.as_str()));
+    put(&mut it, "user_id", s(user.as_str()));
+    it
+}
+
+pub fn session_item(se: &Session) -> Item {
+    let mut it = item(&keys::session(&se.session_id));
+    let g = keys::session_by_user(&se.user_id, &se.session_id);
+    put(&mut it, "gsi1pk", s(g.pk));
+    put(&mut it, "gsi1sk", s(g.sk));
+    put(&mut it, "session_id", s(se.session_id.as_str()));
+    put(&mut it, "user_id", s(se.user_id.as_str()));
+    put(&mut it, "tenant_id", s(se.tenant_id.as_str()));
+    put(&mut it, "refresh_hash", s(&se.refresh_hash));
+    put(&mut it, "previous_hashes", str_list(&se.previous_hashes));
+    put(&mut it, "created_at", timestamp(se.created_at));
+    put(&mut it, "last_used_at", timestamp(se.last_used_at));
+    put(&mut it, "idle_expires_at", timestamp(se.idle_expires_at));
+    put(&mut it, "absolute_expires_at", timestamp(se.absolute_expires_at));
+    put_opt(&mut it, "ip", se.ip.clone());
+    put_opt(&mut it, "user_agent", se.user_agent.clone());
+    // TTL backstop a day after the session can no longer be used.
+    put(
+        &mut it,
+        "expires_at",
+        epoch(se.absolute_expires_at + time::Duration::days(1)),
+    );
+    it
+}
+
+fn session_from(it: &Item) -> anyhow::Result<Session> {
+    Ok(Session {
+        session_id: SessionId::parse(get_s(it, "session_id")?)?,
+        user_id: UserId::parse(get_s(it, "user_id")?)?,
+        tenant_id: TenantId::parse(get_s(it, "tenant_id")?)?,
+        refresh_hash: get_s(it, "refresh_hash")?.to_string(),
+        previous_hashes: list_s(it, "previous_hashes"),
+        created_at: req_ts(it, "created_at")?,
+        last_used_at: req_ts(it, "last_used_at")?,
+        idle_expires_at: req_ts(it, "idle_expires_at")?,
+        absolute_expires_at: req_ts(it, "absolute_expires_at")?,
+        revoked_at: ts(it, "revoked_at")?,
+        ip: it.get("ip").and_then(|v| v.as_s().ok()).cloned(),
+        user_agent: it.get("user_agent").and_then(|v| v.as_s().ok()).cloned(),
+    })
+}
+
+pub fn token_item(t: &OneTimeToken) -> Item {
+    let mut it = item(&keys::one_time_token(&t.secret_hash));
+    put(&mut it, "kind", s(t.kind.as_str()));
+    put(&mut it, "tenant_id", s(t.tenant_id.as_str()));
+    put_opt(&mut it, "user_id", t.user_id.as_ref().map(|u| u.as_str()));
+    put_opt(&mut it, "email", t.email.as_ref().map(|e| e.as_str()));
+    put_opt(&mut it, "role", t.role.map(|r| r.as_str()));
+    put_opt(&mut it, "invited_by", t.invited_by.as_ref().map(|u| u.as_str()));
+    put(&mut it, "expires_at", epoch(t.expires_at));
+    it
+}
+
+fn token_from(it: &Item, secret_hash: &str) -> anyhow::Result<OneTimeToken> {
+    Ok(OneTimeToken {
+        secret_hash: secret_hash.to_string(),
+        kind: TokenKind::parse(get_s(it, "kind")?).ok_or_else(|| anyhow!("unknown kind"))?,
+        tenant_id: TenantId::parse(get_s(it, "tenant_id")?)?,
+        user_id: it
+            .get("user_id")
+            .and_then(|v| v.as_s().ok())
+            .map(|u| UserId::parse(u))
+            .transpose()?,
+        email: it
+            .get("email")
+            .and_then(|v| v.as_s().ok())
+            .map(|e| Email::parse(e).map_err(|e| anyhow!("stored email {e}")))
+            .transpose()?,
+        role: it
+            .get("role")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|r| Role::parse(r)),
+        invited_by: it
+            .get("invited_by")
+            .and_then(|v| v.as_s().ok())
+            .map(|u| UserId::parse(u))
+            .transpose()?,
+        expires_at: OffsetDateTime::from_unix_timestamp(get_n_opt(it, "expires_at")?.unwrap_or(0))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    })
+}
+
+impl AccountStore {
+    pub fn new(client: Client, tables: AccountTables, security_log_days: i64) -> Self {
+        Self {
+            client,
+            tables,
+            security_log_days,
+        }
+    }
+
+    pub fn tables(&self) -> &AccountTables {
+        &self.tables
+    }
+
+    async fn get(&self, table: &str, key: &Key) -> anyhow::Result<Option<Item>> {
+        Ok(self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key_item(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("GetItem")?
+            .item)
+    }
+
+    pub async fn tenant(&self, t: &TenantId) -> anyhow::Result<Option<Tenant>> {
+        self.get(&self.tables.tenants, &keys::tenant(t))
+            .await?
+            .map(|it| tenant_from(&it))
+            .transpose()
+    }
+
+    pub async fn user(&self, t: &TenantId, u: &UserId) -> anyhow::Result<Option<User>> {
+        self.get(&self.tables.tenants, &keys::user(t, u))
+            .await?
+            .map(|it| user_from(&it))
+            .transpose()
+    }
+
+    /// The account an email belongs to, and the failed-login throttles of that email and of
+    /// the client IP, in one read.
+    pub async fn login_lookup(
+        &self,
+        email_bidx: &str,
+        ip_hash: Option<&str>,
+    ) -> anyhow::Result<(Option<(TenantId, UserId)>, Throttle, Throttle)> {
+        let login_key = keys::login(email_bidx);
+        let acct_key = keys::login_throttle_account(email_bidx);
+        let ip_key = ip_hash.map(keys::login_throttle_ip);
+        let mut ops_keys = vec![key_item(&acct_key)];
+        if let Some(k) = &ip_key {
+            ops_keys.push(key_item(k));
+        }
+        let mut req = HashMap::new();
+        req.insert(
+            self.tables.tenants.clone(),
+            KeysAndAttributes::builder()
+                .keys(key_item(&login_key))
+                .consistent_read(true)
+                .build()
+                .context("keys")?,
+        );
+        req.insert(
+            self.tables.ops.clone(),
+            KeysAndAttributes::builder()
+                .set_keys(Some(ops_keys))
+                .consistent_read(true)
+                .build()
+                .context("keys")?,
+        );
+        let out = self
+            .client
+            .batch_get_item()
+            .set_request_items(Some(req))
+            .send()
+            .await
+            .context("BatchGetItem login")?;
+        let responses = out.responses.unwrap_or_default();
+        let find = |table: &str, k: &Key| -> Option<Item> {
+            responses.get(table)?.iter().find(|it| {
+                it.get("pk").and_then(|v| v.as_s().ok()) == Some(&k.pk)
+                    && it.get("sk").and_then(|v| v.as_s().ok()) == Some(&k.sk)
+            }).cloned()
+        };
+        let account = find(&self.tables.tenants, &login_key)
+            .map(|it| -> anyhow::Result<_> {
+                Ok((
+                    TenantId::parse(get_s(&it, "tenant_id")?)?,
+                    UserId::parse(get_s(&it, "user_id")?)?,
+                ))
+            })
+            .transpose()?;
+        let throttle = |k: Option<&Key>| -> anyhow::Result<Throttle> {
+            Ok(match k.and_then(|k| find(&self.tables.ops, k)) {
+                None => Throttle::default(),
+                Some(it) => Throttle {
+                    failures: get_n_opt(&it, "failures")?.unwrap_or(0).clamp(0, u32::MAX as i64)
+                        as u32,
+                    locked_until: get_n_opt(&it, "locked_until")?.unwrap_or(0),
+                },
+            })
+        };
+        Ok((
+            account,
+            throttle(Some(&acct_key))?,
+            throttle(ip_key.as_ref())?,
+        ))
+    }
+
+    pub async fn login_owner(&self, email_bidx: &str) -> anyhow::Result<Option<(TenantId, UserId)>> {
+        let (account, _, _) = self.login_lookup(email_bidx, None).await?;
+        Ok(account)
+    }
+
+    /// Records a failed login against a throttle key: the count grows within a 15-minute
+    /// window, and `locked_until` is what the caller computed from it.
+    pub async fn record_failure(
+        &self,
+        key: &Key,
+        failures: u32,
+        locked_until: i64,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        let mut it = item(key);
+        put(&mut it, "failures", n(failures));
+        put(&mut it, "locked_until", n(locked_until));
+        put(&mut it, "expires_at", epoch(now + time::Duration::minutes(15)));
+        self.client
+            .put_item()
+            .table_name(&self.tables.ops)
+            .set_item(Some(it))
+            .send()
+            .await
+            .context("PutItem throttle")?;
+        Ok(())
+    }
+
+    pub async fn clear_throttle(&self, key: &Key) -> anyhow::Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.tables.ops)
+            .set_key(Some(key_item(key)))
+            .send()
+            .await
+            .context("DeleteItem throttle")?;
+        Ok(())
+    }
+
+    pub async fn session(&self, sid: &SessionId) -> anyhow::Result<Option<Session>> {
+        self.get(&self.tables.tenants, &keys::session(sid))
+            .await?
+            .map(|it| session_from(&it))
+            .transpose()
+    }
+
+    /// A user's sessions, newest first.
+    pub async fn sessions_of(&self, u: &UserId) -> anyhow::Result<Vec<Session>> {
+        let pk = format!("USER#{u}");
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.tenants)
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk AND begins_with(gsi1sk, :s)")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":s", s("SESSION#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("Query sessions")?;
+            for it in page.items.unwrap_or_default() {
+                out.push(session_from(&it)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(out)
+    }
+
+    /// A tenant's users.
+    pub async fn team(&self, t: &TenantId) -> anyhow::Result<Vec<User>> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.tenants)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :s)")
+                .expression_attribute_values(":pk", s(keys::tenant(t).pk))
+                .expression_attribute_values(":s", s("USER#"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("Query team")?;
+            for it in page.items.unwrap_or_default() {
+                out.push(user_from(&it)?);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        Ok(out)
+    }
+
+    pub async fn token(&self, secret_hash: &str) -> anyhow::Result<Option<OneTimeToken>> {
+        self.get(&self.tables.tenants, &keys::one_time_token(secret_hash))
+            .await?
+            .map(|it| token_from(&it, secret_hash))
+            .transpose()
+    }
+
+    /// The security-log item of an event (written in a transaction or alone).
+    pub fn event_item(&self, e: &SecurityEvent, event_id: &str) -> Item {
+        let at = crate::clock::rfc3339(e.at);
+        let mut it = item(&keys::security_event(e.tenant_id.as_ref(), &at, event_id));
+        put(&mut it, "event", s(e.event));
+        put(&mut it, "at", s(&at));
+        put_opt(&mut it, "tenant_id", e.tenant_id.as_ref().map(|t| t.as_str()));
+        put_opt(&mut it, "user_id", e.user_id.as_ref().map(|u| u.as_str()));
+        put_opt(&mut it, "actor_user_id", e.actor_user_id.as_ref().map(|u| u.as_str()));
+        put_opt(&mut it, "session_id", e.session_id.as_ref().map(|x| x.as_str()));
+        put_opt(&mut it, "ip_hash", e.ip_hash.clone());
+        put_opt(&mut it, "email_hash", e.email_hash.clone());
+        put_opt(&mut it, "detail", e.detail.clone());
+        put(
+            &mut it,
+            "expires_at",
+            epoch(e.at + time::Duration::days(self.security_log_days)),
+        );
+        it
+    }
+
+    pub async fn log_event(&self, e: &SecurityEvent, event_id: &str) -> anyhow::Result<()> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.security_log)
+            .set_item(Some(self.event_item(e, event_id)))
+            .send()
+            .await
+            .context("PutItem security event")?;
+        Ok(())
+    }
+
+    /// Applies writes atomically. `table` of each write: tenants unless listed otherwise.
+    pub async fn transact(&self, writes: Vec<(&str, Write)>) -> Result<(), StoreError> {
+        let mut items = Vec::with_capacity(writes.len());
+        for (table, w) in writes {
+            let twi = match w {
+                Write::Put(item, cond) => TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(table)
+                            .set_item(Some(item))
+                            .set_condition_expression(cond.map(str::to_string))
+                            .build()
+                            .context("put")?,
+                    )
+                    .build(),
+                Write::Update {
+                    key,
+                    update,
+                    condition,
+                    values,
+                    names,
+                } => {
+                    let mut b = Update::builder()
+                        .table_name(table)
+                        .set_key(Some(key_item(&key)))
+                        .update_expression(update)
+                        .set_condition_expression(condition);
+                    for (k, v) in values {
+                        b = b.expression_attribute_values(k, v);
+                    }
+                    for (k, v) in names {
+                        b = b.expression_attribute_names(k, v);
+                    }
+                    TransactWriteItem::builder()
+                        .update(b.build().context("update")?)
+                        .build()
+                }
+                Write::Delete(key, cond) => TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(table)
+                            .set_key(Some(key_item(&key)))
+                            .set_condition_expression(cond.map(str::to_string))
+                            .build()
+                            .context("delete")?,
+                    )
+                    .build(),
+            };
+            items.push(twi);
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match e.into_service_error() {
+                TransactWriteItemsError::TransactionCanceledException(tc)
+                    if tc
+                        .cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    Err(StoreError::Condition)
+                }
+                other => Err(StoreError::Other(
+                    anyhow::Error::new(other).context("TransactWriteItems"),
+                )),
+            },
+        }
+    }
+
+    /// One conditional update, returning the item after it (None when the condition failed).
+    pub async fn update(
+        &self,
+        table: &str,
+        key: &Key,
+        update: &str,
+        condition: Option<&str>,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> anyhow::Result<Option<Item>> {
+        let mut b = self
+            .client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key_item(key)))
+            .update_expression(update)
+            .set_condition_expression(condition.map(str::to_string))
+            .return_values(ReturnValue::AllNew);
+        for (k, v) in values {
+            b = b.expression_attribute_values(k, v);
+        }
+        match b.send().await {
+            Ok(out) => Ok(out.attributes),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(None)
+                } else {
+                    Err(anyhow::Error::new(e).context("UpdateItem"))
+                }
+            }
+        }
+    }
+
+    /// Marks sessions revoked (idempotent: already revoked ones keep their first time).
+    pub async fn revoke_sessions(
+        &self,
+        sessions: impl IntoIterator<Item = SessionId>,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<usize> {
+        let mut count = 0;
+        for sid in sessions {
+            let updated = self
+                .update(
+                    &self.tables.tenants,
+                    &keys::session(&sid),
+                    "SET revoked_at = :now",
+                    Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),
+                    vec![(":now", timestamp(now))],
+                )
+                .await?;
+            count += usize::from(updated.is_some());
+        }
+        Ok(count)
+    }
+
+    pub fn session_from_item(it: &Item) -> anyhow::Result<Session> {
+        session_from(it)
+    }
+
+    pub fn user_from_item(it: &Item) -> anyhow::Result<User> {
+        user_from(it)
+    }
+}
