@@ -16,12 +16,16 @@ async fn world() -> World {
 async fn json_submission_stores_lead_submission_consent_and_technical_data() {
     let w = world().await;
     let intake = w.intake(None);
-    let resp = lead_intake::handle(&intake, request(&fixture("lead-intake/submit-json.json"))).await;
+    let resp =
+        lead_intake::handle(&intake, request(&fixture("lead-intake/submit-json.json"))).await;
     assert_eq!(resp.status(), 201);
     let body = response_json(&resp);
     let lead_id = body["lead_id"].as_str().unwrap().to_string();
     let submission_id = body["submission_id"].as_str().unwrap().to_string();
-    assert_eq!(header(&resp, "access-control-allow-origin"), Some(WEB_ORIGIN));
+    assert_eq!(
+        header(&resp, "access-control-allow-origin"),
+        Some(WEB_ORIGIN)
+    );
 
     let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
     assert_eq!(leads.len(), 1);
@@ -43,19 +47,29 @@ async fn json_submission_stores_lead_submission_consent_and_technical_data() {
     let consents = sub["consents"].as_l().unwrap();
     let c = consents[0].as_m().unwrap();
     assert_eq!(c["key"].as_s().unwrap(), "marketing");
-    assert_eq!(c["version"].as_s().unwrap(), infra::seed::DEMO_CONSENT_VERSION);
+    assert_eq!(
+        c["version"].as_s().unwrap(),
+        infra::seed::DEMO_CONSENT_VERSION
+    );
     assert!(*c["granted"].as_bool().unwrap());
     let fields = sub["fields"].as_m().unwrap();
-    assert_eq!(fields["message"].as_s().unwrap(), "Please call me about pricing.");
+    assert_eq!(
+        fields["message"].as_s().unwrap(),
+        "Please call me about pricing."
+    );
 }
 
 #[tokio::test]
 async fn plain_html_form_post_redirects_303_and_stores() {
     let w = world().await;
     let intake = w.intake(None);
-    let resp = lead_intake::handle(&intake, request(&fixture("lead-intake/submit-form.json"))).await;
+    let resp =
+        lead_intake::handle(&intake, request(&fixture("lead-intake/submit-form.json"))).await;
     assert_eq!(resp.status(), 303);
-    assert_eq!(header(&resp, "location"), Some("http://127.0.0.1:8080/thanks.html"));
+    assert_eq!(
+        header(&resp, "location"),
+        Some("http://127.0.0.1:8080/thanks.html")
+    );
     let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
     assert_eq!(s(&leads[0], "email"), Some("ion.dobre@example.com"));
 }
@@ -72,7 +86,12 @@ async fn same_email_any_case_is_one_lead_with_many_submissions() {
         )
         .await;
         assert_eq!(resp.status(), 201);
-        ids.insert(response_json(&resp)["lead_id"].as_str().unwrap().to_string());
+        ids.insert(
+            response_json(&resp)["lead_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert_eq!(ids.len(), 1);
     let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
@@ -85,14 +104,21 @@ async fn same_email_any_case_is_one_lead_with_many_submissions() {
 async fn concurrent_first_submissions_of_one_person_make_one_lead() {
     let w = world().await;
     let intake = w.intake(None);
+    let (logs, _capture) = capture_logs();
     let mut futures = Vec::new();
     for i in 0..6 {
-        let mut e = json_submission(&json!({"email": "race@example.com", "message": format!("m{i}")}));
+        let mut e =
+            json_submission(&json!({"email": "race@example.com", "message": format!("m{i}")}));
         e["requestContext"]["http"]["sourceIp"] = json!(format!("198.51.100.{i}"));
         futures.push(lead_intake::handle(&intake, request(&e)));
     }
     let responses = futures_join(futures).await;
-    assert!(responses.iter().all(|r| r.status() == 201), "{:?}", responses.iter().map(|r| r.status()).collect::<Vec<_>>());
+    assert!(
+        responses.iter().all(|r| r.status() == 201),
+        "{:?}\n{}",
+        responses.iter().map(|r| r.status()).collect::<Vec<_>>(),
+        logs.text()
+    );
     assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 1);
     assert_eq!(w.items_with_sk_prefix("LeadsTable", "SUB#").await.len(), 6);
 }
@@ -133,7 +159,9 @@ async fn invalid_fields_are_400_per_field_and_nothing_is_stored() {
     let intake = w.intake(None);
     let resp = lead_intake::handle(
         &intake,
-        request(&json_submission(&json!({"email": "nope", "phone": "12", "shoe_size": "44"}))),
+        request(&json_submission(
+            &json!({"email": "nope", "phone": "12", "shoe_size": "44"}),
+        )),
     )
     .await;
     assert_eq!(resp.status(), 400);
@@ -143,7 +171,10 @@ async fn invalid_fields_are_400_per_field_and_nothing_is_stored() {
         assert!(b["error"]["fields"][f].is_string(), "{f} missing in {b}");
     }
     assert!(w.scan("LeadsTable").await.is_empty());
-    assert!(w.scan("OpsTable").await.is_empty(), "not even a rate-limit count");
+    assert!(
+        w.scan("OpsTable").await.is_empty(),
+        "not even a rate-limit count"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +183,13 @@ async fn oversized_unsupported_and_unknown_are_refused() {
     let intake = w.intake(None);
 
     let big = "x".repeat(70 * 1024);
-    let resp = lead_intake::handle(&intake, request(&json_submission(&json!({"email": "a@b.co", "message": big})))).await;
+    let resp = lead_intake::handle(
+        &intake,
+        request(&json_submission(
+            &json!({"email": "a@b.co", "message": big}),
+        )),
+    )
+    .await;
     assert_eq!(resp.status(), 413);
     assert_eq!(response_json(&resp)["error"]["code"], "payload_too_large");
 
@@ -178,7 +215,9 @@ async fn disabled_form_and_inactive_tenants_are_403_with_their_codes() {
 
     let mut form = w.form.clone();
     form.enabled = false;
-    w.put_tenant(&w.tenant, TenantStatus::Active, &form).await.unwrap();
+    w.put_tenant(&w.tenant, TenantStatus::Active, &form)
+        .await
+        .unwrap();
     let resp = lead_intake::handle(&intake, submit()).await;
     assert_eq!(resp.status(), 403);
     assert_eq!(response_json(&resp)["error"]["code"], "form_disabled");
@@ -200,8 +239,13 @@ async fn cors_grants_only_the_forms_origins() {
 
     let resp = lead_intake::handle(&intake, request(&fixture("lead-intake/preflight.json"))).await;
     assert_eq!(resp.status(), 204);
-    assert_eq!(header(&resp, "access-control-allow-origin"), Some(WEB_ORIGIN));
-    assert!(header(&resp, "access-control-allow-methods").unwrap().contains("POST"));
+    assert_eq!(
+        header(&resp, "access-control-allow-origin"),
+        Some(WEB_ORIGIN)
+    );
+    assert!(header(&resp, "access-control-allow-methods")
+        .unwrap()
+        .contains("POST"));
 
     let mut e = fixture("lead-intake/preflight.json");
     e["headers"]["origin"] = json!("https://evil.example");
@@ -225,7 +269,9 @@ async fn honeypot_and_suppressed_people_look_accepted_but_nothing_is_stored() {
 
     let resp = lead_intake::handle(
         &intake,
-        request(&json_submission(&json!({"email": "bot@example.com", "_gotcha": "http://spam"}))),
+        request(&json_submission(
+            &json!({"email": "bot@example.com", "_gotcha": "http://spam"}),
+        )),
     )
     .await;
     assert_eq!(resp.status(), 201);
@@ -271,19 +317,45 @@ async fn rate_limits_answer_429_with_retry_after() {
         e["requestContext"]["http"]["sourceIp"] = json!(ip);
         request(&e)
     };
-    assert_eq!(lead_intake::handle(&intake, from("192.0.2.1", 1)).await.status(), 201);
-    assert_eq!(lead_intake::handle(&intake, from("192.0.2.1", 2)).await.status(), 201);
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.1", 1))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.1", 2))
+            .await
+            .status(),
+        201
+    );
     let resp = lead_intake::handle(&intake, from("192.0.2.1", 3)).await;
     assert_eq!(resp.status(), 429, "per IP");
     let retry: u64 = header(&resp, "retry-after").unwrap().parse().unwrap();
     assert!((1..=60).contains(&retry));
-    assert_eq!(lead_intake::handle(&intake, from("192.0.2.2", 4)).await.status(), 201);
-    assert_eq!(lead_intake::handle(&intake, from("192.0.2.3", 5)).await.status(), 429, "per form");
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.2", 4))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.3", 5))
+            .await
+            .status(),
+        429,
+        "per form"
+    );
     assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 3);
 
     // The next minute is a new window.
     w.clock.advance(time::Duration::seconds(60));
-    assert_eq!(lead_intake::handle(&intake, from("192.0.2.1", 6)).await.status(), 201);
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.1", 6))
+            .await
+            .status(),
+        201
+    );
     // No IP in clear in the rate-limit records.
     let ops = format!("{:?}", w.scan("OpsTable").await);
     assert!(!ops.contains("192.0.2.1"));
@@ -308,7 +380,10 @@ async fn idempotency_key_replays_the_first_response_and_refuses_another_body() {
 
     let other = lead_intake::handle(&intake, with_key(json!({"email": "j@example.com"}))).await;
     assert_eq!(other.status(), 422);
-    assert_eq!(response_json(&other)["error"]["code"], "idempotency_key_reused");
+    assert_eq!(
+        response_json(&other)["error"]["code"],
+        "idempotency_key_reused"
+    );
 }
 
 #[tokio::test]
@@ -316,8 +391,11 @@ async fn tenants_are_isolated() {
     let w = world().await;
     let intake = w.intake(None);
     let tenant_b = TenantId::parse("tenant-b").unwrap();
-    let form_b = infra::seed::demo_form(&tenant_b, &FormId::parse("b-contact").unwrap(), WEB_ORIGIN);
-    w.put_tenant(&tenant_b, TenantStatus::Active, &form_b).await.unwrap();
+    let form_b =
+        infra::seed::demo_form(&tenant_b, &FormId::parse("b-contact").unwrap(), WEB_ORIGIN);
+    w.put_tenant(&tenant_b, TenantStatus::Active, &form_b)
+        .await
+        .unwrap();
 
     // Tenant A erased this person; tenant B still receives their submissions.
     let bidx = w.key.email(&Email::parse("shared@example.com").unwrap());
@@ -357,8 +435,19 @@ async fn every_stored_attribute_is_declared_in_the_data_inventory() {
         "_page_url": "https://site.example/contact", "_referrer": "https://search.example/"
     }));
     e["headers"]["idempotency-key"] = json!("inv-1");
-    assert_eq!(lead_intake::handle(&intake, request(&e)).await.status(), 201);
-    assert_eq!(lead_intake::handle(&intake, request(&json_submission(&json!({"email": "inv@example.com"})))).await.status(), 201);
+    assert_eq!(
+        lead_intake::handle(&intake, request(&e)).await.status(),
+        201
+    );
+    assert_eq!(
+        lead_intake::handle(
+            &intake,
+            request(&json_submission(&json!({"email": "inv@example.com"})))
+        )
+        .await
+        .status(),
+        201
+    );
 
     for (logical, table) in [
         ("TenantsTable", Table::Tenants),
@@ -382,8 +471,7 @@ async fn every_stored_attribute_is_declared_in_the_data_inventory() {
 async fn logs_carry_request_ids_and_no_personal_data() {
     let w = world().await;
     let intake = w.intake(None);
-    let logs = shared::telemetry::CapturedLogs::default();
-    let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(logs.clone()));
+    let (logs, _capture) = capture_logs();
 
     let secret_email = "very.private.person@example.org";
     let mut e = json_submission(&json!({
@@ -409,18 +497,36 @@ async fn logs_carry_request_ids_and_no_personal_data() {
     }
 
     let text = logs.text();
-    assert!(text.lines().count() >= 4, "expected log lines, got:\n{text}");
+    assert!(
+        text.lines().count() >= 4,
+        "expected log lines, got:\n{text}"
+    );
     for forbidden in [
-        secret_email, "very.private", "Privatus", "+40799111222", "40799111222", "secret message",
-        "Hidden Co", "198.51.100.77", "SecretAgent", "broken@",
+        secret_email,
+        "very.private",
+        "Privatus",
+        "+40799111222",
+        "40799111222",
+        "secret message",
+        "Hidden Co",
+        "198.51.100.77",
+        "SecretAgent",
+        "broken@",
     ] {
-        assert!(!text.contains(forbidden), "log leaks {forbidden:?}:\n{text}");
+        assert!(
+            !text.contains(forbidden),
+            "log leaks {forbidden:?}:\n{text}"
+        );
     }
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
-        let has_id = v["spans"]
-            .as_array()
-            .is_some_and(|s| s.iter().any(|sp| sp["request_id"].as_str().is_some_and(|id| id.starts_with("req-log-test-"))));
+        let has_id = v["spans"].as_array().is_some_and(|s| {
+            s.iter().any(|sp| {
+                sp["request_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("req-log-test-"))
+            })
+        });
         assert!(has_id, "log line without request id: {line}");
     }
     assert!(text.contains("\"tenant_id\":\"tenant-a\""));

@@ -71,6 +71,12 @@ impl BlindIndexKey {
         mac.update(body);
         hex(&mac.finalize().into_bytes()[..16])
     }
+
+    /// The signature of a list cursor handed to `tenant` (see `crate::leads::cursor`): a client
+    /// cannot forge or alter a cursor, nor replay one in another tenant. 128 bits, hex.
+    pub fn cursor(&self, tenant: &TenantId, payload: &str) -> String {
+        hex(&self.mac("cursor", &[tenant.as_str(), payload])[..16])
+    }
 }
 
 impl fmt::Debug for BlindIndexKey {

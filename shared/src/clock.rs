@@ -82,7 +82,10 @@ impl<T: IdGenerator + ?Sized> IdGenerator for std::sync::Arc<T> {
 
 /// RFC 3339 in UTC with second precision: how every timestamp is stored.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC).replace_nanosecond(0).unwrap_or(t);
+    let t = t
+        .to_offset(time::UtcOffset::UTC)
+        .replace_nanosecond(0)
+        .unwrap_or(t);
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }

@@ -28,6 +28,13 @@ pub enum AppError {
     UnsupportedMediaType,
     #[error("not found: {0}")]
     NotFound(&'static str),
+    /// Refused until the account pays: a spent quota, an inactive subscription, no free seat
+    /// (402), with a stable code.
+    #[error("payment required: {code}")]
+    PaymentRequired {
+        code: &'static str,
+        message: &'static str,
+    },
     /// Refused by a rule about the caller or the resource state (403), with a stable code.
     #[error("forbidden: {code}")]
     Forbidden {
@@ -76,6 +83,7 @@ impl AppError {
         match self {
             AppError::Validation { .. } => 400,
             AppError::Unauthorized { .. } => 401,
+            AppError::PaymentRequired { .. } => 402,
             AppError::Forbidden { .. } => 403,
             AppError::NotFound(_) => 404,
             AppError::MethodNotAllowed => 405,
@@ -93,6 +101,7 @@ impl AppError {
         match self {
             AppError::Validation { code, .. } => code,
             AppError::Forbidden { code, .. } => code,
+            AppError::PaymentRequired { code, .. } => code,
             AppError::Unauthorized { code, .. } => code,
             AppError::Conflict { code, .. } => code,
             AppError::Unprocessable { code, .. } => code,
@@ -110,6 +119,7 @@ impl AppError {
         match self {
             AppError::Validation { message, .. } => message.clone(),
             AppError::Forbidden { message, .. }
+            | AppError::PaymentRequired { message, .. }
             | AppError::Unauthorized { message, .. }
             | AppError::Conflict { message, .. }
             | AppError::Unprocessable { message, .. } => (*message).to_string(),

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
+use crate::billing::BillingState;
 use crate::domain::{FormId, FormRecord, LeadId, TenantId, TenantRecord};
 use crate::ports::{
     CommitError, FormAdmin, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore,
@@ -15,6 +16,8 @@ pub type RateKey = (TenantId, FormId, i64);
 /// (form count, per-IP-hash counts)
 pub type RateCounts = (u32, HashMap<String, u32>);
 
+pub use crate::billing::memory::MemoryBillingStore;
+
 #[derive(Debug, Default)]
 pub struct MemoryState {
     pub tenants: HashMap<TenantId, TenantRecord>,
@@ -24,6 +27,10 @@ pub struct MemoryState {
     pub suppressed: HashSet<(TenantId, String)>,
     pub rates: HashMap<RateKey, RateCounts>,
     pub idempotency: HashMap<(TenantId, FormId, String), IdempotencyRecord>,
+    /// Tenants' billing states (absent: the free tier).
+    pub billing: HashMap<TenantId, BillingState>,
+    /// (tenant, `YYYY-MM`) -> submissions counted against the quota.
+    pub usage: HashMap<(TenantId, String), u32>,
 }
 
 #[derive(Debug, Default)]
@@ -98,6 +105,12 @@ impl IntakeStore for MemoryStore {
                     .get(&(l.tenant.clone(), l.form_id.clone(), h.clone()))
                     .cloned()
             }),
+            billing: st.billing.get(&l.tenant).cloned(),
+            usage_this_month: st
+                .usage
+                .get(&(l.tenant.clone(), l.usage_month.clone()))
+                .copied()
+                .unwrap_or(0),
         })
     }
 
@@ -107,9 +120,9 @@ impl IntakeStore for MemoryStore {
         let form = w.form_id.clone();
         // Check every condition first, then apply everything: all or nothing.
         if let Some(rec) = &w.idempotency {
-            if let Some(old) = st
-                .idempotency
-                .get(&(w.tenant.clone(), form.clone(), rec.key_hash.clone()))
+            if let Some(old) =
+                st.idempotency
+                    .get(&(w.tenant.clone(), form.clone(), rec.key_hash.clone()))
             {
                 if old.expires_at > w.received_at {
                     return Err(CommitError::IdempotencyKeyTaken);
@@ -128,6 +141,10 @@ impl IntakeStore for MemoryStore {
             if *count >= w.rate.per_form_limit || ip_count >= w.rate.per_ip_limit {
                 return Err(CommitError::RateLimited);
             }
+        }
+        let usage_key = (w.tenant.clone(), w.usage.month.clone());
+        if st.usage.get(&usage_key).copied().unwrap_or(0) >= w.usage.quota {
+            return Err(CommitError::QuotaExceeded);
         }
         if let Some(record) = &w.record {
             let lead_key = (w.tenant.clone(), record.lead.lead_id().clone());
@@ -159,6 +176,7 @@ impl IntakeStore for MemoryStore {
                 record.submission.clone(),
             );
         }
+        *st.usage.entry(usage_key).or_default() += 1;
         let entry = st.rates.entry(rate_key).or_default();
         entry.0 += 1;
         if let Some(h) = &w.rate.ip_hash {

@@ -137,7 +137,9 @@ mod tests {
 
     #[test]
     fn rate_limit_sets_retry_after() {
-        let r = error_response(&AppError::RateLimited { retry_after_secs: 7 });
+        let r = error_response(&AppError::RateLimited {
+            retry_after_secs: 7,
+        });
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()[header::RETRY_AFTER], "7");
     }

@@ -2,8 +2,9 @@
 //! technical data, or is refused with a precise reason.
 //!
 //! Cost shape (see `bench/`): one `BatchGetItem` (form, tenant, lead, suppression entries,
-//! rate-limit window, idempotency record) and one `TransactWriteItems` (lead, submission,
-//! rate-limit window, idempotency record when a key is sent). The form's tenant is immutable and
+//! rate-limit window, idempotency record, billing state, this month's usage) and one
+//! `TransactWriteItems` (lead, submission, rate-limit window, usage counter, idempotency record
+//! when a key is sent). The form's tenant is immutable and
 //! cached per container, so only a container's first submission to a form pays one more read.
 
 use std::collections::{BTreeMap, HashMap};
@@ -11,16 +12,17 @@ use std::sync::Mutex;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::billing::{entitlements, usage_expires_at, usage_month, BillingPolicy};
 use crate::blind_index::BlindIndexKey;
 use crate::clock::{Clock, IdGenerator};
 use crate::domain::{
-    FormId, FormRecord, LeadId, RawSubmission, SubmissionId, TechnicalData, TenantId,
-    TenantStatus, ValidSubmission,
+    FormId, FormRecord, LeadId, RawSubmission, SubmissionId, TechnicalData, TenantId, TenantStatus,
+    ValidSubmission,
 };
 use crate::error::AppError;
 use crate::ports::{
     CommitError, IdempotencyRecord, IntakeLookup, IntakeStore, IntakeWrite, LeadWrite, NewLead,
-    NewSubmission, RateIncrement, SubmissionRecord,
+    NewSubmission, RateIncrement, SubmissionRecord, UsageIncrement,
 };
 
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct IntakeSettings {
     pub rate_limit_per_form_per_minute: u32,
     pub technical_data_retention_days: i64,
     pub idempotency_ttl: Duration,
+    /// The free tier's quota and the grace of a canceled or unpaid subscription.
+    pub billing: BillingPolicy,
 }
 
 impl Default for IntakeSettings {
@@ -38,6 +42,7 @@ impl Default for IntakeSettings {
             rate_limit_per_form_per_minute: 120,
             technical_data_retention_days: 90,
             idempotency_ttl: Duration::hours(24),
+            billing: BillingPolicy::default(),
         }
     }
 }
@@ -136,7 +141,9 @@ pub struct Intake<S, C, I> {
     form_tenants: Mutex<HashMap<FormId, TenantId>>,
 }
 
-const MAX_ATTEMPTS: usize = 4;
+/// Commit attempts. Concurrent submissions to one tenant touch the same counters, and DynamoDB
+/// cancels a transaction that overlaps another on an item: those retry with jittered backoff.
+const MAX_ATTEMPTS: usize = 6;
 
 impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
     pub fn new(store: S, clock: C, ids: I, key: BlindIndexKey, settings: IntakeSettings) -> Self {
@@ -177,8 +184,14 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                     Outcome::Accepted { new_lead: true, .. } => "accepted_new_lead",
                     Outcome::Accepted { .. } => "accepted_existing_lead",
                     Outcome::Replayed { .. } => "replayed",
-                    Outcome::Discarded { reason: DiscardReason::Honeypot, .. } => "spam_honeypot",
-                    Outcome::Discarded { reason: DiscardReason::Suppressed, .. } => "suppressed",
+                    Outcome::Discarded {
+                        reason: DiscardReason::Honeypot,
+                        ..
+                    } => "spam_honeypot",
+                    Outcome::Discarded {
+                        reason: DiscardReason::Suppressed,
+                        ..
+                    } => "suppressed",
                 };
                 span.record("outcome", label);
                 tracing::info!("submission handled");
@@ -232,6 +245,7 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             .map(|k| self.key.idempotency_key(&tenant, k));
         let window = now.unix_timestamp().div_euclid(60);
         let ip_hash = req.source_ip.map(|ip| self.key.ip(ip));
+        let month = usage_month(now);
 
         let snapshot = self
             .store
@@ -239,10 +253,15 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                 tenant: tenant.clone(),
                 form_id: req.form_id.clone(),
                 lead_id: probable_lead.clone(),
-                contact_bidx: email_bidx.iter().chain(phone_bidx.iter()).cloned().collect(),
+                contact_bidx: email_bidx
+                    .iter()
+                    .chain(phone_bidx.iter())
+                    .cloned()
+                    .collect(),
                 rate_window: window,
                 ip_hash: ip_hash.clone(),
                 idempotency_key_hash: idem_hash.clone(),
+                usage_month: month.clone(),
             })
             .await?;
 
@@ -299,6 +318,16 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             });
         }
 
+        // Entitlements, like the rate limit, before anything about the person is decided: a
+        // suppressed person's submission counts and is refused like anyone else's. The quota is
+        // enforced exactly by the commit's condition; this early answer only saves a write.
+        let quota = limits
+            .billing
+            .submission_quota(snapshot.billing.as_ref(), now)?;
+        if snapshot.usage_this_month >= quota {
+            return Err(entitlements::quota_exceeded());
+        }
+
         // Recompute from the validated contact: the form's rules are the authority.
         let email_bidx = valid.contact.email.as_ref().map(|e| self.key.email(e));
         let phone_bidx = valid.contact.phone.as_ref().map(|p| self.key.phone(p));
@@ -344,6 +373,11 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                 per_ip_limit: limits.rate_limit_per_ip_per_minute,
                 per_form_limit: limits.rate_limit_per_form_per_minute,
                 expires_at: now + Duration::minutes(10),
+            },
+            usage: UsageIncrement {
+                month,
+                quota,
+                expires_at: usage_expires_at(now),
             },
             idempotency: idem_hash.map(|key_hash| IdempotencyRecord {
                 key_hash,
@@ -400,6 +434,7 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                         retry_after_secs: retry_after,
                     })
                 }
+                Err(CommitError::QuotaExceeded) => return Err(entitlements::quota_exceeded()),
                 Err(CommitError::IdempotencyKeyTaken) => {
                     let key_hash = write
                         .idempotency
@@ -418,11 +453,10 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                     return replay(record, &body_hash);
                 }
                 Err(CommitError::Conflict) if attempt < MAX_ATTEMPTS => {
-                    let jitter = u64::from(submission_id.as_str().as_bytes()[3 + attempt] % 20);
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        10 * attempt as u64 + jitter,
-                    ))
-                    .await;
+                    // Full jitter on an exponential base, so racing retries spread out.
+                    let cap = 10u64 << attempt.min(6);
+                    let wait = rand::random::<u64>() % cap + 5;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
                 Err(CommitError::Conflict) => {
                     return Err(AppError::Internal(anyhow::anyhow!(

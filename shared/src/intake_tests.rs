@@ -1323,7 +1323,7 @@ async fn persistent_conflicts_become_an_internal_error() {
     let h = racy().await;
     h.intake
         .store()
-        .fail_commits((0..4).map(|_| CommitError::Conflict));
+        .fail_commits((0..MAX_ATTEMPTS).map(|_| CommitError::Conflict));
 
     let r = h.submit(&Post::from("ana@example.com")).await;
 
@@ -1343,4 +1343,162 @@ async fn a_store_failure_on_commit_is_an_internal_error() {
     let err = r.unwrap_err();
     assert_eq!(err.status(), 500);
     assert!(!err.public_message().contains("throttled"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Entitlements: the monthly quota and the subscription's standing
+// ---------------------------------------------------------------------------------------------
+
+fn with_free_quota(n: u32) -> IntakeSettings {
+    let mut s = limits(100, 1000);
+    s.billing.free_tier.monthly_submissions = n;
+    s
+}
+
+fn payment_required(r: Result<Outcome, AppError>) -> &'static str {
+    match r {
+        Err(e @ AppError::PaymentRequired { .. }) => {
+            assert_eq!(e.status(), 402);
+            e.code()
+        }
+        other => panic!("expected 402, got {other:?}"),
+    }
+}
+
+fn usage(h: &Harness) -> u32 {
+    h.mem()
+        .lock()
+        .usage
+        .get(&(tenant(), "2026-11".to_string()))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn subscription(status: crate::billing::SubscriptionStatus) -> crate::billing::BillingState {
+    crate::billing::BillingState {
+        status: Some(status),
+        plan: Some("pro".into()),
+        entitlements: Some(crate::billing::Entitlements {
+            monthly_submissions: 5,
+            seats: 10,
+            forms: 10,
+        }),
+        current_period_end: Some(T0 - Duration::days(10)),
+        status_since: Some(T0 - Duration::days(10)),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn the_free_tier_quota_counts_accepted_and_suppressed_submissions() {
+    let h = Harness::with_settings(with_free_quota(3)).await;
+    h.mem().suppress(
+        &tenant(),
+        &key().email(&Email::parse("erased@example.com").unwrap()),
+    );
+    h.accept(&Post::from("ana@example.com")).await;
+    assert!(matches!(
+        h.submit(&Post::from("erased@example.com")).await,
+        Ok(Outcome::Discarded { .. })
+    ));
+    h.accept(&Post::from("ion@example.com")).await;
+    assert_eq!(usage(&h), 3);
+
+    let r = h.submit(&Post::from("eve@example.com")).await;
+    assert_eq!(payment_required(r), "quota_exceeded");
+    // A suppressed person over the quota is refused like anyone else.
+    let r = h.submit(&Post::from("erased@example.com")).await;
+    assert_eq!(payment_required(r), "quota_exceeded");
+    assert_eq!(h.submission_count(), 2);
+    assert_eq!(usage(&h), 3);
+}
+
+#[tokio::test]
+async fn honeypot_invalid_and_replayed_submissions_do_not_count() {
+    let h = Harness::with_settings(with_free_quota(2)).await;
+    let post = Post::from("ana@example.com").idempotency_key("k1");
+    h.accept(&post).await;
+    assert!(matches!(
+        h.submit(&post).await,
+        Ok(Outcome::Replayed { .. })
+    ));
+    let bot = Post::json(json!({"email": "bot@example.com", "_gotcha": "x"}));
+    assert!(matches!(
+        h.submit(&bot).await,
+        Ok(Outcome::Discarded { .. })
+    ));
+    let invalid = Post::json(json!({"email": "nope"}));
+    assert!(h.submit(&invalid).await.is_err());
+    assert_eq!(usage(&h), 1);
+    h.accept(&Post::from("ion@example.com")).await;
+    assert_eq!(usage(&h), 2);
+}
+
+#[tokio::test]
+async fn a_new_month_starts_a_new_count() {
+    let h = Harness::with_settings(with_free_quota(1)).await;
+    h.accept(&Post::from("ana@example.com")).await;
+    assert_eq!(
+        payment_required(h.submit(&Post::from("ion@example.com")).await),
+        "quota_exceeded"
+    );
+    h.clock.set(datetime!(2026-12-01 00:00 UTC));
+    h.accept(&Post::from("ion@example.com")).await;
+    let st = h.mem().lock();
+    assert_eq!(st.usage[&(tenant(), "2026-12".to_string())], 1);
+}
+
+#[tokio::test]
+async fn a_plan_gives_its_quota() {
+    let h = Harness::with_settings(with_free_quota(1)).await;
+    h.mem().lock().billing.insert(
+        tenant(),
+        subscription(crate::billing::SubscriptionStatus::Active),
+    );
+    for i in 0..5 {
+        h.accept(&Post::from(&format!("p{i}@example.com"))).await;
+    }
+    assert_eq!(
+        payment_required(h.submit(&Post::from("p5@example.com")).await),
+        "quota_exceeded"
+    );
+}
+
+#[tokio::test]
+async fn a_canceled_subscription_stops_submissions_after_its_grace_period() {
+    use crate::billing::SubscriptionStatus::Canceled;
+    let h = Harness::with_settings(with_free_quota(100)).await;
+    // Paid period ended 10 days ago, grace 7 days: inactive.
+    h.mem()
+        .lock()
+        .billing
+        .insert(tenant(), subscription(Canceled));
+    assert_eq!(
+        payment_required(h.submit(&Post::from("ana@example.com")).await),
+        "subscription_inactive"
+    );
+    assert!(h.nothing_stored());
+    // Ended 6 days ago: still in its grace period, on its plan.
+    let mut recent = subscription(Canceled);
+    recent.current_period_end = Some(T0 - Duration::days(6));
+    h.mem().lock().billing.insert(tenant(), recent);
+    h.accept(&Post::from("ana@example.com")).await;
+}
+
+#[tokio::test]
+async fn the_rate_limit_answers_before_the_quota() {
+    let mut settings = with_free_quota(1);
+    settings.rate_limit_per_ip_per_minute = 1;
+    let h = Harness::with_settings(settings).await;
+    h.accept(&Post::from("ana@example.com")).await;
+    rate_limited_after(h.submit(&Post::from("ion@example.com")).await);
+}
+
+#[tokio::test]
+async fn a_quota_reached_by_concurrent_requests_is_reported() {
+    let h = racy().await;
+    h.intake.store().fail_commits([CommitError::QuotaExceeded]);
+    let r = h.submit(&Post::from("ana@example.com")).await;
+    assert_eq!(payment_required(r), "quota_exceeded");
+    assert_eq!(h.submission_count(), 0);
 }

@@ -2,7 +2,9 @@
 //! takes a [`TenantId`], so a key of one tenant cannot be built from another tenant's context.
 //! The access patterns these keys serve are documented in `docs/data-model.md`.
 
+use crate::billing::ProviderId;
 use crate::domain::{FormId, LeadId, SessionId, SubmissionId, TenantId, UserId};
+use crate::transfers::{AttachmentId, ExportId, ImportId};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -87,10 +89,75 @@ pub fn lead(t: &TenantId, l: &LeadId) -> Key {
     Key::new(lead_pk(t, l), "LEAD")
 }
 
+/// The `by_tenant` GSI partition of a tenant's leads (sort key: [`lead_created_sort`]).
+pub fn leads_of_tenant(t: &TenantId) -> String {
+    format!("TENANT#{t}")
+}
+
+/// The `by_stage` GSI partition of a tenant's leads in one pipeline stage.
+pub fn leads_in_stage(t: &TenantId, stage: &str) -> String {
+    format!("TENANT#{t}#STAGE#{stage}")
+}
+
+/// GSI sort key of a lead: creation time then id, so pages are stable and newest-first.
+pub fn lead_created_sort(created_at_rfc3339: &str, l: &LeadId) -> String {
+    format!("{created_at_rfc3339}#{l}")
+}
+
+/// The stage a new lead starts in.
+pub const FIRST_STAGE: &str = "new";
+
 /// Submissions sort under their lead by id (ULIDs: chronological).
 pub fn submission(t: &TenantId, l: &LeadId, s: &SubmissionId) -> Key {
     Key::new(lead_pk(t, l), &format!("SUB#{s}"))
 }
+
+// Everything the lead workspace hangs off a lead sorts under its partition, so one Query reads
+// the whole record and deleting the partition deletes all of it.
+
+/// A lead's partition: the lead item, its submissions, notes, stage history and audit trail.
+pub fn lead_partition(t: &TenantId, l: &LeadId) -> String {
+    lead_pk(t, l)
+}
+
+/// Sort-key prefixes of the items under a lead.
+pub const SUBMISSION_PREFIX: &str = "SUB#";
+pub const NOTE_PREFIX: &str = "NOTE#";
+pub const STAGE_CHANGE_PREFIX: &str = "STAGE#";
+pub const AUDIT_PREFIX: &str = "AUDIT#";
+
+/// A note on a lead; note ids are ULIDs, so notes sort by creation.
+pub fn lead_note(t: &TenantId, l: &LeadId, note_id: &str) -> Key {
+    Key::new(lead_pk(t, l), &format!("{NOTE_PREFIX}{note_id}"))
+}
+
+/// A move of a lead between pipeline stages, by time.
+pub fn lead_stage_change(t: &TenantId, l: &LeadId, at_rfc3339: &str, change_id: &str) -> Key {
+    Key::new(
+        lead_pk(t, l),
+        &format!("{STAGE_CHANGE_PREFIX}{at_rfc3339}#{change_id}"),
+    )
+}
+
+/// An audit-trail entry of a lead (who changed which fields), by time.
+pub fn lead_audit(t: &TenantId, l: &LeadId, at_rfc3339: &str, entry_id: &str) -> Key {
+    Key::new(
+        lead_pk(t, l),
+        &format!("{AUDIT_PREFIX}{at_rfc3339}#{entry_id}"),
+    )
+}
+
+/// The tenants-table item holding a tenant's pipeline (its ordered stages).
+pub fn pipeline(t: &TenantId) -> Key {
+    Key::new(format!("TENANT#{t}"), "PIPELINE")
+}
+
+/// The GSI partition (`gsi1pk`) listing a tenant's forms; sort keys begin with [`FORM_PREFIX`].
+pub fn forms_of_tenant(t: &TenantId) -> String {
+    format!("TENANT#{t}")
+}
+
+pub const FORM_PREFIX: &str = "FORM#";
 
 /// GSI partition of submissions whose technical data expires on `day` (YYYY-MM-DD). Sharded so
 /// one busy day does not make one hot partition; retention reads every shard of a day.
@@ -117,12 +184,128 @@ pub fn login_throttle_account(email_bidx: &str) -> Key {
     Key::new(format!("THROTTLE#ACCOUNT#{email_bidx}"), "THROTTLE")
 }
 
+pub fn login_throttle_account_ip(email_bidx: &str, ip_hash: &str) -> Key {
+    Key::new(
+        format!("THROTTLE#ACCOUNTIP#{email_bidx}#{ip_hash}"),
+        "THROTTLE",
+    )
+}
+
 pub fn login_throttle_ip(ip_hash: &str) -> Key {
     Key::new(format!("THROTTLE#IP#{ip_hash}"), "THROTTLE")
 }
 
 pub fn idempotency(t: &TenantId, f: &FormId, key_hash: &str) -> Key {
     Key::new(format!("TENANT#{t}#IDEM#{f}#{key_hash}"), "IDEM")
+}
+
+// ---- billing table (billing & transactions)
+//
+// Provider-issued ids ([`ProviderId`]: letters, digits, `_`) never contain `#`. Lookups by a
+// provider id alone (an event, a customer) carry the provider's name, so a second provider's ids
+// cannot collide with the first's.
+
+/// A received provider event: put only if absent, which makes its effect happen once.
+pub fn billing_event(provider: &str, event_id: &ProviderId) -> Key {
+    Key::new(format!("EVENT#{provider}#{event_id}"), "EVENT")
+}
+
+/// Which tenant a provider customer belongs to.
+pub fn billing_customer(provider: &str, customer_id: &ProviderId) -> Key {
+    Key::new(format!("CUSTOMER#{provider}#{customer_id}"), "CUSTOMER")
+}
+
+/// How many events of a type the platform does not handle were received.
+pub fn billing_event_type_counter(provider: &str, event_type: &str) -> Key {
+    Key::new(format!("EVENTTYPE#{provider}#{event_type}"), "COUNTER")
+}
+
+/// A tenant's billing items share one partition: its subscription state, invoices, payments and
+/// refunds (the billing view reads them with one Query).
+pub fn billing_partition(t: &TenantId) -> String {
+    format!("TENANT#{t}")
+}
+
+/// The tenant's subscription state (one current subscription).
+pub fn subscription_state(t: &TenantId) -> Key {
+    Key::new(billing_partition(t), "SUBSCRIPTION")
+}
+
+pub fn invoice(t: &TenantId, invoice_id: &ProviderId) -> Key {
+    Key::new(billing_partition(t), &format!("INVOICE#{invoice_id}"))
+}
+
+/// A payment attempt on an invoice, one per provider event reporting it.
+pub fn invoice_payment(t: &TenantId, invoice_id: &ProviderId, event_id: &ProviderId) -> Key {
+    Key::new(
+        billing_partition(t),
+        &format!("PAYMENT#{invoice_id}#{event_id}"),
+    )
+}
+
+/// The refunds of a charge (its invoice is an attribute).
+pub fn charge_refund(t: &TenantId, charge_id: &ProviderId) -> Key {
+    Key::new(billing_partition(t), &format!("REFUND#{charge_id}"))
+}
+
+// ---- plans table (platform configuration)
+
+/// A plan by the provider price that sells it.
+pub fn plan_by_price(provider: &str, price_id: &ProviderId) -> Key {
+    Key::new(format!("PRICE#{provider}#{price_id}"), "PLAN")
+}
+
+// ---- ops table: usage
+
+/// A tenant's submissions in a calendar month (`YYYY-MM`, UTC).
+pub fn usage_month(t: &TenantId, month: &str) -> Key {
+    Key::new(format!("TENANT#{t}#USAGE#{month}"), "USAGE")
+}
+
+// ---- leads table: attachments, imports and exports (lead transfers)
+
+/// An attachment's record sorts under its lead, so erasing the lead's partition erases it.
+pub fn attachment(t: &TenantId, l: &LeadId, a: &AttachmentId) -> Key {
+    Key::new(lead_pk(t, l), &format!("{ATTACHMENT_PREFIX}{a}"))
+}
+
+/// Sort-key prefix of a lead's attachment records.
+pub const ATTACHMENT_PREFIX: &str = "ATT#";
+
+/// A tenant's import and export records share one partition (the tenant's transfer log).
+pub fn transfers_of_tenant(t: &TenantId) -> String {
+    format!("TENANT#{t}#TRANSFERS")
+}
+
+pub fn import_record(t: &TenantId, i: &ImportId) -> Key {
+    Key::new(transfers_of_tenant(t), &format!("IMPORT#{i}"))
+}
+
+pub fn export_record(t: &TenantId, e: &ExportId) -> Key {
+    Key::new(transfers_of_tenant(t), &format!("EXPORT#{e}"))
+}
+
+// ---- S3 object keys: every object of a tenant is under a prefix that names the tenant
+
+/// Every object of one lead (its attachments): deleting the lead deletes this prefix.
+pub fn lead_objects_prefix(t: &TenantId, l: &LeadId) -> String {
+    format!("tenants/{t}/leads/{l}/")
+}
+
+/// An attachment's object in the attachments bucket.
+pub fn attachment_object(t: &TenantId, l: &LeadId, a: &AttachmentId) -> String {
+    format!("{}{a}", lead_objects_prefix(t, l))
+}
+
+/// An uploaded CSV waiting to be imported, in the exports bucket (7-day expiry; deleted once
+/// imported).
+pub fn import_upload_object(t: &TenantId, i: &ImportId) -> String {
+    format!("imports/{t}/{i}.csv")
+}
+
+/// A finished export in the exports bucket (7-day expiry). `extension`: `csv` or `json`.
+pub fn export_object(t: &TenantId, e: &ExportId, extension: &str) -> String {
+    format!("exports/{t}/{e}.{extension}")
 }
 
 #[cfg(test)]

@@ -11,11 +11,17 @@
 //! - [`inventory`]: every personal attribute the platform stores, with its data category.
 //! - [`intake`]: the lead-intake use case, over the [`ports`].
 //! - [`dynamo`]: DynamoDB adapters of the ports; [`fakes`] (feature `test-support`): in-memory ones.
+//! - [`billing`]: plans, entitlements, subscription state and billing records; [`retention`]:
+//!   legal retention periods computed from a document's date.
 //! - [`aws`]: SDK client construction tuned for a cheap cold start.
+//! - [`transfers`]: lead attachments, CSV imports and exports: their ids, records and store.
+//! - [`leads`]: the lead workspace (leads, notes, pipeline, forms as the team manages them);
+//!   [`s3`]: deleting a lead's objects.
 
 pub mod accounts;
 pub mod auth;
 pub mod aws;
+pub mod billing;
 pub mod blind_index;
 pub mod clock;
 pub mod config;
@@ -26,10 +32,14 @@ pub mod http;
 pub mod intake;
 pub mod inventory;
 pub mod keys;
+pub mod leads;
 pub mod mail;
 pub mod ports;
+pub mod retention;
+pub mod s3;
 pub mod secrets;
 pub mod telemetry;
+pub mod transfers;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod fakes;

@@ -53,14 +53,12 @@ impl Mailer for SesMailer {
                 .build()
                 .context("email content")
         };
-        let mut message = Message::builder()
-            .subject(content(&email.subject)?)
-            .body(
-                Body::builder()
-                    .text(content(&email.text)?)
-                    .html(content(&email.html)?)
-                    .build(),
-            );
+        let mut message = Message::builder().subject(content(&email.subject)?).body(
+            Body::builder()
+                .text(content(&email.text)?)
+                .html(content(&email.html)?)
+                .build(),
+        );
         for (name, value) in &email.headers {
             message = message.headers(
                 MessageHeader::builder()
@@ -131,7 +129,11 @@ mod tests {
     #[test]
     fn renders_and_escapes() {
         let t = "<p>Hi {{name}}, <a href=\"{{link}}\">go</a></p>";
-        let out = render(t, &[("name", "<b>Ana</b>"), ("link", "https://x/?a=1&b=2")], true);
+        let out = render(
+            t,
+            &[("name", "<b>Ana</b>"), ("link", "https://x/?a=1&b=2")],
+            true,
+        );
         assert_eq!(
             out,
             "<p>Hi &lt;b&gt;Ana&lt;/b&gt;, <a href=\"https://x/?a=1&amp;b=2\">go</a></p>"

@@ -7,6 +7,7 @@ use std::future::Future;
 
 use time::{Date, OffsetDateTime};
 
+use crate::billing::BillingState;
 use crate::domain::{
     ConsentRecord, ContactDetails, FormId, FormRecord, LeadId, SubmissionId, TechnicalData,
     TenantId, TenantRecord,
@@ -24,6 +25,8 @@ pub struct IntakeLookup {
     pub rate_window: i64,
     pub ip_hash: Option<String>,
     pub idempotency_key_hash: Option<String>,
+    /// The calendar month (`YYYY-MM`, UTC) whose submission count is read.
+    pub usage_month: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -35,6 +38,10 @@ pub struct IntakeSnapshot {
     pub rate_form_count: u32,
     pub rate_ip_count: u32,
     pub idempotency: Option<IdempotencyRecord>,
+    /// The tenant's billing state (none: the free tier).
+    pub billing: Option<BillingState>,
+    /// Submissions counted against the quota this month.
+    pub usage_this_month: u32,
 }
 
 /// The response a first request produced under an `Idempotency-Key`, replayed to its retries.
@@ -96,6 +103,14 @@ pub struct RateIncrement {
     pub expires_at: OffsetDateTime,
 }
 
+/// The month's submission counter, incremented only while under the quota.
+#[derive(Debug, Clone)]
+pub struct UsageIncrement {
+    pub month: String,
+    pub quota: u32,
+    pub expires_at: OffsetDateTime,
+}
+
 /// The lead and submission of an accepted submission.
 #[derive(Debug, Clone)]
 pub struct SubmissionRecord {
@@ -104,8 +119,9 @@ pub struct SubmissionRecord {
 }
 
 /// Every write of one submission, applied atomically or not at all. A submission of a
-/// suppressed person has no `record` but still counts against the rate limit and is remembered
-/// under its idempotency key, so nothing in the answers tells it apart from a stored one.
+/// suppressed person has no `record` but still counts against the rate limit and the monthly
+/// quota and is remembered under its idempotency key, so nothing in the answers tells it apart
+/// from a stored one.
 #[derive(Debug, Clone)]
 pub struct IntakeWrite {
     pub tenant: TenantId,
@@ -113,6 +129,7 @@ pub struct IntakeWrite {
     pub received_at: OffsetDateTime,
     pub record: Option<SubmissionRecord>,
     pub rate: RateIncrement,
+    pub usage: UsageIncrement,
     pub idempotency: Option<IdempotencyRecord>,
 }
 
@@ -124,6 +141,8 @@ pub enum CommitError {
     LeadMissing,
     #[error("rate limit reached")]
     RateLimited,
+    #[error("monthly submission quota reached")]
+    QuotaExceeded,
     #[error("the idempotency key is already used")]
     IdempotencyKeyTaken,
     /// Another transaction held one of the items; safe to retry.
@@ -143,15 +162,17 @@ pub trait IntakeStore: Send + Sync {
     ) -> impl Future<Output = anyhow::Result<Option<TenantId>>> + Send;
 
     /// The current form record (for CORS preflight).
-    fn form(&self, form: &FormId) -> impl Future<Output = anyhow::Result<Option<FormRecord>>> + Send;
+    fn form(
+        &self,
+        form: &FormId,
+    ) -> impl Future<Output = anyhow::Result<Option<FormRecord>>> + Send;
 
     fn load(
         &self,
         lookup: &IntakeLookup,
     ) -> impl Future<Output = anyhow::Result<IntakeSnapshot>> + Send;
 
-    fn commit(&self, write: &IntakeWrite)
-        -> impl Future<Output = Result<(), CommitError>> + Send;
+    fn commit(&self, write: &IntakeWrite) -> impl Future<Output = Result<(), CommitError>> + Send;
 
     fn idempotency_record(
         &self,

@@ -6,6 +6,20 @@ use base64::Engine;
 
 use crate::blind_index::BlindIndexKey;
 
+/// Reads a SecureString parameter's value.
+pub async fn parameter(ssm: &aws_sdk_ssm::Client, name: &str) -> anyhow::Result<String> {
+    let out = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .with_context(|| format!("reading SSM parameter {name}"))?;
+    out.parameter
+        .and_then(|p| p.value)
+        .ok_or_else(|| anyhow!("SSM parameter {name} has no value"))
+}
+
 /// Reads the blind-index key: a SecureString holding at least 32 random bytes, base64.
 pub async fn blind_index_key(
     ssm: &aws_sdk_ssm::Client,

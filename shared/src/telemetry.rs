@@ -29,7 +29,12 @@ where
 
 /// The span every handler runs a request in.
 pub fn request_span(request_id: &str) -> tracing::Span {
-    tracing::info_span!("request", request_id = %request_id)
+    tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        route = tracing::field::Empty,
+        tenant_id = tracing::field::Empty
+    )
 }
 
 /// A writer that keeps every line in memory, for tests that read the logs.

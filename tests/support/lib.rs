@@ -31,16 +31,19 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The moto_server the project's virtualenv installed (`make test` exports `MOTO_SERVER`).
-fn moto_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("MOTO_SERVER") {
-        return PathBuf::from(p);
+/// The command that starts the emulator: `MOTO_SERVER` (set by `make test`), else the project
+/// venv's Python running `infra/scripts/moto_server.py` (moto_server with requests serialized,
+/// see that file for why).
+fn moto_command() -> String {
+    if let Ok(cmd) = std::env::var("MOTO_SERVER") {
+        return cmd;
     }
-    let venv = workspace_root().join(".venv/bin/moto_server");
-    if venv.exists() {
-        return venv;
-    }
-    PathBuf::from("moto_server")
+    let root = workspace_root();
+    format!(
+        "'{}' '{}'",
+        root.join(".venv/bin/python").display(),
+        root.join("infra/scripts/moto_server.py").display()
+    )
 }
 
 fn free_port() -> u16 {
@@ -58,13 +61,12 @@ pub fn emulator_endpoint() -> &'static str {
 
 fn start_emulator() -> anyhow::Result<String> {
     let port = free_port();
-    let moto = moto_binary();
+    let moto = moto_command();
     // The emulator must not outlive this test process: a small shell watches our pid and stops
     // moto when we exit, however we exit.
     let script = format!(
-        "'{moto}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        "{moto} -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
          while kill -0 {pid} 2>/dev/null; do sleep 1; done; kill $m 2>/dev/null",
-        moto = moto.display(),
         pid = std::process::id()
     );
     Command::new("sh")
@@ -82,7 +84,7 @@ fn start_emulator() -> anyhow::Result<String> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("moto_server ({}) did not start on port {port}", moto.display())
+    bail!("moto_server ({moto}) did not start on port {port}")
 }
 
 /// Short: stage names end up inside bucket names, which S3 caps at 63 characters.
@@ -126,7 +128,9 @@ impl World {
             form: form.clone(),
             clock: Arc::new(FixedClock::new(time::OffsetDateTime::now_utc())),
         };
-        world.put_tenant(&tenant, TenantStatus::Active, &form).await?;
+        world
+            .put_tenant(&tenant, TenantStatus::Active, &form)
+            .await?;
         Ok(world)
     }
 
@@ -173,6 +177,54 @@ impl World {
             self.key.clone(),
             settings.unwrap_or(config.settings),
         )
+    }
+
+    /// An intake whose store talks through `client` (a metered one, say) instead of the
+    /// world's own client.
+    pub fn intake_with_client(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+        settings: Option<IntakeSettings>,
+    ) -> Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator> {
+        let config = self.intake_config();
+        Intake::new(
+            DynamoIntakeStore::new(client, config.tables),
+            self.clock.clone(),
+            UlidGenerator,
+            self.key.clone(),
+            settings.unwrap_or(config.settings),
+        )
+    }
+
+    /// A DynamoDB meter that knows this world's tables and their indexes, from the template.
+    pub fn meter(&self) -> shared::metering::Meter {
+        use shared::metering::{IndexSchema, Projection, TableSchema};
+        let names = |keys: &[infra::template::KeyElement]| -> Vec<String> {
+            keys.iter().map(|k| k.attribute_name.clone()).collect()
+        };
+        let tables = self
+            .template
+            .tables
+            .iter()
+            .map(|t| TableSchema {
+                name: t.name.clone(),
+                key_attributes: names(&t.key_schema),
+                indexes: t
+                    .global_secondary_indexes
+                    .iter()
+                    .map(|g| IndexSchema {
+                        name: g.index_name.clone(),
+                        key_attributes: names(&g.key_schema),
+                        projection: match g.projection_type.as_str() {
+                            "KEYS_ONLY" => Projection::KeysOnly,
+                            "INCLUDE" => Projection::Include(g.non_key_attributes.clone()),
+                            _ => Projection::All,
+                        },
+                    })
+                    .collect(),
+            })
+            .collect();
+        shared::metering::Meter::new(tables)
     }
 
     /// Every item of a table. Tests only: the code under test never scans.
@@ -243,5 +295,148 @@ pub fn header<'a>(resp: &'a Response<Body>, name: &str) -> Option<&'a str> {
 }
 
 pub fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+// ---------------------------------------------------------------- auth
+
+impl World {
+    /// The auth function's app over this world's tables, the emulator's SES, and the world's
+    /// clock; its configuration exactly as the template gives it.
+    pub async fn auth_app(&self) -> anyhow::Result<auth::App<shared::mail::SesMailer>> {
+        let endpoint = emulator_endpoint();
+        let env = local_function_env(&self.template, "auth", endpoint)?;
+        let config = auth::config::Config::from_env(&Env::from_pairs(env))?;
+        let ses = infra::emulator::sesv2_client(endpoint);
+        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
+        let signing = shared::auth::jwt::SigningKeys::from_json(
+            &shared::secrets::parameter(&self.clients.ssm, &config.jwt_signing_keys_parameter)
+                .await?,
+        )?;
+        Ok(auth::App {
+            store: shared::dynamo::AccountStore::new(
+                self.clients.dynamo.clone(),
+                config.tables.clone(),
+                config.settings.security_log_days,
+            ),
+            mailer: shared::mail::SesMailer::new(ses, config.sender_email.clone()),
+            keys: self.key.clone(),
+            signing,
+            clock: self.clock.clone(),
+            ids: Arc::new(UlidGenerator),
+            app_base_url: config.app_base_url.clone(),
+            settings: config.settings.clone(),
+        })
+    }
+
+    /// Emails the emulator accepted for `to`, oldest first.
+    pub fn emails_to(&self, to: &str) -> Vec<infra::emulator::SentEmail> {
+        infra::emulator::sent_emails(emulator_endpoint())
+            .expect("reading the emulator's emails")
+            .into_iter()
+            .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
+            .collect()
+    }
+}
+
+/// An API Gateway v2 event for the auth function.
+pub fn api_event(
+    method: &str,
+    path: &str,
+    body: Option<&serde_json::Value>,
+    bearer: Option<&str>,
+) -> Request {
+    let mut e = fixture("auth/login.json");
+    e["rawPath"] = serde_json::json!(path);
+    e["requestContext"]["http"]["method"] = serde_json::json!(method);
+    e["requestContext"]["http"]["path"] = serde_json::json!(path);
+    e["routeKey"] = serde_json::json!(format!("{method} {path}"));
+    e["pathParameters"] = serde_json::json!({});
+    match body {
+        Some(b) => e["body"] = serde_json::json!(b.to_string()),
+        None => {
+            e["body"] = serde_json::Value::Null;
+            e["headers"]
+                .as_object_mut()
+                .expect("headers")
+                .remove("content-type");
+        }
+    }
+    if let Some(t) = bearer {
+        e["headers"]["authorization"] = serde_json::json!(format!("Bearer {t}"));
+    }
+    request(&e)
+}
+
+// ---------------------------------------------------------------- billing
+
+/// The billing function's app as `main.rs` builds it, over this world's tables, the emulator's
+/// SES, and the world's clock; its configuration exactly as the template gives it. Seeds the
+/// local plans and the local webhook secret (`whsec_local_dev`).
+pub type BillingApp = billing_webhook::App<
+    shared::dynamo::DynamoBillingStore,
+    shared::mail::SesMailer,
+    shared::dynamo::AccountStore,
+>;
+
+impl World {
+    pub async fn billing_app(&self) -> anyhow::Result<BillingApp> {
+        self.billing_app_with_client(self.clients.dynamo.clone())
+            .await
+    }
+
+    /// [`World::billing_app`] whose store talks through `client` (a metered one, say).
+    pub async fn billing_app_with_client(
+        &self,
+        client: aws_sdk_dynamodb::Client,
+    ) -> anyhow::Result<BillingApp> {
+        let endpoint = emulator_endpoint();
+        let env = local_function_env(&self.template, "billing-webhook", endpoint)?;
+        let config = billing_webhook::config::Config::from_env(&Env::from_pairs(env))?;
+        let ses = infra::emulator::sesv2_client(endpoint);
+        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
+        infra::seed::seed_plans(&self.clients, &self.template).await?;
+        let ssm = &self.clients.ssm;
+        let stripe = billing_webhook::stripe::Stripe::from_parameter(
+            &shared::secrets::parameter(ssm, &config.stripe_secrets_parameter).await?,
+            config.settings.tolerance_secs,
+        )?;
+        let signing = shared::auth::jwt::SigningKeys::from_json(
+            &shared::secrets::parameter(ssm, &config.jwt_signing_keys_parameter).await?,
+        )?;
+        Ok(billing_webhook::App {
+            store: shared::dynamo::DynamoBillingStore::new(client.clone(), config.tables.clone()),
+            mailer: shared::mail::SesMailer::new(ses, config.sender_email.clone()),
+            directory: shared::dynamo::AccountStore::new(
+                client,
+                shared::dynamo::AccountTables {
+                    tenants: config.tenants_table.clone(),
+                    security_log: String::new(),
+                    ops: config.tables.ops.clone(),
+                },
+                0,
+            ),
+            stripe,
+            signing,
+            clock: self.clock.clone(),
+            settings: config.settings.clone(),
+        })
+    }
+}
+
+/// Captures this thread's log lines (JSON, as in production) for the returned guard's life.
+///
+/// A second, inert dispatcher is kept alive with it: while a process has exactly one scoped
+/// subscriber, `tracing` may cache a call site as disabled when another test's thread reaches it
+/// first, and the captured logs would come back empty when tests run in parallel.
+pub fn capture_logs() -> (
+    shared::telemetry::CapturedLogs,
+    (tracing::subscriber::DefaultGuard, tracing::Dispatch),
+) {
+    let logs = shared::telemetry::CapturedLogs::default();
+    let inert = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let guard = tracing::subscriber::set_default(shared::telemetry::subscriber(logs.clone()));
+    (logs, (guard, inert))
 }

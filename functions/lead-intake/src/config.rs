@@ -1,5 +1,6 @@
 //! The environment variables this function reads, and nothing else.
 
+use shared::billing::BillingPolicy;
 use shared::config::{ConfigError, Env};
 use shared::dynamo::IntakeTables;
 use shared::intake::IntakeSettings;
@@ -9,11 +10,14 @@ pub const ALLOW_LIST: &[&str] = &[
     "LEADS_TABLE",
     "PRIVACY_TABLE",
     "OPS_TABLE",
+    "BILLING_TABLE",
     "BLIND_INDEX_KEY_PARAMETER",
     "RATE_LIMIT_PER_IP_PER_MINUTE",
     "RATE_LIMIT_PER_FORM_PER_MINUTE",
     "TECHNICAL_DATA_RETENTION_DAYS",
     "IDEMPOTENCY_TTL_HOURS",
+    "FREE_TIER_MONTHLY_SUBMISSIONS",
+    "SUBSCRIPTION_GRACE_DAYS",
 ];
 
 #[derive(Debug, Clone)]
@@ -40,11 +44,11 @@ impl Config {
                 "TECHNICAL_DATA_RETENTION_DAYS",
                 defaults.technical_data_retention_days,
             )?,
-            idempotency_ttl: time::Duration::hours(
-                env.parse_or("IDEMPOTENCY_TTL_HOURS", 24i64)?,
-            ),
+            idempotency_ttl: time::Duration::hours(env.parse_or("IDEMPOTENCY_TTL_HOURS", 24i64)?),
+            billing: BillingPolicy::from_env(env)?,
         };
-        if settings.rate_limit_per_ip_per_minute == 0 || settings.rate_limit_per_form_per_minute == 0
+        if settings.rate_limit_per_ip_per_minute == 0
+            || settings.rate_limit_per_form_per_minute == 0
         {
             return Err(ConfigError::Invalid {
                 name: "RATE_LIMIT_PER_IP_PER_MINUTE",
@@ -57,6 +61,7 @@ impl Config {
                 leads: env.required("LEADS_TABLE")?,
                 privacy: env.required("PRIVACY_TABLE")?,
                 ops: env.required("OPS_TABLE")?,
+                billing: env.required("BILLING_TABLE")?,
             },
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             settings,
@@ -72,7 +77,10 @@ mod tests {
     fn names_the_missing_variable() {
         let env = Env::from_pairs([("TENANTS_TABLE", "t"), ("LEADS_TABLE", "l")]);
         let err = Config::from_env(&env).unwrap_err();
-        assert_eq!(err.to_string(), "missing required environment variable PRIVACY_TABLE");
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variable PRIVACY_TABLE"
+        );
     }
 
     #[test]
@@ -82,12 +90,16 @@ mod tests {
             ("LEADS_TABLE", "l"),
             ("PRIVACY_TABLE", "p"),
             ("OPS_TABLE", "o"),
+            ("BILLING_TABLE", "b"),
             ("BLIND_INDEX_KEY_PARAMETER", "/k"),
             ("RATE_LIMIT_PER_IP_PER_MINUTE", "1000"),
+            ("FREE_TIER_MONTHLY_SUBMISSIONS", "1000"),
         ]);
         let c = Config::from_env(&env).unwrap();
         assert_eq!(c.settings.rate_limit_per_ip_per_minute, 1000);
         assert_eq!(c.settings.rate_limit_per_form_per_minute, 120);
         assert_eq!(c.settings.technical_data_retention_days, 90);
+        assert_eq!(c.settings.billing.free_tier.monthly_submissions, 1000);
+        assert_eq!(c.settings.billing.grace, time::Duration::days(7));
     }
 }

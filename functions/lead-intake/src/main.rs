@@ -44,8 +44,19 @@ impl State {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    // Before any thread exists: it may set an environment variable (see its docs).
+    shared::aws::prefer_system_ca_bundle();
+    // One invocation at a time per container, on a fraction of a vCPU at 256 MB: a
+    // single-threaded runtime does the same work without starting (and waking) worker threads,
+    // which shortens the cold start.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+async fn run() -> Result<(), Error> {
     telemetry::init();
     let config = Config::from_env(&Env::from_process(ALLOW_LIST)).inspect_err(|e| {
         tracing::error!(error = %e, "configuration invalid");

@@ -9,5 +9,6 @@ pub mod jwt;
 pub mod password;
 pub mod permissions;
 pub mod recovery;
+pub mod session;
 pub mod tokens;
 pub mod totp;

@@ -70,7 +70,10 @@ mod tests {
 
     #[test]
     fn accepts_slugs() {
-        assert_eq!(FormId::parse("demo-contact").unwrap().as_str(), "demo-contact");
+        assert_eq!(
+            FormId::parse("demo-contact").unwrap().as_str(),
+            "demo-contact"
+        );
         assert!(TenantId::parse("t_01abc").is_ok());
     }
 

@@ -57,13 +57,26 @@ mod tests {
 
     #[test]
     fn normalizes_to_e164() {
-        assert_eq!(Phone::parse("+40 (712) 345-678").unwrap().as_str(), "+40712345678");
-        assert_eq!(Phone::parse("0040712345678").unwrap().as_str(), "+40712345678");
+        assert_eq!(
+            Phone::parse("+40 (712) 345-678").unwrap().as_str(),
+            "+40712345678"
+        );
+        assert_eq!(
+            Phone::parse("0040712345678").unwrap().as_str(),
+            "+40712345678"
+        );
     }
 
     #[test]
     fn rejects_non_e164() {
-        for bad in ["", "0712345678", "+0712345678", "+1234567", "+1234567890123456", "+40 71a"] {
+        for bad in [
+            "",
+            "0712345678",
+            "+0712345678",
+            "+1234567",
+            "+1234567890123456",
+            "+40 71a",
+        ] {
             assert!(Phone::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

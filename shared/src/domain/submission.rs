@@ -65,7 +65,10 @@ impl RawSubmission {
     /// one value per field, and guessing which one the visitor meant would store the wrong data.
     pub fn from_urlencoded(body: &[u8]) -> Result<Self, AppError> {
         if std::str::from_utf8(body).is_err() {
-            return Err(AppError::validation("invalid_body", "The body is not UTF-8."));
+            return Err(AppError::validation(
+                "invalid_body",
+                "The body is not UTF-8.",
+            ));
         }
         let mut values = BTreeMap::new();
         let mut errors = FieldErrors::new();
@@ -159,7 +162,10 @@ impl RawSubmission {
                 );
                 continue;
             }
-            if text.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+            if text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+            {
                 errors.insert(def.name.clone(), "contains control characters".into());
                 continue;
             }
@@ -199,8 +205,15 @@ impl RawSubmission {
             && !errors.contains_key("email")
             && !errors.contains_key("phone")
         {
-            let which = if form.field("email").is_some() { "email" } else { "phone" };
-            errors.insert(which.into(), "an email address or a phone number is required".into());
+            let which = if form.field("email").is_some() {
+                "email"
+            } else {
+                "phone"
+            };
+            errors.insert(
+                which.into(),
+                "an email address or a phone number is required".into(),
+            );
         }
 
         let mut consents = Vec::with_capacity(form.consents.len());
@@ -376,7 +389,11 @@ mod tests {
         assert_eq!(v.answers.get("message").map(String::as_str), Some("Hi"));
         assert_eq!(
             v.consents,
-            vec![ConsentRecord { key: "marketing".into(), version: "2026-01".into(), granted: true }]
+            vec![ConsentRecord {
+                key: "marketing".into(),
+                version: "2026-01".into(),
+                granted: true
+            }]
         );
         assert_eq!(v.page_url.as_deref(), Some("https://site/contact"));
     }
@@ -442,6 +459,8 @@ mod tests {
         let mut f = form();
         f.fields[0].required = false;
         assert!(raw.validate(&f).is_ok());
-        assert!(RawSubmission::from_pairs([("name", "x")]).validate(&f).is_err());
+        assert!(RawSubmission::from_pairs([("name", "x")])
+            .validate(&f)
+            .is_err());
     }
 }

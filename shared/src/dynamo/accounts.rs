@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
-use super::attrs::{epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, timestamp, Item};
+use super::attrs::{
+    epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, str_list, timestamp, Item,
+};
 use crate::accounts::{
     LoginMeta, Mfa, OneTimeToken, SecurityEvent, Session, Tenant, TokenKind, User,
 };
@@ -62,7 +64,11 @@ pub enum Write {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Throttle {
     pub failures: u32,
+    /// Unix seconds until which logins wait.
     pub locked_until: i64,
+    /// Unix seconds when the failure window ends (DynamoDB's TTL deletes lazily, so readers
+    /// ignore a count whose window has ended).
+    pub window_ends: i64,
 }
 
 fn ts(it: &Item, name: &str) -> anyhow::Result<Option<OffsetDateTime>> {
@@ -84,10 +90,6 @@ fn list_s(it: &Item, name: &str) -> Vec<String> {
         .and_then(|v| v.as_l().ok())
         .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
         .unwrap_or_default()
-}
-
-fn str_list(v: &[String]) -> AttributeValue {
-    AttributeValue::L(v.iter().map(s).collect())
 }
 
 fn status_str(st: TenantStatus) -> &'static str {
@@ -141,7 +143,11 @@ pub fn user_item(u: &User) -> Item {
     put_opt(&mut it, "phone", u.phone.as_ref().map(|p| p.as_str()));
     put(&mut it, "role", s(u.role.as_str()));
     put(&mut it, "password_hash", s(&u.password_hash));
-    put(&mut it, "email_verified", AttributeValue::Bool(u.email_verified));
+    put(
+        &mut it,
+        "email_verified",
+        AttributeValue::Bool(u.email_verified),
+    );
     put(&mut it, "created_at", timestamp(u.created_at));
     put(&mut it, "mfa_enabled", AttributeValue::Bool(u.mfa.enabled));
     put_opt(&mut it, "totp_secret", u.mfa.secret.clone());
@@ -216,7 +222,11 @@ pub fn session_item(se: &Session) -> Item {
     put(&mut it, "created_at", timestamp(se.created_at));
     put(&mut it, "last_used_at", timestamp(se.last_used_at));
     put(&mut it, "idle_expires_at", timestamp(se.idle_expires_at));
-    put(&mut it, "absolute_expires_at", timestamp(se.absolute_expires_at));
+    put(
+        &mut it,
+        "absolute_expires_at",
+        timestamp(se.absolute_expires_at),
+    );
     put_opt(&mut it, "ip", se.ip.clone());
     put_opt(&mut it, "user_agent", se.user_agent.clone());
     // TTL backstop a day after the session can no longer be used.
@@ -252,7 +262,11 @@ pub fn token_item(t: &OneTimeToken) -> Item {
     put_opt(&mut it, "user_id", t.user_id.as_ref().map(|u| u.as_str()));
     put_opt(&mut it, "email", t.email.as_ref().map(|e| e.as_str()));
     put_opt(&mut it, "role", t.role.map(|r| r.as_str()));
-    put_opt(&mut it, "invited_by", t.invited_by.as_ref().map(|u| u.as_str()));
+    put_opt(
+        &mut it,
+        "invited_by",
+        t.invited_by.as_ref().map(|u| u.as_str()),
+    );
     put(&mut it, "expires_at", epoch(t.expires_at));
     it
 }
@@ -299,6 +313,11 @@ impl AccountStore {
         &self.tables
     }
 
+    /// The client, for a function that reads another table alongside (auth: the billing state).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
     async fn get(&self, table: &str, key: &Key) -> anyhow::Result<Option<Item>> {
         Ok(self
             .client
@@ -326,20 +345,13 @@ impl AccountStore {
             .transpose()
     }
 
-    /// The account an email belongs to, and the failed-login throttles of that email and of
-    /// the client IP, in one read.
+    /// The account an email belongs to and the given failed-login throttles, in one read.
     pub async fn login_lookup(
         &self,
         email_bidx: &str,
-        ip_hash: Option<&str>,
-    ) -> anyhow::Result<(Option<(TenantId, UserId)>, Throttle, Throttle)> {
+        throttle_keys: &[Key],
+    ) -> anyhow::Result<(Option<(TenantId, UserId)>, Vec<Throttle>)> {
         let login_key = keys::login(email_bidx);
-        let acct_key = keys::login_throttle_account(email_bidx);
-        let ip_key = ip_hash.map(keys::login_throttle_ip);
-        let mut ops_keys = vec![key_item(&acct_key)];
-        if let Some(k) = &ip_key {
-            ops_keys.push(key_item(k));
-        }
         let mut req = HashMap::new();
         req.insert(
             self.tables.tenants.clone(),
@@ -349,14 +361,16 @@ impl AccountStore {
                 .build()
                 .context("keys")?,
         );
-        req.insert(
-            self.tables.ops.clone(),
-            KeysAndAttributes::builder()
-                .set_keys(Some(ops_keys))
-                .consistent_read(true)
-                .build()
-                .context("keys")?,
-        );
+        if !throttle_keys.is_empty() {
+            req.insert(
+                self.tables.ops.clone(),
+                KeysAndAttributes::builder()
+                    .set_keys(Some(throttle_keys.iter().map(key_item).collect()))
+                    .consistent_read(true)
+                    .build()
+                    .context("keys")?,
+            );
+        }
         let out = self
             .client
             .batch_get_item()
@@ -366,10 +380,14 @@ impl AccountStore {
             .context("BatchGetItem login")?;
         let responses = out.responses.unwrap_or_default();
         let find = |table: &str, k: &Key| -> Option<Item> {
-            responses.get(table)?.iter().find(|it| {
-                it.get("pk").and_then(|v| v.as_s().ok()) == Some(&k.pk)
-                    && it.get("sk").and_then(|v| v.as_s().ok()) == Some(&k.sk)
-            }).cloned()
+            responses
+                .get(table)?
+                .iter()
+                .find(|it| {
+                    it.get("pk").and_then(|v| v.as_s().ok()) == Some(&k.pk)
+                        && it.get("sk").and_then(|v| v.as_s().ok()) == Some(&k.sk)
+                })
+                .cloned()
         };
         let account = find(&self.tables.tenants, &login_key)
             .map(|it| -> anyhow::Result<_> {
@@ -379,26 +397,27 @@ impl AccountStore {
                 ))
             })
             .transpose()?;
-        let throttle = |k: Option<&Key>| -> anyhow::Result<Throttle> {
-            Ok(match k.and_then(|k| find(&self.tables.ops, k)) {
+        let mut throttles = Vec::with_capacity(throttle_keys.len());
+        for k in throttle_keys {
+            throttles.push(match find(&self.tables.ops, k) {
                 None => Throttle::default(),
                 Some(it) => Throttle {
-                    failures: get_n_opt(&it, "failures")?.unwrap_or(0).clamp(0, u32::MAX as i64)
-                        as u32,
+                    failures: get_n_opt(&it, "failures")?
+                        .unwrap_or(0)
+                        .clamp(0, u32::MAX as i64) as u32,
                     locked_until: get_n_opt(&it, "locked_until")?.unwrap_or(0),
+                    window_ends: get_n_opt(&it, "expires_at")?.unwrap_or(0),
                 },
-            })
-        };
-        Ok((
-            account,
-            throttle(Some(&acct_key))?,
-            throttle(ip_key.as_ref())?,
-        ))
+            });
+        }
+        Ok((account, throttles))
     }
 
-    pub async fn login_owner(&self, email_bidx: &str) -> anyhow::Result<Option<(TenantId, UserId)>> {
-        let (account, _, _) = self.login_lookup(email_bidx, None).await?;
-        Ok(account)
+    pub async fn login_owner(
+        &self,
+        email_bidx: &str,
+    ) -> anyhow::Result<Option<(TenantId, UserId)>> {
+        Ok(self.login_lookup(email_bidx, &[]).await?.0)
     }
 
     /// Records a failed login against a throttle key: the count grows within a 15-minute
@@ -413,7 +432,11 @@ impl AccountStore {
         let mut it = item(key);
         put(&mut it, "failures", n(failures));
         put(&mut it, "locked_until", n(locked_until));
-        put(&mut it, "expires_at", epoch(now + time::Duration::minutes(15)));
+        put(
+            &mut it,
+            "expires_at",
+            epoch(now + time::Duration::minutes(15)),
+        );
         self.client
             .put_item()
             .table_name(&self.tables.ops)
@@ -468,7 +491,7 @@ impl AccountStore {
                 _ => break,
             }
         }
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        out.sort_by_key(|x| std::cmp::Reverse(x.created_at));
         Ok(out)
     }
 
@@ -497,7 +520,7 @@ impl AccountStore {
                 _ => break,
             }
         }
-        out.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+        out.sort_by_key(|x| x.created_at);
         Ok(out)
     }
 
@@ -514,10 +537,22 @@ impl AccountStore {
         let mut it = item(&keys::security_event(e.tenant_id.as_ref(), &at, event_id));
         put(&mut it, "event", s(e.event));
         put(&mut it, "at", s(&at));
-        put_opt(&mut it, "tenant_id", e.tenant_id.as_ref().map(|t| t.as_str()));
+        put_opt(
+            &mut it,
+            "tenant_id",
+            e.tenant_id.as_ref().map(|t| t.as_str()),
+        );
         put_opt(&mut it, "user_id", e.user_id.as_ref().map(|u| u.as_str()));
-        put_opt(&mut it, "actor_user_id", e.actor_user_id.as_ref().map(|u| u.as_str()));
-        put_opt(&mut it, "session_id", e.session_id.as_ref().map(|x| x.as_str()));
+        put_opt(
+            &mut it,
+            "actor_user_id",
+            e.actor_user_id.as_ref().map(|u| u.as_str()),
+        );
+        put_opt(
+            &mut it,
+            "session_id",
+            e.session_id.as_ref().map(|x| x.as_str()),
+        );
         put_opt(&mut it, "ip_hash", e.ip_hash.clone());
         put_opt(&mut it, "email_hash", e.email_hash.clone());
         put_opt(&mut it, "detail", e.detail.clone());

@@ -18,6 +18,10 @@ pub fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+pub fn str_list(v: &[String]) -> AttributeValue {
+    AttributeValue::L(v.iter().map(s).collect())
+}
+
 pub fn key_item(k: &Key) -> Item {
     HashMap::from([(PK.to_string(), s(&k.pk)), (SK.to_string(), s(&k.sk))])
 }

@@ -1,18 +1,17 @@
 //! The lead-intake store: one `BatchGetItem` to decide, one `TransactWriteItems` to commit.
+//! Reads the tenant's billing state (billing table) and its monthly usage counter (ops table)
+//! in the same `BatchGetItem`; the counter is incremented in the same transaction.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
-use super::attrs::{
-    epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, timestamp, Item,
-};
+use super::attrs::{epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, timestamp, Item};
+use super::billing::billing_state_from_item;
 use super::forms::{form_from_item, tenant_from_item};
 use crate::domain::{FormId, LeadId, SubmissionId, TenantId};
 use crate::keys::{self, Key, PK, SK};
@@ -27,6 +26,8 @@ pub struct IntakeTables {
     pub leads: String,
     pub privacy: String,
     pub ops: String,
+    /// Read only: the tenant's billing state (plan, status) for the submission quota.
+    pub billing: String,
 }
 
 #[derive(Debug, Clone)]
@@ -153,9 +154,15 @@ impl IntakeStore for DynamoIntakeStore {
         if !sup_keys.is_empty() {
             req.insert(self.tables.privacy.clone(), keys_and_attributes(&sup_keys)?);
         }
-        let mut ops_keys = vec![rate_key.clone()];
+        let usage_key = keys::usage_month(&l.tenant, &l.usage_month);
+        let mut ops_keys = vec![rate_key.clone(), usage_key.clone()];
         ops_keys.extend(idem_key.clone());
         req.insert(self.tables.ops.clone(), keys_and_attributes(&ops_keys)?);
+        let billing_key = keys::subscription_state(&l.tenant);
+        req.insert(
+            self.tables.billing.clone(),
+            keys_and_attributes(std::slice::from_ref(&billing_key))?,
+        );
 
         let found = self.batch_get(req).await?;
         let tenants = found.get(&self.tables.tenants);
@@ -185,12 +192,18 @@ impl IntakeStore for DynamoIntakeStore {
             .as_ref()
             .and_then(|k| find(ops, k))
             .map(|it| {
-                idempotency_from_item(
-                    it,
-                    l.idempotency_key_hash.as_deref().unwrap_or_default(),
-                )
+                idempotency_from_item(it, l.idempotency_key_hash.as_deref().unwrap_or_default())
             })
             .transpose()?;
+
+        let billing = find(found.get(&self.tables.billing), &billing_key)
+            .map(billing_state_from_item)
+            .transpose()?;
+        let usage_this_month = find(ops, &usage_key)
+            .map(|it| get_n_opt(it, "n"))
+            .transpose()?
+            .flatten()
+            .unwrap_or(0);
 
         Ok(IntakeSnapshot {
             form,
@@ -200,6 +213,8 @@ impl IntakeStore for DynamoIntakeStore {
             rate_form_count: rate_form_count.clamp(0, u32::MAX as i64) as u32,
             rate_ip_count: rate_ip_count.clamp(0, u32::MAX as i64) as u32,
             idempotency,
+            billing,
+            usage_this_month: usage_this_month.clamp(0, u32::MAX as i64) as u32,
         })
     }
 
@@ -209,9 +224,10 @@ impl IntakeStore for DynamoIntakeStore {
             Lead,
             Submission,
             Rate,
+            Usage,
             Idempotency,
         }
-        let mut parts: Vec<(TransactWriteItem, Part)> = Vec::with_capacity(4);
+        let mut parts: Vec<(TransactWriteItem, Part)> = Vec::with_capacity(5);
 
         if let Some(record) = &w.record {
             let lead_id = record.lead.lead_id();
@@ -287,6 +303,27 @@ impl IntakeStore for DynamoIntakeStore {
             Part::Rate,
         ));
 
+        // Exact under concurrency: the count only grows while under the quota (a quota of 0
+        // never reaches the commit: intake refuses it from the snapshot).
+        let u = &w.usage;
+        parts.push((
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(&self.tables.ops)
+                        .set_key(Some(key_item(&keys::usage_month(&w.tenant, &u.month))))
+                        .update_expression("ADD n :one SET expires_at = :exp")
+                        .condition_expression("attribute_not_exists(n) OR n < :quota")
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(":quota", n(u.quota))
+                        .expression_attribute_values(":exp", epoch(u.expires_at))
+                        .build()
+                        .context("usage update")?,
+                )
+                .build(),
+            Part::Usage,
+        ));
+
         if let Some(rec) = &w.idempotency {
             parts.push((
                 TransactWriteItem::builder()
@@ -329,11 +366,17 @@ impl IntakeStore for DynamoIntakeStore {
                 };
                 let conditional = failed("ConditionalCheckFailed");
                 // Order matters: a retry replays the first response before anything else.
-                if conditional.iter().any(|k| matches!(k, Some(Part::Idempotency))) {
+                if conditional
+                    .iter()
+                    .any(|k| matches!(k, Some(Part::Idempotency)))
+                {
                     return Err(CommitError::IdempotencyKeyTaken);
                 }
                 if conditional.iter().any(|k| matches!(k, Some(Part::Rate))) {
                     return Err(CommitError::RateLimited);
+                }
+                if conditional.iter().any(|k| matches!(k, Some(Part::Usage))) {
+                    return Err(CommitError::QuotaExceeded);
                 }
                 if conditional.iter().any(|k| matches!(k, Some(Part::Lead))) {
                     return Err(match w.record.as_ref().map(|r| &r.lead) {
@@ -341,7 +384,10 @@ impl IntakeStore for DynamoIntakeStore {
                         _ => CommitError::LeadMissing,
                     });
                 }
-                if conditional.iter().any(|k| matches!(k, Some(Part::Submission))) {
+                if conditional
+                    .iter()
+                    .any(|k| matches!(k, Some(Part::Submission)))
+                {
                     return Err(CommitError::Store(anyhow!("submission id collision")));
                 }
                 if !failed("TransactionConflict").is_empty() || reasons.is_empty() {
@@ -383,20 +429,53 @@ impl IntakeStore for DynamoIntakeStore {
 }
 
 pub(crate) fn lead_to_item(tenant: &TenantId, l: &NewLead, sub: &NewSubmission) -> Item {
-    let mut it = item(&keys::lead(tenant, &l.lead_id));
-    put(&mut it, "tenant_id", s(tenant.as_str()));
-    put(&mut it, "lead_id", s(l.lead_id.as_str()));
-    put_opt(&mut it, "email", l.contact.email.as_ref().map(|e| e.as_str()));
-    put_opt(&mut it, "phone", l.contact.phone.as_ref().map(|p| p.as_str()));
-    put_opt(&mut it, "name", l.contact.name.clone());
-    put_opt(&mut it, "company", l.contact.company.clone());
-    put_opt(&mut it, "email_bidx", l.email_bidx.clone());
-    put_opt(&mut it, "phone_bidx", l.phone_bidx.clone());
+    let mut it = new_lead_item(
+        tenant,
+        &l.lead_id,
+        &l.contact,
+        (l.email_bidx.as_deref(), l.phone_bidx.as_deref()),
+        keys::FIRST_STAGE,
+        l.created_at,
+    );
     put(&mut it, "source_form_id", s(l.source_form.as_str()));
-    put(&mut it, "created_at", timestamp(l.created_at));
-    put(&mut it, "updated_at", timestamp(l.created_at));
     put(&mut it, "last_submission_at", timestamp(sub.received_at));
     put(&mut it, "submission_count", n(1));
+    it
+}
+
+/// The attributes every new lead has however it arrived (a form submission, an import): its
+/// contact details and blind indexes `(email, phone)`, its stage, the `by_tenant` / `by_stage`
+/// index keys and version 1. Callers add how the lead came to be.
+pub fn new_lead_item(
+    tenant: &TenantId,
+    lead_id: &LeadId,
+    contact: &crate::domain::ContactDetails,
+    (email_bidx, phone_bidx): (Option<&str>, Option<&str>),
+    stage: &str,
+    created_at: time::OffsetDateTime,
+) -> Item {
+    let mut it = item(&keys::lead(tenant, lead_id));
+    put(&mut it, "tenant_id", s(tenant.as_str()));
+    put(&mut it, "lead_id", s(lead_id.as_str()));
+    put_opt(&mut it, "email", contact.email.as_ref().map(|e| e.as_str()));
+    put_opt(&mut it, "phone", contact.phone.as_ref().map(|p| p.as_str()));
+    put_opt(&mut it, "name", contact.name.clone());
+    put_opt(&mut it, "company", contact.company.clone());
+    put_opt(&mut it, "email_bidx", email_bidx);
+    put_opt(&mut it, "phone_bidx", phone_bidx);
+    put(&mut it, "created_at", timestamp(created_at));
+    put(&mut it, "stage", s(stage));
+    put(&mut it, "tenant_pk", s(keys::leads_of_tenant(tenant)));
+    put(&mut it, "stage_pk", s(keys::leads_in_stage(tenant, stage)));
+    put(
+        &mut it,
+        "created_sk",
+        s(keys::lead_created_sort(
+            &crate::clock::rfc3339(created_at),
+            lead_id,
+        )),
+    );
+    put(&mut it, "updated_at", timestamp(created_at));
     put(&mut it, "version", n(1));
     it
 }

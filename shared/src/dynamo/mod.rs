@@ -3,13 +3,22 @@
 
 mod accounts;
 mod attrs;
+mod billing;
+mod billing_items;
 mod forms;
 mod intake;
+mod leads;
 
 pub use accounts::{
     login_item, session_item, tenant_item, token_item, user_item, AccountStore, AccountTables,
     StoreError, Throttle, Write,
 };
-pub use attrs::{epoch, n, s, timestamp, Item};
+pub use attrs::{epoch, n, s, str_list, timestamp, Item};
+pub use aws_sdk_dynamodb::types::AttributeValue;
+pub use billing::{
+    billing_state_from_item, billing_state_to_item, put_plan, read_billing_state, BillingTables,
+    DynamoBillingStore,
+};
 pub use forms::DynamoFormAdmin;
-pub use intake::{DynamoIntakeStore, IntakeTables};
+pub use intake::{new_lead_item, DynamoIntakeStore, IntakeTables};
+pub use leads::{LeadsStore, LeadsTables};

@@ -1,0 +1,24 @@
+# Entry points for developers and CI. The scripts hold the logic (and say why); these are names.
+.PHONY: dev test fmt lint bench
+
+# The whole local stack on one machine: emulated AWS, tables from template.yaml, demo data, the
+# functions behind the template's routes, and a demo page. Ctrl-C stops everything.
+# Ports: LOCAL_AWS_PORT (4566), LOCAL_WEB_PORT (8080), LOCAL_API_PORT (9000).
+dev:
+	bash infra/scripts/dev.sh
+
+# Everything CI runs: formatting, lints, template lint, unit and integration tests, browser e2e.
+test:
+	bash infra/scripts/test.sh
+
+fmt:
+	cargo fmt --all
+
+lint:
+	bash infra/scripts/venv.sh
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	.venv/bin/cfn-lint template.yaml
+
+bench:
+	cargo run --release -p bench

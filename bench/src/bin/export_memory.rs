@@ -1,0 +1,308 @@
+//! `cargo run --release -p bench --bin export_memory`: an export's peak memory and the items it
+//! reads, for 5,000 and 50,000 leads, side by side.
+//!
+//! Leads are seeded with `BatchWriteItem` into an emulated world (tests/support's `World`: moto,
+//! tables from template.yaml) in the shape lead intake writes, then exported through the
+//! function's own code path (`lead_transfers::exports::export_leads`: Query pages of the
+//! `by_tenant` index → serializer → 5 MiB multipart parts). Measured:
+//! - peak heap: a counting global allocator in this binary (bytes live at the high-water mark
+//!   during the export, minus those live before it), and the process's peak resident set
+//!   (`VmHWM`, reset before each export through `/proc/self/clear_refs`);
+//! - items read: the sum of the Query responses' `ScannedCount`, and the Query requests sent
+//!   (counted on the wire by the DynamoDB meter).
+//!
+//! Goal (issue 4): peak < 64 MiB, items read = leads (each read once).
+//!
+//! Wall time is printed but is the emulator's, not DynamoDB's (moto answers a Query in time
+//! proportional to the whole partition).
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{ensure, Context};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use integration_tests::{emulator_endpoint, World};
+use lead_transfers::config::{Config, Settings};
+use lead_transfers::export_writer::ExportFormat;
+use shared::clock::{Clock, UlidGenerator};
+use shared::config::Env;
+use shared::domain::{ContactDetails, Email, Phone, TenantId, UserId};
+use shared::transfers::{ExportId, TransfersStore};
+
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = System.alloc(layout);
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            if new_size > layout.size() {
+                let now = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
+                    + (new_size - layout.size());
+                PEAK.fetch_max(now, Ordering::Relaxed);
+            } else {
+                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const SIZES: [usize; 2] = [5_000, 50_000];
+/// Concurrent BatchWriteItem requests while seeding.
+const SEED_WRITERS: usize = 4;
+
+fn vm_hwm_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Resets the peak resident set to the current one (Linux 4.0+).
+fn reset_vm_hwm() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// `n` leads of `tenant`, as lead intake writes them (realistic contact details, ~350 bytes).
+async fn seed(w: &World, table: &str, tenant: &TenantId, n: usize) -> anyhow::Result<()> {
+    let now = w.clock.now();
+    // Items are built by each writer, 25 at a time: the seeding's memory stays small too.
+    let item = move |w: &World, i: usize| -> anyhow::Result<WriteRequest> {
+        let email = Email::parse(&format!("person.{i:06}@example-company-{}.com", i % 97))
+            .map_err(anyhow::Error::msg)?;
+        let phone = Phone::parse(&format!("+40 7{:08}", i)).map_err(anyhow::Error::msg)?;
+        let (eb, pb) = (w.key.email(&email), w.key.phone(&phone));
+        let id = w.key.lead_id(tenant, &eb);
+        let contact = ContactDetails {
+            email: Some(email),
+            phone: Some(phone),
+            name: Some(format!("Firstname{i} Lastname-Of-Person{i}")),
+            company: Some(format!("Company Number {} SRL", i % 1000)),
+        };
+        let mut it = shared::dynamo::new_lead_item(
+            tenant,
+            &id,
+            &contact,
+            (Some(&eb), Some(&pb)),
+            "new",
+            now - time::Duration::seconds(i as i64),
+        );
+        it.insert(
+            "source_form_id".into(),
+            AttributeValue::S("demo-contact".into()),
+        );
+        it.insert("submission_count".into(), AttributeValue::N("1".into()));
+        Ok(WriteRequest::builder()
+            .put_request(PutRequest::builder().set_item(Some(it)).build()?)
+            .build())
+    };
+    let mut batches: Vec<Vec<Vec<WriteRequest>>> = vec![Vec::new(); SEED_WRITERS];
+    for (b, start) in (0..n).step_by(25).enumerate() {
+        let batch = (start..(start + 25).min(n))
+            .map(|i| item(w, i))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        batches[b % SEED_WRITERS].push(batch);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for group in batches {
+        let client = w.clients.dynamo.clone();
+        let table = table.to_string();
+        tasks.spawn(async move {
+            for mut batch in group {
+                loop {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(&table, batch)
+                        .send()
+                        .await
+                        .context("BatchWriteItem")?;
+                    match out.unprocessed_items.and_then(|mut u| u.remove(&table)) {
+                        Some(rest) if !rest.is_empty() => batch = rest,
+                        _ => break,
+                    }
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+struct Figures {
+    leads: usize,
+    format: &'static str,
+    count: u64,
+    scanned: u64,
+    queries: usize,
+    pages: u64,
+    parts: usize,
+    bytes: u64,
+    peak_heap: usize,
+    peak_rss_kib: Option<u64>,
+    secs: f64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let w = World::new()
+        .await
+        .context("test world (moto_server from .venv)")?;
+    let env = infra::local::local_function_env(&w.template, "lead-transfers", emulator_endpoint())?;
+    let config = Config::from_env(&Env::from_pairs(env))?;
+    infra::seed::ensure_signing_keys(&w.clients.ssm, &config.jwt_signing_keys_parameter).await?;
+    let signing = shared::auth::jwt::SigningKeys::from_json(
+        &shared::secrets::parameter(&w.clients.ssm, &config.jwt_signing_keys_parameter).await?,
+    )?;
+    let meter = w.meter();
+    let app = lead_transfers::App {
+        store: TransfersStore::new(meter.instrument(&w.clients.dynamo), config.tables.clone()),
+        s3: w.clients.s3.clone(),
+        buckets: config.buckets.clone(),
+        keys: w.key.clone(),
+        signing,
+        clock: w.clock.clone(),
+        ids: Arc::new(UlidGenerator),
+        settings: Settings::default(),
+    };
+    let user = UserId::parse("us-bench")?;
+
+    println!("export memory benchmark (lead-transfers; emulated DynamoDB and S3)\n");
+    let mut figures = Vec::new();
+    for n in SIZES {
+        let tenant = TenantId::parse(&format!("bench-{n}"))?;
+        let started = Instant::now();
+        seed(&w, &config.tables.leads, &tenant, n).await?;
+        println!(
+            "seeded {n} leads in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        for format in [ExportFormat::Csv, ExportFormat::Json] {
+            let id = ExportId::parse(&format!("ex-bench-{n}-{}", format.as_str()))?;
+            meter.reset();
+            let baseline = LIVE.load(Ordering::Relaxed);
+            PEAK.store(baseline, Ordering::Relaxed);
+            reset_vm_hwm();
+            let started = Instant::now();
+            let outcome = lead_transfers::exports::export_leads(
+                &app,
+                &tenant,
+                &user,
+                &id,
+                format,
+                app.clock.now(),
+            )
+            .await?;
+            let secs = started.elapsed().as_secs_f64();
+            let peak_heap = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
+            let peak_rss_kib = vm_hwm_kib();
+            let queries = meter
+                .take()
+                .iter()
+                .filter(|r| r.operation == "Query")
+                .count();
+            let head = w
+                .clients
+                .s3
+                .head_object()
+                .bucket(&config.buckets.exports)
+                .key(&outcome.object_key)
+                .send()
+                .await?;
+            ensure!(
+                head.content_length == Some(outcome.bytes as i64),
+                "object size {:?} != {}",
+                head.content_length,
+                outcome.bytes
+            );
+            ensure!(
+                outcome.count == n as u64,
+                "exported {} of {n}",
+                outcome.count
+            );
+            figures.push(Figures {
+                leads: n,
+                format: format.as_str(),
+                count: outcome.count,
+                scanned: outcome.scanned,
+                queries,
+                pages: outcome.pages,
+                parts: outcome.parts,
+                bytes: outcome.bytes,
+                peak_heap,
+                peak_rss_kib,
+                secs,
+            });
+        }
+    }
+
+    println!();
+    println!(
+        "{:>7} {:>6} {:>8} {:>10} {:>8} {:>6} {:>10} {:>15} {:>14} {:>9}",
+        "leads",
+        "format",
+        "exported",
+        "items read",
+        "queries",
+        "parts",
+        "file MiB",
+        "peak heap MiB",
+        "peak RSS MiB",
+        "emu s"
+    );
+    for f in &figures {
+        println!(
+            "{:>7} {:>6} {:>8} {:>10} {:>8} {:>6} {:>10.1} {:>15.1} {:>14} {:>9.1}",
+            f.leads,
+            f.format,
+            f.count,
+            f.scanned,
+            f.queries,
+            f.parts,
+            f.bytes as f64 / MIB,
+            f.peak_heap as f64 / MIB,
+            f.peak_rss_kib
+                .map(|k| format!("{:.1}", k as f64 / 1024.0))
+                .unwrap_or_else(|| "n/a".into()),
+            f.secs,
+        );
+        let _ = f.pages;
+    }
+    println!();
+    let ok = figures
+        .iter()
+        .all(|f| f.peak_heap < 64 << 20 && f.scanned == f.leads as u64);
+    println!(
+        "goal: peak heap < 64 MiB and items read = leads: {}",
+        if ok { "met" } else { "NOT met" }
+    );
+    ensure!(ok, "goal not met");
+    Ok(())
+}

@@ -1,0 +1,96 @@
+//! The environment variables the auth function reads, and nothing else.
+
+use shared::billing::BillingPolicy;
+use shared::config::{ConfigError, Env};
+use shared::dynamo::AccountTables;
+
+pub const ALLOW_LIST: &[&str] = &[
+    "TENANTS_TABLE",
+    "SECURITY_LOG_TABLE",
+    "OPS_TABLE",
+    "BLIND_INDEX_KEY_PARAMETER",
+    "JWT_SIGNING_KEYS_PARAMETER",
+    "SENDER_EMAIL",
+    "APP_BASE_URL",
+    "CLOSURE_GRACE_DAYS",
+    "SECURITY_LOG_RETENTION_DAYS",
+    // Seats (see `seats.rs`): the plan is read from the billing table.
+    "BILLING_TABLE",
+    "FREE_TIER_SEATS",
+    "SUBSCRIPTION_GRACE_DAYS",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tables: AccountTables,
+    pub blind_index_key_parameter: String,
+    pub jwt_signing_keys_parameter: String,
+    pub sender_email: String,
+    /// Links in emails point here.
+    pub app_base_url: String,
+    pub settings: Settings,
+}
+
+/// Lifetimes and limits. Defaults follow OWASP ASVS level 2 and the privacy requirements.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub refresh_idle_days: i64,
+    pub refresh_absolute_days: i64,
+    pub verify_email_hours: i64,
+    pub password_reset_minutes: i64,
+    pub invitation_days: i64,
+    pub closure_grace_days: i64,
+    pub security_log_days: i64,
+    /// Where the tenant's plan is read for the seat limit (`None`: no limit, tests only).
+    pub billing_table: Option<String>,
+    /// Free-tier seats and the grace of a canceled subscription.
+    pub billing: BillingPolicy,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            refresh_idle_days: 7,
+            refresh_absolute_days: 30,
+            verify_email_hours: 24,
+            password_reset_minutes: 60,
+            invitation_days: 7,
+            closure_grace_days: 30,
+            security_log_days: 180,
+            billing_table: None,
+            billing: BillingPolicy::default(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let d = Settings::default();
+        let settings = Settings {
+            closure_grace_days: env.parse_or("CLOSURE_GRACE_DAYS", d.closure_grace_days)?,
+            security_log_days: env.parse_or("SECURITY_LOG_RETENTION_DAYS", d.security_log_days)?,
+            billing_table: Some(env.required("BILLING_TABLE")?),
+            billing: BillingPolicy::from_env(env)?,
+            ..d
+        };
+        let security_log_days = settings.security_log_days;
+        Ok(Self {
+            tables: AccountTables {
+                tenants: env.required("TENANTS_TABLE")?,
+                security_log: env.required("SECURITY_LOG_TABLE")?,
+                ops: env.required("OPS_TABLE")?,
+            },
+            blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
+            jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
+            sender_email: env.required("SENDER_EMAIL")?,
+            app_base_url: env
+                .required("APP_BASE_URL")?
+                .trim_end_matches('/')
+                .to_string(),
+            settings: Settings {
+                security_log_days,
+                ..settings
+            },
+        })
+    }
+}

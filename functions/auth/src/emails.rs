@@ -1,0 +1,70 @@
+//! The emails the auth function sends. Templates live in `templates/` (text and HTML).
+
+use shared::mail::{render, Mailer, OutgoingEmail};
+
+pub struct Template {
+    pub subject: &'static str,
+    pub text: &'static str,
+    pub html: &'static str,
+}
+
+macro_rules! template {
+    ($name:literal, $subject:literal) => {
+        Template {
+            subject: $subject,
+            text: include_str!(concat!("../templates/", $name, ".txt")),
+            html: include_str!(concat!("../templates/", $name, ".html")),
+        }
+    };
+}
+
+pub const VERIFY_EMAIL: Template = template!("verify_email", "Confirm your email address");
+pub const SIGNUP_EXISTING: Template = template!(
+    "signup_existing",
+    "Someone tried to sign up with your email"
+);
+pub const PASSWORD_RESET: Template = template!("password_reset", "Reset your password");
+pub const INVITATION: Template = template!("invitation", "You are invited to join a team");
+pub const PASSWORD_CHANGED: Template = template!("password_changed", "Your password was changed");
+pub const NEW_SIGN_IN: Template = template!("new_sign_in", "New sign-in to your account");
+
+/// Sends a transactional email. A failure is logged (without the address) and not fatal to the
+/// request: the user can ask again, and the request's main effect is already stored.
+pub async fn send<M: Mailer>(mailer: &M, to: &str, t: &Template, vars: &[(&str, &str)]) {
+    let email = OutgoingEmail {
+        to: to.to_string(),
+        subject: t.subject.to_string(),
+        text: render(t.text, vars, false),
+        html: render(t.html, vars, true),
+        headers: vec![],
+    };
+    if let Err(e) = mailer.send(&email).await {
+        // The provider's message may quote the recipient (SES in its sandbox: "... failed the
+        // check in region X: someone@example.com"): addresses never reach the log.
+        let error = redact_addresses(&format!("{e:#}"));
+        tracing::error!(%error, subject = t.subject, "email not sent");
+    }
+}
+
+/// `text` with every whitespace-separated word that holds an `@` replaced by `<address>`.
+fn redact_addresses(text: &str) -> String {
+    text.split(char::is_whitespace)
+        .map(|w| if w.contains('@') { "<address>" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_cut_from_error_text() {
+        let e = "SESv2 SendEmail: MessageRejected: Email address is not verified. The following \
+                 identities failed the check in region EU-WEST-1: <Ana.Pop@example.com>, b@x.io";
+        let out = redact_addresses(e);
+        assert!(!out.contains('@'), "{out}");
+        assert!(out.starts_with("SESv2 SendEmail: MessageRejected: Email address is not verified."));
+        assert!(out.ends_with("EU-WEST-1: <address> <address>"), "{out}");
+    }
+}

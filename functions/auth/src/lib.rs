@@ -1,0 +1,178 @@
+//! The `auth` function: accounts, sessions, roles, MFA, team and account closure.
+//!
+//! Every route is declared once in [`routes::ROUTES`] with the permission it needs; the
+//! dispatcher authenticates, checks that permission, and for writes checks that the session is
+//! still live (logout, password change and role changes take effect for writes at once; reads
+//! trust the access token for its 15 minutes). See `docs/auth.md`.
+
+pub mod config;
+pub mod emails;
+pub mod routes;
+pub mod seats;
+pub mod throttle;
+
+use std::sync::Arc;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use serde::de::DeserializeOwned;
+use shared::auth::caller::{authenticate, Caller};
+use shared::auth::jwt::SigningKeys;
+use shared::blind_index::BlindIndexKey;
+use shared::clock::{Clock, IdGenerator};
+use shared::dynamo::AccountStore;
+use shared::error::AppError;
+use shared::http::{body_bytes, error_response, header_str, source_ip};
+use shared::mail::Mailer;
+use time::OffsetDateTime;
+
+use crate::config::Settings;
+
+/// Request bodies of this API are small JSON objects.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub struct App<M> {
+    pub store: AccountStore,
+    pub mailer: M,
+    pub keys: BlindIndexKey,
+    pub signing: SigningKeys,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub app_base_url: String,
+    pub settings: Settings,
+}
+
+/// What a handler knows about the request besides its body.
+pub struct Ctx {
+    pub now: OffsetDateTime,
+    pub caller: Option<Caller>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// Path parameters of the matched route, in order.
+    pub params: Vec<String>,
+}
+
+impl Ctx {
+    pub fn caller(&self) -> Result<&Caller, AppError> {
+        self.caller.as_ref().ok_or(AppError::Unauthorized {
+            code: "unauthorized",
+            message: "A valid access token is required.",
+        })
+    }
+}
+
+impl<M: Mailer> App<M> {
+    pub fn new_id(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.ids.new_id(self.clock.now()))
+    }
+
+    pub fn ip_hash(&self, ctx: &Ctx) -> Option<String> {
+        ctx.ip.as_deref().map(|ip| self.keys.ip(ip))
+    }
+
+    pub fn link(&self, path: &str, token: &str) -> String {
+        format!("{}{path}?token={token}", self.app_base_url)
+    }
+}
+
+/// Handles one request: never panics on input, never 5xx for bad input.
+pub async fn handle<M: Mailer>(app: &App<M>, req: Request) -> Response<Body> {
+    let resp = match dispatch(app, &req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    tracing::info!(status = resp.status().as_u16(), method = %req.method(), "request completed");
+    resp
+}
+
+async fn dispatch<M: Mailer>(app: &App<M>, req: &Request) -> Result<Response<Body>, AppError> {
+    let path = lambda_http::RequestExt::raw_http_path(req);
+    let (route, params) = routes::find(req.method(), path)?;
+    tracing::Span::current().record("route", route.name);
+    let now = app.clock.now();
+    let caller = match route.permission {
+        None => None,
+        Some(p) => {
+            let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+            caller.require(p)?;
+            tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
+            if *req.method() != Method::GET {
+                require_live_session(app, &caller, now).await?;
+            }
+            Some(caller)
+        }
+    };
+    let ctx = Ctx {
+        now,
+        caller,
+        ip: source_ip(req),
+        user_agent: header_str(req.headers(), "user-agent").map(|s| s.chars().take(512).collect()),
+        params,
+    };
+    routes::call(app, route.name, &ctx, req).await
+}
+
+/// Writes need a session that is still live: one read, so a logout or a password change stops
+/// writes at once even while an access token is unexpired.
+async fn require_live_session<M: Mailer>(
+    app: &App<M>,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    let session = app.store.session(&caller.session_id).await?;
+    shared::auth::session::require_live(session.as_ref(), caller, now)
+}
+
+/// Parses a JSON body into `T` (unknown fields refused).
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
+    let ct = header_str(req.headers(), "content-type")
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    if ct.as_deref() != Some("application/json") {
+        return Err(AppError::UnsupportedMediaType);
+    }
+    let raw = body_bytes(req);
+    if raw.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    serde_json::from_slice(raw).map_err(|e| {
+        // serde's message names the field and the expected type, never the value.
+        let message = match e.classify() {
+            serde_json::error::Category::Data => {
+                format!(
+                    "The body does not match this operation: {}",
+                    strip_values(&e)
+                )
+            }
+            _ => "The body is not valid JSON.".to_string(),
+        };
+        AppError::validation("invalid_body", message)
+    })
+}
+
+fn strip_values(e: &serde_json::Error) -> String {
+    // e.g. "unknown field `x`, expected one of ..." or "missing field `email`".
+    let msg = e.to_string();
+    let cut = msg.find(" at line ").unwrap_or(msg.len());
+    msg[..cut].chars().filter(|c| *c != '"').take(200).collect()
+}
+
+pub fn created(body: serde_json::Value) -> Response<Body> {
+    shared::http::json_response(201, &body)
+}
+
+pub fn ok(body: serde_json::Value) -> Response<Body> {
+    shared::http::json_response(200, &body)
+}
+
+pub fn accepted(body: serde_json::Value) -> Response<Body> {
+    shared::http::json_response(202, &body)
+}
+
+pub fn no_content() -> Response<Body> {
+    let mut r = Response::new(Body::Empty);
+    *r.status_mut() = lambda_http::http::StatusCode::NO_CONTENT;
+    r
+}

@@ -1,0 +1,675 @@
+//! Sign-up, email verification, password reset, the caller's own profile, and account closure.
+
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared::accounts::{Mfa, OneTimeToken, Tenant, TokenKind, User};
+use shared::auth::permissions::Role;
+use shared::auth::{password, tokens};
+use shared::clock::rfc3339;
+use shared::domain::{Email, Phone, TenantId, TenantStatus, UserId};
+use shared::dynamo::{
+    login_item, s, tenant_item, timestamp, token_item, user_item, AttributeValue, StoreError, Write,
+};
+use shared::error::{AppError, FieldErrors};
+use shared::keys;
+use shared::mail::Mailer;
+use time::Duration;
+
+use crate::{accepted, created, emails, json_body, ok, App, Ctx};
+
+pub(crate) fn invalid_token() -> AppError {
+    AppError::validation("invalid_token", "This link is invalid, used or expired.")
+}
+
+pub(crate) fn text_field(
+    errors: &mut FieldErrors,
+    name: &str,
+    value: &str,
+    max: usize,
+) -> Option<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        errors.insert(name.into(), "is required".into());
+        None
+    } else if v.chars().count() > max {
+        errors.insert(name.into(), format!("is longer than {max} characters"));
+        None
+    } else if v.chars().any(char::is_control) {
+        errors.insert(name.into(), "contains control characters".into());
+        None
+    } else {
+        Some(v.to_string())
+    }
+}
+
+/// Checks a new password against the policy, reporting it as a field error.
+pub(crate) fn new_password(
+    errors: &mut FieldErrors,
+    field: &str,
+    pw: &str,
+    email: Option<&Email>,
+) -> bool {
+    match password::check_policy(pw, email.map(|e| e.as_str())) {
+        Ok(()) => true,
+        Err(msg) => {
+            errors.insert(field.into(), msg.into());
+            false
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignupBody {
+    email: String,
+    password: String,
+    name: String,
+    business_name: String,
+}
+
+pub async fn signup<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: SignupBody = json_body(req)?;
+    let mut errors = FieldErrors::new();
+    let email = match Email::parse(&body.email) {
+        Ok(e) => Some(e),
+        Err(m) => {
+            errors.insert("email".into(), m.into());
+            None
+        }
+    };
+    new_password(&mut errors, "password", &body.password, email.as_ref());
+    let name = text_field(&mut errors, "name", &body.name, 200);
+    let business = text_field(&mut errors, "business_name", &body.business_name, 200);
+    let (Some(email), Some(name), Some(business), true) =
+        (email, name, business, errors.is_empty())
+    else {
+        return Err(AppError::invalid_fields(errors));
+    };
+
+    let hash = password::hash_password(&body.password)?;
+    let tenant_id = TenantId::parse(&app.new_id("tn")).map_err(|e| AppError::Internal(e.into()))?;
+    let user_id = UserId::parse(&app.new_id("us")).map_err(|e| AppError::Internal(e.into()))?;
+    let user = User {
+        user_id: user_id.clone(),
+        tenant_id: tenant_id.clone(),
+        email: email.clone(),
+        name: name.clone(),
+        phone: None,
+        role: Role::Owner,
+        password_hash: hash,
+        email_verified: false,
+        created_at: ctx.now,
+        mfa: Mfa::default(),
+        last_login: None,
+    };
+    let tenant = Tenant {
+        tenant_id: tenant_id.clone(),
+        business_name: business.clone(),
+        status: TenantStatus::Active,
+        owner_user_id: user_id.clone(),
+        created_at: ctx.now,
+        closed_at: None,
+        erase_after: None,
+    };
+    let secret = tokens::new_secret();
+    let token = OneTimeToken {
+        secret_hash: tokens::hash_secret(&secret),
+        kind: TokenKind::VerifyEmail,
+        tenant_id: tenant_id.clone(),
+        user_id: Some(user_id.clone()),
+        email: None,
+        role: None,
+        invited_by: None,
+        expires_at: ctx.now + Duration::hours(app.settings.verify_email_hours),
+    };
+    let mut event = app.event("signup", ctx);
+    event.tenant_id = Some(tenant_id.clone());
+    event.user_id = Some(user_id.clone());
+    let t = app.store.tables().clone();
+    let result = app
+        .store
+        .transact(vec![
+            (
+                t.tenants.as_str(),
+                Write::Put(
+                    login_item(&app.keys.email(&email), &tenant_id, &user_id),
+                    Some("attribute_not_exists(pk)"),
+                ),
+            ),
+            (
+                t.tenants.as_str(),
+                Write::Put(tenant_item(&tenant), Some("attribute_not_exists(pk)")),
+            ),
+            (
+                t.tenants.as_str(),
+                Write::Put(user_item(&user), Some("attribute_not_exists(pk)")),
+            ),
+            (t.tenants.as_str(), Write::Put(token_item(&token), None)),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&event, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await;
+    match result {
+        Ok(()) => {
+            let link = app.link("/verify-email", &secret);
+            emails::send(
+                &app.mailer,
+                email.as_str(),
+                &emails::VERIFY_EMAIL,
+                &[
+                    ("name", &name),
+                    ("business_name", &business),
+                    ("link", &link),
+                ],
+            )
+            .await;
+        }
+        Err(StoreError::Condition) => {
+            // The email already has an account. Answer exactly as for a new one (no account
+            // enumeration) and tell the address's owner instead.
+            let link = format!("{}/login", app.app_base_url);
+            emails::send(
+                &app.mailer,
+                email.as_str(),
+                &emails::SIGNUP_EXISTING,
+                &[("link", &link)],
+            )
+            .await;
+        }
+        Err(StoreError::Other(e)) => return Err(AppError::Internal(e)),
+    }
+    Ok(created(json!({
+        "status": "verification_email_sent",
+        "message": "Check your inbox to confirm your email address."
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    token: String,
+}
+
+/// A live one-time token of `kind`, by its secret.
+pub(crate) async fn live_token<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    secret: &str,
+    kind: TokenKind,
+) -> Result<OneTimeToken, AppError> {
+    if secret.is_empty() || secret.len() > 256 {
+        return Err(invalid_token());
+    }
+    match app.store.token(&tokens::hash_secret(secret)).await? {
+        Some(t) if t.kind == kind && t.expires_at > ctx.now => Ok(t),
+        _ => Err(invalid_token()),
+    }
+}
+
+/// Deleting the token in the same transaction as its effect makes it single-use.
+pub(crate) fn consume(t: &OneTimeToken) -> Write {
+    Write::Delete(
+        keys::one_time_token(&t.secret_hash),
+        Some("attribute_exists(pk)"),
+    )
+}
+
+pub async fn verify_email<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: TokenBody = json_body(req)?;
+    let token = live_token(app, ctx, &body.token, TokenKind::VerifyEmail).await?;
+    let user_id = token.user_id.clone().ok_or_else(invalid_token)?;
+    let mut e = app.event("email_verified", ctx);
+    e.tenant_id = Some(token.tenant_id.clone());
+    e.user_id = Some(user_id.clone());
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (t.tenants.as_str(), consume(&token)),
+            (
+                t.tenants.as_str(),
+                Write::Update {
+                    key: keys::user(&token.tenant_id, &user_id),
+                    update: "SET email_verified = :t".into(),
+                    condition: Some("attribute_exists(pk)".into()),
+                    values: vec![(":t".into(), AttributeValue::Bool(true))],
+                    names: vec![],
+                },
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|err| match err {
+            StoreError::Condition => invalid_token(),
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
+    Ok(ok(json!({ "status": "verified" })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetBody {
+    email: String,
+}
+
+pub async fn password_reset<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: ResetBody = json_body(req)?;
+    let answer = accepted(json!({
+        "status": "accepted",
+        "message": "If an account uses this address, a reset link is on its way."
+    }));
+    let Ok(email) = Email::parse(&body.email) else {
+        return Ok(answer);
+    };
+    let Some((tenant, user_id)) = app.store.login_owner(&app.keys.email(&email)).await? else {
+        let mut e = app.event("password_reset_requested_unknown", ctx);
+        e.email_hash = Some(app.keys.email(&email));
+        app.log_event(e).await;
+        return Ok(answer);
+    };
+    let secret = tokens::new_secret();
+    let token = OneTimeToken {
+        secret_hash: tokens::hash_secret(&secret),
+        kind: TokenKind::PasswordReset,
+        tenant_id: tenant.clone(),
+        user_id: Some(user_id.clone()),
+        email: None,
+        role: None,
+        invited_by: None,
+        expires_at: ctx.now + Duration::minutes(app.settings.password_reset_minutes),
+    };
+    app.store
+        .transact(vec![(
+            app.store.tables().tenants.as_str(),
+            Write::Put(token_item(&token), None),
+        )])
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let mut e = app.event("password_reset_requested", ctx);
+    e.tenant_id = Some(tenant);
+    e.user_id = Some(user_id);
+    app.log_event(e).await;
+    let link = app.link("/reset-password", &secret);
+    emails::send(
+        &app.mailer,
+        email.as_str(),
+        &emails::PASSWORD_RESET,
+        &[("link", &link)],
+    )
+    .await;
+    Ok(answer)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetConfirmBody {
+    token: String,
+    new_password: String,
+}
+
+pub async fn password_reset_confirm<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: ResetConfirmBody = json_body(req)?;
+    let token = live_token(app, ctx, &body.token, TokenKind::PasswordReset).await?;
+    let user_id = token.user_id.clone().ok_or_else(invalid_token)?;
+    let user = app
+        .store
+        .user(&token.tenant_id, &user_id)
+        .await?
+        .ok_or_else(invalid_token)?;
+    let mut errors = FieldErrors::new();
+    if !new_password(
+        &mut errors,
+        "new_password",
+        &body.new_password,
+        Some(&user.email),
+    ) {
+        return Err(AppError::invalid_fields(errors));
+    }
+    let hash = password::hash_password(&body.new_password)?;
+    let mut e = app.event("password_reset", ctx);
+    e.tenant_id = Some(user.tenant_id.clone());
+    e.user_id = Some(user.user_id.clone());
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (t.tenants.as_str(), consume(&token)),
+            (
+                t.tenants.as_str(),
+                Write::Update {
+                    key: keys::user(&user.tenant_id, &user.user_id),
+                    // Receiving the link proves the address, too.
+                    update: "SET password_hash = :h, email_verified = :t".into(),
+                    condition: Some("attribute_exists(pk)".into()),
+                    values: vec![
+                        (":h".into(), s(hash)),
+                        (":t".into(), AttributeValue::Bool(true)),
+                    ],
+                    names: vec![],
+                },
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|err| match err {
+            StoreError::Condition => invalid_token(),
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
+    app.end_sessions_of(&user.user_id, None, ctx.now).await?;
+    notify_password_changed(app, ctx, &user).await;
+    Ok(ok(json!({ "status": "password_reset" })))
+}
+
+pub(crate) async fn notify_password_changed<M: Mailer>(app: &App<M>, ctx: &Ctx, user: &User) {
+    let when = rfc3339(ctx.now);
+    let link = format!("{}/reset-password", app.app_base_url);
+    emails::send(
+        &app.mailer,
+        user.email.as_str(),
+        &emails::PASSWORD_CHANGED,
+        &[("name", &user.name), ("when", &when), ("link", &link)],
+    )
+    .await;
+}
+
+pub(crate) async fn current_user<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<User, AppError> {
+    let c = ctx.caller()?;
+    app.store
+        .user(&c.tenant_id, &c.user_id)
+        .await?
+        .ok_or(AppError::Unauthorized {
+            code: "session_ended",
+            message: "This account no longer exists.",
+        })
+}
+
+pub async fn get_me<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let user = current_user(app, ctx).await?;
+    let tenant = app.store.tenant(&user.tenant_id).await?;
+    Ok(ok(json!({
+        "id": user.user_id.as_str(),
+        "email": user.email.as_str(),
+        "name": user.name,
+        "phone": user.phone.as_ref().map(|p| p.as_str()),
+        "tenant_id": user.tenant_id.as_str(),
+        "role": user.role.as_str(),
+        "email_verified": user.email_verified,
+        "mfa_enabled": user.mfa.enabled,
+        "created_at": rfc3339(user.created_at),
+        "last_login_at": user.last_login.as_ref().map(|l| rfc3339(l.at)),
+        "business_name": tenant.as_ref().map(|t| t.business_name.clone()),
+        "tenant_status": tenant.as_ref().map(|t| match t.status {
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+            TenantStatus::Closed => "closed",
+        }),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchMeBody {
+    #[serde(default)]
+    name: Option<String>,
+    /// `null` removes the phone number.
+    #[serde(default, deserialize_with = "double_option")]
+    phone: Option<Option<String>>,
+}
+
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+pub async fn patch_me<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: PatchMeBody = json_body(req)?;
+    let c = ctx.caller()?;
+    let mut errors = FieldErrors::new();
+    let mut sets = Vec::new();
+    let mut removes = Vec::new();
+    let mut values = Vec::new();
+    if let Some(name) = &body.name {
+        if let Some(n) = text_field(&mut errors, "name", name, 200) {
+            sets.push("#n = :n");
+            values.push((":n".to_string(), s(n)));
+        }
+    }
+    match &body.phone {
+        Some(Some(p)) => match Phone::parse(p) {
+            Ok(p) => {
+                sets.push("phone = :p");
+                values.push((":p".to_string(), s(p.as_str())));
+            }
+            Err(m) => {
+                errors.insert("phone".into(), m.into());
+            }
+        },
+        Some(None) => removes.push("phone"),
+        None => {}
+    }
+    if !errors.is_empty() {
+        return Err(AppError::invalid_fields(errors));
+    }
+    if sets.is_empty() && removes.is_empty() {
+        return Err(AppError::validation(
+            "invalid_body",
+            "Nothing to change: send name and/or phone.",
+        ));
+    }
+    let mut update = String::new();
+    if !sets.is_empty() {
+        update.push_str(&format!("SET {}", sets.join(", ")));
+    }
+    if !removes.is_empty() {
+        update.push_str(&format!(" REMOVE {}", removes.join(", ")));
+    }
+    let names = if body.name.is_some() {
+        vec![("#n".to_string(), "name".to_string())]
+    } else {
+        vec![]
+    };
+    app.store
+        .transact(vec![(
+            app.store.tables().tenants.as_str(),
+            Write::Update {
+                key: keys::user(&c.tenant_id, &c.user_id),
+                update,
+                condition: Some("attribute_exists(pk)".into()),
+                values,
+                names,
+            },
+        )])
+        .await
+        .map_err(|e| match e {
+            StoreError::Condition => AppError::NotFound("user_not_found"),
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
+    get_me(app, ctx).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+pub async fn change_password<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: ChangePasswordBody = json_body(req)?;
+    let user = current_user(app, ctx).await?;
+    let mut errors = FieldErrors::new();
+    if body.current_password.len() > 512
+        || !password::verify_password(&body.current_password, &user.password_hash)
+    {
+        errors.insert(
+            "current_password".into(),
+            "is not your current password".into(),
+        );
+        return Err(AppError::invalid_fields(errors));
+    }
+    if !new_password(
+        &mut errors,
+        "new_password",
+        &body.new_password,
+        Some(&user.email),
+    ) {
+        return Err(AppError::invalid_fields(errors));
+    }
+    let hash = password::hash_password(&body.new_password)?;
+    let e = app.event("password_changed", ctx);
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (
+                t.tenants.as_str(),
+                Write::Update {
+                    key: keys::user(&user.tenant_id, &user.user_id),
+                    update: "SET password_hash = :h".into(),
+                    condition: Some("attribute_exists(pk)".into()),
+                    values: vec![(":h".into(), s(hash))],
+                    names: vec![],
+                },
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let caller = ctx.caller()?;
+    app.end_sessions_of(&user.user_id, Some(&caller.session_id), ctx.now)
+        .await?;
+    notify_password_changed(app, ctx, &user).await;
+    Ok(ok(json!({ "status": "password_changed" })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    password: String,
+}
+
+pub async fn close_tenant<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: CloseBody = json_body(req)?;
+    let user = current_user(app, ctx).await?;
+    if body.password.len() > 512 || !password::verify_password(&body.password, &user.password_hash)
+    {
+        let mut errors = FieldErrors::new();
+        errors.insert("password".into(), "is not your current password".into());
+        return Err(AppError::invalid_fields(errors));
+    }
+    let erase_after = ctx.now + Duration::days(app.settings.closure_grace_days);
+    let e = app.event("tenant_closed", ctx);
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (
+                t.tenants.as_str(),
+                Write::Update {
+                    key: keys::tenant(&user.tenant_id),
+                    update: "SET #st = :closed, closed_at = :now, erase_after = :erase".into(),
+                    condition: Some("#st = :active".into()),
+                    values: vec![
+                        (":closed".into(), s("closed")),
+                        (":active".into(), s("active")),
+                        (":now".into(), timestamp(ctx.now)),
+                        (":erase".into(), timestamp(erase_after)),
+                    ],
+                    names: vec![("#st".into(), "status".into())],
+                },
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|e| match e {
+            StoreError::Condition => AppError::Conflict {
+                code: "tenant_not_active",
+                message: "This account is not active.",
+            },
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
+    Ok(ok(json!({
+        "status": "closed",
+        "erase_after": rfc3339(erase_after),
+        "message": "Submissions stop now. Reactivate before erase_after to keep your data."
+    })))
+}
+
+pub async fn reactivate_tenant<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+) -> Result<Response<Body>, AppError> {
+    let c = ctx.caller()?;
+    let e = app.event("tenant_reactivated", ctx);
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (
+                t.tenants.as_str(),
+                Write::Update {
+                    key: keys::tenant(&c.tenant_id),
+                    update: "SET #st = :active REMOVE closed_at, erase_after".into(),
+                    condition: Some("#st = :closed AND erase_after > :now".into()),
+                    values: vec![
+                        (":closed".into(), s("closed")),
+                        (":active".into(), s("active")),
+                        (":now".into(), timestamp(ctx.now)),
+                    ],
+                    names: vec![("#st".into(), "status".into())],
+                },
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|e| match e {
+            StoreError::Condition => AppError::Conflict {
+                code: "not_reactivatable",
+                message: "Only a closed account within its grace period can be reactivated.",
+            },
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
+    Ok(ok(json!({ "status": "active" })))
+}

@@ -1,0 +1,191 @@
+//! The route table: every route of the function with the permission it needs (`None`: public).
+
+mod account;
+mod mfa;
+mod session;
+mod team;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use shared::auth::permissions::Permission;
+use shared::error::AppError;
+use shared::mail::Mailer;
+
+use crate::{App, Ctx};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub permission: Option<Permission>,
+}
+
+const fn r(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    permission: Option<Permission>,
+) -> Route {
+    Route {
+        name,
+        method,
+        path,
+        permission,
+    }
+}
+
+use Permission::*;
+
+pub const ROUTES: &[Route] = &[
+    r("signup", "POST", "/v1/auth/signup", None),
+    r("verify_email", "POST", "/v1/auth/verify-email", None),
+    r("login", "POST", "/v1/auth/login", None),
+    r("refresh", "POST", "/v1/auth/refresh", None),
+    r("logout", "POST", "/v1/auth/logout", Some(SessionsManage)),
+    r(
+        "logout_all",
+        "POST",
+        "/v1/auth/logout-all",
+        Some(SessionsManage),
+    ),
+    r(
+        "list_sessions",
+        "GET",
+        "/v1/auth/sessions",
+        Some(SessionsManage),
+    ),
+    r(
+        "end_session",
+        "DELETE",
+        "/v1/auth/sessions/{sessionId}",
+        Some(SessionsManage),
+    ),
+    r("password_reset", "POST", "/v1/auth/password-reset", None),
+    r(
+        "password_reset_confirm",
+        "POST",
+        "/v1/auth/password-reset/confirm",
+        None,
+    ),
+    r(
+        "totp_setup",
+        "POST",
+        "/v1/auth/mfa/totp/setup",
+        Some(MfaManage),
+    ),
+    r(
+        "totp_confirm",
+        "POST",
+        "/v1/auth/mfa/totp/confirm",
+        Some(MfaManage),
+    ),
+    r(
+        "totp_disable",
+        "DELETE",
+        "/v1/auth/mfa/totp",
+        Some(MfaManage),
+    ),
+    r(
+        "accept_invitation",
+        "POST",
+        "/v1/auth/accept-invitation",
+        None,
+    ),
+    r("get_me", "GET", "/v1/me", Some(ProfileRead)),
+    r("patch_me", "PATCH", "/v1/me", Some(ProfileWrite)),
+    r(
+        "change_password",
+        "POST",
+        "/v1/me/password",
+        Some(ProfileWrite),
+    ),
+    r("invite", "POST", "/v1/team/invitations", Some(TeamInvite)),
+    r("list_team", "GET", "/v1/team", Some(TeamRead)),
+    r(
+        "change_role",
+        "PATCH",
+        "/v1/team/{userId}",
+        Some(TeamManage),
+    ),
+    r(
+        "remove_member",
+        "DELETE",
+        "/v1/team/{userId}",
+        Some(TeamManage),
+    ),
+    r("close_tenant", "DELETE", "/v1/tenant", Some(TenantClose)),
+    r(
+        "reactivate_tenant",
+        "POST",
+        "/v1/tenant/reactivate",
+        Some(TenantClose),
+    ),
+];
+
+/// The route matching a method and path, with its path parameters in order.
+pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut path_matched = false;
+    for route in ROUTES {
+        let tpl: Vec<&str> = route.path.split('/').collect();
+        if tpl.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matches = tpl.iter().zip(&segments).all(|(t, s)| {
+            if t.starts_with('{') {
+                params.push((*s).to_string());
+                !s.is_empty()
+            } else {
+                t == s
+            }
+        });
+        if !matches {
+            continue;
+        }
+        path_matched = true;
+        if route.method == method.as_str() {
+            return Ok((route, params));
+        }
+    }
+    if path_matched {
+        Err(AppError::MethodNotAllowed)
+    } else {
+        Err(AppError::NotFound("route_not_found"))
+    }
+}
+
+pub async fn call<M: Mailer>(
+    app: &App<M>,
+    name: &str,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    match name {
+        "signup" => account::signup(app, ctx, req).await,
+        "verify_email" => account::verify_email(app, ctx, req).await,
+        "login" => session::login(app, ctx, req).await,
+        "refresh" => session::refresh(app, ctx, req).await,
+        "logout" => session::logout(app, ctx).await,
+        "logout_all" => session::logout_all(app, ctx).await,
+        "list_sessions" => session::list(app, ctx).await,
+        "end_session" => session::end(app, ctx).await,
+        "password_reset" => account::password_reset(app, ctx, req).await,
+        "password_reset_confirm" => account::password_reset_confirm(app, ctx, req).await,
+        "totp_setup" => mfa::setup(app, ctx).await,
+        "totp_confirm" => mfa::confirm(app, ctx, req).await,
+        "totp_disable" => mfa::disable(app, ctx, req).await,
+        "accept_invitation" => team::accept_invitation(app, ctx, req).await,
+        "get_me" => account::get_me(app, ctx).await,
+        "patch_me" => account::patch_me(app, ctx, req).await,
+        "change_password" => account::change_password(app, ctx, req).await,
+        "invite" => team::invite(app, ctx, req).await,
+        "list_team" => team::list(app, ctx).await,
+        "change_role" => team::change_role(app, ctx, req).await,
+        "remove_member" => team::remove(app, ctx).await,
+        "close_tenant" => account::close_tenant(app, ctx, req).await,
+        "reactivate_tenant" => account::reactivate_tenant(app, ctx).await,
+        _ => Err(AppError::NotFound("route_not_found")),
+    }
+}

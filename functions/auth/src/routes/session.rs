@@ -1,0 +1,509 @@
+//! Login, token refresh with rotation and reuse detection, logout, and the session list.
+
+use lambda_http::http::{header, HeaderValue};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared::accounts::{SecurityEvent, Session, User};
+use shared::auth::jwt::{AccessClaims, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::auth::{password, recovery, tokens, totp};
+use shared::clock::rfc3339;
+use shared::domain::{Email, SessionId};
+use shared::dynamo::{s, session_item, str_list, timestamp, StoreError, Write};
+use shared::error::AppError;
+use shared::keys;
+use shared::mail::Mailer;
+use time::{Duration, OffsetDateTime};
+
+use crate::throttle;
+use crate::{emails, json_body, no_content, ok, App, Ctx};
+
+/// How many rotated-away refresh hashes a session remembers for reuse detection.
+const REMEMBERED_REFRESH_HASHES: usize = 20;
+
+fn invalid_credentials() -> AppError {
+    AppError::Unauthorized {
+        code: "invalid_credentials",
+        message: "The email or password is incorrect.",
+    }
+}
+
+fn invalid_refresh() -> AppError {
+    AppError::Unauthorized {
+        code: "invalid_refresh_token",
+        message: "The refresh token is invalid or expired; log in again.",
+    }
+}
+
+impl<M: Mailer> App<M> {
+    /// Appends a security event; a failure is logged, not fatal (the action already happened).
+    pub async fn log_event(&self, e: SecurityEvent) {
+        let id = self.ids.new_id(e.at);
+        tracing::info!(
+            event = e.event,
+            event_id = %id,
+            tenant_id = e.tenant_id.as_ref().map(|t| t.as_str()),
+            user_id = e.user_id.as_ref().map(|u| u.as_str()),
+            session_id = e.session_id.as_ref().map(|x| x.as_str()),
+            "security event"
+        );
+        if let Err(err) = self.store.log_event(&e, &id).await {
+            tracing::error!(error = %format!("{err:#}"), event = e.event, "security event not stored");
+        }
+    }
+
+    pub fn event(&self, name: &'static str, ctx: &Ctx) -> SecurityEvent {
+        let mut e = SecurityEvent::new(name, ctx.now);
+        e.ip_hash = self.ip_hash(ctx);
+        if let Some(c) = &ctx.caller {
+            e.tenant_id = Some(c.tenant_id.clone());
+            e.user_id = Some(c.user_id.clone());
+            e.actor_user_id = Some(c.user_id.clone());
+            e.session_id = Some(c.session_id.clone());
+        }
+        e
+    }
+
+    pub fn access_token(&self, user: &User, sid: &SessionId, now: OffsetDateTime) -> String {
+        self.signing.issue(&AccessClaims {
+            sub: user.user_id.to_string(),
+            tid: user.tenant_id.to_string(),
+            role: user.role.as_str().to_string(),
+            sid: sid.to_string(),
+            iat: now.unix_timestamp(),
+            exp: now.unix_timestamp() + ACCESS_TOKEN_TTL_SECS,
+            iss: ISSUER.to_string(),
+            typ: "access".to_string(),
+        })
+    }
+
+    pub fn token_pair(
+        &self,
+        user: &User,
+        sid: &SessionId,
+        secret: &str,
+        now: OffsetDateTime,
+    ) -> serde_json::Value {
+        json!({
+            "access_token": self.access_token(user, sid, now),
+            "refresh_token": tokens::refresh_token(sid, secret),
+            "token_type": "Bearer",
+            "expires_in": ACCESS_TOKEN_TTL_SECS,
+        })
+    }
+
+    /// Revokes every live session of a user but `keep`. Returns how many ended.
+    pub async fn end_sessions_of(
+        &self,
+        user: &shared::domain::UserId,
+        keep: Option<&SessionId>,
+        now: OffsetDateTime,
+    ) -> Result<usize, AppError> {
+        let sessions = self.store.sessions_of(user).await?;
+        let ids = sessions
+            .into_iter()
+            .filter(|s| s.revoked_at.is_none() && Some(&s.session_id) != keep)
+            .map(|s| s.session_id);
+        Ok(self.store.revoke_sessions(ids, now).await?)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+    #[serde(default)]
+    totp_code: Option<String>,
+}
+
+pub async fn login<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: LoginBody = json_body(req)?;
+    if body.password.len() > 512 {
+        return Err(invalid_credentials());
+    }
+    let Ok(email) = Email::parse(&body.email) else {
+        password::verify_against_dummy(&body.password);
+        return Err(invalid_credentials());
+    };
+    let email_bidx = app.keys.email(&email);
+    let ip_hash = app.ip_hash(ctx);
+    let (throttle_keys, rules) = throttle::keys_for(&email_bidx, ip_hash.as_deref());
+    let (account, throttles) = app.store.login_lookup(&email_bidx, &throttle_keys).await?;
+    let now = ctx.now.unix_timestamp();
+
+    if let Some(wait) = throttles
+        .iter()
+        .filter_map(|t| throttle::wait(t, now))
+        .max()
+    {
+        let mut e = app.event("login_throttled", ctx);
+        e.email_hash = Some(email_bidx.clone());
+        if let Some((t, u)) = &account {
+            e.tenant_id = Some(t.clone());
+            e.user_id = Some(u.clone());
+        }
+        app.log_event(e).await;
+        return Err(AppError::RateLimited {
+            retry_after_secs: wait.max(1) as u64,
+        });
+    }
+
+    let user = match &account {
+        Some((t, u)) => app.store.user(t, u).await?,
+        None => None,
+    };
+    let Some(mut user) = user else {
+        // Same work, same answer as a wrong password: no account enumeration.
+        password::verify_against_dummy(&body.password);
+        record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+        let mut e = app.event("login_failed", ctx);
+        e.email_hash = Some(email_bidx);
+        app.log_event(e).await;
+        return Err(invalid_credentials());
+    };
+    if !password::verify_password(&body.password, &user.password_hash) {
+        record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+        let mut e = app.event("login_failed", ctx);
+        e.tenant_id = Some(user.tenant_id.clone());
+        e.user_id = Some(user.user_id.clone());
+        app.log_event(e).await;
+        return Err(invalid_credentials());
+    }
+    if !user.email_verified {
+        return Err(AppError::Forbidden {
+            code: "email_not_verified",
+            message: "Confirm your email address first: follow the link we emailed you.",
+        });
+    }
+
+    let mut mfa_update = None;
+    if user.mfa.enabled {
+        let Some(code) = body.totp_code.as_deref().filter(|c| !c.trim().is_empty()) else {
+            return Err(AppError::Unauthorized {
+                code: "mfa_required",
+                message: "Enter the code from your authenticator app (or a recovery code).",
+            });
+        };
+        let secret = user
+            .mfa
+            .secret
+            .as_deref()
+            .and_then(totp::decode_base32)
+            .ok_or_else(|| AppError::Internal(anyhow::anyhow!("MFA on without a secret")))?;
+        if let Some(step) = totp::verify(&secret, code, now, user.mfa.last_step) {
+            user.mfa.last_step = Some(step);
+            mfa_update = Some(MfaUpdate::Step(step));
+        } else if let Some(i) = recovery::find(code, &user.mfa.recovery_hashes) {
+            user.mfa.recovery_hashes.remove(i);
+            mfa_update = Some(MfaUpdate::Recovery(user.mfa.recovery_hashes.clone()));
+        } else {
+            record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+            let mut e = app.event("login_failed_mfa", ctx);
+            e.tenant_id = Some(user.tenant_id.clone());
+            e.user_id = Some(user.user_id.clone());
+            app.log_event(e).await;
+            return Err(AppError::Unauthorized {
+                code: "invalid_mfa_code",
+                message: "The code is not valid.",
+            });
+        }
+    }
+
+    let (session, secret) = new_session(app, &user, ctx);
+    let mut event = app.event("login_succeeded", ctx);
+    event.tenant_id = Some(user.tenant_id.clone());
+    event.user_id = Some(user.user_id.clone());
+    event.session_id = Some(session.session_id.clone());
+
+    let mut update = String::from("SET last_login_at = :at");
+    let mut values = vec![(":at".to_string(), timestamp(ctx.now))];
+    let mut remove = Vec::new();
+    for (attr, placeholder, value) in [
+        ("last_login_ip", ":ip", ctx.ip.clone()),
+        ("last_login_ua", ":ua", ctx.user_agent.clone()),
+    ] {
+        match value {
+            Some(v) => {
+                update.push_str(&format!(", {attr} = {placeholder}"));
+                values.push((placeholder.to_string(), s(v)));
+            }
+            None => remove.push(attr),
+        }
+    }
+    match &mfa_update {
+        Some(MfaUpdate::Step(step)) => {
+            update.push_str(", totp_last_step = :step");
+            values.push((":step".into(), shared::dynamo::n(*step)));
+        }
+        Some(MfaUpdate::Recovery(hashes)) => {
+            update.push_str(", recovery_hashes = :rh");
+            values.push((":rh".into(), str_list(hashes)));
+        }
+        None => {}
+    }
+    if !remove.is_empty() {
+        update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    let tables = app.store.tables().clone();
+    let event_item = app.store.event_item(&event, &app.ids.new_id(ctx.now));
+    let condition = match &mfa_update {
+        // A TOTP code is accepted once: the step must still be newer than the stored one.
+        Some(MfaUpdate::Step(_)) => {
+            Some("attribute_not_exists(totp_last_step) OR totp_last_step < :step".to_string())
+        }
+        _ => Some("attribute_exists(pk)".to_string()),
+    };
+    app.store
+        .transact(vec![
+            (
+                tables.tenants.as_str(),
+                Write::Put(session_item(&session), Some("attribute_not_exists(pk)")),
+            ),
+            (
+                tables.tenants.as_str(),
+                Write::Update {
+                    key: keys::user(&user.tenant_id, &user.user_id),
+                    update,
+                    condition,
+                    values,
+                    names: vec![],
+                },
+            ),
+            (tables.security_log.as_str(), Write::Put(event_item, None)),
+        ])
+        .await
+        .map_err(|e| match e {
+            StoreError::Condition => AppError::Unauthorized {
+                code: "invalid_mfa_code",
+                message: "The code is not valid.",
+            },
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
+    if let Some(k) = throttle_keys.get(1) {
+        // This client proved it knows the password: its own counter for the account resets.
+        app.store.clear_throttle(k).await?;
+    }
+
+    let seen_before = user
+        .last_login
+        .as_ref()
+        .is_none_or(|l| l.user_agent == ctx.user_agent);
+    if !seen_before {
+        let when = rfc3339(ctx.now);
+        let device = ctx
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| "unknown browser".into());
+        let link = format!("{}/reset-password", app.app_base_url);
+        emails::send(
+            &app.mailer,
+            user.email.as_str(),
+            &emails::NEW_SIGN_IN,
+            &[
+                ("name", &user.name),
+                ("when", &when),
+                ("device", &device),
+                ("link", &link),
+            ],
+        )
+        .await;
+    }
+    Ok(ok(app.token_pair(
+        &user,
+        &session.session_id,
+        &secret,
+        ctx.now,
+    )))
+}
+
+enum MfaUpdate {
+    Step(i64),
+    Recovery(Vec<String>),
+}
+
+async fn record_failure<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    keys: &[shared::keys::Key],
+    rules: &[throttle::Rule],
+    throttles: &[shared::dynamo::Throttle],
+) -> Result<(), AppError> {
+    let now = ctx.now.unix_timestamp();
+    for ((k, rule), t) in keys.iter().zip(rules).zip(throttles) {
+        let failures = throttle::live_failures(t, now) + 1;
+        let locked_until = now + throttle::delay_after(*rule, failures);
+        app.store
+            .record_failure(k, failures, locked_until, ctx.now)
+            .await?;
+    }
+    Ok(())
+}
+
+pub fn new_session<M: Mailer>(app: &App<M>, user: &User, ctx: &Ctx) -> (Session, String) {
+    let secret = tokens::new_secret();
+    let sid = SessionId::parse(&app.new_id("se")).expect("generated ids are valid");
+    let idle = ctx.now + Duration::days(app.settings.refresh_idle_days);
+    let absolute = ctx.now + Duration::days(app.settings.refresh_absolute_days);
+    (
+        Session {
+            session_id: sid,
+            user_id: user.user_id.clone(),
+            tenant_id: user.tenant_id.clone(),
+            refresh_hash: tokens::hash_secret(&secret),
+            previous_hashes: vec![],
+            created_at: ctx.now,
+            last_used_at: ctx.now,
+            idle_expires_at: idle.min(absolute),
+            absolute_expires_at: absolute,
+            revoked_at: None,
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+        },
+        secret,
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RefreshBody {
+    refresh_token: String,
+}
+
+pub async fn refresh<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: RefreshBody = json_body(req)?;
+    let (sid, secret) =
+        tokens::parse_refresh_token(&body.refresh_token).ok_or_else(invalid_refresh)?;
+    let session = app.store.session(&sid).await?.ok_or_else(invalid_refresh)?;
+    let presented = tokens::hash_secret(&secret);
+
+    if !tokens::constant_time_eq(&presented, &session.refresh_hash) {
+        if session
+            .previous_hashes
+            .iter()
+            .any(|h| tokens::constant_time_eq(h, &presented))
+        {
+            // A rotated-away token came back: it was stolen or replayed. End the session.
+            app.store
+                .revoke_sessions([session.session_id.clone()], ctx.now)
+                .await?;
+            let mut e = app.event("refresh_token_reused", ctx);
+            e.tenant_id = Some(session.tenant_id.clone());
+            e.user_id = Some(session.user_id.clone());
+            e.session_id = Some(session.session_id.clone());
+            app.log_event(e).await;
+            return Err(AppError::Unauthorized {
+                code: "refresh_token_reused",
+                message: "This refresh token was already used; the session has been ended.",
+            });
+        }
+        return Err(invalid_refresh());
+    }
+    if !session.is_live(ctx.now) {
+        return Err(invalid_refresh());
+    }
+    let user = app
+        .store
+        .user(&session.tenant_id, &session.user_id)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+
+    let new_secret = tokens::new_secret();
+    let mut previous = session.previous_hashes.clone();
+    previous.push(session.refresh_hash.clone());
+    let skip = previous.len().saturating_sub(REMEMBERED_REFRESH_HASHES);
+    let previous: Vec<String> = previous.into_iter().skip(skip).collect();
+    let idle =
+        (ctx.now + Duration::days(app.settings.refresh_idle_days)).min(session.absolute_expires_at);
+    let updated = app
+        .store
+        .update(
+            &app.store.tables().tenants,
+            &keys::session(&sid),
+            "SET refresh_hash = :new, previous_hashes = :prev, last_used_at = :now, idle_expires_at = :idle",
+            // Two refreshes racing with one token: only the first rotates.
+            Some("refresh_hash = :old AND attribute_not_exists(revoked_at)"),
+            vec![
+                (":new", s(tokens::hash_secret(&new_secret))),
+                (":prev", str_list(&previous)),
+                (":now", timestamp(ctx.now)),
+                (":idle", timestamp(idle)),
+                (":old", s(&session.refresh_hash)),
+            ],
+        )
+        .await?;
+    if updated.is_none() {
+        return Err(invalid_refresh());
+    }
+    Ok(ok(app.token_pair(&user, &sid, &new_secret, ctx.now)))
+}
+
+pub async fn logout<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let caller = ctx.caller()?;
+    app.store
+        .revoke_sessions([caller.session_id.clone()], ctx.now)
+        .await?;
+    app.log_event(app.event("logout", ctx)).await;
+    Ok(no_content())
+}
+
+pub async fn logout_all<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let caller = ctx.caller()?;
+    let ended = app.end_sessions_of(&caller.user_id, None, ctx.now).await?;
+    let mut e = app.event("logout_all", ctx);
+    e.detail = Some(format!("sessions={ended}"));
+    app.log_event(e).await;
+    Ok(no_content())
+}
+
+pub async fn list<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let caller = ctx.caller()?;
+    let sessions = app.store.sessions_of(&caller.user_id).await?;
+    let items: Vec<_> = sessions
+        .iter()
+        .filter(|s| s.is_live(ctx.now))
+        .map(|s| {
+            json!({
+                "id": s.session_id.as_str(),
+                "created_at": rfc3339(s.created_at),
+                "last_used_at": rfc3339(s.last_used_at),
+                "expires_at": rfc3339(s.idle_expires_at.min(s.absolute_expires_at)),
+                "ip": s.ip,
+                "user_agent": s.user_agent,
+                "current": s.session_id == caller.session_id,
+            })
+        })
+        .collect();
+    let mut resp = ok(json!({ "items": items, "next_cursor": null }));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+pub async fn end<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let caller = ctx.caller()?;
+    let sid = ctx
+        .params
+        .first()
+        .and_then(|p| SessionId::parse(p).ok())
+        .ok_or(AppError::NotFound("session_not_found"))?;
+    match app.store.session(&sid).await? {
+        // Another user's session is "not found", never "forbidden": ids are not confirmed.
+        Some(s) if s.user_id == caller.user_id && s.tenant_id == caller.tenant_id => {
+            app.store.revoke_sessions([sid.clone()], ctx.now).await?;
+            let mut e = app.event("session_revoked", ctx);
+            e.session_id = Some(sid);
+            app.log_event(e).await;
+            Ok(no_content())
+        }
+        _ => Err(AppError::NotFound("session_not_found")),
+    }
+}

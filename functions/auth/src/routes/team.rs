@@ -1,0 +1,321 @@
+//! The team: invitations (single-use emailed links), members and their roles.
+
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared::accounts::{Mfa, OneTimeToken, TokenKind, User};
+use shared::auth::permissions::{can_assign, Role};
+use shared::auth::{password, tokens};
+use shared::clock::rfc3339;
+use shared::domain::{Email, UserId};
+use shared::dynamo::{login_item, s, token_item, user_item, StoreError, Write};
+use shared::error::{AppError, FieldErrors};
+use shared::keys;
+use shared::mail::Mailer;
+use time::Duration;
+
+use super::account::{consume, current_user, live_token, new_password, text_field};
+use crate::{created, emails, json_body, no_content, ok, App, Ctx};
+
+fn not_assignable() -> AppError {
+    AppError::Forbidden {
+        code: "role_not_assignable",
+        message: "Your role cannot give or change this role.",
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteBody {
+    email: String,
+    role: String,
+}
+
+pub async fn invite<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: InviteBody = json_body(req)?;
+    let caller = ctx.caller()?;
+    let mut errors = FieldErrors::new();
+    let email = Email::parse(&body.email)
+        .map_err(|m| errors.insert("email".into(), m.into()))
+        .ok();
+    let role = Role::parse(&body.role);
+    if role.is_none() {
+        errors.insert(
+            "role".into(),
+            "must be admin, member, viewer or billing".into(),
+        );
+    }
+    let (Some(email), Some(role)) = (email, role) else {
+        return Err(AppError::invalid_fields(errors));
+    };
+    if !can_assign(caller.role, role) {
+        return Err(not_assignable());
+    }
+    crate::seats::ensure_seat_free(app, &caller.tenant_id, ctx.now).await?;
+    if app
+        .store
+        .login_owner(&app.keys.email(&email))
+        .await?
+        .is_some()
+    {
+        return Err(AppError::Conflict {
+            code: "email_has_account",
+            message: "This address already has an account on the platform.",
+        });
+    }
+    let inviter = current_user(app, ctx).await?;
+    let tenant = app.store.tenant(&caller.tenant_id).await?;
+    let secret = tokens::new_secret();
+    let expires_at = ctx.now + Duration::days(app.settings.invitation_days);
+    let token = OneTimeToken {
+        secret_hash: tokens::hash_secret(&secret),
+        kind: TokenKind::Invitation,
+        tenant_id: caller.tenant_id.clone(),
+        user_id: None,
+        email: Some(email.clone()),
+        role: Some(role),
+        invited_by: Some(caller.user_id.clone()),
+        expires_at,
+    };
+    let mut e = app.event("invitation_sent", ctx);
+    e.email_hash = Some(app.keys.email(&email));
+    e.detail = Some(format!("role={}", role.as_str()));
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (t.tenants.as_str(), Write::Put(token_item(&token), None)),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let link = app.link("/accept-invitation", &secret);
+    let business = tenant.map(|t| t.business_name).unwrap_or_default();
+    emails::send(
+        &app.mailer,
+        email.as_str(),
+        &emails::INVITATION,
+        &[
+            ("inviter", &inviter.name),
+            ("business_name", &business),
+            ("role", role.as_str()),
+            ("link", &link),
+        ],
+    )
+    .await;
+    Ok(created(json!({
+        "status": "invited",
+        "role": role.as_str(),
+        "expires_at": rfc3339(expires_at),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptBody {
+    token: String,
+    password: String,
+    name: String,
+}
+
+pub async fn accept_invitation<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: AcceptBody = json_body(req)?;
+    let token = live_token(app, ctx, &body.token, TokenKind::Invitation).await?;
+    let (Some(email), Some(role)) = (token.email.clone(), token.role) else {
+        return Err(super::account::invalid_token());
+    };
+    let mut errors = FieldErrors::new();
+    let name = text_field(&mut errors, "name", &body.name, 200);
+    new_password(&mut errors, "password", &body.password, Some(&email));
+    let (Some(name), true) = (name, errors.is_empty()) else {
+        return Err(AppError::invalid_fields(errors));
+    };
+    let user = User {
+        user_id: UserId::parse(&app.new_id("us")).map_err(|e| AppError::Internal(e.into()))?,
+        tenant_id: token.tenant_id.clone(),
+        email: email.clone(),
+        name,
+        phone: None,
+        role,
+        password_hash: password::hash_password(&body.password)?,
+        // Following the emailed link proves the address.
+        email_verified: true,
+        created_at: ctx.now,
+        mfa: Mfa::default(),
+        last_login: None,
+    };
+    let mut e = app.event("invitation_accepted", ctx);
+    e.tenant_id = Some(user.tenant_id.clone());
+    e.user_id = Some(user.user_id.clone());
+    e.actor_user_id = token.invited_by.clone();
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (t.tenants.as_str(), consume(&token)),
+            (
+                t.tenants.as_str(),
+                Write::Put(
+                    login_item(&app.keys.email(&email), &user.tenant_id, &user.user_id),
+                    Some("attribute_not_exists(pk)"),
+                ),
+            ),
+            (
+                t.tenants.as_str(),
+                Write::Put(user_item(&user), Some("attribute_not_exists(pk)")),
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|err| match err {
+            StoreError::Condition => AppError::Conflict {
+                code: "invitation_unusable",
+                message: "This invitation was used, or the address already has an account.",
+            },
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
+    Ok(created(json!({
+        "id": user.user_id.as_str(),
+        "tenant_id": user.tenant_id.as_str(),
+        "role": role.as_str(),
+    })))
+}
+
+fn member_json(u: &User) -> serde_json::Value {
+    json!({
+        "id": u.user_id.as_str(),
+        "email": u.email.as_str(),
+        "name": u.name,
+        "role": u.role.as_str(),
+        "mfa_enabled": u.mfa.enabled,
+        "email_verified": u.email_verified,
+        "created_at": rfc3339(u.created_at),
+        "last_login_at": u.last_login.as_ref().map(|l| rfc3339(l.at)),
+    })
+}
+
+pub async fn list<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let caller = ctx.caller()?;
+    let team = app.store.team(&caller.tenant_id).await?;
+    let items: Vec<_> = team.iter().map(member_json).collect();
+    Ok(ok(json!({ "items": items, "next_cursor": null })))
+}
+
+/// The member named in the path, in the caller's tenant (anything else is "not found").
+async fn target<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<User, AppError> {
+    let caller = ctx.caller()?;
+    let id = ctx
+        .params
+        .first()
+        .and_then(|p| UserId::parse(p).ok())
+        .ok_or(AppError::NotFound("user_not_found"))?;
+    let user = app
+        .store
+        .user(&caller.tenant_id, &id)
+        .await?
+        .ok_or(AppError::NotFound("user_not_found"))?;
+    if user.user_id == caller.user_id {
+        return Err(AppError::Conflict {
+            code: "cannot_change_self",
+            message: "You cannot change or remove your own membership.",
+        });
+    }
+    // The caller must be allowed to manage the member's current role as well as the new one.
+    if !can_assign(caller.role, user.role) {
+        return Err(not_assignable());
+    }
+    Ok(user)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    role: String,
+}
+
+pub async fn change_role<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: RoleBody = json_body(req)?;
+    let caller = ctx.caller()?;
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        let mut f = FieldErrors::new();
+        f.insert(
+            "role".into(),
+            "must be admin, member, viewer or billing".into(),
+        );
+        AppError::invalid_fields(f)
+    })?;
+    let user = target(app, ctx).await?;
+    if !can_assign(caller.role, role) {
+        return Err(not_assignable());
+    }
+    let mut e = app.event("role_changed", ctx);
+    e.user_id = Some(user.user_id.clone());
+    e.detail = Some(format!("{}->{}", user.role.as_str(), role.as_str()));
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (
+                t.tenants.as_str(),
+                Write::Update {
+                    key: keys::user(&user.tenant_id, &user.user_id),
+                    update: "SET #r = :r".into(),
+                    condition: Some("attribute_exists(pk)".into()),
+                    values: vec![(":r".into(), s(role.as_str()))],
+                    names: vec![("#r".into(), "role".into())],
+                },
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    // The old role must not survive in a live session: the member logs in again.
+    app.end_sessions_of(&user.user_id, None, ctx.now).await?;
+    let mut updated = user;
+    updated.role = role;
+    Ok(ok(member_json(&updated)))
+}
+
+pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let user = target(app, ctx).await?;
+    let mut e = app.event("member_removed", ctx);
+    e.user_id = Some(user.user_id.clone());
+    let t = app.store.tables().clone();
+    app.store
+        .transact(vec![
+            (
+                t.tenants.as_str(),
+                Write::Delete(keys::user(&user.tenant_id, &user.user_id), None),
+            ),
+            (
+                t.tenants.as_str(),
+                Write::Delete(keys::login(&app.keys.email(&user.email)), None),
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    app.end_sessions_of(&user.user_id, None, ctx.now).await?;
+    Ok(no_content())
+}

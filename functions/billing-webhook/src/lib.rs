@@ -1,0 +1,174 @@
+//! The `billing-webhook` function: payment provider webhooks (Stripe), the tenant's subscription
+//! state and billing records, and the tenant's billing view. See `docs/billing.md`.
+//!
+//! Every route is declared once in [`ROUTES`] with the permission it needs (`None`: public, the
+//! provider's signature is the authentication).
+
+pub mod config;
+mod decide;
+pub mod notices;
+pub mod provider;
+pub mod stripe;
+pub mod view;
+pub mod webhook;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use shared::accounts::User;
+use shared::auth::caller::authenticate;
+use shared::auth::jwt::SigningKeys;
+use shared::auth::permissions::Permission;
+use shared::billing::ports::BillingStore;
+use shared::clock::Clock;
+use shared::domain::TenantId;
+use shared::dynamo::AccountStore;
+use shared::error::AppError;
+use shared::http::error_response;
+use shared::mail::Mailer;
+
+use crate::config::Settings;
+use crate::stripe::Stripe;
+
+/// Who works for a tenant: the billing emails' recipients.
+pub trait Directory: Send + Sync {
+    fn team(&self, tenant: &TenantId) -> impl Future<Output = anyhow::Result<Vec<User>>> + Send;
+}
+
+impl Directory for AccountStore {
+    async fn team(&self, tenant: &TenantId) -> anyhow::Result<Vec<User>> {
+        AccountStore::team(self, tenant).await
+    }
+}
+
+pub struct App<S, M, D> {
+    pub store: S,
+    pub mailer: M,
+    pub directory: D,
+    pub stripe: Stripe,
+    pub signing: SigningKeys,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub permission: Option<Permission>,
+}
+
+pub const ROUTES: &[Route] = &[
+    Route {
+        name: "stripe_webhook",
+        method: "POST",
+        path: "/v1/billing/webhooks/stripe",
+        permission: None,
+    },
+    Route {
+        name: "get_subscription",
+        method: "GET",
+        path: "/v1/billing/subscription",
+        permission: Some(Permission::BillingRead),
+    },
+    Route {
+        name: "list_invoices",
+        method: "GET",
+        path: "/v1/billing/invoices",
+        permission: Some(Permission::BillingRead),
+    },
+];
+
+fn find(method: &str, path: &str) -> Result<&'static Route, AppError> {
+    let path = path.trim_end_matches('/');
+    let mut path_matched = false;
+    for r in ROUTES {
+        if r.path == path {
+            path_matched = true;
+            if r.method == method {
+                return Ok(r);
+            }
+        }
+    }
+    Err(if path_matched {
+        AppError::MethodNotAllowed
+    } else {
+        AppError::NotFound("route_not_found")
+    })
+}
+
+/// Handles one request: never panics on input, never 5xx for bad input.
+pub async fn handle<S, M, D>(app: &App<S, M, D>, req: Request) -> Response<Body>
+where
+    S: BillingStore,
+    M: Mailer,
+    D: Directory,
+{
+    let span = tracing::info_span!(
+        "billing",
+        event_id = tracing::field::Empty,
+        event_type = tracing::field::Empty,
+        tenant_id = tracing::field::Empty
+    );
+    let resp = {
+        use tracing::Instrument;
+        match dispatch(app, &req).instrument(span).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        }
+    };
+    tracing::info!(status = resp.status().as_u16(), method = %req.method(), "request completed");
+    resp
+}
+
+async fn dispatch<S, M, D>(app: &App<S, M, D>, req: &Request) -> Result<Response<Body>, AppError>
+where
+    S: BillingStore,
+    M: Mailer,
+    D: Directory,
+{
+    let route = find(req.method().as_str(), req.raw_http_path())?;
+    let now = app.clock.now();
+    let caller = match route.permission {
+        None => None,
+        Some(p) => {
+            let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+            caller.require(p)?;
+            tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
+            Some(caller)
+        }
+    };
+    match (route.name, caller.as_ref()) {
+        ("stripe_webhook", _) => webhook::receive(app, &app.stripe, req).await,
+        ("get_subscription", Some(c)) => view::subscription(app, c, now).await,
+        ("list_invoices", Some(c)) => view::invoices(app, c).await,
+        _ => Err(AppError::NotFound("route_not_found")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_found_by_method_and_path() {
+        assert_eq!(
+            find("POST", "/v1/billing/webhooks/stripe").unwrap().name,
+            "stripe_webhook"
+        );
+        assert_eq!(
+            find("GET", "/v1/billing/invoices/").unwrap().name,
+            "list_invoices"
+        );
+        assert!(matches!(
+            find("GET", "/v1/billing/webhooks/stripe"),
+            Err(AppError::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            find("GET", "/v1/billing"),
+            Err(AppError::NotFound(_))
+        ));
+    }
+}

@@ -1,0 +1,102 @@
+//! The tenant's billing view: `GET /v1/billing/subscription` and `GET /v1/billing/invoices`
+//! (owner, admin and billing roles). The tenant comes from the verified token only.
+
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use shared::auth::caller::Caller;
+use shared::billing::ports::BillingStore;
+use shared::billing::{usage_month, InvoiceView, Standing};
+use shared::clock::rfc3339;
+use shared::error::AppError;
+use shared::mail::Mailer;
+use time::OffsetDateTime;
+
+use crate::{App, Directory};
+
+fn ts(t: Option<OffsetDateTime>) -> Value {
+    t.map(|t| json!(rfc3339(t))).unwrap_or(Value::Null)
+}
+
+pub async fn subscription<S: BillingStore, M: Mailer, D: Directory>(
+    app: &App<S, M, D>,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<Response<Body>, AppError> {
+    let month = usage_month(now);
+    let overview = app.store.overview(&caller.tenant_id, &month).await?;
+    let policy = &app.settings.policy;
+    let state = overview.state.as_ref();
+    let standing = policy.standing(state, now);
+    let entitlements = policy.entitlements(state, now);
+    let quota = policy.submission_quota(state, now).unwrap_or(0);
+    let used = overview.submissions_this_month;
+    let subscribed = matches!(standing, Standing::Subscribed | Standing::Grace { .. });
+    let body = json!({
+        "plan": if subscribed { state.and_then(|s| s.plan.clone()).unwrap_or_else(|| "unknown".into()) } else { "free".into() },
+        "status": state.and_then(|s| s.status).map(|s| s.as_str()),
+        "standing": standing.as_str(),
+        "grace_until": match standing { Standing::Grace { until } => json!(rfc3339(until)), _ => Value::Null },
+        "current_period_end": ts(state.and_then(|s| s.current_period_end)),
+        "cancel_at_period_end": state.is_some_and(|s| s.cancel_at_period_end),
+        "cancel_at": ts(state.and_then(|s| s.cancel_at)),
+        "canceled_at": ts(state.and_then(|s| s.canceled_at)),
+        "trial_end": ts(state.and_then(|s| s.trial_end)),
+        "provider": state.and_then(|s| s.provider.clone()),
+        "entitlements": entitlements,
+        "usage": {
+            "month": month,
+            "submissions": used,
+            "quota": quota,
+            "remaining": quota.saturating_sub(used),
+        },
+    });
+    Ok(shared::http::json_response(200, &body))
+}
+
+fn invoice_json(v: &InvoiceView) -> Value {
+    let i = &v.invoice;
+    json!({
+        "invoice_id": i.invoice_id.as_str(),
+        "provider": i.provider,
+        "number": i.number,
+        "status": i.status,
+        "currency": i.currency,
+        "amount_due": i.amount_due,
+        "amount_paid": i.amount_paid,
+        "amount_remaining": i.amount_remaining,
+        "amount_refunded": v.amount_refunded(),
+        "issued_at": rfc3339(i.issued_at),
+        "due_at": ts(i.due_at),
+        "paid_at": ts(i.paid_at),
+        "period_start": ts(i.period_start),
+        "period_end": ts(i.period_end),
+        "hosted_invoice_url": i.hosted_invoice_url,
+        "payment_status": i.payment_status.map(|p| p.as_str()),
+        "payments": v.payments.iter().map(|p| json!({
+            "outcome": p.outcome.as_str(),
+            "amount": p.amount,
+            "currency": p.currency,
+            "at": rfc3339(p.at),
+            "attempt": p.attempt_count,
+        })).collect::<Vec<_>>(),
+        "refunds": v.refunds.iter().map(|r| json!({
+            "charge_id": r.charge_id.as_str(),
+            "amount_refunded": r.amount_refunded,
+            "currency": r.currency,
+            "fully_refunded": r.fully_refunded,
+            "refunded_at": rfc3339(r.refunded_at),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn invoices<S: BillingStore, M: Mailer, D: Directory>(
+    app: &App<S, M, D>,
+    caller: &Caller,
+) -> Result<Response<Body>, AppError> {
+    let invoices = app.store.invoices(&caller.tenant_id).await?;
+    let items: Vec<Value> = invoices.iter().map(invoice_json).collect();
+    Ok(shared::http::json_response(
+        200,
+        &json!({ "items": items, "next_cursor": null }),
+    ))
+}

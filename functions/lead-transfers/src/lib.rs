@@ -1,0 +1,148 @@
+//! The `lead-transfers` function: files attached to leads, CSV imports and CSV/JSON exports.
+//!
+//! Every route is declared once in [`routes::ROUTES`] with the permission it needs. The
+//! dispatcher authenticates the access token (the tenant comes from it, never from the request),
+//! checks the permission, and for writes checks that the session is still live, as the auth
+//! function does. Handlers never answer 5xx for bad input. See `docs/lead-transfers.md`.
+
+pub mod attachment_rules;
+pub mod attachments;
+pub mod config;
+pub mod csv_import;
+pub mod export_writer;
+pub mod exports;
+pub mod imports;
+pub mod routes;
+pub mod s3;
+
+use std::sync::Arc;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use shared::auth::caller::{authenticate, Caller};
+use shared::auth::jwt::SigningKeys;
+use shared::auth::session::require_live;
+use shared::blind_index::BlindIndexKey;
+use shared::clock::{Clock, IdGenerator};
+use shared::error::AppError;
+use shared::http::{body_bytes, error_response, header_str};
+use shared::transfers::TransfersStore;
+use time::OffsetDateTime;
+
+pub use config::{Buckets, Settings};
+
+/// Request bodies of this API are small JSON objects (files go straight to S3).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub struct App {
+    pub store: TransfersStore,
+    pub s3: aws_sdk_s3::Client,
+    pub buckets: Buckets,
+    pub keys: BlindIndexKey,
+    pub signing: SigningKeys,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    pub settings: Settings,
+}
+
+impl App {
+    pub fn new_id(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.ids.new_id(self.clock.now()))
+    }
+}
+
+/// What a handler knows about the request besides its body.
+pub struct Ctx {
+    pub now: OffsetDateTime,
+    pub caller: Caller,
+    /// Path parameters of the matched route, in order.
+    pub params: Vec<String>,
+}
+
+/// Handles one request: never panics on input, never 5xx for bad input.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let resp = match dispatch(app, &req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    tracing::info!(status = resp.status().as_u16(), method = %req.method(), "request completed");
+    resp
+}
+
+async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, AppError> {
+    let path = req.raw_http_path();
+    let (route, params) = routes::find(req.method(), path)?;
+    let now = app.clock.now();
+    let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+    caller.require(route.permission)?;
+    tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
+    if *req.method() != Method::GET {
+        require_live_session(app, &caller, now).await?;
+    }
+    let ctx = Ctx {
+        now,
+        caller,
+        params,
+    };
+    routes::call(app, route.name, &ctx, req).await
+}
+
+/// Writes need a session that is still live (one read), so a logout or a password change stops
+/// imports, exports and uploads at once even while an access token is unexpired.
+async fn require_live_session(
+    app: &App,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    let session = app.store.session(&caller.session_id).await?;
+    require_live(session.as_ref(), caller, now)
+}
+
+/// Parses a JSON body into `T` (unknown fields refused). Messages name fields, never values.
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
+    let ct = header_str(req.headers(), "content-type")
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    if ct.as_deref() != Some("application/json") {
+        return Err(AppError::UnsupportedMediaType);
+    }
+    let raw = body_bytes(req);
+    if raw.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    serde_json::from_slice(raw).map_err(|e| {
+        let message = match e.classify() {
+            serde_json::error::Category::Data => {
+                let msg = e.to_string();
+                let cut = msg.find(" at line ").unwrap_or(msg.len());
+                let what: String = msg[..cut].chars().filter(|c| *c != '"').take(200).collect();
+                format!("The body does not match this operation: {what}")
+            }
+            _ => "The body is not valid JSON.".to_string(),
+        };
+        AppError::validation("invalid_body", message)
+    })
+}
+
+/// A query-string parameter.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_string)
+}
+
+pub fn created(body: serde_json::Value) -> Response<Body> {
+    shared::http::json_response(201, &body)
+}
+
+pub fn ok(body: serde_json::Value) -> Response<Body> {
+    shared::http::json_response(200, &body)
+}
+
+/// RFC 3339, as every timestamp of the API.
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    shared::clock::rfc3339(t)
+}

@@ -1,0 +1,134 @@
+//! The route table: every route of the function with the permission it needs. All are
+//! authenticated; none is public.
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use shared::auth::permissions::Permission;
+use shared::error::AppError;
+
+use crate::{attachments, exports, imports, App, Ctx};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub permission: Permission,
+}
+
+const fn r(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    permission: Permission,
+) -> Route {
+    Route {
+        name,
+        method,
+        path,
+        permission,
+    }
+}
+
+use Permission::*;
+
+pub const ROUTES: &[Route] = &[
+    r(
+        "create_attachment",
+        "POST",
+        "/v1/leads/{leadId}/attachments",
+        LeadsWrite,
+    ),
+    r(
+        "list_attachments",
+        "GET",
+        "/v1/leads/{leadId}/attachments",
+        LeadsRead,
+    ),
+    r(
+        "download_attachment",
+        "GET",
+        "/v1/leads/{leadId}/attachments/{attachmentId}",
+        LeadsRead,
+    ),
+    r(
+        "create_import_upload",
+        "POST",
+        "/v1/imports/uploads",
+        LeadsImport,
+    ),
+    r("run_import", "POST", "/v1/imports", LeadsImport),
+    r("run_export", "POST", "/v1/exports", LeadsExport),
+];
+
+/// The route matching a method and path, with its path parameters in order.
+pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut path_matched = false;
+    for route in ROUTES {
+        let tpl: Vec<&str> = route.path.split('/').collect();
+        if tpl.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matches = tpl.iter().zip(&segments).all(|(t, s)| {
+            if t.starts_with('{') {
+                params.push((*s).to_string());
+                !s.is_empty()
+            } else {
+                t == s
+            }
+        });
+        if !matches {
+            continue;
+        }
+        path_matched = true;
+        if route.method == method.as_str() {
+            return Ok((route, params));
+        }
+    }
+    if path_matched {
+        Err(AppError::MethodNotAllowed)
+    } else {
+        Err(AppError::NotFound("route_not_found"))
+    }
+}
+
+pub async fn call(
+    app: &App,
+    name: &str,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    match name {
+        "create_attachment" => attachments::create(app, ctx, req).await,
+        "list_attachments" => attachments::list(app, ctx, req).await,
+        "download_attachment" => attachments::download(app, ctx).await,
+        "create_import_upload" => imports::create_upload(app, ctx, req).await,
+        "run_import" => imports::run(app, ctx, req).await,
+        "run_export" => exports::run(app, ctx, req).await,
+        _ => Err(AppError::NotFound("route_not_found")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_with_their_parameters() {
+        let (r, p) = find(&Method::GET, "/v1/leads/ld-1/attachments/at-2").unwrap();
+        assert_eq!(r.name, "download_attachment");
+        assert_eq!(p, ["ld-1", "at-2"]);
+        let (r, _) = find(&Method::POST, "/v1/imports/uploads").unwrap();
+        assert_eq!(r.permission, LeadsImport);
+        assert!(matches!(
+            find(&Method::DELETE, "/v1/exports"),
+            Err(AppError::MethodNotAllowed)
+        ));
+        assert!(matches!(
+            find(&Method::GET, "/v1/leads//attachments"),
+            Err(AppError::NotFound(_))
+        ));
+    }
+}

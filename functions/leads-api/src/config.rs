@@ -1,0 +1,93 @@
+//! The environment variables the leads-api function reads, and nothing else.
+
+use shared::config::{ConfigError, Env};
+use shared::dynamo::LeadsTables;
+
+pub const ALLOW_LIST: &[&str] = &[
+    "TENANTS_TABLE",
+    "LEADS_TABLE",
+    "ATTACHMENTS_BUCKET",
+    "BLIND_INDEX_KEY_PARAMETER",
+    "JWT_SIGNING_KEYS_PARAMETER",
+    "API_BASE_URL",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tables: LeadsTables,
+    /// Where a lead's attachments are (deleted with the lead).
+    pub attachments_bucket: String,
+    /// SSM SecureString holding the blind-index key (email lookups, cursor signatures).
+    pub blind_index_key_parameter: String,
+    /// SSM SecureString holding the access-token signing keys.
+    pub jwt_signing_keys_parameter: String,
+    /// Public base URL of the HTTP API: the forms' embed snippets post to it.
+    pub api_base_url: String,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let api_base_url = env
+            .required("API_BASE_URL")?
+            .trim_end_matches('/')
+            .to_string();
+        let local = ["http://localhost", "http://127.0.0.1"]
+            .iter()
+            .any(|p| api_base_url.starts_with(p));
+        if !(api_base_url.starts_with("https://") || local) {
+            return Err(ConfigError::Invalid {
+                name: "API_BASE_URL",
+                reason: "must be an https URL (http only for localhost)".into(),
+            });
+        }
+        Ok(Self {
+            tables: LeadsTables {
+                tenants: env.required("TENANTS_TABLE")?,
+                leads: env.required("LEADS_TABLE")?,
+            },
+            attachments_bucket: env.required("ATTACHMENTS_BUCKET")?,
+            blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
+            jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
+            api_base_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(api: &str) -> Env {
+        Env::from_pairs([
+            ("TENANTS_TABLE", "t"),
+            ("LEADS_TABLE", "l"),
+            ("ATTACHMENTS_BUCKET", "b"),
+            ("BLIND_INDEX_KEY_PARAMETER", "/k"),
+            ("JWT_SIGNING_KEYS_PARAMETER", "/j"),
+            ("API_BASE_URL", api),
+        ])
+    }
+
+    #[test]
+    fn reads_every_variable_and_trims_the_base_url() {
+        let c = Config::from_env(&env("https://api.example.com/")).unwrap();
+        assert_eq!(c.api_base_url, "https://api.example.com");
+        assert_eq!(c.tables.leads, "l");
+        assert_eq!(
+            Config::from_env(&env("http://127.0.0.1:9000"))
+                .unwrap()
+                .api_base_url,
+            "http://127.0.0.1:9000"
+        );
+    }
+
+    #[test]
+    fn refuses_plain_http_and_names_missing_variables() {
+        assert!(Config::from_env(&env("http://api.example.com")).is_err());
+        let err = Config::from_env(&Env::from_pairs([("TENANTS_TABLE", "t")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variable API_BASE_URL"
+        );
+    }
+}

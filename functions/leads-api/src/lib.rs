@@ -1,0 +1,172 @@
+//! The `leads-api` function: the lead workspace of a tenant's team — forms, leads, notes and the
+//! pipeline. See `docs/leads-api.md`.
+//!
+//! Every route is declared once in [`routes::ROUTES`] with the permission it needs. The
+//! dispatcher authenticates the access token (the tenant comes from it and nothing else),
+//! checks that permission, and for writes checks that the session is still live. Handlers build
+//! every key from the caller's tenant, so another tenant's ids simply do not exist (404).
+
+pub mod config;
+pub mod query;
+pub mod routes;
+
+use std::sync::Arc;
+
+use lambda_http::http::{header, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use shared::auth::caller::{authenticate, Caller};
+use shared::auth::jwt::SigningKeys;
+use shared::blind_index::BlindIndexKey;
+use shared::clock::{Clock, IdGenerator};
+use shared::dynamo::LeadsStore;
+use shared::error::AppError;
+use shared::http::{body_bytes, error_response, header_str, json_response};
+use time::OffsetDateTime;
+
+use crate::query::Query;
+
+/// Request bodies of this API are small JSON objects (a form definition is the largest).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct App {
+    pub store: LeadsStore,
+    pub s3: aws_sdk_s3::Client,
+    pub attachments_bucket: String,
+    /// Blind indexes (email lookups) and cursor signatures.
+    pub keys: BlindIndexKey,
+    pub signing: SigningKeys,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+    /// The HTTP API's public base URL, for the forms' embed snippets.
+    pub api_base_url: String,
+}
+
+impl App {
+    /// A new id: `prefix-<ulid>` (ULIDs sort by creation).
+    pub fn new_id(&self, prefix: &str, now: OffsetDateTime) -> String {
+        format!("{prefix}-{}", self.ids.new_id(now))
+    }
+}
+
+/// What a handler knows about the request besides its body.
+pub struct Ctx {
+    pub now: OffsetDateTime,
+    pub caller: Caller,
+    /// Path parameters of the matched route, in order.
+    pub params: Vec<String>,
+    pub query: Query,
+}
+
+/// What the completion log line says about a request: ids only.
+#[derive(Default)]
+struct Seen {
+    route: &'static str,
+    tenant: Option<String>,
+}
+
+/// Handles one request: never panics on input, never 5xx for bad input.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let mut seen = Seen::default();
+    let resp = match dispatch(app, &req, &mut seen).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    tracing::info!(
+        status = resp.status().as_u16(),
+        method = %req.method(),
+        route = seen.route,
+        tenant_id = seen.tenant.as_deref().unwrap_or(""),
+        "request completed"
+    );
+    resp
+}
+
+async fn dispatch(app: &App, req: &Request, seen: &mut Seen) -> Result<Response<Body>, AppError> {
+    let (route, params) = routes::find(req.method(), req.raw_http_path())?;
+    seen.route = route.name;
+    let now = app.clock.now();
+    let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+    seen.tenant = Some(caller.tenant_id.to_string());
+    caller.require(route.permission)?;
+    if *req.method() != Method::GET {
+        let session = app.store.session(&caller.session_id).await?;
+        shared::auth::session::require_live(session.as_ref(), &caller, now)?;
+    }
+    let ctx = Ctx {
+        now,
+        caller,
+        params,
+        query: Query::from_request(req)?,
+    };
+    routes::call(app, route.name, &ctx, req).await
+}
+
+/// Parses a JSON body into `T` (unknown fields refused).
+pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
+    let ct = header_str(req.headers(), "content-type")
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    if ct.as_deref() != Some("application/json") {
+        return Err(AppError::UnsupportedMediaType);
+    }
+    let raw = body_bytes(req);
+    if raw.len() > MAX_BODY_BYTES {
+        return Err(AppError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
+    }
+    serde_json::from_slice(raw).map_err(|e| {
+        // serde's message names the field and the expected type; values are cut off below.
+        let message = match e.classify() {
+            serde_json::error::Category::Data => {
+                format!(
+                    "The body does not match this operation: {}",
+                    strip_values(&e)
+                )
+            }
+            _ => "The body is not valid JSON.".to_string(),
+        };
+        AppError::validation("invalid_body", message)
+    })
+}
+
+fn strip_values(e: &serde_json::Error) -> String {
+    // e.g. "unknown field `x`, expected one of ..." or "missing field `name`". An
+    // "invalid type: string \"...\"" message would quote the value: keep only what precedes it.
+    let msg = e.to_string();
+    let cut = msg.find(" at line ").unwrap_or(msg.len());
+    let msg = &msg[..cut];
+    let msg = match msg.find(": string \"") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    msg.chars().filter(|c| *c != '"').take(200).collect()
+}
+
+pub fn ok(body: serde_json::Value) -> Response<Body> {
+    json_response(200, &body)
+}
+
+pub fn created(body: serde_json::Value) -> Response<Body> {
+    json_response(201, &body)
+}
+
+pub fn no_content() -> Response<Body> {
+    let mut r = Response::new(Body::Empty);
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+/// Adds `ETag: "<version>"`, which a client may send back as `If-Match`.
+pub fn with_etag(mut resp: Response<Body>, version: i64) -> Response<Body> {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    resp
+}
+
+/// A list response: `{"items":[…],"next_cursor":"…"|null}`.
+pub fn list(items: Vec<serde_json::Value>, next_cursor: Option<String>) -> Response<Body> {
+    ok(serde_json::json!({ "items": items, "next_cursor": next_cursor }))
+}

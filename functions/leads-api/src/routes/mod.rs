@@ -1,0 +1,132 @@
+//! The route table: every route of the function with the permission it needs. There is no
+//! public route: every one authenticates.
+
+mod forms;
+mod leads;
+mod notes;
+mod pipeline;
+
+use lambda_http::http::Method;
+use lambda_http::{Body, Request, Response};
+use shared::auth::permissions::Permission;
+use shared::error::AppError;
+
+use crate::{App, Ctx};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub permission: Permission,
+}
+
+const fn r(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    permission: Permission,
+) -> Route {
+    Route {
+        name,
+        method,
+        path,
+        permission,
+    }
+}
+
+use Permission::*;
+
+pub const ROUTES: &[Route] = &[
+    r("list_forms", "GET", "/v1/forms", FormsRead),
+    r("create_form", "POST", "/v1/forms", FormsWrite),
+    r("get_form", "GET", "/v1/forms/{formId}", FormsRead),
+    r("patch_form", "PATCH", "/v1/forms/{formId}", FormsWrite),
+    r("delete_form", "DELETE", "/v1/forms/{formId}", FormsWrite),
+    r("list_leads", "GET", "/v1/leads", LeadsRead),
+    r("get_lead", "GET", "/v1/leads/{leadId}", LeadsRead),
+    r("patch_lead", "PATCH", "/v1/leads/{leadId}", LeadsWrite),
+    r("delete_lead", "DELETE", "/v1/leads/{leadId}", LeadsDelete),
+    r("list_notes", "GET", "/v1/leads/{leadId}/notes", LeadsRead),
+    r("add_note", "POST", "/v1/leads/{leadId}/notes", LeadsWrite),
+    r(
+        "delete_note",
+        "DELETE",
+        "/v1/leads/{leadId}/notes/{noteId}",
+        LeadsWrite,
+    ),
+    r("get_pipeline", "GET", "/v1/pipeline", LeadsRead),
+    // The pipeline is workspace configuration, like forms: owners and admins.
+    r("put_pipeline", "PUT", "/v1/pipeline", FormsWrite),
+];
+
+/// The route matching a method and path, with its path parameters in order.
+pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut path_matched = false;
+    for route in ROUTES {
+        let tpl: Vec<&str> = route.path.split('/').collect();
+        if tpl.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matches = tpl.iter().zip(&segments).all(|(t, s)| {
+            if t.starts_with('{') {
+                params.push((*s).to_string());
+                !s.is_empty()
+            } else {
+                t == s
+            }
+        });
+        if !matches {
+            continue;
+        }
+        path_matched = true;
+        if route.method == method.as_str() {
+            return Ok((route, params));
+        }
+    }
+    if path_matched {
+        Err(AppError::MethodNotAllowed)
+    } else {
+        Err(AppError::NotFound("route_not_found"))
+    }
+}
+
+pub async fn call(
+    app: &App,
+    name: &str,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    match name {
+        "list_forms" => forms::list(app, ctx).await,
+        "create_form" => forms::create(app, ctx, req).await,
+        "get_form" => forms::get(app, ctx).await,
+        "patch_form" => forms::patch(app, ctx, req).await,
+        "delete_form" => forms::delete(app, ctx).await,
+        "list_leads" => leads::list(app, ctx).await,
+        "get_lead" => leads::get(app, ctx).await,
+        "patch_lead" => leads::patch(app, ctx, req).await,
+        "delete_lead" => leads::delete(app, ctx).await,
+        "list_notes" => notes::list(app, ctx).await,
+        "add_note" => notes::add(app, ctx, req).await,
+        "delete_note" => notes::delete(app, ctx).await,
+        "get_pipeline" => pipeline::get(app, ctx).await,
+        "put_pipeline" => pipeline::put(app, ctx, req).await,
+        _ => Err(AppError::NotFound("route_not_found")),
+    }
+}
+
+/// Path parameter `i` as an id; anything that is not a well-formed id cannot exist (404).
+fn param<T>(
+    ctx: &Ctx,
+    i: usize,
+    parse: impl Fn(&str) -> Option<T>,
+    not_found: &'static str,
+) -> Result<T, AppError> {
+    ctx.params
+        .get(i)
+        .and_then(|raw| parse(raw))
+        .ok_or(AppError::NotFound(not_found))
+}

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# `make dev`: the whole stack on this machine, from template.yaml.
+#
+#   1. moto_server emulates AWS (DynamoDB, S3, SSM) on 127.0.0.1:$LOCAL_AWS_PORT (4566);
+#   2. `devstack bootstrap` creates the template's tables and buckets, `devstack seed` the demo data;
+#   3. a demo page with a contact form is served on 127.0.0.1:$LOCAL_WEB_PORT (8080);
+#   4. `cargo lambda watch` runs the functions on 127.0.0.1:$LOCAL_API_PORT (9000), routed by the
+#      committed CargoLambda.toml exactly as the HTTP API routes them in production.
+#
+# Ctrl-C (or SIGTERM) stops everything this script started. Running it again starts afresh: the
+# emulator keeps its data in memory, and bootstrap and seed are idempotent.
+#
+# Options (used by the e2e test, tests/e2e/run.sh):
+#   --ready-file PATH   when everything answers, write KEY=VALUE lines (URLs) to PATH
+#   --state-dir DIR     where the generated page, env file and logs go (default: .dev)
+#   --no-reload         do not rebuild and restart functions when sources change
+#   --quiet             send the functions' output to DIR/lambda.log instead of the terminal
+#   --stage NAME        stage whose resource names to use (default: dev)
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+root=$PWD
+
+aws_port=${LOCAL_AWS_PORT:-4566}
+web_port=${LOCAL_WEB_PORT:-8080}
+api_port=${LOCAL_API_PORT:-9000}
+state_dir=.dev
+ready_file=
+stage=dev
+reload=yes
+quiet=no
+form_id=demo-contact
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --ready-file) ready_file=$2; shift 2 ;;
+        --state-dir) state_dir=$2; shift 2 ;;
+        --stage) stage=$2; shift 2 ;;
+        --no-reload) reload=no; shift ;;
+        --quiet) quiet=yes; shift ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "dev.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+aws_endpoint="http://127.0.0.1:$aws_port"
+web_origin="http://127.0.0.1:$web_port"
+api_base="http://127.0.0.1:$api_port"
+
+log() { printf 'dev.sh: %s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- process bookkeeping
+# Every long-running child gets its own session (setsid), so Ctrl-C in the terminal reaches only
+# this script, which then stops each child and everything the child started (cargo-lambda runs
+# the functions through cargo; those processes must not outlive it and keep the ports).
+pids=()
+
+# shellcheck source=infra/scripts/proc.sh
+. infra/scripts/proc.sh
+
+# Long steps (the build, the warm-up) run through `interruptible`: bash holds a trap back until
+# the foreground command ends, but a `wait` is cut short by it, so Ctrl-C acts at once.
+step_pid=
+interruptible() {
+    local status=0
+    "$@" &
+    step_pid=$!
+    wait "$step_pid" || status=$?
+    step_pid=
+    return "$status"
+}
+
+cleanup() {
+    local status=$? i
+    trap - EXIT INT TERM
+    # Finish stopping children whatever happens: a failed command must not end the cleanup, nor
+    # a closed stderr (e.g. `make dev | tee log` after Ctrl-C, which kills tee too).
+    set +e
+    trap '' PIPE
+    if [ -n "$step_pid" ]; then
+        stop_tree "$step_pid"
+    fi
+    if [ ${#pids[@]} -gt 0 ]; then
+        log "stopping..."
+        for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+            stop_tree "${pids[$i]}"
+        done
+        wait 2>/dev/null || true
+        # Only when this run wrote it: a run refused at preflight must not touch another's files.
+        rm -f "$state_dir/pids"
+        [ -n "$ready_file" ] && rm -f "$ready_file"
+    fi
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# start NAME LOGFILE COMMAND...: runs COMMAND in its own session; output to LOGFILE, or to the
+# terminal when LOGFILE is "-".
+start() {
+    local name=$1 logfile=$2
+    shift 2
+    if [ "$logfile" = - ]; then
+        setsid "$@" </dev/null &
+    else
+        setsid "$@" </dev/null >"$logfile" 2>&1 &
+    fi
+    pids+=("$!")
+    # Lets a supervisor (the e2e test) clean up even if this script is killed with SIGKILL.
+    echo "$! $name" >>"$state_dir/pids"
+}
+
+# wait_for NAME PID SECONDS COMMAND...: polls COMMAND until it succeeds; fails early if PID died.
+wait_for() {
+    local name=$1 pid=$2 seconds=$3 i
+    shift 3
+    for ((i = 0; i < seconds * 5; i++)); do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            log "$name exited before it was ready"
+            return 1
+        fi
+        sleep 0.2
+    done
+    log "$name did not become ready within ${seconds}s"
+    return 1
+}
+
+port_is_free() {
+    # SO_REUSEADDR like the servers themselves, so a port in TIME_WAIT from the previous run counts as free.
+    python3 - "$1" <<'EOF'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+EOF
+}
+
+port_answers() {
+    python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$1"
+}
+
+# ---------------------------------------------------------------- preflight
+for spec in "LOCAL_AWS_PORT:$aws_port" "LOCAL_WEB_PORT:$web_port" "LOCAL_API_PORT:$api_port"; do
+    if ! port_is_free "${spec#*:}"; then
+        log "port ${spec#*:} is in use (is another 'make dev' running?); choose another with ${spec%%:*}=PORT"
+        exit 1
+    fi
+done
+
+mkdir -p "$state_dir"
+state_dir=$(cd "$state_dir" && pwd)
+rm -f "$state_dir/pids"
+if [ -n "$ready_file" ]; then rm -f "$ready_file"; fi
+
+bash infra/scripts/venv.sh
+venv=$root/.venv
+
+# One build for devstack and every function, before anything starts: cargo-lambda then finds the
+# functions built and the first request does not wait for a compile. (`--bins` over the default
+# members: the functions and infra; the same debug artifacts `cargo test` uses.)
+log "building devstack and the functions..."
+interruptible cargo build --quiet --bins
+devstack="${CARGO_TARGET_DIR:-$root/target}/debug/devstack"
+
+# cargo-lambda routes by the committed CargoLambda.toml; a stale one would answer 404 at paths the
+# template has (infra/tests/router_matches_template.rs catches this too, but later).
+if ! "$devstack" router | cmp -s - CargoLambda.toml; then
+    log "CargoLambda.toml does not match template.yaml's routes; regenerate it with:"
+    log "  cargo run -q -p infra --bin devstack -- router > CargoLambda.toml"
+    exit 1
+fi
+
+# ---------------------------------------------------------------- emulated AWS
+log "starting moto_server on $aws_endpoint (log: $state_dir/moto.log)"
+start moto "$state_dir/moto.log" "$venv/bin/python" infra/scripts/moto_server.py -H 127.0.0.1 -p "$aws_port"
+wait_for moto_server "${pids[-1]}" 60 curl -sf "$aws_endpoint/moto-api/"
+
+"$devstack" bootstrap --endpoint "$aws_endpoint" --stage "$stage" >/dev/null
+log "created the template's tables and buckets for stage $stage"
+"$devstack" seed --endpoint "$aws_endpoint" --stage "$stage" --web-origin "$web_origin"
+
+# ---------------------------------------------------------------- demo page
+www="$state_dir/www"
+rm -rf "$www"
+mkdir -p "$www"
+sed -e "s#{{API_BASE}}#$api_base#g" -e "s#{{FORM_ID}}#$form_id#g" \
+    infra/demo/index.html.tmpl >"$www/index.html"
+cp infra/demo/thanks.html "$www/thanks.html"
+log "serving the demo page on $web_origin (log: $state_dir/web.log)"
+start web "$state_dir/web.log" python3 -m http.server "$web_port" --bind 127.0.0.1 --directory "$www"
+wait_for "demo page server" "${pids[-1]}" 30 curl -sf "$web_origin/"
+
+# ---------------------------------------------------------------- functions
+"$devstack" env --endpoint "$aws_endpoint" --stage "$stage" >"$state_dir/lambda.env"
+watch_args=(--invoke-address 127.0.0.1 --invoke-port "$api_port" --disable-cors
+    --env-file "$state_dir/lambda.env")
+if [ "$reload" = no ]; then
+    watch_args+=(--ignore-changes)
+fi
+lambda_log=-
+lambda_log_hint="this terminal"
+if [ "$quiet" = yes ]; then
+    lambda_log="$state_dir/lambda.log"
+    lambda_log_hint=$lambda_log
+fi
+log "starting cargo lambda watch on $api_base (function log: $lambda_log_hint)"
+# From the workspace root, where cargo-lambda reads CargoLambda.toml (router, CORS off).
+start lambda "$lambda_log" env PATH="$venv/bin:$PATH" cargo lambda watch "${watch_args[@]}"
+wait_for "cargo lambda watch" "${pids[-1]}" 120 port_answers "$api_port"
+
+# cargo-lambda starts a function on its first request (a `cargo run`, which rebuilds if sources
+# changed since the build above). Send that first request now, a CORS preflight, so "ready" means
+# the function answers. A function that fails to start leaves the request hanging (cargo-lambda
+# waits for it to come up), hence the time limit. With reloading on (`make dev`), a failure is
+# only reported: the stack stays up and picks up the fix. Without (the e2e test), it is fatal.
+log "warming up lead-intake (its first request starts it)..."
+interruptible curl -s -o /dev/null -w '%{http_code}' --max-time 300 -X OPTIONS \
+    -H "Origin: $web_origin" -H 'Access-Control-Request-Method: POST' \
+    "$api_base/v1/forms/$form_id/submissions" >"$state_dir/preflight" || true
+preflight=$(cat "$state_dir/preflight")
+case "$preflight" in
+    2??) log "lead-intake answered its CORS preflight (HTTP $preflight)" ;;
+    *)
+        log "lead-intake did not answer its CORS preflight (HTTP $preflight); see the function log ($lambda_log_hint)"
+        if [ "$reload" = no ]; then
+            exit 1
+        fi
+        ;;
+esac
+
+# ---------------------------------------------------------------- ready
+cat >&2 <<EOF
+
+  Local stack is up (stage $stage):
+    demo page        $web_origin/
+    API base         $api_base   (e.g. POST $api_base/v1/forms/$form_id/submissions)
+    Lambda invoke    $api_base/2015-03-31/functions/<binary>/invocations
+    AWS emulator     $aws_endpoint   (moto_server; state: $aws_endpoint/moto-api/)
+    logs             $state_dir/
+
+  Ctrl-C stops everything.
+
+EOF
+
+if [ -n "$ready_file" ]; then
+    cat >"$ready_file.tmp" <<EOF
+WEB_URL=$web_origin
+API_BASE=$api_base
+AWS_ENDPOINT=$aws_endpoint
+STAGE=$stage
+FORM_ID=$form_id
+STATE_DIR=$state_dir
+EOF
+    mv "$ready_file.tmp" "$ready_file"
+fi
+
+# Until Ctrl-C, or until one of the services dies (then stop the rest rather than limp on).
+set +e
+wait -n "${pids[@]}"
+status=$?
+set -e
+log "a service exited (status $status); see the logs in $state_dir/"
+exit 1

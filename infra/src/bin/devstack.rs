@@ -1,0 +1,230 @@
+//! `devstack`: the local stack's command line, used by `make dev` (infra/scripts/dev.sh) and the
+//! e2e test. Everything it does is derived from template.yaml.
+//!
+//! ```text
+//! devstack bootstrap   [--endpoint URL] [--stage dev]
+//! devstack seed        [--endpoint URL] [--stage dev] --web-origin URL
+//! devstack env         [--endpoint URL] [--stage dev] [--binary lead-intake]
+//! devstack router
+//! devstack count-items [--endpoint URL] [--stage dev] --table LeadsTable [--where ATTR^=PREFIX]
+//! ```
+//!
+//! `--endpoint` defaults to `http://127.0.0.1:$LOCAL_AWS_PORT` (4566); `--template` (any command)
+//! to the workspace's template.yaml.
+
+use anyhow::{bail, Context, Result};
+use aws_sdk_dynamodb::types::AttributeValue;
+use infra::local::{self, DEV_STAGE};
+use infra::{router, LocalClients, Template};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|count-items> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
+  bootstrap    create the template's tables and buckets in the emulator (idempotent)
+  seed         create the demo tenant, form and blind-index key (needs --web-origin URL)
+  env          print KEY=VALUE lines for running a function locally (--binary NAME, default: all)
+  router       print the CargoLambda.toml that `cargo lambda watch` reads
+  count-items  print how many items a table holds (--table LogicalId [--where ATTR^=PREFIX])";
+
+#[tokio::main]
+async fn main() {
+    if let Err(err) = run(std::env::args().skip(1).collect()).await {
+        eprintln!("devstack: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(argv: Vec<String>) -> Result<()> {
+    let Some((command, rest)) = argv.split_first() else {
+        bail!("{USAGE}");
+    };
+    let args = Flags::parse(rest)?;
+    match command.as_str() {
+        "bootstrap" => {
+            args.only(&["endpoint", "stage", "template"])?;
+            let template = args.template()?;
+            let clients = LocalClients::new(&args.endpoint());
+            infra::create_tables_and_buckets(&template, &clients.dynamo, &clients.s3).await?;
+            for table in &template.tables {
+                println!("table  {}", table.name);
+            }
+            for bucket in &template.buckets {
+                println!("bucket {}", bucket.name);
+            }
+        }
+        "seed" => {
+            args.only(&["endpoint", "stage", "template", "web-origin"])?;
+            let template = args.template()?;
+            let clients = LocalClients::new(&args.endpoint());
+            let web_origin = args.required("web-origin")?;
+            // ---- seed: written by the lead engineer in infra/src/seed.rs ----
+            let report =
+                infra::seed::seed_demo(&clients, &args.endpoint(), &template, web_origin).await?;
+            println!("tenant   {}", report.tenant_id);
+            println!("form     {}", report.form_id);
+            println!("owner    {}", report.owner_email);
+            println!("password {}", report.owner_password);
+            // ---- end seed ----
+        }
+        "env" => {
+            args.only(&["endpoint", "stage", "template", "binary"])?;
+            let template = args.template()?;
+            let endpoint = args.endpoint();
+            let env = match args.get("binary") {
+                Some(binary) => local::local_function_env(&template, binary, &endpoint)?,
+                None => all_functions_env(&template, &endpoint)?,
+            };
+            for (key, value) in env {
+                if value.contains('\n') {
+                    bail!("variable {key} has a line break, which an env file cannot carry");
+                }
+                println!("{key}={value}");
+            }
+        }
+        "router" => {
+            args.only(&["template"])?;
+            // Routes do not depend on the stage; the default parameters are enough.
+            let path = args.template_path();
+            let template = Template::load(&path, &[])?;
+            print!("{}", router::render(&template)?);
+        }
+        "count-items" => {
+            args.only(&["endpoint", "stage", "template", "table", "where"])?;
+            let template = args.template()?;
+            let logical_id = args.required("table")?;
+            let table = template
+                .table_name(logical_id)
+                .with_context(|| format!("no table {logical_id} in the template"))?;
+            let filter = match args.get("where") {
+                Some(w) => Some(
+                    w.split_once("^=")
+                        .context("--where takes ATTR^=PREFIX (attribute begins with prefix)")?,
+                ),
+                None => None,
+            };
+            let clients = LocalClients::new(&args.endpoint());
+            println!("{}", count_items(&clients.dynamo, table, filter).await?);
+        }
+        "-h" | "--help" | "help" => println!("{USAGE}"),
+        other => bail!("unknown command {other:?}\n{USAGE}"),
+    }
+    Ok(())
+}
+
+/// Every function's local environment together, for a `cargo lambda watch` that serves them all.
+/// Two functions giving one variable different values cannot share one environment: that is an error.
+fn all_functions_env(template: &Template, endpoint: &str) -> Result<BTreeMap<String, String>> {
+    let mut env = BTreeMap::new();
+    for function in &template.functions {
+        for (key, value) in local::local_function_env(template, &function.binary, endpoint)? {
+            if let Some(previous) = env.insert(key.clone(), value.clone()) {
+                if previous != value {
+                    bail!(
+                        "functions disagree on {key} ({previous:?} vs {value:?}); \
+                         pass --binary to print one function's environment"
+                    );
+                }
+            }
+        }
+    }
+    Ok(env)
+}
+
+async fn count_items(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    filter: Option<(&str, &str)>,
+) -> Result<usize> {
+    let mut count = 0;
+    let mut start_key: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let mut scan = dynamo
+            .scan()
+            .table_name(table)
+            .set_exclusive_start_key(start_key.take());
+        if let Some((attribute, prefix)) = filter {
+            scan = scan
+                .filter_expression("begins_with(#a, :p)")
+                .expression_attribute_names("#a", attribute)
+                .expression_attribute_values(":p", AttributeValue::S(prefix.to_string()));
+        }
+        let page = scan
+            .send()
+            .await
+            .with_context(|| format!("scanning {table}"))?;
+        count += page.items().len();
+        match page.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start_key = Some(key.clone()),
+            _ => return Ok(count),
+        }
+    }
+}
+
+/// `--name value` / `--name=value` flags.
+struct Flags(BTreeMap<String, String>);
+
+impl Flags {
+    fn parse(args: &[String]) -> Result<Flags> {
+        let mut flags = BTreeMap::new();
+        let mut iter = args.iter();
+        while let Some(arg) = iter.next() {
+            let Some(name) = arg.strip_prefix("--") else {
+                bail!("unexpected argument {arg:?}\n{USAGE}");
+            };
+            let (name, value) = match name.split_once('=') {
+                Some((n, v)) => (n.to_string(), v.to_string()),
+                None => (
+                    name.to_string(),
+                    iter.next()
+                        .with_context(|| format!("--{name} needs a value"))?
+                        .clone(),
+                ),
+            };
+            flags.insert(name, value);
+        }
+        Ok(Flags(flags))
+    }
+
+    /// Rejects flags the command does not take, so a typo is not silently ignored.
+    fn only(&self, allowed: &[&str]) -> Result<()> {
+        for name in self.0.keys() {
+            if !allowed.contains(&name.as_str()) {
+                bail!(
+                    "unknown flag --{name} (this command takes: --{})",
+                    allowed.join(", --")
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+
+    fn required(&self, name: &str) -> Result<&str> {
+        self.get(name)
+            .with_context(|| format!("--{name} is required"))
+    }
+
+    fn endpoint(&self) -> String {
+        match self.get("endpoint") {
+            Some(e) => e.to_string(),
+            None => {
+                let port = std::env::var("LOCAL_AWS_PORT").unwrap_or_else(|_| "4566".into());
+                format!("http://127.0.0.1:{port}")
+            }
+        }
+    }
+
+    fn template_path(&self) -> PathBuf {
+        self.get("template")
+            .map(PathBuf::from)
+            .unwrap_or_else(infra::default_template_path)
+    }
+
+    fn template(&self) -> Result<Template> {
+        let stage = self.get("stage").unwrap_or(DEV_STAGE);
+        local::load_local_template_from(self.template_path(), stage)
+    }
+}

@@ -1,0 +1,20 @@
+//! Local stack tooling, driven by `template.yaml`.
+//!
+//! - [`template`]: reads the SAM template and resolves names, environments and routes.
+//! - [`bootstrap`]: creates the template's tables and buckets in a local emulator.
+//! - [`router`]: the `cargo lambda watch` router derived from the template's HttpApi routes.
+//! - [`local`]: what a function needs to run against the emulator (parameters, environment).
+//! - [`seed`]: demo data for `make dev`.
+//! - [`emulator`]: SES identities and reading back sent emails from the emulator.
+//!
+//! The `devstack` binary puts these behind a CLI for `make dev` and the e2e test.
+
+pub mod bootstrap;
+pub mod emulator;
+pub mod local;
+pub mod router;
+pub mod seed;
+pub mod template;
+
+pub use bootstrap::{aws_clients, create_tables_and_buckets, LocalClients};
+pub use template::{default_template_path, Template};

@@ -1,0 +1,152 @@
+//! Parameter values and environment for running the functions against a local emulator.
+
+use crate::bootstrap::{TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY};
+use crate::template::{Template, LOCAL_REGION};
+use anyhow::{Context, Result};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Stage of `make dev`.
+pub const DEV_STAGE: &str = "dev";
+
+/// SSM parameter holding the blind-index key of `stage` (the seed creates it locally).
+pub fn blind_index_key_parameter(stage: &str) -> String {
+    format!("/lead-platform/{stage}/blind-index-key")
+}
+
+/// Prefix of the production defaults of the template's SSM parameter names.
+const PROD_PARAMETER_PREFIX: &str = "/lead-platform/prod/";
+
+/// The free tier's monthly submission quota on a local stack: `make dev`, the e2e test and the
+/// integration tests send many submissions to one demo tenant (tests that exercise the quota set
+/// their own).
+pub const LOCAL_FREE_TIER_MONTHLY_SUBMISSIONS: &str = "1000";
+
+/// Where `make dev` serves the HTTP API (`cargo lambda watch`): forms' embed snippets post here.
+pub const LOCAL_API_BASE_URL: &str = "http://127.0.0.1:9000";
+
+/// Template parameter overrides for a local `stage`: `Stage`, every SSM parameter name
+/// (`*ParameterName`, default `/lead-platform/prod/...`) moved to `/lead-platform/<stage>/...`,
+/// so stages (dev, one per test) never share resources or secrets, and the free tier's quota
+/// raised to [`LOCAL_FREE_TIER_MONTHLY_SUBMISSIONS`], and the API's base URL set to
+/// [`LOCAL_API_BASE_URL`].
+pub fn local_overrides(template_yaml: &str, stage: &str) -> Result<Vec<(String, String)>> {
+    let defaults = Template::parse(template_yaml, &[])?.parameters;
+    let has_free_tier = defaults.contains_key("FreeTierMonthlySubmissions");
+    let has_api_base_url = defaults.contains_key("ApiBaseUrl");
+    let mut overrides = vec![("Stage".to_string(), stage.to_string())];
+    for (name, default) in defaults {
+        if let Some(rest) = default.strip_prefix(PROD_PARAMETER_PREFIX) {
+            if name.ends_with("ParameterName") {
+                overrides.push((name, format!("/lead-platform/{stage}/{rest}")));
+            }
+        }
+    }
+    if has_api_base_url {
+        overrides.push(("ApiBaseUrl".to_string(), LOCAL_API_BASE_URL.to_string()));
+    }
+    if has_free_tier {
+        overrides.push((
+            "FreeTierMonthlySubmissions".to_string(),
+            LOCAL_FREE_TIER_MONTHLY_SUBMISSIONS.to_string(),
+        ));
+    }
+    Ok(overrides)
+}
+
+/// [`Template::load`] of the workspace's template with [`local_overrides`] for `stage`.
+pub fn load_local_template(stage: &str) -> Result<Template> {
+    load_local_template_from(crate::template::default_template_path(), stage)
+}
+
+pub fn load_local_template_from(path: impl AsRef<Path>, stage: &str) -> Result<Template> {
+    let path = path.as_ref();
+    let yaml = std::fs::read_to_string(path)
+        .with_context(|| format!("reading template {}", path.display()))?;
+    let overrides = local_overrides(&yaml, stage)?;
+    let overrides: Vec<(&str, &str)> = overrides
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Template::parse(&yaml, &overrides).with_context(|| format!("in template {}", path.display()))
+}
+
+/// Environment of a function run locally: its resolved template environment, plus the emulator
+/// endpoint, region and test credentials (so the SDK never looks for real ones).
+pub fn local_function_env(
+    template: &Template,
+    id_or_binary: &str,
+    endpoint: &str,
+) -> Result<BTreeMap<String, String>> {
+    let mut env = template.function_env(id_or_binary)?;
+    env.extend(emulator_env(endpoint));
+    Ok(env)
+}
+
+/// The variables that point an AWS SDK at the emulator.
+pub fn emulator_env(endpoint: &str) -> BTreeMap<String, String> {
+    [
+        ("AWS_ENDPOINT_URL", endpoint),
+        ("AWS_REGION", LOCAL_REGION),
+        ("AWS_DEFAULT_REGION", LOCAL_REGION),
+        ("AWS_ACCESS_KEY_ID", TEST_ACCESS_KEY_ID),
+        ("AWS_SECRET_ACCESS_KEY", TEST_SECRET_ACCESS_KEY),
+        // No instance metadata service here: skip the SDK's attempts to reach one.
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_env_points_at_the_emulator_and_the_stage_key() {
+        let t = load_local_template("dev").unwrap();
+        let env = local_function_env(&t, "lead-intake", "http://127.0.0.1:4566").unwrap();
+        assert_eq!(
+            env["BLIND_INDEX_KEY_PARAMETER"],
+            "/lead-platform/dev/blind-index-key"
+        );
+        assert_eq!(env["AWS_ENDPOINT_URL"], "http://127.0.0.1:4566");
+        assert_eq!(env["AWS_ACCESS_KEY_ID"], "test");
+        assert_eq!(env["LEADS_TABLE"], "lead-platform-dev-leads");
+    }
+
+    #[test]
+    fn the_local_free_tier_receives_enough_submissions_to_try_things() {
+        let t = load_local_template("dev").unwrap();
+        assert_eq!(t.parameters["FreeTierMonthlySubmissions"], "1000");
+        let env = local_function_env(&t, "lead-intake", "http://127.0.0.1:4566").unwrap();
+        assert_eq!(env["FREE_TIER_MONTHLY_SUBMISSIONS"], "1000");
+        let deployed = Template::load(crate::template::default_template_path(), &[]).unwrap();
+        assert_eq!(deployed.parameters["FreeTierMonthlySubmissions"], "100");
+    }
+
+    #[test]
+    fn embed_snippets_post_to_the_local_api() {
+        let t = load_local_template("dev").unwrap();
+        let env = local_function_env(&t, "leads-api", "http://127.0.0.1:4566").unwrap();
+        assert_eq!(env["API_BASE_URL"], LOCAL_API_BASE_URL);
+        let deployed = Template::load(crate::template::default_template_path(), &[]).unwrap();
+        assert!(deployed.parameters["ApiBaseUrl"].starts_with("https://"));
+    }
+
+    #[test]
+    fn every_ssm_parameter_name_moves_to_the_stage() {
+        let t = load_local_template("e2e").unwrap();
+        assert_eq!(
+            t.parameters["BlindIndexKeyParameterName"],
+            blind_index_key_parameter("e2e")
+        );
+        for (name, value) in &t.parameters {
+            assert!(
+                !value.starts_with(PROD_PARAMETER_PREFIX),
+                "{name} = {value}"
+            );
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Demo data for `make dev` (and the world every integration test starts from): a tenant, the
+//! `demo-contact` form and the blind-index key parameter. Records are written through the shared
+//! crate's adapters, so their shape has one definition.
+
+use anyhow::Context;
+use aws_sdk_ssm::types::ParameterType;
+use base64::Engine;
+use rand::RngCore;
+use shared::accounts::{Mfa, Tenant, User};
+use shared::auth::permissions::Role;
+use shared::billing::{Entitlements, Plan, ProviderId};
+use shared::domain::{
+    ConsentDef, Email, FieldDef, FieldKind, FormId, FormRecord, TenantId, TenantRecord,
+    TenantStatus, UserId, DEFAULT_HONEYPOT,
+};
+use shared::dynamo::{login_item, put_plan, tenant_item, user_item, DynamoFormAdmin};
+use shared::ports::FormAdmin;
+
+use crate::bootstrap::LocalClients;
+use crate::template::Template;
+
+pub const DEMO_TENANT: &str = "demo-tenant";
+pub const DEMO_FORM: &str = "demo-contact";
+pub const DEMO_CONSENT_VERSION: &str = "2026-11-01";
+
+pub const DEMO_OWNER_EMAIL: &str = "demo@example.com";
+
+/// The Stripe webhook signing secret of every local stack (`make dev`, tests). Sign a local event
+/// with it: `billing_webhook::stripe::signature_header`.
+pub const LOCAL_STRIPE_WEBHOOK_SECRET: &str = "whsec_local_dev";
+
+/// The plans of a local stack, by the (fake) Stripe prices that sell them.
+pub fn local_plans() -> Vec<Plan> {
+    let plan = |name: &str, price: &str, monthly_submissions, seats, forms| Plan {
+        provider: "stripe".into(),
+        price_id: ProviderId::parse(price).expect("a valid price id"),
+        name: name.into(),
+        entitlements: Entitlements {
+            monthly_submissions,
+            seats,
+            forms,
+        },
+    };
+    vec![
+        plan("starter", "price_starter_local", 5_000, 5, 5),
+        plan("pro", "price_pro_local", 50_000, 20, 50),
+    ]
+}
+
+/// Writes [`local_plans`] into the template's plans table (idempotent).
+pub async fn seed_plans(clients: &LocalClients, template: &Template) -> anyhow::Result<()> {
+    let table = template
+        .table_name("PlansTable")
+        .context("template has no PlansTable")?;
+    for plan in local_plans() {
+        put_plan(&clients.dynamo, table, &plan).await?;
+    }
+    Ok(())
+}
+
+/// Creates a SecureString parameter with `value` unless it exists.
+async fn ensure_parameter(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    value: &str,
+) -> anyhow::Result<()> {
+    if ssm.get_parameter().name(name).send().await.is_ok() {
+        return Ok(());
+    }
+    ssm.put_parameter()
+        .name(name)
+        .r#type(ParameterType::SecureString)
+        .value(value)
+        .overwrite(false)
+        .send()
+        .await
+        .with_context(|| format!("creating SSM parameter {name}"))?;
+    Ok(())
+}
+
+/// What [`seed_demo`] created, printed by `devstack seed`.
+#[derive(Debug, Clone)]
+pub struct SeedReport {
+    pub tenant_id: String,
+    pub form_id: String,
+    pub owner_email: String,
+    /// Generated at every seed: printed once by `make dev`, stored only as an argon2id hash.
+    pub owner_password: String,
+}
+
+/// The demo contact form: email (required), name, company, phone, message, and an optional
+/// marketing consent.
+pub fn demo_form(tenant: &TenantId, form: &FormId, web_origin: &str) -> FormRecord {
+    let field = |name: &str, kind, required| FieldDef {
+        name: name.into(),
+        kind,
+        required,
+        max_len: None,
+    };
+    FormRecord {
+        form_id: form.clone(),
+        tenant_id: tenant.clone(),
+        name: "Demo contact form".into(),
+        enabled: true,
+        fields: vec![
+            field("email", FieldKind::Email, true),
+            field("name", FieldKind::Text, false),
+            field("company", FieldKind::Text, false),
+            field("phone", FieldKind::Phone, false),
+            field("message", FieldKind::LongText, false),
+        ],
+        consents: vec![ConsentDef {
+            key: "marketing".into(),
+            version: DEMO_CONSENT_VERSION.into(),
+            text: "Yes, send me occasional news about Demo Co. I can unsubscribe at any time."
+                .into(),
+            required: false,
+        }],
+        allowed_origins: vec![web_origin.trim_end_matches('/').to_string()],
+        redirect_url: format!("{}/thanks.html", web_origin.trim_end_matches('/')),
+        honeypot_field: DEFAULT_HONEYPOT.into(),
+    }
+}
+
+/// Creates the blind-index key parameter with 32 random bytes unless it already exists (a new
+/// key would orphan every existing blind index).
+pub async fn ensure_blind_index_key(ssm: &aws_sdk_ssm::Client, name: &str) -> anyhow::Result<()> {
+    let exists = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .is_ok();
+    if exists {
+        return Ok(());
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    ssm.put_parameter()
+        .name(name)
+        .r#type(ParameterType::SecureString)
+        .value(base64::engine::general_purpose::STANDARD.encode(key))
+        .overwrite(false)
+        .send()
+        .await
+        .with_context(|| format!("creating SSM parameter {name}"))?;
+    Ok(())
+}
+
+/// Creates the access-token signing keys parameter unless it exists.
+pub async fn ensure_signing_keys(ssm: &aws_sdk_ssm::Client, name: &str) -> anyhow::Result<()> {
+    if ssm.get_parameter().name(name).send().await.is_ok() {
+        return Ok(());
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let value = serde_json::json!({
+        "current": "k1",
+        "keys": { "k1": base64::engine::general_purpose::STANDARD.encode(key) }
+    });
+    ssm.put_parameter()
+        .name(name)
+        .r#type(ParameterType::SecureString)
+        .value(value.to_string())
+        .overwrite(false)
+        .send()
+        .await
+        .with_context(|| format!("creating SSM parameter {name}"))?;
+    Ok(())
+}
+
+/// The secrets and identities the functions of `template` need in the emulator: the blind-index
+/// key, the signing keys, the SES sender identity, and the Stripe webhook secret
+/// ([`LOCAL_STRIPE_WEBHOOK_SECRET`]).
+pub async fn ensure_secrets(
+    clients: &LocalClients,
+    ses: &aws_sdk_sesv2::Client,
+    template: &Template,
+) -> anyhow::Result<()> {
+    let intake = template.function_env("lead-intake")?;
+    ensure_blind_index_key(
+        &clients.ssm,
+        intake
+            .get("BLIND_INDEX_KEY_PARAMETER")
+            .context("lead-intake has no BLIND_INDEX_KEY_PARAMETER")?,
+    )
+    .await?;
+    let auth = template.function_env("auth")?;
+    ensure_signing_keys(
+        &clients.ssm,
+        auth.get("JWT_SIGNING_KEYS_PARAMETER")
+            .context("auth has no JWT_SIGNING_KEYS_PARAMETER")?,
+    )
+    .await?;
+    crate::emulator::ensure_sender_identity(
+        ses,
+        auth.get("SENDER_EMAIL")
+            .context("auth has no SENDER_EMAIL")?,
+    )
+    .await?;
+    let billing = template.function_env("billing-webhook")?;
+    ensure_parameter(
+        &clients.ssm,
+        billing
+            .get("STRIPE_WEBHOOK_SECRETS_PARAMETER")
+            .context("billing-webhook has no STRIPE_WEBHOOK_SECRETS_PARAMETER")?,
+        LOCAL_STRIPE_WEBHOOK_SECRET,
+    )
+    .await?;
+    Ok(())
+}
+
+/// A random password for the demo owner (printed by `make dev`).
+fn demo_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 18];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
+}
+
+/// Writes a tenant and one form through the shared adapter.
+pub async fn put_tenant_and_form(
+    clients: &LocalClients,
+    template: &Template,
+    tenant: &TenantRecord,
+    form: &FormRecord,
+) -> anyhow::Result<()> {
+    let table = template
+        .table_name("TenantsTable")
+        .context("template has no TenantsTable")?;
+    let admin = DynamoFormAdmin::new(clients.dynamo.clone(), table);
+    admin.put_tenant(tenant).await?;
+    admin.put_form(form).await?;
+    Ok(())
+}
+
+pub async fn seed_demo(
+    clients: &LocalClients,
+    endpoint: &str,
+    template: &Template,
+    web_origin: &str,
+) -> anyhow::Result<SeedReport> {
+    let ses = crate::emulator::sesv2_client(endpoint);
+    ensure_secrets(clients, &ses, template).await?;
+    let param = template.function_env("lead-intake")?["BLIND_INDEX_KEY_PARAMETER"].clone();
+    let key = shared::secrets::blind_index_key(&clients.ssm, &param).await?;
+
+    let tenant = TenantId::parse(DEMO_TENANT)?;
+    let form = FormId::parse(DEMO_FORM)?;
+    let owner = UserId::parse("demo-owner")?;
+    let email = Email::parse(DEMO_OWNER_EMAIL).map_err(|e| anyhow::anyhow!(e))?;
+    let password = demo_password();
+    let now = time::OffsetDateTime::now_utc();
+    let tenants_table = template
+        .table_name("TenantsTable")
+        .context("template has no TenantsTable")?;
+    let user = User {
+        user_id: owner.clone(),
+        tenant_id: tenant.clone(),
+        email: email.clone(),
+        name: "Demo Owner".into(),
+        phone: None,
+        role: Role::Owner,
+        password_hash: shared::auth::password::hash_password(&password)?,
+        email_verified: true,
+        created_at: now,
+        mfa: Mfa::default(),
+        last_login: None,
+    };
+    let record = Tenant {
+        tenant_id: tenant.clone(),
+        business_name: "Demo Co".into(),
+        status: TenantStatus::Active,
+        owner_user_id: owner.clone(),
+        created_at: now,
+        closed_at: None,
+        erase_after: None,
+    };
+    for item in [
+        tenant_item(&record),
+        user_item(&user),
+        login_item(&key.email(&email), &tenant, &owner),
+    ] {
+        clients
+            .dynamo
+            .put_item()
+            .table_name(tenants_table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .context("seeding the demo account")?;
+    }
+    DynamoFormAdmin::new(clients.dynamo.clone(), tenants_table)
+        .put_form(&demo_form(&tenant, &form, web_origin))
+        .await?;
+    seed_plans(clients, template).await?;
+    Ok(SeedReport {
+        tenant_id: tenant.to_string(),
+        form_id: form.to_string(),
+        owner_email: DEMO_OWNER_EMAIL.into(),
+        owner_password: password,
+    })
+}

@@ -1,0 +1,1503 @@
+//! The auth function against the emulator (DynamoDB, SSM, SESv2), through real API Gateway v2
+//! events: every flow of issue 3, the emails read back from the emulator, the role matrix, tenant
+//! isolation, throttling and what reaches the logs.
+//!
+//! Argon2 is the cost of these tests: accounts that are not under test are written straight to
+//! the tables with one password hash computed once per process, and log in for real.
+
+use std::sync::OnceLock;
+use std::time::{Duration as StdDuration, Instant};
+
+use integration_tests::*;
+use lambda_http::Request;
+use serde_json::{json, Value};
+use shared::accounts::{Mfa, Session, Tenant, User};
+use shared::auth::jwt::{AccessClaims, SigningKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::auth::permissions::{allows, Role};
+use shared::auth::{password, tokens, totp};
+use shared::clock::Clock;
+use shared::domain::{Email, FormId, SessionId, TenantId, TenantStatus, UserId};
+use shared::dynamo::{login_item, session_item, tenant_item, user_item, AccountStore, Item};
+use shared::ports::FormAdmin;
+use time::Duration;
+
+type App = auth::App<shared::mail::SesMailer>;
+
+/// The password of every account these tests create (10+ characters, not a common one).
+const PASSWORD: &str = "Plum-Orbit-Kettle-42";
+const NEW_PASSWORD: &str = "Quartz-Meadow-Lantern-77";
+
+async fn world() -> (World, App) {
+    let w = World::new().await.expect("test world");
+    let app = w.auth_app().await.expect("auth app");
+    (w, app)
+}
+
+// ---------------------------------------------------------------- calling the function
+
+/// What a call answered.
+struct Reply {
+    status: u16,
+    body: Value,
+    retry_after: Option<String>,
+    elapsed: StdDuration,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or_default()
+    }
+    fn field_error(&self, field: &str) -> bool {
+        self.body["error"]["fields"][field].is_string()
+    }
+    fn str(&self, name: &str) -> String {
+        self.body[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {name} in {}", self.body))
+            .to_string()
+    }
+}
+
+async fn send(app: &App, req: Request) -> Reply {
+    let started = Instant::now();
+    let resp = auth::handle(app, req).await;
+    let elapsed = started.elapsed();
+    Reply {
+        status: resp.status().as_u16(),
+        body: response_json(&resp),
+        retry_after: header(&resp, "retry-after").map(str::to_string),
+        elapsed,
+    }
+}
+
+async fn call(
+    app: &App,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    bearer: Option<&str>,
+) -> Reply {
+    send(app, api_event(method, path, body.as_ref(), bearer)).await
+}
+
+/// The same request from another client address (API Gateway's `sourceIp`).
+async fn call_from(app: &App, ip: &str, method: &str, path: &str, body: Value) -> Reply {
+    let mut e = fixture("auth/login.json");
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["requestContext"]["http"]["sourceIp"] = json!(ip);
+    e["body"] = json!(body.to_string());
+    send(app, request(&e)).await
+}
+
+async fn login(app: &App, email: &str, password: &str, totp_code: Option<&str>) -> Reply {
+    let mut body = json!({"email": email, "password": password});
+    if let Some(c) = totp_code {
+        body["totp_code"] = json!(c);
+    }
+    call(app, "POST", "/v1/auth/login", Some(body), None).await
+}
+
+async fn refresh(app: &App, refresh_token: &str) -> Reply {
+    call(
+        app,
+        "POST",
+        "/v1/auth/refresh",
+        Some(json!({"refresh_token": refresh_token})),
+        None,
+    )
+    .await
+}
+
+/// A write any role may do: the probe for "is this session still live".
+async fn patch_me(app: &App, access: &str) -> Reply {
+    call(
+        app,
+        "PATCH",
+        "/v1/me",
+        Some(json!({"name": "Renamed"})),
+        Some(access),
+    )
+    .await
+}
+
+async fn get_me(app: &App, access: &str) -> Reply {
+    call(app, "GET", "/v1/me", None, Some(access)).await
+}
+
+fn session_of(refresh_token: &str) -> String {
+    refresh_token.split('.').next().unwrap().to_string()
+}
+
+// ---------------------------------------------------------------- accounts
+
+/// A per-test address (the emulator keeps the emails of every test of the process).
+fn address(w: &World, who: &str) -> String {
+    format!("{who}.{}@example.com", w.stage)
+}
+
+fn stored_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| password::hash_password(PASSWORD).expect("hashing"))
+}
+
+async fn put(w: &World, item: Item) {
+    w.clients
+        .dynamo
+        .put_item()
+        .table_name(w.table("TenantsTable"))
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put item");
+}
+
+/// A verified user with [`PASSWORD`], written straight to the tables (no sign-up, no hashing).
+async fn seed_user(w: &World, app: &App, tenant: &TenantId, role: Role, who: &str) -> User {
+    let user = User {
+        user_id: UserId::parse(&app.new_id("us")).unwrap(),
+        tenant_id: tenant.clone(),
+        email: Email::parse(&address(w, who)).unwrap(),
+        name: who.to_string(),
+        phone: None,
+        role,
+        password_hash: stored_hash().to_string(),
+        email_verified: true,
+        created_at: w.clock.now(),
+        mfa: Mfa::default(),
+        last_login: None,
+    };
+    put(w, user_item(&user)).await;
+    put(
+        w,
+        login_item(&app.keys.email(&user.email), tenant, &user.user_id),
+    )
+    .await;
+    user
+}
+
+/// A new active tenant and its owner.
+async fn seed_tenant(w: &World, app: &App, owner: &str) -> User {
+    let tenant = TenantId::parse(&app.new_id("tn")).unwrap();
+    let user = seed_user(w, app, &tenant, Role::Owner, owner).await;
+    let t = Tenant {
+        tenant_id: tenant,
+        business_name: format!("{owner} Ltd"),
+        status: TenantStatus::Active,
+        owner_user_id: user.user_id.clone(),
+        created_at: w.clock.now(),
+        closed_at: None,
+        erase_after: None,
+    };
+    put(w, tenant_item(&t)).await;
+    user
+}
+
+/// A user logged in for real, with the tokens of that session.
+struct Account {
+    user: User,
+    email: String,
+    access: String,
+    refresh: String,
+}
+
+async fn sign_in(app: &App, user: &User) -> Account {
+    let email = user.email.as_str().to_string();
+    let r = login(app, &email, PASSWORD, None).await;
+    assert_eq!(r.status, 200, "login of {email}: {}", r.body);
+    Account {
+        user: user.clone(),
+        email,
+        access: r.str("access_token"),
+        refresh: r.str("refresh_token"),
+    }
+}
+
+async fn owner(w: &World, app: &App, who: &str) -> Account {
+    let u = seed_tenant(w, app, who).await;
+    sign_in(app, &u).await
+}
+
+async fn teammate(w: &World, app: &App, tenant: &TenantId, role: Role, who: &str) -> Account {
+    let u = seed_user(w, app, tenant, role, who).await;
+    sign_in(app, &u).await
+}
+
+/// A session written straight to the table and an access token for it (no password involved).
+async fn minted_token(w: &World, app: &App, user: &User) -> String {
+    let now = w.clock.now();
+    let sid = SessionId::parse(&app.new_id("se")).unwrap();
+    let session = Session {
+        session_id: sid.clone(),
+        user_id: user.user_id.clone(),
+        tenant_id: user.tenant_id.clone(),
+        refresh_hash: tokens::hash_secret(&tokens::new_secret()),
+        previous_hashes: vec![],
+        created_at: now,
+        last_used_at: now,
+        idle_expires_at: now + Duration::days(7),
+        absolute_expires_at: now + Duration::days(30),
+        revoked_at: None,
+        ip: None,
+        user_agent: None,
+    };
+    put(w, session_item(&session)).await;
+    app.access_token(user, &sid, now)
+}
+
+/// Emails the emulator accepted for `to`, oldest first. moto builds `/moto-api/data.json` from
+/// live state, and answers 500 now and then while other tests write to it: ask again.
+fn emails_to(to: &str) -> Vec<infra::emulator::SentEmail> {
+    let mut attempt = 0;
+    loop {
+        match infra::emulator::sent_emails(emulator_endpoint()) {
+            Ok(all) => {
+                return all
+                    .into_iter()
+                    .filter(|m| m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
+                    .collect()
+            }
+            Err(e) if attempt < 20 => {
+                attempt += 1;
+                eprintln!("reading the emulator's emails, attempt {attempt}: {e:#}");
+                std::thread::sleep(StdDuration::from_millis(100));
+            }
+            Err(e) => panic!("reading the emulator's emails: {e:#}"),
+        }
+    }
+}
+
+fn latest_email(to: &str, subject: &str) -> infra::emulator::SentEmail {
+    let mails = emails_to(to);
+    mails
+        .iter()
+        .rev()
+        .find(|m| m.subject == subject)
+        .cloned()
+        .unwrap_or_else(|| panic!("no email {subject:?} to {to}: {mails:?}"))
+}
+
+fn link_token(to: &str, subject: &str) -> String {
+    let mail = latest_email(to, subject);
+    infra::emulator::token_in(&mail.body).unwrap_or_else(|| panic!("no token in {}", mail.body))
+}
+
+async fn security_events(w: &World, event: &str) -> Vec<Item> {
+    w.scan("SecurityLogTable")
+        .await
+        .into_iter()
+        .filter(|it| s(it, "event") == Some(event))
+        .collect()
+}
+
+// ---------------------------------------------------------------- 1. sign-up
+
+#[tokio::test]
+async fn signup_emails_a_single_use_verification_link_and_login_waits_for_it() {
+    let (w, app) = world().await;
+    let email = address(&w, "founder");
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/signup",
+        Some(json!({"email": email, "password": PASSWORD, "name": "Fran Founder", "business_name": "Acme"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    let mail = latest_email(&email, "Confirm your email address");
+    assert!(
+        mail.body
+            .contains(&format!("{}/verify-email?token=", app.app_base_url)),
+        "{}",
+        mail.body
+    );
+    let token = infra::emulator::token_in(&mail.body).unwrap();
+
+    let r = login(&app, &email, PASSWORD, None).await;
+    assert_eq!((r.status, r.code()), (403, "email_not_verified"));
+
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/verify-email",
+        Some(json!({"token": token})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/verify-email",
+        Some(json!({"token": token})),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token"), "single use");
+
+    let r = login(&app, &email, PASSWORD, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["token_type"], "Bearer");
+    let expires_in = r.body["expires_in"].as_i64().unwrap();
+    assert!((1..=900).contains(&expires_in), "expires_in {expires_in}");
+    assert!(!r.str("refresh_token").is_empty());
+    let access = r.str("access_token");
+
+    let me = get_me(&app, &access).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.body["email"], json!(email));
+    assert_eq!(me.body["role"], "owner");
+    assert_eq!(me.body["email_verified"], true);
+    let tenant = me.str("tenant_id");
+    let tenants: Vec<_> = w.items_with_sk_prefix("TenantsTable", "TENANT").await;
+    assert!(tenants
+        .iter()
+        .any(|t| s(t, "tenant_id") == Some(tenant.as_str())));
+}
+
+#[tokio::test]
+async fn signup_with_a_registered_email_answers_the_same_and_tells_the_owner() {
+    let (w, app) = world().await;
+    let email = address(&w, "taken");
+    let signup = |email: String, business: &'static str| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/auth/signup",
+                Some(json!({"email": email, "password": PASSWORD, "name": "Tom", "business_name": business})),
+                None,
+            )
+            .await
+        }
+    };
+    let first = signup(email.clone(), "First Co").await;
+    assert_eq!(first.status, 201);
+    // Another case of the same address is the same address.
+    let second = signup(email.to_uppercase(), "Second Co").await;
+    assert_eq!(second.status, 201);
+    assert_eq!(first.body, second.body, "no account enumeration");
+
+    let mails = emails_to(&email);
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert_eq!(mails[1].subject, "Someone tried to sign up with your email");
+    assert!(
+        infra::emulator::token_in(&mails[1].body).is_none(),
+        "no verification link for the attempt"
+    );
+
+    let tenants: Vec<_> = w
+        .items_with_sk_prefix("TenantsTable", "TENANT")
+        .await
+        .into_iter()
+        .filter(|t| s(t, "tenant_id").is_some_and(|id| id.starts_with("tn-")))
+        .collect();
+    assert_eq!(tenants.len(), 1, "no second tenant");
+    assert_eq!(s(&tenants[0], "business_name"), Some("First Co"));
+}
+
+// ---------------------------------------------------------------- 3. refresh rotation
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_refresh_token_ends_the_session() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "rotor").await;
+
+    let r = refresh(&app, &a.refresh).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (access2, refresh2) = (r.str("access_token"), r.str("refresh_token"));
+    assert_ne!(refresh2, a.refresh);
+    assert_eq!(
+        session_of(&refresh2),
+        session_of(&a.refresh),
+        "same session, new secret"
+    );
+    assert_eq!(r.body["token_type"], "Bearer");
+    assert_eq!(patch_me(&app, &access2).await.status, 200);
+
+    let r = refresh(&app, &a.refresh).await;
+    assert_eq!((r.status, r.code()), (401, "refresh_token_reused"));
+    let r = refresh(&app, &refresh2).await;
+    assert_eq!(r.status, 401, "the whole session is revoked: {}", r.body);
+    let r = patch_me(&app, &access2).await;
+    assert_eq!((r.status, r.code()), (401, "session_ended"));
+
+    let events = security_events(&w, "refresh_token_reused").await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        s(&events[0], "session_id"),
+        Some(session_of(&a.refresh).as_str())
+    );
+    assert_eq!(s(&events[0], "user_id"), Some(a.user.user_id.as_str()));
+
+    let r = refresh(&app, "garbage").await;
+    assert_eq!((r.status, r.code()), (401, "invalid_refresh_token"));
+}
+
+// ---------------------------------------------------------------- 4. logout and sessions
+
+#[tokio::test]
+async fn logout_stops_writes_at_once_while_reads_trust_the_access_token_for_its_15_minutes() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "leaver").await;
+
+    let r = call(&app, "POST", "/v1/auth/logout", None, Some(&a.access)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+
+    let r = patch_me(&app, &a.access).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "session_ended"),
+        "writes check the session"
+    );
+    let r = get_me(&app, &a.access).await;
+    assert_eq!(
+        r.status, 200,
+        "reads trust the unexpired token (documented design)"
+    );
+    let r = refresh(&app, &a.refresh).await;
+    assert_eq!(r.status, 401);
+
+    w.clock.advance(Duration::seconds(ACCESS_TOKEN_TTL_SECS));
+    let r = get_me(&app, &a.access).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "token_expired"),
+        "and only until it expires"
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "multi").await;
+    let user = a.user.clone();
+    let b = sign_in(&app, &user).await;
+    let c = sign_in(&app, &user).await;
+    let stranger = teammate(&w, &app, &user.tenant_id, Role::Member, "stranger").await;
+
+    let r = call(&app, "GET", "/v1/auth/sessions", None, Some(&a.access)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let items = r.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3, "{}", r.body);
+    let current: Vec<_> = items.iter().filter(|i| i["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["id"], json!(session_of(&a.refresh)));
+    assert!(!items
+        .iter()
+        .any(|i| i["id"] == json!(session_of(&stranger.refresh))));
+
+    // Someone else's session, even in the same tenant, does not exist for this caller.
+    let path = format!("/v1/auth/sessions/{}", session_of(&stranger.refresh));
+    let r = call(&app, "DELETE", &path, None, Some(&a.access)).await;
+    assert_eq!((r.status, r.code()), (404, "session_not_found"));
+    assert_eq!(patch_me(&app, &stranger.access).await.status, 200);
+
+    let path = format!("/v1/auth/sessions/{}", session_of(&b.refresh));
+    let r = call(&app, "DELETE", &path, None, Some(&a.access)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(refresh(&app, &b.refresh).await.status, 401);
+    let r = call(&app, "GET", "/v1/auth/sessions", None, Some(&a.access)).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 2);
+
+    let r = call(&app, "POST", "/v1/auth/logout-all", None, Some(&a.access)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(refresh(&app, &a.refresh).await.status, 401);
+    assert_eq!(refresh(&app, &c.refresh).await.status, 401);
+    assert_eq!(patch_me(&app, &c.access).await.code(), "session_ended");
+    // Only this user's sessions.
+    assert_eq!(refresh(&app, &stranger.refresh).await.status, 200);
+}
+
+// ---------------------------------------------------------------- 5. password reset
+
+#[tokio::test]
+async fn password_reset_is_single_use_ends_every_session_and_never_reveals_accounts() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "forgetful").await;
+    let reset = |email: String| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/auth/password-reset",
+                Some(json!({"email": email})),
+                None,
+            )
+            .await
+        }
+    };
+
+    let unknown = reset(address(&w, "nobody")).await;
+    let known = reset(a.email.clone()).await;
+    assert_eq!(unknown.status, 202);
+    assert_eq!(
+        (known.status, &known.body),
+        (202, &unknown.body),
+        "same answer"
+    );
+    assert!(emails_to(&address(&w, "nobody")).is_empty());
+    let token = link_token(&a.email, "Reset your password");
+
+    let confirm = |token: String, pw: &'static str| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/auth/password-reset/confirm",
+                Some(json!({"token": token, "new_password": pw})),
+                None,
+            )
+            .await
+        }
+    };
+    let r = confirm(token.clone(), "1234567890").await;
+    assert_eq!(r.status, 400);
+    assert!(r.field_error("new_password"), "{}", r.body);
+    let r = confirm(token.clone(), NEW_PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = confirm(token, "Another-Fine-Passw0rd").await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token"));
+
+    assert_eq!(
+        refresh(&app, &a.refresh).await.status,
+        401,
+        "sessions ended"
+    );
+    assert_eq!(patch_me(&app, &a.access).await.code(), "session_ended");
+    assert_eq!(login(&app, &a.email, PASSWORD, None).await.status, 401);
+    assert_eq!(login(&app, &a.email, NEW_PASSWORD, None).await.status, 200);
+    latest_email(&a.email, "Your password was changed");
+}
+
+// ---------------------------------------------------------------- 6. change password
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_ends_the_other_sessions() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "changer").await;
+    let other = sign_in(&app, &a.user).await;
+
+    let r = call(
+        &app,
+        "POST",
+        "/v1/me/password",
+        Some(json!({"current_password": "Not-My-Password-1", "new_password": NEW_PASSWORD})),
+        Some(&a.access),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(r.field_error("current_password"), "{}", r.body);
+
+    let r = call(
+        &app,
+        "POST",
+        "/v1/me/password",
+        Some(json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD})),
+        Some(&a.access),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    assert_eq!(
+        refresh(&app, &other.refresh).await.status,
+        401,
+        "the other session ended"
+    );
+    assert_eq!(patch_me(&app, &other.access).await.code(), "session_ended");
+    assert_eq!(
+        patch_me(&app, &a.access).await.status,
+        200,
+        "this one continues"
+    );
+    assert_eq!(refresh(&app, &a.refresh).await.status, 200);
+    latest_email(&a.email, "Your password was changed");
+    assert_eq!(login(&app, &a.email, NEW_PASSWORD, None).await.status, 200);
+}
+
+// ---------------------------------------------------------------- 7. TOTP
+
+/// A six-digit code that no time step near `now` produces.
+fn wrong_code(secret: &[u8], now: i64) -> String {
+    let near: Vec<String> = (-3..=3)
+        .map(|k| totp::code_at(secret, now + 30 * k))
+        .collect();
+    (0..)
+        .map(|i| format!("{:06}", 123_456 + i))
+        .find(|c| !near.contains(c))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn totp_turns_on_with_a_code_then_guards_login_against_replay() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "totp").await;
+    let now = || w.clock.now().unix_timestamp();
+
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/mfa/totp/setup",
+        None,
+        Some(&a.access),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret_b32 = r.str("secret");
+    let uri = r.str("otpauth_uri");
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    assert!(uri.contains(&format!("secret={secret_b32}")), "{uri}");
+    let secret = totp::decode_base32(&secret_b32).unwrap();
+
+    let confirm = |code: String| {
+        let (app, access) = (&app, a.access.clone());
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/auth/mfa/totp/confirm",
+                Some(json!({"code": code})),
+                Some(&access),
+            )
+            .await
+        }
+    };
+    let r = confirm(wrong_code(&secret, now())).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = confirm(totp::code_at(&secret, now())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let recovery: Vec<String> = r.body["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+
+    let r = login(&app, &a.email, PASSWORD, None).await;
+    assert_eq!((r.status, r.code()), (401, "mfa_required"));
+
+    w.clock.advance(Duration::seconds(30));
+    let code = totp::code_at(&secret, now());
+    let r = login(&app, &a.email, PASSWORD, Some(&code)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    w.clock.advance(Duration::seconds(10));
+    let r = login(&app, &a.email, PASSWORD, Some(&code)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_mfa_code"),
+        "a code is accepted once"
+    );
+
+    let r = login(&app, &a.email, PASSWORD, Some(&recovery[0])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let access = r.str("access_token");
+    let r = login(&app, &a.email, PASSWORD, Some(&recovery[0])).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_mfa_code"),
+        "a recovery code works once"
+    );
+
+    let disable = |password: &'static str, code: String| {
+        let (app, access) = (&app, access.clone());
+        async move {
+            call(
+                app,
+                "DELETE",
+                "/v1/auth/mfa/totp",
+                Some(json!({"password": password, "code": code})),
+                Some(&access),
+            )
+            .await
+        }
+    };
+    w.clock.advance(Duration::seconds(30));
+    let r = disable("Not-My-Password-1", totp::code_at(&secret, now())).await;
+    assert_eq!(r.status, 400);
+    assert!(r.field_error("password"), "{}", r.body);
+    let r = disable(PASSWORD, wrong_code(&secret, now())).await;
+    assert_eq!(r.status, 400);
+    assert!(r.field_error("code"), "{}", r.body);
+    let r = disable(PASSWORD, totp::code_at(&secret, now())).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["mfa_enabled"], false);
+
+    assert_eq!(
+        login(&app, &a.email, PASSWORD, None).await.status,
+        200,
+        "no code needed any more"
+    );
+    assert_eq!(security_events(&w, "mfa_enabled").await.len(), 1);
+    assert_eq!(security_events(&w, "mfa_disabled").await.len(), 1);
+}
+
+// ---------------------------------------------------------------- 8. throttling
+
+#[tokio::test]
+async fn failed_logins_are_throttled_per_client_without_locking_the_real_user_out() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "target").await;
+    let email = a.email.as_str().to_string();
+    let attacker = "198.51.100.66";
+    let attempt = |ip: &'static str, password: &'static str| {
+        let (app, email) = (&app, email.clone());
+        async move {
+            call_from(
+                app,
+                ip,
+                "POST",
+                "/v1/auth/login",
+                json!({"email": email, "password": password}),
+            )
+            .await
+        }
+    };
+
+    for i in 1..=5 {
+        let r = attempt(attacker, "Wrong-Guess-Number-1").await;
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "invalid_credentials"),
+            "attempt {i}"
+        );
+    }
+    let r = attempt(attacker, PASSWORD).await;
+    assert_eq!(r.status, 429, "even the right password waits: {}", r.body);
+    let wait: i64 = r
+        .retry_after
+        .as_deref()
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(wait >= 1, "{wait}");
+    assert_eq!(security_events(&w, "login_throttled").await.len(), 1);
+
+    // The real user, elsewhere, is not locked out.
+    let r = attempt("203.0.113.99", PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Waits grow with more failures.
+    w.clock.advance(Duration::seconds(wait + 1));
+    let r = attempt(attacker, "Wrong-Guess-Number-2").await;
+    assert_eq!(r.status, 401);
+    let r = attempt(attacker, PASSWORD).await;
+    assert_eq!(r.status, 429);
+    let longer: i64 = r.retry_after.as_deref().unwrap().parse().unwrap();
+    assert!(longer > wait, "{longer} > {wait}");
+
+    w.clock.advance(Duration::seconds(longer + 1));
+    let r = attempt(attacker, PASSWORD).await;
+    assert_eq!(r.status, 200, "after the wait: {}", r.body);
+}
+
+#[tokio::test]
+async fn an_unknown_email_gets_the_same_answer_and_the_same_argon2_work_as_a_wrong_password() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "known").await;
+
+    // One argon2 verification at the configured cost, the fastest of three.
+    let one_hash = (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            assert!(!password::verify_password(
+                "Wrong-Guess-Number-1",
+                stored_hash()
+            ));
+            t.elapsed()
+        })
+        .min()
+        .unwrap();
+
+    let wrong = login(&app, a.email.as_str(), "Wrong-Guess-Number-1", None).await;
+    let unknown = login(&app, &address(&w, "ghost"), "Wrong-Guess-Number-1", None).await;
+    assert_eq!((wrong.status, wrong.code()), (401, "invalid_credentials"));
+    assert_eq!(
+        (unknown.status, unknown.code()),
+        (wrong.status, wrong.code())
+    );
+    assert_eq!(unknown.body, wrong.body);
+    // Both ran a full argon2 verification (no strict ratio: the machine is shared).
+    for (what, r) in [("wrong password", &wrong), ("unknown email", &unknown)] {
+        assert!(
+            r.elapsed >= one_hash / 2 && r.elapsed >= StdDuration::from_millis(3),
+            "{what} took {:?}, one argon2 verification {one_hash:?}",
+            r.elapsed
+        );
+    }
+}
+
+// ---------------------------------------------------------------- 9. team
+
+#[tokio::test]
+async fn team_invitations_roles_and_removal() {
+    let (w, app) = world().await;
+    // Two members: the free tier's seats leave room for one invitation.
+    let boss = owner(&w, &app, "boss").await;
+    let tenant = boss.user.tenant_id.clone();
+    let admin = teammate(&w, &app, &tenant, Role::Admin, "admin").await;
+    let invitee = address(&w, "newbie");
+    let invite = |access: String, role: &'static str| {
+        let (app, invitee) = (&app, invitee.clone());
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/team/invitations",
+                Some(json!({"email": invitee, "role": role})),
+                Some(&access),
+            )
+            .await
+        }
+    };
+
+    for role in ["owner", "admin"] {
+        let r = invite(admin.access.clone(), role).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "role_not_assignable"),
+            "admin inviting {role}"
+        );
+    }
+    let r = invite(boss.access.clone(), "owner").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "role_not_assignable"),
+        "no second owner"
+    );
+    assert!(emails_to(&invitee).is_empty());
+
+    let r = invite(boss.access.clone(), "member").await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let token = link_token(&invitee, "You are invited to join a team");
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/accept-invitation",
+        Some(json!({"token": token, "password": NEW_PASSWORD, "name": "New Bie"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let newbie_id = r.str("id");
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/accept-invitation",
+        Some(json!({"token": token, "password": NEW_PASSWORD, "name": "Again"})),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token"), "single use");
+
+    let r = login(&app, &invitee, NEW_PASSWORD, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (newbie_access, newbie_refresh) = (r.str("access_token"), r.str("refresh_token"));
+
+    // Roles without the team-invite permission are refused before anything else is looked at.
+    for role in [Role::Member, Role::Viewer, Role::Billing] {
+        let who = teammate(&w, &app, &tenant, role, &format!("team-{}", role.as_str())).await;
+        let r = invite(who.access.clone(), "member").await;
+        assert_eq!((r.status, r.code()), (403, "forbidden"), "{role:?}");
+    }
+    let me = get_me(&app, &newbie_access).await;
+    assert_eq!(
+        (me.body["role"].as_str(), me.body["tenant_id"].as_str()),
+        (Some("member"), Some(tenant.as_str()))
+    );
+
+    let r = call(&app, "GET", "/v1/team", None, Some(&boss.access)).await;
+    assert_eq!(r.status, 200);
+    let emails: Vec<&str> = r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["email"].as_str())
+        .collect();
+    assert!(
+        emails.contains(&boss.email.as_str()) && emails.contains(&invitee.as_str()),
+        "{emails:?}"
+    );
+
+    let path = format!("/v1/team/{newbie_id}");
+    let r = call(
+        &app,
+        "PATCH",
+        &path,
+        Some(json!({"role": "viewer"})),
+        Some(&boss.access),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["role"], "viewer");
+    assert_eq!(
+        refresh(&app, &newbie_refresh).await.status,
+        401,
+        "the old role's session ended"
+    );
+    assert_eq!(patch_me(&app, &newbie_access).await.code(), "session_ended");
+    assert_eq!(security_events(&w, "role_changed").await.len(), 1);
+
+    // An admin cannot demote the owner, nor anyone promote to owner.
+    let owner_path = format!("/v1/team/{}", boss.user.user_id);
+    let r = call(
+        &app,
+        "PATCH",
+        &owner_path,
+        Some(json!({"role": "viewer"})),
+        Some(&admin.access),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "role_not_assignable"));
+    let r = call(
+        &app,
+        "PATCH",
+        &path,
+        Some(json!({"role": "owner"})),
+        Some(&boss.access),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "role_not_assignable"));
+
+    let r = call(&app, "DELETE", &path, None, Some(&boss.access)).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = login(&app, &invitee, NEW_PASSWORD, None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_credentials"),
+        "removed members cannot log in"
+    );
+    let r = call(&app, "GET", "/v1/team", None, Some(&boss.access)).await;
+    assert!(!r.body.to_string().contains(&invitee));
+
+    let self_path = format!("/v1/team/{}", boss.user.user_id);
+    let r = call(
+        &app,
+        "PATCH",
+        &self_path,
+        Some(json!({"role": "admin"})),
+        Some(&boss.access),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "cannot_change_self"));
+    let r = call(&app, "DELETE", &self_path, None, Some(&boss.access)).await;
+    assert_eq!((r.status, r.code()), (409, "cannot_change_self"));
+}
+
+// ---------------------------------------------------------------- 10. tenant isolation
+
+#[tokio::test]
+async fn tenant_a_can_never_act_on_tenant_b() {
+    let (w, app) = world().await;
+    let a_owner = seed_tenant(&w, &app, "a-owner").await;
+    let a_admin = teammate(&w, &app, &a_owner.tenant_id, Role::Admin, "a-admin").await;
+    let b_owner = seed_tenant(&w, &app, "b-owner").await;
+    let b_member = teammate(&w, &app, &b_owner.tenant_id, Role::Member, "b-member").await;
+
+    let b_path = format!("/v1/team/{}", b_member.user.user_id);
+    let r = call(
+        &app,
+        "PATCH",
+        &b_path,
+        Some(json!({"role": "viewer"})),
+        Some(&a_admin.access),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "user_not_found"));
+    let r = call(&app, "DELETE", &b_path, None, Some(&a_admin.access)).await;
+    assert_eq!((r.status, r.code()), (404, "user_not_found"));
+    let r = call(&app, "GET", "/v1/team", None, Some(&a_admin.access)).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        !r.body.to_string().contains(b_member.email.as_str()),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.to_string().contains(b_member.user.user_id.as_str()));
+
+    let b_session = format!("/v1/auth/sessions/{}", session_of(&b_member.refresh));
+    let r = call(&app, "DELETE", &b_session, None, Some(&a_admin.access)).await;
+    assert_eq!((r.status, r.code()), (404, "session_not_found"));
+    let r = get_me(&app, &b_member.access).await;
+    assert_eq!(
+        (r.status, r.body["role"].as_str()),
+        (200, Some("member")),
+        "B untouched"
+    );
+    assert_eq!(patch_me(&app, &b_member.access).await.status, 200);
+}
+
+#[tokio::test]
+async fn forged_tampered_and_expired_tokens_are_401_without_any_database_call() {
+    let (w, mut app) = world().await;
+    let a = owner(&w, &app, "holder").await;
+    let b = seed_tenant(&w, &app, "other").await;
+    let meter = w.meter();
+    app.store = AccountStore::new(
+        meter.instrument(&w.clients.dynamo),
+        app.store.tables().clone(),
+        app.settings.security_log_days,
+    );
+
+    let now = w.clock.now().unix_timestamp();
+    let claims = AccessClaims {
+        sub: a.user.user_id.to_string(),
+        tid: a.user.tenant_id.to_string(),
+        role: "owner".into(),
+        sid: session_of(&a.refresh),
+        iat: now,
+        exp: now + ACCESS_TOKEN_TTL_SECS,
+        iss: ISSUER.into(),
+        typ: "access".into(),
+    };
+    let other_key = SigningKeys::from_json(
+        r#"{"current":"k1","keys":{"k1":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="}}"#,
+    )
+    .unwrap();
+    let forged = other_key.issue(&claims);
+    // A's signature over a payload naming tenant B.
+    let b_payload = app.signing.issue(&AccessClaims {
+        tid: b.tenant_id.to_string(),
+        ..claims.clone()
+    });
+    let parts: Vec<&str> = a.access.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        b_payload.split('.').nth(1).unwrap(),
+        parts[2]
+    );
+
+    meter.reset();
+    for (what, token) in [
+        ("forged", forged.as_str()),
+        ("tampered tid", &tampered),
+        ("garbage", "not.a.token"),
+    ] {
+        for (method, body) in [("GET", None), ("PATCH", Some(json!({"name": "x"})))] {
+            let r = call(&app, method, "/v1/me", body, Some(token)).await;
+            assert_eq!(
+                (r.status, r.code()),
+                (401, "unauthorized"),
+                "{what} {method}"
+            );
+        }
+    }
+    let r = call(&app, "PATCH", "/v1/me", Some(json!({"name": "x"})), None).await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"), "no token");
+
+    w.clock.advance(Duration::minutes(16));
+    for (method, body) in [("GET", None), ("PATCH", Some(json!({"name": "x"})))] {
+        let r = call(&app, method, "/v1/me", body, Some(&a.access)).await;
+        assert_eq!((r.status, r.code()), (401, "token_expired"), "{method}");
+    }
+    let recorded = meter.take();
+    assert!(
+        recorded.is_empty(),
+        "refused tokens cost DynamoDB calls: {recorded:?}"
+    );
+
+    // The meter does see the requests of a valid token.
+    let fresh = minted_token(&w, &app, &a.user).await;
+    meter.reset();
+    assert_eq!(patch_me(&app, &fresh).await.status, 200);
+    assert!(!meter.take().is_empty());
+}
+
+// ---------------------------------------------------------------- 11. the role matrix
+
+/// A concrete path for a route template (path parameters name nothing that exists).
+fn concrete(path: &str) -> String {
+    path.replace("{sessionId}", "se-nobody")
+        .replace("{userId}", "us-nobody")
+}
+
+fn body_for(method: &str) -> Option<Value> {
+    (method != "GET").then(|| json!({}))
+}
+
+#[tokio::test]
+async fn every_route_answers_403_exactly_when_the_role_lacks_its_permission() {
+    let (w, app) = world().await;
+    let first = seed_tenant(&w, &app, "matrix-owner").await;
+    let tenant = first.tenant_id.clone();
+    let mut users = vec![first];
+    for role in Role::ALL.into_iter().filter(|r| *r != Role::Owner) {
+        users.push(
+            seed_user(
+                &w,
+                &app,
+                &tenant,
+                role,
+                &format!("matrix-{}", role.as_str()),
+            )
+            .await,
+        );
+    }
+    // Tokens from real logins carry the role.
+    for u in &users {
+        let a = sign_in(&app, u).await;
+        assert_eq!(
+            get_me(&app, &a.access).await.body["role"],
+            json!(u.role.as_str())
+        );
+    }
+
+    let mut cells = 0;
+    for route in auth::routes::ROUTES {
+        let path = concrete(route.path);
+        let Some(permission) = route.permission else {
+            let r = call(&app, route.method, &path, body_for(route.method), None).await;
+            assert!(
+                r.status != 401 && r.status < 500,
+                "public {} {}: {} {}",
+                route.method,
+                path,
+                r.status,
+                r.body
+            );
+            continue;
+        };
+        let r = call(&app, route.method, &path, body_for(route.method), None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "unauthorized"),
+            "{} {} without a token",
+            route.method,
+            path
+        );
+
+        for role in Role::ALL {
+            let user = users.iter().find(|u| u.role == role).unwrap();
+            // A fresh session per call: a logout earlier in the walk must not hide an answer.
+            let token = minted_token(&w, &app, user).await;
+            let r = call(
+                &app,
+                route.method,
+                &path,
+                body_for(route.method),
+                Some(&token),
+            )
+            .await;
+            let forbidden = r.status == 403 && r.code() == "forbidden";
+            let at = format!(
+                "{:?} on {} {}: {} {}",
+                role, route.method, path, r.status, r.body
+            );
+            if allows(role, permission) {
+                assert!(
+                    !forbidden && r.status != 401 && r.status < 500,
+                    "allowed, yet {at}"
+                );
+            } else {
+                assert!(forbidden, "not allowed, yet {at}");
+            }
+            cells += 1;
+        }
+    }
+    let protected = auth::routes::ROUTES
+        .iter()
+        .filter(|r| r.permission.is_some())
+        .count();
+    assert_eq!(cells, protected * Role::ALL.len());
+}
+
+// ---------------------------------------------------------------- 12. account closure
+
+fn submission_to(form: &FormId) -> Request {
+    let mut e = json_submission(&json!({"email": "lead.person@example.com", "message": "hello"}));
+    e["rawPath"] = json!(format!("/v1/forms/{form}/submissions"));
+    e["pathParameters"]["formId"] = json!(form.as_str());
+    request(&e)
+}
+
+#[tokio::test]
+async fn closing_the_account_stops_intake_at_once_and_can_be_undone_within_the_grace_period() {
+    let (w, app) = world().await;
+    let boss = owner(&w, &app, "closer").await;
+    let tenant = boss.user.tenant_id.clone();
+    let admin = teammate(&w, &app, &tenant, Role::Admin, "closer-admin").await;
+    let form_id = FormId::parse(&format!("form-{}", w.stage)).unwrap();
+    let admin_store =
+        shared::dynamo::DynamoFormAdmin::new(w.clients.dynamo.clone(), w.table("TenantsTable"));
+    admin_store
+        .put_form(&infra::seed::demo_form(&tenant, &form_id, WEB_ORIGIN))
+        .await
+        .unwrap();
+    let intake = w.intake(None);
+    let r = lead_intake::handle(&intake, submission_to(&form_id)).await;
+    assert_eq!(r.status(), 201, "{}", response_json(&r));
+
+    let close = |access: String, password: &'static str| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                "DELETE",
+                "/v1/tenant",
+                Some(json!({"password": password})),
+                Some(&access),
+            )
+            .await
+        }
+    };
+    let r = close(admin.access.clone(), PASSWORD).await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+    let r = close(boss.access.clone(), "Not-My-Password-1").await;
+    assert_eq!(r.status, 400);
+    assert!(r.field_error("password"), "{}", r.body);
+
+    let r = close(boss.access.clone(), PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let expected = shared::clock::rfc3339(w.clock.now() + Duration::days(30));
+    assert_eq!(r.str("erase_after"), expected);
+    let r = lead_intake::handle(&intake, submission_to(&form_id)).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(response_json(&r)["error"]["code"], "tenant_inactive");
+
+    let r = call(
+        &app,
+        "POST",
+        "/v1/tenant/reactivate",
+        None,
+        Some(&boss.access),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = lead_intake::handle(&intake, submission_to(&form_id)).await;
+    assert_eq!(r.status(), 201, "accepting again: {}", response_json(&r));
+
+    assert_eq!(close(boss.access.clone(), PASSWORD).await.status, 200);
+    w.clock.advance(Duration::days(31));
+    let late = sign_in(&app, &boss.user).await;
+    let r = call(
+        &app,
+        "POST",
+        "/v1/tenant/reactivate",
+        None,
+        Some(&late.access),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "not_reactivatable"));
+    assert_eq!(security_events(&w, "tenant_closed").await.len(), 2);
+}
+
+// ---------------------------------------------------------------- 13. logs
+
+#[tokio::test]
+async fn no_email_password_token_or_totp_secret_reaches_the_logs() {
+    let (w, app) = world().await;
+    let (logs, _capture) = capture_logs();
+    let email = address(&w, "secretive");
+    let mut secrets: Vec<String> = vec![email.clone(), PASSWORD.into(), NEW_PASSWORD.into()];
+
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/signup",
+        Some(json!({"email": email, "password": PASSWORD, "name": "Sam Secret", "business_name": "Hush"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201);
+    let verify = link_token(&email, "Confirm your email address");
+    assert_eq!(
+        call(
+            &app,
+            "POST",
+            "/v1/auth/verify-email",
+            Some(json!({"token": verify})),
+            None
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        login(&app, &email, "Wrong-Guess-Number-1", None)
+            .await
+            .status,
+        401
+    );
+    assert_eq!(
+        login(&app, &address(&w, "unknown-person"), PASSWORD, None)
+            .await
+            .status,
+        401
+    );
+    let r = login(&app, &email, PASSWORD, None).await;
+    assert_eq!(r.status, 200);
+    let (access, refresh1) = (r.str("access_token"), r.str("refresh_token"));
+    let r = refresh(&app, &refresh1).await;
+    assert_eq!(r.status, 200);
+    let (access2, refresh2) = (r.str("access_token"), r.str("refresh_token"));
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/mfa/totp/setup",
+        None,
+        Some(&access2),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let totp_secret = r.str("secret");
+    assert_eq!(
+        refresh(&app, &refresh1).await.code(),
+        "refresh_token_reused"
+    );
+
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/password-reset",
+        Some(json!({"email": email})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let reset = link_token(&email, "Reset your password");
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/password-reset/confirm",
+        Some(json!({"token": reset, "new_password": NEW_PASSWORD})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+
+    // The refresh tokens' secret halves on their own, too (their session ids are fine to log).
+    for t in [&refresh1, &refresh2] {
+        secrets.push(t.split_once('.').unwrap().1.to_string());
+    }
+    secrets.extend([
+        verify,
+        access,
+        refresh1,
+        access2,
+        refresh2,
+        totp_secret,
+        reset,
+    ]);
+    secrets.push(email.split('@').next().unwrap().to_string());
+    // The client's address and browser are personal data too (the fixture's).
+    secrets.extend(["203.0.113.20".to_string(), "DemoBrowser".to_string()]);
+    let text = logs.text();
+    assert!(
+        text.lines().count() >= 10,
+        "expected log lines, got:\n{text}"
+    );
+    for secret in &secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "log leaks {secret:?}:\n{text}"
+        );
+    }
+}
+
+/// Fails like SES in its sandbox, whose message quotes the recipient.
+struct SandboxMailer;
+
+impl shared::mail::Mailer for SandboxMailer {
+    async fn send(&self, email: &shared::mail::OutgoingEmail) -> anyhow::Result<()> {
+        anyhow::bail!(
+            "MessageRejected: Email address is not verified. The following identities failed \
+             the check in region EU-WEST-1: {}",
+            email.to
+        )
+    }
+}
+
+fn with_mailer<M: shared::mail::Mailer>(app: App, mailer: M) -> auth::App<M> {
+    auth::App {
+        store: app.store,
+        mailer,
+        keys: app.keys,
+        signing: app.signing,
+        clock: app.clock,
+        ids: app.ids,
+        app_base_url: app.app_base_url,
+        settings: app.settings,
+    }
+}
+
+#[tokio::test]
+async fn an_email_that_cannot_be_sent_is_logged_without_its_recipient() {
+    let (w, app) = world().await;
+    let app = with_mailer(app, SandboxMailer);
+    let (logs, _capture) = capture_logs();
+    let email = address(&w, "unreachable");
+    let body =
+        json!({"email": email, "password": PASSWORD, "name": "Una", "business_name": "Una Co"});
+    let resp = auth::handle(
+        &app,
+        api_event("POST", "/v1/auth/signup", Some(&body), None),
+    )
+    .await;
+    assert_eq!(
+        resp.status(),
+        201,
+        "the account exists; the user can ask for another email"
+    );
+    let body = json!({"email": email});
+    let resp = auth::handle(
+        &app,
+        api_event("POST", "/v1/auth/password-reset", Some(&body), None),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+
+    let text = logs.text();
+    assert_eq!(text.matches("email not sent").count(), 2, "{text}");
+    assert!(
+        text.contains("MessageRejected"),
+        "the cause is still logged: {text}"
+    );
+    assert!(
+        !text.contains(&email) && !text.contains(&email.to_lowercase()),
+        "{text}"
+    );
+}
+
+// ---------------------------------------------------------------- protocol
+
+#[tokio::test]
+async fn bad_requests_get_400_415_404_and_405() {
+    let (_w, app) = world().await;
+
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/login",
+        Some(json!({"email": "a@example.com", "password": PASSWORD, "remember_me": true})),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "invalid_body"));
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("remember_me"),
+        "{}",
+        r.body
+    );
+
+    let mut e = fixture("auth/login.json");
+    e["headers"]["content-type"] = json!("text/plain");
+    let r = send(&app, request(&e)).await;
+    assert_eq!(r.status, 415);
+
+    let r = call(&app, "POST", "/v1/auth/nowhere", Some(json!({})), None).await;
+    assert_eq!(r.status, 404);
+    let r = call(&app, "GET", "/v1/auth/login", None, None).await;
+    assert_eq!(r.status, 405);
+    let r = call(&app, "PUT", "/v1/me", Some(json!({})), None).await;
+    assert_eq!(r.status, 405);
+}

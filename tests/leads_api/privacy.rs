@@ -1,0 +1,137 @@
+//! The data inventory and the logs.
+
+use super::*;
+use shared::inventory::{self, Table};
+use shared::leads::{actions, AuditEntry};
+
+#[tokio::test]
+async fn every_stored_attribute_is_declared_in_the_data_inventory() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "inv-owner").await;
+    let colleague = member(&t, &tenant, Role::Member, "inv-member").await;
+    let mut body = contact_form();
+    body["consents"] = json!([{"key": "marketing", "text": "News."}]);
+    body["fields"] = json!([{"name": "email", "type": "email", "required": true}, {"name": "diet", "type": "text", "special_category": "religion"}]);
+    body["special_category_basis"] = json!("Art. 9(2)(a): explicit consent");
+    let form = create_form(&t, &owner, body).await;
+    let lead = submit(
+        &t,
+        &form,
+        json!({"email": "inv@example.com", "consent_marketing": true}),
+    )
+    .await["lead_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/leads/{lead}");
+    call(&t, &owner, "PATCH", &path, Some(json!({"version": 1, "stage": "won", "owner_user_id": colleague.id(), "company": "Inv"}))).await;
+    call(
+        &t,
+        &owner,
+        "POST",
+        &format!("{path}/notes"),
+        Some(json!({"text": "n"})),
+    )
+    .await;
+    call(
+        &t,
+        &owner,
+        "PUT",
+        "/v1/pipeline",
+        Some(json!({"stages": [{"id": "new"}, {"id": "won"}]})),
+    )
+    .await;
+    let audit = AuditEntry {
+        entry_id: "e1".into(),
+        action: actions::LEAD_RESTRICTED.into(),
+        fields: vec!["restricted".into()],
+        actor_user_id: None,
+        at: rfc3339(t.w.clock.now()),
+    };
+    t.app
+        .store
+        .set_restricted(
+            &tenant,
+            &LeadId::parse(&lead).unwrap(),
+            true,
+            &audit,
+            t.w.clock.now(),
+        )
+        .await
+        .unwrap();
+    let second = create_form(&t, &owner, contact_form()).await;
+    call(&t, &owner, "DELETE", &format!("/v1/forms/{second}"), None).await;
+
+    for (logical, table) in [
+        ("TenantsTable", Table::Tenants),
+        ("LeadsTable", Table::Leads),
+    ] {
+        for item in t.w.scan(logical).await {
+            let sk = s(&item, "sk").unwrap_or_default().to_string();
+            for name in item.keys() {
+                assert!(
+                    inventory::declaration(table, &sk, name).is_some(),
+                    "{logical} item {sk:?} stores undeclared attribute {name:?}"
+                );
+            }
+        }
+    }
+}
+
+fn capture_logs() -> (
+    shared::telemetry::CapturedLogs,
+    (tracing::subscriber::DefaultGuard, tracing::Dispatch),
+) {
+    let logs = shared::telemetry::CapturedLogs::default();
+    // See tests/auth.rs: an inert second dispatcher keeps callsites from caching "never".
+    let inert = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let guard = tracing::subscriber::set_default(shared::telemetry::subscriber(logs.clone()));
+    (logs, (guard, inert))
+}
+
+#[tokio::test]
+async fn no_contact_data_note_or_token_reaches_the_logs() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "logs-owner").await;
+    let ids = seed_leads(&t, &tenant, 1, one_seed("logs")).await;
+    let path = format!("/v1/leads/{}", ids[0]);
+    let (logs, _capture) = capture_logs();
+    let r = call(&t, &owner, "PATCH", &path, Some(json!({"version": 1, "name": "Privatus Maximus", "email": "very.private@example.org", "phone": "+40799111222", "company": "Hidden Co"}))).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    call(
+        &t,
+        &owner,
+        "POST",
+        &format!("{path}/notes"),
+        Some(json!({"text": "owes us a secret favour"})),
+    )
+    .await;
+    call(
+        &t,
+        &owner,
+        "PATCH",
+        &path,
+        Some(json!({"version": 2, "email": "also.secret@"})),
+    )
+    .await;
+    get(&t, &owner, "/v1/leads?email=very.private@example.org").await;
+    get(&t, &owner, &path).await;
+    let text = logs.text();
+    assert!(
+        text.lines().count() >= 5,
+        "expected log lines, got:\n{text}"
+    );
+    for secret in [
+        "Privatus",
+        "very.private",
+        "40799111222",
+        "Hidden Co",
+        "secret favour",
+        "also.secret",
+        owner.token.as_str(),
+    ] {
+        assert!(!text.contains(secret), "log leaks {secret:?}:\n{text}");
+    }
+    assert!(text.contains(&format!("\"tenant_id\":\"{tenant}\"")));
+    assert!(text.contains("\"route\":\"patch_lead\""));
+}
