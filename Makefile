@@ -21,4 +21,7 @@ lint:
 	.venv/bin/cfn-lint template.yaml
 
 bench:
-	cargo run --release -p bench
+	infra/scripts/venv.sh
+	cargo run --release -p bench --bin bench
+	cargo run --release -p bench --bin login
+	cargo run --release -p bench --bin export_memory

@@ -258,36 +258,35 @@ pub async fn login<M: Mailer>(
         }
         _ => Some("attribute_exists(pk)".to_string()),
     };
-    app.store
-        .transact(vec![
-            (
-                tables.tenants.as_str(),
-                Write::Put(session_item(&session), Some("attribute_not_exists(pk)")),
-            ),
-            (
-                tables.tenants.as_str(),
-                Write::Update {
-                    key: keys::user(&user.tenant_id, &user.user_id),
-                    update,
-                    condition,
-                    values,
-                    names: vec![],
-                },
-            ),
-            (tables.security_log.as_str(), Write::Put(event_item, None)),
-        ])
-        .await
-        .map_err(|e| match e {
-            StoreError::Condition => AppError::Unauthorized {
-                code: "invalid_mfa_code",
-                message: "The code is not valid.",
+    let mut writes = vec![
+        (
+            tables.tenants.as_str(),
+            Write::Put(session_item(&session), Some("attribute_not_exists(pk)")),
+        ),
+        (
+            tables.tenants.as_str(),
+            Write::Update {
+                key: keys::user(&user.tenant_id, &user.user_id),
+                update,
+                condition,
+                values,
+                names: vec![],
             },
-            StoreError::Other(e) => AppError::Internal(e),
-        })?;
+        ),
+        (tables.security_log.as_str(), Write::Put(event_item, None)),
+    ];
     if let Some(k) = throttle_keys.get(1) {
-        // This client proved it knows the password: its own counter for the account resets.
-        app.store.clear_throttle(k).await?;
+        // This client proved it knows the password: its own counter for the account resets,
+        // in the same round trip.
+        writes.push((tables.ops.as_str(), Write::Delete(k.clone(), None)));
     }
+    app.store.transact(writes).await.map_err(|e| match e {
+        StoreError::Condition => AppError::Unauthorized {
+            code: "invalid_mfa_code",
+            message: "The code is not valid.",
+        },
+        StoreError::Other(e) => AppError::Internal(e),
+    })?;
 
     let seen_before = user
         .last_login
