@@ -1407,8 +1407,7 @@ async fn every_attribute_written_is_in_the_inventory_and_no_personal_data_reache
     let t = setup().await;
     let a = t.w.tenant.clone();
     let owner = token(&t, &a, Role::Owner).await;
-    let logs = shared::telemetry::CapturedLogs::default();
-    let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(logs.clone()));
+    let (logs, _guard) = shared::telemetry::capture();
 
     seed_lead(&t, &a, "known.person@example.com", None, false).await;
     let upload = upload_csv(&t, &owner, "email,name,phone,company\nvery.private@example.org,Privatus Maximus,+40799111222,Hidden Co\nknown.person@example.com,Known Person,,\nbroken@,Broken Person,,\n").await;

@@ -95,6 +95,47 @@ pub fn path_param(req: &Request, name: &str, template: &str) -> Option<String> {
     }
 }
 
+/// The route of a function's route table matching `method` and `path`, with its path parameters
+/// in order. `spec` gives a route's method and path template (`/v1/leads/{leadId}`). A known path
+/// with another method is 405, an unknown path 404. Every function's dispatcher uses this.
+pub fn match_route<'r, R>(
+    routes: &'r [R],
+    method: &str,
+    path: &str,
+    spec: impl for<'a> Fn(&'a R) -> (&'a str, &'a str),
+) -> Result<(&'r R, Vec<String>), AppError> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut path_matched = false;
+    for route in routes {
+        let (route_method, template) = spec(route);
+        let tpl: Vec<&str> = template.split('/').collect();
+        if tpl.len() != segments.len() {
+            continue;
+        }
+        let mut params = Vec::new();
+        let matches = tpl.iter().zip(&segments).all(|(t, s)| {
+            if t.starts_with('{') {
+                params.push((*s).to_string());
+                !s.is_empty()
+            } else {
+                t == s
+            }
+        });
+        if !matches {
+            continue;
+        }
+        path_matched = true;
+        if route_method == method {
+            return Ok((route, params));
+        }
+    }
+    if path_matched {
+        Err(AppError::MethodNotAllowed)
+    } else {
+        Err(AppError::NotFound("route_not_found"))
+    }
+}
+
 /// The body's bytes (API Gateway may have base64-decoded it for us; `lambda_http` does that).
 pub fn body_bytes(req: &Request) -> &[u8] {
     match req.body() {
@@ -133,6 +174,37 @@ mod tests {
         let b = error_body(&e);
         assert!(!b.to_string().contains("xyz"));
         assert_eq!(error_response(&e).status(), 500);
+    }
+
+    #[test]
+    fn routes_match_templates_and_tell_404_from_405() {
+        let routes = [
+            ("GET", "/v1/leads/{leadId}"),
+            ("DELETE", "/v1/leads/{leadId}"),
+        ];
+        fn spec<'a>(r: &'a (&'static str, &'static str)) -> (&'a str, &'a str) {
+            (r.0, r.1)
+        }
+        let (r, params) = match_route(&routes, "DELETE", "/v1/leads/ld-1", spec).unwrap();
+        assert_eq!((r.0, params), ("DELETE", vec!["ld-1".to_string()]));
+        assert_eq!(
+            match_route(&routes, "PUT", "/v1/leads/x", spec)
+                .unwrap_err()
+                .status(),
+            405
+        );
+        assert_eq!(
+            match_route(&routes, "GET", "/v1/leads", spec)
+                .unwrap_err()
+                .status(),
+            404
+        );
+        assert_eq!(
+            match_route(&routes, "GET", "/v1/leads//", spec)
+                .unwrap_err()
+                .status(),
+            404
+        );
     }
 
     #[test]

@@ -37,6 +37,24 @@ pub fn request_span(request_id: &str) -> tracing::Span {
     )
 }
 
+/// Captures this thread's log lines (JSON, as in production) while the guard lives.
+///
+/// A second, inert dispatcher is kept alive with it: while a process has exactly one scoped
+/// subscriber, `tracing` may cache a call site as disabled when another test's thread reaches it
+/// first, and the captured logs would come back empty when tests run in parallel.
+pub fn capture() -> (CapturedLogs, CaptureGuard) {
+    let logs = CapturedLogs::default();
+    let inert = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+    let guard = tracing::subscriber::set_default(subscriber(logs.clone()));
+    (logs, CaptureGuard(guard, inert))
+}
+
+/// Keeps a [`capture`] active.
+pub struct CaptureGuard(
+    #[allow(dead_code)] tracing::subscriber::DefaultGuard,
+    #[allow(dead_code)] tracing::Dispatch,
+);
+
 /// A writer that keeps every line in memory, for tests that read the logs.
 #[derive(Clone, Default)]
 pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

@@ -80,13 +80,9 @@ async fn every_stored_attribute_is_declared_in_the_data_inventory() {
 
 fn capture_logs() -> (
     shared::telemetry::CapturedLogs,
-    (tracing::subscriber::DefaultGuard, tracing::Dispatch),
+    shared::telemetry::CaptureGuard,
 ) {
-    let logs = shared::telemetry::CapturedLogs::default();
-    // See tests/auth.rs: an inert second dispatcher keeps callsites from caching "never".
-    let inert = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    let guard = tracing::subscriber::set_default(shared::telemetry::subscriber(logs.clone()));
-    (logs, (guard, inert))
+    shared::telemetry::capture()
 }
 
 #[tokio::test]

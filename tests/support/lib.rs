@@ -426,17 +426,10 @@ impl World {
     }
 }
 
-/// Captures this thread's log lines (JSON, as in production) for the returned guard's life.
-///
-/// A second, inert dispatcher is kept alive with it: while a process has exactly one scoped
-/// subscriber, `tracing` may cache a call site as disabled when another test's thread reaches it
-/// first, and the captured logs would come back empty when tests run in parallel.
+/// Captures this thread's log lines while the guard lives (see `shared::telemetry::capture`).
 pub fn capture_logs() -> (
     shared::telemetry::CapturedLogs,
-    (tracing::subscriber::DefaultGuard, tracing::Dispatch),
+    shared::telemetry::CaptureGuard,
 ) {
-    let logs = shared::telemetry::CapturedLogs::default();
-    let inert = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    let guard = tracing::subscriber::set_default(shared::telemetry::subscriber(logs.clone()));
-    (logs, (guard, inert))
+    shared::telemetry::capture()
 }

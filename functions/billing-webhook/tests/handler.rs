@@ -547,8 +547,7 @@ async fn a_tenant_without_subscription_sees_the_free_tier() {
 #[tokio::test]
 async fn logs_hold_ids_never_personal_or_card_data() {
     let w = world();
-    let logs = shared::telemetry::CapturedLogs::default();
-    let _guard = tracing::subscriber::set_default(shared::telemetry::subscriber(logs.clone()));
+    let (logs, _guard) = shared::telemetry::capture();
     for name in [
         "checkout.session.completed",
         "invoice.payment_failed",

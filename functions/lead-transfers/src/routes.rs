@@ -63,35 +63,7 @@ pub const ROUTES: &[Route] = &[
 
 /// The route matching a method and path, with its path parameters in order.
 pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let mut path_matched = false;
-    for route in ROUTES {
-        let tpl: Vec<&str> = route.path.split('/').collect();
-        if tpl.len() != segments.len() {
-            continue;
-        }
-        let mut params = Vec::new();
-        let matches = tpl.iter().zip(&segments).all(|(t, s)| {
-            if t.starts_with('{') {
-                params.push((*s).to_string());
-                !s.is_empty()
-            } else {
-                t == s
-            }
-        });
-        if !matches {
-            continue;
-        }
-        path_matched = true;
-        if route.method == method.as_str() {
-            return Ok((route, params));
-        }
-    }
-    if path_matched {
-        Err(AppError::MethodNotAllowed)
-    } else {
-        Err(AppError::NotFound("route_not_found"))
-    }
+    shared::http::match_route(ROUTES, method.as_str(), path, |r| (r.method, r.path))
 }
 
 pub async fn call(
