@@ -26,6 +26,7 @@ pub mod blind_index;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod dsar;
 pub mod dynamo;
 pub mod error;
 pub mod http;

@@ -1,0 +1,148 @@
+//! What an approved data-subject request asks the worker to do, and how the worker reports back.
+//!
+//! The request lifecycle (`dsar` function) owns the request record; the worker (`dsar-worker`)
+//! owns the execution and its checkpoint. They meet here: the lifecycle hands a [`DsarJob`] to a
+//! [`JobDispatcher`]; the worker reports through [`RequestProgress`], which the lifecycle's
+//! store implements (status `in_progress`, then `completed` with the [`JobOutcome`], or `failed`).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::TenantId;
+use crate::error::AppError;
+
+/// Whose data the request is about: a tenant's lead data (the tenant is the controller and has
+/// approved), or the platform's own account data (the platform is the controller).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum JobScope {
+    Tenant {
+        #[serde(with = "tenant_id_field")]
+        tenant_id: TenantId,
+    },
+    Account,
+}
+
+/// The seven request types, with what each needs to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum JobKind {
+    /// Every personal attribute in every category, plus the Art 15 facts (JSON).
+    Access,
+    /// The data the subject provided, JSON and CSV.
+    Portability,
+    /// Everything erased but what law requires to keep (billing), which is restricted; a hashed
+    /// suppression entry; a completion certificate.
+    Erasure,
+    /// The named fields corrected everywhere they are stored, with an audit trail.
+    /// Keys are field names (`name`, `email`, `phone`, `company`, ...), values the corrections.
+    Rectification { changes: BTreeMap<String, String> },
+    /// Flag the records read-only, excluded from marketing and exports.
+    Restriction,
+    /// Lift a restriction (the subject has been told before, by the lifecycle).
+    LiftRestriction,
+    /// To direct marketing (`marketing_only`: absolute) or to all legitimate-interest processing.
+    Objection { marketing_only: bool },
+    /// Withdraw consent: the consent records are updated, marketing stops at once.
+    ConsentWithdrawal,
+}
+
+/// One approved request, as the worker needs it. Serialized as the worker's invocation payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DsarJob {
+    pub request_id: String,
+    #[serde(flatten)]
+    pub scope: JobScope,
+    pub kind: JobKind,
+    /// The subject's email, as verified (lower-cased). The worker finds the subject's records
+    /// through its blind index and sends the answer to it; never logged.
+    pub subject_email: String,
+}
+
+/// What the worker did, for the request record, the answer to the subject and the certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOutcome {
+    /// Items and objects touched, by kind (`lead`, `submission`, `note`, `attachment`, ...).
+    pub counts: BTreeMap<String, u64>,
+    /// What was kept and why (billing records: legal basis).
+    pub kept: Vec<KeptRecord>,
+    /// S3 keys of the delivered export (access, portability), in the exports bucket.
+    pub export_keys: Vec<String>,
+    /// S3 key of the completion certificate (erasure), in the exports bucket.
+    pub certificate_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptRecord {
+    pub what: String,
+    pub count: u64,
+    pub legal_basis: String,
+    pub retain_until: Option<String>,
+}
+
+/// Hands an approved request to the worker (in production: an asynchronous Lambda invocation).
+pub trait JobDispatcher: Send + Sync {
+    fn dispatch(&self, job: &DsarJob) -> impl Future<Output = Result<(), AppError>> + Send;
+}
+
+/// The worker's reports on a request; the request store implements it.
+pub trait RequestProgress: Send + Sync {
+    fn started(&self, job: &DsarJob) -> impl Future<Output = Result<(), AppError>> + Send;
+    fn completed(
+        &self,
+        job: &DsarJob,
+        outcome: &JobOutcome,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+    fn failed(
+        &self,
+        job: &DsarJob,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), AppError>> + Send;
+}
+
+/// The job payload is our own (the lifecycle writes it, the worker reads it), so a tenant id in
+/// it is as trusted as a stored record's; still parsed, never taken as a raw string.
+mod tenant_id_field {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::domain::TenantId;
+
+    pub fn serialize<S: Serializer>(t: &TenantId, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(t.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TenantId, D::Error> {
+        let raw = String::deserialize(d)?;
+        TenantId::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_round_trips_as_its_invocation_payload() {
+        let job = DsarJob {
+            request_id: "dsr_01".into(),
+            scope: JobScope::Tenant {
+                tenant_id: TenantId::parse("t1").unwrap(),
+            },
+            kind: JobKind::Rectification {
+                changes: BTreeMap::from([("name".to_string(), "Ana".to_string())]),
+            },
+            subject_email: "ana@example.com".into(),
+        };
+        let json = serde_json::to_value(&job).unwrap();
+        assert_eq!(json["scope"], "tenant");
+        assert_eq!(json["tenant_id"], "t1");
+        assert_eq!(json["kind"]["type"], "rectification");
+        let back: DsarJob = serde_json::from_value(json).unwrap();
+        assert_eq!(back, job);
+        let bad = serde_json::json!({"request_id":"x","scope":"tenant","tenant_id":"T#1",
+            "kind":{"type":"access"},"subject_email":"a@b.c"});
+        assert!(serde_json::from_value::<DsarJob>(bad).is_err());
+    }
+}
