@@ -19,9 +19,13 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	.venv/bin/cfn-lint template.yaml
+	bash infra/scripts/venv.sh checks
+	BC_SKIP_MAPPING=TRUE .venv-checks/bin/checkov -f template.yaml --framework cloudformation --skip-download --compact --quiet
 
 bench:
 	infra/scripts/venv.sh
 	cargo run --release -p bench --bin bench
 	cargo run --release -p bench --bin login
 	cargo run --release -p bench --bin export_memory
+	cargo run --release -p bench --bin dsar
+	cargo run --release -p bench --bin retention

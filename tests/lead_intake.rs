@@ -518,8 +518,15 @@ async fn logs_carry_request_ids_and_no_personal_data() {
             "log leaks {forbidden:?}:\n{text}"
         );
     }
+    let mut metric_lines = 0;
     for line in text.lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("JSON log line");
+        // Metric lines (CloudWatch EMF) are aggregated into per-minute figures, not read per
+        // request; they are held to the same no-personal-data rule above.
+        if v.get("_aws").is_some() {
+            metric_lines += 1;
+            continue;
+        }
         let has_id = v["spans"].as_array().is_some_and(|s| {
             s.iter().any(|sp| {
                 sp["request_id"]
@@ -529,5 +536,9 @@ async fn logs_carry_request_ids_and_no_personal_data() {
         });
         assert!(has_id, "log line without request id: {line}");
     }
+    assert_eq!(
+        metric_lines, 2,
+        "one metric per submission (accepted, rejected):\n{text}"
+    );
     assert!(text.contains("\"tenant_id\":\"tenant-a\""));
 }

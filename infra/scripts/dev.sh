@@ -199,6 +199,9 @@ wait_for "demo page server" "${pids[-1]}" 30 curl -sf "$web_origin/"
 
 # ---------------------------------------------------------------- functions
 "$devstack" env --endpoint "$aws_endpoint" --stage "$stage" >"$state_dir/lambda.env"
+# The environment points the functions at the API on its default port (embed snippets, one-click
+# unsubscribe links, the DSAR worker's Invoke endpoint); follow LOCAL_API_PORT when it is another.
+sed -i "s#=http://127.0.0.1:9000\$#=$api_base#" "$state_dir/lambda.env"
 watch_args=(--invoke-address 127.0.0.1 --invoke-port "$api_port" --disable-cors
     --env-file "$state_dir/lambda.env")
 if [ "$reload" = no ]; then

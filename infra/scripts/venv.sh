@@ -7,13 +7,18 @@
 # hash of the requirements and of the Python that built the venv; any change rebuilds it from
 # scratch, so no package from an older pin set lingers.
 #
-# Usage: infra/scripts/venv.sh        (prints nothing when .venv is already current)
+# Usage: infra/scripts/venv.sh          (prints nothing when .venv is already current)
+#        infra/scripts/venv.sh checks   the same for .venv-checks (checkov, from
+#                                       infra/requirements-checks.txt; see requirements-checks.in)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 
-venv=.venv
-requirements=infra/requirements.txt
+case "${1:-}" in
+    "") venv=.venv requirements=infra/requirements.txt ;;
+    checks) venv=.venv-checks requirements=infra/requirements-checks.txt ;;
+    *) echo "venv.sh: unknown virtualenv ${1}; expected nothing or 'checks'" >&2; exit 2 ;;
+esac
 stamp="$venv/.requirements.stamp"
 
 python=${PYTHON:-python3}
@@ -34,7 +39,7 @@ fi
 
 # `make dev` and `make test` may both get here on a fresh checkout: one builds, the other waits
 # and then finds the venv current.
-exec 9>.venv.lock
+exec 9>"$venv.lock"
 flock 9
 if is_current; then
     exit 0
@@ -46,4 +51,8 @@ rm -rf "$venv"
 # Quiet and non-interactive: this runs in CI with no terminal.
 "$venv/bin/pip" install --disable-pip-version-check --no-input --quiet -r "$requirements"
 echo "$want" >"$stamp"
-echo "venv.sh: $venv ready: moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)'), $("$venv/bin/cargo-lambda" lambda --version)" >&2
+if [ "$venv" = .venv ]; then
+    echo "venv.sh: $venv ready: moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)'), $("$venv/bin/cargo-lambda" lambda --version)" >&2
+else
+    echo "venv.sh: $venv ready: checkov $("$venv/bin/checkov" --version)" >&2
+fi

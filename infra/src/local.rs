@@ -34,6 +34,7 @@ pub fn local_overrides(template_yaml: &str, stage: &str) -> Result<Vec<(String, 
     let defaults = Template::parse(template_yaml, &[])?.parameters;
     let has_free_tier = defaults.contains_key("FreeTierMonthlySubmissions");
     let has_api_base_url = defaults.contains_key("ApiBaseUrl");
+    let has_retention_skew = defaults.contains_key("RetentionAllowEventTimeSkew");
     let mut overrides = vec![("Stage".to_string(), stage.to_string())];
     for (name, default) in defaults {
         if let Some(rest) = default.strip_prefix(PROD_PARAMETER_PREFIX) {
@@ -44,6 +45,13 @@ pub fn local_overrides(template_yaml: &str, stage: &str) -> Result<Vec<(String, 
     }
     if has_api_base_url {
         overrides.push(("ApiBaseUrl".to_string(), LOCAL_API_BASE_URL.to_string()));
+    }
+    if has_retention_skew {
+        // A local run of retention-cleanup may be dated in the future (docs/retention.md).
+        overrides.push((
+            "RetentionAllowEventTimeSkew".to_string(),
+            "true".to_string(),
+        ));
     }
     if has_free_tier {
         overrides.push((
@@ -80,8 +88,23 @@ pub fn local_function_env(
 ) -> Result<BTreeMap<String, String>> {
     let mut env = template.function_env(id_or_binary)?;
     env.extend(emulator_env(endpoint));
+    // The DSAR worker is invoked through Lambda's Invoke API, which `cargo lambda watch` serves
+    // on the API port under the binary's name (the emulator has no Lambda).
+    if env.contains_key(DSAR_WORKER_FUNCTION_VAR) {
+        env.insert(
+            DSAR_WORKER_FUNCTION_VAR.to_string(),
+            "dsar-worker".to_string(),
+        );
+        env.insert(
+            "LAMBDA_ENDPOINT_URL".to_string(),
+            LOCAL_API_BASE_URL.to_string(),
+        );
+    }
     Ok(env)
 }
+
+/// The variable naming the DSAR worker function (dsar, dsar-worker).
+const DSAR_WORKER_FUNCTION_VAR: &str = "DSAR_WORKER_FUNCTION";
 
 /// The variables that point an AWS SDK at the emulator.
 pub fn emulator_env(endpoint: &str) -> BTreeMap<String, String> {
@@ -127,12 +150,36 @@ mod tests {
     }
 
     #[test]
+    fn local_retention_runs_may_be_dated_in_the_future_deployed_ones_not() {
+        let t = load_local_template("dev").unwrap();
+        let env = local_function_env(&t, "retention-cleanup", "http://127.0.0.1:4566").unwrap();
+        assert_eq!(env["RETENTION_ALLOW_EVENT_TIME_SKEW"], "true");
+        let deployed = Template::load(crate::template::default_template_path(), &[]).unwrap();
+        assert_eq!(deployed.parameters["RetentionAllowEventTimeSkew"], "false");
+    }
+
+    #[test]
     fn embed_snippets_post_to_the_local_api() {
         let t = load_local_template("dev").unwrap();
         let env = local_function_env(&t, "leads-api", "http://127.0.0.1:4566").unwrap();
         assert_eq!(env["API_BASE_URL"], LOCAL_API_BASE_URL);
         let deployed = Template::load(crate::template::default_template_path(), &[]).unwrap();
         assert!(deployed.parameters["ApiBaseUrl"].starts_with("https://"));
+    }
+
+    #[test]
+    fn the_dsar_worker_is_invoked_through_the_local_cargo_lambda() {
+        let t = load_local_template("dev").unwrap();
+        let env = local_function_env(&t, "dsar-worker", "http://127.0.0.1:4566").unwrap();
+        assert_eq!(env["DSAR_WORKER_FUNCTION"], "dsar-worker");
+        assert_eq!(env["LAMBDA_ENDPOINT_URL"], LOCAL_API_BASE_URL);
+        let deployed = Template::load(crate::template::default_template_path(), &[]).unwrap();
+        let prod = deployed.function_env("dsar-worker").unwrap();
+        assert_eq!(
+            prod["DSAR_WORKER_FUNCTION"],
+            "lead-platform-prod-dsar-worker"
+        );
+        assert!(!prod.contains_key("LAMBDA_ENDPOINT_URL"));
     }
 
     #[test]

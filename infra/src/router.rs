@@ -55,10 +55,13 @@ pub fn render(template: &Template) -> anyhow::Result<String> {
     );
     out.push('\n');
     out.push_str("[watch]\n");
-    out.push_str("# The functions answer CORS preflights and set CORS headers themselves, as in\n");
     out.push_str(
-        "# production; cargo-lambda's permissive default CORS layer would hide mistakes.\n",
+        "# Lead intake answers CORS preflights and sets CORS headers itself (per form), as\n",
     );
+    out.push_str(
+        "# in production; cargo-lambda's permissive default CORS layer would hide mistakes.\n",
+    );
+    out.push_str("# (The app API's CORS is API Gateway's CorsConfiguration, not emulated here.)\n");
     out.push_str("disable_cors = true\n");
     out.push('\n');
     out.push_str("[watch.router]\n");

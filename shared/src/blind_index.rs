@@ -77,6 +77,13 @@ impl BlindIndexKey {
     pub fn cursor(&self, tenant: &TenantId, payload: &str) -> String {
         hex(&self.mac("cursor", &[tenant.as_str(), payload])[..16])
     }
+
+    /// Data-subject requests' keyed tags (`crate::dsar::tokens`): a verification code's hash
+    /// bound to its request, the signature of a status link or of a one-click unsubscribe link.
+    /// The `dsar:` domain prefix keeps them apart from every other hash here. 128 bits, hex.
+    pub fn dsar_tag(&self, purpose: &str, parts: &[&str]) -> String {
+        hex(&self.mac(&format!("dsar:{purpose}"), parts)[..16])
+    }
 }
 
 impl fmt::Debug for BlindIndexKey {

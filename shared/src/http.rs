@@ -146,6 +146,63 @@ pub fn body_bytes(req: &Request) -> &[u8] {
     }
 }
 
+/// Parses a JSON body of at most `max_bytes` into `T` (a `Content-Type` other than JSON: 415;
+/// larger: 413; not `T`: a 422 `invalid_body`). The message names a field or a type, never a
+/// value: serde quotes values in some messages (an unknown variant, an invalid string), those
+/// are answered with a generic sentence.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    req: &Request,
+    max_bytes: usize,
+) -> Result<T, AppError> {
+    let ct = header_str(req.headers(), "content-type")
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase());
+    if ct.as_deref() != Some("application/json") {
+        return Err(AppError::UnsupportedMediaType);
+    }
+    let raw = body_bytes(req);
+    if raw.len() > max_bytes {
+        return Err(AppError::PayloadTooLarge { limit: max_bytes });
+    }
+    serde_json::from_slice(raw).map_err(|e| {
+        let message = match e.classify() {
+            serde_json::error::Category::Data => format!(
+                "The body does not match this operation: {}",
+                body_mismatch(&e)
+            ),
+            _ => "The body is not valid JSON.".to_string(),
+        };
+        AppError::validation("invalid_body", message)
+    })
+}
+
+/// What serde says is wrong with a body, without any value from it.
+fn body_mismatch(e: &serde_json::Error) -> String {
+    // e.g. "unknown field `x`, expected one of ..." or "missing field `email` at line 1 ...".
+    let msg = e.to_string();
+    let cut = msg.find(" at line ").unwrap_or(msg.len());
+    let what: String = msg[..cut]
+        .split(", expected")
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| *c != '"' && *c != '`')
+        .take(120)
+        .collect();
+    if what.starts_with("unknown variant") || what.starts_with("invalid") {
+        "a field has a value this operation does not accept".to_string()
+    } else {
+        what
+    }
+}
+
+/// A query-string parameter.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_string)
+}
+
 /// CORS headers for an allowed origin: only that origin is echoed, never `*`.
 pub fn add_cors(resp: &mut Response<Body>, origin: &str) {
     let h = resp.headers_mut();
@@ -158,6 +215,68 @@ pub fn add_cors(resp: &mut Response<Body>, origin: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn post(content_type: &str, body: &str) -> Request {
+        let mut req = Request::new(Body::Text(body.to_string()));
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        req
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Filing {
+        email: String,
+        kind: Kind,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(rename_all = "snake_case")]
+    enum Kind {
+        Access,
+    }
+
+    fn body_error(body: &str) -> serde_json::Value {
+        let e = json_body::<Filing>(&post("application/json", body), 1024).unwrap_err();
+        error_body(&e)
+    }
+
+    #[test]
+    fn json_body_parses_and_refuses_other_media_and_large_bodies() {
+        let ok = r#"{"email":"a@example.com","kind":"access"}"#;
+        let f: Filing = json_body(&post("application/json; charset=utf-8", ok), 1024).unwrap();
+        assert_eq!(f.email, "a@example.com");
+        assert!(matches!(
+            json_body::<Filing>(&post("text/plain", ok), 1024),
+            Err(AppError::UnsupportedMediaType)
+        ));
+        assert!(matches!(
+            json_body::<Filing>(&post("application/json", ok), 8),
+            Err(AppError::PayloadTooLarge { limit: 8 })
+        ));
+    }
+
+    #[test]
+    fn json_body_errors_name_fields_never_values() {
+        let b = body_error(r#"{"email":"a@example.com","kind":"access","x":1}"#);
+        assert_eq!(b["error"]["code"], "invalid_body");
+        let msg = b["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("unknown field x"), "{msg}");
+        let b = body_error(r#"{"email":"a@example.com"}"#);
+        assert!(b.to_string().contains("missing field kind"), "{b}");
+        for leaking in [
+            r#"{"email":"a@example.com","kind":"jane@example.com"}"#,
+            r#"{"email":7,"kind":"access"}"#,
+            r#"{"email":"a@example.com","kind":"bob-secret-value"}"#,
+        ] {
+            let b = body_error(leaking).to_string();
+            assert!(!b.contains("jane") && !b.contains("secret"), "{b}");
+            assert!(b.contains("does not accept"), "{b}");
+        }
+        let b = body_error("{not json");
+        assert_eq!(b["error"]["message"], "The body is not valid JSON.");
+    }
 
     #[test]
     fn error_body_shape() {

@@ -62,6 +62,11 @@ pub fn session_by_user(u: &UserId, s: &SessionId) -> Key {
     Key::new(format!("USER#{u}"), &format!("SESSION#{s}"))
 }
 
+/// The `gsi1` partition listing a user's sessions (see [`session_by_user`]).
+pub fn sessions_of_user(u: &UserId) -> String {
+    format!("USER#{u}")
+}
+
 /// A one-time token (email verification, password reset, invitation) by the hash of its secret.
 pub fn one_time_token(secret_hash: &str) -> Key {
     Key::new(format!("TOKEN#{secret_hash}"), "TOKEN")
@@ -77,6 +82,11 @@ pub fn security_event(t: Option<&TenantId>, at_rfc3339: &str, event_id: &str) ->
         None => "PLATFORM#SECLOG".to_string(),
     };
     Key::new(pk, &format!("{at_rfc3339}#{event_id}"))
+}
+
+/// A tenant's security-log partition (see [`security_event`]).
+pub fn security_log_of_tenant(t: &TenantId) -> String {
+    format!("TENANT#{t}#SECLOG")
 }
 
 // ---- leads table (customer CRM content)
@@ -166,10 +176,99 @@ pub fn tech_expiry_partition(day: &str, shard: u32) -> String {
     format!("TECHEXP#{day}#{shard}")
 }
 
+// ---- expiry index (every table whose items are removed at a date)
+//
+// Items removed at a date carry `exp_bucket` = `EXP#<rule>#<YYYY-MM-DD>#<shard>`, indexed by the
+// `by_expiry` GSI (HASH `exp_bucket`, RANGE `sk`, KEYS_ONLY). Retention reads, for each rule and
+// each day up to its run's date, every shard of the day: the cost follows what expires, not what
+// is stored. Rule names: `tenant-erase`, `tech-data`, `security-log`, `dsar-record`, `session`,
+// `token`, `export`, `billing`.
+
+/// How many GSI partitions one rule's day is spread over (one busy day is not one hot partition).
+pub const EXPIRY_SHARDS: u32 = 4;
+
+/// The `by_expiry` GSI partition of the items of `rule` that expire on `day`, shard `shard`.
+pub fn expiry_bucket(rule: &str, day: time::Date, shard: u32) -> String {
+    let (y, m, d) = (day.year(), u8::from(day.month()), day.day());
+    format!("EXP#{rule}#{y:04}-{m:02}-{d:02}#{shard}")
+}
+
+/// The shard of an item in [`expiry_bucket`]: a stable hash (FNV-1a) of its primary key, so a
+/// rewrite of the same item lands in the same bucket.
+pub fn expiry_shard(pk: &str, sk: &str) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in pk.bytes().chain([0u8]).chain(sk.bytes()) {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % EXPIRY_SHARDS
+}
+
 // ---- privacy table (suppression list)
 
 pub fn suppression(t: &TenantId, contact_bidx: &str) -> Key {
     Key::new(format!("TENANT#{t}#SUPPRESSION"), contact_bidx)
+}
+
+// ---- privacy table: data-subject requests (docs/dsar.md)
+
+/// What a subject filed, found by its id alone (the subject holds no account).
+pub fn dsar_request(request_id: &str) -> Key {
+    Key::new(format!("DSAR#{request_id}"), "REQUEST")
+}
+
+/// Sort-key prefix of a controller's part of a request.
+pub const DSAR_PART_PREFIX: &str = "PART#";
+
+/// A tenant's part of a request: its queue is the partition, so a tenant reads only its own.
+pub fn dsar_part(t: &TenantId, request_id: &str) -> Key {
+    Key::new(
+        dsar_parts_of_tenant(t),
+        &format!("{DSAR_PART_PREFIX}{request_id}"),
+    )
+}
+
+pub fn dsar_parts_of_tenant(t: &TenantId) -> String {
+    format!("TENANT#{t}#DSAR")
+}
+
+/// The platform's part of a request (account data: the platform is the controller).
+pub fn dsar_platform_part(request_id: &str) -> Key {
+    Key::new(
+        DSAR_PLATFORM_PARTS.to_string(),
+        &format!("{DSAR_PART_PREFIX}{request_id}"),
+    )
+}
+
+pub const DSAR_PLATFORM_PARTS: &str = "PLATFORM#DSAR";
+
+/// `by_queue` / `by_due` GSI sort key of an open part: due date first, so a Query reads overdue
+/// requests first.
+pub fn dsar_due_sort(due_ymd: &str, request_id: &str) -> String {
+    format!("{due_ymd}#{request_id}")
+}
+
+/// `by_due` GSI partitions of every open part of the platform (the daily deadline check reads
+/// each shard up to a date); sharded so one partition does not take every write.
+pub const DSAR_DUE_SHARDS: u32 = 4;
+pub fn dsar_due_partition(shard: u32) -> String {
+    format!("DSARDUE#{shard}")
+}
+
+/// A one-click consent withdrawal / marketing objection of a tenant's lead (proof: time, source).
+pub fn marketing_opt_out(t: &TenantId, email_bidx: &str) -> Key {
+    Key::new(
+        format!("TENANT#{t}#OPTOUT"),
+        &format!("OPTOUT#{email_bidx}"),
+    )
+}
+
+/// The same for the platform's own emails (account holders and subjects without a tenant).
+pub fn platform_marketing_opt_out(email_bidx: &str) -> Key {
+    Key::new(
+        "PLATFORM#OPTOUT".to_string(),
+        &format!("OPTOUT#{email_bidx}"),
+    )
 }
 
 // ---- ops table (rate limits, idempotency)
@@ -197,6 +296,36 @@ pub fn login_throttle_ip(ip_hash: &str) -> Key {
 
 pub fn idempotency(t: &TenantId, f: &FormId, key_hash: &str) -> Key {
     Key::new(format!("TENANT#{t}#IDEM#{f}#{key_hash}"), "IDEM")
+}
+
+/// The retention run's state: its lease and its checkpoint (one item, so a run takes the lease
+/// and reads where to start in one request, and saves its checkpoint and releases in one more).
+pub fn retention_state() -> Key {
+    Key::new("RETENTION".to_string(), "STATE")
+}
+
+/// The retention runs' reports, by time (Query `RETENTION#REPORTS`, newest last).
+pub fn retention_report(at_rfc3339: &str, run_id: &str) -> Key {
+    Key::new(
+        "RETENTION#REPORTS".to_string(),
+        &format!("REPORT#{at_rfc3339}#{run_id}"),
+    )
+}
+
+/// Data-subject request filings per client IP hash in an hour window.
+pub fn dsar_rate_ip(ip_hash: &str, hour: i64) -> Key {
+    Key::new(format!("DSARRATE#IP#{ip_hash}#{hour}"), "DSARRATE")
+}
+
+/// Data-subject request filings per email blind index in an hour window.
+pub fn dsar_rate_email(email_bidx: &str, hour: i64) -> Key {
+    Key::new(format!("DSARRATE#EMAIL#{email_bidx}#{hour}"), "DSARRATE")
+}
+
+/// Marks one controller's deadline digest of one day as sent (the daily run is idempotent).
+/// `controller`: `tenant:<id>` or `platform`.
+pub fn dsar_digest(day_ymd: &str, controller: &str) -> Key {
+    Key::new(format!("DSARDIGEST#{day_ymd}#{controller}"), "DSARDIGEST")
 }
 
 // ---- billing table (billing & transactions)
@@ -257,6 +386,12 @@ pub fn plan_by_price(provider: &str, price_id: &ProviderId) -> Key {
 
 // ---- ops table: usage
 
+/// The execution checkpoint of a data-subject request (dsar-worker): phase, cursor, counts.
+/// Request ids are the lifecycle's own (`[a-z0-9_-]`), never chosen by a subject.
+pub fn dsar_checkpoint(request_id: &str) -> Key {
+    Key::new(format!("DSARJOB#{request_id}"), "CHECKPOINT")
+}
+
 /// A tenant's submissions in a calendar month (`YYYY-MM`, UTC).
 pub fn usage_month(t: &TenantId, month: &str) -> Key {
     Key::new(format!("TENANT#{t}#USAGE#{month}"), "USAGE")
@@ -308,6 +443,21 @@ pub fn export_object(t: &TenantId, e: &ExportId, extension: &str) -> String {
     format!("exports/{t}/{e}.{extension}")
 }
 
+/// Every object of a tenant in the attachments bucket (erased with the workspace).
+pub fn tenant_objects_prefix(t: &TenantId) -> String {
+    format!("tenants/{t}/")
+}
+
+/// Every export of a tenant in the exports bucket.
+pub fn tenant_exports_prefix(t: &TenantId) -> String {
+    format!("exports/{t}/")
+}
+
+/// Every CSV upload of a tenant awaiting import, in the exports bucket.
+pub fn tenant_imports_prefix(t: &TenantId) -> String {
+    format!("imports/{t}/")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,5 +470,19 @@ mod tests {
         assert_ne!(lead(&a, &l), lead(&ab, &l));
         // ids cannot contain '#', so no tenant id can forge another's prefix
         assert!(TenantId::parse("a#LEAD").is_err());
+    }
+
+    #[test]
+    fn expiry_bucket_format_and_shards_are_stable() {
+        let day = time::Date::from_calendar_date(2026, time::Month::March, 5).unwrap();
+        assert_eq!(expiry_bucket("session", day, 3), "EXP#session#2026-03-05#3");
+        let a = expiry_shard("SESSION#x", "SESSION");
+        assert_eq!(a, expiry_shard("SESSION#x", "SESSION"));
+        assert!(a < EXPIRY_SHARDS);
+        // the key parts are separated, so ("ab","c") and ("a","bc") need not share a shard
+        let spread: std::collections::HashSet<u32> = (0..64)
+            .map(|i| expiry_shard("TENANT#t#SECLOG", &format!("2026-01-01#{i}")))
+            .collect();
+        assert_eq!(spread.len() as u32, EXPIRY_SHARDS, "every shard is used");
     }
 }

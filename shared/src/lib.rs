@@ -13,7 +13,8 @@
 //! - [`dynamo`]: DynamoDB adapters of the ports; [`fakes`] (feature `test-support`): in-memory ones.
 //! - [`billing`]: plans, entitlements, subscription state and billing records; [`retention`]:
 //!   legal retention periods computed from a document's date.
-//! - [`aws`]: SDK client construction tuned for a cheap cold start.
+//! - [`aws`]: SDK client construction tuned for a cheap cold start; [`runtime`]: the Lambda
+//!   wiring every function's `main.rs` shares.
 //! - [`transfers`]: lead attachments, CSV imports and exports: their ids, records and store.
 //! - [`leads`]: the lead workspace (leads, notes, pipeline, forms as the team manages them);
 //!   [`s3`]: deleting a lead's objects.
@@ -37,6 +38,7 @@ pub mod leads;
 pub mod mail;
 pub mod ports;
 pub mod retention;
+pub mod runtime;
 pub mod s3;
 pub mod secrets;
 pub mod telemetry;

@@ -100,6 +100,73 @@ impl Mailer for MemoryMailer {
     }
 }
 
+/// The one-click unsubscribe headers (RFC 2369 + RFC 8058) for a signed link. SESv2 accepts
+/// them as per-message headers on a Simple message (`MessageHeader`), so no raw MIME is needed.
+pub fn unsubscribe_headers(url: &str) -> Vec<(String, String)> {
+    vec![
+        ("List-Unsubscribe".to_string(), format!("<{url}>")),
+        (
+            "List-Unsubscribe-Post".to_string(),
+            "List-Unsubscribe=One-Click".to_string(),
+        ),
+    ]
+}
+
+/// The one-click link of a recipient: `POST` withdraws, `GET` only shows what a `POST` would do.
+pub fn unsubscribe_url(
+    api_base_url: &str,
+    token: &crate::dsar::tokens::UnsubscribeToken,
+    key: &crate::blind_index::BlindIndexKey,
+) -> String {
+    format!(
+        "{}/v1/privacy/unsubscribe?t={}",
+        api_base_url.trim_end_matches('/'),
+        token.sign(key)
+    )
+}
+
+/// A mailer that gives every email without them the one-click unsubscribe headers of its
+/// recipient (purpose: objection to direct marketing; scope: the platform's own emails, or a
+/// tenant's). Wrap any function's mailer with it at init.
+#[derive(Clone)]
+pub struct WithUnsubscribe<M> {
+    pub inner: M,
+    pub key: crate::blind_index::BlindIndexKey,
+    pub api_base_url: String,
+    pub scope: crate::dsar::tokens::UnsubscribeScope,
+}
+
+impl<M> WithUnsubscribe<M> {
+    /// The headers `email` goes out with: its own, plus the unsubscribe pair when it has none.
+    pub fn headers_for(&self, email: &OutgoingEmail) -> Vec<(String, String)> {
+        let mut headers = email.headers.clone();
+        let has = headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("List-Unsubscribe"));
+        if let (false, Ok(to)) = (has, crate::domain::Email::parse(&email.to)) {
+            let token = crate::dsar::tokens::UnsubscribeToken {
+                purpose: crate::dsar::tokens::UnsubscribePurpose::Marketing,
+                subject_bidx: self.key.email(&to),
+                scope: self.scope.clone(),
+            };
+            headers.extend(unsubscribe_headers(&unsubscribe_url(
+                &self.api_base_url,
+                &token,
+                &self.key,
+            )));
+        }
+        headers
+    }
+}
+
+impl<M: Mailer> Mailer for WithUnsubscribe<M> {
+    async fn send(&self, email: &OutgoingEmail) -> anyhow::Result<()> {
+        let mut email = email.clone();
+        email.headers = self.headers_for(&email);
+        self.inner.send(&email).await
+    }
+}
+
 /// Fills `{{name}}` placeholders. `html` escapes the values.
 pub fn render(template: &str, vars: &[(&str, &str)], html: bool) -> String {
     let mut out = template.to_string();
@@ -139,6 +206,47 @@ mod tests {
             "<p>Hi &lt;b&gt;Ana&lt;/b&gt;, <a href=\"https://x/?a=1&amp;b=2\">go</a></p>"
         );
         assert_eq!(render("{{a}}{{a}}", &[("a", "x")], false), "xx");
+    }
+
+    #[tokio::test]
+    async fn every_email_gets_one_click_unsubscribe_headers() {
+        use crate::dsar::tokens::{UnsubscribeScope, UnsubscribeToken};
+        let key = crate::blind_index::BlindIndexKey::new(vec![3; 32]).unwrap();
+        let m = WithUnsubscribe {
+            inner: MemoryMailer::default(),
+            key: key.clone(),
+            api_base_url: "https://api.example.com/".into(),
+            scope: UnsubscribeScope::Platform,
+        };
+        let e = OutgoingEmail {
+            to: "Ana@Example.com".into(),
+            subject: "S".into(),
+            text: "t".into(),
+            html: "h".into(),
+            headers: vec![],
+        };
+        m.send(&e).await.unwrap();
+        let sent = m.inner.sent();
+        let h = &sent[0].headers;
+        assert_eq!(
+            h[1],
+            (
+                "List-Unsubscribe-Post".to_string(),
+                "List-Unsubscribe=One-Click".to_string()
+            )
+        );
+        let link = h[0].1.trim_start_matches('<').trim_end_matches('>');
+        let token = link
+            .strip_prefix("https://api.example.com/v1/privacy/unsubscribe?t=")
+            .unwrap();
+        let t = UnsubscribeToken::verify(&key, token).unwrap();
+        let ana = crate::domain::Email::parse("ana@example.com").unwrap();
+        assert_eq!(t.subject_bidx, key.email(&ana));
+        assert!(!link.contains("ana"), "no address in the link");
+        // An email that already has its own link keeps it, alone.
+        let mut own = e.clone();
+        own.headers = unsubscribe_headers("https://x/1");
+        assert_eq!(m.headers_for(&own), own.headers);
     }
 
     #[test]

@@ -47,7 +47,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::context::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    AfterDeserializationInterceptorContextRef, BeforeDeserializationInterceptorContextRef,
+    BeforeTransmitInterceptorContextRef,
 };
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
@@ -87,6 +88,9 @@ pub struct RecordedRequest {
     pub body: Value,
     /// The HTTP status of the response, when one came back.
     pub status: Option<u16>,
+    /// Items the response says were read: `ScannedCount` of a Query or Scan, the items returned
+    /// by GetItem and BatchGetItem (what the read is billed on, whatever a filter kept).
+    pub items_read: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +132,8 @@ pub struct Usage {
     pub gsi_write_units: u64,
     /// Read request units.
     pub read_units: f64,
+    /// Items read, from the responses ([`RecordedRequest::items_read`]).
+    pub items_read: u64,
     pub writes: Vec<ItemWrite>,
 }
 
@@ -194,6 +200,7 @@ impl Meter {
         let mut usage = Usage::default();
         for r in self.take() {
             usage.operations.push(r.operation.clone());
+            usage.items_read += r.items_read;
             if r.status.is_some_and(|s| !(200..300).contains(&s)) {
                 usage.failed_requests += 1;
             }
@@ -695,6 +702,7 @@ impl Intercept for MeterInterceptor {
             operation,
             body,
             status: None,
+            items_read: 0,
         });
         cfg.interceptor_state().store_put(Slot(log.len() - 1));
         Ok(())
@@ -713,12 +721,65 @@ impl Intercept for MeterInterceptor {
         }
         Ok(())
     }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // Non-streaming responses are buffered by now, so the body can be read again.
+        let Some(bytes) = context.response().body().bytes() else {
+            return Ok(());
+        };
+        let Ok(body) = serde_json::from_slice::<Value>(bytes) else {
+            return Ok(());
+        };
+        if let Some(Slot(i)) = cfg.load::<Slot>().copied() {
+            if let Some(r) = lock(&self.log).get_mut(i) {
+                r.items_read = items_read(&r.operation, &body);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Items a response says were read (see [`RecordedRequest::items_read`]).
+pub fn items_read(operation: &str, response: &Value) -> u64 {
+    match operation {
+        "Query" | "Scan" => response["ScannedCount"].as_u64().unwrap_or(0),
+        "GetItem" => u64::from(response.get("Item").is_some_and(|i| !i.is_null())),
+        "BatchGetItem" => obj(&response["Responses"])
+            .values()
+            .map(|items| items.as_array().map_or(0, Vec::len) as u64)
+            .sum(),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn items_read_come_from_the_responses() {
+        assert_eq!(
+            items_read("Query", &json!({"Count": 2, "ScannedCount": 7})),
+            7
+        );
+        assert_eq!(
+            items_read("GetItem", &json!({"Item": {"pk": {"S": "a"}}})),
+            1
+        );
+        assert_eq!(items_read("GetItem", &json!({})), 0);
+        let batch = json!({"Responses": {"t1": [{}, {}], "t2": [{}]}, "UnprocessedKeys": {}});
+        assert_eq!(items_read("BatchGetItem", &batch), 3);
+        assert_eq!(
+            items_read("BatchWriteItem", &json!({"UnprocessedItems": {}})),
+            0
+        );
+    }
 
     #[test]
     fn number_sizes_follow_the_pair_aligned_rule() {

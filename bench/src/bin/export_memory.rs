@@ -16,13 +16,13 @@
 //! Wall time is printed but is the emulator's, not DynamoDB's (moto answers a Query in time
 //! proportional to the whole partition).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{ensure, Context};
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
+use bench::memory::{self, Counting, MIB};
+
 use integration_tests::{emulator_endpoint, World};
 use lead_transfers::config::{Config, Settings};
 use lead_transfers::export_writer::ExportFormat;
@@ -31,62 +31,10 @@ use shared::config::Env;
 use shared::domain::{ContactDetails, Email, Phone, TenantId, UserId};
 use shared::transfers::{ExportId, TransfersStore};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = System.alloc(layout);
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(now, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = System.realloc(ptr, layout, new_size);
-        if !p.is_null() {
-            if new_size > layout.size() {
-                let now = LIVE.fetch_add(new_size - layout.size(), Ordering::Relaxed)
-                    + (new_size - layout.size());
-                PEAK.fetch_max(now, Ordering::Relaxed);
-            } else {
-                LIVE.fetch_sub(layout.size() - new_size, Ordering::Relaxed);
-            }
-        }
-        p
-    }
-}
-
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-const MIB: f64 = 1024.0 * 1024.0;
 const SIZES: [usize; 2] = [5_000, 50_000];
-/// Concurrent BatchWriteItem requests while seeding.
-const SEED_WRITERS: usize = 4;
-
-fn vm_hwm_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// Resets the peak resident set to the current one (Linux 4.0+).
-fn reset_vm_hwm() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
 
 /// `n` leads of `tenant`, as lead intake writes them (realistic contact details, ~350 bytes).
 async fn seed(w: &World, table: &str, tenant: &TenantId, n: usize) -> anyhow::Result<()> {
@@ -117,43 +65,17 @@ async fn seed(w: &World, table: &str, tenant: &TenantId, n: usize) -> anyhow::Re
             AttributeValue::S("demo-contact".into()),
         );
         it.insert("submission_count".into(), AttributeValue::N("1".into()));
-        Ok(WriteRequest::builder()
-            .put_request(PutRequest::builder().set_item(Some(it)).build()?)
-            .build())
+        bench::seed::put(it)
     };
-    let mut batches: Vec<Vec<Vec<WriteRequest>>> = vec![Vec::new(); SEED_WRITERS];
-    for (b, start) in (0..n).step_by(25).enumerate() {
-        let batch = (start..(start + 25).min(n))
-            .map(|i| item(w, i))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        batches[b % SEED_WRITERS].push(batch);
-    }
-    let mut tasks = tokio::task::JoinSet::new();
-    for group in batches {
-        let client = w.clients.dynamo.clone();
-        let table = table.to_string();
-        tasks.spawn(async move {
-            for mut batch in group {
-                loop {
-                    let out = client
-                        .batch_write_item()
-                        .request_items(&table, batch)
-                        .send()
-                        .await
-                        .context("BatchWriteItem")?;
-                    match out.unprocessed_items.and_then(|mut u| u.remove(&table)) {
-                        Some(rest) if !rest.is_empty() => batch = rest,
-                        _ => break,
-                    }
-                }
-            }
-            anyhow::Ok(())
-        });
-    }
-    while let Some(r) = tasks.join_next().await {
-        r??;
-    }
-    Ok(())
+    let batches = (0..n)
+        .step_by(25)
+        .map(|start| {
+            (start..(start + 25).min(n))
+                .map(|i| item(w, i))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    bench::seed::write_batches(&w.clients.dynamo, table, batches).await
 }
 
 struct Figures {
@@ -207,9 +129,7 @@ async fn main() -> anyhow::Result<()> {
         for format in [ExportFormat::Csv, ExportFormat::Json] {
             let id = ExportId::parse(&format!("ex-bench-{n}-{}", format.as_str()))?;
             meter.reset();
-            let baseline = LIVE.load(Ordering::Relaxed);
-            PEAK.store(baseline, Ordering::Relaxed);
-            reset_vm_hwm();
+            let baseline = memory::start();
             let started = Instant::now();
             let outcome = lead_transfers::exports::export_leads(
                 &app,
@@ -221,8 +141,8 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             let secs = started.elapsed().as_secs_f64();
-            let peak_heap = PEAK.load(Ordering::Relaxed).saturating_sub(baseline);
-            let peak_rss_kib = vm_hwm_kib();
+            let peak_heap = memory::peak_heap_since(baseline);
+            let peak_rss_kib = memory::vm_kib("VmHWM:");
             let queries = meter
                 .take()
                 .iter()

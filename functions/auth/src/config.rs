@@ -12,6 +12,8 @@ pub const ALLOW_LIST: &[&str] = &[
     "JWT_SIGNING_KEYS_PARAMETER",
     "SENDER_EMAIL",
     "APP_BASE_URL",
+    // The one-click unsubscribe link every email carries (the dsar function serves it).
+    "API_BASE_URL",
     "CLOSURE_GRACE_DAYS",
     "SECURITY_LOG_RETENTION_DAYS",
     // Seats (see `seats.rs`): the plan is read from the billing table.
@@ -28,6 +30,8 @@ pub struct Config {
     pub sender_email: String,
     /// Links in emails point here.
     pub app_base_url: String,
+    /// The API's base URL: the one-click unsubscribe link of every email (`docs/dsar.md`).
+    pub api_base_url: String,
     pub settings: Settings,
 }
 
@@ -85,6 +89,10 @@ impl Config {
             sender_email: env.required("SENDER_EMAIL")?,
             app_base_url: env
                 .required("APP_BASE_URL")?
+                .trim_end_matches('/')
+                .to_string(),
+            api_base_url: env
+                .required("API_BASE_URL")?
                 .trim_end_matches('/')
                 .to_string(),
             settings: Settings {

@@ -22,7 +22,7 @@ use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::dynamo::AccountStore;
 use shared::error::AppError;
-use shared::http::{body_bytes, error_response, header_str, source_ip};
+use shared::http::{error_response, header_str, source_ip};
 use shared::mail::Mailer;
 use time::OffsetDateTime;
 
@@ -123,40 +123,9 @@ async fn require_live_session<M: Mailer>(
     shared::auth::session::require_live(session.as_ref(), caller, now)
 }
 
-/// Parses a JSON body into `T` (unknown fields refused).
+/// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
-    let ct = header_str(req.headers(), "content-type")
-        .and_then(|c| c.split(';').next())
-        .map(|c| c.trim().to_ascii_lowercase());
-    if ct.as_deref() != Some("application/json") {
-        return Err(AppError::UnsupportedMediaType);
-    }
-    let raw = body_bytes(req);
-    if raw.len() > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
-    serde_json::from_slice(raw).map_err(|e| {
-        // serde's message names the field and the expected type, never the value.
-        let message = match e.classify() {
-            serde_json::error::Category::Data => {
-                format!(
-                    "The body does not match this operation: {}",
-                    strip_values(&e)
-                )
-            }
-            _ => "The body is not valid JSON.".to_string(),
-        };
-        AppError::validation("invalid_body", message)
-    })
-}
-
-fn strip_values(e: &serde_json::Error) -> String {
-    // e.g. "unknown field `x`, expected one of ..." or "missing field `email`".
-    let msg = e.to_string();
-    let cut = msg.find(" at line ").unwrap_or(msg.len());
-    msg[..cut].chars().filter(|c| *c != '"').take(200).collect()
+    shared::http::json_body(req, MAX_BODY_BYTES)
 }
 
 pub fn created(body: serde_json::Value) -> Response<Body> {

@@ -12,8 +12,12 @@ pub const ALLOW_LIST: &[&str] = &[
     "STRIPE_WEBHOOK_SECRETS_PARAMETER",
     "STRIPE_WEBHOOK_TOLERANCE_SECS",
     "JWT_SIGNING_KEYS_PARAMETER",
+    // Signs the one-click unsubscribe link every email carries (docs/dsar.md).
+    "BLIND_INDEX_KEY_PARAMETER",
     "SENDER_EMAIL",
     "APP_BASE_URL",
+    // The one-click unsubscribe link points at the API (the dsar function serves it).
+    "API_BASE_URL",
     "FREE_TIER_MONTHLY_SUBMISSIONS",
     "FREE_TIER_SEATS",
     "SUBSCRIPTION_GRACE_DAYS",
@@ -28,7 +32,10 @@ pub struct Config {
     /// (two during a rotation).
     pub stripe_secrets_parameter: String,
     pub jwt_signing_keys_parameter: String,
+    pub blind_index_key_parameter: String,
     pub sender_email: String,
+    /// The API's base URL: the one-click unsubscribe link of every email.
+    pub api_base_url: String,
     pub settings: Settings,
 }
 
@@ -75,7 +82,12 @@ impl Config {
             tenants_table: env.required("TENANTS_TABLE")?,
             stripe_secrets_parameter: env.required("STRIPE_WEBHOOK_SECRETS_PARAMETER")?,
             jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
+            blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            api_base_url: env
+                .required("API_BASE_URL")?
+                .trim_end_matches('/')
+                .to_string(),
             settings: Settings {
                 policy: BillingPolicy::from_env(env)?,
                 tolerance_secs,
@@ -101,6 +113,8 @@ mod tests {
             ("TENANTS_TABLE", "t"),
             ("STRIPE_WEBHOOK_SECRETS_PARAMETER", "/s"),
             ("JWT_SIGNING_KEYS_PARAMETER", "/j"),
+            ("BLIND_INDEX_KEY_PARAMETER", "/b"),
+            ("API_BASE_URL", "https://api.example.com"),
             ("SENDER_EMAIL", "no-reply@example.com"),
             ("APP_BASE_URL", "https://app.example.com/"),
         ];

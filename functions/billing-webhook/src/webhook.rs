@@ -81,6 +81,14 @@ where
     span.record("event_type", event.event_type.as_str());
     let received = process(app, provider.name(), &event, now).await?;
     tracing::info!(outcome = received.as_str(), "billing event handled");
+    // Internal metrics (CloudWatch EMF): processed events by outcome, redeliveries apart.
+    let (name, outcome) = match received {
+        Received::Duplicate => ("WebhookDuplicates", None),
+        Received::Recorded(o) => ("WebhooksProcessed", Some(o.as_str())),
+    };
+    let mut dims = vec![("Function", "billing-webhook")];
+    dims.extend(outcome.map(|o| ("Outcome", o)));
+    shared::telemetry::metric(name, 1.0, "Count", &dims);
     Ok(shared::http::json_response(
         200,
         &json!({ "received": true, "outcome": received.as_str() }),

@@ -576,3 +576,41 @@ async fn logs_hold_ids_never_personal_or_card_data() {
         );
     }
 }
+
+#[tokio::test]
+async fn processed_events_and_redeliveries_are_counted_as_metrics() {
+    let w = world();
+    let body = stripe_event("checkout.session.completed");
+    let (logs, guard) = shared::telemetry::capture();
+    assert_eq!(outcome(&w, &body).await, "applied");
+    assert_eq!(outcome(&w, &body).await, "duplicate");
+    drop(guard);
+    let metrics: Vec<(String, Value)> = logs
+        .text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| {
+            let name = v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]
+                .as_str()?
+                .to_string();
+            assert_eq!(v[&name], 1.0);
+            Some((
+                name,
+                json!({ "Outcome": v["Outcome"], "Function": v["Function"] }),
+            ))
+        })
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            (
+                "WebhooksProcessed".to_string(),
+                json!({ "Outcome": "applied", "Function": "billing-webhook" })
+            ),
+            (
+                "WebhookDuplicates".to_string(),
+                json!({ "Outcome": null, "Function": "billing-webhook" })
+            ),
+        ]
+    );
+}

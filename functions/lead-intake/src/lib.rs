@@ -16,8 +16,9 @@ use shared::http::{
     add_cors, body_bytes, error_body, error_response, header_str, json_response, path_param,
     source_ip,
 };
-use shared::intake::{FormPresentation, Intake, IntakeRequest, Outcome};
+use shared::intake::{DiscardReason, FormPresentation, Intake, IntakeRequest, Outcome};
 use shared::ports::IntakeStore;
+use shared::telemetry::metric;
 
 pub const ROUTE: &str = "/v1/forms/{formId}/submissions";
 /// Larger bodies are refused before parsing: a contact form never needs more.
@@ -155,10 +156,67 @@ async fn submit<S: IntakeStore, C: Clock, I: IdGenerator>(
             idempotency_key,
         })
         .await;
+    record_metric(&response.result);
     match response.result {
         Ok(outcome) => render.success(&outcome, response.form.as_ref()),
         Err(e) => render.error(&e, response.form.as_ref()),
     }
+}
+
+/// Internal metrics (CloudWatch EMF) of a submission that reached the intake: accepted,
+/// rejected (by error code) or discarded (spam or suppressed). The caller's answer does not
+/// depend on them, so a suppressed person stays indistinguishable from an accepted one to the
+/// caller; the operator's dashboard may tell them apart. Errors found before the intake (415,
+/// 413, malformed bodies) are counted through [`early_rejection`].
+fn record_metric(result: &Result<Outcome, AppError>) {
+    const FUNCTION: (&str, &str) = ("Function", "lead-intake");
+    match result {
+        Ok(Outcome::Accepted { new_lead, .. }) => {
+            let kind = if *new_lead {
+                "new_lead"
+            } else {
+                "existing_lead"
+            };
+            metric(
+                "SubmissionsAccepted",
+                1.0,
+                "Count",
+                &[FUNCTION, ("Kind", kind)],
+            );
+        }
+        Ok(Outcome::Replayed { .. }) => {
+            metric(
+                "SubmissionsAccepted",
+                1.0,
+                "Count",
+                &[FUNCTION, ("Kind", "replayed")],
+            );
+        }
+        Ok(Outcome::Discarded { reason, .. }) => {
+            let outcome = match reason {
+                DiscardReason::Honeypot => "spam",
+                DiscardReason::Suppressed => "suppressed",
+            };
+            metric(
+                "SubmissionsDiscarded",
+                1.0,
+                "Count",
+                &[FUNCTION, ("Outcome", outcome)],
+            );
+        }
+        // A server fault is not the submitter's rejection: the API's 5xx alarm covers it.
+        Err(e) if e.status() >= 500 => {}
+        Err(e) => early_rejection(e),
+    }
+}
+
+fn early_rejection(e: &AppError) {
+    metric(
+        "SubmissionsRejected",
+        1.0,
+        "Count",
+        &[("Function", "lead-intake"), ("Outcome", e.code())],
+    );
 }
 
 /// An error found before the form was read. A browser script can only read the answer if it
@@ -170,6 +228,7 @@ async fn early_error<S: IntakeStore, C: Clock, I: IdGenerator>(
     form_id: &FormId,
     err: &AppError,
 ) -> Response<Body> {
+    early_rejection(err);
     let form = match render.origin {
         Some(_) => intake.preflight(form_id).await.ok(),
         None => None,

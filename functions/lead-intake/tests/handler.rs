@@ -1013,3 +1013,94 @@ async fn no_garbage_input_is_ever_answered_5xx() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Metrics (CloudWatch EMF lines, captured with the logs)
+// ---------------------------------------------------------------------------------------------
+
+/// The EMF metric lines captured, as (metric name, its dimensions without `_aws`).
+fn metric_lines(text: &str) -> Vec<(String, Value)> {
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .map(|mut v| {
+            let aws = v.as_object_mut().unwrap().remove("_aws").unwrap();
+            let name = aws["CloudWatchMetrics"][0]["Metrics"][0]["Name"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert_eq!(aws["CloudWatchMetrics"][0]["Namespace"], "LeadPlatform");
+            v.as_object_mut().unwrap().remove(&name);
+            (name, v)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn outcomes_are_counted_as_metrics_without_personal_data_or_a_visible_difference() {
+    let app = app().await;
+    let suppressed = shared::domain::Email::parse("erased.person@example.com").unwrap();
+    let bidx = BlindIndexKey::new(vec![42; 32]).unwrap().email(&suppressed);
+    app.store()
+        .suppress(&TenantId::parse(TENANT).unwrap(), &bidx);
+    let (logs, guard) = shared::telemetry::capture();
+
+    let accepted = send(&app, &json_post(&valid_json())).await;
+    let mut spam = valid_json();
+    spam["_gotcha"] = json!("I am a bot");
+    let spam = send(&app, &json_post(&spam)).await;
+    let mut erased = valid_json();
+    erased["email"] = json!("erased.person@example.com");
+    erased["name"] = json!("Erased Person");
+    let erased = send(&app, &json_post(&erased)).await;
+    let invalid = send(&app, &json_post(&json!({ "email": "not-an-email" }))).await;
+    let unsupported = send(
+        &app,
+        &with_header(json_post(&valid_json()), "content-type", "text/plain"),
+    )
+    .await;
+    drop(guard);
+
+    // To the caller, spam and a suppressed person look exactly like an acceptance.
+    for resp in [&accepted, &spam, &erased] {
+        assert_eq!(resp.status(), 201);
+        let body = json_of(resp);
+        let mut keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(keys, ["lead_id", "submission_id"]);
+    }
+    assert_eq!(invalid.status(), 400);
+    assert_eq!(unsupported.status(), 415);
+
+    let text = logs.text();
+    let dims = |outcome: &str, key: &str| json!({ "Function": "lead-intake", key: outcome });
+    assert_eq!(
+        metric_lines(&text),
+        [
+            ("SubmissionsAccepted".to_string(), dims("new_lead", "Kind")),
+            ("SubmissionsDiscarded".to_string(), dims("spam", "Outcome")),
+            (
+                "SubmissionsDiscarded".to_string(),
+                dims("suppressed", "Outcome")
+            ),
+            (
+                "SubmissionsRejected".to_string(),
+                dims("invalid_fields", "Outcome")
+            ),
+            (
+                "SubmissionsRejected".to_string(),
+                dims("unsupported_media_type", "Outcome")
+            ),
+        ],
+        "{text}"
+    );
+    for leaked in [
+        "erased.person",
+        "Erased Person",
+        "ana.pop",
+        "Ana Pop",
+        "not-an-email",
+    ] {
+        assert!(!text.contains(leaked), "{leaked} leaked:\n{text}");
+    }
+}

@@ -26,7 +26,7 @@ use shared::auth::session::require_live;
 use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::error::AppError;
-use shared::http::{body_bytes, error_response, header_str};
+use shared::http::error_response;
 use shared::transfers::TransfersStore;
 use time::OffsetDateTime;
 
@@ -99,40 +99,12 @@ async fn require_live_session(
     require_live(session.as_ref(), caller, now)
 }
 
-/// Parses a JSON body into `T` (unknown fields refused). Messages name fields, never values.
+/// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
-    let ct = header_str(req.headers(), "content-type")
-        .and_then(|c| c.split(';').next())
-        .map(|c| c.trim().to_ascii_lowercase());
-    if ct.as_deref() != Some("application/json") {
-        return Err(AppError::UnsupportedMediaType);
-    }
-    let raw = body_bytes(req);
-    if raw.len() > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
-    serde_json::from_slice(raw).map_err(|e| {
-        let message = match e.classify() {
-            serde_json::error::Category::Data => {
-                let msg = e.to_string();
-                let cut = msg.find(" at line ").unwrap_or(msg.len());
-                let what: String = msg[..cut].chars().filter(|c| *c != '"').take(200).collect();
-                format!("The body does not match this operation: {what}")
-            }
-            _ => "The body is not valid JSON.".to_string(),
-        };
-        AppError::validation("invalid_body", message)
-    })
+    shared::http::json_body(req, MAX_BODY_BYTES)
 }
 
-/// A query-string parameter.
-pub fn query_param(req: &Request, name: &str) -> Option<String> {
-    req.query_string_parameters_ref()
-        .and_then(|q| q.first(name))
-        .map(str::to_string)
-}
+pub use shared::http::query_param;
 
 pub fn created(body: serde_json::Value) -> Response<Body> {
     shared::http::json_response(201, &body)

@@ -2,82 +2,45 @@
 
 use std::sync::Arc;
 
-use lambda_http::{service_fn, Error, Request};
 use lead_transfers::config::{Config, Settings, ALLOW_LIST};
 use lead_transfers::App;
 use shared::auth::jwt::SigningKeys;
 use shared::clock::{SystemClock, UlidGenerator};
-use shared::config::Env;
-use shared::telemetry;
+use shared::runtime::{self, Error};
 use shared::transfers::TransfersStore;
-use tokio::sync::OnceCell;
-use tracing::Instrument;
 
 struct State {
     config: Config,
     sdk: shared::aws::SdkConfig,
-    /// Built on the first invocation: it needs the keys from SSM.
-    app: OnceCell<App>,
 }
 
 impl State {
-    async fn app(&self) -> anyhow::Result<&App> {
-        self.app
-            .get_or_try_init(|| async {
-                let ssm = shared::aws::ssm(&self.sdk);
-                let keys =
-                    shared::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter)
-                        .await?;
-                let signing = SigningKeys::from_json(
-                    &shared::secrets::parameter(&ssm, &self.config.jwt_signing_keys_parameter)
-                        .await?,
-                )?;
-                Ok(App {
-                    store: TransfersStore::new(
-                        shared::aws::dynamodb(&self.sdk),
-                        self.config.tables.clone(),
-                    ),
-                    s3: shared::s3::client(&self.sdk),
-                    buckets: self.config.buckets.clone(),
-                    keys,
-                    signing,
-                    clock: Arc::new(SystemClock),
-                    ids: Arc::new(UlidGenerator),
-                    settings: Settings::default(),
-                })
-            })
-            .await
+    /// The app, built on the first invocation: it needs the keys from SSM.
+    async fn app(&self) -> anyhow::Result<App> {
+        let ssm = shared::aws::ssm(&self.sdk);
+        let keys =
+            shared::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter).await?;
+        let signing = SigningKeys::from_json(
+            &shared::secrets::parameter(&ssm, &self.config.jwt_signing_keys_parameter).await?,
+        )?;
+        Ok(App {
+            store: TransfersStore::new(
+                shared::aws::dynamodb(&self.sdk),
+                self.config.tables.clone(),
+            ),
+            s3: shared::s3::client(&self.sdk),
+            buckets: self.config.buckets.clone(),
+            keys,
+            signing,
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UlidGenerator),
+            settings: Settings::default(),
+        })
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    telemetry::init();
-    let config = Config::from_env(&Env::from_process(ALLOW_LIST)).inspect_err(|e| {
-        tracing::error!(error = %e, "configuration invalid");
-    })?;
-    let sdk = shared::aws::load_config().await;
-    let state = Arc::new(State {
-        config,
-        sdk,
-        app: OnceCell::new(),
-    });
-
-    lambda_http::run(service_fn(move |req: Request| {
-        let state = state.clone();
-        async move {
-            let span = telemetry::request_span(&shared::http::request_id(&req));
-            async move {
-                match state.app().await {
-                    Ok(app) => Ok::<_, Error>(lead_transfers::handle(app, req).await),
-                    Err(e) => Ok(shared::http::error_response(
-                        &shared::error::AppError::Internal(e),
-                    )),
-                }
-            }
-            .instrument(span)
-            .await
-        }
-    }))
-    .await
+    let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
+    runtime::serve_http(State { config, sdk }, State::app, lead_transfers::handle).await
 }

@@ -21,7 +21,7 @@ use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::dynamo::LeadsStore;
 use shared::error::AppError;
-use shared::http::{body_bytes, error_response, header_str, json_response};
+use shared::http::{error_response, json_response};
 use time::OffsetDateTime;
 
 use crate::query::Query;
@@ -102,46 +102,9 @@ async fn dispatch(app: &App, req: &Request, seen: &mut Seen) -> Result<Response<
     routes::call(app, route.name, &ctx, req).await
 }
 
-/// Parses a JSON body into `T` (unknown fields refused).
+/// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
-    let ct = header_str(req.headers(), "content-type")
-        .and_then(|c| c.split(';').next())
-        .map(|c| c.trim().to_ascii_lowercase());
-    if ct.as_deref() != Some("application/json") {
-        return Err(AppError::UnsupportedMediaType);
-    }
-    let raw = body_bytes(req);
-    if raw.len() > MAX_BODY_BYTES {
-        return Err(AppError::PayloadTooLarge {
-            limit: MAX_BODY_BYTES,
-        });
-    }
-    serde_json::from_slice(raw).map_err(|e| {
-        // serde's message names the field and the expected type; values are cut off below.
-        let message = match e.classify() {
-            serde_json::error::Category::Data => {
-                format!(
-                    "The body does not match this operation: {}",
-                    strip_values(&e)
-                )
-            }
-            _ => "The body is not valid JSON.".to_string(),
-        };
-        AppError::validation("invalid_body", message)
-    })
-}
-
-fn strip_values(e: &serde_json::Error) -> String {
-    // e.g. "unknown field `x`, expected one of ..." or "missing field `name`". An
-    // "invalid type: string \"...\"" message would quote the value: keep only what precedes it.
-    let msg = e.to_string();
-    let cut = msg.find(" at line ").unwrap_or(msg.len());
-    let msg = &msg[..cut];
-    let msg = match msg.find(": string \"") {
-        Some(i) => &msg[..i],
-        None => msg,
-    };
-    msg.chars().filter(|c| *c != '"').take(200).collect()
+    shared::http::json_body(req, MAX_BODY_BYTES)
 }
 
 pub fn ok(body: serde_json::Value) -> Response<Body> {

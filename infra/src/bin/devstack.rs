@@ -7,6 +7,7 @@
 //! devstack env         [--endpoint URL] [--stage dev] [--binary lead-intake]
 //! devstack router
 //! devstack count-items [--endpoint URL] [--stage dev] --table LeadsTable [--where ATTR^=PREFIX]
+//! devstack legal-hold  [--endpoint URL] [--stage dev] --tenant T [--lead L | --billing SK] --hold on|off
 //! ```
 //!
 //! `--endpoint` defaults to `http://127.0.0.1:$LOCAL_AWS_PORT` (4566); `--template` (any command)
@@ -19,12 +20,14 @@ use infra::{router, LocalClients, Template};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|count-items> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
+const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|count-items|legal-hold> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
   bootstrap    create the template's tables and buckets in the emulator (idempotent)
   seed         create the demo tenant, form and blind-index key (needs --web-origin URL)
   env          print KEY=VALUE lines for running a function locally (--binary NAME, default: all)
   router       print the CargoLambda.toml that `cargo lambda watch` reads
-  count-items  print how many items a table holds (--table LogicalId [--where ATTR^=PREFIX])";
+  count-items  print how many items a table holds (--table LogicalId [--where ATTR^=PREFIX])
+  legal-hold   set or clear a legal hold (--tenant T [--lead L | --billing SORT_KEY] --hold on|off):
+               retention never deletes a held tenant, lead or billing record, and reports it";
 
 #[tokio::main]
 async fn main() {
@@ -105,9 +108,104 @@ async fn run(argv: Vec<String>) -> Result<()> {
             let clients = LocalClients::new(&args.endpoint());
             println!("{}", count_items(&clients.dynamo, table, filter).await?);
         }
+        "legal-hold" => {
+            args.only(&[
+                "endpoint", "stage", "template", "tenant", "lead", "billing", "hold",
+            ])?;
+            let template = args.template()?;
+            let clients = LocalClients::new(&args.endpoint());
+            let hold = match args.required("hold")? {
+                "on" => true,
+                "off" => false,
+                other => bail!("--hold takes on or off, not {other:?}"),
+            };
+            let (logical_id, key) = hold_target(
+                args.required("tenant")?,
+                args.get("lead"),
+                args.get("billing"),
+            )?;
+            let table = template
+                .table_name(logical_id)
+                .with_context(|| format!("no table {logical_id} in the template"))?;
+            set_legal_hold(&clients.dynamo, table, &key, hold).await?;
+            println!(
+                "legal hold {} on {logical_id} {} / {}",
+                if hold { "set" } else { "cleared" },
+                key.pk,
+                key.sk
+            );
+        }
         "-h" | "--help" | "help" => println!("{USAGE}"),
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
+    Ok(())
+}
+
+/// The item a legal hold is set on: a tenant record, a lead, or a billing record.
+fn hold_target(
+    tenant: &str,
+    lead: Option<&str>,
+    billing: Option<&str>,
+) -> Result<(&'static str, shared::keys::Key)> {
+    use shared::domain::{LeadId, TenantId};
+    use shared::keys;
+    let t = TenantId::parse(tenant).context("--tenant")?;
+    Ok(match (lead, billing) {
+        (None, None) => ("TenantsTable", keys::tenant(&t)),
+        (Some(l), None) => (
+            "LeadsTable",
+            keys::lead(&t, &LeadId::parse(l).context("--lead")?),
+        ),
+        (None, Some(sk)) => {
+            if !["INVOICE#", "PAYMENT#", "REFUND#"]
+                .iter()
+                .any(|p| sk.starts_with(p))
+            {
+                bail!(
+                    "--billing takes a billing record's sort key (INVOICE#…, PAYMENT#…, REFUND#…)"
+                );
+            }
+            (
+                "BillingTable",
+                shared::keys::Key {
+                    pk: keys::billing_partition(&t),
+                    sk: sk.to_string(),
+                },
+            )
+        }
+        (Some(_), Some(_)) => bail!("--lead and --billing exclude each other"),
+    })
+}
+
+/// Sets (`legal_hold = true`) or clears (removes) a hold on an existing item.
+async fn set_legal_hold(
+    dynamo: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &shared::keys::Key,
+    hold: bool,
+) -> Result<()> {
+    let mut req = dynamo
+        .update_item()
+        .table_name(table)
+        .key("pk", AttributeValue::S(key.pk.clone()))
+        .key("sk", AttributeValue::S(key.sk.clone()))
+        .condition_expression("attribute_exists(pk)");
+    req = if hold {
+        req.update_expression("SET legal_hold = :h")
+            .expression_attribute_values(":h", AttributeValue::Bool(true))
+    } else {
+        req.update_expression("REMOVE legal_hold")
+    };
+    req.send().await.map_err(|e| {
+        let missing = e
+            .as_service_error()
+            .is_some_and(|s| s.is_conditional_check_failed_exception());
+        if missing {
+            anyhow::anyhow!("no such item")
+        } else {
+            anyhow::Error::new(e).context("UpdateItem legal_hold")
+        }
+    })?;
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use crate::accounts::{
 use crate::auth::permissions::Role;
 use crate::domain::{Email, Phone, SessionId, TenantId, TenantStatus, UserId};
 use crate::keys::{self, Key};
+use crate::retention;
 
 #[derive(Debug, Clone)]
 pub struct AccountTables {
@@ -235,6 +236,16 @@ pub fn session_item(se: &Session) -> Item {
         "expires_at",
         epoch(se.absolute_expires_at + time::Duration::days(1)),
     );
+    // Retention deletes it once it can no longer be used (docs/retention.md).
+    put(
+        &mut it,
+        "exp_bucket",
+        s(retention::expiry_bucket_at(
+            retention::rule::SESSION,
+            se.absolute_expires_at,
+            &keys::session(&se.session_id),
+        )),
+    );
     it
 }
 
@@ -268,6 +279,15 @@ pub fn token_item(t: &OneTimeToken) -> Item {
         t.invited_by.as_ref().map(|u| u.as_str()),
     );
     put(&mut it, "expires_at", epoch(t.expires_at));
+    put(
+        &mut it,
+        "exp_bucket",
+        s(retention::expiry_bucket_at(
+            retention::rule::TOKEN,
+            t.expires_at,
+            &keys::one_time_token(&t.secret_hash),
+        )),
+    );
     it
 }
 
@@ -319,16 +339,7 @@ impl AccountStore {
     }
 
     async fn get(&self, table: &str, key: &Key) -> anyhow::Result<Option<Item>> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key_item(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .context("GetItem")?
-            .item)
+        super::attrs::get_item(&self.client, table, key).await
     }
 
     pub async fn tenant(&self, t: &TenantId) -> anyhow::Result<Option<Tenant>> {
@@ -561,6 +572,13 @@ impl AccountStore {
             "expires_at",
             epoch(e.at + time::Duration::days(self.security_log_days)),
         );
+        // Retention deletes it after the period (the TTL above is the backstop).
+        let bucket = retention::expiry_bucket_at(
+            retention::rule::SECURITY_LOG,
+            e.at + time::Duration::days(self.security_log_days),
+            &keys::security_event(e.tenant_id.as_ref(), &at, event_id),
+        );
+        put(&mut it, "exp_bucket", s(bucket));
         it
     }
 

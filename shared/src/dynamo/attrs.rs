@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use anyhow::{anyhow, Context};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
+use aws_smithy_runtime_api::client::result::CreateUnhandledError;
 use time::OffsetDateTime;
 
 use crate::keys::{Key, PK, SK};
@@ -71,4 +73,44 @@ pub fn epoch(t: OffsetDateTime) -> AttributeValue {
 
 pub fn timestamp(t: OffsetDateTime) -> AttributeValue {
     s(crate::clock::rfc3339(t))
+}
+
+/// A strongly consistent GetItem of one key.
+pub async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    k: &Key,
+) -> anyhow::Result<Option<Item>> {
+    Ok(client
+        .get_item()
+        .table_name(table)
+        .set_key(Some(key_item(k)))
+        .consistent_read(true)
+        .send()
+        .await
+        .context("GetItem")?
+        .item)
+}
+
+/// The output of a conditional write, or `None` when its condition failed (nothing was
+/// written: an idempotent retry, a state that moved on). Any other failure is an error with
+/// `what` (the operation) as its context.
+pub fn unless_condition_failed<O, E>(
+    result: Result<O, SdkError<E>>,
+    what: &'static str,
+) -> anyhow::Result<Option<O>>
+where
+    E: ProvideErrorMetadata + CreateUnhandledError + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(out) => Ok(Some(out)),
+        Err(e) => {
+            let e = e.into_service_error();
+            if e.code() == Some("ConditionalCheckFailedException") {
+                Ok(None)
+            } else {
+                Err(anyhow::Error::new(e).context(what))
+            }
+        }
+    }
 }

@@ -55,6 +55,18 @@ fn date_s(d: Date) -> AttributeValue {
     s(d.to_string())
 }
 
+/// The expiry-index bucket of a billing record: retention deletes it on its `retain_until` day
+/// (unless under legal hold; docs/retention.md).
+fn put_retention_bucket(it: &mut Item, retain_until: Date) {
+    let key = keys::Key {
+        pk: opt_s(it, "pk").unwrap_or_default().to_string(),
+        sk: opt_s(it, "sk").unwrap_or_default().to_string(),
+    };
+    let bucket =
+        crate::retention::expiry_bucket_for(crate::retention::rule::BILLING, retain_until, &key);
+    put(it, "exp_bucket", s(bucket));
+}
+
 fn req_date(it: &Item, name: &str) -> anyhow::Result<Date> {
     let raw = get_s(it, name)?;
     Date::parse(
@@ -222,6 +234,7 @@ pub(super) fn invoice_item(tenant: &TenantId, i: &InvoiceRecord) -> Item {
     put_ts(&mut it, "next_payment_attempt", i.next_payment_attempt);
     put(&mut it, "last_event_created", n(i.last_event_created));
     put(&mut it, "retain_until", date_s(i.retain_until));
+    put_retention_bucket(&mut it, i.retain_until);
     it
 }
 
@@ -266,6 +279,7 @@ pub(super) fn payment_item(tenant: &TenantId, p: &PaymentRecord) -> Item {
     put_id(&mut it, "payment_intent_id", p.payment_intent_id.as_ref());
     put_id(&mut it, "charge_id", p.charge_id.as_ref());
     put(&mut it, "retain_until", date_s(p.retain_until));
+    put_retention_bucket(&mut it, p.retain_until);
     it
 }
 
@@ -304,6 +318,7 @@ pub(super) fn refund_item(tenant: &TenantId, r: &RefundRecord) -> Item {
     put_id(&mut it, "payment_intent_id", r.payment_intent_id.as_ref());
     put(&mut it, "last_event_created", n(r.last_event_created));
     put(&mut it, "retain_until", date_s(r.retain_until));
+    put_retention_bucket(&mut it, r.retain_until);
     it
 }
 

@@ -27,7 +27,7 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_dynamodb::Client;
 
-use super::attrs::{get_s, key_item, s, Item};
+use super::attrs::{get_s, s, Item};
 use crate::clock::rfc3339;
 use crate::domain::{LeadId, TenantId};
 use crate::keys::{self, Key, PK, SK};
@@ -78,6 +78,43 @@ const AFTER_ANY_ID: &str = "#~";
 /// Retries of a batch write's unprocessed items, with exponential backoff from 25 ms.
 const BATCH_ATTEMPTS: u32 = 8;
 
+/// The lead partitions (`TENANT#<t>#LEAD#<l>`) of one person in every tenant, by their email
+/// blind index: every page of a Query of the KEYS_ONLY `by_email_bidx` index (never a scan).
+/// Returns them with the items the Query read (`ScannedCount`).
+pub async fn lead_pks_by_email(
+    client: &Client,
+    leads_table: &str,
+    email_bidx: &str,
+) -> anyhow::Result<(Vec<String>, u64)> {
+    let mut pks = Vec::new();
+    let mut scanned = 0;
+    let mut start = None;
+    loop {
+        let out = client
+            .query()
+            .table_name(leads_table)
+            .index_name(BY_EMAIL)
+            .key_condition_expression("email_bidx = :b")
+            .expression_attribute_values(":b", s(email_bidx))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .context("Query by_email_bidx")?;
+        scanned += out.scanned_count as u64;
+        for it in out.items.unwrap_or_default() {
+            let pk = it.get(PK).and_then(|v| v.as_s().ok());
+            let sk = it.get(SK).and_then(|v| v.as_s().ok());
+            if let (Some(pk), Some("LEAD")) = (pk, sk.map(String::as_str)) {
+                pks.push(pk.clone());
+            }
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => return Ok((pks, scanned)),
+        }
+    }
+}
+
 impl LeadsStore {
     pub fn new(client: Client, tables: LeadsTables) -> Self {
         Self { client, tables }
@@ -92,16 +129,7 @@ impl LeadsStore {
     }
 
     async fn get(&self, table: &str, key: &Key) -> anyhow::Result<Option<Item>> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(table)
-            .set_key(Some(key_item(key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .context("GetItem")?
-            .item)
+        super::attrs::get_item(&self.client, table, key).await
     }
 
     // ------------------------------------------------------------ leads
@@ -184,35 +212,12 @@ impl LeadsStore {
         email_bidx: &str,
     ) -> anyhow::Result<Vec<LeadSummary>> {
         let prefix = format!("{}#LEAD#", keys::leads_of_tenant(tenant));
-        let mut lead_keys: Vec<Item> = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.tables.leads)
-                .index_name(BY_EMAIL)
-                .key_condition_expression("email_bidx = :b")
-                .expression_attribute_values(":b", s(email_bidx))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .context("Query by email")?;
-            for it in out.items.unwrap_or_default() {
-                let pk = it.get(PK).and_then(|v| v.as_s().ok());
-                let sk = it.get(SK).and_then(|v| v.as_s().ok());
-                if pk.is_some_and(|p| p.starts_with(&prefix)) && sk.is_some_and(|s| s == "LEAD") {
-                    let mut k = Item::new();
-                    k.insert(PK.into(), it[PK].clone());
-                    k.insert(SK.into(), it[SK].clone());
-                    lead_keys.push(k);
-                }
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => break,
-            }
-        }
+        let (pks, _) = lead_pks_by_email(&self.client, &self.tables.leads, email_bidx).await?;
+        let lead_keys: Vec<Item> = pks
+            .into_iter()
+            .filter(|pk| pk.starts_with(&prefix))
+            .map(|pk| HashMap::from([(PK.to_string(), s(pk)), (SK.to_string(), s("LEAD"))]))
+            .collect();
         let mut found = Vec::with_capacity(lead_keys.len());
         for chunk in lead_keys.chunks(100) {
             let names: Vec<String> = (0..SUMMARY_ATTRIBUTES.len())

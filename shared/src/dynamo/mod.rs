@@ -3,6 +3,7 @@
 
 mod accounts;
 mod attrs;
+pub mod batch;
 mod billing;
 mod billing_items;
 mod forms;
@@ -13,12 +14,15 @@ pub use accounts::{
     login_item, session_item, tenant_item, token_item, user_item, AccountStore, AccountTables,
     StoreError, Throttle, Write,
 };
-pub use attrs::{epoch, n, s, str_list, timestamp, Item};
+pub use attrs::{
+    epoch, get_item, key_item, n, s, str_list, timestamp, unless_condition_failed, Item,
+};
 pub use aws_sdk_dynamodb::types::AttributeValue;
+pub use batch::batch_delete;
 pub use billing::{
     billing_state_from_item, billing_state_to_item, put_plan, read_billing_state, BillingTables,
     DynamoBillingStore,
 };
 pub use forms::DynamoFormAdmin;
 pub use intake::{new_lead_item, DynamoIntakeStore, IntakeTables};
-pub use leads::{LeadsStore, LeadsTables};
+pub use leads::{lead_pks_by_email, LeadsStore, LeadsTables};

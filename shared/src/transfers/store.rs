@@ -27,8 +27,10 @@ use super::model::{
 };
 use crate::accounts::Session;
 use crate::domain::{LeadId, SessionId, TenantId, UserId};
-use crate::dynamo::{n, new_lead_item, s, timestamp, AccountStore, Item};
-use crate::keys::{self, Key, PK, SK};
+use crate::dynamo::{
+    key_item, n, new_lead_item, s, timestamp, unless_condition_failed, AccountStore, Item,
+};
+use crate::keys::{self, SK};
 
 /// The `by_tenant` index of the leads table (template.yaml).
 pub const BY_TENANT_INDEX: &str = "by_tenant";
@@ -77,10 +79,6 @@ pub struct LeadsPage {
     pub scanned: u64,
 }
 
-fn key_item(k: &Key) -> Item {
-    HashMap::from([(PK.to_string(), s(&k.pk)), (SK.to_string(), s(&k.sk))])
-}
-
 fn str_of<'a>(it: &'a Item, name: &str) -> Option<&'a str> {
     it.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
 }
@@ -96,10 +94,6 @@ fn parse_ts(raw: &str) -> anyhow::Result<OffsetDateTime> {
 
 fn is_true(it: &Item, name: &str) -> bool {
     matches!(it.get(name), Some(AttributeValue::Bool(true)))
-}
-
-fn condition_failed<E: ProvideErrorMetadata>(e: &E) -> bool {
-    e.code() == Some("ConditionalCheckFailedException")
 }
 
 /// A lead that is not restricted (restricted leads are read-only).
@@ -279,17 +273,7 @@ impl TransfersStore {
             .expression_attribute_values(":stale", timestamp(stale_before))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if condition_failed(&e) {
-                    Ok(false)
-                } else {
-                    Err(anyhow::Error::new(e).context("PutItem import record"))
-                }
-            }
-        }
+        Ok(unless_condition_failed(result, "PutItem import record")?.is_some())
     }
 
     /// The existing leads among `leads` and the suppressed blind indexes among `bidx`, in one
@@ -475,18 +459,8 @@ impl TransfersStore {
             .condition_expression(condition.join(" AND "))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if condition_failed(&e) {
-                    // Restricted, deleted or filled meanwhile: nothing to do.
-                    Ok(false)
-                } else {
-                    Err(anyhow::Error::new(e).context("UpdateItem lead fill"))
-                }
-            }
-        }
+        // `false`: restricted, deleted or filled meanwhile: nothing to do.
+        Ok(unless_condition_failed(result, "UpdateItem lead fill")?.is_some())
     }
 
     /// Marks an import done, with its report (counts, row numbers and rule messages: no values).
@@ -582,6 +556,15 @@ impl TransfersStore {
         it.insert("created_by".into(), s(rec.created_by.as_str()));
         it.insert("created_at".into(), timestamp(rec.created_at));
         it.insert("object_expires_at".into(), timestamp(rec.expires_at));
+        // Retention deletes the record and its object once the object's 7 days are over.
+        it.insert(
+            "exp_bucket".into(),
+            s(crate::retention::expiry_bucket_at(
+                crate::retention::rule::EXPORT,
+                rec.expires_at,
+                &keys::export_record(t, &rec.export_id),
+            )),
+        );
         self.client
             .put_item()
             .table_name(&self.tables.leads)

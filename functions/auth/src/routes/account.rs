@@ -604,13 +604,24 @@ pub async fn close_tenant<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::tenant(&user.tenant_id),
-                    update: "SET #st = :closed, closed_at = :now, erase_after = :erase".into(),
+                    // exp_bucket: retention erases the workspace once the grace is over.
+                    update: "SET #st = :closed, closed_at = :now, erase_after = :erase, \
+                             exp_bucket = :bucket"
+                        .into(),
                     condition: Some("#st = :active".into()),
                     values: vec![
                         (":closed".into(), s("closed")),
                         (":active".into(), s("active")),
                         (":now".into(), timestamp(ctx.now)),
                         (":erase".into(), timestamp(erase_after)),
+                        (
+                            ":bucket".into(),
+                            s(shared::retention::expiry_bucket_at(
+                                shared::retention::rule::TENANT_ERASE,
+                                erase_after,
+                                &keys::tenant(&user.tenant_id),
+                            )),
+                        ),
                     ],
                     names: vec![("#st".into(), "status".into())],
                 },
@@ -648,7 +659,7 @@ pub async fn reactivate_tenant<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::tenant(&c.tenant_id),
-                    update: "SET #st = :active REMOVE closed_at, erase_after".into(),
+                    update: "SET #st = :active REMOVE closed_at, erase_after, exp_bucket".into(),
                     condition: Some("#st = :closed AND erase_after > :now".into()),
                     values: vec![
                         (":closed".into(), s("closed")),

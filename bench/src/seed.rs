@@ -1,0 +1,53 @@
+//! Seeding an emulated table with BatchWriteItem, a few requests at a time.
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+
+/// Concurrent BatchWriteItem requests while seeding.
+pub const SEED_WRITERS: usize = 4;
+
+/// A put of `item`, for a batch.
+pub fn put(item: shared::dynamo::Item) -> anyhow::Result<WriteRequest> {
+    Ok(WriteRequest::builder()
+        .put_request(PutRequest::builder().set_item(Some(item)).build()?)
+        .build())
+}
+
+/// Writes `batches` (25 requests at most each): [`SEED_WRITERS`] writers at once, batch `b` by
+/// writer `b % SEED_WRITERS`, each resending what DynamoDB left unprocessed.
+pub async fn write_batches(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    batches: impl IntoIterator<Item = Vec<WriteRequest>>,
+) -> anyhow::Result<()> {
+    let mut groups: Vec<Vec<Vec<WriteRequest>>> = vec![Vec::new(); SEED_WRITERS];
+    for (b, batch) in batches.into_iter().enumerate() {
+        groups[b % SEED_WRITERS].push(batch);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for group in groups {
+        let client = client.clone();
+        let table = table.to_string();
+        tasks.spawn(async move {
+            for mut batch in group {
+                loop {
+                    let out = client
+                        .batch_write_item()
+                        .request_items(&table, batch)
+                        .send()
+                        .await
+                        .context("BatchWriteItem")?;
+                    match out.unprocessed_items.and_then(|mut u| u.remove(&table)) {
+                        Some(rest) if !rest.is_empty() => batch = rest,
+                        _ => break,
+                    }
+                }
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Wiring only: configuration, clients once at init, one run per scheduled event.
+
+use std::sync::Arc;
+
+use dsar_deadlines::config::{Config, ALLOW_LIST};
+use dsar_deadlines::App;
+use shared::clock::SystemClock;
+use shared::dsar::store::DsarStore;
+use shared::dsar::tokens::UnsubscribeScope;
+use shared::dynamo::{AccountStore, AccountTables};
+use shared::mail::{SesMailer, WithUnsubscribe};
+use shared::runtime::{self, Error};
+
+struct State {
+    config: Config,
+    sdk: shared::aws::SdkConfig,
+}
+
+impl State {
+    /// The app, built on the first run: it needs the blind-index key from SSM.
+    async fn app(&self) -> anyhow::Result<App<WithUnsubscribe<SesMailer>>> {
+        let c = &self.config;
+        let ssm = shared::aws::ssm(&self.sdk);
+        let keys = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
+        let dynamo = shared::aws::dynamodb(&self.sdk);
+        Ok(App {
+            store: DsarStore::new(dynamo.clone(), c.tables.clone()),
+            accounts: AccountStore::new(
+                dynamo,
+                AccountTables {
+                    tenants: c.tables.tenants.clone(),
+                    security_log: String::new(),
+                    ops: c.tables.ops.clone(),
+                },
+                0,
+            ),
+            mailer: WithUnsubscribe {
+                inner: SesMailer::new(shared::aws::sesv2(&self.sdk), &c.sender_email),
+                key: keys,
+                api_base_url: c.api_base_url.clone(),
+                scope: UnsubscribeScope::Platform,
+            },
+            clock: Arc::new(SystemClock),
+            operator_email: c.operator_email.clone(),
+            window_days: 7,
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
+    runtime::serve_events(State { config, sdk }, State::app, |_, app, _| async move {
+        let report = dsar_deadlines::run(app).await?;
+        Ok(serde_json::to_value(report)?)
+    })
+    .await
+}

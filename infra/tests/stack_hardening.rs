@@ -1,0 +1,527 @@
+//! The production safeguards of `template.yaml`, checked on the raw template so that a function,
+//! table or bucket added later cannot quietly skip them: every function has its package, its own
+//! log group with retention, its alarms, a least-privilege role and (when invoked asynchronously)
+//! retries with a failure queue; every table and bucket is protected and encrypted; the access
+//! logs hold no personal data; every skipped checkov check says why.
+//!
+//! cfn-lint and checkov (in `make test`) check what AWS and the security baseline require; this
+//! checks what this project promises on top.
+
+use infra::{default_template_path, Template};
+use serde_yaml::{Mapping, Value};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn raw_template() -> Value {
+    let text = std::fs::read_to_string(default_template_path()).expect("template.yaml");
+    serde_yaml::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn resources(t: &Value) -> &Mapping {
+    t["Resources"].as_mapping().expect("Resources")
+}
+
+fn of_type<'a>(t: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    resources(t)
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(id, r)| (id.as_str().expect("logical id"), r))
+        .collect()
+}
+
+/// The argument of a short-form intrinsic (`!Ref X` → `X`), or `None` for anything else.
+fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(t) if t.tag == tag => Some(&t.value),
+        _ => None,
+    }
+}
+
+fn ref_target(value: &Value) -> Option<&str> {
+    tagged(value, "Ref").and_then(Value::as_str)
+}
+
+fn sub_text(value: &Value) -> Option<&str> {
+    tagged(value, "Sub").and_then(Value::as_str)
+}
+
+/// Packages under `functions/` (directory name = package name = binary).
+fn function_packages() -> BTreeSet<String> {
+    std::fs::read_dir(workspace().join("functions"))
+        .expect("functions/")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn every_function_has_a_package_and_every_package_a_function() {
+    let template = Template::load(default_template_path(), &[]).unwrap();
+    let deployed: BTreeSet<String> = template
+        .functions
+        .iter()
+        .map(|f| f.binary.clone())
+        .collect();
+    assert_eq!(
+        deployed,
+        function_packages(),
+        "functions in template.yaml (Metadata.BuildProperties.Binary) and packages in functions/"
+    );
+    for f in &template.functions {
+        let manifest = std::fs::read_to_string(
+            workspace()
+                .join("functions")
+                .join(&f.binary)
+                .join("Cargo.toml"),
+        )
+        .unwrap();
+        assert!(
+            manifest.contains(&format!("name = \"{}\"", f.binary)),
+            "functions/{}/Cargo.toml names its package {}",
+            f.binary,
+            f.binary
+        );
+        assert_eq!(
+            f.name,
+            format!("lead-platform-prod-{}", f.binary),
+            "{}",
+            f.logical_id
+        );
+    }
+}
+
+#[test]
+fn every_function_builds_with_cargo_lambda_and_runs_locally() {
+    let t = raw_template();
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        assert_eq!(
+            f["Metadata"]["BuildMethod"].as_str(),
+            Some("rust-cargolambda"),
+            "{id}"
+        );
+    }
+    // `make dev` gives every function its environment from the template (devstack env).
+    let local = infra::local::load_local_template("hardening-check").unwrap();
+    for f in &local.functions {
+        let env =
+            infra::local::local_function_env(&local, &f.binary, "http://127.0.0.1:1").unwrap();
+        assert_eq!(
+            env.get("STAGE").map(String::as_str),
+            Some("hardening-check"),
+            "{}",
+            f.binary
+        );
+    }
+}
+
+#[test]
+fn every_function_logs_to_its_own_group_with_retention_and_has_alarms() {
+    let t = raw_template();
+    let alarms = of_type(&t, "AWS::CloudWatch::Alarm");
+    let alarmed = |metric: &str, function: &str| {
+        alarms.iter().any(|(_, a)| {
+            let p = &a["Properties"];
+            p["Namespace"].as_str() == Some("AWS/Lambda")
+                && p["MetricName"].as_str() == Some(metric)
+                && p["Dimensions"].as_sequence().is_some_and(|dims| {
+                    dims.iter().any(|d| {
+                        d["Name"].as_str() == Some("FunctionName")
+                            && sub_text(&d["Value"]) == Some(function)
+                    })
+                })
+                && p["AlarmActions"]
+                    .as_sequence()
+                    .is_some_and(|a| a.iter().any(|v| ref_target(v) == Some("AlarmTopic")))
+        })
+    };
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let props = &f["Properties"];
+        let group = ref_target(&props["LoggingConfig"]["LogGroup"])
+            .unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is not !Ref <a log group>"));
+        let group = &t["Resources"][group];
+        assert_eq!(group["Type"].as_str(), Some("AWS::Logs::LogGroup"), "{id}");
+        assert_eq!(
+            sub_text(&group["Properties"]["LogGroupName"]),
+            Some(format!("/lead-platform/${{Stage}}/{binary}").as_str()),
+            "{id}"
+        );
+        assert_eq!(
+            ref_target(&group["Properties"]["RetentionInDays"]),
+            Some("LogRetentionDays")
+        );
+        assert!(
+            !group["Properties"]["KmsKeyId"].is_null(),
+            "{id}: log group encrypted"
+        );
+
+        let function_name = format!("lead-platform-${{Stage}}-{binary}");
+        assert_eq!(
+            sub_text(&props["FunctionName"]),
+            Some(function_name.as_str()),
+            "{id}"
+        );
+        for metric in ["Errors", "Throttles"] {
+            assert!(alarmed(metric, &function_name), "{id}: no {metric} alarm");
+        }
+    }
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Tracing"].as_str(), Some("Active"));
+    assert_eq!(globals["LoggingConfig"]["LogFormat"].as_str(), Some("JSON"));
+    assert_eq!(globals["Architectures"][0].as_str(), Some("arm64"));
+}
+
+/// Every IAM statement of a function's `Policies`.
+fn statements(policies: &Value) -> Vec<&Value> {
+    policies
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["Statement"].as_sequence())
+        .flatten()
+        .collect()
+}
+
+fn actions(statement: &Value) -> Vec<&str> {
+    match &statement["Action"] {
+        Value::String(s) => vec![s.as_str()],
+        Value::Sequence(s) => s.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn function_roles_are_least_privilege() {
+    let t = raw_template();
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        let policies = &f["Properties"]["Policies"];
+        for p in policies.as_sequence().into_iter().flatten() {
+            if let Some(m) = p.as_mapping() {
+                for broad in [
+                    "DynamoDBCrudPolicy",
+                    "SESCrudPolicy",
+                    "S3CrudPolicy",
+                    "AmazonDynamoDBFullAccess",
+                ] {
+                    assert!(
+                        !m.contains_key(broad),
+                        "{id}: {broad} grants more than a function uses"
+                    );
+                }
+            }
+        }
+        let mut touches_dynamodb = false;
+        for s in statements(policies) {
+            assert_eq!(s["Effect"].as_str(), Some("Allow"), "{id}");
+            for action in actions(s) {
+                assert!(!action.contains('*'), "{id}: wildcard action {action}");
+                assert_ne!(
+                    action, "dynamodb:Scan",
+                    "{id}: reads go through keys and indexes"
+                );
+                touches_dynamodb |= action.starts_with("dynamodb:");
+            }
+            match &s["Resource"] {
+                Value::String(r) => assert_ne!(r, "*", "{id}: unscoped resource"),
+                Value::Sequence(rs) => {
+                    assert!(
+                        rs.iter().all(|r| r.as_str() != Some("*")),
+                        "{id}: unscoped resource"
+                    )
+                }
+                _ => {}
+            }
+        }
+        let key_policy = policies
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .any(|p| ref_target(p) == Some("DataKeyUsePolicy"));
+        assert_eq!(
+            key_policy, touches_dynamodb,
+            "{id}: the tables' KMS key is granted exactly to the functions that use DynamoDB"
+        );
+    }
+}
+
+#[test]
+fn asynchronous_functions_retry_then_land_in_the_failure_queue() {
+    let t = raw_template();
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        let props = &f["Properties"];
+        let events: Vec<&Value> = props["Events"]
+            .as_mapping()
+            .map(|m| m.values().collect())
+            .unwrap_or_default();
+        let http_only =
+            !events.is_empty() && events.iter().all(|e| e["Type"].as_str() == Some("HttpApi"));
+        if http_only {
+            continue;
+        }
+        // Scheduled, or invoked asynchronously by another function.
+        let config = &props["EventInvokeConfig"];
+        assert!(
+            config["MaximumRetryAttempts"].as_u64().is_some(),
+            "{id}: EventInvokeConfig.MaximumRetryAttempts"
+        );
+        let on_failure = &config["DestinationConfig"]["OnFailure"];
+        assert_eq!(
+            on_failure["Type"].as_str(),
+            Some("SQS"),
+            "{id}: OnFailure → SQS"
+        );
+        let destination = tagged(&on_failure["Destination"], "GetAtt")
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("{id}: OnFailure.Destination is !GetAtt <queue>.Arn"));
+        assert_eq!(destination, "AsyncFailureQueue.Arn", "{id}");
+        // A function other functions invoke (the DSAR worker) could be flooded by a bug in its
+        // caller: it is capped. Scheduled functions run once per schedule; retention is capped
+        // at one run at a time (its lease relies on it).
+        if events.is_empty() {
+            assert!(
+                props["ReservedConcurrentExecutions"].as_u64().is_some(),
+                "{id}: a function invoked by other functions has reserved concurrency"
+            );
+        }
+        for e in events {
+            if matches!(e["Type"].as_str(), Some("Schedule" | "ScheduleV2")) {
+                let p = &e["Properties"];
+                assert!(!p["RetryPolicy"].is_null(), "{id}: schedule RetryPolicy");
+                assert!(
+                    !p["DeadLetterConfig"].is_null(),
+                    "{id}: schedule DeadLetterConfig"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn retention_runs_one_at_a_time() {
+    let t = raw_template();
+    let retention = &t["Resources"]["RetentionCleanupFunction"]["Properties"];
+    assert_eq!(retention["ReservedConcurrentExecutions"].as_u64(), Some(1));
+}
+
+#[test]
+fn tables_are_on_demand_recoverable_encrypted_and_retained() {
+    let t = raw_template();
+    let tables = of_type(&t, "AWS::DynamoDB::Table");
+    assert!(!tables.is_empty());
+    for (id, table) in &tables {
+        assert_eq!(table["DeletionPolicy"].as_str(), Some("Retain"), "{id}");
+        assert_eq!(
+            table["UpdateReplacePolicy"].as_str(),
+            Some("Retain"),
+            "{id}"
+        );
+        let p = &table["Properties"];
+        assert_eq!(p["BillingMode"].as_str(), Some("PAY_PER_REQUEST"), "{id}");
+        assert_eq!(
+            p["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"].as_bool(),
+            Some(true),
+            "{id}"
+        );
+        assert_eq!(p["DeletionProtectionEnabled"].as_bool(), Some(true), "{id}");
+        let sse = &p["SSESpecification"];
+        assert_eq!(sse["SSEEnabled"].as_bool(), Some(true), "{id}");
+        assert_eq!(sse["SSEType"].as_str(), Some("KMS"), "{id}");
+        assert_eq!(ref_target(&sse["KMSMasterKeyId"]), Some("DataKey"), "{id}");
+    }
+    // Items that expire carry `expires_at`: their table deletes them by TTL.
+    let template = Template::load(default_template_path(), &[]).unwrap();
+    for attribute in shared::inventory::ATTRIBUTES
+        .iter()
+        .filter(|a| a.name == "expires_at")
+    {
+        let id = format!("{:?}Table", attribute.table);
+        let table = template.table(&id).unwrap_or_else(|| panic!("no {id}"));
+        assert_eq!(
+            table.ttl_attribute.as_deref(),
+            Some("expires_at"),
+            "{id} stores expiring {} items",
+            attribute.item
+        );
+    }
+    let key = &t["Resources"]["DataKey"];
+    assert_eq!(key["Properties"]["EnableKeyRotation"].as_bool(), Some(true));
+    assert_eq!(key["DeletionPolicy"].as_str(), Some("Retain"));
+}
+
+#[test]
+fn buckets_are_private_tls_only_encrypted_and_expire_what_they_should() {
+    let t = raw_template();
+    let policies = of_type(&t, "AWS::S3::BucketPolicy");
+    for (id, bucket) in of_type(&t, "AWS::S3::Bucket") {
+        assert_eq!(bucket["DeletionPolicy"].as_str(), Some("Retain"), "{id}");
+        let p = &bucket["Properties"];
+        let block = &p["PublicAccessBlockConfiguration"];
+        for flag in [
+            "BlockPublicAcls",
+            "BlockPublicPolicy",
+            "IgnorePublicAcls",
+            "RestrictPublicBuckets",
+        ] {
+            assert_eq!(block[flag].as_bool(), Some(true), "{id}: {flag}");
+        }
+        let sse = &p["BucketEncryption"]["ServerSideEncryptionConfiguration"][0];
+        assert_eq!(
+            sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str(),
+            Some("aws:kms"),
+            "{id}"
+        );
+        let rules = p["LifecycleConfiguration"]["Rules"]
+            .as_sequence()
+            .expect("lifecycle rules");
+        assert!(
+            rules.iter().any(
+                |r| r["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"]
+                    .as_u64()
+                    .is_some()
+            ),
+            "{id}: incomplete multipart uploads are aborted"
+        );
+        let tls_only = policies.iter().any(|(_, policy)| {
+            let pp = &policy["Properties"];
+            ref_target(&pp["Bucket"]) == Some(id)
+                && pp["PolicyDocument"]["Statement"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .any(|s| {
+                        s["Effect"].as_str() == Some("Deny")
+                            && s["Condition"]["Bool"]["aws:SecureTransport"].as_str()
+                                == Some("false")
+                    })
+        });
+        assert!(
+            tls_only,
+            "{id}: a bucket policy denies requests without TLS"
+        );
+    }
+    let exports = &t["Resources"]["ExportsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"];
+    assert!(
+        exports
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|r| r["ExpirationInDays"].as_u64() == Some(7)),
+        "exports expire after 7 days"
+    );
+}
+
+#[test]
+fn apis_throttle_and_log_access_without_personal_data() {
+    let t = raw_template();
+    let template = Template::load(default_template_path(), &[]).unwrap();
+    let apis = of_type(&t, "AWS::Serverless::HttpApi");
+    assert!(apis.len() >= 2, "the app API and the public API");
+    for (id, api) in &apis {
+        let p = &api["Properties"];
+        let throttling = &p["DefaultRouteSettings"];
+        assert!(
+            throttling["ThrottlingBurstLimit"].as_u64().is_some(),
+            "{id}"
+        );
+        assert!(throttling["ThrottlingRateLimit"].as_u64().is_some(), "{id}");
+        let format = p["AccessLogSettings"]["Format"]
+            .as_str()
+            .expect("access log format");
+        let line: serde_json::Value = serde_json::from_str(format)
+            .unwrap_or_else(|e| panic!("{id}: format is not JSON: {e}"));
+        assert!(line["requestId"].is_string(), "{id}");
+        for personal in ["sourceIp", "userAgent", "identity.", "authorizer."] {
+            assert!(
+                !format.contains(personal),
+                "{id}: access log holds {personal}"
+            );
+        }
+        let group = tagged(&p["AccessLogSettings"]["DestinationArn"], "GetAtt")
+            .and_then(Value::as_str)
+            .and_then(|s| s.strip_suffix(".Arn"))
+            .expect("DestinationArn: !GetAtt <log group>.Arn");
+        assert_eq!(
+            ref_target(&t["Resources"][group]["Properties"]["RetentionInDays"]),
+            Some("LogRetentionDays")
+        );
+    }
+    // Lead intake answers CORS per form itself: its API must not have API-level CORS, which
+    // would replace the function's headers.
+    for (fid, f) in of_type(&t, "AWS::Serverless::Function") {
+        for e in f["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .map(|(_, e)| e)
+        {
+            if e["Type"].as_str() != Some("HttpApi") {
+                continue;
+            }
+            let api =
+                ref_target(&e["Properties"]["ApiId"]).unwrap_or_else(|| panic!("{fid}: ApiId"));
+            let has_cors = !t["Resources"][api]["Properties"]["CorsConfiguration"].is_null();
+            let own_cors = e["Properties"]["Method"].as_str() == Some("OPTIONS");
+            assert!(
+                !(has_cors && own_cors),
+                "{fid} answers its own preflight behind {api}'s CORS"
+            );
+        }
+    }
+    let intake = template.function("lead-intake").unwrap();
+    assert!(intake.routes.iter().any(|r| r.method == "OPTIONS"));
+}
+
+#[test]
+fn every_skipped_checkov_check_says_why() {
+    let t = raw_template();
+    let mut skipped = 0;
+    for (id, r) in resources(&t) {
+        for skip in r["Metadata"]["checkov"]["skip"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+        {
+            let check = skip["id"].as_str().unwrap_or_default();
+            assert!(check.starts_with("CKV_"), "{id:?}: skip id {check:?}");
+            let comment = skip["comment"].as_str().unwrap_or_default();
+            assert!(
+                comment.len() >= 40,
+                "{id:?}: {check} is skipped without a reason"
+            );
+            skipped += 1;
+        }
+    }
+    assert!(skipped > 0);
+}
+
+#[test]
+fn routes_that_api_base_url_links_point_to_are_on_the_public_api() {
+    // ApiBaseUrl is the PublicApi's URL: forms' embed snippets post to it and one-click
+    // unsubscribe links (built by shared::mail::unsubscribe_url) point to it.
+    let t = raw_template();
+    let mut found = BTreeSet::new();
+    for (fid, f) in of_type(&t, "AWS::Serverless::Function") {
+        for e in f["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .map(|(_, e)| e)
+        {
+            let path = e["Properties"]["Path"].as_str().unwrap_or_default();
+            if ["/v1/forms/{formId}/submissions", "/v1/privacy/unsubscribe"].contains(&path) {
+                assert_eq!(
+                    ref_target(&e["Properties"]["ApiId"]),
+                    Some("PublicApi"),
+                    "{fid}: {path}"
+                );
+                found.insert(path.to_string());
+            }
+        }
+    }
+    assert_eq!(found.len(), 2, "{found:?}");
+}

@@ -1,0 +1,150 @@
+//! The Art 15 facts an access request answers besides the data itself: why each category is
+//! processed, on what basis, who receives it, how long it is kept and where it came from. Data,
+//! not prose in a template, so the access export and `docs/dsar-execution.md` say the same.
+//! Retention periods come from [`DataCategory::retention`], the single statement of them.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::inventory::DataCategory;
+
+use super::job::JobScope;
+
+/// What the platform tells a data subject about one category of their data.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct CategoryFacts {
+    pub category: DataCategory,
+    pub purposes: &'static str,
+    pub legal_basis: &'static str,
+    pub recipients: &'static str,
+    pub source: &'static str,
+}
+
+/// The processors every category shares (Art 28 sub-processors).
+pub const HOSTING: &str =
+    "Amazon Web Services (hosting, storage, email delivery), as sub-processor";
+
+/// The right every answer names (Art 15(1)(f), Art 77).
+pub const COMPLAINT: &str =
+    "You may lodge a complaint with a supervisory authority, in particular in the EU member state of your residence, place of work or of the alleged infringement.";
+
+/// The categories of a tenant's lead data: the tenant is the controller, the platform its
+/// processor.
+pub const TENANT_CATEGORIES: &[CategoryFacts] = &[
+    CategoryFacts {
+        category: DataCategory::CrmContent,
+        purposes: "answering your enquiry and managing the business relationship you started through the tenant's form (contact details, answers, notes, pipeline records, attachments)",
+        legal_basis: "as the tenant (controller) decided: steps at your request before a contract (Art 6(1)(b)) or its legitimate interest (Art 6(1)(f)), or your consent",
+        recipients: "the tenant and its team members; the platform as the tenant's processor",
+        source: "you, through the tenant's web form, or the tenant (imported or entered by its team)",
+    },
+    CategoryFacts {
+        category: DataCategory::MarketingPreferences,
+        purposes: "proof of the consents you gave or withdrew, with the text version you saw",
+        legal_basis: "legal obligation to demonstrate consent (Art 7(1))",
+        recipients: "the tenant; the platform as processor",
+        source: "you, through the tenant's web form",
+    },
+    CategoryFacts {
+        category: DataCategory::TechnicalUsage,
+        purposes: "security and abuse prevention of the form (IP address, user agent, referrer, page URL)",
+        legal_basis: "legitimate interest in securing the service (Art 6(1)(f))",
+        recipients: "the tenant; the platform as processor",
+        source: "your browser, when you submitted the form",
+    },
+];
+
+/// The categories of the platform's own account data: the platform is the controller.
+pub const ACCOUNT_CATEGORIES: &[CategoryFacts] = &[
+    CategoryFacts {
+        category: DataCategory::AccountProfile,
+        purposes:
+            "providing your account: sign-in, team roles, multi-factor authentication, sessions",
+        legal_basis: "performance of the contract (Art 6(1)(b))",
+        recipients: "the platform; your tenant's owners and admins (team list)",
+        source: "you, and your use of the service (login metadata)",
+    },
+    CategoryFacts {
+        category: DataCategory::SecurityLog,
+        purposes: "protecting accounts: logins, failures, password, role and MFA changes",
+        legal_basis: "legitimate interest in the security of the service (Art 6(1)(f)), Art 32",
+        recipients: "the platform",
+        source: "your use of the service",
+    },
+    CategoryFacts {
+        category: DataCategory::Billing,
+        purposes: "invoicing and accounting for the subscription you are the billing contact of",
+        legal_basis:
+            "legal obligation (Art 6(1)(c)): accounting law; exempt from erasure (Art 17(3)(b))",
+        recipients:
+            "the platform; the payment provider (Stripe) as processor; tax authorities on request",
+        source: "you and the payment provider",
+    },
+];
+
+/// The facts for a job's scope, as the access export carries them.
+pub fn facts(scope: &JobScope) -> Value {
+    let (controller, categories) = match scope {
+        JobScope::Tenant { tenant_id } => (
+            format!("the tenant {tenant_id} (the platform processes your data on its behalf)"),
+            TENANT_CATEGORIES,
+        ),
+        JobScope::Account => ("the platform".to_string(), ACCOUNT_CATEGORIES),
+    };
+    let categories: Vec<Value> = categories
+        .iter()
+        .map(|c| {
+            json!({
+                "category": c.category,
+                "purposes": c.purposes,
+                "legal_basis": c.legal_basis,
+                "recipients": format!("{}; {HOSTING}", c.recipients),
+                "retention": c.category.retention(),
+                "source": c.source,
+            })
+        })
+        .collect();
+    json!({
+        "controller": controller,
+        "categories": categories,
+        "keyed_hashes": "your email and phone are also stored as keyed hashes (blind indexes) to find your records without a searchable copy, and, after an erasure, in a suppression list so you are not re-imported",
+        "automated_decision_making": "none",
+        "transfers_outside_eea": "none: data is stored in the EU region",
+        "your_rights": "access, rectification, erasure, restriction, objection, portability, withdrawal of consent",
+        "complaint": COMPLAINT,
+    })
+}
+
+/// The legal basis named for billing records kept after an erasure.
+pub const BILLING_KEPT_BASIS: &str = "GDPR Art 17(3)(b): legal obligation to keep accounting documents (Romanian Law 82/1991, 5 years from 1 July of the year after the financial year); kept restricted to storage";
+
+/// The reason named for items under a legal hold kept after an erasure.
+pub const LEGAL_HOLD_BASIS: &str =
+    "GDPR Art 17(3)(e): under a legal hold for the establishment, exercise or defence of legal claims; kept restricted to storage";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TenantId;
+
+    #[test]
+    fn facts_name_every_category_with_its_retention_and_the_right_to_complain() {
+        let f = facts(&JobScope::Tenant {
+            tenant_id: TenantId::parse("t1").unwrap(),
+        });
+        let cats = f["categories"].as_array().unwrap();
+        assert_eq!(cats.len(), TENANT_CATEGORIES.len());
+        assert_eq!(
+            cats[0]["retention"],
+            DataCategory::CrmContent.retention(),
+            "retention comes from the inventory"
+        );
+        assert!(f["complaint"].as_str().unwrap().contains("supervisory"));
+        let a = facts(&JobScope::Account);
+        assert!(a["categories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["category"] == "billing"));
+    }
+}

@@ -1,0 +1,469 @@
+//! What each target does for each request type: here the dispatch and the tenant's lead steps
+//! (erasure, rectification, restriction, objection and withdrawal); `export_steps` streams a
+//! lead into the export documents, `account_steps` handles the platform's account data. Every
+//! item read passes through the inventory ([`super::records::classify`]): an undeclared
+//! attribute stops the job before anything of that target is written, exported or deleted.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use super::export::{Sink, UploadState};
+use super::facts::LEGAL_HOLD_BASIS;
+use super::job::{DsarJob, JobDispatcher, JobKind, JobScope, KeptRecord, RequestProgress};
+use super::records::{classify, SubjectRecord};
+use super::subjects::{is_true, item_key, str_attr};
+use super::worker::{kind_name, StepResult, Subject, Target, Worker};
+use crate::domain::{Email, LeadId, Phone, TenantId, UserId};
+use crate::dynamo::{batch_delete, s, Item};
+use crate::inventory::Table;
+use crate::keys::{self, PK, SK};
+use crate::mail::Mailer;
+
+impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
+    pub(super) async fn step(
+        &self,
+        job: &DsarJob,
+        subject: &Subject,
+        target: &Target,
+        sinks: &mut [Option<Sink>],
+        uploads: &mut [UploadState],
+    ) -> anyhow::Result<StepResult> {
+        let mut r = StepResult::default();
+        match target {
+            Target::FinishDoc { doc } => {
+                if let Some(sink) = sinks.get_mut(*doc).and_then(Option::take) {
+                    let mut state = sink.state.clone();
+                    self.exports.finish(sink).await?;
+                    state.completed = true;
+                    uploads[*doc] = state;
+                }
+            }
+            Target::Lead { lead, doc } => {
+                let JobScope::Tenant { tenant_id } = &job.scope else {
+                    anyhow::bail!("a lead target in an account job");
+                };
+                let lead = LeadId::parse(lead).context("lead id")?;
+                if matches!(job.kind, JobKind::Access | JobKind::Portability) {
+                    let sink = doc
+                        .and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
+                        .context("an export target without its document")?;
+                    self.export_lead(job, tenant_id, &lead, sink, &mut r)
+                        .await?;
+                    return Ok(r);
+                }
+                let items = self.store.lead_items(tenant_id, &lead).await?;
+                let records = classify_all(Table::Leads, &items)?;
+                let sink = doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut));
+                self.lead_step(
+                    job, subject, tenant_id, &lead, &items, &records, sink, &mut r,
+                )
+                .await?;
+            }
+            Target::Suppression { doc } => {
+                let JobScope::Tenant { tenant_id } = &job.scope else {
+                    return Ok(r);
+                };
+                let key = keys::suppression(tenant_id, &subject.bidx);
+                if let Some(it) = self.store.get(&self.store.tables().privacy, &key).await? {
+                    let rec = classify(Table::Privacy, &it)?;
+                    if let Some(sink) = doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
+                    {
+                        sink.json_record(&rec.access_json())?;
+                        r.inc(rec.kind, 1);
+                    }
+                }
+            }
+            Target::User { tenant, user, doc } => {
+                let t = TenantId::parse(tenant).context("tenant id")?;
+                let u = UserId::parse(user).context("user id")?;
+                let sink = doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut));
+                self.user_step(job, subject, &t, &u, sink, &mut r).await?;
+            }
+            Target::Billing { tenant, doc } => {
+                let t = TenantId::parse(tenant).context("tenant id")?;
+                let items = self.store.billing_items(&t).await?;
+                let records = classify_all(Table::Billing, &items)?;
+                match &job.kind {
+                    JobKind::Access => {
+                        if let Some(sink) =
+                            doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
+                        {
+                            for rec in &records {
+                                sink.json_record(&rec.access_json())?;
+                                r.inc(rec.kind, 1);
+                            }
+                        }
+                    }
+                    JobKind::Erasure => self.restrict_billing(&items, &records, &mut r).await?,
+                    _ => {}
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn lead_step(
+        &self,
+        job: &DsarJob,
+        subject: &Subject,
+        t: &TenantId,
+        lead: &LeadId,
+        items: &[Item],
+        records: &[SubjectRecord],
+        sink: Option<&mut Sink>,
+        r: &mut StepResult,
+    ) -> anyhow::Result<()> {
+        let leads = &self.store.tables().leads;
+        let client = self.store.client();
+        let at = subject.at.clone();
+        let _ = sink;
+        match &job.kind {
+            JobKind::Access | JobKind::Portability => {
+                anyhow::bail!("exports stream the lead through export_lead")
+            }
+            JobKind::Erasure => {
+                // The suppression entries first: a run cut off after the deletes must not leave
+                // a person erased but importable.
+                let lead_item = items.iter().find(|it| str_attr(it, SK) == Some("LEAD"));
+                let mut hashes = vec![subject.bidx.clone()];
+                if let Some(p) = lead_item.and_then(|it| str_attr(it, "phone_bidx")) {
+                    hashes.push(p.to_string());
+                }
+                for h in hashes {
+                    let k = keys::suppression(t, &h);
+                    client
+                        .put_item()
+                        .table_name(&self.store.tables().privacy)
+                        .item(PK, s(&k.pk))
+                        .item(SK, s(&k.sk))
+                        .item("created_at", s(&at))
+                        .item("reason", s("erasure"))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .send()
+                        .await
+                        .map(|_| ())
+                        .or_else(|e| match e.into_service_error() {
+                            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_) => Ok(()),
+                            other => Err(anyhow::Error::new(other).context("PutItem suppression")),
+                        })?;
+                }
+                let mut held = 0u64;
+                let mut keys_to_delete = Vec::new();
+                let mut lead_key = None;
+                let mut held_objects = Vec::new();
+                for (it, rec) in items.iter().zip(records) {
+                    if is_true(it, "legal_hold") {
+                        held += 1;
+                        if let Some(k) = str_attr(it, "object_key") {
+                            held_objects.push(k.to_string());
+                        }
+                        continue;
+                    }
+                    let key = item_key(it).context("item key")?;
+                    if rec.kind == "lead" {
+                        lead_key = Some(key);
+                    } else {
+                        keys_to_delete.push(key);
+                    }
+                    r.inc(rec.kind, 1);
+                }
+                // Objects first, the lead item last: a run cut off half-way finds the lead
+                // again through the blind index and finishes.
+                let prefix = keys::lead_objects_prefix(t, lead);
+                if held_objects.is_empty() {
+                    let n = crate::s3::delete_prefix(
+                        &self.exports.s3,
+                        &self.attachments_bucket,
+                        &prefix,
+                    )
+                    .await?;
+                    r.inc("attachment_object", n as u64);
+                } else {
+                    for it in items.iter().filter(|it| !is_true(it, "legal_hold")) {
+                        if let Some(k) = str_attr(it, "object_key") {
+                            self.exports
+                                .s3
+                                .delete_object()
+                                .bucket(&self.attachments_bucket)
+                                .key(k)
+                                .send()
+                                .await
+                                .context("DeleteObject")?;
+                            r.inc("attachment_object", 1);
+                        }
+                    }
+                }
+                keys_to_delete.extend(lead_key);
+                batch_delete(client, leads, keys_to_delete).await?;
+                if held > 0 {
+                    r.kept.push(KeptRecord {
+                        what: "lead items under legal hold".into(),
+                        count: held,
+                        legal_basis: LEGAL_HOLD_BASIS.into(),
+                        retain_until: None,
+                    });
+                }
+            }
+            JobKind::Rectification { changes } => {
+                let lk = keys::lead(t, lead);
+                let mut expr = vec![
+                    "#updated_at = :at".to_string(),
+                    "#version = #version + :one".to_string(),
+                ];
+                let mut names = HashMap::from([
+                    ("#updated_at".to_string(), "updated_at".to_string()),
+                    ("#version".to_string(), "version".to_string()),
+                ]);
+                let mut values = HashMap::from([
+                    (":at".to_string(), s(&at)),
+                    (":one".to_string(), AttributeValue::N("1".into())),
+                ]);
+                for (field, value) in changes {
+                    let (value, bidx) = match field.as_str() {
+                        "email" => {
+                            let e = Email::parse(value).map_err(|e| anyhow::anyhow!(e))?;
+                            let b = self.keys.email(&e);
+                            (e.as_str().to_string(), Some(("email_bidx", b)))
+                        }
+                        "phone" => {
+                            let p = Phone::parse(value).map_err(|e| anyhow::anyhow!(e))?;
+                            let b = self.keys.phone(&p);
+                            (p.as_str().to_string(), Some(("phone_bidx", b)))
+                        }
+                        _ => (
+                            crate::leads::contact_text(value).map_err(|e| anyhow::anyhow!(e))?,
+                            None,
+                        ),
+                    };
+                    expr.push(format!("#{field} = :{field}"));
+                    names.insert(format!("#{field}"), field.clone());
+                    values.insert(format!(":{field}"), s(value));
+                    if let Some((attr, b)) = bidx {
+                        expr.push(format!("#{attr} = :{attr}"));
+                        names.insert(format!("#{attr}"), attr.to_string());
+                        values.insert(format!(":{attr}"), s(b));
+                    }
+                }
+                client
+                    .update_item()
+                    .table_name(leads)
+                    .key(PK, s(&lk.pk))
+                    .key(SK, s(&lk.sk))
+                    .update_expression(format!("SET {}", expr.join(", ")))
+                    .condition_expression("attribute_exists(pk)")
+                    .set_expression_attribute_names(Some(names))
+                    .set_expression_attribute_values(Some(values))
+                    .send()
+                    .await
+                    .context("UpdateItem rectification")?;
+                r.inc("lead", 1);
+                // The same answers in the submissions' stored fields.
+                for (it, rec) in items.iter().zip(records) {
+                    if rec.kind != "submission" {
+                        continue;
+                    }
+                    let Some(AttributeValue::M(fields)) = it.get("fields") else {
+                        continue;
+                    };
+                    for (field, value) in changes {
+                        if fields
+                            .get(field)
+                            .is_some_and(|v| v.as_s().ok() != Some(value))
+                        {
+                            client
+                                .update_item()
+                                .table_name(leads)
+                                .set_key(item_key(it))
+                                .update_expression("SET #f.#k = :v")
+                                .expression_attribute_names("#f", "fields")
+                                .expression_attribute_names("#k", field)
+                                .expression_attribute_values(":v", s(value))
+                                .send()
+                                .await
+                                .context("UpdateItem submission answer")?;
+                            r.inc("submission_answer", 1);
+                        }
+                    }
+                }
+                let fields: Vec<String> = changes.keys().cloned().collect();
+                self.audit(job, t, lead, "lead.rectified", &fields, &at)
+                    .await?;
+            }
+            JobKind::Restriction | JobKind::LiftRestriction => {
+                let lk = keys::lead(t, lead);
+                let mut u = client
+                    .update_item()
+                    .table_name(leads)
+                    .key(PK, s(&lk.pk))
+                    .key(SK, s(&lk.sk))
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_names("#r", "restricted")
+                    .expression_attribute_names("#ra", "restricted_at");
+                let action = if job.kind == JobKind::Restriction {
+                    u = u
+                        .update_expression("SET #r = :t, #ra = if_not_exists(#ra, :at)")
+                        .expression_attribute_values(":t", AttributeValue::Bool(true))
+                        .expression_attribute_values(":at", s(&at));
+                    crate::leads::actions::LEAD_RESTRICTED
+                } else {
+                    u = u.update_expression("REMOVE #r, #ra");
+                    crate::leads::actions::LEAD_UNRESTRICTED
+                };
+                u.send().await.context("UpdateItem restriction")?;
+                r.inc("lead", 1);
+                self.audit(job, t, lead, action, &["restricted".to_string()], &at)
+                    .await?;
+            }
+            JobKind::Objection { marketing_only } => {
+                let only = marketing_only.then_some("marketing");
+                self.withdraw(job, t, lead, items, records, only, !marketing_only, &at, r)
+                    .await?;
+            }
+            JobKind::ConsentWithdrawal => {
+                self.withdraw(job, t, lead, items, records, None, false, &at, r)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
+    /// Consent withdrawal and objection: the consent records of the subject's submissions keep
+    /// what was given and gain the withdrawal's time and source (processing before stays
+    /// lawful); the lead is opted out of marketing at once.
+    #[allow(clippy::too_many_arguments)]
+    async fn withdraw(
+        &self,
+        job: &DsarJob,
+        t: &TenantId,
+        lead: &LeadId,
+        items: &[Item],
+        records: &[SubjectRecord],
+        only_keys_with: Option<&str>,
+        objection_to_all: bool,
+        at: &str,
+        r: &mut StepResult,
+    ) -> anyhow::Result<()> {
+        let client = self.store.client();
+        let leads = &self.store.tables().leads;
+        let source = format!(
+            "data-subject request {} ({})",
+            job.request_id,
+            kind_name(&job.kind)
+        );
+        for (it, rec) in items.iter().zip(records) {
+            if rec.kind != "submission" {
+                continue;
+            }
+            let Some(AttributeValue::L(consents)) = it.get("consents") else {
+                continue;
+            };
+            let mut changed = 0u64;
+            let updated: Vec<AttributeValue> = consents
+                .iter()
+                .map(|c| {
+                    let Ok(m) = c.as_m() else { return c.clone() };
+                    let granted = matches!(m.get("granted"), Some(AttributeValue::Bool(true)));
+                    let key = m.get("key").and_then(|v| v.as_s().ok()).map_or("", |v| v);
+                    let applies = only_keys_with.is_none_or(|w| key.contains(w));
+                    if granted && applies && !m.contains_key("withdrawn_at") {
+                        let mut m = m.clone();
+                        m.insert("withdrawn_at".into(), s(at));
+                        m.insert("withdrawal_source".into(), s(&source));
+                        changed += 1;
+                        AttributeValue::M(m)
+                    } else {
+                        c.clone()
+                    }
+                })
+                .collect();
+            if changed > 0 {
+                client
+                    .update_item()
+                    .table_name(leads)
+                    .set_key(item_key(it))
+                    .update_expression("SET consents = :c")
+                    .expression_attribute_values(":c", AttributeValue::L(updated))
+                    .send()
+                    .await
+                    .context("UpdateItem consents")?;
+                r.inc("consent_record", changed);
+            }
+        }
+        let lk = keys::lead(t, lead);
+        let mut expr = "SET marketing_opt_out = :t, marketing_opt_out_at = if_not_exists(marketing_opt_out_at, :at), marketing_opt_out_source = if_not_exists(marketing_opt_out_source, :src)".to_string();
+        if objection_to_all {
+            expr.push_str(", objection_at = if_not_exists(objection_at, :at)");
+        }
+        client
+            .update_item()
+            .table_name(leads)
+            .key(PK, s(&lk.pk))
+            .key(SK, s(&lk.sk))
+            .update_expression(expr)
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":at", s(at))
+            .expression_attribute_values(":src", s(&source))
+            .return_values(ReturnValue::None)
+            .send()
+            .await
+            .context("UpdateItem opt-out")?;
+        r.inc("lead_opted_out", 1);
+        let action = if job.kind == JobKind::ConsentWithdrawal {
+            "lead.consent_withdrawn"
+        } else {
+            "lead.objection"
+        };
+        self.audit(
+            job,
+            t,
+            lead,
+            action,
+            &["consents".to_string(), "marketing_opt_out".to_string()],
+            at,
+        )
+        .await
+    }
+
+    /// The lead's audit trail, in the workspace's item shape; the platform acted (no actor).
+    /// Keyed by the job's start time and request id, so a repeated step rewrites one entry.
+    async fn audit(
+        &self,
+        job: &DsarJob,
+        t: &TenantId,
+        lead: &LeadId,
+        action: &str,
+        fields: &[String],
+        at: &str,
+    ) -> anyhow::Result<()> {
+        let entry_id = format!("dsar-{}", job.request_id);
+        let k = keys::lead_audit(t, lead, at, &entry_id);
+        self.store
+            .client()
+            .put_item()
+            .table_name(&self.store.tables().leads)
+            .item(PK, s(&k.pk))
+            .item(SK, s(&k.sk))
+            .item("entry_id", s(&entry_id))
+            .item("action", s(action))
+            .item("fields", AttributeValue::L(fields.iter().map(s).collect()))
+            .item("at", s(at))
+            .send()
+            .await
+            .context("PutItem audit")?;
+        Ok(())
+    }
+}
+
+/// Every item through the inventory; the first undeclared attribute fails the step.
+pub(super) fn classify_all(table: Table, items: &[Item]) -> anyhow::Result<Vec<SubjectRecord>> {
+    items
+        .iter()
+        .map(|it| classify(table, it).map_err(anyhow::Error::new))
+        .collect()
+}

@@ -1,0 +1,1029 @@
+//! The execution of approved data-subject requests (`dsar-worker`) against the emulator: each
+//! request type end to end, exports downloaded through the presigned links read from the emails
+//! the emulator accepted, erasure proven by scanning every table and bucket, resumption after an
+//! interrupted run, duplicate invocations, and logs free of personal data.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::*;
+use serde_json::{json, Value};
+use shared::clock::UlidGenerator;
+use shared::config::Env;
+use shared::domain::{Email, FormId, TenantId, TenantStatus};
+use shared::dsar::checkpoint::CheckpointStore;
+use shared::dsar::export::Exports;
+use shared::dsar::job::{DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress};
+use shared::dsar::subjects::SubjectStore;
+use shared::dsar::worker::{RunResult, Steps, Unlimited, Worker};
+use shared::dynamo::Item;
+use shared::error::AppError;
+use shared::inventory::{self, Table};
+use shared::mail::SesMailer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---------------------------------------------------------------- fakes of the lifecycle
+
+#[derive(Clone, Default)]
+struct Progress(Arc<Mutex<Vec<String>>>);
+
+impl Progress {
+    fn events(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl RequestProgress for Progress {
+    async fn started(&self, job: &DsarJob) -> Result<(), AppError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("started {}", job.request_id));
+        Ok(())
+    }
+    async fn completed(&self, job: &DsarJob, outcome: &JobOutcome) -> Result<(), AppError> {
+        self.0.lock().unwrap().push(format!(
+            "completed {} {}",
+            job.request_id,
+            serde_json::to_string(&outcome.counts).unwrap()
+        ));
+        Ok(())
+    }
+    async fn failed(&self, job: &DsarJob, reason: &str) -> Result<(), AppError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("failed {} {reason}", job.request_id));
+        Ok(())
+    }
+}
+
+#[derive(Clone, Default)]
+struct Dispatcher(Arc<Mutex<Vec<DsarJob>>>);
+
+impl JobDispatcher for Dispatcher {
+    async fn dispatch(&self, job: &DsarJob) -> Result<(), AppError> {
+        self.0.lock().unwrap().push(job.clone());
+        Ok(())
+    }
+}
+
+type TestWorker = Worker<Progress, Dispatcher, SesMailer>;
+
+struct Fx {
+    w: World,
+    worker: TestWorker,
+    progress: Progress,
+    dispatcher: Dispatcher,
+    exports_bucket: String,
+    attachments_bucket: String,
+}
+
+async fn fx() -> Fx {
+    let w = World::new().await.expect("world");
+    let endpoint = emulator_endpoint();
+    let env = infra::local::local_function_env(&w.template, "dsar-worker", endpoint).unwrap();
+    let config = dsar_worker::config::Config::from_env(&Env::from_pairs(env)).unwrap();
+    let ses = infra::emulator::sesv2_client(endpoint);
+    infra::seed::ensure_secrets(&w.clients, &ses, &w.template)
+        .await
+        .unwrap();
+    let progress = Progress::default();
+    let dispatcher = Dispatcher::default();
+    let worker = Worker {
+        store: SubjectStore::new(w.clients.dynamo.clone(), config.tables.clone()),
+        checkpoints: CheckpointStore::new(w.clients.dynamo.clone(), config.tables.ops.clone(), 30),
+        exports: Exports {
+            s3: w.clients.s3.clone(),
+            bucket: config.exports_bucket.clone(),
+            part_bytes: 5 * 1024 * 1024,
+        },
+        attachments_bucket: config.attachments_bucket.clone(),
+        mailer: SesMailer::new(ses, config.sender_email.clone()),
+        progress: progress.clone(),
+        dispatcher: dispatcher.clone(),
+        keys: w.key.clone(),
+        clock: w.clock.clone(),
+        ids: Arc::new(UlidGenerator),
+        settings: config.settings.clone(),
+    };
+    Fx {
+        exports_bucket: config.exports_bucket.clone(),
+        attachments_bucket: config.attachments_bucket.clone(),
+        w,
+        worker,
+        progress,
+        dispatcher,
+    }
+}
+
+fn job(scope: JobScope, kind: JobKind, email: &str) -> DsarJob {
+    DsarJob {
+        request_id: format!("dsr_{}", ulid::Ulid::new().to_string().to_lowercase()),
+        scope,
+        kind,
+        subject_email: email.to_string(),
+    }
+}
+
+fn tenant_scope(t: &TenantId) -> JobScope {
+    JobScope::Tenant {
+        tenant_id: t.clone(),
+    }
+}
+
+/// A submission to `form` (the demo form of tenant-a, or another tenant's), returning the lead id.
+async fn submit(w: &World, form: &str, body: Value) -> String {
+    let mut e = json_submission(&body);
+    e["rawPath"] = json!(format!("/v1/forms/{form}/submissions"));
+    e["requestContext"]["http"]["path"] = json!(format!("/v1/forms/{form}/submissions"));
+    e["pathParameters"]["formId"] = json!(form);
+    let resp = lead_intake::handle(&w.intake(None), request(&e)).await;
+    assert_eq!(resp.status(), 201, "{:?}", response_json(&resp));
+    response_json(&resp)["lead_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A second tenant with its own form.
+async fn other_tenant(w: &World) -> TenantId {
+    let t = TenantId::parse("tenant-b").unwrap();
+    let form = infra::seed::demo_form(&t, &FormId::parse("form-b").unwrap(), WEB_ORIGIN);
+    w.put_tenant(&t, TenantStatus::Active, &form).await.unwrap();
+    t
+}
+
+fn body(email: &str, name: &str, message: &str) -> Value {
+    json!({"email": email, "name": name, "company": "Pop SRL", "message": message, "consent_marketing": true})
+}
+
+/// The download links of the last email the emulator accepted for `to`.
+fn links(w: &World, to: &str) -> Vec<String> {
+    let mails = w.emails_to(to);
+    let last = mails.last().expect("an email to the subject");
+    let mut out = Vec::new();
+    let mut rest = last.body.as_str();
+    while let Some(i) = rest.find("href=\"") {
+        rest = &rest[i + 6..];
+        let end = rest.find('"').unwrap();
+        out.push(rest[..end].replace("&amp;", "&"));
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// GET through a presigned URL of the emulator (loopback only), as the subject's browser would.
+async fn download(url: &str) -> (u16, Vec<u8>) {
+    let rest = url
+        .strip_prefix("http://")
+        .expect("http URL of the emulator");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    assert!(
+        authority.starts_with("127.0.0.1:"),
+        "only the local emulator"
+    );
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let n = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + n]);
+            rest = &rest[nl + 2 + n + 2..];
+        }
+        body = out;
+    }
+    (status, body)
+}
+
+async fn download_json(url: &str) -> Value {
+    let (status, body) = download(url).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).expect("a JSON export")
+}
+
+fn completed(r: RunResult) -> JobOutcome {
+    match r {
+        RunResult::Completed(o) => o,
+        other => panic!("expected completion, got {other:?}"),
+    }
+}
+
+/// Every item of every table of the template, with the table's inventory name.
+async fn everything(w: &World) -> Vec<(Table, Item)> {
+    let tables = [
+        ("TenantsTable", Table::Tenants),
+        ("SecurityLogTable", Table::SecurityLog),
+        ("LeadsTable", Table::Leads),
+        ("PrivacyTable", Table::Privacy),
+        ("OpsTable", Table::Ops),
+        ("BillingTable", Table::Billing),
+        ("PlansTable", Table::Plans),
+    ];
+    let mut all = Vec::new();
+    for (id, t) in tables {
+        for it in w.scan(id).await {
+            all.push((t, it));
+        }
+    }
+    all
+}
+
+fn item_text(it: &Item) -> String {
+    format!("{it:?}")
+}
+
+async fn object_keys(w: &World, bucket: &str) -> Vec<String> {
+    let out = w
+        .clients
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}
+
+async fn put_object(w: &World, bucket: &str, key: &str, body: &str) {
+    w.clients
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.as_bytes().to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Every attribute of every item stored is declared in the inventory.
+async fn assert_all_declared(w: &World) {
+    for (table, it) in everything(w).await {
+        let sk = it
+            .get("sk")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        for name in it.keys() {
+            assert!(
+                inventory::declaration(table, &sk, name).is_some(),
+                "{table:?} item {sk:?} stores undeclared attribute {name:?}"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------- access and portability
+
+#[tokio::test]
+async fn access_export_holds_every_attribute_by_category_and_the_art15_facts() {
+    let f = fx().await;
+    let w = &f.w;
+    let tb = other_tenant(w).await;
+    let ana = "ana.access@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana Pop", "first")).await;
+    submit(w, "demo-contact", body(ana, "Ana Pop", "second")).await;
+    submit(
+        w,
+        "demo-contact",
+        body("bob.access@example.com", "Bob", "other person"),
+    )
+    .await;
+    submit(w, "form-b", body(ana, "Ana B", "other tenant")).await;
+
+    let (logs, guard) = capture_logs();
+    let j = job(tenant_scope(&w.tenant), JobKind::Access, ana);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    drop(guard);
+    assert_eq!(out.counts["lead"], 1);
+    assert_eq!(out.counts["submission"], 2);
+    assert_eq!(out.export_keys.len(), 1);
+    assert!(out.export_keys[0].starts_with(&format!("dsar/tenants/{}/", w.tenant)));
+
+    let urls = links(w, ana);
+    assert_eq!(urls.len(), 1);
+    assert!(urls[0].contains("X-Amz-Expires=259200"), "72-hour link");
+    let doc = download_json(&urls[0]).await;
+    assert_eq!(doc["request_id"], j.request_id);
+    let facts = &doc["facts"];
+    assert!(facts["complaint"].as_str().unwrap().contains("supervisory"));
+    assert!(facts["categories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["retention"].as_str().is_some() && c["recipients"].as_str().is_some()));
+    let records = doc["records"].as_array().unwrap();
+    let lead_rec = records.iter().find(|r| r["kind"] == "lead").unwrap();
+    assert_eq!(lead_rec["categories"]["crm_content"]["email"]["value"], ana);
+    assert_eq!(lead_rec["record"]["lead_id"], lead);
+    let subs: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["kind"] == "submission")
+        .collect();
+    assert_eq!(subs.len(), 2);
+    for s in &subs {
+        assert!(s["categories"]["technical_usage"]["ip"]["value"].is_string());
+        assert!(s["categories"]["marketing_preferences"]["consents"]["value"].is_array());
+        assert!(s["categories"]["crm_content"]["fields"]["description"].is_string());
+    }
+    let text = doc.to_string();
+    assert!(!text.contains("bob.access"), "another subject");
+    assert!(
+        !text.contains("other tenant") && !text.contains(tb.as_str()),
+        "another tenant"
+    );
+    assert!(!logs.text().contains(ana) && !logs.text().contains("Ana Pop"));
+    assert_eq!(
+        f.progress
+            .events()
+            .iter()
+            .filter(|e| e.starts_with("completed"))
+            .count(),
+        1
+    );
+    assert_all_declared(w).await;
+}
+
+#[tokio::test]
+async fn portability_gives_what_the_subject_provided_as_json_and_csv() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.port@example.com";
+    submit(w, "demo-contact", body(ana, "Ana Port", "=SUM(A1:A9)")).await;
+    let j = job(tenant_scope(&w.tenant), JobKind::Portability, ana);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.export_keys.len(), 2);
+    let urls = links(w, ana);
+    assert_eq!(urls.len(), 2);
+    let json_url = urls.iter().find(|u| u.contains("provided.json")).unwrap();
+    let csv_url = urls.iter().find(|u| u.contains("provided.csv")).unwrap();
+    let doc = download_json(json_url).await;
+    let provided = doc["provided"].as_array().unwrap();
+    let contact = provided.iter().find(|r| r["record"] == "contact").unwrap();
+    assert_eq!(contact["fields"]["email"], ana);
+    assert_eq!(contact["fields"]["name"], "Ana Port");
+    let sub = provided
+        .iter()
+        .find(|r| r["record"] == "submission")
+        .unwrap();
+    assert_eq!(sub["fields"]["message"], "=SUM(A1:A9)");
+    assert!(sub["fields"]["consent:marketing"]
+        .as_str()
+        .unwrap()
+        .starts_with("granted"));
+    assert!(
+        doc.to_string().find("\"ip\"").is_none(),
+        "observed data is not 'provided'"
+    );
+    let (status, csv) = download(csv_url).await;
+    assert_eq!(status, 200);
+    let mut rows = csv::Reader::from_reader(&csv[..]);
+    assert_eq!(
+        rows.headers().unwrap().iter().collect::<Vec<_>>(),
+        ["record", "record_id", "at", "field", "value"]
+    );
+    let rows: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+    assert!(rows
+        .iter()
+        .any(|r| &r[0] == "contact" && &r[3] == "email" && &r[4] == ana));
+    assert!(
+        rows.iter()
+            .any(|r| &r[3] == "message" && &r[4] == "'=SUM(A1:A9)"),
+        "a formula cell is neutralised"
+    );
+}
+
+// ---------------------------------------------------------------- erasure
+
+#[tokio::test]
+async fn erasure_leaves_nothing_of_the_subject_but_hashes_and_certifies_it() {
+    let f = fx().await;
+    let w = &f.w;
+    let tb = other_tenant(w).await;
+    let ana = "ana.erase@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana Erase", "please erase")).await;
+    submit(w, "demo-contact", body(ana, "Ana Erase", "again")).await;
+    let bob_lead = submit(
+        w,
+        "demo-contact",
+        body("bob.erase@example.com", "Bob", "stay"),
+    )
+    .await;
+    let ana_b = submit(w, "form-b", body(ana, "Ana Erase", "other tenant")).await;
+    // An attachment of the lead, an earlier DSAR export of the subject, a tenant bulk export.
+    let t = w.tenant.as_str();
+    let att_key = format!("tenants/{t}/leads/{lead}/att_1");
+    put_object(w, &f.attachments_bucket, &att_key, "file of Ana").await;
+    put_object(
+        w,
+        &f.attachments_bucket,
+        &format!("tenants/{t}/leads/{bob_lead}/att_2"),
+        "Bob's",
+    )
+    .await;
+    put_object(
+        w,
+        &f.attachments_bucket,
+        &format!("tenants/{}/leads/{ana_b}/att_3", tb),
+        "B's",
+    )
+    .await;
+    let bidx = w.key.email(&Email::parse(ana).unwrap());
+    let earlier = format!("dsar/tenants/{t}/{bidx}/dsr_old/access.json");
+    put_object(
+        w,
+        &f.exports_bucket,
+        &earlier,
+        "{\"email\":\"ana.erase@example.com\"}",
+    )
+    .await;
+    put_object(
+        w,
+        &f.exports_bucket,
+        &format!("exports/{t}/exp_1.csv"),
+        "ana.erase@example.com",
+    )
+    .await;
+    w.clients
+        .dynamo
+        .put_item()
+        .table_name(w.table("LeadsTable"))
+        .item("pk", AttributeValue::S(format!("TENANT#{t}#LEAD#{lead}")))
+        .item("sk", AttributeValue::S("ATT#att_1".into()))
+        .item("tenant_id", AttributeValue::S(t.into()))
+        .item("lead_id", AttributeValue::S(lead.clone()))
+        .item("attachment_id", AttributeValue::S("att_1".into()))
+        .item("filename", AttributeValue::S("ana-cv.pdf".into()))
+        .item("object_key", AttributeValue::S(att_key.clone()))
+        .send()
+        .await
+        .unwrap();
+
+    let (logs, guard) = capture_logs();
+    let j = job(tenant_scope(&w.tenant), JobKind::Erasure, ana);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    drop(guard);
+    assert_eq!(out.counts["lead"], 1);
+    assert_eq!(out.counts["submission"], 2);
+    assert_eq!(out.counts["attachment_record"], 1);
+    assert_eq!(out.counts["attachment_object"], 1);
+    assert_eq!(out.counts["earlier_dsar_export_object"], 1);
+    assert_eq!(out.counts["tenant_bulk_export_object"], 1);
+    let cert_key = out.certificate_key.clone().unwrap();
+
+    // Nothing of Ana in tenant-a: no item names her lead, holds her email or her name; the
+    // suppression entry is a keyed hash.
+    for (table, it) in everything(w).await {
+        let text = item_text(&it);
+        let pk = it["pk"].as_s().unwrap();
+        if pk.starts_with(&format!("TENANT#{}#", tb)) {
+            continue; // the other tenant's own lead of Ana stays (its controller decides)
+        }
+        assert!(
+            !text.contains(&lead),
+            "{table:?} still holds the lead: {pk}"
+        );
+        assert!(!text.contains(ana), "{table:?} still holds the email: {pk}");
+        assert!(
+            !text.contains("Ana Erase"),
+            "{table:?} still holds the name: {pk}"
+        );
+    }
+    let suppressed = w.scan("PrivacyTable").await;
+    assert!(suppressed.iter().any(|it| it["pk"].as_s().unwrap()
+        == &format!("TENANT#{t}#SUPPRESSION")
+        && it["sk"].as_s().unwrap() == &bidx));
+    // Bob and the other tenant untouched.
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    assert!(leads
+        .iter()
+        .any(|l| s(l, "lead_id") == Some(bob_lead.as_str())));
+    assert!(leads
+        .iter()
+        .any(|l| s(l, "lead_id") == Some(ana_b.as_str())));
+    let att = object_keys(w, &f.attachments_bucket).await;
+    assert!(!att.contains(&att_key));
+    assert!(att.iter().any(|k| k.contains(&bob_lead)) && att.iter().any(|k| k.contains(&ana_b)));
+    // Every object of both buckets, read back: none holds the person.
+    for bucket in [&f.attachments_bucket, &f.exports_bucket] {
+        for key in object_keys(w, bucket).await {
+            let body = w
+                .clients
+                .s3
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            let text = String::from_utf8_lossy(&body);
+            assert!(
+                !text.contains(ana) && !text.contains("Ana Erase") && !text.contains("file of Ana"),
+                "{key} still holds the person"
+            );
+        }
+    }
+    let exports = object_keys(w, &f.exports_bucket).await;
+    assert!(!exports.contains(&earlier) && !exports.iter().any(|k| k.starts_with("exports/")));
+
+    // The certificate, downloaded through the emailed link.
+    let urls = links(w, ana);
+    let cert = download_json(urls.iter().find(|u| u.contains(&cert_key)).unwrap()).await;
+    assert_eq!(cert["request_id"], j.request_id);
+    assert_eq!(cert["erased"]["submission"], 2);
+    assert!(cert["completed_at"].is_string());
+    assert!(
+        !cert.to_string().contains(ana),
+        "the certificate names a hash, not the person"
+    );
+    assert!(!logs.text().contains(ana) && !logs.text().contains("Ana Erase"));
+
+    // A later submission of the erased person is not stored again.
+    let before = w.items_with_sk_prefix("LeadsTable", "SUB#").await.len();
+    let mut e = json_submission(&body(ana, "Ana Erase", "back again"));
+    e["requestContext"]["requestId"] = json!("req-after-erasure");
+    let resp = lead_intake::handle(&w.intake(None), request(&e)).await;
+    assert!(resp.status().is_success());
+    assert_eq!(
+        w.items_with_sk_prefix("LeadsTable", "SUB#").await.len(),
+        before
+    );
+    assert_all_declared(w).await;
+}
+
+/// An account with a login, a session, security events, and invoices of the tenant it owns.
+async fn seed_account(w: &World, email: &str) -> (TenantId, String) {
+    let t = TenantId::parse("acct-tenant").unwrap();
+    let u = "usr_ana";
+    let bidx = w.key.email(&Email::parse(email).unwrap());
+    let d = &w.clients.dynamo;
+    let put = |table: String, item: Vec<(&str, AttributeValue)>| {
+        let mut req = d.put_item().table_name(table);
+        for (k, v) in item {
+            req = req.item(k, v);
+        }
+        req.send()
+    };
+    let st = |v: &str| AttributeValue::S(v.to_string());
+    put(
+        w.table("TenantsTable"),
+        vec![
+            ("pk", st(&format!("TENANT#{t}"))),
+            ("sk", st("TENANT")),
+            ("tenant_id", st(t.as_str())),
+            ("status", st("active")),
+            ("business_name", st("Ana Account SRL")),
+            ("owner_user_id", st(u)),
+        ],
+    )
+    .await
+    .unwrap();
+    put(
+        w.table("TenantsTable"),
+        vec![
+            ("pk", st(&format!("TENANT#{t}"))),
+            ("sk", st(&format!("USER#{u}"))),
+            ("tenant_id", st(t.as_str())),
+            ("user_id", st(u)),
+            ("email", st(email)),
+            ("name", st("Ana Account")),
+            ("role", st("owner")),
+            (
+                "password_hash",
+                st("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"),
+            ),
+            ("last_login_ip", st("198.51.100.7")),
+        ],
+    )
+    .await
+    .unwrap();
+    put(
+        w.table("TenantsTable"),
+        vec![
+            ("pk", st(&format!("LOGIN#{bidx}"))),
+            ("sk", st("LOGIN")),
+            ("tenant_id", st(t.as_str())),
+            ("user_id", st(u)),
+        ],
+    )
+    .await
+    .unwrap();
+    put(
+        w.table("TenantsTable"),
+        vec![
+            ("pk", st("SESSION#ses_1")),
+            ("sk", st("SESSION")),
+            ("gsi1pk", st(&format!("USER#{u}"))),
+            ("gsi1sk", st("SESSION#ses_1")),
+            ("session_id", st("ses_1")),
+            ("user_id", st(u)),
+            ("tenant_id", st(t.as_str())),
+            ("ip", st("198.51.100.7")),
+            ("user_agent", st("AnaBrowser")),
+        ],
+    )
+    .await
+    .unwrap();
+    for (sk, user) in [
+        ("2026-11-01T10:00:00Z#ev1", u),
+        ("2026-11-02T10:00:00Z#ev2", "usr_bob"),
+    ] {
+        put(
+            w.table("SecurityLogTable"),
+            vec![
+                ("pk", st(&format!("TENANT#{t}#SECLOG"))),
+                ("sk", st(sk)),
+                ("event", st("login")),
+                ("at", st(&sk[..20])),
+                ("tenant_id", st(t.as_str())),
+                ("user_id", st(user)),
+            ],
+        )
+        .await
+        .unwrap();
+    }
+    put(
+        w.table("BillingTable"),
+        vec![
+            ("pk", st(&format!("TENANT#{t}"))),
+            ("sk", st("INVOICE#in_1")),
+            ("tenant_id", st(t.as_str())),
+            ("invoice_id", st("in_1")),
+            ("number", st("INV-1")),
+            ("amount_due", AttributeValue::N("4900".into())),
+            ("retain_until", st("2032-07-01")),
+        ],
+    )
+    .await
+    .unwrap();
+    (t, u.to_string())
+}
+
+#[tokio::test]
+async fn account_erasure_keeps_billing_restricted_and_names_it() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.account@example.com";
+    let (t, _u) = seed_account(w, ana).await;
+    let j = job(JobScope::Account, JobKind::Erasure, ana);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts["user"], 1);
+    assert_eq!(out.counts["login_index"], 1);
+    assert_eq!(out.counts["session"], 1);
+    assert_eq!(out.counts["security_event"], 1);
+    let billing = out
+        .kept
+        .iter()
+        .find(|k| k.what.starts_with("billing"))
+        .unwrap();
+    assert!(out.kept.iter().any(|k| k.what.contains("workspace")));
+    assert_eq!(billing.count, 1);
+    assert_eq!(billing.retain_until.as_deref(), Some("2032-07-01"));
+    assert!(billing.legal_basis.contains("17(3)(b)"));
+    for (table, it) in everything(w).await {
+        let text = item_text(&it);
+        if table == Table::Billing {
+            assert_eq!(it.get("restricted"), Some(&AttributeValue::Bool(true)));
+            continue;
+        }
+        if it["sk"].as_s().unwrap() == "TENANT" {
+            continue; // the owned workspace's record: kept and named (below)
+        }
+        assert!(
+            !text.contains(ana) && !text.contains("198.51.100.7") && !text.contains("usr_ana\""),
+            "{table:?} still holds the account: {text}"
+        );
+    }
+    let seclog = w.scan("SecurityLogTable").await;
+    assert_eq!(seclog.len(), 1, "another user's event stays");
+    assert!(w
+        .scan("TenantsTable")
+        .await
+        .iter()
+        .any(|it| it["pk"].as_s().unwrap() == &format!("TENANT#{t}")));
+    let urls = links(w, ana);
+    assert!(urls.iter().any(|u| u.contains("certificates")));
+    let mails = w.emails_to(ana);
+    assert!(mails.last().unwrap().body.contains("17(3)(b)"));
+    assert_all_declared(w).await;
+}
+
+#[tokio::test]
+async fn account_access_lists_login_metadata_sessions_security_events_and_billing() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.acctaccess@example.com";
+    seed_account(w, ana).await;
+    let j = job(JobScope::Account, JobKind::Access, ana);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts["security_event"], 1);
+    assert_eq!(out.counts["invoice"], 1);
+    let doc = download_json(&links(w, ana)[0]).await;
+    let text = doc.to_string();
+    assert!(text.contains("198.51.100.7") && text.contains("AnaBrowser") && text.contains("INV-1"));
+    assert!(!text.contains("$argon2id$"), "secrets are withheld");
+}
+
+// ---------------------------------------------------------------- rectification, restriction, consent
+
+#[tokio::test]
+async fn rectification_corrects_the_lead_and_its_answers_with_an_audit_entry() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.rect@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana Wrong", "hello")).await;
+    let changes = BTreeMap::from([
+        ("name".to_string(), "Ana Right".to_string()),
+        ("email".to_string(), "ana.right@example.com".to_string()),
+    ]);
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Rectification { changes },
+        ana,
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    let l = leads
+        .iter()
+        .find(|l| s(l, "lead_id") == Some(lead.as_str()))
+        .unwrap();
+    assert_eq!(s(l, "name"), Some("Ana Right"));
+    assert_eq!(s(l, "email"), Some("ana.right@example.com"));
+    let new_bidx = w.key.email(&Email::parse("ana.right@example.com").unwrap());
+    assert_eq!(s(l, "email_bidx"), Some(new_bidx.as_str()));
+    let subs = w.items_with_sk_prefix("LeadsTable", "SUB#").await;
+    let fields = subs[0]["fields"].as_m().unwrap();
+    assert_eq!(fields["name"].as_s().unwrap(), "Ana Right");
+    let audit = w.items_with_sk_prefix("LeadsTable", "AUDIT#").await;
+    assert_eq!(audit.len(), 1);
+    assert_eq!(s(&audit[0], "action"), Some("lead.rectified"));
+    assert!(
+        !audit[0].contains_key("actor_user_id"),
+        "the platform acted"
+    );
+    // The answer goes to the verified address; a bad value is refused before anything changes.
+    assert_eq!(w.emails_to(ana).len(), 1);
+    let bad = BTreeMap::from([("email".to_string(), "not an email".to_string())]);
+    let j2 = job(
+        tenant_scope(&w.tenant),
+        JobKind::Rectification { changes: bad },
+        "ana.right@example.com",
+    );
+    assert!(matches!(
+        f.worker.run(&j2, &Unlimited).await.unwrap(),
+        RunResult::Failed(_)
+    ));
+    assert!(f
+        .progress
+        .events()
+        .iter()
+        .any(|e| e.starts_with(&format!("failed {}", j2.request_id))));
+    assert_eq!(
+        w.items_with_sk_prefix("LeadsTable", "AUDIT#").await.len(),
+        1
+    );
+    assert_all_declared(w).await;
+}
+
+async fn restricted(w: &World, lead: &str) -> bool {
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    let l = leads
+        .iter()
+        .find(|l| s(l, "lead_id") == Some(lead))
+        .unwrap();
+    l.get("restricted") == Some(&AttributeValue::Bool(true))
+}
+
+#[tokio::test]
+async fn restriction_flags_the_lead_read_only_and_lifting_clears_it() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.restrict@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana R", "hello")).await;
+    completed(
+        f.worker
+            .run(
+                &job(tenant_scope(&w.tenant), JobKind::Restriction, ana),
+                &Unlimited,
+            )
+            .await
+            .unwrap(),
+    );
+    assert!(restricted(w, &lead).await);
+    completed(
+        f.worker
+            .run(
+                &job(tenant_scope(&w.tenant), JobKind::LiftRestriction, ana),
+                &Unlimited,
+            )
+            .await
+            .unwrap(),
+    );
+    assert!(!restricted(w, &lead).await);
+    let actions: Vec<String> = w
+        .items_with_sk_prefix("LeadsTable", "AUDIT#")
+        .await
+        .iter()
+        .filter_map(|a| s(a, "action").map(str::to_string))
+        .collect();
+    assert!(actions.contains(&"lead.restricted".to_string()));
+    assert!(actions.contains(&"lead.unrestricted".to_string()));
+}
+
+#[tokio::test]
+async fn withdrawal_and_objection_keep_the_consent_record_and_stop_marketing() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.consent@example.com";
+    submit(w, "demo-contact", body(ana, "Ana C", "hello")).await;
+    let j = job(tenant_scope(&w.tenant), JobKind::ConsentWithdrawal, ana);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts["consent_record"], 1);
+    let sub = &w.items_with_sk_prefix("LeadsTable", "SUB#").await[0];
+    let c = sub["consents"].as_l().unwrap()[0].as_m().unwrap();
+    assert_eq!(
+        c["granted"],
+        AttributeValue::Bool(true),
+        "what was given is kept"
+    );
+    assert!(c["withdrawn_at"].as_s().is_ok());
+    assert!(c["withdrawal_source"]
+        .as_s()
+        .unwrap()
+        .contains(&j.request_id));
+    let lead = &w.items_with_sk_prefix("LeadsTable", "LEAD").await[0];
+    assert_eq!(
+        lead.get("marketing_opt_out"),
+        Some(&AttributeValue::Bool(true))
+    );
+    // An objection afterwards changes no consent again (already withdrawn) and is recorded.
+    let o = job(
+        tenant_scope(&w.tenant),
+        JobKind::Objection {
+            marketing_only: false,
+        },
+        ana,
+    );
+    let out = completed(f.worker.run(&o, &Unlimited).await.unwrap());
+    assert!(!out.counts.contains_key("consent_record"));
+    let lead = &w.items_with_sk_prefix("LeadsTable", "LEAD").await[0];
+    assert!(lead.get("objection_at").is_some());
+    assert_all_declared(w).await;
+}
+
+// ---------------------------------------------------------------- resumption, duplicates, failures
+
+#[tokio::test]
+async fn an_interrupted_run_resumes_from_its_checkpoint_without_double_counting() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.resume@example.com";
+    seed_account(w, ana).await;
+    // Account erasure: the user target, then the billing target. One step, then time is up.
+    let j = job(JobScope::Account, JobKind::Erasure, ana);
+    assert_eq!(
+        f.worker.run(&j, &Steps::new(1)).await.unwrap(),
+        RunResult::Continued
+    );
+    let dispatched = f.dispatcher.0.lock().unwrap().clone();
+    assert_eq!(
+        dispatched,
+        vec![j.clone()],
+        "the continuation is dispatched"
+    );
+    assert!(w.emails_to(ana).is_empty(), "nothing delivered yet");
+    // The continuation (the dispatched payload) finishes.
+    let out = completed(f.worker.run(&dispatched[0], &Unlimited).await.unwrap());
+    assert_eq!(out.counts["user"], 1);
+    assert_eq!(out.counts["session"], 1);
+    assert_eq!(out.counts["billing_record_restricted"], 1);
+    assert_eq!(
+        out.kept.len(),
+        2,
+        "billing and the owned workspace, once each"
+    );
+    assert_eq!(w.emails_to(ana).len(), 1);
+
+    // An access export interrupted before its document was sent resumes into a valid document.
+    let bob = "bob.resume@example.com";
+    submit(w, "demo-contact", body(bob, "Bob R", "one")).await;
+    let a = job(tenant_scope(&w.tenant), JobKind::Access, bob);
+    assert_eq!(
+        f.worker.run(&a, &Steps::new(1)).await.unwrap(),
+        RunResult::Continued
+    );
+    let out = completed(f.worker.run(&a, &Unlimited).await.unwrap());
+    assert_eq!(out.counts["lead"], 1, "not counted twice");
+    let doc = download_json(&links(w, bob)[0]).await;
+    assert_eq!(
+        doc["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["kind"] == "lead")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_invocation_of_a_completed_job_is_a_no_op() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.dup@example.com";
+    submit(w, "demo-contact", body(ana, "Ana D", "hello")).await;
+    let j = job(tenant_scope(&w.tenant), JobKind::Erasure, ana);
+    let first = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(
+        f.worker.run(&j, &Unlimited).await.unwrap(),
+        RunResult::AlreadyCompleted
+    );
+    assert_eq!(w.emails_to(ana).len(), 1);
+    let completions: Vec<String> = f
+        .progress
+        .events()
+        .into_iter()
+        .filter(|e| e.starts_with("completed"))
+        .collect();
+    assert_eq!(completions.len(), 1);
+    assert!(completions[0].contains(&serde_json::to_string(&first.counts).unwrap()));
+}
+
+#[tokio::test]
+async fn an_undeclared_attribute_fails_the_job_loudly_before_anything_is_disclosed() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.undeclared@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana U", "hello")).await;
+    w.clients
+        .dynamo
+        .update_item()
+        .table_name(w.table("LeadsTable"))
+        .key(
+            "pk",
+            AttributeValue::S(format!("TENANT#{}#LEAD#{lead}", w.tenant)),
+        )
+        .key("sk", AttributeValue::S("LEAD".into()))
+        .update_expression("SET shoe_size = :v")
+        .expression_attribute_values(":v", AttributeValue::S("44".into()))
+        .send()
+        .await
+        .unwrap();
+    let (logs, guard) = capture_logs();
+    let j = job(tenant_scope(&w.tenant), JobKind::Access, ana);
+    let r = f.worker.run(&j, &Unlimited).await.unwrap();
+    drop(guard);
+    let RunResult::Failed(reason) = r else {
+        panic!("expected failure, got {r:?}")
+    };
+    assert!(reason.contains("shoe_size"));
+    assert!(w.emails_to(ana).is_empty());
+    assert!(logs.text().contains("shoe_size") && !logs.text().contains(ana));
+    // "Approve again" re-dispatches the job: it resumes, and fails the same way until the
+    // inventory declares the attribute; still nothing is sent.
+    assert!(matches!(
+        f.worker.run(&j, &Unlimited).await.unwrap(),
+        RunResult::Failed(_)
+    ));
+    assert!(w.emails_to(ana).is_empty());
+}
+
+#[tokio::test]
+async fn the_handler_answers_a_malformed_payload_without_retrying_or_logging_it() {
+    let f = fx().await;
+    let (logs, guard) = capture_logs();
+    let out = dsar_worker::handle(
+        &f.worker,
+        json!({"request_id": "x", "subject_email": "leak@example.com", "kind": {"type": "nope"}}),
+        &Unlimited,
+    )
+    .await
+    .unwrap();
+    drop(guard);
+    assert_eq!(out["status"], "rejected");
+    assert!(!logs.text().contains("leak@example.com"));
+}
