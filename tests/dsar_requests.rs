@@ -1361,6 +1361,60 @@ async fn one_click_unsubscribe_changes_state_on_post_only() {
     assert_inventory_covers(&t).await;
 }
 
+/// A one-click withdrawal from a tenant's email reaches the consent records themselves: each
+/// keeps what was given and gains the withdrawal's time and source, as after a withdrawal
+/// request; a second click changes nothing.
+#[tokio::test]
+async fn one_click_withdrawal_marks_the_consent_records_of_the_submissions() {
+    let t = setup().await;
+    let email = new_email();
+    let mut e = json_submission(&json!({
+        "email": email, "name": "Ana", "message": "hello", "consent_marketing": true
+    }));
+    e["rawPath"] = json!("/v1/forms/demo-contact/submissions");
+    e["requestContext"]["http"]["path"] = json!("/v1/forms/demo-contact/submissions");
+    e["pathParameters"]["formId"] = json!("demo-contact");
+    let resp = lead_intake::handle(&t.w.intake(None), request(&e)).await;
+    assert_eq!(resp.status(), 201, "{:?}", response_json(&resp));
+    let token = UnsubscribeToken {
+        purpose: UnsubscribePurpose::Consent,
+        subject_bidx: t.w.key.email(&Email::parse(&email).unwrap()),
+        scope: UnsubscribeScope::Tenant(t.w.tenant.clone()),
+    }
+    .sign(&t.w.key);
+    let click = || {
+        event(
+            "POST",
+            "/v1/privacy/unsubscribe",
+            &[("t", &token)],
+            None,
+            None,
+        )
+    };
+    let (st, p) = call(&t, click()).await;
+    assert_eq!((st, p["changed"].as_bool()), (200, Some(true)), "{p}");
+    let consent = |sub: &Item| sub["consents"].as_l().unwrap()[0].as_m().unwrap().clone();
+    let subs = t.w.items_with_sk_prefix("LeadsTable", "SUB#").await;
+    assert_eq!(subs.len(), 1);
+    let c = consent(&subs[0]);
+    assert_eq!(
+        c["granted"],
+        AttributeValue::Bool(true),
+        "what was given is kept"
+    );
+    let first = c["withdrawn_at"].as_s().unwrap().clone();
+    assert_eq!(
+        c["withdrawal_source"].as_s().unwrap(),
+        "one-click email link"
+    );
+    // A second click (or the mail client's retry) keeps the first withdrawal's time.
+    let (st, _) = call(&t, click()).await;
+    assert_eq!(st, 200);
+    let subs = t.w.items_with_sk_prefix("LeadsTable", "SUB#").await;
+    assert_eq!(consent(&subs[0])["withdrawn_at"].as_s().unwrap(), &first);
+    assert_inventory_covers(&t).await;
+}
+
 // ---------------------------------------------------------------- cost
 
 /// Seeds `n` leads of other people in `tenant` with BatchWriteItem.

@@ -7,7 +7,8 @@
 //! What is recorded: a proof entry in the privacy table (time, source "one-click email link",
 //! purpose) keyed by the recipient's blind index, and the `marketing_opt_out` flag on what the
 //! scope names: the account user of that email (platform emails), or the tenant's leads of that
-//! email (a tenant's emails). Marketing sends check the flag. Processing before it stays lawful.
+//! email (a tenant's emails), whose submissions' consent records then carry the withdrawal's time
+//! and source, as after a consent-withdrawal request. Marketing sends check the flag. Processing before it stays lawful.
 
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
@@ -67,6 +68,7 @@ pub async fn withdraw<M: Mailer, D: JobDispatcher>(
     let t = token_of(app, req)?;
     let purpose = t.purpose.as_str();
     let mut flagged = 0u32;
+    let mut consents = 0u64;
     match &t.scope {
         UnsubscribeScope::Platform => {
             app.store
@@ -91,15 +93,20 @@ pub async fn withdraw<M: Mailer, D: JobDispatcher>(
                 )
                 .await?;
             for pk in app.store.lead_pks_of(&t.subject_bidx).await? {
-                if tenant_of_lead_pk(&pk).as_ref() == Some(tenant)
-                    && app.store.flag_lead_opt_out(&pk, ctx.now).await?
-                {
+                if tenant_of_lead_pk(&pk).as_ref() != Some(tenant) {
+                    continue;
+                }
+                if app.store.flag_lead_opt_out(&pk, ctx.now).await? {
                     flagged += 1;
+                    consents += app
+                        .store
+                        .withdraw_lead_consents(&pk, t.purpose, ctx.now)
+                        .await?;
                 }
             }
         }
     }
-    tracing::info!(email_bidx = %t.subject_bidx, purpose, scope = scope_kind(&t.scope), flagged, "one-click withdrawal recorded");
+    tracing::info!(email_bidx = %t.subject_bidx, purpose, scope = scope_kind(&t.scope), flagged, consents, "one-click withdrawal recorded");
     Ok(json(
         200,
         json!({ "purpose": purpose, "scope": scope_kind(&t.scope), "changed": true }),

@@ -331,6 +331,38 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
     }
 }
 
+/// A submission's consent records after a withdrawal: each granted record that `only_keys_with`
+/// selects (every one when `None`) keeps what was given and gains the withdrawal's time and
+/// source; records already withdrawn keep their first withdrawal. Returns the list and how many
+/// records changed (0: nothing to write).
+pub(crate) fn withdrawn_consents(
+    consents: &[AttributeValue],
+    only_keys_with: Option<&str>,
+    at: &str,
+    source: &str,
+) -> (Vec<AttributeValue>, u64) {
+    let mut changed = 0u64;
+    let updated = consents
+        .iter()
+        .map(|c| {
+            let Ok(m) = c.as_m() else { return c.clone() };
+            let granted = matches!(m.get("granted"), Some(AttributeValue::Bool(true)));
+            let key = m.get("key").and_then(|v| v.as_s().ok()).map_or("", |v| v);
+            let applies = only_keys_with.is_none_or(|w| key.contains(w));
+            if granted && applies && !m.contains_key("withdrawn_at") {
+                let mut m = m.clone();
+                m.insert("withdrawn_at".into(), s(at));
+                m.insert("withdrawal_source".into(), s(source));
+                changed += 1;
+                AttributeValue::M(m)
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    (updated, changed)
+}
+
 impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
     /// Consent withdrawal and objection: the consent records of the subject's submissions keep
     /// what was given and gain the withdrawal's time and source (processing before stays
@@ -362,25 +394,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             let Some(AttributeValue::L(consents)) = it.get("consents") else {
                 continue;
             };
-            let mut changed = 0u64;
-            let updated: Vec<AttributeValue> = consents
-                .iter()
-                .map(|c| {
-                    let Ok(m) = c.as_m() else { return c.clone() };
-                    let granted = matches!(m.get("granted"), Some(AttributeValue::Bool(true)));
-                    let key = m.get("key").and_then(|v| v.as_s().ok()).map_or("", |v| v);
-                    let applies = only_keys_with.is_none_or(|w| key.contains(w));
-                    if granted && applies && !m.contains_key("withdrawn_at") {
-                        let mut m = m.clone();
-                        m.insert("withdrawn_at".into(), s(at));
-                        m.insert("withdrawal_source".into(), s(&source));
-                        changed += 1;
-                        AttributeValue::M(m)
-                    } else {
-                        c.clone()
-                    }
-                })
-                .collect();
+            let (updated, changed) = withdrawn_consents(consents, only_keys_with, at, &source);
             if changed > 0 {
                 client
                     .update_item()

@@ -931,6 +931,72 @@ impl DsarStore {
         self.flag_opt_out(&self.tables.leads, &k, at).await
     }
 
+    /// A one-click withdrawal from a tenant's email, on the consent records of one lead's
+    /// submissions: each (all of them for `Consent`, the marketing ones for `Marketing`) keeps
+    /// what was given and gains the withdrawal's time and the source "one-click email link", as a
+    /// withdrawal through a data-subject request does. One Query of the lead's submissions (their
+    /// consents only), one UpdateItem per submission that changes; repeating it changes nothing.
+    /// Returns the consent records withdrawn.
+    pub async fn withdraw_lead_consents(
+        &self,
+        lead_pk: &str,
+        purpose: crate::dsar::tokens::UnsubscribePurpose,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<u64> {
+        use crate::dsar::tokens::UnsubscribePurpose;
+        let only = match purpose {
+            UnsubscribePurpose::Consent => None,
+            UnsubscribePurpose::Marketing => Some("marketing"),
+        };
+        let at = crate::clock::rfc3339(at);
+        let mut withdrawn = 0;
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.leads)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :sub)")
+                .expression_attribute_values(":pk", s(lead_pk))
+                .expression_attribute_values(":sub", s("SUB#"))
+                .projection_expression("pk, sk, consents")
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .context("Query lead submissions' consents")?;
+            for it in page.items() {
+                let Some(AttributeValue::L(consents)) = it.get("consents") else {
+                    continue;
+                };
+                let (updated, changed) = crate::dsar::steps::withdrawn_consents(
+                    consents,
+                    only,
+                    &at,
+                    "one-click email link",
+                );
+                if changed == 0 {
+                    continue;
+                }
+                self.client
+                    .update_item()
+                    .table_name(&self.tables.leads)
+                    .key("pk", it["pk"].clone())
+                    .key("sk", it["sk"].clone())
+                    .update_expression("SET consents = :c")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":c", AttributeValue::L(updated))
+                    .send()
+                    .await
+                    .context("UpdateItem consents")?;
+                withdrawn += changed;
+            }
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(withdrawn),
+            }
+        }
+    }
+
     /// Flags an account user as opted out of the platform's marketing.
     pub async fn flag_user_opt_out(
         &self,
