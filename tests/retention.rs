@@ -10,9 +10,10 @@ use retention_cleanup::config::Config;
 use retention_cleanup::{App, Limits};
 use serde_json::{json, Value};
 use shared::accounts::{OneTimeToken, SecurityEvent, Session, TokenKind};
-use shared::clock::{rfc3339, UlidGenerator};
+use shared::clock::{rfc3339, Clock, UlidGenerator};
 use shared::config::Env;
 use shared::domain::{Email, FormId, LeadId, SessionId, TenantId, TenantStatus, UserId};
+use shared::dynamo::legal_holds::{self, HeldItem, HoldKind};
 use shared::dynamo::{AccountStore, AccountTables, Item};
 use shared::inventory::{self, Table};
 use shared::keys::{self, Key};
@@ -117,6 +118,42 @@ fn raw(k: &Key, attrs: &[(&str, &str)]) -> Item {
         it.insert(n.to_string(), AttributeValue::S(v.to_string()));
     }
     it
+}
+
+/// Sets or clears a legal hold the documented way: the item's `legal_hold` attribute and its
+/// entry in the holds registry (ops table), in one transaction.
+async fn legal_hold(w: &World, table: &str, kind: HoldKind, k: &Key, on: bool) {
+    let held = HeldItem {
+        kind,
+        key: k.clone(),
+    };
+    let found = legal_holds::set_legal_hold(
+        &w.clients.dynamo,
+        &w.table(table),
+        &w.table("OpsTable"),
+        &held,
+        on,
+        w.clock.now(),
+    )
+    .await
+    .expect("legal hold");
+    assert!(found, "the held item exists");
+}
+
+/// The holds registry's items.
+async fn registry(w: &World) -> Vec<Item> {
+    w.clients
+        .dynamo
+        .query()
+        .table_name(w.table("OpsTable"))
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", AttributeValue::S(keys::LEGAL_HOLDS_PARTITION.into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("query registry")
+        .items
+        .unwrap_or_default()
 }
 
 fn account_store(w: &World) -> AccountStore {
@@ -284,12 +321,12 @@ async fn technical_data_leaves_after_90_days_and_the_submission_stays() {
     w.clock.set(datetime!(2026-01-10 10:00 UTC));
     let (lead, sub) = submit(&w, &w.form.form_id.clone(), "ana@example.com").await;
     let (held_lead, held_sub) = submit(&w, &w.form.form_id.clone(), "bob@example.com").await;
-    set_attr(
+    legal_hold(
         &w,
         "LeadsTable",
+        HoldKind::Lead,
         &keys::lead(&w.tenant, &held_lead),
-        "legal_hold",
-        AttributeValue::Bool(true),
+        true,
     )
     .await;
     let sub_key = keys::submission(
@@ -326,6 +363,10 @@ async fn technical_data_leaves_after_90_days_and_the_submission_stays() {
     let it = get(&w, "LeadsTable", &held_key).await.unwrap();
     assert!(s(&it, "ip").is_some());
     assert_eq!(r["rules"][rule::TECH_DATA]["held"], 1);
+    // No lead was read for its hold: the two submissions from the index and the registry's one
+    // entry (before: one more item per lead).
+    assert_eq!(r["rules"][rule::TECH_DATA]["found"], 2, "{r:#}");
+    assert_eq!(r["items_read"], 3, "{r:#}");
     assert_eq!(r["held_items"][0]["kind"], "lead");
     assert_eq!(
         r["held_items"][0]["id"],
@@ -334,16 +375,22 @@ async fn technical_data_leaves_after_90_days_and_the_submission_stays() {
     let r = run_at(&w, &app, datetime!(2026-04-12 03:00 UTC)).await;
     assert_eq!(r["rules"][rule::TECH_DATA]["held"], 1, "reported daily");
     // Hold lifted: removed by the next run.
-    set_attr(
+    legal_hold(
         &w,
         "LeadsTable",
+        HoldKind::Lead,
         &keys::lead(&w.tenant, &held_lead),
-        "legal_hold",
-        AttributeValue::Bool(false),
+        false,
     )
     .await;
+    assert_eq!(
+        registry(&w).await,
+        vec![],
+        "the registry entry goes with the hold"
+    );
     let r = run_at(&w, &app, datetime!(2026-04-13 03:00 UTC)).await;
     assert_eq!(deleted(&r, rule::TECH_DATA), 1);
+    assert_eq!(r["held_items"], json!([]));
     assert!(s(&get(&w, "LeadsTable", &held_key).await.unwrap(), "ip").is_none());
 }
 
@@ -420,6 +467,109 @@ async fn billing_records_are_kept_until_their_legal_end_and_holds_are_reported()
     );
     let r = run_at(&w, &app, datetime!(2032-07-02 03:00 UTC)).await;
     assert_eq!(r["rules"][rule::BILLING]["held"], 1, "reported every day");
+}
+
+#[tokio::test]
+async fn billing_holds_come_from_the_registry_and_the_records_own_hold_still_wins() {
+    let w = world().await;
+    let app = app(&w);
+    let until = retention::billing_retain_until(time::macros::date!(2026 - 05 - 20));
+    let k = |sk: &str| Key {
+        pk: keys::billing_partition(&w.tenant),
+        sk: sk.into(),
+    };
+    for sk in [
+        "INVOICE#in_1",
+        "INVOICE#in_2",
+        "INVOICE#in_3",
+        "PAYMENT#py_1",
+    ] {
+        put(&w, "BillingTable", billing_item(&w.tenant, sk, until)).await;
+    }
+    // Held the documented way: attribute and registry entry.
+    legal_hold(
+        &w,
+        "BillingTable",
+        HoldKind::Billing,
+        &k("INVOICE#in_2"),
+        true,
+    )
+    .await;
+    let entries = registry(&w).await;
+    assert_eq!(entries.len(), 1);
+    let sk = s(&entries[0], "sk").unwrap().to_string();
+    assert!(sk.starts_with(keys::LEGAL_HOLD_PREFIX), "{sk}");
+    for name in entries[0].keys() {
+        assert!(
+            inventory::declaration(Table::Ops, &sk, name).is_some(),
+            "{sk} {name}"
+        );
+    }
+    assert_eq!(
+        get(&w, "BillingTable", &k("INVOICE#in_2")).await.unwrap()["legal_hold"],
+        AttributeValue::Bool(true)
+    );
+    // A hold the registry does not list when the run reads it (set after that read, or by hand
+    // on the item alone): the conditional delete sees the record's own attribute.
+    set_attr(
+        &w,
+        "BillingTable",
+        &k("INVOICE#in_3"),
+        "legal_hold",
+        AttributeValue::Bool(true),
+    )
+    .await;
+
+    let r = run_at(&w, &app, datetime!(2032-07-01 03:00 UTC)).await;
+    assert_eq!(deleted(&r, rule::BILLING), 2, "{r:#}");
+    assert!(get(&w, "BillingTable", &k("INVOICE#in_1")).await.is_none());
+    assert!(get(&w, "BillingTable", &k("PAYMENT#py_1")).await.is_none());
+    assert!(get(&w, "BillingTable", &k("INVOICE#in_2")).await.is_some());
+    assert!(get(&w, "BillingTable", &k("INVOICE#in_3")).await.is_some());
+    assert_eq!(r["rules"][rule::BILLING]["held"], 2, "{r:#}");
+    // Read: the 4 records from the index, the registry's entry, and only the record the
+    // condition refused (in_3); neither the registered one nor the deleted ones.
+    assert_eq!(r["rules"][rule::BILLING]["found"], 4, "{r:#}");
+    assert_eq!(r["items_read"], 4 + 1 + 1, "{r:#}");
+
+    // Cleared the documented way: the registry entry goes with the attribute, and the next run
+    // deletes the record; the other hold still holds.
+    legal_hold(
+        &w,
+        "BillingTable",
+        HoldKind::Billing,
+        &k("INVOICE#in_2"),
+        false,
+    )
+    .await;
+    assert_eq!(registry(&w).await, vec![]);
+    let r = run_at(&w, &app, datetime!(2032-07-02 03:00 UTC)).await;
+    assert_eq!(deleted(&r, rule::BILLING), 1, "{r:#}");
+    assert!(get(&w, "BillingTable", &k("INVOICE#in_2")).await.is_none());
+    assert!(get(&w, "BillingTable", &k("INVOICE#in_3")).await.is_some());
+    assert_eq!(
+        r["held_items"],
+        json!([{"rule": "billing", "kind": "billing", "id": format!("{}/INVOICE#in_3", w.tenant)}])
+    );
+
+    // A hold on a missing record is refused and registers nothing.
+    let missing = HeldItem {
+        kind: HoldKind::Billing,
+        key: k("INVOICE#nope"),
+    };
+    let found = legal_holds::set_legal_hold(
+        &w.clients.dynamo,
+        &w.table("BillingTable"),
+        &w.table("OpsTable"),
+        &missing,
+        true,
+        w.clock.now(),
+    )
+    .await
+    .unwrap();
+    assert!(!found);
+    assert_eq!(registry(&w).await, vec![]);
+    assert!(get(&w, "BillingTable", &k("INVOICE#nope")).await.is_none());
 }
 
 #[tokio::test]

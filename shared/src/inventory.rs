@@ -2293,6 +2293,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(Table::Ops, "REPORT#", "status", Structural, "completed, partial or busy"),
     a(Table::Ops, "REPORT#", "dry_run", Structural, "whether it deleted"),
     a(Table::Ops, "REPORT#", "expires_at", Structural, "TTL"),
+    // ops table: the legal-holds registry (keys of held items only; docs/retention.md)
+    a(Table::Ops, "HOLD#", "pk", Structural, "key"),
+    a(Table::Ops, "HOLD#", "sk", Structural, "held item's kind and key"),
+    a(Table::Ops, "HOLD#", "kind", Structural, "tenant, lead or billing"),
+    a(Table::Ops, "HOLD#", "item_pk", Structural, "held item's partition key"),
+    a(Table::Ops, "HOLD#", "item_sk", Structural, "held item's sort key"),
+    a(Table::Ops, "HOLD#", "set_at", Structural, "timestamp"),
 ];
 
 /// The declaration of an attribute of an item, found by table, sort key and name.

@@ -312,6 +312,20 @@ pub fn retention_report(at_rfc3339: &str, run_id: &str) -> Key {
     )
 }
 
+/// The legal-holds registry (ops table, one partition): an entry per held tenant, lead or
+/// billing record, written in one transaction with the item's `legal_hold` attribute
+/// (`shared::dynamo::legal_holds`), so retention reads every hold with one Query.
+pub const LEGAL_HOLDS_PARTITION: &str = "LEGAL_HOLDS";
+pub const LEGAL_HOLD_PREFIX: &str = "HOLD#";
+
+/// The registry entry of a hold on the item `held` (its kind: `tenant`, `lead`, `billing`).
+pub fn legal_hold_entry(kind: &str, held: &Key) -> Key {
+    Key::new(
+        LEGAL_HOLDS_PARTITION.to_string(),
+        &format!("{LEGAL_HOLD_PREFIX}{kind}#{}#{}", held.pk, held.sk),
+    )
+}
+
 /// Data-subject request filings per client IP hash in an hour window.
 pub fn dsar_rate_ip(ip_hash: &str, hour: i64) -> Key {
     Key::new(format!("DSARRATE#IP#{ip_hash}#{hour}"), "DSARRATE")

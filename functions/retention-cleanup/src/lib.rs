@@ -11,6 +11,7 @@
 pub mod config;
 mod erase;
 pub mod event;
+mod holds;
 pub mod report;
 mod rules;
 mod state;
@@ -67,6 +68,8 @@ pub struct Run<'a> {
     pub(crate) held_leads: u64,
     /// Objects of its leads counted while erasing the current tenant.
     pub(crate) lead_objects: u64,
+    /// The legal-holds registry, read once on first use (`holds.rs`).
+    pub(crate) holds: Option<holds::Holds>,
     pub(crate) report: Report,
 }
 
@@ -124,6 +127,7 @@ pub async fn run(app: &App, request: event::RunRequest, limits: Limits) -> Repor
         pages: 0,
         held_leads: 0,
         lead_objects: 0,
+        holds: None,
         report: Report {
             run_id: run_id.clone(),
             run_at: rfc3339(request.at),

@@ -190,44 +190,109 @@ async fn exports(r: &mut Run<'_>, table: &str, found: Vec<Key>) -> anyhow::Resul
     Ok(())
 }
 
-/// Billing records past their legal end (`retain_until`), unless under legal hold.
+/// Billing records past their legal end (`retain_until`), unless under legal hold. No record is
+/// read to be deleted: one registered as held (the registry, read once per run) is carried to
+/// the next day; every other one is deleted on condition that its own attributes say it is due
+/// and not held (`retain_until <= today`, no `legal_hold`), so a hold set after the registry was
+/// read, or never registered, still wins. Only a record the condition refuses is read, to tell
+/// why (held, not yet due, no `retain_until`). A dry run reads them all and deletes nothing.
 async fn billing(r: &mut Run<'_>, table: &str, found: Vec<Key>) -> anyhow::Result<()> {
-    let items = r
-        .get_many(table, &found, "pk, sk, legal_hold, retain_until")
-        .await?;
-    let mut due = Vec::new();
-    for it in &items {
-        let Some(key) = key_of(it) else { continue };
-        let until = str_attr(it, "retain_until").and_then(parse_day);
-        if bool_attr(it, "legal_hold") {
-            let id = format!(
-                "{}/{}",
-                key.pk.strip_prefix("TENANT#").unwrap_or(&key.pk),
-                key.sk
-            );
-            r.report.held(rule::BILLING, "billing", id);
-            let bucket = retention::expiry_bucket_for(rule::BILLING, r.next_day(), &key);
-            r.rebucket(table, &key, "exp_bucket", bucket).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    if r.dry_run {
+        let items = r
+            .get_many(table, &found, "pk, sk, legal_hold, retain_until")
+            .await?;
+        for it in &items {
+            let Some(key) = key_of(it) else { continue };
+            if !billing_kept(r, table, &key, it).await? {
+                r.report.rule(rule::BILLING).deleted += 1;
+            }
+        }
+        return Ok(());
+    }
+    let (held, candidates): (Vec<Key>, Vec<Key>) = {
+        let holds = r.holds().await?;
+        found.into_iter().partition(|k| holds.billing(k))
+    };
+    for key in &held {
+        billing_held(r, table, key).await?;
+    }
+    let today = r.day.to_string();
+    for key in candidates {
+        let res = r
+            .app
+            .dynamo
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key_item(&key)))
+            .condition_expression(
+                "retain_until <= :today AND \
+                 (attribute_not_exists(legal_hold) OR legal_hold = :no)",
+            )
+            .expression_attribute_values(":today", AttributeValue::S(today.clone()))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .send()
+            .await;
+        if shared::dynamo::unless_condition_failed(res, "DeleteItem billing")?.is_some() {
+            r.report.rule(rule::BILLING).deleted += 1;
             continue;
         }
-        match until {
-            Some(until) if until > r.day => {
-                let bucket = retention::expiry_bucket_for(rule::BILLING, until, &key);
-                r.rebucket(table, &key, "exp_bucket", bucket).await?;
-                r.report.rule(rule::BILLING).deferred += 1;
-            }
-            // No retain_until: kept (the legal end is unknown), out of the index; reported.
-            None => {
-                r.unbucket(table, &key).await?;
-                r.report
-                    .fail(rule::BILLING, r.day.to_string(), "no_retain_until");
-            }
-            Some(_) => due.push(key),
+        // Refused: read it to tell why (absent: already gone, nothing to do).
+        let Some(it) = r.get(table, &key).await? else {
+            continue;
+        };
+        if !billing_kept(r, table, &key, &it).await? {
+            // Due and not held by now (it changed meanwhile): the next run tries again.
+            let bucket = retention::expiry_bucket_for(rule::BILLING, r.next_day(), &key);
+            r.rebucket(table, &key, "exp_bucket", bucket).await?;
+            r.report.rule(rule::BILLING).deferred += 1;
         }
     }
-    let n = r.delete(table, due).await?;
-    r.report.rule(rule::BILLING).deleted += n;
     Ok(())
+}
+
+/// Keeps a billing record that its attributes say must stay (held, not yet due, or without a
+/// legal end), moving it to the right bucket; `false`: it is due.
+async fn billing_kept(
+    r: &mut Run<'_>,
+    table: &str,
+    key: &Key,
+    it: &shared::dynamo::Item,
+) -> anyhow::Result<bool> {
+    if bool_attr(it, "legal_hold") {
+        billing_held(r, table, key).await?;
+        return Ok(true);
+    }
+    match str_attr(it, "retain_until").and_then(parse_day) {
+        Some(until) if until > r.day => {
+            let bucket = retention::expiry_bucket_for(rule::BILLING, until, key);
+            r.rebucket(table, key, "exp_bucket", bucket).await?;
+            r.report.rule(rule::BILLING).deferred += 1;
+            Ok(true)
+        }
+        // No retain_until: kept (the legal end is unknown), out of the index; reported.
+        None => {
+            r.unbucket(table, key).await?;
+            r.report
+                .fail(rule::BILLING, r.day.to_string(), "no_retain_until");
+            Ok(true)
+        }
+        Some(_) => Ok(false),
+    }
+}
+
+/// A held billing record: reported and carried to the next day's bucket.
+async fn billing_held(r: &mut Run<'_>, table: &str, key: &Key) -> anyhow::Result<()> {
+    let id = format!(
+        "{}/{}",
+        key.pk.strip_prefix("TENANT#").unwrap_or(&key.pk),
+        key.sk
+    );
+    r.report.held(rule::BILLING, "billing", id);
+    let bucket = retention::expiry_bucket_for(rule::BILLING, r.next_day(), key);
+    r.rebucket(table, key, "exp_bucket", bucket).await
 }
 
 /// The technical-data attributes of a submission, from the data inventory.
@@ -240,30 +305,26 @@ pub fn technical_attributes() -> Vec<&'static str> {
 
 /// Removes the technical data of submissions (the submission and its lead stay). A lead under
 /// legal hold keeps its submissions' technical data (it is evidence); they are carried to the
-/// next day's index partition and reported.
+/// next day's index partition and reported. The hold is known from the holds registry, read once
+/// per run (the lead items are not read: the cost follows the submissions, not the leads).
 async fn tech_data(
     r: &mut Run<'_>,
     table: &str,
     found: Vec<Key>,
     shard: u32,
 ) -> anyhow::Result<()> {
-    let lead_keys: Vec<Key> = found
-        .iter()
-        .map(|k| k.pk.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .map(|pk| Key {
-            pk,
-            sk: "LEAD".into(),
-        })
-        .collect();
-    let held: BTreeSet<String> = r
-        .get_many(table, &lead_keys, "pk, legal_hold")
-        .await?
-        .iter()
-        .filter(|it| bool_attr(it, "legal_hold"))
-        .filter_map(|it| str_attr(it, "pk").map(str::to_string))
-        .collect();
+    if found.is_empty() {
+        return Ok(());
+    }
+    // The leads' holds from the registry (read once per run), not a read of each lead.
+    let held: BTreeSet<String> = {
+        let holds = r.holds().await?;
+        found
+            .iter()
+            .filter(|k| holds.lead(&k.pk))
+            .map(|k| k.pk.clone())
+            .collect()
+    };
     let attributes = technical_attributes();
     let remove = attributes
         .iter()

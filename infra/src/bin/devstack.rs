@@ -127,7 +127,10 @@ async fn run(argv: Vec<String>) -> Result<()> {
             let table = template
                 .table_name(logical_id)
                 .with_context(|| format!("no table {logical_id} in the template"))?;
-            set_legal_hold(&clients.dynamo, table, &key, hold).await?;
+            let ops = template
+                .table_name("OpsTable")
+                .context("no table OpsTable in the template")?;
+            set_legal_hold(&clients.dynamo, table, ops, logical_id, key.clone(), hold).await?;
             println!(
                 "legal hold {} on {logical_id} {} / {}",
                 if hold { "set" } else { "cleared" },
@@ -177,35 +180,27 @@ fn hold_target(
     })
 }
 
-/// Sets (`legal_hold = true`) or clears (removes) a hold on an existing item.
+/// Sets (`legal_hold = true`) or clears (removes) a hold on an existing item, and its entry in
+/// the holds registry (ops table) in the same transaction: retention reads the registry.
 async fn set_legal_hold(
     dynamo: &aws_sdk_dynamodb::Client,
     table: &str,
-    key: &shared::keys::Key,
+    ops_table: &str,
+    logical_id: &str,
+    key: shared::keys::Key,
     hold: bool,
 ) -> Result<()> {
-    let mut req = dynamo
-        .update_item()
-        .table_name(table)
-        .key("pk", AttributeValue::S(key.pk.clone()))
-        .key("sk", AttributeValue::S(key.sk.clone()))
-        .condition_expression("attribute_exists(pk)");
-    req = if hold {
-        req.update_expression("SET legal_hold = :h")
-            .expression_attribute_values(":h", AttributeValue::Bool(true))
-    } else {
-        req.update_expression("REMOVE legal_hold")
+    use shared::dynamo::legal_holds::{self, HeldItem, HoldKind};
+    let kind = match logical_id {
+        "TenantsTable" => HoldKind::Tenant,
+        "LeadsTable" => HoldKind::Lead,
+        _ => HoldKind::Billing,
     };
-    req.send().await.map_err(|e| {
-        let missing = e
-            .as_service_error()
-            .is_some_and(|s| s.is_conditional_check_failed_exception());
-        if missing {
-            anyhow::anyhow!("no such item")
-        } else {
-            anyhow::Error::new(e).context("UpdateItem legal_hold")
-        }
-    })?;
+    let held = HeldItem { kind, key };
+    let now = time::OffsetDateTime::now_utc();
+    if !legal_holds::set_legal_hold(dynamo, table, ops_table, &held, hold, now).await? {
+        bail!("no such item");
+    }
     Ok(())
 }
 

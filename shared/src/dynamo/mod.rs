@@ -9,6 +9,7 @@ mod billing_items;
 mod forms;
 mod intake;
 mod leads;
+pub mod legal_holds;
 
 pub use accounts::{
     login_item, session_item, tenant_item, token_item, user_item, AccountStore, AccountTables,
