@@ -1152,7 +1152,7 @@ async fn every_route_answers_403_exactly_when_the_role_lacks_its_permission() {
     let mut cells = 0;
     for route in auth::routes::ROUTES {
         let path = concrete(route.path);
-        let Some(permission) = route.permission else {
+        let Some(permission) = route.access else {
             let r = call(&app, route.method, &path, body_for(route.method), None).await;
             assert!(
                 r.status != 401 && r.status < 500,
@@ -1203,7 +1203,7 @@ async fn every_route_answers_403_exactly_when_the_role_lacks_its_permission() {
     }
     let protected = auth::routes::ROUTES
         .iter()
-        .filter(|r| r.permission.is_some())
+        .filter(|r| r.access.is_some())
         .count();
     assert_eq!(cells, protected * Role::ALL.len());
 }

@@ -95,6 +95,32 @@ pub fn path_param(req: &Request, name: &str, template: &str) -> Option<String> {
     }
 }
 
+/// One entry of a function's route table: its name (the `route` log field), method and path
+/// template as `template.yaml` declares them (`/v1/leads/{leadId}`), and who may call it (`A`:
+/// the function's access rule: a permission, an optional one for public routes, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route<A> {
+    pub name: &'static str,
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: A,
+}
+
+/// A [`Route`], for `const` route tables.
+pub const fn route<A: Copy>(
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    access: A,
+) -> Route<A> {
+    Route {
+        name,
+        method,
+        path,
+        access,
+    }
+}
+
 /// The route of a function's route table matching `method` and `path`, with its path parameters
 /// in order. `spec` gives a route's method and path template (`/v1/leads/{leadId}`). A known path
 /// with another method is 405, an unknown path 404. Every function's dispatcher uses this.

@@ -94,7 +94,7 @@ async fn every_route_answers_403_exactly_when_the_role_lacks_its_permission() {
                 m.user.role, route.method, path, r.status, r.body
             );
             let forbidden = r.status == 403 && r.code() == "forbidden";
-            if allows(m.user.role, route.permission) {
+            if allows(m.user.role, route.access) {
                 assert!(
                     !forbidden && r.status != 401 && r.status < 500,
                     "allowed, yet {at}"

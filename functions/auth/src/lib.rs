@@ -90,7 +90,7 @@ async fn dispatch<M: Mailer>(app: &App<M>, req: &Request) -> Result<Response<Bod
     let (route, params) = routes::find(req.method(), path)?;
     tracing::Span::current().record("route", route.name);
     let now = app.clock.now();
-    let caller = match route.permission {
+    let caller = match route.access {
         None => None,
         Some(p) => {
             let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;

@@ -52,33 +52,28 @@ pub struct App<S, M, D> {
     pub settings: Settings,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub name: &'static str,
-    pub method: &'static str,
-    pub path: &'static str,
-    pub permission: Option<Permission>,
-}
+/// A route and the permission it needs (`None`: public, the signature is the authentication).
+pub type Route = shared::http::Route<Option<Permission>>;
 
 pub const ROUTES: &[Route] = &[
-    Route {
-        name: "stripe_webhook",
-        method: "POST",
-        path: "/v1/billing/webhooks/stripe",
-        permission: None,
-    },
-    Route {
-        name: "get_subscription",
-        method: "GET",
-        path: "/v1/billing/subscription",
-        permission: Some(Permission::BillingRead),
-    },
-    Route {
-        name: "list_invoices",
-        method: "GET",
-        path: "/v1/billing/invoices",
-        permission: Some(Permission::BillingRead),
-    },
+    shared::http::route(
+        "stripe_webhook",
+        "POST",
+        "/v1/billing/webhooks/stripe",
+        None,
+    ),
+    shared::http::route(
+        "get_subscription",
+        "GET",
+        "/v1/billing/subscription",
+        Some(Permission::BillingRead),
+    ),
+    shared::http::route(
+        "list_invoices",
+        "GET",
+        "/v1/billing/invoices",
+        Some(Permission::BillingRead),
+    ),
 ];
 
 fn find(method: &str, path: &str) -> Result<&'static Route, AppError> {
@@ -131,7 +126,7 @@ where
 {
     let route = find(req.method().as_str(), req.raw_http_path())?;
     let now = app.clock.now();
-    let caller = match route.permission {
+    let caller = match route.access {
         None => None,
         Some(p) => {
             let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;

@@ -69,22 +69,10 @@ pub enum Access {
     Authenticated(Permission),
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub name: &'static str,
-    pub method: &'static str,
-    pub path: &'static str,
-    pub access: Access,
-}
+/// A route and who may call it.
+pub type Route = shared::http::Route<Access>;
 
-const fn r(name: &'static str, method: &'static str, path: &'static str, access: Access) -> Route {
-    Route {
-        name,
-        method,
-        path,
-        access,
-    }
-}
+use shared::http::route as r;
 
 const READ: Access = Access::Authenticated(Permission::PrivacyRequestsRead);
 const DECIDE: Access = Access::Authenticated(Permission::PrivacyRequestsDecide);

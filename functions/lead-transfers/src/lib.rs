@@ -75,7 +75,7 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, AppError> 
     let (route, params) = routes::find(req.method(), path)?;
     let now = app.clock.now();
     let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
-    caller.require(route.permission)?;
+    caller.require(route.access)?;
     tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
     if *req.method() != Method::GET {
         require_live_session(app, &caller, now).await?;

@@ -8,27 +8,10 @@ use shared::error::AppError;
 
 use crate::{attachments, exports, imports, App, Ctx};
 
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub name: &'static str,
-    pub method: &'static str,
-    pub path: &'static str,
-    pub permission: Permission,
-}
+/// A route and the permission it needs.
+pub type Route = shared::http::Route<Permission>;
 
-const fn r(
-    name: &'static str,
-    method: &'static str,
-    path: &'static str,
-    permission: Permission,
-) -> Route {
-    Route {
-        name,
-        method,
-        path,
-        permission,
-    }
-}
+use shared::http::route as r;
 
 use Permission::*;
 
@@ -93,7 +76,7 @@ mod tests {
         assert_eq!(r.name, "download_attachment");
         assert_eq!(p, ["ld-1", "at-2"]);
         let (r, _) = find(&Method::POST, "/v1/imports/uploads").unwrap();
-        assert_eq!(r.permission, LeadsImport);
+        assert_eq!(r.access, LeadsImport);
         assert!(matches!(
             find(&Method::DELETE, "/v1/exports"),
             Err(AppError::MethodNotAllowed)

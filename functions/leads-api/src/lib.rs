@@ -88,7 +88,7 @@ async fn dispatch(app: &App, req: &Request, seen: &mut Seen) -> Result<Response<
     let now = app.clock.now();
     let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
     seen.tenant = Some(caller.tenant_id.to_string());
-    caller.require(route.permission)?;
+    caller.require(route.access)?;
     if *req.method() != Method::GET {
         let session = app.store.session(&caller.session_id).await?;
         shared::auth::session::require_live(session.as_ref(), &caller, now)?;

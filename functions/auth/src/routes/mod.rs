@@ -13,27 +13,10 @@ use shared::mail::Mailer;
 
 use crate::{App, Ctx};
 
-#[derive(Debug, Clone, Copy)]
-pub struct Route {
-    pub name: &'static str,
-    pub method: &'static str,
-    pub path: &'static str,
-    pub permission: Option<Permission>,
-}
+/// A route and the permission it needs.
+pub type Route = shared::http::Route<Option<Permission>>;
 
-const fn r(
-    name: &'static str,
-    method: &'static str,
-    path: &'static str,
-    permission: Option<Permission>,
-) -> Route {
-    Route {
-        name,
-        method,
-        path,
-        permission,
-    }
-}
+use shared::http::route as r;
 
 use Permission::*;
 
