@@ -987,3 +987,98 @@ async fn invitations_beyond_the_plans_seats_are_402() {
     let r = auth::handle(&auth, invite("fourth")).await;
     assert_eq!(r.status(), 201, "{}", response_json(&r));
 }
+
+/// A later event about a billing record updates the fields the event owns and nothing else: a
+/// legal hold, and a restriction set by an erasure of the account, stay on the record.
+#[tokio::test]
+async fn later_events_keep_a_records_legal_hold_and_restriction() {
+    use shared::dynamo::legal_holds::{set_legal_hold, HeldItem, HoldKind};
+    use shared::dynamo::AttributeValue;
+    let w = world().await;
+    let app = app(&w).await;
+    deliver(&w, &app, &stripe_event("checkout.session.completed")).await;
+    assert_eq!(
+        deliver(&w, &app, &stripe_event("invoice.paid")).await,
+        "applied"
+    );
+    assert_eq!(
+        deliver(&w, &app, &stripe_event("charge.refunded")).await,
+        "applied"
+    );
+    let table = w.table("BillingTable");
+    let tenant = TenantId::parse("tenant-a").unwrap();
+    let records = [
+        billing_items(&w, "INVOICE#in_1RlocalDemo0001").await,
+        billing_items(&w, "REFUND#").await,
+    ];
+    for items in &records {
+        assert_eq!(items.len(), 1);
+        let key = shared::keys::Key {
+            pk: s(&items[0], "pk").unwrap().to_string(),
+            sk: s(&items[0], "sk").unwrap().to_string(),
+        };
+        assert_eq!(s(&items[0], "tenant_id"), Some(tenant.as_str()));
+        let held = HeldItem {
+            kind: HoldKind::Billing,
+            key: key.clone(),
+        };
+        assert!(set_legal_hold(
+            &w.clients.dynamo,
+            &table,
+            &w.table("OpsTable"),
+            &held,
+            true,
+            T0
+        )
+        .await
+        .unwrap());
+        // As an account erasure restricts the billing records it must keep.
+        w.clients
+            .dynamo
+            .update_item()
+            .table_name(&table)
+            .key("pk", AttributeValue::S(key.pk.clone()))
+            .key("sk", AttributeValue::S(key.sk.clone()))
+            .update_expression("SET restricted = :t, restricted_at = :at")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":at", AttributeValue::S("2026-11-29T12:00:00Z".into()))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // Newer events about both records: a second invoice.paid and a second refund.
+    let invoice_again = edit(&stripe_event("invoice.paid"), |v| {
+        v["id"] = json!("evt_1RlocalInvPaid0002");
+        v["created"] = json!(v["created"].as_i64().unwrap() + 60);
+        v["data"]["object"]["attempt_count"] = json!(2);
+    });
+    assert_eq!(deliver(&w, &app, &invoice_again).await, "applied");
+    let refund_again = edit(&stripe_event("charge.refunded"), |v| {
+        v["id"] = json!("evt_1RlocalChRefund02");
+        v["created"] = json!(v["created"].as_i64().unwrap() + 60);
+    });
+    assert_eq!(deliver(&w, &app, &refund_again).await, "applied");
+
+    let invoice = billing_items(&w, "INVOICE#in_1RlocalDemo0001").await;
+    assert_eq!(
+        invoice[0]["attempt_count"].as_n().unwrap(),
+        "2",
+        "the newer event was applied"
+    );
+    for items in [invoice, billing_items(&w, "REFUND#").await] {
+        let it = &items[0];
+        let sk = s(it, "sk").unwrap();
+        assert_eq!(
+            it.get("legal_hold"),
+            Some(&AttributeValue::Bool(true)),
+            "{sk}: hold kept"
+        );
+        assert_eq!(
+            it.get("restricted"),
+            Some(&AttributeValue::Bool(true)),
+            "{sk}: restriction kept"
+        );
+        assert_eq!(s(it, "restricted_at"), Some("2026-11-29T12:00:00Z"), "{sk}");
+    }
+}

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
 use aws_sdk_dynamodb::Client;
 
-use super::attrs::{item, key_item, n, put, s, timestamp, Item};
+use super::attrs::{get_s, item, key_item, n, put, s, timestamp, Item};
 pub use super::billing_items::{
     billing_state_from_item, billing_state_to_item, invoice_views, plan_from_item, plan_to_item,
 };
@@ -157,6 +157,102 @@ fn update_write(
         .build())
 }
 
+/// Writes a record's attributes in place: `SET` of every attribute the record carries, `REMOVE`
+/// of the optional ones it owns and no longer has. Anything else on the item (a legal hold, a
+/// restriction and its time: attributes other writers own) survives, which a `Put` replacing
+/// the whole item would drop. Works for a new item too (an update creates it).
+fn upsert_write(
+    table: &str,
+    mut it: Item,
+    owned_optional: &[&str],
+    condition: Option<&str>,
+    values: Vec<(&str, AttributeValue)>,
+) -> anyhow::Result<TransactWriteItem> {
+    let key = Key {
+        pk: get_s(&it, "pk")?.to_string(),
+        sk: get_s(&it, "sk")?.to_string(),
+    };
+    it.remove("pk");
+    it.remove("sk");
+    let mut names: Vec<(String, String)> = Vec::new();
+    let mut vals: Vec<(String, AttributeValue)> = Vec::new();
+    let mut set = Vec::new();
+    // Sorted, so the expression is the same for the same record (readable in a trace).
+    let mut attrs: Vec<(String, AttributeValue)> = it.into_iter().collect();
+    attrs.sort_by(|a, b| a.0.cmp(&b.0));
+    for (i, (name, value)) in attrs.iter().enumerate() {
+        set.push(format!("#u{i} = :u{i}"));
+        names.push((format!("#u{i}"), name.clone()));
+        vals.push((format!(":u{i}"), value.clone()));
+    }
+    let remove: Vec<String> = owned_optional
+        .iter()
+        .filter(|o| !attrs.iter().any(|(n, _)| n == *o))
+        .enumerate()
+        .map(|(i, name)| {
+            names.push((format!("#r{i}"), name.to_string()));
+            format!("#r{i}")
+        })
+        .collect();
+    let mut expression = format!("SET {}", set.join(", "));
+    if !remove.is_empty() {
+        expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+    }
+    let mut b = Update::builder()
+        .table_name(table)
+        .set_key(Some(key_item(&key)))
+        .update_expression(expression)
+        .set_condition_expression(condition.map(str::to_string));
+    for (k, v) in names {
+        b = b.expression_attribute_names(k, v);
+    }
+    for (k, v) in vals {
+        b = b.expression_attribute_values(k, v);
+    }
+    for (k, v) in values {
+        b = b.expression_attribute_values(k, v);
+    }
+    Ok(TransactWriteItem::builder()
+        .update(b.build().context("update")?)
+        .build())
+}
+
+/// The optional attributes each record owns: a newer event that no longer has one removes it.
+const INVOICE_OPTIONAL: &[&str] = &[
+    "number",
+    "due_at",
+    "paid_at",
+    "period_start",
+    "period_end",
+    "hosted_invoice_url",
+    "subscription_id",
+    "customer_id",
+    "billing_reason",
+    "payment_status",
+    "next_payment_attempt",
+];
+const REFUND_OPTIONAL: &[&str] = &["invoice_id", "payment_intent_id"];
+const SUBSCRIPTION_OPTIONAL: &[&str] = &[
+    "provider",
+    "customer_id",
+    "subscription_id",
+    "price_id",
+    "plan",
+    "monthly_submissions",
+    "seats",
+    "forms",
+    "status",
+    "status_since",
+    "current_period_end",
+    "cancel_at",
+    "canceled_at",
+    "ended_at",
+    "trial_end",
+    "last_event_created",
+    "last_event_id",
+    "updated_at",
+];
+
 /// Newer-or-equal events replace a record; an older one fails the condition (stale).
 const NOT_NEWER: &str = "attribute_not_exists(pk) OR last_event_created <= :c";
 
@@ -217,41 +313,49 @@ impl DynamoBillingStore {
             } => {
                 let it = billing_state_to_item(tenant, state);
                 match guard {
-                    StateGuard::NoSubscription => {
-                        put_write(t, it, Some("attribute_not_exists(subscription_id)"), vec![])
-                    }
+                    StateGuard::NoSubscription => upsert_write(
+                        t,
+                        it,
+                        SUBSCRIPTION_OPTIONAL,
+                        Some("attribute_not_exists(subscription_id)"),
+                        vec![],
+                    ),
                     StateGuard::Same {
                         subscription_id,
                         created,
-                    } => put_write(
+                    } => upsert_write(
                         t,
                         it,
+                        SUBSCRIPTION_OPTIONAL,
                         Some("subscription_id = :sub AND last_event_created <= :c"),
                         vec![(":sub", s(subscription_id.as_str())), (":c", n(*created))],
                     ),
                     StateGuard::Replace {
                         subscription_id,
                         last_event_created: Some(c),
-                    } => put_write(
+                    } => upsert_write(
                         t,
                         it,
+                        SUBSCRIPTION_OPTIONAL,
                         Some("subscription_id = :sub AND last_event_created = :c"),
                         vec![(":sub", s(subscription_id.as_str())), (":c", n(*c))],
                     ),
                     StateGuard::Replace {
                         subscription_id,
                         last_event_created: None,
-                    } => put_write(
+                    } => upsert_write(
                         t,
                         it,
+                        SUBSCRIPTION_OPTIONAL,
                         Some("subscription_id = :sub AND attribute_not_exists(last_event_created)"),
                         vec![(":sub", s(subscription_id.as_str()))],
                     ),
                 }
             }
-            Effect::Invoice { tenant, invoice } => put_write(
+            Effect::Invoice { tenant, invoice } => upsert_write(
                 t,
                 invoice_item(tenant, invoice),
+                INVOICE_OPTIONAL,
                 Some(NOT_NEWER),
                 vec![(":c", n(invoice.last_event_created))],
             ),
@@ -259,9 +363,10 @@ impl DynamoBillingStore {
             Effect::Payment { tenant, payment } => {
                 put_write(t, payment_item(tenant, payment), None, vec![])
             }
-            Effect::Refund { tenant, refund } => put_write(
+            Effect::Refund { tenant, refund } => upsert_write(
                 t,
                 refund_item(tenant, refund),
+                REFUND_OPTIONAL,
                 Some(NOT_NEWER),
                 vec![(":c", n(refund.last_event_created))],
             ),
