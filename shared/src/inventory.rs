@@ -2272,6 +2272,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(Table::Tenants, "TOKEN", "exp_bucket", Structural, "expiry index: token end"),
     a(Table::SecurityLog, "", "exp_bucket", Structural, "expiry index: end of the 180 days"),
     a(Table::Leads, "LEAD", "legal_hold", Structural, "legal hold: never erased"),
+    a(
+        Table::Leads,
+        "LEAD",
+        "deleting_at",
+        Structural,
+        "the lead is being deleted (a hold can no longer be set)",
+    ),
     a(Table::Leads, "EXPORT#", "exp_bucket", Structural, "expiry index: export's end"),
     a(Table::Billing, "INVOICE#", "exp_bucket", Structural, "expiry index: retain_until"),
     a(Table::Billing, "INVOICE#", "legal_hold", Structural, "legal hold: never erased"),

@@ -101,6 +101,9 @@ pub struct LeadSummary {
     pub source_form_id: Option<String>,
     /// A data-subject restriction is in force: the lead is read-only.
     pub restricted: bool,
+    /// The person withdrew marketing consent or objected to direct marketing (GDPR Art. 7(3),
+    /// 21(3)): in force from the moment their request was verified, with no action of the team.
+    pub marketing_opt_out: bool,
     pub created_at: String,
 }
 
@@ -114,6 +117,9 @@ pub struct Lead {
     pub updated_at: Option<String>,
     pub last_submission_at: Option<String>,
     pub submission_count: i64,
+    /// A legal hold is in force: nothing of the lead may be edited, removed or erased until the
+    /// operators clear it (adding notes and attachments stays possible).
+    pub legal_hold: bool,
 }
 
 /// A submission as the team sees it: answers, consents, and the technical data while retention
@@ -125,9 +131,19 @@ pub struct SubmissionView {
     pub form_id: String,
     pub received_at: String,
     pub answers: BTreeMap<String, String>,
-    pub consents: Vec<ConsentRecord>,
+    pub consents: Vec<ConsentView>,
     /// `None` once retention removed it (default 90 days).
     pub technical: Option<TechnicalView>,
+}
+
+/// A consent of a submission as it stands now: what was given (kept as proof) and, once the
+/// person withdrew it, when and how.
+#[derive(Clone, Serialize)]
+pub struct ConsentView {
+    #[serde(flatten)]
+    pub given: ConsentRecord,
+    pub withdrawn_at: Option<String>,
+    pub withdrawal_source: Option<String>,
 }
 
 #[derive(Clone, Serialize)]
@@ -148,6 +164,9 @@ pub struct ConsentEvent {
     pub key: String,
     pub version: String,
     pub granted: bool,
+    /// When the person withdrew it, and how (`None`: in force as given).
+    pub withdrawn_at: Option<String>,
+    pub withdrawal_source: Option<String>,
 }
 
 /// A note a team member wrote on a lead (CRM content).
@@ -215,9 +234,11 @@ impl LeadDetail {
                     submission_id: s.submission_id.clone(),
                     form_id: s.form_id.clone(),
                     at: s.received_at.clone(),
-                    key: c.key.clone(),
-                    version: c.version.clone(),
-                    granted: c.granted,
+                    key: c.given.key.clone(),
+                    version: c.given.version.clone(),
+                    granted: c.given.granted,
+                    withdrawn_at: c.withdrawn_at.clone(),
+                    withdrawal_source: c.withdrawal_source.clone(),
                 })
             })
             .collect()
@@ -273,6 +294,8 @@ pub enum EditError {
     NotFound,
     #[error("the lead is restricted")]
     Restricted,
+    #[error("the lead is under legal hold")]
+    Held,
     /// Someone else changed the lead since the version the edit names.
     #[error("version conflict")]
     VersionConflict,
@@ -287,6 +310,7 @@ impl From<EditError> for AppError {
         match e {
             EditError::NotFound => AppError::NotFound("lead_not_found"),
             EditError::Restricted => restricted(),
+            EditError::Held => held(),
             EditError::VersionConflict => AppError::Conflict {
                 code: "version_conflict",
                 message:
@@ -304,6 +328,14 @@ pub fn restricted() -> AppError {
         code: "lead_restricted",
         message:
             "Processing of this lead is restricted on the data subject's request; it is read-only.",
+    }
+}
+
+/// The answer to an edit, removal or erasure of a lead under legal hold.
+pub fn held() -> AppError {
+    AppError::Conflict {
+        code: "legal_hold",
+        message: "This lead is under legal hold; nothing of it can be changed or removed until the hold is cleared.",
     }
 }
 

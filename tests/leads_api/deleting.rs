@@ -169,3 +169,102 @@ async fn deleting_under_a_prefix_pages_through_more_than_a_thousand_objects() {
             .is_err()
     );
 }
+
+/// Puts the lead under legal hold as the operators' tools do (item attribute + registry).
+async fn hold(t: &T, tenant: &TenantId, lead: &str, on: bool) {
+    use shared::dynamo::legal_holds::{set_legal_hold, HeldItem, HoldKind};
+    let held = HeldItem {
+        kind: HoldKind::Lead,
+        key: shared::keys::lead(tenant, &LeadId::parse(lead).unwrap()),
+    };
+    let found = set_legal_hold(
+        &t.w.clients.dynamo,
+        &t.w.table("LeadsTable"),
+        &t.w.table("OpsTable"),
+        &held,
+        on,
+        t.w.clock.now(),
+    )
+    .await
+    .expect("set legal hold");
+    assert!(found, "the lead exists");
+}
+
+#[tokio::test]
+async fn a_lead_under_legal_hold_refuses_delete_edit_and_note_removal() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "hold-owner").await;
+    let form = create_form(&t, &owner, contact_form()).await;
+    let lead = submit(&t, &form, json!({"email": "held@example.com"})).await["lead_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/leads/{lead}");
+    let note = call(
+        &t,
+        &owner,
+        "POST",
+        &format!("{path}/notes"),
+        Some(json!({"text": "before the hold"})),
+    )
+    .await;
+    assert_eq!(note.status, 201, "{}", note.body);
+    let note_id = note.body["id"].as_str().unwrap().to_string();
+    let prefix = shared::keys::lead_objects_prefix(&tenant, &LeadId::parse(&lead).unwrap());
+    put_object(&t, &format!("{prefix}evidence.pdf")).await;
+    hold(&t, &tenant, &lead, true).await;
+    let before = t.w.scan("LeadsTable").await.len();
+
+    let detail = get(&t, &owner, &path).await;
+    assert_eq!(detail.status, 200);
+    assert_eq!(
+        detail.body["legal_hold"],
+        json!(true),
+        "the team sees the hold"
+    );
+
+    for (method, route, body) in [
+        ("DELETE", path.clone(), None),
+        (
+            "PATCH",
+            path.clone(),
+            Some(json!({"version": 1, "name": "Changed"})),
+        ),
+        (
+            "PATCH",
+            path.clone(),
+            Some(json!({"version": 1, "stage": "won"})),
+        ),
+        ("DELETE", format!("{path}/notes/{note_id}"), None),
+    ] {
+        let r = call(&t, &owner, method, &route, body).await;
+        assert_eq!(r.status, 409, "{method} {route}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "legal_hold", "{method} {route}");
+    }
+    assert_eq!(
+        t.w.scan("LeadsTable").await.len(),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(objects_under(&t, &prefix).await.len(), 1, "the files stay");
+    let after = get(&t, &owner, &path).await;
+    assert_eq!(after.body["version"], json!(1));
+    assert_eq!(after.body["name"], Value::Null);
+
+    // Notes may still be added: a hold keeps evidence, it does not freeze the team's work.
+    let added = call(
+        &t,
+        &owner,
+        "POST",
+        &format!("{path}/notes"),
+        Some(json!({"text": "during the hold"})),
+    )
+    .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+
+    // Once the hold is cleared, the lead can be deleted again.
+    hold(&t, &tenant, &lead, false).await;
+    let r = call(&t, &owner, "DELETE", &path, None).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert!(objects_under(&t, &prefix).await.is_empty());
+}

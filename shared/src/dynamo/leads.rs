@@ -20,6 +20,8 @@ mod notes;
 mod tenant;
 mod writes;
 
+pub use writes::LeadKeys;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -58,7 +60,7 @@ const GSI1: &str = "gsi1";
 
 /// The attributes a list row shows: what `by_tenant` and `by_stage` project, so the email
 /// lookup (whose index projects keys only) reads the same from the table.
-const SUMMARY_ATTRIBUTES: [&str; 10] = [
+const SUMMARY_ATTRIBUTES: [&str; 11] = [
     "lead_id",
     "email",
     "phone",
@@ -68,6 +70,7 @@ const SUMMARY_ATTRIBUTES: [&str; 10] = [
     "source_form_id",
     "owner_user_id",
     "restricted",
+    "marketing_opt_out",
     "created_at",
 ];
 

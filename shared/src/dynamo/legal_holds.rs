@@ -70,8 +70,8 @@ pub fn held_item_of(item: &Item) -> Option<HeldItem> {
 
 /// Sets (`hold`) or clears a legal hold: the item's `legal_hold` attribute and its registry
 /// entry in one transaction, so neither is ever written without the other. Idempotent (setting
-/// a set hold or clearing a clear one changes nothing). `Ok(false)`: the item does not exist
-/// (nothing written).
+/// a set hold or clearing a clear one changes nothing). `Ok(false)`: the item does not exist,
+/// or is a lead being deleted (nothing written).
 pub async fn set_legal_hold(
     dynamo: &aws_sdk_dynamodb::Client,
     held_table: &str,
@@ -83,7 +83,9 @@ pub async fn set_legal_hold(
     let update = Update::builder()
         .table_name(held_table)
         .set_key(Some(key_item(&held.key)))
-        .condition_expression("attribute_exists(pk)");
+        // A lead claimed for deletion (`deleting_at`, `LeadsStore::claim_for_deletion`) is
+        // going: a hold racing the delete loses, as it would had it come a moment later.
+        .condition_expression("attribute_exists(pk) AND attribute_not_exists(deleting_at)");
     let update = if hold {
         update
             .update_expression("SET legal_hold = :h")
@@ -130,7 +132,7 @@ pub async fn set_legal_hold(
         Err(e) => {
             use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
             let e = e.into_service_error();
-            // The only condition is the held item's existence.
+            // The only condition is the held item's existence (and not being deleted).
             let missing = match &e {
                 TransactWriteItemsError::TransactionCanceledException(c) => c
                     .cancellation_reasons()

@@ -26,4 +26,4 @@ pub use billing::{
 };
 pub use forms::DynamoFormAdmin;
 pub use intake::{new_lead_item, DynamoIntakeStore, IntakeTables};
-pub use leads::{lead_pks_by_email, LeadsStore, LeadsTables};
+pub use leads::{lead_pks_by_email, LeadKeys, LeadsStore, LeadsTables};

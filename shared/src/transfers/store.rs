@@ -409,7 +409,7 @@ impl TransfersStore {
     }
 
     /// Fills the contact fields an existing lead lacks from an import row; never overwrites,
-    /// never touches a restricted lead. Returns whether anything was filled.
+    /// never touches a restricted or held lead. Returns whether anything was filled.
     pub async fn fill_blanks(
         &self,
         t: &TenantId,
@@ -437,7 +437,11 @@ impl TransfersStore {
             "updated_at = :now".to_string(),
             "last_import_id = :imp".to_string(),
         ];
-        let mut condition = vec![LEAD_WRITABLE.to_string()];
+        // A held lead is not edited either (legal hold: nothing changes until it is cleared).
+        let mut condition = vec![
+            LEAD_WRITABLE.to_string(),
+            "(attribute_not_exists(legal_hold) OR legal_hold = :no)".to_string(),
+        ];
         let mut upd = self
             .client
             .update_item()
@@ -459,7 +463,7 @@ impl TransfersStore {
             .condition_expression(condition.join(" AND "))
             .send()
             .await;
-        // `false`: restricted, deleted or filled meanwhile: nothing to do.
+        // `false`: restricted, held, deleted or filled meanwhile: nothing to do.
         Ok(unless_condition_failed(result, "UpdateItem lead fill")?.is_some())
     }
 

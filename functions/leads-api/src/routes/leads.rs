@@ -9,7 +9,8 @@ use shared::http::header_str;
 use shared::keys;
 use shared::leads::forms::nullable;
 use shared::leads::{
-    actions, contact_text, restricted, AuditEntry, Change, Lead, LeadEdit, LeadFilter, StageChange,
+    actions, contact_text, held, restricted, AuditEntry, Change, Lead, LeadEdit, LeadFilter,
+    StageChange,
 };
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -273,6 +274,9 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
 
     let current = app.store.lead(tenant, &id).await?.ok_or_else(not_found)?;
     let cur = &current.summary;
+    if current.legal_hold {
+        return Err(held());
+    }
     if cur.restricted {
         return Err(restricted());
     }
@@ -395,15 +399,22 @@ pub async fn delete(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     ctx.query.allow(&[])?;
     let id = lead_id(ctx)?;
     let tenant = &ctx.caller.tenant_id;
-    let (item_keys, is_restricted) = app
+    let found = app
         .store
         .lead_keys(tenant, &id)
         .await?
         .ok_or_else(not_found)?;
-    if is_restricted {
+    if found.held {
+        return Err(held());
+    }
+    if found.restricted {
         // Restricted data stays stored (GDPR Art. 18) until the restriction is lifted.
         return Err(restricted());
     }
+    // The decision is the conditional claim's, not the read's: a hold set since the Query
+    // refuses the delete here, before anything is removed.
+    app.store.claim_for_deletion(tenant, &id, ctx.now).await?;
+    let item_keys = found.keys;
     // Objects first, items after, the lead item last: a failure at any step leaves the lead,
     // and repeating the request finishes the job.
     let objects = shared::s3::delete_prefix(

@@ -4,7 +4,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use shared::auth::permissions::Role;
 use shared::error::AppError;
-use shared::leads::{actions, is_slug, note_text, restricted, AuditEntry, Note};
+use shared::leads::{actions, held, is_slug, note_text, restricted, AuditEntry, Note};
 
 use super::leads::lead_id;
 use super::param;
@@ -92,13 +92,10 @@ pub async fn delete(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
             message: "Only the note's author, an owner or an admin may delete it.",
         });
     }
-    if app
-        .store
-        .lead(tenant, &lead)
-        .await?
-        .is_some_and(|l| l.summary.restricted)
-    {
-        return Err(restricted());
+    match app.store.lead(tenant, &lead).await? {
+        Some(l) if l.legal_hold => return Err(held()),
+        Some(l) if l.summary.restricted => return Err(restricted()),
+        _ => {}
     }
     app.store
         .delete_note(

@@ -8,7 +8,8 @@ use crate::domain::{ConsentRecord, LeadId, TenantId};
 use crate::dynamo::attrs::{get_n_opt, get_s, item, put, put_opt, s, Item};
 use crate::keys;
 use crate::leads::{
-    AuditEntry, Lead, LeadSummary, Note, StageChange, StartKey, SubmissionView, TechnicalView,
+    AuditEntry, ConsentView, Lead, LeadSummary, Note, StageChange, StartKey, SubmissionView,
+    TechnicalView,
 };
 
 pub(super) fn start_key_item(k: StartKey) -> Item {
@@ -28,7 +29,15 @@ pub(super) fn opt_s(it: &Item, name: &str) -> Option<String> {
 }
 
 pub(super) fn is_restricted(it: &Item) -> bool {
-    it.get("restricted")
+    is_true(it, "restricted")
+}
+
+pub(super) fn is_held(it: &Item) -> bool {
+    is_true(it, "legal_hold")
+}
+
+fn is_true(it: &Item, name: &str) -> bool {
+    it.get(name)
         .and_then(|v| v.as_bool().ok())
         .copied()
         .unwrap_or(false)
@@ -45,6 +54,7 @@ pub(super) fn summary_from(it: &Item) -> anyhow::Result<LeadSummary> {
         owner_user_id: opt_s(it, "owner_user_id"),
         source_form_id: opt_s(it, "source_form_id"),
         restricted: is_restricted(it),
+        marketing_opt_out: is_true(it, "marketing_opt_out"),
         created_at: get_s(it, "created_at")?.to_string(),
     })
 }
@@ -56,6 +66,7 @@ pub(super) fn lead_from(it: &Item) -> anyhow::Result<Lead> {
         updated_at: opt_s(it, "updated_at"),
         last_submission_at: opt_s(it, "last_submission_at"),
         submission_count: get_n_opt(it, "submission_count")?.unwrap_or(0),
+        legal_hold: is_held(it),
     })
 }
 
@@ -76,10 +87,15 @@ pub(super) fn submission_from(it: &Item) -> anyhow::Result<SubmissionView> {
             l.iter()
                 .filter_map(|c| {
                     let m = c.as_m().ok()?;
-                    Some(ConsentRecord {
-                        key: m.get("key")?.as_s().ok()?.clone(),
-                        version: m.get("version")?.as_s().ok()?.clone(),
-                        granted: *m.get("granted")?.as_bool().ok()?,
+                    let text = |name: &str| m.get(name).and_then(|v| v.as_s().ok()).cloned();
+                    Some(ConsentView {
+                        given: ConsentRecord {
+                            key: m.get("key")?.as_s().ok()?.clone(),
+                            version: m.get("version")?.as_s().ok()?.clone(),
+                            granted: *m.get("granted")?.as_bool().ok()?,
+                        },
+                        withdrawn_at: text("withdrawn_at"),
+                        withdrawal_source: text("withdrawal_source"),
                     })
                 })
                 .collect()

@@ -4,6 +4,7 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem};
 
 use super::items::{audit_item, note_from, note_item, start_key_item, start_key_of};
+use super::writes::LeadWrite;
 use super::LeadsStore;
 use crate::domain::{LeadId, TenantId};
 use crate::dynamo::attrs::{key_item, s};
@@ -22,7 +23,7 @@ impl LeadsStore {
         audit: &AuditEntry,
     ) -> Result<(), EditError> {
         let writes = vec![
-            self.lead_writable(tenant, lead)?,
+            self.lead_writable(tenant, lead, LeadWrite::Addition)?,
             self.put_new(note_item(tenant, lead, note))?,
             self.put_new(audit_item(tenant, lead, audit))?,
         ];
@@ -93,7 +94,7 @@ impl LeadsStore {
             .build()
             .context("note delete")?;
         let writes = vec![
-            self.lead_writable(tenant, lead)?,
+            self.lead_writable(tenant, lead, LeadWrite::Removal)?,
             TransactWriteItem::builder().delete(delete).build(),
             self.put_new(audit_item(tenant, lead, audit))?,
         ];

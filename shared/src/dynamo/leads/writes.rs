@@ -8,7 +8,7 @@ use aws_sdk_dynamodb::types::{
 };
 use time::OffsetDateTime;
 
-use super::items::{audit_item, is_restricted, stage_change_item};
+use super::items::{audit_item, is_held, is_restricted, stage_change_item};
 use super::{backoff, LeadsStore, BATCH_ATTEMPTS};
 use crate::domain::{LeadId, TenantId};
 use crate::dynamo::attrs::{get_s, key_item, n, s, timestamp, Item};
@@ -28,6 +28,7 @@ impl LeadsStore {
             ("#updated_at".into(), "updated_at".into()),
             ("#version".into(), "version".into()),
             ("#restricted".into(), "restricted".into()),
+            ("#hold".into(), "legal_hold".into()),
         ];
         let mut values: Vec<(String, AttributeValue)> = vec![
             (":now".into(), timestamp(e.at)),
@@ -81,7 +82,7 @@ impl LeadsStore {
             .set_key(Some(key_item(&keys::lead(&e.tenant, &e.lead))))
             .update_expression(expression)
             .condition_expression(
-                "attribute_exists(pk) AND #version = :v AND (attribute_not_exists(#restricted) OR #restricted <> :true)",
+                "attribute_exists(pk) AND #version = :v AND (attribute_not_exists(#restricted) OR #restricted <> :true) AND (attribute_not_exists(#hold) OR #hold <> :true)",
             );
         for (k, v) in names {
             update = update.expression_attribute_names(k, v);
@@ -99,15 +100,15 @@ impl LeadsStore {
         self.transact_on_lead(writes, &e.tenant, &e.lead).await
     }
 
-    /// Every key under the lead's partition and whether the lead is restricted; `None` when
-    /// there is no lead.
+    /// Every key under the lead's partition (the lead item last) and whether the lead is
+    /// restricted or held; `None` when there is no lead.
     pub async fn lead_keys(
         &self,
         tenant: &TenantId,
         lead: &LeadId,
-    ) -> anyhow::Result<Option<(Vec<Key>, bool)>> {
+    ) -> anyhow::Result<Option<LeadKeys>> {
         let mut keys_found = Vec::new();
-        let mut lead_item: Option<(Key, bool)> = None;
+        let mut lead_item: Option<(Key, bool, bool)> = None;
         let mut start = None;
         loop {
             let out = self
@@ -115,10 +116,11 @@ impl LeadsStore {
                 .query()
                 .table_name(&self.tables.leads)
                 .key_condition_expression("#pk = :pk")
-                .projection_expression("#pk, #sk, #r")
+                .projection_expression("#pk, #sk, #r, #h")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)
                 .expression_attribute_names("#r", "restricted")
+                .expression_attribute_names("#h", "legal_hold")
                 .expression_attribute_values(":pk", s(keys::lead_partition(tenant, lead)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
@@ -131,7 +133,7 @@ impl LeadsStore {
                     sk: get_s(&it, SK)?.to_string(),
                 };
                 if k.sk == "LEAD" {
-                    lead_item = Some((k, is_restricted(&it)));
+                    lead_item = Some((k, is_restricted(&it), is_held(&it)));
                 } else {
                     keys_found.push(k);
                 }
@@ -141,12 +143,45 @@ impl LeadsStore {
                 _ => break,
             }
         }
-        Ok(lead_item.map(|(k, restricted)| {
+        Ok(lead_item.map(|(k, restricted, held)| {
             // The lead item goes last: a delete that fails half-way leaves the lead, and a retry
             // of the request finds it and finishes.
             keys_found.push(k);
-            (keys_found, restricted)
+            LeadKeys {
+                keys: keys_found,
+                restricted,
+                held,
+            }
         }))
+    }
+
+    /// Claims a lead for deletion: one conditional write that marks the lead item
+    /// `deleting_at`, refused when the lead is restricted or under legal hold at that moment.
+    /// Setting a legal hold is itself conditioned on the mark's absence
+    /// (`legal_holds::set_legal_hold`), so a hold and a delete racing each other cannot both
+    /// win: either the hold is refused (the lead is going), or the delete is (the lead is held).
+    pub async fn claim_for_deletion(
+        &self,
+        tenant: &TenantId,
+        lead: &LeadId,
+        now: OffsetDateTime,
+    ) -> Result<(), EditError> {
+        let update = Update::builder()
+            .table_name(&self.tables.leads)
+            .set_key(Some(key_item(&keys::lead(tenant, lead))))
+            .update_expression("SET #d = :now")
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#r) OR #r <> :true) AND (attribute_not_exists(#h) OR #h <> :true)",
+            )
+            .expression_attribute_names("#d", "deleting_at")
+            .expression_attribute_names("#r", "restricted")
+            .expression_attribute_names("#h", "legal_hold")
+            .expression_attribute_values(":now", timestamp(now))
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .build()
+            .context("delete claim")?;
+        let writes = vec![TransactWriteItem::builder().update(update).build()];
+        self.transact_on_lead(writes, tenant, lead).await
     }
 
     /// Deletes items of the leads table, 25 per `BatchWriteItem`, in order; unprocessed items
@@ -252,25 +287,31 @@ impl LeadsStore {
             .build())
     }
 
-    /// A transaction check that the lead exists and is not restricted.
+    /// A transaction check that the lead exists and is not restricted; for a write that
+    /// removes something of the lead (`Removal`), also that it is not under legal hold.
     pub(super) fn lead_writable(
         &self,
         tenant: &TenantId,
         lead: &LeadId,
+        write: LeadWrite,
     ) -> anyhow::Result<TransactWriteItem> {
+        let mut check = ConditionCheck::builder()
+            .table_name(&self.tables.leads)
+            .set_key(Some(key_item(&keys::lead(tenant, lead))))
+            .expression_attribute_names("#r", "restricted")
+            .expression_attribute_values(":true", AttributeValue::Bool(true));
+        check = match write {
+            LeadWrite::Addition => check.condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(#r) OR #r <> :true)",
+            ),
+            LeadWrite::Removal => check
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(#r) OR #r <> :true) AND (attribute_not_exists(#h) OR #h <> :true)",
+                )
+                .expression_attribute_names("#h", "legal_hold"),
+        };
         Ok(TransactWriteItem::builder()
-            .condition_check(
-                ConditionCheck::builder()
-                    .table_name(&self.tables.leads)
-                    .set_key(Some(key_item(&keys::lead(tenant, lead))))
-                    .condition_expression(
-                        "attribute_exists(pk) AND (attribute_not_exists(#r) OR #r <> :true)",
-                    )
-                    .expression_attribute_names("#r", "restricted")
-                    .expression_attribute_values(":true", AttributeValue::Bool(true))
-                    .build()
-                    .context("lead check")?,
-            )
+            .condition_check(check.build().context("lead check")?)
             .build())
     }
 
@@ -288,6 +329,7 @@ impl LeadsStore {
             Err(TxError::Condition(_) | TxError::Conflict) => {
                 match self.lead(tenant, lead).await? {
                     None => Err(EditError::NotFound),
+                    Some(l) if l.legal_hold => Err(EditError::Held),
                     Some(l) if l.summary.restricted => Err(EditError::Restricted),
                     Some(_) => Err(EditError::VersionConflict),
                 }
@@ -325,6 +367,21 @@ impl LeadsStore {
             },
         }
     }
+}
+
+/// The keys under a lead (the lead item last) and the states that forbid removing them.
+pub struct LeadKeys {
+    pub keys: Vec<Key>,
+    pub restricted: bool,
+    pub held: bool,
+}
+
+/// What a write does to a lead: a legal hold allows additions (a note, an attachment) and
+/// refuses every edit or removal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LeadWrite {
+    Addition,
+    Removal,
 }
 
 pub(super) enum TxError {
