@@ -479,7 +479,13 @@ async fn erasure_leaves_nothing_of_the_subject_but_hashes_and_certifies_it() {
         .unwrap();
 
     let (logs, guard) = capture_logs();
-    let j = job(tenant_scope(&w.tenant), JobKind::Erasure, ana);
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
     let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
     drop(guard);
     assert_eq!(out.counts["lead"], 1);
@@ -689,7 +695,13 @@ async fn account_erasure_keeps_billing_restricted_and_names_it() {
     let w = &f.w;
     let ana = "ana.account@example.com";
     let (t, _u) = seed_account(w, ana).await;
-    let j = job(JobScope::Account, JobKind::Erasure, ana);
+    let j = job(
+        JobScope::Account,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
     let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
     assert_eq!(out.counts["user"], 1);
     assert_eq!(out.counts["login_index"], 1);
@@ -904,7 +916,13 @@ async fn an_interrupted_run_resumes_from_its_checkpoint_without_double_counting(
     let ana = "ana.resume@example.com";
     seed_account(w, ana).await;
     // Account erasure: the user target, then the billing target. One step, then time is up.
-    let j = job(JobScope::Account, JobKind::Erasure, ana);
+    let j = job(
+        JobScope::Account,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
     assert_eq!(
         f.worker.run(&j, &Steps::new(1)).await.unwrap(),
         RunResult::Continued
@@ -956,7 +974,13 @@ async fn a_duplicate_invocation_of_a_completed_job_is_a_no_op() {
     let w = &f.w;
     let ana = "ana.dup@example.com";
     submit(w, "demo-contact", body(ana, "Ana D", "hello")).await;
-    let j = job(tenant_scope(&w.tenant), JobKind::Erasure, ana);
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
     let first = completed(f.worker.run(&j, &Unlimited).await.unwrap());
     assert_eq!(
         f.worker.run(&j, &Unlimited).await.unwrap(),
@@ -1026,4 +1050,213 @@ async fn the_handler_answers_a_malformed_payload_without_retrying_or_logging_it(
     drop(guard);
     assert_eq!(out["status"], "rejected");
     assert!(!logs.text().contains("leak@example.com"));
+}
+
+/// How many submissions the leads table holds.
+async fn submissions(w: &World) -> usize {
+    w.items_with_sk_prefix("LeadsTable", "SUB#").await.len()
+}
+
+/// A submission through lead intake that must succeed (stored or silently suppressed).
+async fn submit_quietly(w: &World, body: Value, request_id: &str) {
+    let mut e = json_submission(&body);
+    e["requestContext"]["requestId"] = json!(request_id);
+    let resp = lead_intake::handle(&w.intake(None), request(&e)).await;
+    assert!(resp.status().is_success(), "{:?}", response_json(&resp));
+}
+
+/// The attack: Mallory submits a form with Victor's phone number and her own email, then erases
+/// her email. Only what she proved (her email) is suppressed: Victor's later submissions with
+/// his phone are stored. The phone is suppressed too only when the controller chooses so in
+/// the approval.
+#[tokio::test]
+async fn erasure_suppresses_only_the_proven_email_unless_the_controller_adds_the_phone() {
+    let f = fx().await;
+    let w = &f.w;
+    let victims_phone = "+40722000111";
+    let mut planted = body("mallory@example.com", "Mallory", "hi");
+    planted["phone"] = json!(victims_phone);
+    submit(w, "demo-contact", planted).await;
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        "mallory@example.com",
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+
+    let before = submissions(w).await;
+    let mut victor = body("victor@example.com", "Victor", "my own enquiry");
+    victor["phone"] = json!(victims_phone);
+    submit_quietly(w, victor.clone(), "req-victor-1").await;
+    assert_eq!(
+        submissions(w).await,
+        before + 1,
+        "Victor's submission with his own phone is stored"
+    );
+    submit_quietly(
+        w,
+        body("mallory@example.com", "Mallory", "back"),
+        "req-mallory-2",
+    )
+    .await;
+    assert_eq!(
+        submissions(w).await,
+        before + 1,
+        "Mallory's email stays suppressed"
+    );
+    let phone_bidx = w
+        .key
+        .phone(&shared::domain::Phone::parse(victims_phone).unwrap());
+    let entries = w.scan("PrivacyTable").await;
+    assert!(
+        !entries
+            .iter()
+            .any(|it| s(it, "sk") == Some(phone_bidx.as_str())),
+        "no suppression entry for an unproven phone"
+    );
+
+    // The controller may choose to suppress the lead's phone as well.
+    let mut erin = body("erin@example.com", "Erin", "hello");
+    erin["phone"] = json!("+40722000222");
+    submit(w, "demo-contact", erin).await;
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: true,
+        },
+        "erin@example.com",
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let before = submissions(w).await;
+    let mut other = body("someone.else@example.com", "Someone", "x");
+    other["phone"] = json!("+40722000222");
+    submit_quietly(w, other, "req-erin-phone").await;
+    assert_eq!(
+        submissions(w).await,
+        before,
+        "the chosen phone is suppressed"
+    );
+}
+
+/// A lead under legal hold is kept whole by an erasure: the lead and everything under it (its
+/// submissions, notes, files), named in the outcome as held.
+#[tokio::test]
+async fn erasure_keeps_a_held_lead_whole() {
+    use shared::clock::Clock;
+    use shared::domain::LeadId;
+    use shared::dynamo::legal_holds::{set_legal_hold, HeldItem, HoldKind};
+    let f = fx().await;
+    let w = &f.w;
+    let who = "held.subject@example.com";
+    let lead = submit(w, "demo-contact", body(who, "Held Subject", "one")).await;
+    submit(w, "demo-contact", body(who, "Held Subject", "two")).await;
+    let t = w.tenant.as_str();
+    let att_key = format!("tenants/{t}/leads/{lead}/att_h");
+    put_object(w, &f.attachments_bucket, &att_key, "evidence").await;
+    let held = HeldItem {
+        kind: HoldKind::Lead,
+        key: shared::keys::lead(&w.tenant, &LeadId::parse(&lead).unwrap()),
+    };
+    assert!(set_legal_hold(
+        &w.clients.dynamo,
+        &w.table("LeadsTable"),
+        &w.table("OpsTable"),
+        &held,
+        true,
+        w.clock.now()
+    )
+    .await
+    .unwrap());
+    let pk = format!("TENANT#{t}#LEAD#{lead}");
+    let under = |items: Vec<Item>| {
+        items
+            .iter()
+            .filter(|it| s(it, "pk") == Some(pk.as_str()))
+            .count()
+    };
+    let before = under(w.scan("LeadsTable").await);
+    assert_eq!(before, 3, "the lead and two submissions");
+
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        who,
+    );
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(
+        under(w.scan("LeadsTable").await),
+        before,
+        "nothing of a held lead is erased"
+    );
+    assert!(object_keys(w, &f.attachments_bucket)
+        .await
+        .contains(&att_key));
+    assert_eq!(out.counts.get("submission"), None, "{:?}", out.counts);
+    assert!(
+        out.kept.iter().any(|k| k.what.contains("legal hold")),
+        "the outcome names the hold: {:?}",
+        out.kept
+    );
+}
+
+/// A withdrawal is visible wherever the team sees the person, with no action of the team: the
+/// lead list row says `marketing_opt_out`, the lead's submissions and consent history say when
+/// and how each consent was withdrawn (what was given stays as proof).
+#[tokio::test]
+async fn a_withdrawal_shows_in_the_lead_list_and_detail_with_no_tenant_action() {
+    use shared::dynamo::{LeadsStore, LeadsTables};
+    use shared::leads::LeadFilter;
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.visible@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana V", "hello")).await;
+    submit(
+        w,
+        "demo-contact",
+        body("bob.visible@example.com", "Bob V", "hi"),
+    )
+    .await;
+    let j = job(tenant_scope(&w.tenant), JobKind::ConsentWithdrawal, ana);
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+
+    let store = LeadsStore::new(
+        w.clients.dynamo.clone(),
+        LeadsTables {
+            tenants: w.table("TenantsTable"),
+            leads: w.table("LeadsTable"),
+        },
+    );
+    let page = store
+        .list_leads(&w.tenant, &LeadFilter::default(), 50, None)
+        .await
+        .unwrap();
+    let rows: Vec<Value> = page
+        .items
+        .iter()
+        .map(|l| serde_json::to_value(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let expected = row["id"] == json!(lead);
+        assert_eq!(row["marketing_opt_out"], json!(expected), "{row}");
+    }
+    let detail = store
+        .lead_detail(&w.tenant, &shared::domain::LeadId::parse(&lead).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let detail = serde_json::to_value(&detail).unwrap();
+    assert_eq!(detail["marketing_opt_out"], json!(true));
+    let consent = &detail["submissions"][0]["consents"][0];
+    assert_eq!(consent["granted"], json!(true), "what was given stays");
+    assert!(consent["withdrawn_at"].is_string(), "{consent}");
+    assert!(consent["withdrawal_source"]
+        .as_str()
+        .unwrap()
+        .contains(&j.request_id));
+    assert!(detail["consent_history"][0]["withdrawn_at"].is_string());
 }

@@ -1509,3 +1509,90 @@ async fn routing_cost_follows_the_subject_not_the_table() {
     assert_eq!(verify_small.iter().filter(|o| *o == "Query").count(), 1);
     assert_eq!(verify_small.iter().filter(|o| *o == "PutItem").count(), 2);
 }
+
+/// GDPR Art. 7(3) and 21(3): a consent withdrawal, and an objection to direct marketing, take
+/// effect once the subject is verified, with no decision of the tenant, which cannot deny or
+/// extend them; an objection to legitimate-interest processing, and any other request, waits
+/// for the controller.
+#[tokio::test]
+async fn withdrawal_and_marketing_objection_apply_at_verification_without_the_controller() {
+    let t = setup().await;
+    let tenant = t.w.tenant.clone();
+    let (_, admin) = user(&t, &tenant, Role::Admin, None).await;
+    let form = t.w.form.form_id.as_str().to_string();
+    let cases = [
+        (json!({"type": "consent_withdrawal"}), true),
+        (
+            json!({"type": "objection", "details": {"processing": "marketing"}}),
+            true,
+        ),
+        (json!({"type": "objection"}), true),
+        (
+            json!({"type": "objection", "details": {"processing": "legitimate_interest"}}),
+            false,
+        ),
+        (json!({"type": "access"}), false),
+    ];
+    for (filing, at_once) in cases {
+        let email = new_email();
+        seed_lead(&t, &tenant, &email).await;
+        let mut body = filing.clone();
+        body["email"] = json!(email);
+        body["form_id"] = json!(form);
+        let before = t.jobs.jobs().len();
+        let id = file_and_verify(&t, body).await;
+        let jobs = t.jobs.jobs();
+        let path = format!("/v1/privacy/requests/{id}");
+        let (sg, got) = controller(&t, "GET", &path, None, &admin).await;
+        assert_eq!(sg, 200, "{got}");
+        if at_once {
+            assert_eq!(
+                jobs.len(),
+                before + 1,
+                "{filing}: applied without the controller"
+            );
+            let job = jobs.last().unwrap();
+            assert_eq!(job.request_id, id);
+            assert!(
+                matches!(
+                    job.kind,
+                    JobKind::ConsentWithdrawal
+                        | JobKind::Objection {
+                            marketing_only: true
+                        }
+                ),
+                "{filing}"
+            );
+            assert_eq!(got["status"], "approved", "{filing}: {got}");
+            let events: Vec<&str> = got["history"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["event"].as_str().unwrap())
+                .collect();
+            assert!(events.contains(&"applied_at_once"), "{filing}: {events:?}");
+            // Neither refused nor extended by the tenant.
+            let (sd, _) = controller(
+                &t,
+                "POST",
+                &format!("{path}/deny"),
+                Some(json!({"reason": "We still want to email you."})),
+                &admin,
+            )
+            .await;
+            assert_eq!(sd, 409, "{filing}: a withdrawal cannot be denied");
+            let (se, _) = controller(
+                &t,
+                "POST",
+                &format!("{path}/extend"),
+                Some(json!({"reason": "Busy."})),
+                &admin,
+            )
+            .await;
+            assert_eq!(se, 409, "{filing}: nor extended");
+        } else {
+            assert_eq!(jobs.len(), before, "{filing}: waits for the controller");
+            assert_eq!(got["status"], "awaiting_controller", "{filing}");
+        }
+    }
+}

@@ -209,15 +209,37 @@ fn job_of(r: &SubjectRequest, c: &Controller) -> Result<DsarJob, AppError> {
     })
 }
 
-/// `POST …/{id}/approve`: the worker carries it out. A retry of an approval that could not be
-/// handed over hands it over again (the worker is idempotent).
+/// The controller's choices in an approval (an empty body chooses nothing).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ApproveBody {
+    /// Erasure only: suppress the lead's phone as well as the proven email. Off by default: a
+    /// phone typed into a form is not proven to be the subject's.
+    #[serde(default)]
+    suppress_phone: bool,
+}
+
+/// `POST …/{id}/approve` (optional body `{suppress_phone}`): the worker carries it out. A retry
+/// of an approval that could not be handed over hands it over again (the worker is idempotent).
 pub async fn approve<M: Mailer, D: JobDispatcher>(
     app: &App<M, D>,
     ctx: &Ctx,
+    req: &Request,
 ) -> Result<Response<Body>, AppError> {
     let id = ctx.request_id()?;
     let (c, actor) = controller_of(ctx)?;
+    let choices: ApproveBody = if shared::http::body_bytes(req).is_empty() {
+        ApproveBody::default()
+    } else {
+        json_body(req)?
+    };
     let p = load(app, &c, &id).await?;
+    if choices.suppress_phone && p.request_type != RequestType::Erasure {
+        return Err(AppError::validation(
+            "invalid_body",
+            "suppress_phone applies to erasure requests only.",
+        ));
+    }
     let entry = HistoryEntry::new(ctx.now, "approved", Status::Approved, &actor);
     let change = PartChange::new(
         &[Status::AwaitingController, Status::Failed],
@@ -231,9 +253,12 @@ pub async fn approve<M: Mailer, D: JobDispatcher>(
         ));
     }
     let r = subject_request(app, &id).await?;
-    let job = job_of(&r, &c)?;
+    let mut job = job_of(&r, &c)?;
+    if let JobKind::Erasure { suppress_phone } = &mut job.kind {
+        *suppress_phone = choices.suppress_phone;
+    }
     app.dispatcher.dispatch(&job).await?;
-    tracing::info!(request_id = %id, request_type = p.request_type.as_str(), "privacy request approved");
+    tracing::info!(request_id = %id, request_type = p.request_type.as_str(), suppress_phone = choices.suppress_phone, "privacy request approved");
     shared::telemetry::metric("DsarDecisions", 1.0, "Count", &[("Event", "approved")]);
     Ok(request_status(200, &id, Status::Approved))
 }
@@ -308,6 +333,12 @@ pub async fn extend<M: Mailer, D: JobDispatcher>(
     }
     if !p.is_open() || p.status == Status::Completed {
         return Err(wrong_state("Only an open request can be extended."));
+    }
+    if crate::subject::applies_at_once(&subject_request(app, &id).await?) {
+        return Err(AppError::Conflict {
+            code: "applies_at_once",
+            message: "A withdrawal of consent or an objection to direct marketing takes effect at once; it cannot be extended.",
+        });
     }
     if !may_extend(p.due, ctx.now.date()) {
         return Err(AppError::Conflict {

@@ -215,7 +215,7 @@ async fn dispatch<M: Mailer, D: JobDispatcher>(
         "status" => subject::status(app, &ctx, req).await,
         "list" => controller::list(app, &ctx, req).await,
         "get" => controller::get(app, &ctx).await,
-        "approve" => controller::approve(app, &ctx).await,
+        "approve" => controller::approve(app, &ctx, req).await,
         "deny" => controller::deny(app, &ctx, req).await,
         "extend" => controller::extend(app, &ctx, req).await,
         "on_behalf" => controller::on_behalf(app, &ctx, req).await,

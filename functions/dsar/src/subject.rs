@@ -12,7 +12,7 @@ use serde_json::json;
 use shared::domain::{Email, FormId, TenantId};
 use shared::dsar::deadlines::{deadlines, ymd, Jurisdiction};
 use shared::dsar::emails;
-use shared::dsar::job::{DsarJob, JobDispatcher};
+use shared::dsar::job::{DsarJob, JobDispatcher, JobKind};
 use shared::dsar::model::{
     Actor, Attestation, Controller, ControllerPart, Details, HistoryEntry, RequestType, Status,
     SubjectRequest, Target,
@@ -423,6 +423,15 @@ pub async fn route_verified<M: Mailer, D: JobDispatcher>(
     if controllers.contains(&Controller::Platform) {
         decide_account_part(app, r, now, &email).await?;
     }
+    if applies_at_once(r) {
+        // GDPR Art. 7(3) and 21(3): a withdrawal of consent, or an objection to direct
+        // marketing, needs no controller's decision and cannot be refused or extended. Each
+        // tenant's part is applied now; the tenant sees it in its queue, done, with the
+        // legal ground in the history.
+        for c in controllers.iter().filter(|c| **c != Controller::Platform) {
+            approve_and_dispatch(app, r, c, now, &email, "applied_at_once").await?;
+        }
+    }
     if controllers.is_empty() {
         // No tenant holds the email: the answer is that nothing is held.
         let _ = send(
@@ -479,9 +488,37 @@ async fn decide_account_part<M: Mailer, D: JobDispatcher>(
         }
         return Ok(());
     }
-    let entry = HistoryEntry::new(now, "approved", Status::Approved, &Actor::Platform);
+    approve_and_dispatch(app, r, &c, now, email, "approved").await
+}
+
+/// Whether a request takes effect as soon as it is verified, without a controller's decision:
+/// a consent withdrawal, and an objection to direct marketing.
+pub fn applies_at_once(r: &SubjectRequest) -> bool {
+    match r.request_type {
+        RequestType::ConsentWithdrawal => true,
+        RequestType::Objection => matches!(
+            r.details.job_kind(r.request_type),
+            JobKind::Objection {
+                marketing_only: true
+            }
+        ),
+        _ => false,
+    }
+}
+
+/// Approves a controller's part in the platform's name (`event` says on what ground) and hands
+/// the job to the worker. A dispatch that fails leaves the part `failed`, to be approved again.
+async fn approve_and_dispatch<M: Mailer, D: JobDispatcher>(
+    app: &App<M, D>,
+    r: &SubjectRequest,
+    c: &Controller,
+    now: OffsetDateTime,
+    email: &str,
+    event: &str,
+) -> Result<(), AppError> {
+    let entry = HistoryEntry::new(now, event, Status::Approved, &Actor::Platform);
     let change = PartChange::new(&[Status::AwaitingController], Status::Approved, entry);
-    if app.store.transition(&c, &r.request_id, &change).await? {
+    if app.store.transition(c, &r.request_id, &change).await? {
         let job = DsarJob {
             request_id: r.request_id.clone(),
             scope: c.job_scope(),
@@ -495,7 +532,7 @@ async fn decide_account_part<M: Mailer, D: JobDispatcher>(
             let entry = HistoryEntry::new(now, "dispatch_failed", Status::Failed, &Actor::Platform);
             let change = PartChange::new(&[Status::Approved], Status::Failed, entry)
                 .set("failure", s("dispatch failed"));
-            app.store.transition(&c, &r.request_id, &change).await?;
+            app.store.transition(c, &r.request_id, &change).await?;
         }
     }
     Ok(())

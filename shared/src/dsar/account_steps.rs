@@ -105,7 +105,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     }
                 }
             }
-            JobKind::Erasure => {
+            JobKind::Erasure { .. } => {
                 if is_true(&user, "legal_hold") {
                     r.kept.push(KeptRecord {
                         what: "account under legal hold".into(),

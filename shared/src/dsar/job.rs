@@ -33,9 +33,14 @@ pub enum JobKind {
     Access,
     /// The data the subject provided, JSON and CSV.
     Portability,
-    /// Everything erased but what law requires to keep (billing), which is restricted; a hashed
-    /// suppression entry; a completion certificate.
-    Erasure,
+    /// Everything erased but what law requires to keep (billing), which is restricted, and what
+    /// a legal hold keeps; a hashed suppression entry of the email the subject proved (and of
+    /// the lead's phone only when the controller chose so: `suppress_phone`, because an
+    /// unverified phone may be someone else's); a completion certificate.
+    Erasure {
+        #[serde(default)]
+        suppress_phone: bool,
+    },
     /// The named fields corrected everywhere they are stored, with an audit trail.
     /// Keys are field names (`name`, `email`, `phone`, `company`, ...), values the corrections.
     Rectification { changes: BTreeMap<String, String> },

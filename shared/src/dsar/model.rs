@@ -163,7 +163,9 @@ impl Details {
         match t {
             RequestType::Access => JobKind::Access,
             RequestType::Portability => JobKind::Portability,
-            RequestType::Erasure => JobKind::Erasure,
+            RequestType::Erasure => JobKind::Erasure {
+                suppress_phone: false,
+            },
             RequestType::Restriction => JobKind::Restriction,
             RequestType::ConsentWithdrawal => JobKind::ConsentWithdrawal,
             RequestType::Rectification => JobKind::Rectification {

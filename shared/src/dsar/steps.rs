@@ -96,7 +96,9 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                             }
                         }
                     }
-                    JobKind::Erasure => self.restrict_billing(&items, &records, &mut r).await?,
+                    JobKind::Erasure { .. } => {
+                        self.restrict_billing(&items, &records, &mut r).await?
+                    }
                     _ => {}
                 }
             }
@@ -124,13 +126,17 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             JobKind::Access | JobKind::Portability => {
                 anyhow::bail!("exports stream the lead through export_lead")
             }
-            JobKind::Erasure => {
+            JobKind::Erasure { suppress_phone } => {
                 // The suppression entries first: a run cut off after the deletes must not leave
-                // a person erased but importable.
+                // a person erased but importable. The email is what the subject proved; the
+                // lead's phone was typed into a form by anyone and may be someone else's, so it
+                // is suppressed only when the controller chose so in the approval.
                 let lead_item = items.iter().find(|it| str_attr(it, SK) == Some("LEAD"));
                 let mut hashes = vec![subject.bidx.clone()];
-                if let Some(p) = lead_item.and_then(|it| str_attr(it, "phone_bidx")) {
-                    hashes.push(p.to_string());
+                if *suppress_phone {
+                    if let Some(p) = lead_item.and_then(|it| str_attr(it, "phone_bidx")) {
+                        hashes.push(p.to_string());
+                    }
                 }
                 for h in hashes {
                     let k = keys::suppression(t, &h);
@@ -149,6 +155,17 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                             aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_) => Ok(()),
                             other => Err(anyhow::Error::new(other).context("PutItem suppression")),
                         })?;
+                }
+                // A lead under legal hold is kept whole: the hold is on the lead, and its
+                // submissions, notes and files are what the hold preserves.
+                if lead_item.is_some_and(|it| is_true(it, "legal_hold")) {
+                    r.kept.push(KeptRecord {
+                        what: "a lead under legal hold, with everything under it".into(),
+                        count: items.len() as u64,
+                        legal_basis: LEGAL_HOLD_BASIS.into(),
+                        retain_until: None,
+                    });
+                    return Ok(());
                 }
                 let mut held = 0u64;
                 let mut keys_to_delete = Vec::new();

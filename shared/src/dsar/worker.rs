@@ -461,7 +461,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                             user: u.to_string(),
                             doc,
                         });
-                        let billing = matches!(job.kind, JobKind::Access | JobKind::Erasure);
+                        let billing = matches!(job.kind, JobKind::Access | JobKind::Erasure { .. });
                         if let (Some(owner_t), true) = (&owner_of, billing) {
                             targets.push(Target::Billing {
                                 tenant: owner_t.to_string(),
@@ -491,7 +491,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             export_keys: cp.uploads.iter().map(|u| u.key.clone()).collect(),
             certificate_key: None,
         };
-        if job.kind == JobKind::Erasure {
+        if matches!(job.kind, JobKind::Erasure { .. }) {
             let s3 = &self.exports.s3;
             let bucket = &self.exports.bucket;
             // Earlier access and portability exports of this subject (this scope).
@@ -552,7 +552,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         let (subject_line, intro) = match &job.kind {
             JobKind::Access => ("Your data: access request completed", "The copy of your personal data, with the facts about its processing, is ready."),
             JobKind::Portability => ("Your data: portability request completed", "The data you provided is ready in JSON and CSV."),
-            JobKind::Erasure => ("Your data: erasure completed", "Your personal data has been erased. The certificate lists what was erased, what was kept and why."),
+            JobKind::Erasure { .. } => ("Your data: erasure completed", "Your personal data has been erased. The certificate lists what was erased, what was kept and why."),
             JobKind::Rectification { .. } => ("Your data: rectification completed", "The fields you named have been corrected everywhere they are stored."),
             JobKind::Restriction => ("Your data: restriction in place", "Processing of your data is restricted: it stays stored, and is excluded from marketing, edits and exports."),
             JobKind::LiftRestriction => ("Your data: restriction lifted", "The restriction of processing of your data has been lifted, as announced to you."),
@@ -649,7 +649,7 @@ pub fn kind_name(k: &JobKind) -> &'static str {
     match k {
         JobKind::Access => "access",
         JobKind::Portability => "portability",
-        JobKind::Erasure => "erasure",
+        JobKind::Erasure { .. } => "erasure",
         JobKind::Rectification { .. } => "rectification",
         JobKind::Restriction => "restriction",
         JobKind::LiftRestriction => "lift_restriction",
