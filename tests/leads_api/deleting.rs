@@ -215,14 +215,6 @@ async fn a_lead_under_legal_hold_refuses_delete_edit_and_note_removal() {
     hold(&t, &tenant, &lead, true).await;
     let before = t.w.scan("LeadsTable").await.len();
 
-    let detail = get(&t, &owner, &path).await;
-    assert_eq!(detail.status, 200);
-    assert_eq!(
-        detail.body["legal_hold"],
-        json!(true),
-        "the team sees the hold"
-    );
-
     for (method, route, body) in [
         ("DELETE", path.clone(), None),
         (
@@ -248,6 +240,12 @@ async fn a_lead_under_legal_hold_refuses_delete_edit_and_note_removal() {
     );
     assert_eq!(objects_under(&t, &prefix).await.len(), 1, "the files stay");
     let after = get(&t, &owner, &path).await;
+    assert_eq!(after.status, 200);
+    assert_eq!(
+        after.body["legal_hold"],
+        json!(true),
+        "the team sees the hold"
+    );
     assert_eq!(after.body["version"], json!(1));
     assert_eq!(after.body["name"], Value::Null);
 
