@@ -107,7 +107,8 @@ pub fn facts(scope: &JobScope) -> Value {
     json!({
         "controller": controller,
         "categories": categories,
-        "keyed_hashes": "your email and phone are also stored as keyed hashes (blind indexes) to find your records without a searchable copy, and, after an erasure, in a suppression list so you are not re-imported",
+        "keyed_hashes": "your email and phone are also stored as keyed hashes (blind indexes) to find your records without a searchable copy; after an erasure, the keyed hash of the email you proved is kept in a suppression list so you are not re-collected or re-imported (your phone only if the controller chose so when approving the erasure)",
+        "withdrawal_and_marketing_objection": "take effect as soon as your request is verified, without waiting for the controller, and cannot be refused or extended",
         "automated_decision_making": "none",
         "transfers_outside_eea": "none: data is stored in the EU region",
         "your_rights": "access, rectification, erasure, restriction, objection, portability, withdrawal of consent",
