@@ -174,8 +174,57 @@ fn links(w: &World, to: &str) -> Vec<String> {
     out
 }
 
-/// GET through a presigned URL of the emulator (loopback only), as the subject's browser would.
-async fn download(url: &str) -> (u16, Vec<u8>) {
+/// The dsar function's download route, as the template configures it for this world.
+fn downloads(w: &World) -> dsar::downloads::Downloads {
+    let env = infra::local::local_function_env(&w.template, "dsar", emulator_endpoint()).unwrap();
+    let c = dsar::config::Config::from_env(&Env::from_pairs(env)).unwrap();
+    dsar::downloads::Downloads {
+        s3: w.clients.s3.clone(),
+        exports_bucket: c.exports_bucket,
+        attachments_bucket: c.attachments_bucket,
+    }
+}
+
+/// The signed token of an emailed download link (every link must be the platform's route).
+fn token_of(url: &str) -> String {
+    let (_, t) = url
+        .split_once("/v1/privacy/downloads?t=")
+        .unwrap_or_else(|| panic!("not a download-route link: {url}"));
+    t.to_string()
+}
+
+/// The object an emailed link opens (from its signed token).
+fn object_of(w: &World, url: &str) -> String {
+    use shared::clock::Clock;
+    shared::dsar::tokens::DownloadToken::verify(
+        &w.key,
+        &token_of(url),
+        w.clock.now().unix_timestamp(),
+    )
+    .expect("a valid link")
+    .key
+}
+
+/// Follows an emailed link as the subject's browser would: the platform's download route
+/// (called through the dsar function's handler code) answers 302 to a short-lived URL of the
+/// emulator, which serves the object.
+async fn download(w: &World, url: &str) -> (u16, Vec<u8>) {
+    use shared::clock::Clock;
+    let resp = dsar::downloads::download(&downloads(w), &w.key, Some(token_of(url)), w.clock.now())
+        .await
+        .expect("a valid link");
+    assert_eq!(resp.status(), 302);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let location = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.contains("X-Amz-Expires=60"),
+        "the redirect is presigned for seconds: {location}"
+    );
+    download_presigned(&location).await
+}
+
+/// GET through a presigned URL of the emulator (loopback only).
+async fn download_presigned(url: &str) -> (u16, Vec<u8>) {
     let rest = url
         .strip_prefix("http://")
         .expect("http URL of the emulator");
@@ -211,8 +260,8 @@ async fn download(url: &str) -> (u16, Vec<u8>) {
     (status, body)
 }
 
-async fn download_json(url: &str) -> Value {
-    let (status, body) = download(url).await;
+async fn download_json(w: &World, url: &str) -> Value {
+    let (status, body) = download(w, url).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).expect("a JSON export")
 }
@@ -321,8 +370,7 @@ async fn access_export_holds_every_attribute_by_category_and_the_art15_facts() {
 
     let urls = links(w, ana);
     assert_eq!(urls.len(), 1);
-    assert!(urls[0].contains("X-Amz-Expires=259200"), "72-hour link");
-    let doc = download_json(&urls[0]).await;
+    let doc = download_json(w, &urls[0]).await;
     assert_eq!(doc["request_id"], j.request_id);
     let facts = &doc["facts"];
     assert!(facts["complaint"].as_str().unwrap().contains("supervisory"));
@@ -374,9 +422,15 @@ async fn portability_gives_what_the_subject_provided_as_json_and_csv() {
     assert_eq!(out.export_keys.len(), 2);
     let urls = links(w, ana);
     assert_eq!(urls.len(), 2);
-    let json_url = urls.iter().find(|u| u.contains("provided.json")).unwrap();
-    let csv_url = urls.iter().find(|u| u.contains("provided.csv")).unwrap();
-    let doc = download_json(json_url).await;
+    let json_url = urls
+        .iter()
+        .find(|u| object_of(w, u).ends_with("provided.json"))
+        .unwrap();
+    let csv_url = urls
+        .iter()
+        .find(|u| object_of(w, u).ends_with("provided.csv"))
+        .unwrap();
+    let doc = download_json(w, json_url).await;
     let provided = doc["provided"].as_array().unwrap();
     let contact = provided.iter().find(|r| r["record"] == "contact").unwrap();
     assert_eq!(contact["fields"]["email"], ana);
@@ -394,7 +448,7 @@ async fn portability_gives_what_the_subject_provided_as_json_and_csv() {
         doc.to_string().find("\"ip\"").is_none(),
         "observed data is not 'provided'"
     );
-    let (status, csv) = download(csv_url).await;
+    let (status, csv) = download(w, csv_url).await;
     assert_eq!(status, 200);
     let mut rows = csv::Reader::from_reader(&csv[..]);
     assert_eq!(
@@ -494,7 +548,6 @@ async fn erasure_leaves_nothing_of_the_subject_but_hashes_and_certifies_it() {
     assert_eq!(out.counts["attachment_object"], 1);
     assert_eq!(out.counts["earlier_dsar_export_object"], 1);
     assert_eq!(out.counts["tenant_bulk_export_object"], 1);
-    let cert_key = out.certificate_key.clone().unwrap();
 
     // Nothing of Ana in tenant-a: no item names her lead, holds her email or her name; the
     // suppression entry is a keyed hash.
@@ -558,7 +611,8 @@ async fn erasure_leaves_nothing_of_the_subject_but_hashes_and_certifies_it() {
 
     // The certificate, downloaded through the emailed link.
     let urls = links(w, ana);
-    let cert = download_json(urls.iter().find(|u| u.contains(&cert_key)).unwrap()).await;
+    assert_eq!(urls.len(), 1, "the certificate's link");
+    let cert = download_json(w, &urls[0]).await;
     assert_eq!(cert["request_id"], j.request_id);
     assert_eq!(cert["erased"]["submission"], 2);
     assert!(cert["completed_at"].is_string());
@@ -738,7 +792,9 @@ async fn account_erasure_keeps_billing_restricted_and_names_it() {
         .iter()
         .any(|it| it["pk"].as_s().unwrap() == &format!("TENANT#{t}")));
     let urls = links(w, ana);
-    assert!(urls.iter().any(|u| u.contains("certificates")));
+    assert!(urls
+        .iter()
+        .any(|u| object_of(w, u).starts_with("dsar/certificates/")));
     let mails = w.emails_to(ana);
     assert!(mails.last().unwrap().body.contains("17(3)(b)"));
     assert_all_declared(w).await;
@@ -754,7 +810,7 @@ async fn account_access_lists_login_metadata_sessions_security_events_and_billin
     let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
     assert_eq!(out.counts["security_event"], 1);
     assert_eq!(out.counts["invoice"], 1);
-    let doc = download_json(&links(w, ana)[0]).await;
+    let doc = download_json(w, &links(w, ana)[0]).await;
     let text = doc.to_string();
     assert!(text.contains("198.51.100.7") && text.contains("AnaBrowser") && text.contains("INV-1"));
     assert!(!text.contains("$argon2id$"), "secrets are withheld");
@@ -956,7 +1012,7 @@ async fn an_interrupted_run_resumes_from_its_checkpoint_without_double_counting(
     );
     let out = completed(f.worker.run(&a, &Unlimited).await.unwrap());
     assert_eq!(out.counts["lead"], 1, "not counted twice");
-    let doc = download_json(&links(w, bob)[0]).await;
+    let doc = download_json(w, &links(w, bob)[0]).await;
     assert_eq!(
         doc["records"]
             .as_array()
@@ -1259,4 +1315,71 @@ async fn a_withdrawal_shows_in_the_lead_list_and_detail_with_no_tenant_action() 
         .unwrap()
         .contains(&j.request_id));
     assert!(detail["consent_history"][0]["withdrawn_at"].is_string());
+}
+
+/// The links a subject is emailed work for the 72 hours they promise, through the platform's
+/// route (never a presigned URL that dies with its signer's credentials), and only for their own
+/// object: a tampered link, another subject's object, and an expired link are refused.
+#[tokio::test]
+async fn emailed_links_go_through_the_download_route_expire_and_cannot_be_moved() {
+    use dsar::downloads::resolve;
+    use shared::clock::Clock;
+    use shared::dsar::tokens::{DownloadBucket, DownloadToken};
+    let f = fx().await;
+    let w = &f.w;
+    let (ana, bob) = ("ana.link@example.com", "bob.link@example.com");
+    submit(w, "demo-contact", body(ana, "Ana L", "a")).await;
+    submit(w, "demo-contact", body(bob, "Bob L", "b")).await;
+    let ja = job(tenant_scope(&w.tenant), JobKind::Access, ana);
+    let jb = job(tenant_scope(&w.tenant), JobKind::Access, bob);
+    let out_a = completed(f.worker.run(&ja, &Unlimited).await.unwrap());
+    let out_b = completed(f.worker.run(&jb, &Unlimited).await.unwrap());
+    let url = links(w, ana)[0].clone();
+    assert!(
+        !url.contains("X-Amz-"),
+        "no presigned URL in the email: {url}"
+    );
+    let d = downloads(w);
+    let issued = w.clock.now();
+    let raw = token_of(&url);
+    let t = DownloadToken::verify(&w.key, &raw, issued.unix_timestamp()).unwrap();
+    assert_eq!(t.key, out_a.export_keys[0]);
+    assert_eq!(t.request_id, ja.request_id);
+    assert_eq!(t.bucket, DownloadBucket::Exports);
+    assert_eq!(
+        t.expires_at,
+        (issued + time::Duration::hours(72)).unix_timestamp()
+    );
+
+    // Works on the last second of its 72 hours (long after any role session), not after.
+    let last = issued + time::Duration::hours(72) - time::Duration::seconds(1);
+    assert!(resolve(&d, &w.key, &raw, last).await.is_ok());
+    let expired = resolve(&d, &w.key, &raw, issued + time::Duration::hours(72))
+        .await
+        .unwrap_err();
+    assert_eq!((expired.status(), expired.code()), (410, "link_expired"));
+
+    // Ana's signature on Bob's object, or any byte changed: refused.
+    let (payload, sig) = raw.split_once('.').unwrap();
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let moved = String::from_utf8(b64.decode(payload).unwrap())
+        .unwrap()
+        .replace(&out_a.export_keys[0], &out_b.export_keys[0]);
+    let mut flipped = sig.to_string();
+    let last = flipped.pop().unwrap();
+    flipped.push(if last == '0' { '1' } else { '0' });
+    for forged in [
+        format!("{}.{sig}", b64.encode(moved)),
+        format!("{payload}.{flipped}"),
+        "garbage".to_string(),
+    ] {
+        let e = resolve(&d, &w.key, &forged, issued).await.unwrap_err();
+        assert_eq!((e.status(), e.code()), (400, "invalid_token"), "{forged}");
+    }
+    // Bob's own link opens Bob's export, which does not name Ana.
+    let (status, body) = download(w, &links(w, bob)[0]).await;
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains(bob) && !text.contains(ana));
 }

@@ -88,6 +88,11 @@ async fn setup() -> T {
         clock: w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         links: config.links.clone(),
+        downloads: dsar::downloads::Downloads {
+            s3: w.clients.s3.clone(),
+            exports_bucket: config.exports_bucket.clone(),
+            attachments_bucket: config.attachments_bucket.clone(),
+        },
         settings: config.settings.clone(),
     };
     T {

@@ -52,6 +52,12 @@ pub enum AppError {
         code: &'static str,
         message: &'static str,
     },
+    /// What the caller asks for existed and is gone for good (410): an expired link.
+    #[error("gone: {code}")]
+    Gone {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
     #[error("method not allowed")]
@@ -88,6 +94,7 @@ impl AppError {
             AppError::NotFound(_) => 404,
             AppError::MethodNotAllowed => 405,
             AppError::Conflict { .. } => 409,
+            AppError::Gone { .. } => 410,
             AppError::PayloadTooLarge { .. } => 413,
             AppError::UnsupportedMediaType => 415,
             AppError::Unprocessable { .. } => 422,
@@ -105,6 +112,7 @@ impl AppError {
             AppError::Unauthorized { code, .. } => code,
             AppError::Conflict { code, .. } => code,
             AppError::Unprocessable { code, .. } => code,
+            AppError::Gone { code, .. } => code,
             AppError::NotFound(what) => what,
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -122,7 +130,8 @@ impl AppError {
             | AppError::PaymentRequired { message, .. }
             | AppError::Unauthorized { message, .. }
             | AppError::Conflict { message, .. }
-            | AppError::Unprocessable { message, .. } => (*message).to_string(),
+            | AppError::Unprocessable { message, .. }
+            | AppError::Gone { message, .. } => (*message).to_string(),
             AppError::NotFound(_) => "The requested resource does not exist.".into(),
             AppError::MethodNotAllowed => "This method is not allowed here.".into(),
             AppError::PayloadTooLarge { limit } => {

@@ -151,3 +151,26 @@ async fn delete_batch(
     }
     Ok(count)
 }
+
+/// A GET of one object, presigned for `expires` by this process's credentials. Only for links
+/// used at once (a redirect): a presigned URL stops working when the credentials that signed it
+/// expire, which for a Lambda role is hours, whatever `expires` says.
+pub async fn presign_get(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    expires: std::time::Duration,
+) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let req = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(
+            aws_sdk_s3::presigning::PresigningConfig::expires_in(expires)
+                .context("presign expiry")?,
+        )
+        .await
+        .context("presign GetObject")?;
+    Ok(req.uri().to_string())
+}

@@ -73,6 +73,7 @@ impl Config {
             lambda_endpoint: env.optional("LAMBDA_ENDPOINT_URL"),
             settings: WorkerSettings {
                 link_ttl: Duration::from_secs(hours * 3600),
+                api_base_url: env.required("API_BASE_URL")?,
                 ..WorkerSettings::default()
             },
             time_margin: Duration::from_secs(env.parse_or("DSAR_TIME_MARGIN_SECS", 60)?),

@@ -18,6 +18,8 @@ pub const ALLOW_LIST: &[&str] = &[
     "LAMBDA_ENDPOINT_URL",
     "DSAR_RATE_PER_EMAIL_PER_HOUR",
     "DSAR_RATE_PER_IP_PER_HOUR",
+    "EXPORTS_BUCKET",
+    "ATTACHMENTS_BUCKET",
 ];
 
 #[derive(Debug, Clone)]
@@ -27,6 +29,10 @@ pub struct Config {
     pub jwt_signing_keys_parameter: String,
     pub sender_email: String,
     pub links: Links,
+    /// Where the objects behind subjects' download links are (exports, certificates,
+    /// attachments linked from an access export).
+    pub exports_bucket: String,
+    pub attachments_bucket: String,
     /// The worker function approved requests are handed to (asynchronous invocation).
     pub worker_function: String,
     /// Where Lambda Invoke goes locally (`cargo lambda watch`); unset in AWS.
@@ -78,6 +84,8 @@ impl Config {
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            exports_bucket: env.required("EXPORTS_BUCKET")?,
+            attachments_bucket: env.required("ATTACHMENTS_BUCKET")?,
             links: Links {
                 api_base_url: env.required("API_BASE_URL")?,
                 operator_email: env.required("PRIVACY_OPERATOR_EMAIL")?,

@@ -3,7 +3,8 @@
 //! - [`subject`]: filing (no account), verification by an emailed code, the signed status link;
 //! - [`controller`]: a tenant's owners and admins: the queue, decisions, extensions, filing on a
 //!   subject's behalf, lifting a restriction;
-//! - [`unsubscribe`]: the one-click withdrawal link every platform email carries.
+//! - [`unsubscribe`]: the one-click withdrawal link every platform email carries;
+//! - [`downloads`]: the download links emailed to subjects (signed, expiring, redirected).
 //!
 //! Every route is declared once in [`ROUTES`] with who may call it. Authenticated routes take
 //! the tenant from the verified access token only; a tenant's requests are a partition keyed by
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod controller;
+pub mod downloads;
 pub mod subject;
 pub mod unsubscribe;
 
@@ -53,6 +55,7 @@ pub struct App<M: Mailer, D: JobDispatcher> {
     pub ids: Arc<dyn IdGenerator>,
     pub links: Links,
     pub settings: Settings,
+    pub downloads: downloads::Downloads,
 }
 
 impl<M: Mailer, D: JobDispatcher> App<M, D> {
@@ -124,6 +127,7 @@ pub const ROUTES: &[Route] = &[
         "/v1/privacy/requests/{requestId}/lift-restriction",
         DECIDE,
     ),
+    r("download", "GET", "/v1/privacy/downloads", Access::Public),
     r(
         "unsubscribe_view",
         "GET",
@@ -220,6 +224,9 @@ async fn dispatch<M: Mailer, D: JobDispatcher>(
         "extend" => controller::extend(app, &ctx, req).await,
         "on_behalf" => controller::on_behalf(app, &ctx, req).await,
         "lift_restriction" => controller::lift_restriction(app, &ctx).await,
+        "download" => {
+            downloads::download(&app.downloads, &app.keys, query_param(req, "t"), now).await
+        }
         "unsubscribe_view" => unsubscribe::view(app, req).await,
         "unsubscribe" => unsubscribe::withdraw(app, &ctx, req).await,
         _ => Err(AppError::NotFound("route_not_found")),

@@ -56,6 +56,11 @@ impl State {
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGenerator),
             links: c.links.clone(),
+            downloads: dsar::downloads::Downloads {
+                s3: shared::s3::client(&self.sdk),
+                exports_bucket: c.exports_bucket.clone(),
+                attachments_bucket: c.attachments_bucket.clone(),
+            },
             settings: c.settings.clone(),
         })
     }

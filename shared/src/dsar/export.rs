@@ -10,10 +10,7 @@
 //!   form answers, consent choices; account: profile), JSON objects and a long-format CSV
 //!   (`record,record_id,at,field,value`, RFC 4180, formula cells neutralised).
 
-use std::time::Duration;
-
 use anyhow::Context;
-use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use serde::{Deserialize, Serialize};
@@ -258,19 +255,6 @@ impl Exports {
             .await
             .context("PutObject")?;
         Ok(())
-    }
-
-    /// A link that downloads the object until it expires.
-    pub async fn presign_get(&self, key: &str, expires: Duration) -> anyhow::Result<String> {
-        let req = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .presigned(PresigningConfig::expires_in(expires).context("presign expiry")?)
-            .await
-            .context("presign GetObject")?;
-        Ok(req.uri().to_string())
     }
 }
 

@@ -1,13 +1,13 @@
 //! The export steps: a lead's partition streamed page by page into the access or portability
 //! documents, what counts as "provided" data, and links to attachment files.
 
-use anyhow::Context;
 use serde_json::{json, Map, Value};
 
 use super::export::{DocKind, Sink};
 use super::job::{DsarJob, JobDispatcher, JobKind, RequestProgress};
 use super::records::SubjectRecord;
 use super::subjects::str_attr;
+use super::tokens::DownloadBucket;
 use super::worker::{StepResult, Worker};
 use crate::domain::{LeadId, TenantId};
 use crate::inventory::Table;
@@ -38,7 +38,8 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     let mut v = rec.access_json();
                     if rec.kind == "attachment_record" {
                         if let Some(key) = str_attr(it, "object_key") {
-                            v["download"] = json!(self.attachment_link(key).await?);
+                            v["download"] =
+                                json!(self.download_link(job, DownloadBucket::Attachments, key));
                         }
                     }
                     sink.json_record(&v)?;
@@ -58,22 +59,6 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 None => return Ok(()),
             }
         }
-    }
-
-    async fn attachment_link(&self, object_key: &str) -> anyhow::Result<String> {
-        let req = self
-            .exports
-            .s3
-            .get_object()
-            .bucket(&self.attachments_bucket)
-            .key(object_key)
-            .presigned(
-                aws_sdk_s3::presigning::PresigningConfig::expires_in(self.settings.link_ttl)
-                    .context("presign expiry")?,
-            )
-            .await
-            .context("presign attachment")?;
-        Ok(req.uri().to_string())
     }
 }
 

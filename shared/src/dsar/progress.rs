@@ -33,6 +33,29 @@ pub struct Links {
 }
 
 impl Links {
+    /// The platform's download route for one object of a request, valid until `expires_at`
+    /// (unix seconds): see [`tokens::DownloadToken`].
+    pub fn download_url(
+        &self,
+        key: &BlindIndexKey,
+        request_id: &str,
+        bucket: tokens::DownloadBucket,
+        object_key: &str,
+        expires_at: i64,
+    ) -> String {
+        let token = tokens::DownloadToken {
+            request_id: request_id.to_string(),
+            bucket,
+            key: object_key.to_string(),
+            expires_at,
+        };
+        format!(
+            "{}/v1/privacy/downloads?t={}",
+            self.api_base_url.trim_end_matches('/'),
+            token.sign(key)
+        )
+    }
+
     pub fn status_url(&self, key: &BlindIndexKey, request_id: &str) -> String {
         format!(
             "{}/v1/privacy/requests/{request_id}/status?token={}",

@@ -27,6 +27,7 @@ use super::export::{DocKind, Exports, Sink};
 use super::job::{DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress};
 use super::records::Undeclared;
 use super::subjects::{str_attr, SubjectStore};
+use super::tokens::DownloadBucket;
 use crate::blind_index::BlindIndexKey;
 use crate::clock::{rfc3339, Clock, IdGenerator};
 use crate::domain::{Email, TenantId, UserId};
@@ -107,6 +108,9 @@ pub enum Target {
 pub struct WorkerSettings {
     /// Lifetime of the emailed download links.
     pub link_ttl: Duration,
+    /// The public API's base URL: emailed links go to its download route
+    /// (`/v1/privacy/downloads`), never straight to a presigned S3 URL.
+    pub api_base_url: String,
     /// A run's lease on the checkpoint: just longer than the function's timeout (900 s), so
     /// a live run is never joined by a duplicate, and the retry Lambda sends a minute after a
     /// run was cut off finds the lease expired and resumes.
@@ -117,6 +121,7 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             link_ttl: Duration::from_secs(72 * 3600),
+            api_base_url: String::new(),
             lease_secs: 910,
         }
     }
@@ -180,6 +185,20 @@ pub(super) struct Subject {
 }
 
 impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
+    /// The subject's link to one object: the platform's download route with a signed token
+    /// valid for `link_ttl` (see [`crate::dsar::tokens::DownloadToken`] for why never a
+    /// presigned URL).
+    pub(super) fn download_link(&self, job: &DsarJob, bucket: DownloadBucket, key: &str) -> String {
+        let expires_at = (self.clock.now()
+            + time::Duration::seconds(self.settings.link_ttl.as_secs() as i64))
+        .unix_timestamp();
+        crate::dsar::progress::Links {
+            api_base_url: self.settings.api_base_url.clone(),
+            operator_email: String::new(),
+        }
+        .download_url(&self.keys, &job.request_id, bucket, key, expires_at)
+    }
+
     /// Runs (or continues) a job until it is done or the budget runs out.
     pub async fn run(&self, job: &DsarJob, budget: &dyn Budget) -> Result<RunResult, AppError> {
         let now = self.clock.now();
@@ -542,12 +561,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             .chain(outcome.certificate_key.iter())
         {
             let name = key.rsplit('/').next().unwrap_or(key).to_string();
-            links.push((
-                name,
-                self.exports
-                    .presign_get(key, self.settings.link_ttl)
-                    .await?,
-            ));
+            links.push((name, self.download_link(job, DownloadBucket::Exports, key)));
         }
         let (subject_line, intro) = match &job.kind {
             JobKind::Access => ("Your data: access request completed", "The copy of your personal data, with the facts about its processing, is ready."),
