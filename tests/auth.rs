@@ -1501,3 +1501,51 @@ async fn bad_requests_get_400_415_404_and_405() {
     let r = call(&app, "PUT", "/v1/me", Some(json!({})), None).await;
     assert_eq!(r.status, 405);
 }
+
+// ---------------------------------------------------------------- bodies that are not UTF-8
+
+/// Every route, public or behind a token, answers a body that is not UTF-8 (base64-encoded by
+/// API Gateway) with a 4xx JSON error, whatever the content type, and stores nothing.
+#[tokio::test]
+async fn bodies_that_are_not_utf8_are_4xx_on_every_route_and_store_nothing() {
+    let (w, app) = world().await;
+    let owner = seed_tenant(&w, &app, "utf8-owner").await;
+    let token = minted_token(&w, &app, &owner).await;
+    let user_id = owner.user_id.to_string();
+    let before = w.snapshot().await;
+    // Routes that read no body (a body there is ignored, as API Gateway would pass it).
+    let bodyless = [
+        "logout",
+        "logout_all",
+        "end_session",
+        "totp_setup",
+        "remove_member",
+        "reactivate_tenant",
+    ];
+    for name in bodyless {
+        assert!(
+            auth::routes::ROUTES.iter().any(|r| r.name == name),
+            "{name}"
+        );
+    }
+    let mut calls = 0;
+    for route in auth::routes::ROUTES
+        .iter()
+        .filter(|r| r.method != "GET" && !bodyless.contains(&r.name))
+    {
+        let path = concrete_path(
+            route.path,
+            &[("userId", &user_id), ("sessionId", "se-nobody")],
+        );
+        for bytes in NOT_UTF8_BODIES {
+            for ct in BODY_CONTENT_TYPES {
+                let e = http_event(route.method, &path, Some(&token));
+                let resp = auth::handle(&app, with_base64_body(e, bytes, ct)).await;
+                assert_json_client_error(&resp, &format!("{} {path} {ct} {bytes:?}", route.method));
+                calls += 1;
+            }
+        }
+    }
+    assert!(calls > 0);
+    assert_eq!(w.snapshot().await, before, "nothing stored");
+}

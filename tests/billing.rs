@@ -987,3 +987,40 @@ async fn invitations_beyond_the_plans_seats_are_402() {
     let r = auth::handle(&auth, invite("fourth")).await;
     assert_eq!(r.status(), 201, "{}", response_json(&r));
 }
+
+// ------------------------------------------------------------------------ bodies that are not UTF-8
+
+/// A webhook body that is not UTF-8 (base64-encoded by API Gateway) is a 4xx JSON error,
+/// unsigned or signed with the endpoint's secret (so that the parser, not only the signature
+/// check, sees it), whatever the content type; nothing is stored.
+#[tokio::test]
+async fn bodies_that_are_not_utf8_are_4xx_signed_or_not_and_store_nothing() {
+    let w = world().await;
+    let app = app(&w).await;
+    let before = w.snapshot().await;
+    let mut calls = 0;
+    for route in billing_webhook::ROUTES.iter().filter(|r| r.method != "GET") {
+        for bytes in NOT_UTF8_BODIES {
+            for ct in BODY_CONTENT_TYPES {
+                for sign in [false, true] {
+                    let mut e = fixture("billing-webhook/webhook-request.json");
+                    e["rawPath"] = json!(route.path);
+                    e["requestContext"]["http"]["path"] = json!(route.path);
+                    let headers = e["headers"].as_object_mut().unwrap();
+                    headers.remove("stripe-signature");
+                    if sign {
+                        headers.insert(
+                            "stripe-signature".into(),
+                            json!(signature_header(SECRET, now(&w), bytes)),
+                        );
+                    }
+                    let resp = billing_webhook::handle(&app, with_base64_body(e, bytes, ct)).await;
+                    assert_json_client_error(&resp, &format!("signed {sign} {ct} {bytes:?}"));
+                    calls += 1;
+                }
+            }
+        }
+    }
+    assert!(calls > 0);
+    assert_eq!(w.snapshot().await, before, "nothing stored");
+}

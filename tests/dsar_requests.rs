@@ -1509,3 +1509,33 @@ async fn routing_cost_follows_the_subject_not_the_table() {
     assert_eq!(verify_small.iter().filter(|o| *o == "Query").count(), 1);
     assert_eq!(verify_small.iter().filter(|o| *o == "PutItem").count(), 2);
 }
+
+// ---------------------------------------------------------------- bodies that are not UTF-8
+
+/// Every route, public or a controller's, answers a body that is not UTF-8 (base64-encoded by
+/// API Gateway) with a 4xx JSON error, whatever the content type, and stores nothing. The
+/// request ids are real (a filed request), so the routes reach their body.
+#[tokio::test]
+async fn bodies_that_are_not_utf8_are_4xx_on_every_route_and_store_nothing() {
+    let t = setup().await;
+    let tenant = t.w.tenant.clone();
+    let (_, owner) = user(&t, &tenant, Role::Owner, None).await;
+    let subject = new_email();
+    seed_lead(&t, &tenant, &subject).await;
+    let id = file_ok(&t, json!({"type": "access", "email": subject})).await;
+    let before = t.w.snapshot().await;
+    let mut calls = 0;
+    for route in dsar::ROUTES.iter().filter(|r| r.method != "GET") {
+        let path = concrete_path(route.path, &[("requestId", &id)]);
+        for bytes in NOT_UTF8_BODIES {
+            for ct in BODY_CONTENT_TYPES {
+                let e = http_event(route.method, &path, Some(&owner));
+                let resp = dsar::handle(&t.app, with_base64_body(e, bytes, ct)).await;
+                assert_json_client_error(&resp, &format!("{} {path} {ct} {bytes:?}", route.method));
+                calls += 1;
+            }
+        }
+    }
+    assert!(calls > 0);
+    assert_eq!(t.w.snapshot().await, before, "nothing stored");
+}

@@ -542,3 +542,30 @@ async fn logs_carry_request_ids_and_no_personal_data() {
     );
     assert!(text.contains("\"tenant_id\":\"tenant-a\""));
 }
+
+/// API Gateway hands the function a body that is not UTF-8 base64-encoded; whatever its content
+/// type, the answer is a 4xx JSON error (the fixture asks for JSON) and nothing is stored. The
+/// same post from a plain HTML form (no `Accept: application/json`) gets a 4xx page.
+#[tokio::test]
+async fn bodies_that_are_not_utf8_are_4xx_and_store_nothing() {
+    let w = world().await;
+    let intake = w.intake(None);
+    let before = w.snapshot().await;
+    for bytes in NOT_UTF8_BODIES {
+        for ct in BODY_CONTENT_TYPES {
+            let e = fixture("lead-intake/submit-json.json");
+            let resp = lead_intake::handle(&intake, with_base64_body(e, bytes, ct)).await;
+            assert_json_client_error(&resp, &format!("{ct} {bytes:?}"));
+
+            let mut e = fixture("lead-intake/submit-form.json");
+            e["headers"].as_object_mut().unwrap().remove("accept");
+            let resp = lead_intake::handle(&intake, with_base64_body(e, bytes, ct)).await;
+            let status = resp.status().as_u16();
+            assert!(
+                (400..500).contains(&status),
+                "form post {ct} {bytes:?}: {status}"
+            );
+        }
+    }
+    assert_eq!(w.snapshot().await, before, "nothing stored");
+}
