@@ -606,3 +606,54 @@ pub fn assert_logs_hold_without(
     }
     text
 }
+
+// ---------------------------------------------------------------- races
+
+/// Runs `futures` concurrently on this task, joined at once (each is polled before any
+/// finishes), and returns their outputs in order.
+pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().map(|r| r.expect("completed")).collect()
+}
+
+/// Of the requests `meter` recorded (and forgets), the writes sent and the writes DynamoDB
+/// refused (a failed condition: the request reached the store, so the read-side pre-check had
+/// let it through and the condition itself said no).
+pub fn writes_sent_and_refused(meter: &shared::metering::Meter) -> (usize, usize) {
+    let writes: Vec<_> = meter
+        .take()
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.operation.as_str(),
+                "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems"
+            )
+        })
+        .collect();
+    let refused = writes
+        .iter()
+        .filter(|r| !r.status.is_some_and(|s| (200..300).contains(&s)))
+        .count();
+    (writes.len(), refused)
+}
