@@ -1082,3 +1082,96 @@ async fn later_events_keep_a_records_legal_hold_and_restriction() {
         assert_eq!(s(it, "restricted_at"), Some("2026-11-29T12:00:00Z"), "{sk}");
     }
 }
+
+// ------------------------------------------------------------------------ bodies that are not UTF-8
+
+/// A webhook body that is not UTF-8 (base64-encoded by API Gateway) is a 4xx JSON error,
+/// unsigned or signed with the endpoint's secret (so that the parser, not only the signature
+/// check, sees it), whatever the content type; nothing is stored.
+#[tokio::test]
+async fn bodies_that_are_not_utf8_are_4xx_signed_or_not_and_store_nothing() {
+    let w = world().await;
+    let app = app(&w).await;
+    let before = w.snapshot().await;
+    let mut calls = 0;
+    for route in billing_webhook::ROUTES.iter().filter(|r| r.method != "GET") {
+        for bytes in NOT_UTF8_BODIES {
+            for ct in BODY_CONTENT_TYPES {
+                for sign in [false, true] {
+                    let mut e = fixture("billing-webhook/webhook-request.json");
+                    e["rawPath"] = json!(route.path);
+                    e["requestContext"]["http"]["path"] = json!(route.path);
+                    let headers = e["headers"].as_object_mut().unwrap();
+                    headers.remove("stripe-signature");
+                    if sign {
+                        headers.insert(
+                            "stripe-signature".into(),
+                            json!(signature_header(SECRET, now(&w), bytes)),
+                        );
+                    }
+                    let resp = billing_webhook::handle(&app, with_base64_body(e, bytes, ct)).await;
+                    assert_json_client_error(&resp, &format!("signed {sign} {ct} {bytes:?}"));
+                    calls += 1;
+                }
+            }
+        }
+    }
+    assert!(calls > 0);
+    assert_eq!(w.snapshot().await, before, "nothing stored");
+}
+
+// ------------------------------------------------------------------------ conditions under races
+
+/// Six events about one invoice (its payment failing, attempt after attempt) delivered at once,
+/// newest first. Each reads the invoice before any writes, so it is the write's condition
+/// (`last_event_created <= :c`) that must keep an older event from overwriting a newer one: the
+/// invoice ends as the newest event left it, whatever order the writes landed in.
+#[tokio::test]
+async fn concurrent_events_of_one_invoice_leave_the_newest_state() {
+    let w = world().await;
+    let meter = w.meter();
+    let app = w
+        .billing_app_with_client(meter.instrument(&w.clients.dynamo))
+        .await
+        .expect("billing app");
+    let base = stripe_event("invoice.payment_failed");
+    let created: i64 = serde_json::from_str::<Value>(&base).unwrap()["created"]
+        .as_i64()
+        .unwrap();
+    let bodies: Vec<String> = (0..6)
+        .rev()
+        .map(|i| {
+            edit(&base, |v| {
+                v["id"] = json!(format!("evt_invoice_race_{i}"));
+                v["created"] = json!(created + 60 * i);
+                v["data"]["object"]["attempt_count"] = json!(i + 1);
+            })
+        })
+        .collect();
+    let responses = join_all(
+        bodies
+            .iter()
+            .map(|b| billing_webhook::handle(&app, signed(&w, b)))
+            .collect(),
+    )
+    .await;
+    let (sent, refused) = writes_sent_and_refused(&meter);
+    for r in &responses {
+        assert_eq!(r.status(), 200, "{}", body_json(r));
+    }
+    let invoices = billing_items(&w, "INVOICE#").await;
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(
+        invoices[0]["attempt_count"].as_n().map(String::as_str),
+        Ok("6"),
+        "the newest event's attempt"
+    );
+    assert_eq!(
+        invoices[0]["last_event_created"].as_n().map(String::as_str),
+        Ok((created + 300).to_string().as_str())
+    );
+    assert!(
+        refused >= 1,
+        "the ordering condition refused none of {sent} writes: the pre-check did all the work"
+    );
+}

@@ -13,6 +13,8 @@
 
 #[path = "leads_api/access.rs"]
 mod access;
+#[path = "leads_api/bodies.rs"]
+mod bodies;
 #[path = "leads_api/cost.rs"]
 mod cost;
 #[path = "leads_api/deleting.rs"]
@@ -27,6 +29,8 @@ mod listing;
 mod notes_pipeline;
 #[path = "leads_api/privacy.rs"]
 mod privacy;
+#[path = "leads_api/races.rs"]
+mod races;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -195,9 +195,183 @@ fn actions(statement: &Value) -> Vec<&str> {
     }
 }
 
+/// The values a deployment would give the pseudo parameters.
+const PARTITION: &str = "aws";
+const REGION: &str = "eu-west-1";
+const ACCOUNT: &str = "123456789012";
+
+/// A parameter's default: what `${Name}` and `!Ref Name` stand for when the stack is deployed
+/// without overrides.
+fn parameter_default(t: &Value, name: &str) -> Option<String> {
+    let p = &t["Parameters"][name];
+    match &p["Default"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ if p.is_mapping() => panic!("parameter {name} has no default to resolve it by"),
+        _ => None,
+    }
+}
+
+/// The ARN of a resource of the template, by its type and name, as `!GetAtt X.Arn` gives it.
+fn resource_arn(t: &Value, logical: &str) -> String {
+    let r = &resources(t)[logical];
+    match r["Type"].as_str() {
+        Some("AWS::DynamoDB::Table") => format!(
+            "arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{}",
+            resolve(t, &r["Properties"]["TableName"])
+        ),
+        Some("AWS::S3::Bucket") => {
+            format!(
+                "arn:{PARTITION}:s3:::{}",
+                resolve(t, &r["Properties"]["BucketName"])
+            )
+        }
+        Some("AWS::SQS::Queue") => format!(
+            "arn:{PARTITION}:sqs:{REGION}:{ACCOUNT}:{}",
+            resolve(t, &r["Properties"]["QueueName"])
+        ),
+        other => panic!("!GetAtt {logical}.Arn: cannot resolve the ARN of a {other:?}"),
+    }
+}
+
+/// `${Name}` in a `!Sub`: a pseudo parameter, a parameter, a resource's attribute, or a
+/// variable of the `!Sub`'s own map.
+fn sub_variable(t: &Value, name: &str, vars: Option<&Mapping>) -> String {
+    if let Some(v) = vars.and_then(|m| m.get(name)) {
+        return resolve(t, v);
+    }
+    match name {
+        "AWS::Partition" => return PARTITION.into(),
+        "AWS::Region" => return REGION.into(),
+        "AWS::AccountId" => return ACCOUNT.into(),
+        "AWS::StackName" => return "lead-platform-prod".into(),
+        _ => {}
+    }
+    if let Some((logical, "Arn")) = name.split_once('.') {
+        return resource_arn(t, logical);
+    }
+    if let Some(v) = parameter_default(t, name) {
+        return v;
+    }
+    panic!("${{{name}}}: not a parameter, pseudo parameter or resource attribute")
+}
+
+fn substitute(t: &Value, text: &str, vars: Option<&Mapping>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let end = after.find('}').expect("a closed ${...}");
+        let name = &after[..end];
+        match name.strip_prefix('!') {
+            Some(literal) => out.push_str(&format!("${{{literal}}}")),
+            None => out.push_str(&sub_variable(t, name, vars)),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A template value as the string CloudFormation would make of it: plain strings, `!Sub` (both
+/// forms), `!Ref`, `!GetAtt X.Arn`, `!Select` and `!Split`. Anything else cannot be checked,
+/// so it fails rather than being skipped.
+fn resolve(t: &Value, v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Tagged(tag) => match (tag.tag.to_string().trim_start_matches('!'), &tag.value) {
+            ("Sub", Value::String(text)) => substitute(t, text, None),
+            ("Sub", Value::Sequence(parts)) if parts.len() == 2 => {
+                let text = parts[0].as_str().expect("!Sub [text, vars]");
+                substitute(
+                    t,
+                    text,
+                    Some(parts[1].as_mapping().expect("!Sub variables")),
+                )
+            }
+            ("Ref", Value::String(name)) => parameter_default(t, name)
+                .unwrap_or_else(|| panic!("!Ref {name}: resolve a parameter only here")),
+            ("GetAtt", Value::String(path)) => match path.split_once('.') {
+                Some((logical, "Arn")) => resource_arn(t, logical),
+                _ => panic!("!GetAtt {path}: only .Arn is resolved"),
+            },
+            ("Select", Value::Sequence(args)) if args.len() == 2 => {
+                let i = args[0].as_u64().expect("!Select index") as usize;
+                let list = resolve_list(t, &args[1]);
+                list.get(i)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("!Select {i} of {list:?}"))
+            }
+            (other, _) => panic!("cannot resolve !{other} {:?}", tag.value),
+        },
+        other => panic!("cannot resolve {other:?}"),
+    }
+}
+
+fn resolve_list(t: &Value, v: &Value) -> Vec<String> {
+    match v {
+        Value::Sequence(items) => items.iter().map(|i| resolve(t, i)).collect(),
+        Value::Tagged(tag) if tag.tag == "Split" => {
+            let args = tag.value.as_sequence().expect("!Split [sep, text]");
+            let sep = args[0].as_str().expect("!Split separator");
+            resolve(t, &args[1])
+                .split(sep)
+                .map(str::to_string)
+                .collect()
+        }
+        other => panic!("cannot resolve a list from {other:?}"),
+    }
+}
+
+/// A resource ARN with no wildcard, except all the objects under a prefix of a bucket
+/// (`arn:aws:s3:::bucket/prefix/*`).
+fn assert_scoped(function: &str, arn: &str) {
+    assert_ne!(arn, "*", "{function}: unscoped resource");
+    if !arn.contains('*') {
+        return;
+    }
+    let prefix_of_bucket = arn
+        .strip_prefix(&format!("arn:{PARTITION}:s3:::"))
+        .and_then(|rest| rest.strip_suffix("/*"))
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(bucket, prefix)| {
+            !bucket.is_empty()
+                && !prefix.is_empty()
+                && !bucket.contains('*')
+                && !prefix.contains('*')
+        });
+    assert!(
+        prefix_of_bucket,
+        "{function}: {arn} has a wildcard outside a bucket prefix"
+    );
+}
+
+#[test]
+fn the_resolver_refuses_wildcards_outside_a_bucket_prefix() {
+    for ok in [
+        "arn:aws:s3:::lead-platform-prod-exports/exports/*",
+        "arn:aws:dynamodb:eu-west-1:123456789012:table/t/index/gsi1",
+    ] {
+        assert_scoped("f", ok);
+    }
+    for bad in [
+        "*",
+        "arn:aws:ses:eu-west-1:123456789012:identity/*",
+        "arn:aws:s3:::lead-platform-prod-exports/*",
+        "arn:aws:s3:::lead-platform-*/exports/*",
+        "arn:aws:dynamodb:eu-west-1:123456789012:table/t/index/*",
+        "arn:aws:ssm:eu-west-1:123456789012:parameter/lead-platform/*",
+    ] {
+        let refused = std::panic::catch_unwind(|| assert_scoped("f", bad)).is_err();
+        assert!(refused, "{bad} passed");
+    }
+}
+
 #[test]
 fn function_roles_are_least_privilege() {
     let t = raw_template();
+    let mut resolved = 0;
     for (id, f) in of_type(&t, "AWS::Serverless::Function") {
         let policies = &f["Properties"]["Policies"];
         for p in policies.as_sequence().into_iter().flatten() {
@@ -226,15 +400,21 @@ fn function_roles_are_least_privilege() {
                 );
                 touches_dynamodb |= action.starts_with("dynamodb:");
             }
-            match &s["Resource"] {
-                Value::String(r) => assert_ne!(r, "*", "{id}: unscoped resource"),
-                Value::Sequence(rs) => {
+            let resources: Vec<String> = match &s["Resource"] {
+                Value::Sequence(rs) => rs.iter().map(|r| resolve(&t, r)).collect(),
+                Value::Null => panic!("{id}: a statement without a Resource"),
+                r => vec![resolve(&t, r)],
+            };
+            for r in &resources {
+                resolved += 1;
+                assert_scoped(id, r);
+                for action in actions(s) {
+                    let service = action.split(':').next().unwrap_or_default();
                     assert!(
-                        rs.iter().all(|r| r.as_str() != Some("*")),
-                        "{id}: unscoped resource"
-                    )
+                        r.starts_with(&format!("arn:aws:{service}:")),
+                        "{id}: {action} on {r}, a resource of another service"
+                    );
                 }
-                _ => {}
             }
         }
         let key_policy = policies
@@ -247,6 +427,10 @@ fn function_roles_are_least_privilege() {
             "{id}: the tables' KMS key is granted exactly to the functions that use DynamoDB"
         );
     }
+    assert!(
+        resolved > 50,
+        "every statement's resources were resolved ({resolved})"
+    );
 }
 
 #[test]

@@ -1282,8 +1282,10 @@ async fn an_idempotency_key_taken_concurrently_with_another_body_is_refused() {
     );
 }
 
+/// An injected refusal, not a race: the concurrent requests are in `tests/lead_intake.rs`
+/// (`concurrent_submissions_over_the_ip_window_are_refused_by_its_condition`).
 #[tokio::test]
-async fn a_rate_limit_reached_by_concurrent_requests_is_reported() {
+async fn a_commit_refused_by_the_rate_window_condition_is_answered_429() {
     let h = racy().await;
     h.intake.store().fail_commits([CommitError::RateLimited]);
 
@@ -1494,8 +1496,10 @@ async fn the_rate_limit_answers_before_the_quota() {
     rate_limited_after(h.submit(&Post::from("ion@example.com")).await);
 }
 
+/// An injected refusal, not a race: the concurrent requests are in `tests/lead_intake.rs`
+/// (`concurrent_submissions_over_the_quota_are_refused_by_the_counter_condition`).
 #[tokio::test]
-async fn a_quota_reached_by_concurrent_requests_is_reported() {
+async fn a_commit_refused_by_the_quota_condition_is_answered_402() {
     let h = racy().await;
     h.intake.store().fail_commits([CommitError::QuotaExceeded]);
     let r = h.submit(&Post::from("ana@example.com")).await;

@@ -433,3 +433,227 @@ pub fn capture_logs() -> (
 ) {
     shared::telemetry::capture()
 }
+
+// ---------------------------------------------------------------- bodies that are not UTF-8
+
+/// Bodies that are not UTF-8, as a client may send them: lone invalid bytes, a truncated
+/// sequence, an overlong encoding, an encoded UTF-16 surrogate, and invalid bytes inside
+/// otherwise well-formed JSON and form text (where a parser that skips bad bytes would find
+/// fields).
+pub const NOT_UTF8_BODIES: &[&[u8]] = &[
+    b"\xff\xfe\xfd",
+    b"\xc0\xaf",
+    b"{\"email\":\"ana\xff@example.com\",\"name\":\"Ana\"}",
+    b"{\"email\":\"ana@example.com\",\"message\":\"\xe2\x82\"}",
+    b"{\"name\":\"\xed\xa0\x80\"}",
+    b"email=ana%40example.com&name=\xc3\x28",
+    b"email=\xfe&refresh_token=\x80",
+];
+
+/// The content types a body is sent with: JSON and an HTML form post.
+pub const BODY_CONTENT_TYPES: &[&str] = &[
+    "application/json",
+    "application/x-www-form-urlencoded",
+    "application/json; charset=utf-8",
+];
+
+/// An API Gateway v2 event for `method` and `path` (path parameters left for the function to
+/// match from the raw path, as the local router does), with an optional bearer token.
+pub fn http_event(method: &str, path: &str, bearer: Option<&str>) -> serde_json::Value {
+    let mut e = fixture("auth/login.json");
+    e["rawPath"] = serde_json::json!(path);
+    e["requestContext"]["http"]["method"] = serde_json::json!(method);
+    e["requestContext"]["http"]["path"] = serde_json::json!(path);
+    e["routeKey"] = serde_json::json!(format!("{method} {path}"));
+    e["pathParameters"] = serde_json::json!({});
+    let headers = e["headers"].as_object_mut().expect("headers");
+    headers.remove("authorization");
+    if let Some(t) = bearer {
+        headers.insert(
+            "authorization".into(),
+            serde_json::json!(format!("Bearer {t}")),
+        );
+    }
+    e
+}
+
+/// `event` as API Gateway delivers a body that is not text: `bytes` base64-encoded with
+/// `isBase64Encoded: true`, under `content_type`.
+pub fn with_base64_body(mut event: serde_json::Value, bytes: &[u8], content_type: &str) -> Request {
+    use base64::Engine;
+    event["body"] = serde_json::json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+    event["isBase64Encoded"] = serde_json::json!(true);
+    event["headers"]["content-type"] = serde_json::json!(content_type);
+    event["headers"]["content-length"] = serde_json::json!(bytes.len().to_string());
+    let req = request(&event);
+    assert!(
+        matches!(req.body(), Body::Binary(b) if b == bytes),
+        "lambda_http hands the handler the decoded bytes"
+    );
+    req
+}
+
+/// A route template with its `{parameters}` replaced: by `values` where given, else by an id
+/// that names nothing.
+pub fn concrete_path(template: &str, values: &[(&str, &str)]) -> String {
+    template
+        .split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => values
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_string())
+                    .unwrap_or_else(|| "id-nothing".to_string()),
+                None => seg.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Asserts that `resp` is a client error (4xx) answered in the JSON error shape
+/// `{"error":{"code","message"}}`; `what` names the request in the failure message.
+pub fn assert_json_client_error(resp: &Response<Body>, what: &str) {
+    let status = resp.status().as_u16();
+    let body = response_json(resp);
+    assert!(
+        (400..500).contains(&status),
+        "{what}: answered {status}, not a 4xx: {body}"
+    );
+    assert!(
+        header(resp, "content-type").is_some_and(|c| c.starts_with("application/json")),
+        "{what}: {status} is not JSON: {:?}",
+        resp.body()
+    );
+    assert!(
+        body["error"]["code"]
+            .as_str()
+            .is_some_and(|c| !c.is_empty())
+            && body["error"]["message"].is_string(),
+        "{what}: {status} without the error shape: {body}"
+    );
+}
+
+/// An item as text, its maps' keys sorted at every depth (a map's order is not the item's).
+fn canonical_item(item: &Item) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue as Av;
+    fn value(v: &Av) -> String {
+        match v {
+            Av::M(m) => map(m),
+            Av::L(l) => format!("[{}]", l.iter().map(value).collect::<Vec<_>>().join(",")),
+            other => format!("{other:?}"),
+        }
+    }
+    fn map(m: &std::collections::HashMap<String, Av>) -> String {
+        let sorted: std::collections::BTreeMap<_, _> = m.iter().collect();
+        let parts: Vec<String> = sorted
+            .iter()
+            .map(|(k, v)| format!("{k:?}:{}", value(v)))
+            .collect();
+        format!("{{{}}}", parts.join(","))
+    }
+    map(item)
+}
+
+impl World {
+    /// Every item of every table of this stage, as sorted debug strings: compare two snapshots
+    /// to prove a request stored nothing.
+    pub async fn snapshot(&self) -> std::collections::BTreeMap<String, Vec<String>> {
+        let mut all = std::collections::BTreeMap::new();
+        let logical: Vec<String> = self
+            .template
+            .tables
+            .iter()
+            .map(|t| t.logical_id.clone())
+            .collect();
+        for id in logical {
+            let mut items: Vec<String> = self.scan(&id).await.iter().map(canonical_item).collect();
+            items.sort();
+            all.insert(id, items);
+        }
+        all
+    }
+}
+
+// ---------------------------------------------------------------- what reaches the logs
+
+/// The "no personal data in logs" check, which an empty capture cannot pass: first the capture
+/// must hold every fragment of `must_hold` (what the calls under test must have logged: their
+/// route, a message, an id they carry; at least one), then none of `must_not_hold` (the personal
+/// data and secrets the calls handled; at least one). Returns the captured text.
+pub fn assert_logs_hold_without(
+    logs: &shared::telemetry::CapturedLogs,
+    must_hold: &[&str],
+    must_not_hold: &[&str],
+) -> String {
+    assert!(
+        !must_hold.is_empty(),
+        "name what the calls must have logged, or an empty capture would pass"
+    );
+    assert!(!must_not_hold.is_empty(), "name what must not be logged");
+    let text = logs.text();
+    assert!(!text.trim().is_empty(), "the capture caught no log line");
+    for expected in must_hold {
+        assert!(
+            !expected.is_empty() && text.contains(expected),
+            "the capture lacks {expected:?}, which the calls must log:\n{text}"
+        );
+    }
+    for secret in must_not_hold {
+        assert!(!secret.is_empty(), "an empty needle proves nothing");
+        assert!(!text.contains(secret), "the logs hold {secret:?}:\n{text}");
+    }
+    text
+}
+
+// ---------------------------------------------------------------- races
+
+/// Runs `futures` concurrently on this task, joined at once (each is polled before any
+/// finishes), and returns their outputs in order.
+pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    results.into_iter().map(|r| r.expect("completed")).collect()
+}
+
+/// Of the requests `meter` recorded (and forgets), the writes sent and the writes DynamoDB
+/// refused (a failed condition: the request reached the store, so the read-side pre-check had
+/// let it through and the condition itself said no).
+pub fn writes_sent_and_refused(meter: &shared::metering::Meter) -> (usize, usize) {
+    let writes: Vec<_> = meter
+        .take()
+        .into_iter()
+        .filter(|r| {
+            matches!(
+                r.operation.as_str(),
+                "PutItem" | "UpdateItem" | "DeleteItem" | "TransactWriteItems"
+            )
+        })
+        .collect();
+    let refused = writes
+        .iter()
+        .filter(|r| !r.status.is_some_and(|s| (200..300).contains(&s)))
+        .count();
+    (writes.len(), refused)
+}
