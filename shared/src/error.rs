@@ -54,8 +54,10 @@ pub enum AppError {
     },
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// A known path with a method it does not take (405); `allow` lists the path's methods
+    /// (the `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: Vec<String> },
     /// Anything we did not expect. The source chain is logged with the request id; the caller
     /// only learns that something went wrong on our side.
     #[error("internal error")]
@@ -68,6 +70,13 @@ impl AppError {
             code,
             message: message.into(),
             fields: FieldErrors::new(),
+        }
+    }
+
+    /// 405 for a path whose methods are `allow`.
+    pub fn method_not_allowed<S: AsRef<str>>(allow: impl IntoIterator<Item = S>) -> Self {
+        AppError::MethodNotAllowed {
+            allow: allow.into_iter().map(|m| m.as_ref().to_string()).collect(),
         }
     }
 
@@ -86,7 +95,7 @@ impl AppError {
             AppError::PaymentRequired { .. } => 402,
             AppError::Forbidden { .. } => 403,
             AppError::NotFound(_) => 404,
-            AppError::MethodNotAllowed => 405,
+            AppError::MethodNotAllowed { .. } => 405,
             AppError::Conflict { .. } => 409,
             AppError::PayloadTooLarge { .. } => 413,
             AppError::UnsupportedMediaType => 415,
@@ -106,7 +115,7 @@ impl AppError {
             AppError::Conflict { code, .. } => code,
             AppError::Unprocessable { code, .. } => code,
             AppError::NotFound(what) => what,
-            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",
@@ -124,7 +133,7 @@ impl AppError {
             | AppError::Conflict { message, .. }
             | AppError::Unprocessable { message, .. } => (*message).to_string(),
             AppError::NotFound(_) => "The requested resource does not exist.".into(),
-            AppError::MethodNotAllowed => "This method is not allowed here.".into(),
+            AppError::MethodNotAllowed { .. } => "This method is not allowed here.".into(),
             AppError::PayloadTooLarge { limit } => {
                 format!("The request body is larger than {limit} bytes.")
             }

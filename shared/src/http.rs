@@ -38,10 +38,19 @@ pub fn error_response(err: &AppError) -> Response<Body> {
         tracing::error!(error = %format!("{source:#}"), "internal error");
     }
     let mut resp = json_response(err.status(), &error_body(err));
-    if let AppError::RateLimited { retry_after_secs } = err {
-        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+    match err {
+        AppError::RateLimited { retry_after_secs } => {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
+        // RFC 9110: a 405 names the methods the resource takes.
+        AppError::MethodNotAllowed { allow } => {
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        _ => {}
     }
     resp
 }
@@ -106,6 +115,19 @@ pub struct Route<A> {
     pub access: A,
 }
 
+impl<A> Route<A> {
+    /// The route of `routes` matching `method` and `path`, with its path parameters in order; a
+    /// known path with another method is 405 with `Allow`, an unknown path 404. See
+    /// [`match_route`].
+    pub fn find<'r>(
+        routes: &'r [Route<A>],
+        method: &str,
+        path: &str,
+    ) -> Result<(&'r Route<A>, Vec<String>), AppError> {
+        match_route(routes, method, path, |r| (r.method, r.path))
+    }
+}
+
 /// A [`Route`], for `const` route tables.
 pub const fn route<A: Copy>(
     name: &'static str,
@@ -123,7 +145,10 @@ pub const fn route<A: Copy>(
 
 /// The route of a function's route table matching `method` and `path`, with its path parameters
 /// in order. `spec` gives a route's method and path template (`/v1/leads/{leadId}`). A known path
-/// with another method is 405, an unknown path 404. Every function's dispatcher uses this.
+/// with another method is 405 naming the path's methods (the `Allow` header of
+/// [`error_response`]), an unknown path 404. Every function's dispatcher uses this; the template
+/// routes every other method of a documented path to its function (`ANY`), so production and
+/// `make dev` answer the same 405.
 pub fn match_route<'r, R>(
     routes: &'r [R],
     method: &str,
@@ -131,7 +156,7 @@ pub fn match_route<'r, R>(
     spec: impl for<'a> Fn(&'a R) -> (&'a str, &'a str),
 ) -> Result<(&'r R, Vec<String>), AppError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let mut path_matched = false;
+    let mut allow: Vec<&str> = Vec::new();
     for route in routes {
         let (route_method, template) = spec(route);
         let tpl: Vec<&str> = template.split('/').collect();
@@ -150,13 +175,16 @@ pub fn match_route<'r, R>(
         if !matches {
             continue;
         }
-        path_matched = true;
         if route_method == method {
             return Ok((route, params));
         }
+        if !allow.contains(&route_method) {
+            allow.push(route_method);
+        }
     }
-    if path_matched {
-        Err(AppError::MethodNotAllowed)
+    if !allow.is_empty() {
+        allow.sort_unstable();
+        Err(AppError::method_not_allowed(allow))
     } else {
         Err(AppError::NotFound("route_not_found"))
     }
@@ -350,6 +378,52 @@ mod tests {
                 .status(),
             404
         );
+    }
+
+    #[test]
+    fn every_route_table_answers_405_with_allow_and_the_json_error_shape() {
+        const ROUTES: &[Route<()>] = &[
+            route("get", "GET", "/v1/leads/{leadId}", ()),
+            route("patch", "PATCH", "/v1/leads/{leadId}", ()),
+            route("delete", "DELETE", "/v1/leads/{leadId}", ()),
+            route("list", "GET", "/v1/leads", ()),
+        ];
+        let (r, params) = Route::find(ROUTES, "PATCH", "/v1/leads/ld-1").unwrap();
+        assert_eq!((r.name, params), ("patch", vec!["ld-1".to_string()]));
+        for method in ["POST", "PUT", "OPTIONS", "HEAD", "TRACE"] {
+            let err = Route::find(ROUTES, method, "/v1/leads/ld-1").unwrap_err();
+            let resp = error_response(&err);
+            assert_eq!(resp.status(), 405, "{method}");
+            assert_eq!(
+                resp.headers()[header::ALLOW],
+                "DELETE, GET, PATCH",
+                "{method}"
+            );
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], JSON);
+            let body: serde_json::Value = match resp.body() {
+                Body::Text(t) => serde_json::from_str(t).unwrap(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(body["error"]["code"], "method_not_allowed");
+            assert!(body["error"]["message"].is_string());
+        }
+        let err = Route::find(ROUTES, "DELETE", "/v1/leads").unwrap_err();
+        assert_eq!(error_response(&err).headers()[header::ALLOW], "GET");
+        // An unknown path stays 404, without Allow.
+        let resp = error_response(&Route::find(ROUTES, "GET", "/v1/nothing").unwrap_err());
+        assert_eq!(resp.status(), 404);
+        assert!(resp.headers().get(header::ALLOW).is_none());
+    }
+
+    #[test]
+    fn json_bodies_that_are_not_utf8_are_a_400_not_a_500() {
+        // API Gateway delivers such a body base64-encoded; lambda_http decodes it to bytes.
+        let mut req = Request::new(Body::Binary(vec![b'{', 0xff, 0xfe, b'}']));
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, JSON.parse().unwrap());
+        let err = json_body::<serde_json::Value>(&req, 1024).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(error_body(&err)["error"]["code"], "invalid_body");
     }
 
     #[test]
