@@ -156,7 +156,10 @@ pub fn match_route<'r, R>(
     spec: impl for<'a> Fn(&'a R) -> (&'a str, &'a str),
 ) -> Result<(&'r R, Vec<String>), AppError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let mut allow: Vec<&str> = Vec::new();
+    // Every route whose template matches, with its parameters and how many literal segments it
+    // matched. As in API Gateway, the most specific templates win: `/v1/team/invitations` is that
+    // path, never the member `invitations` of `/v1/team/{userId}`, so its `Allow` is its own.
+    let mut matched: Vec<(&'r R, &str, Vec<String>, usize)> = Vec::new();
     for route in routes {
         let (route_method, template) = spec(route);
         let tpl: Vec<&str> = template.split('/').collect();
@@ -164,15 +167,24 @@ pub fn match_route<'r, R>(
             continue;
         }
         let mut params = Vec::new();
+        let mut literals = 0;
         let matches = tpl.iter().zip(&segments).all(|(t, s)| {
             if t.starts_with('{') {
                 params.push((*s).to_string());
                 !s.is_empty()
             } else {
+                literals += 1;
                 t == s
             }
         });
-        if !matches {
+        if matches {
+            matched.push((route, route_method, params, literals));
+        }
+    }
+    let most_specific = matched.iter().map(|m| m.3).max().unwrap_or(0);
+    let mut allow: Vec<&str> = Vec::new();
+    for (route, route_method, params, literals) in matched {
+        if literals < most_specific {
             continue;
         }
         if route_method == method {
@@ -217,6 +229,16 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     let raw = body_bytes(req);
     if raw.len() > max_bytes {
         return Err(AppError::PayloadTooLarge { limit: max_bytes });
+    }
+    // Every body of the API is a JSON object. serde would also read a struct from an array of
+    // its fields in order (`[null, null]` is a form edit that changes nothing): refused.
+    if let Some(first) = raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        if *first == b'[' {
+            return Err(AppError::validation(
+                "invalid_body",
+                "The body must be a JSON object.",
+            ));
+        }
     }
     serde_json::from_slice(raw).map_err(|e| {
         let message = match e.classify() {
@@ -330,6 +352,10 @@ mod tests {
         }
         let b = body_error("{not json");
         assert_eq!(b["error"]["message"], "The body is not valid JSON.");
+        // A struct from an array of its fields: serde takes it, the API does not.
+        let b = body_error(r#" ["a@example.com", "access"]"#);
+        assert_eq!(b["error"]["code"], "invalid_body");
+        assert_eq!(b["error"]["message"], "The body must be a JSON object.");
     }
 
     #[test]
@@ -409,6 +435,21 @@ mod tests {
         }
         let err = Route::find(ROUTES, "DELETE", "/v1/leads").unwrap_err();
         assert_eq!(error_response(&err).headers()[header::ALLOW], "GET");
+        // A literal path beside a parameter one is its own resource, with its own methods.
+        const TEAM: &[Route<()>] = &[
+            route("invite", "POST", "/v1/team/invitations", ()),
+            route("change", "PATCH", "/v1/team/{userId}", ()),
+            route("remove", "DELETE", "/v1/team/{userId}", ()),
+        ];
+        let err = Route::find(TEAM, "DELETE", "/v1/team/invitations").unwrap_err();
+        assert_eq!(error_response(&err).headers()[header::ALLOW], "POST");
+        let (r, params) = Route::find(TEAM, "DELETE", "/v1/team/us-1").unwrap();
+        assert_eq!((r.name, params), ("remove", vec!["us-1".to_string()]));
+        let err = Route::find(TEAM, "POST", "/v1/team/us-1").unwrap_err();
+        assert_eq!(
+            error_response(&err).headers()[header::ALLOW],
+            "DELETE, PATCH"
+        );
         // An unknown path stays 404, without Allow.
         let resp = error_response(&Route::find(ROUTES, "GET", "/v1/nothing").unwrap_err());
         assert_eq!(resp.status(), 404);
