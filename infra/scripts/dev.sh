@@ -10,8 +10,17 @@
 # Ctrl-C (or SIGTERM) stops everything this script started. Running it again starts afresh: the
 # emulator keeps its data in memory, and bootstrap and seed are idempotent.
 #
+# Environment:
+#   LOCAL_AWS_PORT, LOCAL_WEB_PORT, LOCAL_API_PORT   ports (4566, 8080, 9000)
+#   LOCAL_CONCURRENCY   concurrent instances of each function (default 4), as Lambda runs many
+#                       containers at once: races between requests are reachable locally
+#   LOCAL_PARAMETERS    template parameter overrides, space-separated Name=value, e.g.
+#                       "RateLimitPerIpPerMinute=100000 RateLimitPerFormPerMinute=100000" (locally
+#                       every request comes from 127.0.0.1); an unknown name fails at start
+#
 # Options (used by the e2e test, tests/e2e/run.sh):
-#   --ready-file PATH   when everything answers, write KEY=VALUE lines (URLs) to PATH
+#   --ready-file PATH   when everything answers, write KEY=VALUE lines (URLs, the demo owner's
+#                       email and password) to PATH
 #   --state-dir DIR     where the generated page, env file and logs go (default: .dev)
 #   --no-reload         do not rebuild and restart functions when sources change
 #   --quiet             send the functions' output to DIR/lambda.log instead of the terminal
@@ -24,6 +33,7 @@ root=$PWD
 aws_port=${LOCAL_AWS_PORT:-4566}
 web_port=${LOCAL_WEB_PORT:-8080}
 api_port=${LOCAL_API_PORT:-9000}
+concurrency=${LOCAL_CONCURRENCY:-4}
 state_dir=.dev
 ready_file=
 stage=dev
@@ -147,6 +157,9 @@ port_answers() {
 }
 
 # ---------------------------------------------------------------- preflight
+case "$concurrency" in
+    '' | *[!0-9]* | 0) log "LOCAL_CONCURRENCY must be a positive number of instances, not '$concurrency'"; exit 2 ;;
+esac
 for spec in "LOCAL_AWS_PORT:$aws_port" "LOCAL_WEB_PORT:$web_port" "LOCAL_API_PORT:$api_port"; do
     if ! port_is_free "${spec#*:}"; then
         log "port ${spec#*:} is in use (is another 'make dev' running?); choose another with ${spec%%:*}=PORT"
@@ -184,7 +197,10 @@ wait_for moto_server "${pids[-1]}" 60 curl -sf "$aws_endpoint/moto-api/"
 
 "$devstack" bootstrap --endpoint "$aws_endpoint" --stage "$stage" >/dev/null
 log "created the template's tables and buckets for stage $stage"
-"$devstack" seed --endpoint "$aws_endpoint" --stage "$stage" --web-origin "$web_origin"
+seed=$("$devstack" seed --endpoint "$aws_endpoint" --stage "$stage" --web-origin "$web_origin")
+printf '%s\n' "$seed"
+demo_email=$(printf '%s\n' "$seed" | sed -n 's/^owner  *//p')
+demo_password=$(printf '%s\n' "$seed" | sed -n 's/^password  *//p')
 
 # ---------------------------------------------------------------- demo page
 www="$state_dir/www"
@@ -202,8 +218,11 @@ wait_for "demo page server" "${pids[-1]}" 30 curl -sf "$web_origin/"
 # The environment points the functions at the API on its default port (embed snippets, one-click
 # unsubscribe links, the DSAR worker's Invoke endpoint); follow LOCAL_API_PORT when it is another.
 sed -i "s#=http://127.0.0.1:9000\$#=$api_base#" "$state_dir/lambda.env"
+# Each function runs up to $concurrency instances at once (cargo-lambda starts another when all
+# are busy), like Lambda's concurrent containers. The emulator behind them stays serialized: see
+# infra/scripts/moto_server.py.
 watch_args=(--invoke-address 127.0.0.1 --invoke-port "$api_port" --disable-cors
-    --env-file "$state_dir/lambda.env")
+    --concurrency "$concurrency" --env-file "$state_dir/lambda.env")
 if [ "$reload" = no ]; then
     watch_args+=(--ignore-changes)
 fi
@@ -213,7 +232,7 @@ if [ "$quiet" = yes ]; then
     lambda_log="$state_dir/lambda.log"
     lambda_log_hint=$lambda_log
 fi
-log "starting cargo lambda watch on $api_base (function log: $lambda_log_hint)"
+log "starting cargo lambda watch on $api_base, $concurrency instances per function (function log: $lambda_log_hint)"
 # From the workspace root, where cargo-lambda reads CargoLambda.toml (router, CORS off).
 start lambda "$lambda_log" env PATH="$venv/bin:$PATH" cargo lambda watch "${watch_args[@]}"
 wait_for "cargo lambda watch" "${pids[-1]}" 120 port_answers "$api_port"
@@ -260,6 +279,8 @@ AWS_ENDPOINT=$aws_endpoint
 STAGE=$stage
 FORM_ID=$form_id
 STATE_DIR=$state_dir
+DEMO_EMAIL=$demo_email
+DEMO_PASSWORD=$demo_password
 EOF
     mv "$ready_file.tmp" "$ready_file"
 fi

@@ -44,6 +44,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace
 
-# Last: it reuses the debug binaries `cargo test` just built.
+step "typed client from docs/openapi.yaml (tests/contract/client.sh: openapi-typescript, tsc --noEmit)"
+bash tests/contract/client.sh
+
+# Last: these reuse the debug binaries `cargo test` just built.
 step "browser e2e (tests/e2e/run.sh)"
 bash tests/e2e/run.sh
+
+step "API contract (tests/contract/run.sh: schemathesis, all checks and phases, fixed seed)"
+bash tests/contract/run.sh

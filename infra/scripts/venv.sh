@@ -10,6 +10,8 @@
 # Usage: infra/scripts/venv.sh          (prints nothing when .venv is already current)
 #        infra/scripts/venv.sh checks   the same for .venv-checks (checkov, from
 #                                       infra/requirements-checks.txt; see requirements-checks.in)
+#        infra/scripts/venv.sh api      the same for .venv-api (schemathesis, from
+#                                       infra/requirements-api.txt; see requirements-api.in)
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -17,7 +19,8 @@ cd "$(dirname "$0")/../.."
 case "${1:-}" in
     "") venv=.venv requirements=infra/requirements.txt ;;
     checks) venv=.venv-checks requirements=infra/requirements-checks.txt ;;
-    *) echo "venv.sh: unknown virtualenv ${1}; expected nothing or 'checks'" >&2; exit 2 ;;
+    api) venv=.venv-api requirements=infra/requirements-api.txt ;;
+    *) echo "venv.sh: unknown virtualenv ${1}; expected nothing, 'checks' or 'api'" >&2; exit 2 ;;
 esac
 stamp="$venv/.requirements.stamp"
 
@@ -53,6 +56,8 @@ rm -rf "$venv"
 echo "$want" >"$stamp"
 if [ "$venv" = .venv ]; then
     echo "venv.sh: $venv ready: moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)'), $("$venv/bin/cargo-lambda" lambda --version)" >&2
-else
+elif [ "$venv" = .venv-checks ]; then
     echo "venv.sh: $venv ready: checkov $("$venv/bin/checkov" --version)" >&2
+else
+    echo "venv.sh: $venv ready: $("$venv/bin/schemathesis" --version)" >&2
 fi

@@ -2,7 +2,7 @@
 
 use crate::bootstrap::{TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY};
 use crate::template::{Template, LOCAL_REGION};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -68,15 +68,54 @@ pub fn load_local_template(stage: &str) -> Result<Template> {
 }
 
 pub fn load_local_template_from(path: impl AsRef<Path>, stage: &str) -> Result<Template> {
+    load_local_template_with(path, stage, &[])
+}
+
+/// [`load_local_template_from`] with the developer's own parameter values (`LOCAL_PARAMETERS`,
+/// see [`parse_parameter_overrides`]) applied after the local ones, so they win. A name the
+/// template does not declare fails, naming it.
+pub fn load_local_template_with(
+    path: impl AsRef<Path>,
+    stage: &str,
+    extra: &[(String, String)],
+) -> Result<Template> {
     let path = path.as_ref();
     let yaml = std::fs::read_to_string(path)
         .with_context(|| format!("reading template {}", path.display()))?;
-    let overrides = local_overrides(&yaml, stage)?;
+    let mut overrides = local_overrides(&yaml, stage)?;
+    overrides.extend(extra.iter().cloned());
     let overrides: Vec<(&str, &str)> = overrides
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     Template::parse(&yaml, &overrides).with_context(|| format!("in template {}", path.display()))
+}
+
+/// The environment variable with template parameter overrides for the local stack.
+pub const LOCAL_PARAMETERS_VAR: &str = "LOCAL_PARAMETERS";
+
+/// Parses `LOCAL_PARAMETERS`: space-separated `Name=value` pairs, as `sam deploy
+/// --parameter-overrides` takes them (`RateLimitPerIpPerMinute=100000 ...`). Values cannot hold
+/// spaces. `Stage` is refused: the stage is `--stage`, and it names every local resource.
+/// Whether a name exists is checked against the template when it is applied.
+pub fn parse_parameter_overrides(spec: &str) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for pair in spec.split_whitespace() {
+        let Some((name, value)) = pair.split_once('=') else {
+            bail!("{LOCAL_PARAMETERS_VAR}: {pair:?} is not Name=value");
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric()) {
+            bail!("{LOCAL_PARAMETERS_VAR}: {name:?} is not a template parameter name");
+        }
+        if name == "Stage" {
+            bail!("{LOCAL_PARAMETERS_VAR}: set the stage with --stage, not Stage=");
+        }
+        if out.iter().any(|(n, _)| n == name) {
+            bail!("{LOCAL_PARAMETERS_VAR}: {name} is given twice");
+        }
+        out.push((name.to_string(), value.to_string()));
+    }
+    Ok(out)
 }
 
 /// Environment of a function run locally: its resolved template environment, plus the emulator
@@ -180,6 +219,65 @@ mod tests {
             "lead-platform-prod-dsar-worker"
         );
         assert!(!prod.contains_key("LAMBDA_ENDPOINT_URL"));
+    }
+
+    #[test]
+    fn local_parameters_parse_as_name_value_pairs() {
+        let p = parse_parameter_overrides(
+            "  RateLimitPerIpPerMinute=100000\tRateLimitPerFormPerMinute=5 ApiBaseUrl=http://x/?a=b ",
+        )
+        .unwrap();
+        assert_eq!(
+            p,
+            vec![
+                ("RateLimitPerIpPerMinute".to_string(), "100000".to_string()),
+                ("RateLimitPerFormPerMinute".to_string(), "5".to_string()),
+                ("ApiBaseUrl".to_string(), "http://x/?a=b".to_string()),
+            ]
+        );
+        assert!(parse_parameter_overrides("").unwrap().is_empty());
+        for (bad, says) in [
+            ("RateLimitPerIpPerMinute", "is not Name=value"),
+            ("=5", "is not a template parameter name"),
+            ("Rate-Limit=5", "is not a template parameter name"),
+            ("Stage=prod", "--stage"),
+            ("A=1 A=2", "A is given twice"),
+        ] {
+            let err = parse_parameter_overrides(bad).unwrap_err().to_string();
+            assert!(
+                err.contains(says) && err.contains(LOCAL_PARAMETERS_VAR),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn local_parameters_reach_the_functions_env_and_win_over_local_defaults() {
+        let path = crate::template::default_template_path();
+        let extra = parse_parameter_overrides(
+            "RateLimitPerIpPerMinute=100000 RateLimitPerFormPerMinute=100001 FreeTierMonthlySubmissions=7",
+        )
+        .unwrap();
+        let t = load_local_template_with(&path, "dev", &extra).unwrap();
+        let env = local_function_env(&t, "lead-intake", "http://127.0.0.1:4566").unwrap();
+        assert_eq!(env["RATE_LIMIT_PER_IP_PER_MINUTE"], "100000");
+        assert_eq!(env["RATE_LIMIT_PER_FORM_PER_MINUTE"], "100001");
+        // The local default (1000) is overridden too.
+        assert_eq!(env["FREE_TIER_MONTHLY_SUBMISSIONS"], "7");
+        // Without overrides, the template's defaults.
+        let t = load_local_template_with(&path, "dev", &[]).unwrap();
+        let env = local_function_env(&t, "lead-intake", "http://127.0.0.1:4566").unwrap();
+        assert_eq!(env["RATE_LIMIT_PER_IP_PER_MINUTE"], "10");
+    }
+
+    #[test]
+    fn an_unknown_local_parameter_fails_naming_it() {
+        let extra = parse_parameter_overrides("RateLimitPerIpPerMinut=100000").unwrap();
+        let err = load_local_template_with(crate::template::default_template_path(), "dev", &extra)
+            .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("RateLimitPerIpPerMinut"), "{err}");
+        assert!(err.contains("unknown parameter"), "{err}");
     }
 
     #[test]

@@ -31,9 +31,14 @@ pub fn matchit_path(api_gateway_path: &str) -> String {
         .join("/")
 }
 
-/// The full `CargoLambda.toml` text for `template`.
-pub fn render(template: &Template) -> anyhow::Result<String> {
-    // path → [(method, binary)], in a stable order so the committed file only changes when routes do.
+/// The template's HttpApi routes as cargo-lambda is to route them: path (matchit syntax) →
+/// `[(method, binary)]`, in a stable order. A path with an `ANY` route (every other method, which
+/// the function answers 405) becomes that one `ANY` route: cargo-lambda matches listed methods
+/// exactly and cannot list `ANY` beside them, and the path's function answers every method
+/// anyway. So every route of such a path must go to the same function.
+pub fn local_routes(
+    template: &Template,
+) -> anyhow::Result<BTreeMap<String, Vec<(String, String)>>> {
     let mut by_path: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (method, path, binary) in template.http_routes() {
         by_path
@@ -41,6 +46,25 @@ pub fn render(template: &Template) -> anyhow::Result<String> {
             .or_default()
             .push((method, binary));
     }
+    for (path, routes) in by_path.iter_mut() {
+        let Some((_, any_binary)) = routes.iter().find(|(m, _)| m == "ANY").cloned() else {
+            continue;
+        };
+        if let Some((method, other)) = routes.iter().find(|(_, b)| *b != any_binary) {
+            anyhow::bail!(
+                "path {path}: ANY goes to {any_binary} but {method} to {other}; cargo-lambda \
+                 cannot route a path's other methods to one function and its ANY to another"
+            );
+        }
+        *routes = vec![("ANY".to_string(), any_binary)];
+    }
+    Ok(by_path)
+}
+
+/// The full `CargoLambda.toml` text for `template`.
+pub fn render(template: &Template) -> anyhow::Result<String> {
+    // In a stable order, so the committed file only changes when routes do.
+    let by_path = local_routes(template)?;
 
     let mut out = String::new();
     out.push_str(
@@ -71,10 +95,6 @@ pub fn render(template: &Template) -> anyhow::Result<String> {
                 let _ = writeln!(out, "{} = {}", quote(&path), quote(binary));
                 continue;
             }
-        }
-        // cargo-lambda matches listed methods exactly, so `ANY` only works as a path's sole route.
-        if routes.iter().any(|(method, _)| method == "ANY") {
-            anyhow::bail!("path {path}: an ANY route beside other methods cannot be expressed");
         }
         let _ = writeln!(out, "{} = [", quote(&path));
         for (method, binary) in routes {

@@ -24,12 +24,36 @@ fn openapi_paths_equal_template_routes() {
         }
     }
     let template = Template::load(default_template_path(), &[]).unwrap();
+    // `ANY` routes are not operations: they bring a path's other methods to its function, which
+    // answers 405 with `Allow` (checked below).
     let deployed: BTreeSet<_> = template
         .http_routes()
         .into_iter()
+        .filter(|(method, _, _)| method != "ANY")
         .map(|(method, path, _)| (method, path))
         .collect();
     assert_eq!(documented, deployed);
+}
+
+#[test]
+fn every_documented_path_answers_its_other_methods_405_through_an_any_route() {
+    let template = Template::load(default_template_path(), &[]).unwrap();
+    let routes = template.http_routes();
+    for (method, path, binary) in &routes {
+        if method == "ANY" {
+            continue;
+        }
+        let any: Vec<_> = routes
+            .iter()
+            .filter(|(m, p, _)| m == "ANY" && p == path)
+            .map(|(_, _, b)| b)
+            .collect();
+        assert_eq!(
+            any,
+            [binary],
+            "{path} needs one `ANY` route to {binary} (the function answers other methods 405)"
+        );
+    }
 }
 
 /// The `{name}` segments of a route path.

@@ -1,7 +1,7 @@
 //! The committed `CargoLambda.toml` routes exactly the template's HttpApi routes to the same
 //! binaries, so `make dev` answers at the paths production answers at, and nothing more.
 
-use infra::router::{matchit_path, CONFIG_FILE, REGENERATE};
+use infra::router::{local_routes, matchit_path, CONFIG_FILE, REGENERATE};
 use infra::{default_template_path, Template};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -47,10 +47,14 @@ fn routes_in_config(config: &toml::Table) -> BTreeSet<(String, String, String)> 
 #[test]
 fn router_routes_equal_template_routes() {
     let template = Template::load(default_template_path(), &[]).unwrap();
-    let expected: BTreeSet<_> = template
-        .http_routes()
+    let expected: BTreeSet<_> = local_routes(&template)
+        .unwrap()
         .into_iter()
-        .map(|(method, path, binary)| (method, matchit_path(&path), binary))
+        .flat_map(|(path, routes)| {
+            routes
+                .into_iter()
+                .map(move |(method, binary)| (method, path.clone(), binary))
+        })
         .collect();
     assert!(!expected.is_empty(), "the template has HttpApi routes");
 
@@ -61,16 +65,46 @@ fn router_routes_equal_template_routes() {
     );
 }
 
+/// The function cargo-lambda sends `method path` to, if any.
+fn function_for(
+    routes: &BTreeSet<(String, String, String)>,
+    method: &str,
+    path: &str,
+) -> Option<String> {
+    routes
+        .iter()
+        .find(|(m, p, _)| p == path && (m == method || m == "ANY"))
+        .map(|(_, _, f)| f.clone())
+}
+
 #[test]
 fn router_sends_submissions_to_lead_intake() {
     let routes = routes_in_config(&committed_config());
     for method in ["POST", "OPTIONS"] {
-        let route = (
-            method.to_string(),
-            "/v1/forms/{formId}/submissions".to_string(),
-            "lead-intake".to_string(),
+        assert_eq!(
+            function_for(&routes, method, "/v1/forms/{formId}/submissions").as_deref(),
+            Some("lead-intake"),
+            "{method}"
         );
-        assert!(routes.contains(&route), "missing {route:?}");
+    }
+}
+
+#[test]
+fn every_method_of_a_template_path_reaches_the_paths_function() {
+    // Undeclared methods are answered 405 with Allow by the function (shared::http::match_route),
+    // in production through the template's ANY routes, locally through cargo-lambda's.
+    let template = Template::load(default_template_path(), &[]).unwrap();
+    let routes = routes_in_config(&committed_config());
+    for (_, path, binary) in template.http_routes() {
+        for method in [
+            "GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD", "TRACE",
+        ] {
+            assert_eq!(
+                function_for(&routes, method, &matchit_path(&path)).as_deref(),
+                Some(binary.as_str()),
+                "{method} {path}"
+            );
+        }
     }
 }
 

@@ -60,8 +60,10 @@ pub enum AppError {
     },
     #[error("rate limited")]
     RateLimited { retry_after_secs: u64 },
+    /// A known path with a method it does not take (405); `allow` lists the path's methods
+    /// (the `Allow` header).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: Vec<String> },
     /// Anything we did not expect. The source chain is logged with the request id; the caller
     /// only learns that something went wrong on our side.
     #[error("internal error")]
@@ -74,6 +76,13 @@ impl AppError {
             code,
             message: message.into(),
             fields: FieldErrors::new(),
+        }
+    }
+
+    /// 405 for a path whose methods are `allow`.
+    pub fn method_not_allowed<S: AsRef<str>>(allow: impl IntoIterator<Item = S>) -> Self {
+        AppError::MethodNotAllowed {
+            allow: allow.into_iter().map(|m| m.as_ref().to_string()).collect(),
         }
     }
 
@@ -92,7 +101,7 @@ impl AppError {
             AppError::PaymentRequired { .. } => 402,
             AppError::Forbidden { .. } => 403,
             AppError::NotFound(_) => 404,
-            AppError::MethodNotAllowed => 405,
+            AppError::MethodNotAllowed { .. } => 405,
             AppError::Conflict { .. } => 409,
             AppError::Gone { .. } => 410,
             AppError::PayloadTooLarge { .. } => 413,
@@ -114,7 +123,7 @@ impl AppError {
             AppError::Unprocessable { code, .. } => code,
             AppError::Gone { code, .. } => code,
             AppError::NotFound(what) => what,
-            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",
@@ -133,7 +142,7 @@ impl AppError {
             | AppError::Unprocessable { message, .. }
             | AppError::Gone { message, .. } => (*message).to_string(),
             AppError::NotFound(_) => "The requested resource does not exist.".into(),
-            AppError::MethodNotAllowed => "This method is not allowed here.".into(),
+            AppError::MethodNotAllowed { .. } => "This method is not allowed here.".into(),
             AppError::PayloadTooLarge { limit } => {
                 format!("The request body is larger than {limit} bytes.")
             }

@@ -38,10 +38,19 @@ pub fn error_response(err: &AppError) -> Response<Body> {
         tracing::error!(error = %format!("{source:#}"), "internal error");
     }
     let mut resp = json_response(err.status(), &error_body(err));
-    if let AppError::RateLimited { retry_after_secs } = err {
-        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-            resp.headers_mut().insert(header::RETRY_AFTER, v);
+    match err {
+        AppError::RateLimited { retry_after_secs } => {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
         }
+        // RFC 9110: a 405 names the methods the resource takes.
+        AppError::MethodNotAllowed { allow } => {
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                resp.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        _ => {}
     }
     resp
 }
@@ -106,6 +115,19 @@ pub struct Route<A> {
     pub access: A,
 }
 
+impl<A> Route<A> {
+    /// The route of `routes` matching `method` and `path`, with its path parameters in order; a
+    /// known path with another method is 405 with `Allow`, an unknown path 404. See
+    /// [`match_route`].
+    pub fn find<'r>(
+        routes: &'r [Route<A>],
+        method: &str,
+        path: &str,
+    ) -> Result<(&'r Route<A>, Vec<String>), AppError> {
+        match_route(routes, method, path, |r| (r.method, r.path))
+    }
+}
+
 /// A [`Route`], for `const` route tables.
 pub const fn route<A: Copy>(
     name: &'static str,
@@ -123,7 +145,10 @@ pub const fn route<A: Copy>(
 
 /// The route of a function's route table matching `method` and `path`, with its path parameters
 /// in order. `spec` gives a route's method and path template (`/v1/leads/{leadId}`). A known path
-/// with another method is 405, an unknown path 404. Every function's dispatcher uses this.
+/// with another method is 405 naming the path's methods (the `Allow` header of
+/// [`error_response`]), an unknown path 404. Every function's dispatcher uses this; the template
+/// routes every other method of a documented path to its function (`ANY`), so production and
+/// `make dev` answer the same 405.
 pub fn match_route<'r, R>(
     routes: &'r [R],
     method: &str,
@@ -131,7 +156,10 @@ pub fn match_route<'r, R>(
     spec: impl for<'a> Fn(&'a R) -> (&'a str, &'a str),
 ) -> Result<(&'r R, Vec<String>), AppError> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let mut path_matched = false;
+    // Every route whose template matches, with its parameters and how many literal segments it
+    // matched. As in API Gateway, the most specific templates win: `/v1/team/invitations` is that
+    // path, never the member `invitations` of `/v1/team/{userId}`, so its `Allow` is its own.
+    let mut matched: Vec<(&'r R, &str, Vec<String>, usize)> = Vec::new();
     for route in routes {
         let (route_method, template) = spec(route);
         let tpl: Vec<&str> = template.split('/').collect();
@@ -139,24 +167,36 @@ pub fn match_route<'r, R>(
             continue;
         }
         let mut params = Vec::new();
+        let mut literals = 0;
         let matches = tpl.iter().zip(&segments).all(|(t, s)| {
             if t.starts_with('{') {
                 params.push((*s).to_string());
                 !s.is_empty()
             } else {
+                literals += 1;
                 t == s
             }
         });
-        if !matches {
+        if matches {
+            matched.push((route, route_method, params, literals));
+        }
+    }
+    let most_specific = matched.iter().map(|m| m.3).max().unwrap_or(0);
+    let mut allow: Vec<&str> = Vec::new();
+    for (route, route_method, params, literals) in matched {
+        if literals < most_specific {
             continue;
         }
-        path_matched = true;
         if route_method == method {
             return Ok((route, params));
         }
+        if !allow.contains(&route_method) {
+            allow.push(route_method);
+        }
     }
-    if path_matched {
-        Err(AppError::MethodNotAllowed)
+    if !allow.is_empty() {
+        allow.sort_unstable();
+        Err(AppError::method_not_allowed(allow))
     } else {
         Err(AppError::NotFound("route_not_found"))
     }
@@ -189,6 +229,16 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
     let raw = body_bytes(req);
     if raw.len() > max_bytes {
         return Err(AppError::PayloadTooLarge { limit: max_bytes });
+    }
+    // Every body of the API is a JSON object. serde would also read a struct from an array of
+    // its fields in order (`[null, null]` is a form edit that changes nothing): refused.
+    if let Some(first) = raw.iter().find(|b| !b.is_ascii_whitespace()) {
+        if *first == b'[' {
+            return Err(AppError::validation(
+                "invalid_body",
+                "The body must be a JSON object.",
+            ));
+        }
     }
     serde_json::from_slice(raw).map_err(|e| {
         let message = match e.classify() {
@@ -302,6 +352,10 @@ mod tests {
         }
         let b = body_error("{not json");
         assert_eq!(b["error"]["message"], "The body is not valid JSON.");
+        // A struct from an array of its fields: serde takes it, the API does not.
+        let b = body_error(r#" ["a@example.com", "access"]"#);
+        assert_eq!(b["error"]["code"], "invalid_body");
+        assert_eq!(b["error"]["message"], "The body must be a JSON object.");
     }
 
     #[test]
@@ -350,6 +404,67 @@ mod tests {
                 .status(),
             404
         );
+    }
+
+    #[test]
+    fn every_route_table_answers_405_with_allow_and_the_json_error_shape() {
+        const ROUTES: &[Route<()>] = &[
+            route("get", "GET", "/v1/leads/{leadId}", ()),
+            route("patch", "PATCH", "/v1/leads/{leadId}", ()),
+            route("delete", "DELETE", "/v1/leads/{leadId}", ()),
+            route("list", "GET", "/v1/leads", ()),
+        ];
+        let (r, params) = Route::find(ROUTES, "PATCH", "/v1/leads/ld-1").unwrap();
+        assert_eq!((r.name, params), ("patch", vec!["ld-1".to_string()]));
+        for method in ["POST", "PUT", "OPTIONS", "HEAD", "TRACE"] {
+            let err = Route::find(ROUTES, method, "/v1/leads/ld-1").unwrap_err();
+            let resp = error_response(&err);
+            assert_eq!(resp.status(), 405, "{method}");
+            assert_eq!(
+                resp.headers()[header::ALLOW],
+                "DELETE, GET, PATCH",
+                "{method}"
+            );
+            assert_eq!(resp.headers()[header::CONTENT_TYPE], JSON);
+            let body: serde_json::Value = match resp.body() {
+                Body::Text(t) => serde_json::from_str(t).unwrap(),
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(body["error"]["code"], "method_not_allowed");
+            assert!(body["error"]["message"].is_string());
+        }
+        let err = Route::find(ROUTES, "DELETE", "/v1/leads").unwrap_err();
+        assert_eq!(error_response(&err).headers()[header::ALLOW], "GET");
+        // A literal path beside a parameter one is its own resource, with its own methods.
+        const TEAM: &[Route<()>] = &[
+            route("invite", "POST", "/v1/team/invitations", ()),
+            route("change", "PATCH", "/v1/team/{userId}", ()),
+            route("remove", "DELETE", "/v1/team/{userId}", ()),
+        ];
+        let err = Route::find(TEAM, "DELETE", "/v1/team/invitations").unwrap_err();
+        assert_eq!(error_response(&err).headers()[header::ALLOW], "POST");
+        let (r, params) = Route::find(TEAM, "DELETE", "/v1/team/us-1").unwrap();
+        assert_eq!((r.name, params), ("remove", vec!["us-1".to_string()]));
+        let err = Route::find(TEAM, "POST", "/v1/team/us-1").unwrap_err();
+        assert_eq!(
+            error_response(&err).headers()[header::ALLOW],
+            "DELETE, PATCH"
+        );
+        // An unknown path stays 404, without Allow.
+        let resp = error_response(&Route::find(ROUTES, "GET", "/v1/nothing").unwrap_err());
+        assert_eq!(resp.status(), 404);
+        assert!(resp.headers().get(header::ALLOW).is_none());
+    }
+
+    #[test]
+    fn json_bodies_that_are_not_utf8_are_a_400_not_a_500() {
+        // API Gateway delivers such a body base64-encoded; lambda_http decodes it to bytes.
+        let mut req = Request::new(Body::Binary(vec![b'{', 0xff, 0xfe, b'}']));
+        req.headers_mut()
+            .insert(header::CONTENT_TYPE, JSON.parse().unwrap());
+        let err = json_body::<serde_json::Value>(&req, 1024).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert_eq!(error_body(&err)["error"]["code"], "invalid_body");
     }
 
     #[test]

@@ -77,21 +77,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 fn find(method: &str, path: &str) -> Result<&'static Route, AppError> {
-    let path = path.trim_end_matches('/');
-    let mut path_matched = false;
-    for r in ROUTES {
-        if r.path == path {
-            path_matched = true;
-            if r.method == method {
-                return Ok(r);
-            }
-        }
-    }
-    Err(if path_matched {
-        AppError::MethodNotAllowed
-    } else {
-        AppError::NotFound("route_not_found")
-    })
+    Route::find(ROUTES, method, path).map(|(route, _)| route)
 }
 
 /// Handles one request: never panics on input, never 5xx for bad input.
@@ -159,7 +145,7 @@ mod tests {
         );
         assert!(matches!(
             find("GET", "/v1/billing/webhooks/stripe"),
-            Err(AppError::MethodNotAllowed)
+            Err(AppError::MethodNotAllowed { .. })
         ));
         assert!(matches!(
             find("GET", "/v1/billing"),

@@ -270,7 +270,7 @@ mod tests {
         assert_eq!((r.name, r.access), ("get", READ));
         assert!(matches!(
             find_route(&Method::DELETE, "/v1/privacy/unsubscribe"),
-            Err(AppError::MethodNotAllowed)
+            Err(AppError::MethodNotAllowed { .. })
         ));
         assert!(matches!(
             find_route(&Method::GET, "/v1/privacy/nothing"),

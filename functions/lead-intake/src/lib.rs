@@ -46,7 +46,7 @@ where
     let resp = match *req.method() {
         Method::OPTIONS => preflight(intake, &form_id, origin.as_deref()).await,
         Method::POST => submit(intake, form_id, &req, origin.as_deref()).await,
-        _ => error_response(&AppError::MethodNotAllowed),
+        _ => error_response(&AppError::method_not_allowed(["OPTIONS", "POST"])),
     };
     tracing::info!(status = resp.status().as_u16(), method = %req.method(), "request completed");
     resp

@@ -79,7 +79,7 @@ mod tests {
         assert_eq!(r.access, LeadsImport);
         assert!(matches!(
             find(&Method::DELETE, "/v1/exports"),
-            Err(AppError::MethodNotAllowed)
+            Err(AppError::MethodNotAllowed { .. })
         ));
         assert!(matches!(
             find(&Method::GET, "/v1/leads//attachments"),

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! `--endpoint` defaults to `http://127.0.0.1:$LOCAL_AWS_PORT` (4566); `--template` (any command)
-//! to the workspace's template.yaml.
+//! to the workspace's template.yaml. `LOCAL_PARAMETERS` (space-separated `Name=value`) overrides
+//! template parameters for every command but `router`; an unknown name fails, naming it.
 
 use anyhow::{bail, Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -27,7 +28,9 @@ const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|count-items|lega
   router       print the CargoLambda.toml that `cargo lambda watch` reads
   count-items  print how many items a table holds (--table LogicalId [--where ATTR^=PREFIX])
   legal-hold   set or clear a legal hold (--tenant T [--lead L | --billing SORT_KEY] --hold on|off):
-               retention never deletes a held tenant, lead or billing record, and reports it";
+               retention never deletes a held tenant, lead or billing record, and reports it
+environment: LOCAL_AWS_PORT (default endpoint's port), LOCAL_PARAMETERS (template parameter
+  overrides, space-separated Name=value, e.g. \"RateLimitPerIpPerMinute=100000\")";
 
 #[tokio::main]
 async fn main() {
@@ -316,8 +319,15 @@ impl Flags {
             .unwrap_or_else(infra::default_template_path)
     }
 
+    /// The template for the local stage, with `LOCAL_PARAMETERS` applied (every command reads
+    /// the same values, so the tables `bootstrap` makes and the environment `env` prints agree).
     fn template(&self) -> Result<Template> {
         let stage = self.get("stage").unwrap_or(DEV_STAGE);
-        local::load_local_template_from(self.template_path(), stage)
+        let extra = match std::env::var(local::LOCAL_PARAMETERS_VAR) {
+            Ok(spec) => local::parse_parameter_overrides(&spec)?,
+            Err(std::env::VarError::NotPresent) => Vec::new(),
+            Err(e) => bail!("{}: {e}", local::LOCAL_PARAMETERS_VAR),
+        };
+        local::load_local_template_with(self.template_path(), stage, &extra)
     }
 }

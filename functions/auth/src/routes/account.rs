@@ -432,8 +432,9 @@ pub async fn get_me<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchMeBody {
-    #[serde(default)]
-    name: Option<String>,
+    /// `null` is refused: a name cannot be removed.
+    #[serde(default, deserialize_with = "double_option")]
+    name: Option<Option<String>>,
     /// `null` removes the phone number.
     #[serde(default, deserialize_with = "double_option")]
     phone: Option<Option<String>>,
@@ -456,11 +457,17 @@ pub async fn patch_me<M: Mailer>(
     let mut sets = Vec::new();
     let mut removes = Vec::new();
     let mut values = Vec::new();
-    if let Some(name) = &body.name {
-        if let Some(n) = text_field(&mut errors, "name", name, 200) {
-            sets.push("#n = :n");
-            values.push((":n".to_string(), s(n)));
+    match &body.name {
+        Some(Some(name)) => {
+            if let Some(n) = text_field(&mut errors, "name", name, 200) {
+                sets.push("#n = :n");
+                values.push((":n".to_string(), s(n)));
+            }
         }
+        Some(None) => {
+            errors.insert("name".into(), "cannot be removed".into());
+        }
+        None => {}
     }
     match &body.phone {
         Some(Some(p)) => match Phone::parse(p) {
@@ -683,4 +690,20 @@ pub async fn reactivate_tenant<M: Mailer>(
             StoreError::Other(e) => AppError::Internal(e),
         })?;
     Ok(ok(json!({ "status": "active" })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_name_is_told_apart_from_an_absent_one() {
+        // `null` must not read as "leave it": PATCH /v1/me answers it 400 (a name cannot be
+        // removed), as docs/openapi.yaml says; an absent name changes nothing.
+        let b: PatchMeBody = serde_json::from_str(r#"{"name": null, "phone": null}"#).unwrap();
+        assert!(matches!(b.name, Some(None)));
+        assert!(matches!(b.phone, Some(None)));
+        let b: PatchMeBody = serde_json::from_str(r#"{"phone": "+40712345678"}"#).unwrap();
+        assert!(b.name.is_none());
+    }
 }
