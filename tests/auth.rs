@@ -1501,3 +1501,300 @@ async fn bad_requests_get_400_415_404_and_405() {
     let r = call(&app, "PUT", "/v1/me", Some(json!({})), None).await;
     assert_eq!(r.status, 405);
 }
+
+// ---------------------------------------------------------------- 13. attacks run concurrently
+
+/// An item of the ops table (throttle counters), read consistently.
+async fn ops_item(w: &World, key: &shared::keys::Key) -> Option<Item> {
+    w.clients
+        .dynamo
+        .get_item()
+        .table_name(w.table("OpsTable"))
+        .key("pk", shared::dynamo::s(&key.pk))
+        .key("sk", shared::dynamo::s(&key.sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get ops item")
+        .item
+}
+
+fn n_attr(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+#[tokio::test]
+async fn fifty_concurrent_wrong_logins_from_one_address_cost_fifty_failures() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "burst").await;
+    let email = a.email.as_str().to_string();
+    let attacker = "198.51.100.77";
+    let attempts = (0..50).map(|i| {
+        let (app, email) = (&app, email.clone());
+        async move {
+            call_from(
+                app,
+                attacker,
+                "POST",
+                "/v1/auth/login",
+                json!({"email": email, "password": format!("Wrong-Guess-Number-{i}")}),
+            )
+            .await
+        }
+    });
+    let replies = futures::future::join_all(attempts).await;
+    let unauthorized = replies
+        .iter()
+        .filter(|r| (r.status, r.code()) == (401, "invalid_credentials"))
+        .count();
+    let throttled = replies.iter().filter(|r| r.status == 429).count();
+    let free = auth::throttle::ACCOUNT_IP.free as usize;
+    assert!(
+        (1..=free).contains(&unauthorized),
+        "{unauthorized} guesses were checked; at most {free} may be"
+    );
+    assert_eq!(unauthorized + throttled, 50, "every other guess waits");
+    assert!(replies.iter().filter(|r| r.status == 429).all(|r| r
+        .retry_after
+        .as_deref()
+        .is_some_and(|s| s.parse::<i64>().unwrap() >= 1)));
+
+    let key =
+        shared::keys::login_throttle_account_ip(&app.keys.email(&a.email), &app.keys.ip(attacker));
+    let counter = ops_item(&w, &key).await.expect("the counter is stored");
+    assert_eq!(
+        n_attr(&counter, "failures"),
+        Some(50),
+        "every guess counted"
+    );
+
+    // The right password from that address waits too; from elsewhere it works.
+    let r = call_from(
+        &app,
+        attacker,
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let r = call_from(
+        &app,
+        "203.0.113.5",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// A verified user with TOTP on (secret, recovery codes) written straight to the tables.
+async fn seed_mfa_user(w: &World, app: &App, who: &str) -> (User, Vec<u8>, Vec<String>) {
+    let owner = seed_tenant(w, app, who).await;
+    let secret = totp::new_secret();
+    let (codes, hashes) = shared::auth::recovery::generate();
+    let mut user = owner.clone();
+    user.mfa = Mfa {
+        enabled: true,
+        secret: Some(totp::encode_base32(&secret)),
+        pending_secret: None,
+        last_step: None,
+        recovery_hashes: hashes,
+        ..Mfa::default()
+    };
+    put(w, user_item(&user)).await;
+    (user, secret, codes)
+}
+
+/// Logins with the right password and `code`, each from its own address (so the per-address
+/// throttles stay out of the way), all joined at once.
+async fn concurrent_mfa_logins(app: &App, email: &str, codes: Vec<String>) -> Vec<Reply> {
+    let attempts = codes.into_iter().enumerate().map(|(i, code)| {
+        let email = email.to_string();
+        async move {
+            call_from(
+                app,
+                &format!("198.51.100.{}", 100 + i),
+                "POST",
+                "/v1/auth/login",
+                json!({"email": email, "password": PASSWORD, "totp_code": code}),
+            )
+            .await
+        }
+    });
+    futures::future::join_all(attempts).await
+}
+
+#[tokio::test]
+async fn one_recovery_code_sent_twenty_times_at_once_opens_one_session() {
+    let (w, app) = world().await;
+    let (user, _, codes) = seed_mfa_user(&w, &app, "recovery-race").await;
+    let replies =
+        concurrent_mfa_logins(&app, user.email.as_str(), vec![codes[0].clone(); 20]).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, r.code().to_string()))
+            .collect::<Vec<_>>()
+    );
+    // The others: the code was used, or (past the cap of tries in flight) not even checked.
+    let refused: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| (r.status, r.code()))
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .all(|c| *c == (401, "invalid_mfa_code") || *c == (403, "mfa_locked")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.contains(&(401, "invalid_mfa_code")),
+        "the code was checked more than once: {refused:?}"
+    );
+    let stored = app
+        .store
+        .user(&user.tenant_id, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.mfa.recovery_hashes.len(),
+        9,
+        "exactly one code consumed"
+    );
+    // Another code still works.
+    let r = login(&app, user.email.as_str(), PASSWORD, Some(&codes[1])).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+#[tokio::test]
+async fn one_totp_code_sent_twenty_times_at_once_opens_one_session() {
+    let (w, app) = world().await;
+    let (user, secret, _) = seed_mfa_user(&w, &app, "totp-race").await;
+    let code = totp::code_at(&secret, w.clock.now().unix_timestamp());
+    let replies = concurrent_mfa_logins(&app, user.email.as_str(), vec![code; 20]).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, r.code().to_string()))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn ten_failed_second_factors_lock_the_account_until_a_password_reset() {
+    let (w, app) = world().await;
+    let (user, secret, codes) = seed_mfa_user(&w, &app, "mfa-cap").await;
+    let email = user.email.as_str().to_string();
+    let now = w.clock.now().unix_timestamp();
+    let bad = wrong_code(&secret, now);
+
+    // 15 wrong second factors at once: at most 10 are checked, then the account is locked.
+    let replies = concurrent_mfa_logins(&app, &email, vec![bad.clone(); 15]).await;
+    let checked = replies
+        .iter()
+        .filter(|r| (r.status, r.code()) == (401, "invalid_mfa_code"))
+        .count();
+    let locked = replies
+        .iter()
+        .filter(|r| (r.status, r.code()) == (403, "mfa_locked"))
+        .count();
+    assert_eq!(
+        (checked, locked),
+        (10, 5),
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, r.code().to_string()))
+            .collect::<Vec<_>>()
+    );
+
+    // Locked: even the right password and the right code (or a recovery code) are refused.
+    w.clock.advance(Duration::seconds(30));
+    let good = totp::code_at(&secret, w.clock.now().unix_timestamp());
+    let r = call_from(
+        &app,
+        "203.0.113.50",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD, "totp_code": good}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "mfa_locked"), "{}", r.body);
+    let r = call_from(
+        &app,
+        "203.0.113.51",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD, "totp_code": codes[0]}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "mfa_locked"), "{}", r.body);
+    // A wrong password still answers as a wrong password (nothing learnt without it).
+    let r = call_from(
+        &app,
+        "203.0.113.52",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": "Wrong-Guess-Number-1"}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (401, "invalid_credentials"));
+
+    let locks: Vec<_> = emails_to(&email)
+        .into_iter()
+        .filter(|m| m.subject == "Your account is locked")
+        .collect();
+    assert_eq!(locks.len(), 1, "emailed once, on the first lock");
+    assert!(
+        locks[0].body.contains("/reset-password"),
+        "{}",
+        locks[0].body
+    );
+    assert_eq!(security_events(&w, "mfa_locked").await.len(), 1);
+
+    // A password reset unlocks.
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/password-reset",
+        Some(json!({"email": email})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let token = link_token(&email, "Reset your password");
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/password-reset/confirm",
+        Some(json!({"token": token, "new_password": NEW_PASSWORD})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    w.clock.advance(Duration::seconds(30));
+    let good = totp::code_at(&secret, w.clock.now().unix_timestamp());
+    let r = call_from(
+        &app,
+        "203.0.113.53",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": NEW_PASSWORD, "totp_code": good}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "unlocked by the reset: {}", r.body);
+}

@@ -61,6 +61,15 @@ pub enum Write {
     Delete(Key, Option<&'static str>),
 }
 
+/// A login attempt counted against one throttle counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// The attempt's rank in the window (1-based).
+    pub rank: u32,
+    /// The counter's lock as the count was taken (Unix seconds), if one was ever set.
+    pub locked_until: Option<i64>,
+}
+
 /// Throttle state of one key: failures in the current window and until when logins wait.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Throttle {
@@ -159,6 +168,9 @@ pub fn user_item(u: &User) -> Item {
     if !u.mfa.recovery_hashes.is_empty() {
         put(&mut it, "recovery_hashes", str_list(&u.mfa.recovery_hashes));
     }
+    if let Some(at) = u.mfa.locked_at {
+        put(&mut it, "mfa_locked_at", timestamp(at));
+    }
     it
 }
 
@@ -198,6 +210,8 @@ fn user_from(it: &Item) -> anyhow::Result<User> {
                 .cloned(),
             last_step: get_n_opt(it, "totp_last_step")?,
             recovery_hashes: list_s(it, "recovery_hashes"),
+            locked_at: ts(it, "mfa_locked_at")?,
+            failures_window_ends: get_n_opt(it, "mfa_window_ends")?,
         },
         last_login,
     })
@@ -431,31 +445,190 @@ impl AccountStore {
         Ok(self.login_lookup(email_bidx, &[]).await?.0)
     }
 
-    /// Records a failed login against a throttle key: the count grows within a 15-minute
-    /// window, and `locked_until` is what the caller computed from it.
-    pub async fn record_failure(
+    /// Counts one login attempt against a throttle counter, before any expensive check: one
+    /// atomic `ADD`, so concurrent attempts each get their own rank and none is lost. Every
+    /// attempt counts, refused ones too; the window (`expires_at`) restarts with each.
+    pub async fn reserve_attempt(
         &self,
         key: &Key,
-        failures: u32,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> anyhow::Result<Reservation> {
+        let it = self
+            .update(
+                &self.tables.ops,
+                key,
+                "ADD failures :one SET expires_at = :exp",
+                None,
+                vec![(":one", n(1)), (":exp", epoch(now + window))],
+            )
+            .await?
+            .unwrap_or_default();
+        Ok(Reservation {
+            rank: get_n_opt(&it, "failures")?
+                .unwrap_or(0)
+                .clamp(0, u32::MAX as i64) as u32,
+            locked_until: get_n_opt(&it, "locked_until")?,
+        })
+    }
+
+    /// Takes an ended lock for one attempt past the free allowance, locking again until
+    /// `locked_until`. Of attempts racing for it exactly one wins (true).
+    pub async fn claim_ended_lock(
+        &self,
+        key: &Key,
+        now: OffsetDateTime,
         locked_until: i64,
+    ) -> anyhow::Result<bool> {
+        Ok(self
+            .update(
+                &self.tables.ops,
+                key,
+                "SET locked_until = :lu",
+                Some("attribute_exists(locked_until) AND locked_until <= :now"),
+                vec![(":lu", n(locked_until)), (":now", n(now.unix_timestamp()))],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Raises a counter's lock to `locked_until` (never lowers it: a lock of a slow attempt
+    /// arriving late leaves a longer one in place).
+    pub async fn raise_lock(&self, key: &Key, locked_until: i64) -> anyhow::Result<()> {
+        self.update(
+            &self.tables.ops,
+            key,
+            "SET locked_until = :lu",
+            Some("attribute_exists(pk) AND (attribute_not_exists(locked_until) OR locked_until < :lu)"),
+            vec![(":lu", n(locked_until))],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives a counted attempt back (the password was right); `claimed`: the lock this attempt
+    /// took, lifted again unless another attempt changed it since.
+    pub async fn give_back_attempt(
+        &self,
+        key: &Key,
+        claimed: Option<i64>,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        let mut it = item(key);
-        put(&mut it, "failures", n(failures));
-        put(&mut it, "locked_until", n(locked_until));
-        put(
-            &mut it,
-            "expires_at",
-            epoch(now + time::Duration::minutes(15)),
-        );
-        self.client
-            .put_item()
-            .table_name(&self.tables.ops)
-            .set_item(Some(it))
-            .send()
-            .await
-            .context("PutItem throttle")?;
+        match claimed {
+            None => self.update(
+                &self.tables.ops,
+                key,
+                "ADD failures :minus",
+                Some("failures > :zero"),
+                vec![(":minus", n(-1)), (":zero", n(0))],
+            ),
+            Some(lu) => self.update(
+                &self.tables.ops,
+                key,
+                "ADD failures :minus SET locked_until = :now",
+                Some("failures > :zero AND locked_until = :lu"),
+                vec![
+                    (":minus", n(-1)),
+                    (":zero", n(0)),
+                    (":lu", n(lu)),
+                    (":now", n(now.unix_timestamp())),
+                ],
+            ),
+        }
+        .await?;
         Ok(())
+    }
+
+    /// Deletes a counter whose window has ended (DynamoDB's TTL deletes lazily). Conditional: a
+    /// concurrent attempt that already started a new window keeps it.
+    pub async fn reset_ended_window(&self, key: &Key, now: OffsetDateTime) -> anyhow::Result<()> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.ops)
+            .set_key(Some(key_item(key)))
+            .condition_expression("expires_at <= :now")
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(anyhow::Error::new(e).context("DeleteItem throttle window"))
+                }
+            }
+        }
+    }
+
+    /// Reserves one second-factor try of a user before the code is checked: one atomic `ADD`,
+    /// refused (`None`) once `cap` tries of the window are taken or the account is locked. A
+    /// window that has ended is cleared first. The count restarts at a successful login.
+    pub async fn reserve_mfa_try(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        window_ends: Option<i64>,
+        now: OffsetDateTime,
+        cap: u32,
+        window: time::Duration,
+    ) -> anyhow::Result<Option<u32>> {
+        let key = keys::user(t, u);
+        if window_ends.is_some_and(|end| end <= now.unix_timestamp()) {
+            self.update(
+                &self.tables.tenants,
+                &key,
+                "REMOVE mfa_failures, mfa_window_ends",
+                Some("mfa_window_ends <= :now"),
+                vec![(":now", n(now.unix_timestamp()))],
+            )
+            .await?;
+        }
+        let out = self
+            .update(
+                &self.tables.tenants,
+                &key,
+                "ADD mfa_failures :one SET mfa_window_ends = if_not_exists(mfa_window_ends, :end)",
+                Some(
+                    "attribute_exists(pk) AND attribute_not_exists(mfa_locked_at) \
+                     AND (attribute_not_exists(mfa_failures) OR mfa_failures < :cap)",
+                ),
+                vec![
+                    (":one", n(1)),
+                    (":end", n((now + window).unix_timestamp())),
+                    (":cap", n(cap)),
+                ],
+            )
+            .await?;
+        out.map(|it| -> anyhow::Result<u32> {
+            Ok(get_n_opt(&it, "mfa_failures")?
+                .unwrap_or(0)
+                .clamp(0, u32::MAX as i64) as u32)
+        })
+        .transpose()
+    }
+
+    /// Locks a user's login until a password reset. True for the one call that locked it (so
+    /// the user is told once).
+    pub async fn lock_mfa(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        Ok(self
+            .update(
+                &self.tables.tenants,
+                &keys::user(t, u),
+                "SET mfa_locked_at = :now",
+                Some("attribute_exists(pk) AND attribute_not_exists(mfa_locked_at)"),
+                vec![(":now", timestamp(now))],
+            )
+            .await?
+            .is_some())
     }
 
     pub async fn clear_throttle(&self, key: &Key) -> anyhow::Result<()> {

@@ -13,7 +13,7 @@ pub mod legal_holds;
 
 pub use accounts::{
     login_item, session_item, tenant_item, token_item, user_item, AccountStore, AccountTables,
-    StoreError, Throttle, Write,
+    Reservation, StoreError, Throttle, Write,
 };
 pub use attrs::{
     epoch, get_item, key_item, n, s, str_list, timestamp, unless_condition_failed, Item,

@@ -358,8 +358,11 @@ pub async fn password_reset_confirm<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
-                    // Receiving the link proves the address, too.
-                    update: "SET password_hash = :h, email_verified = :t".into(),
+                    // Receiving the link proves the address, too; and it unlocks a login locked
+                    // by failed second factors.
+                    update: "SET password_hash = :h, email_verified = :t \
+                             REMOVE mfa_locked_at, mfa_failures, mfa_window_ends"
+                        .into(),
                     condition: Some("attribute_exists(pk)".into()),
                     values: vec![
                         (":h".into(), s(hash)),

@@ -132,26 +132,27 @@ pub async fn login<M: Mailer>(
     };
     let email_bidx = app.keys.email(&email);
     let ip_hash = app.ip_hash(ctx);
-    let (throttle_keys, rules) = throttle::keys_for(&email_bidx, ip_hash.as_deref());
-    let (account, throttles) = app.store.login_lookup(&email_bidx, &throttle_keys).await?;
+    let counters = throttle::counters_for(&email_bidx, ip_hash.as_deref());
+    let counter_keys: Vec<_> = counters.iter().map(|c| c.key.clone()).collect();
+    let (account, throttles) = app.store.login_lookup(&email_bidx, &counter_keys).await?;
     let now = ctx.now.unix_timestamp();
 
-    if let Some(wait) = throttles
-        .iter()
-        .filter_map(|t| throttle::wait(t, now))
-        .max()
-    {
-        let mut e = app.event("login_throttled", ctx);
-        e.email_hash = Some(email_bidx.clone());
-        if let Some((t, u)) = &account {
-            e.tenant_id = Some(t.clone());
-            e.user_id = Some(u.clone());
+    // The attempt is counted (and maybe refused) before the password is checked.
+    let reserved = match reserve(app, ctx, &counters, &throttles).await? {
+        Ok(r) => r,
+        Err(wait) => {
+            let mut e = app.event("login_throttled", ctx);
+            e.email_hash = Some(email_bidx.clone());
+            if let Some((t, u)) = &account {
+                e.tenant_id = Some(t.clone());
+                e.user_id = Some(u.clone());
+            }
+            app.log_event(e).await;
+            return Err(AppError::RateLimited {
+                retry_after_secs: wait.max(1) as u64,
+            });
         }
-        app.log_event(e).await;
-        return Err(AppError::RateLimited {
-            retry_after_secs: wait.max(1) as u64,
-        });
-    }
+    };
 
     let user = match &account {
         Some((t, u)) => app.store.user(t, u).await?,
@@ -160,21 +161,24 @@ pub async fn login<M: Mailer>(
     let Some(mut user) = user else {
         // Same work, same answer as a wrong password: no account enumeration.
         password::verify_against_dummy(&body.password);
-        record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+        record_failure(app, ctx, &reserved).await?;
         let mut e = app.event("login_failed", ctx);
         e.email_hash = Some(email_bidx);
         app.log_event(e).await;
         return Err(invalid_credentials());
     };
     if !password::verify_password(&body.password, &user.password_hash) {
-        record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+        record_failure(app, ctx, &reserved).await?;
         let mut e = app.event("login_failed", ctx);
         e.tenant_id = Some(user.tenant_id.clone());
         e.user_id = Some(user.user_id.clone());
         app.log_event(e).await;
         return Err(invalid_credentials());
     }
+    // The password is right: whatever follows, this was not a guess that failed.
+    let password_ok = |full_success: bool| give_back(app, ctx, &reserved, full_success);
     if !user.email_verified {
+        password_ok(false).await;
         return Err(AppError::Forbidden {
             code: "email_not_verified",
             message: "Confirm your email address first: follow the link we emailed you.",
@@ -183,11 +187,33 @@ pub async fn login<M: Mailer>(
 
     let mut mfa_update = None;
     if user.mfa.enabled {
+        if user.mfa.locked_at.is_some() {
+            password_ok(false).await;
+            return Err(mfa_locked());
+        }
         let Some(code) = body.totp_code.as_deref().filter(|c| !c.trim().is_empty()) else {
+            password_ok(false).await;
             return Err(AppError::Unauthorized {
                 code: "mfa_required",
                 message: "Enter the code from your authenticator app (or a recovery code).",
             });
+        };
+        // The try is counted before the code is checked: N codes sent at once are N tries, and
+        // past the cap none is checked.
+        let Some(try_rank) = app
+            .store
+            .reserve_mfa_try(
+                &user.tenant_id,
+                &user.user_id,
+                user.mfa.failures_window_ends,
+                ctx.now,
+                throttle::MFA_FAILURE_CAP,
+                Duration::seconds(throttle::MFA_WINDOW_SECS),
+            )
+            .await?
+        else {
+            password_ok(false).await;
+            return Err(mfa_locked());
         };
         let secret = user
             .mfa
@@ -199,18 +225,22 @@ pub async fn login<M: Mailer>(
             user.mfa.last_step = Some(step);
             mfa_update = Some(MfaUpdate::Step(step));
         } else if let Some(i) = recovery::find(code, &user.mfa.recovery_hashes) {
+            let before = user.mfa.recovery_hashes.clone();
             user.mfa.recovery_hashes.remove(i);
-            mfa_update = Some(MfaUpdate::Recovery(user.mfa.recovery_hashes.clone()));
+            mfa_update = Some(MfaUpdate::Recovery {
+                before,
+                after: user.mfa.recovery_hashes.clone(),
+            });
         } else {
-            record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+            record_failure(app, ctx, &reserved).await?;
             let mut e = app.event("login_failed_mfa", ctx);
             e.tenant_id = Some(user.tenant_id.clone());
             e.user_id = Some(user.user_id.clone());
             app.log_event(e).await;
-            return Err(AppError::Unauthorized {
-                code: "invalid_mfa_code",
-                message: "The code is not valid.",
-            });
+            if try_rank >= throttle::MFA_FAILURE_CAP {
+                lock_after_failed_second_factors(app, ctx, &user).await?;
+            }
+            return Err(invalid_mfa_code());
         }
     }
 
@@ -240,11 +270,16 @@ pub async fn login<M: Mailer>(
             update.push_str(", totp_last_step = :step");
             values.push((":step".into(), shared::dynamo::n(*step)));
         }
-        Some(MfaUpdate::Recovery(hashes)) => {
+        Some(MfaUpdate::Recovery { before, after }) => {
             update.push_str(", recovery_hashes = :rh");
-            values.push((":rh".into(), str_list(hashes)));
+            values.push((":rh".into(), str_list(after)));
+            values.push((":rh_before".into(), str_list(before)));
         }
         None => {}
+    }
+    if mfa_update.is_some() {
+        // A second factor passed: the count of failed ones starts again.
+        remove.extend(["mfa_failures", "mfa_window_ends"]);
     }
     if !remove.is_empty() {
         update.push_str(&format!(" REMOVE {}", remove.join(", ")));
@@ -256,7 +291,10 @@ pub async fn login<M: Mailer>(
         Some(MfaUpdate::Step(_)) => {
             Some("attribute_not_exists(totp_last_step) OR totp_last_step < :step".to_string())
         }
-        _ => Some("attribute_exists(pk)".to_string()),
+        // A recovery code is consumed once: the list must still hold it as it was read, so of
+        // logins racing with one code exactly one removes it.
+        Some(MfaUpdate::Recovery { .. }) => Some("recovery_hashes = :rh_before".to_string()),
+        None => Some("attribute_exists(pk)".to_string()),
     };
     let mut writes = vec![
         (
@@ -275,18 +313,16 @@ pub async fn login<M: Mailer>(
         ),
         (tables.security_log.as_str(), Write::Put(event_item, None)),
     ];
-    if let Some(k) = throttle_keys.get(1) {
+    if let Some(c) = counters.iter().find(|c| c.cleared_by_success) {
         // This client proved it knows the password: its own counter for the account resets,
         // in the same round trip.
-        writes.push((tables.ops.as_str(), Write::Delete(k.clone(), None)));
+        writes.push((tables.ops.as_str(), Write::Delete(c.key.clone(), None)));
     }
     app.store.transact(writes).await.map_err(|e| match e {
-        StoreError::Condition => AppError::Unauthorized {
-            code: "invalid_mfa_code",
-            message: "The code is not valid.",
-        },
+        StoreError::Condition => invalid_mfa_code(),
         StoreError::Other(e) => AppError::Internal(e),
     })?;
+    password_ok(true).await;
 
     let seen_before = user
         .last_login
@@ -322,25 +358,139 @@ pub async fn login<M: Mailer>(
 
 enum MfaUpdate {
     Step(i64),
-    Recovery(Vec<String>),
+    Recovery {
+        before: Vec<String>,
+        after: Vec<String>,
+    },
 }
 
+fn invalid_mfa_code() -> AppError {
+    AppError::Unauthorized {
+        code: "invalid_mfa_code",
+        message: "The code is not valid.",
+    }
+}
+
+fn mfa_locked() -> AppError {
+    AppError::Forbidden {
+        code: "mfa_locked",
+        message: "Too many wrong codes: sign-in is locked. Reset your password to unlock it.",
+    }
+}
+
+/// The try that reached the cap failed: login is locked until a password reset. The user is
+/// emailed once, by the call that set the lock.
+async fn lock_after_failed_second_factors<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    user: &User,
+) -> Result<(), AppError> {
+    if !app
+        .store
+        .lock_mfa(&user.tenant_id, &user.user_id, ctx.now)
+        .await?
+    {
+        return Ok(());
+    }
+    let mut e = app.event("mfa_locked", ctx);
+    e.tenant_id = Some(user.tenant_id.clone());
+    e.user_id = Some(user.user_id.clone());
+    app.log_event(e).await;
+    let when = rfc3339(ctx.now);
+    let link = format!("{}/reset-password", app.app_base_url);
+    emails::send(
+        &app.mailer,
+        user.email.as_str(),
+        &emails::MFA_LOCKED,
+        &[("name", &user.name), ("when", &when), ("link", &link)],
+    )
+    .await;
+    Ok(())
+}
+
+/// An attempt counted and admitted by one counter; `claimed`: the lock it took to be checked.
+pub(crate) struct Counted<'a> {
+    counter: &'a throttle::Counter,
+    rank: u32,
+    claimed: Option<i64>,
+}
+
+/// Counts this attempt on every counter, most specific first, and decides. `Err(wait)`: refused
+/// (a lock is on, or the attempt raced past the free allowance), with the seconds to wait.
+async fn reserve<'a, M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    counters: &'a [throttle::Counter],
+    throttles: &[shared::dynamo::Throttle],
+) -> Result<Result<Vec<Counted<'a>>, i64>, AppError> {
+    use throttle::Decision;
+    let now = ctx.now.unix_timestamp();
+    let window = Duration::seconds(throttle::WINDOW_SECS);
+    let mut counted = Vec::with_capacity(counters.len());
+    for (c, t) in counters.iter().zip(throttles) {
+        if t.window_ends != 0 && t.window_ends <= now {
+            app.store.reset_ended_window(&c.key, ctx.now).await?;
+        }
+        let r = app.store.reserve_attempt(&c.key, ctx.now, window).await?;
+        let claimed = match throttle::decide(c.rule, r.rank, r.locked_until, now) {
+            Decision::Check => None,
+            Decision::Refuse { wait } => return Ok(Err(wait)),
+            Decision::Claim { until } => {
+                if !app.store.claim_ended_lock(&c.key, ctx.now, until).await? {
+                    return Ok(Err(until - now));
+                }
+                Some(until)
+            }
+            Decision::LockAndRefuse { until } => {
+                app.store.raise_lock(&c.key, until).await?;
+                return Ok(Err(until - now));
+            }
+        };
+        counted.push(Counted {
+            counter: c,
+            rank: r.rank,
+            claimed,
+        });
+    }
+    Ok(Ok(counted))
+}
+
+/// A checked attempt failed: each counter locks for the wait its rank earns.
 async fn record_failure<M: Mailer>(
     app: &App<M>,
     ctx: &Ctx,
-    keys: &[shared::keys::Key],
-    rules: &[throttle::Rule],
-    throttles: &[shared::dynamo::Throttle],
+    counted: &[Counted<'_>],
 ) -> Result<(), AppError> {
     let now = ctx.now.unix_timestamp();
-    for ((k, rule), t) in keys.iter().zip(rules).zip(throttles) {
-        let failures = throttle::live_failures(t, now) + 1;
-        let locked_until = now + throttle::delay_after(*rule, failures);
-        app.store
-            .record_failure(k, failures, locked_until, ctx.now)
-            .await?;
+    for c in counted {
+        let delay = throttle::delay_after(c.counter.rule, c.rank);
+        if delay > 0 {
+            app.store.raise_lock(&c.counter.key, now + delay).await?;
+        }
     }
     Ok(())
+}
+
+/// The password was right: the counts are given back (the counter a full success clears is
+/// deleted with the login instead). Best effort: a count kept only errs on the safe side.
+async fn give_back<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    counted: &[Counted<'_>],
+    full_success: bool,
+) {
+    for c in counted {
+        if full_success && c.counter.cleared_by_success {
+            continue;
+        }
+        if let Err(err) = app
+            .store
+            .give_back_attempt(&c.counter.key, c.claimed, ctx.now)
+            .await
+        {
+            tracing::warn!(error = %format!("{err:#}"), "login attempt not given back");
+        }
+    }
 }
 
 pub fn new_session<M: Mailer>(app: &App<M>, user: &User, ctx: &Ctx) -> (Session, String) {
