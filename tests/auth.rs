@@ -1798,3 +1798,166 @@ async fn ten_failed_second_factors_lock_the_account_until_a_password_reset() {
     .await;
     assert_eq!(r.status, 200, "unlocked by the reset: {}", r.body);
 }
+
+/// Every role against every role, through both routes that give roles (an invitation and a role
+/// change): a role is given only when the giver holds every permission it carries, and a refusal
+/// is `403 role_not_assignable` (or `403 forbidden` for roles that cannot manage a team at all).
+#[tokio::test]
+async fn no_route_lets_a_role_give_a_permission_it_lacks() {
+    let (w, app) = world().await;
+    let boss = seed_tenant(&w, &app, "matrix-boss").await;
+    let tenant = boss.tenant_id.clone();
+    let holds_all = |actor: Role, target: Role| {
+        shared::auth::permissions::Permission::ALL
+            .into_iter()
+            .all(|p| !allows(target, p) || allows(actor, p))
+    };
+    let mut checked = 0;
+    for actor in Role::ALL {
+        let who = if actor == Role::Owner {
+            boss.clone()
+        } else {
+            seed_user(
+                &w,
+                &app,
+                &tenant,
+                actor,
+                &format!("actor-{}", actor.as_str()),
+            )
+            .await
+        };
+        let token = minted_token(&w, &app, &who).await;
+        for target in Role::ALL {
+            // A member the actor may manage (a viewer), to change to `target`.
+            let member = seed_user(
+                &w,
+                &app,
+                &tenant,
+                Role::Viewer,
+                &format!("m-{}-{}", actor.as_str(), target.as_str()),
+            )
+            .await;
+            let invite = call(
+                &app,
+                "POST",
+                "/v1/team/invitations",
+                Some(json!({"email": address(&w, &format!("inv-{}-{}", actor.as_str(), target.as_str())), "role": target.as_str()})),
+                Some(&token),
+            )
+            .await;
+            let change = call(
+                &app,
+                "PATCH",
+                &format!("/v1/team/{}", member.user_id),
+                Some(json!({"role": target.as_str()})),
+                Some(&token),
+            )
+            .await;
+            for (route, r, granted) in [
+                ("invite", &invite, [201, 402].contains(&invite.status)),
+                ("change", &change, change.status == 200),
+            ] {
+                if granted {
+                    assert!(
+                        holds_all(actor, target),
+                        "{route}: {actor:?} gave {target:?}, a role with permissions it lacks"
+                    );
+                } else {
+                    assert_eq!(r.status, 403, "{route} {actor:?} -> {target:?}: {}", r.body);
+                    let expected =
+                        if allows(actor, shared::auth::permissions::Permission::TeamInvite) {
+                            "role_not_assignable"
+                        } else {
+                            "forbidden"
+                        };
+                    assert_eq!(r.code(), expected, "{route} {actor:?} -> {target:?}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 2 * 5 * 5);
+}
+
+#[tokio::test]
+async fn an_invitation_answers_the_same_for_a_registered_address_and_not_while_the_tenant_is_closed(
+) {
+    let (w, app) = world().await;
+    let boss = seed_tenant(&w, &app, "inviter").await;
+    let token = minted_token(&w, &app, &boss).await;
+    let elsewhere = seed_tenant(&w, &app, "has-account").await;
+    let invite = |email: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/team/invitations",
+                Some(json!({"email": email, "role": "viewer"})),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    let fresh = address(&w, "fresh-invitee");
+    let new_one = invite(fresh.clone()).await;
+    let registered = invite(elsewhere.email.as_str().to_string()).await;
+    assert_eq!(new_one.status, 201, "{}", new_one.body);
+    assert_eq!(
+        (registered.status, &registered.body),
+        (new_one.status, &new_one.body),
+        "no account enumeration"
+    );
+    // The holder is told instead, with no link that could join them to the team.
+    let told = latest_email(elsewhere.email.as_str(), "Someone invited you to a team");
+    assert!(
+        infra::emulator::token_in(&told.body).is_none(),
+        "{}",
+        told.body
+    );
+    assert!(emails_to(elsewhere.email.as_str())
+        .iter()
+        .all(|m| m.subject != "You are invited to join a team"));
+    let invitation = link_token(&fresh, "You are invited to join a team");
+
+    // Closed: no invitation goes out, and none sent before is accepted.
+    let r = call(
+        &app,
+        "DELETE",
+        "/v1/tenant",
+        Some(json!({"password": PASSWORD})),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = invite(address(&w, "after-closure")).await;
+    assert_eq!((r.status, r.code()), (409, "tenant_closed"), "{}", r.body);
+    assert!(emails_to(&address(&w, "after-closure")).is_empty());
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/accept-invitation",
+        Some(json!({"token": invitation, "password": NEW_PASSWORD, "name": "Late"})),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "tenant_closed"), "{}", r.body);
+    assert_eq!(
+        login(&app, &fresh, NEW_PASSWORD, None).await.status,
+        401,
+        "no account made"
+    );
+
+    // Reactivated: the same invitation works again.
+    let r = call(&app, "POST", "/v1/tenant/reactivate", None, Some(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/accept-invitation",
+        Some(json!({"token": invitation, "password": NEW_PASSWORD, "name": "Late"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
