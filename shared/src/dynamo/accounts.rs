@@ -81,6 +81,14 @@ pub struct Throttle {
     pub window_ends: i64,
 }
 
+/// The user attribute listing the ids of the sessions the user opened.
+pub const LIVE_SESSIONS: &str = "live_sessions";
+
+/// The credential epoch of a user, session or token item (absent: 0).
+pub fn epoch_of(it: &Item) -> anyhow::Result<i64> {
+    Ok(get_n_opt(it, "cred_epoch")?.unwrap_or(0))
+}
+
 fn ts(it: &Item, name: &str) -> anyhow::Result<Option<OffsetDateTime>> {
     match it.get(name).and_then(|v| v.as_s().ok()) {
         None => Ok(None),
@@ -611,24 +619,132 @@ impl AccountStore {
         .transpose()
     }
 
-    /// Locks a user's login until a password reset. True for the one call that locked it (so
-    /// the user is told once).
+    /// Locks a user's login until a password reset, if `cap` failed tries still stand (a
+    /// success since restarted the count). True for the one call that locked it (so the user
+    /// is told once).
     pub async fn lock_mfa(
         &self,
         t: &TenantId,
         u: &UserId,
         now: OffsetDateTime,
+        cap: u32,
     ) -> anyhow::Result<bool> {
         Ok(self
             .update(
                 &self.tables.tenants,
                 &keys::user(t, u),
                 "SET mfa_locked_at = :now",
-                Some("attribute_exists(pk) AND attribute_not_exists(mfa_locked_at)"),
-                vec![(":now", timestamp(now))],
+                Some(
+                    "attribute_exists(pk) AND attribute_not_exists(mfa_locked_at) \
+                     AND mfa_failures >= :cap",
+                ),
+                vec![(":now", timestamp(now)), (":cap", n(cap))],
             )
             .await?
             .is_some())
+    }
+
+    /// A user and their credential epoch (bumped by every change that must end sessions).
+    pub async fn user_with_epoch(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+    ) -> anyhow::Result<Option<(User, i64)>> {
+        self.get(&self.tables.tenants, &keys::user(t, u))
+            .await?
+            .map(|it| Ok((user_from(&it)?, epoch_of(&it)?)))
+            .transpose()
+    }
+
+    /// A session and the credential epoch it was opened under.
+    pub async fn session_with_epoch(
+        &self,
+        sid: &SessionId,
+    ) -> anyhow::Result<Option<(Session, i64)>> {
+        self.get(&self.tables.tenants, &keys::session(sid))
+            .await?
+            .map(|it| Ok((session_from(&it)?, epoch_of(&it)?)))
+            .transpose()
+    }
+
+    /// The credential epoch a one-time token was issued under (0 if none was recorded).
+    pub async fn token_epoch(&self, secret_hash: &str) -> anyhow::Result<Option<i64>> {
+        self.get(&self.tables.tenants, &keys::one_time_token(secret_hash))
+            .await?
+            .map(|it| epoch_of(&it))
+            .transpose()
+    }
+
+    /// The ids of the sessions a user opened (kept on the user item by the login transaction,
+    /// read consistently: no index lag can hide one).
+    pub async fn live_session_ids(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+    ) -> anyhow::Result<Vec<SessionId>> {
+        let Some(it) = self.get(&self.tables.tenants, &keys::user(t, u)).await? else {
+            return Ok(vec![]);
+        };
+        Ok(it
+            .get(LIVE_SESSIONS)
+            .and_then(|v| v.as_ss().ok())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| SessionId::parse(i).ok())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Drops ended sessions from the user's list (best effort; a stale id only costs a no-op
+    /// revocation later).
+    pub async fn forget_sessions(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        ids: &[SessionId],
+    ) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let set = AttributeValue::Ss(ids.iter().map(|i| i.to_string()).collect());
+        self.update(
+            &self.tables.tenants,
+            &keys::user(t, u),
+            "DELETE live_sessions :ids",
+            Some("attribute_exists(pk)"),
+            vec![(":ids", set)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Bumps a user's credential epoch, returning the new one (None: no such user).
+    pub async fn bump_epoch(&self, t: &TenantId, u: &UserId) -> anyhow::Result<Option<i64>> {
+        self.update(
+            &self.tables.tenants,
+            &keys::user(t, u),
+            "ADD cred_epoch :one",
+            Some("attribute_exists(pk)"),
+            vec![(":one", n(1))],
+        )
+        .await?
+        .map(|it| epoch_of(&it))
+        .transpose()
+    }
+
+    /// Moves a live session to the user's current epoch (the session that made the change
+    /// continues).
+    pub async fn adopt_epoch(&self, sid: &SessionId, epoch: i64) -> anyhow::Result<()> {
+        self.update(
+            &self.tables.tenants,
+            &keys::session(sid),
+            "SET cred_epoch = :e",
+            Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),
+            vec![(":e", n(epoch))],
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn clear_throttle(&self, key: &Key) -> anyhow::Result<()> {

@@ -92,19 +92,59 @@ impl<M: Mailer> App<M> {
         })
     }
 
-    /// Revokes every live session of a user but `keep`. Returns how many ended.
+    /// Revokes every live session of a user but `keep`, after a change that bumped the user's
+    /// credential epoch. Returns how many ended. The sessions are found from the list the login
+    /// transaction keeps on the user item (read consistently, so a session opened in a race
+    /// with the change is found) and from the index (sessions opened before that list existed);
+    /// `known`: ids read before the user item was deleted (removal).
     pub async fn end_sessions_of(
         &self,
+        tenant: &shared::domain::TenantId,
         user: &shared::domain::UserId,
         keep: Option<&SessionId>,
+        known: Vec<SessionId>,
         now: OffsetDateTime,
     ) -> Result<usize, AppError> {
-        let sessions = self.store.sessions_of(user).await?;
-        let ids = sessions
-            .into_iter()
-            .filter(|s| s.revoked_at.is_none() && Some(&s.session_id) != keep)
-            .map(|s| s.session_id);
-        Ok(self.store.revoke_sessions(ids, now).await?)
+        let mut ids = known;
+        ids.extend(self.store.live_session_ids(tenant, user).await?);
+        ids.extend(
+            self.store
+                .sessions_of(user)
+                .await?
+                .into_iter()
+                .filter(|s| s.revoked_at.is_none())
+                .map(|s| s.session_id),
+        );
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        ids.retain(|s| Some(s) != keep);
+        let ended = self.store.revoke_sessions(ids.clone(), now).await?;
+        if let Err(err) = self.store.forget_sessions(tenant, user, &ids).await {
+            tracing::warn!(error = %format!("{err:#}"), "ended sessions not forgotten");
+        }
+        Ok(ended)
+    }
+}
+
+impl<M: Mailer> App<M> {
+    /// After a change of the caller's own credentials that bumped the epoch (password change,
+    /// MFA on or off): every other session ends, the caller's continues under the new epoch.
+    pub async fn continue_after_epoch_bump(
+        &self,
+        user: &User,
+        current: &SessionId,
+        now: OffsetDateTime,
+    ) -> Result<(), AppError> {
+        if let Some((_, epoch)) = self
+            .store
+            .user_with_epoch(&user.tenant_id, &user.user_id)
+            .await?
+        {
+            self.store.adopt_epoch(current, epoch).await?;
+        }
+        self.end_sessions_of(&user.tenant_id, &user.user_id, Some(current), vec![], now)
+            .await?;
+        Ok(())
     }
 }
 
@@ -155,10 +195,10 @@ pub async fn login<M: Mailer>(
     };
 
     let user = match &account {
-        Some((t, u)) => app.store.user(t, u).await?,
+        Some((t, u)) => app.store.user_with_epoch(t, u).await?,
         None => None,
     };
-    let Some(mut user) = user else {
+    let Some((mut user, epoch)) = user else {
         // Same work, same answer as a wrong password: no account enumeration.
         password::verify_against_dummy(&body.password);
         record_failure(app, ctx, &reserved).await?;
@@ -284,22 +324,38 @@ pub async fn login<M: Mailer>(
     if !remove.is_empty() {
         update.push_str(&format!(" REMOVE {}", remove.join(", ")));
     }
+    // The session joins the user's list in the same write, so a change that ends sessions
+    // finds it without an index.
+    update.push_str(" ADD live_sessions :sid");
+    values.push((
+        ":sid".into(),
+        shared::dynamo::AttributeValue::Ss(vec![session.session_id.to_string()]),
+    ));
+    values.push((":ep".into(), shared::dynamo::n(epoch)));
     let tables = app.store.tables().clone();
     let event_item = app.store.event_item(&event, &app.ids.new_id(ctx.now));
-    let condition = match &mfa_update {
+    let mfa_condition = match &mfa_update {
         // A TOTP code is accepted once: the step must still be newer than the stored one.
         Some(MfaUpdate::Step(_)) => {
-            Some("attribute_not_exists(totp_last_step) OR totp_last_step < :step".to_string())
+            "attribute_not_exists(totp_last_step) OR totp_last_step < :step"
         }
         // A recovery code is consumed once: the list must still hold it as it was read, so of
         // logins racing with one code exactly one removes it.
-        Some(MfaUpdate::Recovery { .. }) => Some("recovery_hashes = :rh_before".to_string()),
-        None => Some("attribute_exists(pk)".to_string()),
+        Some(MfaUpdate::Recovery { .. }) => "recovery_hashes = :rh_before",
+        None => "attribute_exists(pk)",
     };
+    // The credentials checked are still the user's: a password reset (or any change that bumps
+    // the epoch) committed since the user was read makes this login fail instead of opening a
+    // session that would outlive it.
+    let condition = Some(format!(
+        "({mfa_condition}) AND (attribute_not_exists(cred_epoch) OR cred_epoch = :ep)"
+    ));
+    let mut session_it = session_item(&session);
+    session_it.insert("cred_epoch".into(), shared::dynamo::n(epoch));
     let mut writes = vec![
         (
             tables.tenants.as_str(),
-            Write::Put(session_item(&session), Some("attribute_not_exists(pk)")),
+            Write::Put(session_it, Some("attribute_not_exists(pk)")),
         ),
         (
             tables.tenants.as_str(),
@@ -319,7 +375,8 @@ pub async fn login<M: Mailer>(
         writes.push((tables.ops.as_str(), Write::Delete(c.key.clone(), None)));
     }
     app.store.transact(writes).await.map_err(|e| match e {
-        StoreError::Condition => invalid_mfa_code(),
+        StoreError::Condition if mfa_update.is_some() => invalid_mfa_code(),
+        StoreError::Condition => invalid_credentials(),
         StoreError::Other(e) => AppError::Internal(e),
     })?;
     password_ok(true).await;
@@ -387,7 +444,12 @@ async fn lock_after_failed_second_factors<M: Mailer>(
 ) -> Result<(), AppError> {
     if !app
         .store
-        .lock_mfa(&user.tenant_id, &user.user_id, ctx.now)
+        .lock_mfa(
+            &user.tenant_id,
+            &user.user_id,
+            ctx.now,
+            throttle::MFA_FAILURE_CAP,
+        )
         .await?
     {
         return Ok(());
@@ -531,7 +593,11 @@ pub async fn refresh<M: Mailer>(
     let body: RefreshBody = json_body(req)?;
     let (sid, secret) =
         tokens::parse_refresh_token(&body.refresh_token).ok_or_else(invalid_refresh)?;
-    let session = app.store.session(&sid).await?.ok_or_else(invalid_refresh)?;
+    let (session, session_epoch) = app
+        .store
+        .session_with_epoch(&sid)
+        .await?
+        .ok_or_else(invalid_refresh)?;
     let presented = tokens::hash_secret(&secret);
 
     if !tokens::constant_time_eq(&presented, &session.refresh_hash) {
@@ -559,11 +625,19 @@ pub async fn refresh<M: Mailer>(
     if !session.is_live(ctx.now) {
         return Err(invalid_refresh());
     }
-    let user = app
+    let (user, user_epoch) = app
         .store
-        .user(&session.tenant_id, &session.user_id)
+        .user_with_epoch(&session.tenant_id, &session.user_id)
         .await?
         .ok_or_else(invalid_refresh)?;
+    if session_epoch != user_epoch {
+        // Opened under credentials that have changed since (a reset, a role change, ...): the
+        // session ends, whether or not the change found it.
+        app.store
+            .revoke_sessions([session.session_id.clone()], ctx.now)
+            .await?;
+        return Err(invalid_refresh());
+    }
 
     let new_secret = tokens::new_secret();
     let mut previous = session.previous_hashes.clone();
@@ -606,7 +680,12 @@ pub async fn logout<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
 
 pub async fn logout_all<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     let caller = ctx.caller()?;
-    let ended = app.end_sessions_of(&caller.user_id, None, ctx.now).await?;
+    app.store
+        .bump_epoch(&caller.tenant_id, &caller.user_id)
+        .await?;
+    let ended = app
+        .end_sessions_of(&caller.tenant_id, &caller.user_id, None, vec![], ctx.now)
+        .await?;
     let mut e = app.event("logout_all", ctx);
     e.detail = Some(format!("sessions={ended}"));
     app.log_event(e).await;

@@ -318,9 +318,12 @@ pub async fn change_role<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
-                    update: "SET #r = :r".into(),
+                    update: "SET #r = :r ADD cred_epoch :one".into(),
                     condition: Some("attribute_exists(pk)".into()),
-                    values: vec![(":r".into(), s(role.as_str()))],
+                    values: vec![
+                        (":r".into(), s(role.as_str())),
+                        (":one".into(), shared::dynamo::n(1)),
+                    ],
                     names: vec![("#r".into(), "role".into())],
                 },
             ),
@@ -332,7 +335,8 @@ pub async fn change_role<M: Mailer>(
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
     // The old role must not survive in a live session: the member logs in again.
-    app.end_sessions_of(&user.user_id, None, ctx.now).await?;
+    app.end_sessions_of(&user.tenant_id, &user.user_id, None, vec![], ctx.now)
+        .await?;
     let mut updated = user;
     updated.role = role;
     Ok(ok(member_json(&updated)))
@@ -340,6 +344,11 @@ pub async fn change_role<M: Mailer>(
 
 pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     let user = target(app, ctx).await?;
+    // Read before the user item goes: the sessions to end.
+    let known = app
+        .store
+        .live_session_ids(&user.tenant_id, &user.user_id)
+        .await?;
     let mut e = app.event("member_removed", ctx);
     e.user_id = Some(user.user_id.clone());
     let t = app.store.tables().clone();
@@ -360,6 +369,7 @@ pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
         ])
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    app.end_sessions_of(&user.user_id, None, ctx.now).await?;
+    app.end_sessions_of(&user.tenant_id, &user.user_id, None, known, ctx.now)
+        .await?;
     Ok(no_content())
 }
