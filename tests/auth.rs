@@ -242,7 +242,16 @@ async fn minted_token(w: &World, app: &App, user: &User) -> String {
         ip: None,
         user_agent: None,
     };
-    put(w, session_item(&session)).await;
+    // Under the user's current credential epoch, as a real login opens it.
+    let epoch = app
+        .store
+        .user_with_epoch(&user.tenant_id, &user.user_id)
+        .await
+        .unwrap()
+        .map_or(0, |(_, e)| e);
+    let mut item = session_item(&session);
+    item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+    put(w, item).await;
     app.access_token(user, &sid, now)
 }
 
@@ -2085,4 +2094,71 @@ async fn a_session_opened_in_a_race_with_a_password_reset_does_not_outlive_it() 
         survivors.is_empty(),
         "sessions outlived the reset (round, refresh, write): {survivors:?}; {logged_in} logins won their race"
     );
+}
+
+/// An IPv6 subscriber holds a whole /64: guesses from six addresses of one /64 are one client's.
+#[tokio::test]
+async fn guesses_from_one_ipv6_slash_64_share_one_throttle() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "v6-target").await;
+    let email = a.email.as_str().to_string();
+    for i in 1..=5 {
+        let r = call_from(
+            &app,
+            &format!("2001:db8:77:1::{i:x}"),
+            "POST",
+            "/v1/auth/login",
+            json!({"email": email, "password": "Wrong-Guess-Number-1"}),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "invalid_credentials"),
+            "guess {i}"
+        );
+    }
+    let r = call_from(
+        &app,
+        "2001:db8:77:1:ffff:1:2:3",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        r.status, 429,
+        "another address of the /64 waits too: {}",
+        r.body
+    );
+    // The next /64 is another client; so is the IPv4-mapped form of another address.
+    let r = call_from(
+        &app,
+        "2001:db8:77:2::1",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Writes compare the session's credential epoch with the user's, so a session that a change of
+/// credentials did not get to end (its revocation lost, or never found) still cannot write.
+#[tokio::test]
+async fn a_session_behind_the_users_credential_epoch_can_neither_write_nor_refresh() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "stale-epoch").await;
+    assert_eq!(patch_me(&app, &a.access).await.status, 200);
+    // A credential change whose session revocation never happened.
+    app.store
+        .bump_epoch(&a.user.tenant_id, &a.user.user_id)
+        .await
+        .unwrap();
+    let r = patch_me(&app, &a.access).await;
+    assert_eq!((r.status, r.code()), (401, "session_ended"), "{}", r.body);
+    let r = refresh(&app, &a.refresh).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    // A new login is under the new epoch and writes.
+    let b = sign_in(&app, &a.user).await;
+    assert_eq!(patch_me(&app, &b.access).await.status, 200);
 }
