@@ -242,7 +242,16 @@ async fn minted_token(w: &World, app: &App, user: &User) -> String {
         ip: None,
         user_agent: None,
     };
-    put(w, session_item(&session)).await;
+    // Under the user's current credential epoch, as a real login opens it.
+    let epoch = app
+        .store
+        .user_with_epoch(&user.tenant_id, &user.user_id)
+        .await
+        .unwrap()
+        .map_or(0, |(_, e)| e);
+    let mut item = session_item(&session);
+    item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+    put(w, item).await;
     app.access_token(user, &sid, now)
 }
 
@@ -1699,4 +1708,656 @@ async fn every_attribute_auth_writes_is_declared_in_the_data_inventory() {
             }
         }
     }
+}
+
+// ---------------------------------------------------------------- 13. attacks run concurrently
+
+/// An item of the ops table (throttle counters), read consistently.
+async fn ops_item(w: &World, key: &shared::keys::Key) -> Option<Item> {
+    w.clients
+        .dynamo
+        .get_item()
+        .table_name(w.table("OpsTable"))
+        .key("pk", shared::dynamo::s(&key.pk))
+        .key("sk", shared::dynamo::s(&key.sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("get ops item")
+        .item
+}
+
+fn n_attr(item: &Item, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse().ok())
+}
+
+#[tokio::test]
+async fn fifty_concurrent_wrong_logins_from_one_address_cost_fifty_failures() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "burst").await;
+    let email = a.email.as_str().to_string();
+    let attacker = "198.51.100.77";
+    let attempts = (0..50).map(|i| {
+        let (app, email) = (&app, email.clone());
+        async move {
+            call_from(
+                app,
+                attacker,
+                "POST",
+                "/v1/auth/login",
+                json!({"email": email, "password": format!("Wrong-Guess-Number-{i}")}),
+            )
+            .await
+        }
+    });
+    let replies = futures::future::join_all(attempts).await;
+    let unauthorized = replies
+        .iter()
+        .filter(|r| (r.status, r.code()) == (401, "invalid_credentials"))
+        .count();
+    let throttled = replies.iter().filter(|r| r.status == 429).count();
+    let free = auth::throttle::ACCOUNT_IP.free as usize;
+    assert!(
+        (1..=free).contains(&unauthorized),
+        "{unauthorized} guesses were checked; at most {free} may be"
+    );
+    assert_eq!(unauthorized + throttled, 50, "every other guess waits");
+    assert!(replies.iter().filter(|r| r.status == 429).all(|r| r
+        .retry_after
+        .as_deref()
+        .is_some_and(|s| s.parse::<i64>().unwrap() >= 1)));
+
+    let key =
+        shared::keys::login_throttle_account_ip(&app.keys.email(&a.email), &app.keys.ip(attacker));
+    let counter = ops_item(&w, &key).await.expect("the counter is stored");
+    assert_eq!(
+        n_attr(&counter, "failures"),
+        Some(50),
+        "every guess counted"
+    );
+
+    // The right password from that address waits too; from elsewhere it works.
+    let r = call_from(
+        &app,
+        attacker,
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let r = call_from(
+        &app,
+        "203.0.113.5",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// A verified user with TOTP on (secret, recovery codes) written straight to the tables.
+async fn seed_mfa_user(w: &World, app: &App, who: &str) -> (User, Vec<u8>, Vec<String>) {
+    let owner = seed_tenant(w, app, who).await;
+    let secret = totp::new_secret();
+    let (codes, hashes) = shared::auth::recovery::generate();
+    let mut user = owner.clone();
+    user.mfa = Mfa {
+        enabled: true,
+        secret: Some(totp::encode_base32(&secret)),
+        pending_secret: None,
+        last_step: None,
+        recovery_hashes: hashes,
+        ..Mfa::default()
+    };
+    put(w, user_item(&user)).await;
+    (user, secret, codes)
+}
+
+/// Logins with the right password and `code`, each from its own address (so the per-address
+/// throttles stay out of the way), all joined at once.
+async fn concurrent_mfa_logins(app: &App, email: &str, codes: Vec<String>) -> Vec<Reply> {
+    let attempts = codes.into_iter().enumerate().map(|(i, code)| {
+        let email = email.to_string();
+        async move {
+            call_from(
+                app,
+                &format!("198.51.100.{}", 100 + i),
+                "POST",
+                "/v1/auth/login",
+                json!({"email": email, "password": PASSWORD, "totp_code": code}),
+            )
+            .await
+        }
+    });
+    futures::future::join_all(attempts).await
+}
+
+#[tokio::test]
+async fn one_recovery_code_sent_twenty_times_at_once_opens_one_session() {
+    let (w, app) = world().await;
+    let (user, _, codes) = seed_mfa_user(&w, &app, "recovery-race").await;
+    let replies =
+        concurrent_mfa_logins(&app, user.email.as_str(), vec![codes[0].clone(); 20]).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, r.code().to_string()))
+            .collect::<Vec<_>>()
+    );
+    // The others: the code was used, or (past the cap of tries in flight) not even checked.
+    let refused: Vec<_> = replies
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| (r.status, r.code()))
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .all(|c| *c == (401, "invalid_mfa_code") || *c == (403, "mfa_locked")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.contains(&(401, "invalid_mfa_code")),
+        "the code was checked more than once: {refused:?}"
+    );
+    let stored = app
+        .store
+        .user(&user.tenant_id, &user.user_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.mfa.recovery_hashes.len(),
+        9,
+        "exactly one code consumed"
+    );
+    // (19 failed second factors in a row may lock the account on the way: the cap at work.)
+}
+
+#[tokio::test]
+async fn one_totp_code_sent_twenty_times_at_once_opens_one_session() {
+    let (w, app) = world().await;
+    let (user, secret, _) = seed_mfa_user(&w, &app, "totp-race").await;
+    let code = totp::code_at(&secret, w.clock.now().unix_timestamp());
+    let replies = concurrent_mfa_logins(&app, user.email.as_str(), vec![code; 20]).await;
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    assert_eq!(
+        ok,
+        1,
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, r.code().to_string()))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn ten_failed_second_factors_lock_the_account_until_a_password_reset() {
+    let (w, app) = world().await;
+    let (user, secret, codes) = seed_mfa_user(&w, &app, "mfa-cap").await;
+    let email = user.email.as_str().to_string();
+    let now = w.clock.now().unix_timestamp();
+    let bad = wrong_code(&secret, now);
+
+    // 15 wrong second factors at once: at most 10 are checked, then the account is locked.
+    let replies = concurrent_mfa_logins(&app, &email, vec![bad.clone(); 15]).await;
+    let checked = replies
+        .iter()
+        .filter(|r| (r.status, r.code()) == (401, "invalid_mfa_code"))
+        .count();
+    let locked = replies
+        .iter()
+        .filter(|r| (r.status, r.code()) == (403, "mfa_locked"))
+        .count();
+    assert_eq!(
+        (checked, locked),
+        (10, 5),
+        "{:?}",
+        replies
+            .iter()
+            .map(|r| (r.status, r.code().to_string()))
+            .collect::<Vec<_>>()
+    );
+
+    // Locked: even the right password and the right code (or a recovery code) are refused.
+    w.clock.advance(Duration::seconds(30));
+    let good = totp::code_at(&secret, w.clock.now().unix_timestamp());
+    let r = call_from(
+        &app,
+        "203.0.113.50",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD, "totp_code": good}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "mfa_locked"), "{}", r.body);
+    let r = call_from(
+        &app,
+        "203.0.113.51",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD, "totp_code": codes[0]}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "mfa_locked"), "{}", r.body);
+    // A wrong password still answers as a wrong password (nothing learnt without it).
+    let r = call_from(
+        &app,
+        "203.0.113.52",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": "Wrong-Guess-Number-1"}),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (401, "invalid_credentials"));
+
+    let locks: Vec<_> = emails_to(&email)
+        .into_iter()
+        .filter(|m| m.subject == "Your account is locked")
+        .collect();
+    assert_eq!(locks.len(), 1, "emailed once, on the first lock");
+    assert!(
+        locks[0].body.contains("/reset-password"),
+        "{}",
+        locks[0].body
+    );
+    assert_eq!(security_events(&w, "mfa_locked").await.len(), 1);
+
+    // A password reset unlocks.
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/password-reset",
+        Some(json!({"email": email})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    let token = link_token(&email, "Reset your password");
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/password-reset/confirm",
+        Some(json!({"token": token, "new_password": NEW_PASSWORD})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    w.clock.advance(Duration::seconds(30));
+    let good = totp::code_at(&secret, w.clock.now().unix_timestamp());
+    let r = call_from(
+        &app,
+        "203.0.113.53",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": NEW_PASSWORD, "totp_code": good}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "unlocked by the reset: {}", r.body);
+}
+
+/// Every role against every role, through both routes that give roles (an invitation and a role
+/// change): a role is given only when the giver holds every permission it carries, and a refusal
+/// is `403 role_not_assignable` (or `403 forbidden` for roles that cannot manage a team at all).
+#[tokio::test]
+async fn no_route_lets_a_role_give_a_permission_it_lacks() {
+    let (w, app) = world().await;
+    let boss = seed_tenant(&w, &app, "matrix-boss").await;
+    let tenant = boss.tenant_id.clone();
+    let holds_all = |actor: Role, target: Role| {
+        shared::auth::permissions::Permission::ALL
+            .into_iter()
+            .all(|p| !allows(target, p) || allows(actor, p))
+    };
+    let mut checked = 0;
+    for actor in Role::ALL {
+        let who = if actor == Role::Owner {
+            boss.clone()
+        } else {
+            seed_user(
+                &w,
+                &app,
+                &tenant,
+                actor,
+                &format!("actor-{}", actor.as_str()),
+            )
+            .await
+        };
+        let token = minted_token(&w, &app, &who).await;
+        for target in Role::ALL {
+            // A member the actor may manage (a viewer), to change to `target`.
+            let member = seed_user(
+                &w,
+                &app,
+                &tenant,
+                Role::Viewer,
+                &format!("m-{}-{}", actor.as_str(), target.as_str()),
+            )
+            .await;
+            let invite = call(
+                &app,
+                "POST",
+                "/v1/team/invitations",
+                Some(json!({"email": address(&w, &format!("inv-{}-{}", actor.as_str(), target.as_str())), "role": target.as_str()})),
+                Some(&token),
+            )
+            .await;
+            let change = call(
+                &app,
+                "PATCH",
+                &format!("/v1/team/{}", member.user_id),
+                Some(json!({"role": target.as_str()})),
+                Some(&token),
+            )
+            .await;
+            for (route, r, granted) in [
+                ("invite", &invite, [201, 402].contains(&invite.status)),
+                ("change", &change, change.status == 200),
+            ] {
+                if granted {
+                    assert!(
+                        holds_all(actor, target),
+                        "{route}: {actor:?} gave {target:?}, a role with permissions it lacks"
+                    );
+                } else {
+                    assert_eq!(r.status, 403, "{route} {actor:?} -> {target:?}: {}", r.body);
+                    let expected =
+                        if allows(actor, shared::auth::permissions::Permission::TeamInvite) {
+                            "role_not_assignable"
+                        } else {
+                            "forbidden"
+                        };
+                    assert_eq!(r.code(), expected, "{route} {actor:?} -> {target:?}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 2 * 5 * 5);
+}
+
+#[tokio::test]
+async fn an_invitation_answers_the_same_for_a_registered_address_and_not_while_the_tenant_is_closed(
+) {
+    let (w, app) = world().await;
+    let boss = seed_tenant(&w, &app, "inviter").await;
+    let token = minted_token(&w, &app, &boss).await;
+    let elsewhere = seed_tenant(&w, &app, "has-account").await;
+    let invite = |email: String| {
+        let (app, token) = (&app, token.clone());
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/team/invitations",
+                Some(json!({"email": email, "role": "viewer"})),
+                Some(&token),
+            )
+            .await
+        }
+    };
+    let fresh = address(&w, "fresh-invitee");
+    let new_one = invite(fresh.clone()).await;
+    let registered = invite(elsewhere.email.as_str().to_string()).await;
+    assert_eq!(new_one.status, 201, "{}", new_one.body);
+    assert_eq!(
+        (registered.status, &registered.body),
+        (new_one.status, &new_one.body),
+        "no account enumeration"
+    );
+    // The holder is told instead, with no link that could join them to the team.
+    let told = latest_email(elsewhere.email.as_str(), "Someone invited you to a team");
+    assert!(
+        infra::emulator::token_in(&told.body).is_none(),
+        "{}",
+        told.body
+    );
+    assert!(emails_to(elsewhere.email.as_str())
+        .iter()
+        .all(|m| m.subject != "You are invited to join a team"));
+    let invitation = link_token(&fresh, "You are invited to join a team");
+
+    // Closed: no invitation goes out, and none sent before is accepted.
+    let r = call(
+        &app,
+        "DELETE",
+        "/v1/tenant",
+        Some(json!({"password": PASSWORD})),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = invite(address(&w, "after-closure")).await;
+    assert_eq!((r.status, r.code()), (409, "tenant_closed"), "{}", r.body);
+    assert!(emails_to(&address(&w, "after-closure")).is_empty());
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/accept-invitation",
+        Some(json!({"token": invitation, "password": NEW_PASSWORD, "name": "Late"})),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "tenant_closed"), "{}", r.body);
+    assert_eq!(
+        login(&app, &fresh, NEW_PASSWORD, None).await.status,
+        401,
+        "no account made"
+    );
+
+    // Reactivated: the same invitation works again.
+    let r = call(&app, "POST", "/v1/tenant/reactivate", None, Some(&token)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/accept-invitation",
+        Some(json!({"token": invitation, "password": NEW_PASSWORD, "name": "Late"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_reset_or_a_password_change_kills_every_other_reset_link() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "two-links").await;
+    let email = a.email.as_str().to_string();
+    let ask = || {
+        call(
+            &app,
+            "POST",
+            "/v1/auth/password-reset",
+            Some(json!({"email": email})),
+            None,
+        )
+    };
+    let confirm = |token: String, pw: &'static str| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/auth/password-reset/confirm",
+                Some(json!({"token": token, "new_password": pw})),
+                None,
+            )
+            .await
+        }
+    };
+    assert_eq!(ask().await.status, 202);
+    let first = link_token(&email, "Reset your password");
+    assert_eq!(ask().await.status, 202);
+    let second = link_token(&email, "Reset your password");
+    assert_ne!(first, second);
+    assert_eq!(confirm(second, NEW_PASSWORD).await.status, 200);
+    let r = confirm(first, "Another-Fine-Passw0rd").await;
+    assert_eq!(
+        (r.status, r.code()),
+        (400, "invalid_token"),
+        "the older link died with the reset"
+    );
+
+    // A password change kills an outstanding link too.
+    assert_eq!(ask().await.status, 202);
+    let pending = link_token(&email, "Reset your password");
+    let me = login(&app, &email, NEW_PASSWORD, None).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    let r = call(
+        &app,
+        "POST",
+        "/v1/me/password",
+        Some(json!({"current_password": NEW_PASSWORD, "new_password": PASSWORD})),
+        Some(&me.str("access_token")),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = confirm(pending, "Another-Fine-Passw0rd").await;
+    assert_eq!((r.status, r.code()), (400, "invalid_token"));
+}
+
+/// A login racing a password reset, on two threads at once, many times with the login started a
+/// little earlier or later each round: whatever the interleaving, a session that login opened
+/// with the old password can neither refresh nor write once the reset is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_opened_in_a_race_with_a_password_reset_does_not_outlive_it() {
+    let (w, app) = world().await;
+    let app = std::sync::Arc::new(app);
+    let a = seed_tenant(&w, &app, "racer").await;
+    let email = a.email.as_str().to_string();
+    let mut survivors = Vec::new();
+    let mut logged_in = 0;
+    for round in 0..16u64 {
+        let (pw, next) = if round % 2 == 0 {
+            (PASSWORD, NEW_PASSWORD)
+        } else {
+            (NEW_PASSWORD, PASSWORD)
+        };
+        let r = call(
+            &app,
+            "POST",
+            "/v1/auth/password-reset",
+            Some(json!({"email": email})),
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 202);
+        let token = link_token(&email, "Reset your password");
+        let (app1, app2, email1) = (app.clone(), app.clone(), email.clone());
+        let login_task = tokio::spawn(async move {
+            tokio::time::sleep(StdDuration::from_millis(round * 5)).await;
+            call_from(
+                &app1,
+                &format!("203.0.113.{}", 10 + round),
+                "POST",
+                "/v1/auth/login",
+                json!({"email": email1, "password": pw}),
+            )
+            .await
+        });
+        let reset_task = tokio::spawn(async move {
+            tokio::time::sleep(StdDuration::from_millis(30)).await;
+            call(
+                &app2,
+                "POST",
+                "/v1/auth/password-reset/confirm",
+                Some(json!({"token": token, "new_password": next})),
+                None,
+            )
+            .await
+        });
+        let (l, reset) = (login_task.await.unwrap(), reset_task.await.unwrap());
+        assert_eq!(reset.status, 200, "round {round}: {}", reset.body);
+        if l.status != 200 {
+            assert_eq!(l.status, 401, "round {round}: {}", l.body);
+            continue;
+        }
+        logged_in += 1;
+        let refreshed = refresh(&app, &l.str("refresh_token")).await;
+        let wrote = patch_me(&app, &l.str("access_token")).await;
+        if refreshed.status != 401 || wrote.status != 401 {
+            survivors.push((round, refreshed.status, wrote.status));
+        }
+    }
+    assert!(
+        survivors.is_empty(),
+        "sessions outlived the reset (round, refresh, write): {survivors:?}; {logged_in} logins won their race"
+    );
+}
+
+/// An IPv6 subscriber holds a whole /64: guesses from six addresses of one /64 are one client's.
+#[tokio::test]
+async fn guesses_from_one_ipv6_slash_64_share_one_throttle() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "v6-target").await;
+    let email = a.email.as_str().to_string();
+    for i in 1..=5 {
+        let r = call_from(
+            &app,
+            &format!("2001:db8:77:1::{i:x}"),
+            "POST",
+            "/v1/auth/login",
+            json!({"email": email, "password": "Wrong-Guess-Number-1"}),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "invalid_credentials"),
+            "guess {i}"
+        );
+    }
+    let r = call_from(
+        &app,
+        "2001:db8:77:1:ffff:1:2:3",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        r.status, 429,
+        "another address of the /64 waits too: {}",
+        r.body
+    );
+    // The next /64 is another client; so is the IPv4-mapped form of another address.
+    let r = call_from(
+        &app,
+        "2001:db8:77:2::1",
+        "POST",
+        "/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// Writes compare the session's credential epoch with the user's, so a session that a change of
+/// credentials did not get to end (its revocation lost, or never found) still cannot write.
+#[tokio::test]
+async fn a_session_behind_the_users_credential_epoch_can_neither_write_nor_refresh() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "stale-epoch").await;
+    assert_eq!(patch_me(&app, &a.access).await.status, 200);
+    // A credential change whose session revocation never happened.
+    app.store
+        .bump_epoch(&a.user.tenant_id, &a.user.user_id)
+        .await
+        .unwrap();
+    let r = patch_me(&app, &a.access).await;
+    assert_eq!((r.status, r.code()), (401, "session_ended"), "{}", r.body);
+    let r = refresh(&app, &a.refresh).await;
+    assert_eq!(r.status, 401, "{}", r.body);
+    // A new login is under the new epoch and writes.
+    let b = sign_in(&app, &a.user).await;
+    assert_eq!(patch_me(&app, &b.access).await.status, 200);
 }

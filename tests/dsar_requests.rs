@@ -1633,3 +1633,25 @@ async fn bodies_that_are_not_utf8_are_4xx_on_every_route_and_store_nothing() {
     assert!(calls > 0);
     assert_eq!(t.w.snapshot().await, before, "nothing stored");
 }
+
+/// A controller's session opened before a change of their credentials (a reset, a role change)
+/// cannot decide requests, even if ending the sessions missed it: writes compare epochs.
+#[tokio::test]
+async fn a_session_behind_the_users_credential_epoch_cannot_decide() {
+    let t = setup().await;
+    let tenant = new_tenant(&t, "epoch").await;
+    let (admin_id, admin) = user(&t, &tenant, Role::Admin, None).await;
+    let path = "/v1/privacy/requests/dsr-unknown/approve";
+    let (before, body) = controller(&t, "POST", path, None, &admin).await;
+    assert!(before != 401 && before < 500, "{before} {body}");
+    accounts(&t.w, &t.config)
+        .bump_epoch(&tenant, &admin_id)
+        .await
+        .unwrap();
+    let (after, body) = controller(&t, "POST", path, None, &admin).await;
+    assert_eq!(
+        (after, body["error"]["code"].as_str()),
+        (401, Some("session_ended")),
+        "{body}"
+    );
+}

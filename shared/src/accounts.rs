@@ -29,6 +29,10 @@ pub struct Mfa {
     pub last_step: Option<i64>,
     /// SHA-256 hashes of the unused recovery codes.
     pub recovery_hashes: Vec<String>,
+    /// Set when too many second factors failed in a row: login needs a password reset.
+    pub locked_at: Option<OffsetDateTime>,
+    /// When the current count of failed second factors ends (Unix seconds), if one runs.
+    pub failures_window_ends: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

@@ -54,9 +54,10 @@ impl BlindIndexKey {
         LeadId::parse(&format!("ld-{h}")).expect("hex is a valid id")
     }
 
-    /// A client IP's hash, for rate limiting.
+    /// A client IP's hash, for rate limiting: of its [`crate::client_ip::rate_limit_subject`],
+    /// so one IPv6 /64 is one key and an IPv4-mapped address is its IPv4 one.
     pub fn ip(&self, ip: &str) -> String {
-        hex(&self.mac("ip", &[ip])[..8])
+        hex(&self.mac("ip", &[&crate::client_ip::rate_limit_subject(ip)])[..8])
     }
 
     /// An idempotency key's hash (the key is client-chosen and may hold anything).
@@ -107,6 +108,16 @@ mod tests {
 
     fn key(b: u8) -> BlindIndexKey {
         BlindIndexKey::new(vec![b; 32]).unwrap()
+    }
+
+    #[test]
+    fn ip_hashes_aggregate_an_ipv6_slash_64_and_keep_ipv4_apart() {
+        let k = BlindIndexKey::new(vec![7; 32]).unwrap();
+        assert_eq!(k.ip("2001:db8:1:2::1"), k.ip("2001:db8:1:2:aaaa::9"));
+        assert_ne!(k.ip("2001:db8:1:2::1"), k.ip("2001:db8:1:3::1"));
+        assert_eq!(k.ip("::ffff:198.51.100.7"), k.ip("198.51.100.7"));
+        assert_ne!(k.ip("198.51.100.7"), k.ip("198.51.100.8"));
+        assert_eq!(k.ip("garbage"), k.ip("garbage"));
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub mod auth;
 pub mod aws;
 pub mod billing;
 pub mod blind_index;
+pub mod client_ip;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -25,8 +25,11 @@ pub const SIGNUP_EXISTING: Template = template!(
 );
 pub const PASSWORD_RESET: Template = template!("password_reset", "Reset your password");
 pub const INVITATION: Template = template!("invitation", "You are invited to join a team");
+pub const INVITATION_EXISTING: Template =
+    template!("invitation_existing", "Someone invited you to a team");
 pub const PASSWORD_CHANGED: Template = template!("password_changed", "Your password was changed");
 pub const NEW_SIGN_IN: Template = template!("new_sign_in", "New sign-in to your account");
+pub const MFA_LOCKED: Template = template!("mfa_locked", "Your account is locked");
 
 /// Sends a transactional email. A failure is logged (without the address) and not fatal to the
 /// request: the user can ask again, and the request's main effect is already stored.

@@ -112,15 +112,15 @@ async fn dispatch<M: Mailer>(app: &App<M>, req: &Request) -> Result<Response<Bod
     routes::call(app, route.name, &ctx, req).await
 }
 
-/// Writes need a session that is still live: one read, so a logout or a password change stops
-/// writes at once even while an access token is unexpired.
+/// Writes need a session that is still live and opened under the user's current credential
+/// epoch: one read of the session and the user, so a logout, a password change or reset, or a
+/// role change stops writes at once even while an access token is unexpired.
 async fn require_live_session<M: Mailer>(
     app: &App<M>,
     caller: &Caller,
     now: OffsetDateTime,
 ) -> Result<(), AppError> {
-    let session = app.store.session(&caller.session_id).await?;
-    shared::auth::session::require_live(session.as_ref(), caller, now)
+    app.store.require_live_for_write(caller, now).await
 }
 
 /// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].

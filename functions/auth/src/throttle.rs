@@ -8,6 +8,13 @@
 //! - per account (any IP): 50 free failures, then at most 30 s between attempts. Distributed
 //!   guessing slows to a crawl, but a real user is never made to wait more than 30 s: the
 //!   account cannot be locked out.
+//!
+//! The counters hold under concurrency: every attempt is counted (one atomic `ADD`) before the
+//! password is checked, and the rank the `ADD` returns, with the lock it saw, decides
+//! ([`decide`]). Past the free allowance an attempt is checked only if it wins the conditional
+//! claim of an ended lock, which locks again at once. N guesses sent at once are N counted
+//! attempts of which at most the free allowance is checked; a right password gives its count
+//! back.
 
 use shared::dynamo::Throttle;
 use shared::keys::{self, Key};
@@ -33,17 +40,73 @@ pub const ACCOUNT: Rule = Rule {
     max_delay_secs: 30,
 };
 
-/// The counters of one login attempt, in the order of `RULES`.
-pub fn keys_for(email_bidx: &str, ip_hash: Option<&str>) -> (Vec<Key>, Vec<Rule>) {
-    let mut k = vec![keys::login_throttle_account(email_bidx)];
-    let mut r = vec![ACCOUNT];
+/// Consecutive failed second factors (TOTP or recovery codes, after a right password) allowed
+/// in [`MFA_WINDOW_SECS`]; the try that reaches the cap and fails locks login until a password
+/// reset, and the user is emailed.
+pub const MFA_FAILURE_CAP: u32 = 10;
+pub const MFA_WINDOW_SECS: i64 = 24 * 3600;
+
+/// One counter a login attempt is counted against.
+#[derive(Debug, Clone)]
+pub struct Counter {
+    pub key: Key,
+    pub rule: Rule,
+    /// The per account and IP counter: a successful login from that address clears it.
+    pub cleared_by_success: bool,
+}
+
+/// The counters of one login attempt, most specific first: an attempt refused by the
+/// attacker's own address counters never reaches the account-wide one.
+pub fn counters_for(email_bidx: &str, ip_hash: Option<&str>) -> Vec<Counter> {
+    let mut out = Vec::with_capacity(3);
     if let Some(ip) = ip_hash {
-        k.push(keys::login_throttle_account_ip(email_bidx, ip));
-        r.push(ACCOUNT_IP);
-        k.push(keys::login_throttle_ip(ip));
-        r.push(IP);
+        out.push(Counter {
+            key: keys::login_throttle_account_ip(email_bidx, ip),
+            rule: ACCOUNT_IP,
+            cleared_by_success: true,
+        });
+        out.push(Counter {
+            key: keys::login_throttle_ip(ip),
+            rule: IP,
+            cleared_by_success: false,
+        });
     }
-    (k, r)
+    out.push(Counter {
+        key: keys::login_throttle_account(email_bidx),
+        rule: ACCOUNT,
+        cleared_by_success: false,
+    });
+    out
+}
+
+/// What to do with a counted attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Within the free allowance: check it.
+    Check,
+    /// A lock is on: refuse, the caller waits this many seconds.
+    Refuse { wait: i64 },
+    /// Past the allowance and the last lock has ended: check it only if the conditional claim
+    /// of that lock (which locks again until `until`) wins.
+    Claim { until: i64 },
+    /// Past the allowance with no lock recorded yet (the attempts of a burst raced ahead of the
+    /// failures that lock): refuse, and lock until `until` unless a lock appeared meanwhile.
+    LockAndRefuse { until: i64 },
+}
+
+/// The decision for the attempt of rank `rank` (1-based, counted in the window) given the lock
+/// the count saw.
+pub fn decide(rule: Rule, rank: u32, locked_until: Option<i64>, now: i64) -> Decision {
+    match locked_until {
+        Some(l) if l > now => Decision::Refuse { wait: l - now },
+        _ if rank <= rule.free => Decision::Check,
+        Some(_) => Decision::Claim {
+            until: now + delay_after(rule, rank).max(1),
+        },
+        None => Decision::LockAndRefuse {
+            until: now + delay_after(rule, rank).max(1),
+        },
+    }
 }
 
 /// Failures still counting at `now` (a window that has ended counts as none).
@@ -90,6 +153,44 @@ mod tests {
         for f in 0..10_000 {
             assert!(delay_after(ACCOUNT, f) <= 30);
         }
+    }
+
+    #[test]
+    fn a_burst_is_checked_only_up_to_the_free_allowance() {
+        // 50 attempts counted at once, before any failure locked.
+        let checked = (1..=50)
+            .filter(|r| decide(ACCOUNT_IP, *r, None, 100) == Decision::Check)
+            .count();
+        assert_eq!(checked, ACCOUNT_IP.free as usize);
+        assert_eq!(
+            decide(ACCOUNT_IP, 6, None, 100),
+            Decision::LockAndRefuse { until: 102 }
+        );
+        // A lock on refuses whatever the rank.
+        assert_eq!(
+            decide(ACCOUNT_IP, 1, Some(130), 100),
+            Decision::Refuse { wait: 30 }
+        );
+        // After an ended lock, the next attempt must win the claim, which locks again.
+        assert_eq!(
+            decide(ACCOUNT_IP, 7, Some(100), 100),
+            Decision::Claim { until: 104 }
+        );
+        assert_eq!(
+            decide(ACCOUNT, 500, Some(90), 100),
+            Decision::Claim { until: 130 }
+        );
+    }
+
+    #[test]
+    fn counters_are_most_specific_first() {
+        let c = counters_for("bidx", Some("iph"));
+        assert_eq!(
+            c.iter().map(|c| c.rule.free).collect::<Vec<_>>(),
+            [ACCOUNT_IP.free, IP.free, ACCOUNT.free]
+        );
+        assert!(c[0].cleared_by_success && !c[1].cleared_by_success);
+        assert_eq!(counters_for("bidx", None).len(), 1);
     }
 
     #[test]

@@ -25,7 +25,6 @@ use serde::de::DeserializeOwned;
 use shared::auth::caller::{authenticate, Caller};
 use shared::auth::jwt::SigningKeys;
 use shared::auth::permissions::Permission;
-use shared::auth::session::require_live;
 use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::dsar::job::JobDispatcher;
@@ -202,8 +201,8 @@ async fn dispatch<M: Mailer, D: JobDispatcher>(
             caller.require(p)?;
             tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
             if *req.method() != Method::GET {
-                let session = app.accounts.session(&caller.session_id).await?;
-                require_live(session.as_ref(), &caller, now)?;
+                // Live, and opened under the user's current credential epoch.
+                app.accounts.require_live_for_write(&caller, now).await?;
             }
             Some(caller)
         }

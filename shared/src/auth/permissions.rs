@@ -23,8 +23,11 @@
 //! | PrivacyRequestsRead     |   ✓   |   ✓   |        |        |         |
 //! | PrivacyRequestsDecide   |   ✓   |   ✓   |        |        |         |
 //!
-//! Assigning roles ([`can_assign`]): an owner may give any role but owner (ownership transfer is
-//! not offered); an admin may give member, viewer or billing; nobody else may assign roles.
+//! Assigning roles ([`can_assign`]) is derived from this table, not listed: a role that may invite
+//! may give exactly the roles whose permissions are a strict subset of its own. So an owner gives
+//! admin, member, viewer and billing (never owner: ownership transfer is not offered); an admin
+//! gives member and viewer but not billing, which holds `BillingManage`; nobody else gives roles.
+//! Escalation is impossible by construction, whatever the table becomes.
 
 use serde::{Deserialize, Serialize};
 
@@ -126,13 +129,27 @@ pub const fn allows(role: Role, p: Permission) -> bool {
     }
 }
 
-/// Whether `actor` may give `target_role` to a team member (invite or role change).
-pub const fn can_assign(actor: Role, target_role: Role) -> bool {
-    match actor {
-        Role::Owner => !matches!(target_role, Role::Owner),
-        Role::Admin => matches!(target_role, Role::Member | Role::Viewer | Role::Billing),
-        Role::Member | Role::Viewer | Role::Billing => false,
+/// Whether every permission of `lower` is one of `upper`'s and `upper` has one more.
+pub const fn strictly_below(lower: Role, upper: Role) -> bool {
+    let mut more = false;
+    let mut i = 0;
+    while i < Permission::ALL.len() {
+        let p = Permission::ALL[i];
+        match (allows(lower, p), allows(upper, p)) {
+            (true, false) => return false,
+            (false, true) => more = true,
+            _ => {}
+        }
+        i += 1;
     }
+    more
+}
+
+/// Whether `actor` may give `target_role` to a team member (invite or role change; also whether
+/// it may manage a member holding `target_role`): it must be a role that invites, and the target
+/// must hold strictly fewer permissions.
+pub const fn can_assign(actor: Role, target_role: Role) -> bool {
+    allows(actor, Permission::TeamInvite) && strictly_below(target_role, actor)
 }
 
 #[cfg(test)]
@@ -210,13 +227,40 @@ mod tests {
         }
     }
 
+    fn permissions_of(r: Role) -> HashSet<Permission> {
+        Permission::ALL
+            .into_iter()
+            .filter(|p| allows(r, *p))
+            .collect()
+    }
+
+    /// The whole role x role matrix: whoever can give a role holds every permission of it, so
+    /// no role can make a member more powerful than itself in any way.
+    #[test]
+    fn no_role_can_give_a_permission_it_lacks() {
+        for actor in Role::ALL {
+            for target in Role::ALL {
+                if can_assign(actor, target) {
+                    let missing: Vec<_> = permissions_of(target)
+                        .difference(&permissions_of(actor))
+                        .copied()
+                        .collect();
+                    assert!(
+                        missing.is_empty(),
+                        "{actor:?} can give {target:?}, which holds {missing:?} that {actor:?} lacks"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn assignment_rules() {
         use Role::*;
         // Rows: actor; columns: target owner, admin, member, viewer, billing.
         let expected = [
             (Owner, [false, true, true, true, true]),
-            (Admin, [false, false, true, true, true]),
+            (Admin, [false, false, true, true, false]),
             (Member, [false; 5]),
             (Viewer, [false; 5]),
             (Billing, [false; 5]),

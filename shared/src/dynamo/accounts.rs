@@ -61,6 +61,15 @@ pub enum Write {
     Delete(Key, Option<&'static str>),
 }
 
+/// A login attempt counted against one throttle counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// The attempt's rank in the window (1-based).
+    pub rank: u32,
+    /// The counter's lock as the count was taken (Unix seconds), if one was ever set.
+    pub locked_until: Option<i64>,
+}
+
 /// Throttle state of one key: failures in the current window and until when logins wait.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Throttle {
@@ -70,6 +79,14 @@ pub struct Throttle {
     /// Unix seconds when the failure window ends (DynamoDB's TTL deletes lazily, so readers
     /// ignore a count whose window has ended).
     pub window_ends: i64,
+}
+
+/// The user attribute listing the ids of the sessions the user opened.
+pub const LIVE_SESSIONS: &str = "live_sessions";
+
+/// The credential epoch of a user, session or token item (absent: 0).
+pub fn epoch_of(it: &Item) -> anyhow::Result<i64> {
+    Ok(get_n_opt(it, "cred_epoch")?.unwrap_or(0))
 }
 
 fn ts(it: &Item, name: &str) -> anyhow::Result<Option<OffsetDateTime>> {
@@ -159,6 +176,9 @@ pub fn user_item(u: &User) -> Item {
     if !u.mfa.recovery_hashes.is_empty() {
         put(&mut it, "recovery_hashes", str_list(&u.mfa.recovery_hashes));
     }
+    if let Some(at) = u.mfa.locked_at {
+        put(&mut it, "mfa_locked_at", timestamp(at));
+    }
     it
 }
 
@@ -198,6 +218,8 @@ fn user_from(it: &Item) -> anyhow::Result<User> {
                 .cloned(),
             last_step: get_n_opt(it, "totp_last_step")?,
             recovery_hashes: list_s(it, "recovery_hashes"),
+            locked_at: ts(it, "mfa_locked_at")?,
+            failures_window_ends: get_n_opt(it, "mfa_window_ends")?,
         },
         last_login,
     })
@@ -431,30 +453,348 @@ impl AccountStore {
         Ok(self.login_lookup(email_bidx, &[]).await?.0)
     }
 
-    /// Records a failed login against a throttle key: the count grows within a 15-minute
-    /// window, and `locked_until` is what the caller computed from it.
-    pub async fn record_failure(
+    /// Counts one login attempt against a throttle counter, before any expensive check: one
+    /// atomic `ADD`, so concurrent attempts each get their own rank and none is lost. Every
+    /// attempt counts, refused ones too; the window (`expires_at`) restarts with each.
+    pub async fn reserve_attempt(
         &self,
         key: &Key,
-        failures: u32,
+        now: OffsetDateTime,
+        window: time::Duration,
+    ) -> anyhow::Result<Reservation> {
+        let it = self
+            .update(
+                &self.tables.ops,
+                key,
+                "ADD failures :one SET expires_at = :exp",
+                None,
+                vec![(":one", n(1)), (":exp", epoch(now + window))],
+            )
+            .await?
+            .unwrap_or_default();
+        Ok(Reservation {
+            rank: get_n_opt(&it, "failures")?
+                .unwrap_or(0)
+                .clamp(0, u32::MAX as i64) as u32,
+            locked_until: get_n_opt(&it, "locked_until")?,
+        })
+    }
+
+    /// Takes an ended lock for one attempt past the free allowance, locking again until
+    /// `locked_until`. Of attempts racing for it exactly one wins (true).
+    pub async fn claim_ended_lock(
+        &self,
+        key: &Key,
+        now: OffsetDateTime,
         locked_until: i64,
+    ) -> anyhow::Result<bool> {
+        Ok(self
+            .update(
+                &self.tables.ops,
+                key,
+                "SET locked_until = :lu",
+                Some("attribute_exists(locked_until) AND locked_until <= :now"),
+                vec![(":lu", n(locked_until)), (":now", n(now.unix_timestamp()))],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// Raises a counter's lock to `locked_until` (never lowers it: a lock of a slow attempt
+    /// arriving late leaves a longer one in place).
+    pub async fn raise_lock(&self, key: &Key, locked_until: i64) -> anyhow::Result<()> {
+        self.update(
+            &self.tables.ops,
+            key,
+            "SET locked_until = :lu",
+            Some("attribute_exists(pk) AND (attribute_not_exists(locked_until) OR locked_until < :lu)"),
+            vec![(":lu", n(locked_until))],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Gives a counted attempt back (the password was right); `claimed`: the lock this attempt
+    /// took, lifted again unless another attempt changed it since.
+    pub async fn give_back_attempt(
+        &self,
+        key: &Key,
+        claimed: Option<i64>,
         now: OffsetDateTime,
     ) -> anyhow::Result<()> {
-        let mut it = item(key);
-        put(&mut it, "failures", n(failures));
-        put(&mut it, "locked_until", n(locked_until));
-        put(
-            &mut it,
-            "expires_at",
-            epoch(now + time::Duration::minutes(15)),
-        );
-        self.client
-            .put_item()
+        match claimed {
+            None => self.update(
+                &self.tables.ops,
+                key,
+                "ADD failures :minus",
+                Some("failures > :zero"),
+                vec![(":minus", n(-1)), (":zero", n(0))],
+            ),
+            Some(lu) => self.update(
+                &self.tables.ops,
+                key,
+                "ADD failures :minus SET locked_until = :now",
+                Some("failures > :zero AND locked_until = :lu"),
+                vec![
+                    (":minus", n(-1)),
+                    (":zero", n(0)),
+                    (":lu", n(lu)),
+                    (":now", n(now.unix_timestamp())),
+                ],
+            ),
+        }
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes a counter whose window has ended (DynamoDB's TTL deletes lazily). Conditional: a
+    /// concurrent attempt that already started a new window keeps it.
+    pub async fn reset_ended_window(&self, key: &Key, now: OffsetDateTime) -> anyhow::Result<()> {
+        let out = self
+            .client
+            .delete_item()
             .table_name(&self.tables.ops)
-            .set_item(Some(it))
+            .set_key(Some(key_item(key)))
+            .condition_expression("expires_at <= :now")
+            .expression_attribute_values(":now", n(now.unix_timestamp()))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = e.into_service_error();
+                if e.is_conditional_check_failed_exception() {
+                    Ok(())
+                } else {
+                    Err(anyhow::Error::new(e).context("DeleteItem throttle window"))
+                }
+            }
+        }
+    }
+
+    /// Reserves one second-factor try of a user before the code is checked: one atomic `ADD`,
+    /// refused (`None`) once `cap` tries of the window are taken or the account is locked. A
+    /// window that has ended is cleared first. The count restarts at a successful login.
+    pub async fn reserve_mfa_try(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        window_ends: Option<i64>,
+        now: OffsetDateTime,
+        cap: u32,
+        window: time::Duration,
+    ) -> anyhow::Result<Option<u32>> {
+        let key = keys::user(t, u);
+        if window_ends.is_some_and(|end| end <= now.unix_timestamp()) {
+            self.update(
+                &self.tables.tenants,
+                &key,
+                "REMOVE mfa_failures, mfa_window_ends",
+                Some("mfa_window_ends <= :now"),
+                vec![(":now", n(now.unix_timestamp()))],
+            )
+            .await?;
+        }
+        let out = self
+            .update(
+                &self.tables.tenants,
+                &key,
+                "ADD mfa_failures :one SET mfa_window_ends = if_not_exists(mfa_window_ends, :end)",
+                Some(
+                    "attribute_exists(pk) AND attribute_not_exists(mfa_locked_at) \
+                     AND (attribute_not_exists(mfa_failures) OR mfa_failures < :cap)",
+                ),
+                vec![
+                    (":one", n(1)),
+                    (":end", n((now + window).unix_timestamp())),
+                    (":cap", n(cap)),
+                ],
+            )
+            .await?;
+        out.map(|it| -> anyhow::Result<u32> {
+            Ok(get_n_opt(&it, "mfa_failures")?
+                .unwrap_or(0)
+                .clamp(0, u32::MAX as i64) as u32)
+        })
+        .transpose()
+    }
+
+    /// Locks a user's login until a password reset, if `cap` failed tries still stand (a
+    /// success since restarted the count). True for the one call that locked it (so the user
+    /// is told once).
+    pub async fn lock_mfa(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        now: OffsetDateTime,
+        cap: u32,
+    ) -> anyhow::Result<bool> {
+        Ok(self
+            .update(
+                &self.tables.tenants,
+                &keys::user(t, u),
+                "SET mfa_locked_at = :now",
+                Some(
+                    "attribute_exists(pk) AND attribute_not_exists(mfa_locked_at) \
+                     AND mfa_failures >= :cap",
+                ),
+                vec![(":now", timestamp(now)), (":cap", n(cap))],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// A user and their credential epoch (bumped by every change that must end sessions).
+    pub async fn user_with_epoch(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+    ) -> anyhow::Result<Option<(User, i64)>> {
+        self.get(&self.tables.tenants, &keys::user(t, u))
+            .await?
+            .map(|it| Ok((user_from(&it)?, epoch_of(&it)?)))
+            .transpose()
+    }
+
+    /// A session and the credential epoch it was opened under.
+    pub async fn session_with_epoch(
+        &self,
+        sid: &SessionId,
+    ) -> anyhow::Result<Option<(Session, i64)>> {
+        self.get(&self.tables.tenants, &keys::session(sid))
+            .await?
+            .map(|it| Ok((session_from(&it)?, epoch_of(&it)?)))
+            .transpose()
+    }
+
+    /// Whether a caller's session still allows writes: live, the caller's, and opened under the
+    /// user's current credential epoch (a reset, role change, ... since ends it even if ending
+    /// sessions missed it). One consistent `BatchGetItem` of the session and the user.
+    pub async fn require_live_for_write(
+        &self,
+        caller: &crate::auth::caller::Caller,
+        now: OffsetDateTime,
+    ) -> Result<(), crate::error::AppError> {
+        let session_key = keys::session(&caller.session_id);
+        let user_key = keys::user(&caller.tenant_id, &caller.user_id);
+        let mut req = HashMap::new();
+        req.insert(
+            self.tables.tenants.clone(),
+            KeysAndAttributes::builder()
+                .keys(key_item(&session_key))
+                .keys(key_item(&user_key))
+                .consistent_read(true)
+                .build()
+                .context("keys")?,
+        );
+        let out = self
+            .client
+            .batch_get_item()
+            .set_request_items(Some(req))
             .send()
             .await
-            .context("PutItem throttle")?;
+            .context("BatchGetItem session and user")?;
+        let items = out
+            .responses
+            .unwrap_or_default()
+            .remove(&self.tables.tenants)
+            .unwrap_or_default();
+        let find = |k: &Key| {
+            items.iter().find(|it| {
+                it.get("pk").and_then(|v| v.as_s().ok()) == Some(&k.pk)
+                    && it.get("sk").and_then(|v| v.as_s().ok()) == Some(&k.sk)
+            })
+        };
+        let session = find(&session_key).map(session_from).transpose()?;
+        crate::auth::session::require_live(session.as_ref(), caller, now)?;
+        let session_epoch = find(&session_key).map(epoch_of).transpose()?;
+        let user_epoch = find(&user_key).map(epoch_of).transpose()?;
+        match (session_epoch, user_epoch) {
+            (Some(s), Some(u)) if s == u => Ok(()),
+            _ => Err(crate::error::AppError::Unauthorized {
+                code: "session_ended",
+                message: "This session has ended; log in again.",
+            }),
+        }
+    }
+
+    /// The credential epoch a one-time token was issued under (0 if none was recorded).
+    pub async fn token_epoch(&self, secret_hash: &str) -> anyhow::Result<Option<i64>> {
+        self.get(&self.tables.tenants, &keys::one_time_token(secret_hash))
+            .await?
+            .map(|it| epoch_of(&it))
+            .transpose()
+    }
+
+    /// The ids of the sessions a user opened (kept on the user item by the login transaction,
+    /// read consistently: no index lag can hide one).
+    pub async fn live_session_ids(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+    ) -> anyhow::Result<Vec<SessionId>> {
+        let Some(it) = self.get(&self.tables.tenants, &keys::user(t, u)).await? else {
+            return Ok(vec![]);
+        };
+        Ok(it
+            .get(LIVE_SESSIONS)
+            .and_then(|v| v.as_ss().ok())
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|i| SessionId::parse(i).ok())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Drops ended sessions from the user's list (best effort; a stale id only costs a no-op
+    /// revocation later).
+    pub async fn forget_sessions(
+        &self,
+        t: &TenantId,
+        u: &UserId,
+        ids: &[SessionId],
+    ) -> anyhow::Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let set = AttributeValue::Ss(ids.iter().map(|i| i.to_string()).collect());
+        self.update(
+            &self.tables.tenants,
+            &keys::user(t, u),
+            "DELETE live_sessions :ids",
+            Some("attribute_exists(pk)"),
+            vec![(":ids", set)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Bumps a user's credential epoch, returning the new one (None: no such user).
+    pub async fn bump_epoch(&self, t: &TenantId, u: &UserId) -> anyhow::Result<Option<i64>> {
+        self.update(
+            &self.tables.tenants,
+            &keys::user(t, u),
+            "ADD cred_epoch :one",
+            Some("attribute_exists(pk)"),
+            vec![(":one", n(1))],
+        )
+        .await?
+        .map(|it| epoch_of(&it))
+        .transpose()
+    }
+
+    /// Moves a live session to the user's current epoch (the session that made the change
+    /// continues).
+    pub async fn adopt_epoch(&self, sid: &SessionId, epoch: i64) -> anyhow::Result<()> {
+        self.update(
+            &self.tables.tenants,
+            &keys::session(sid),
+            "SET cred_epoch = :e",
+            Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),
+            vec![(":e", n(epoch))],
+        )
+        .await?;
         Ok(())
     }
 

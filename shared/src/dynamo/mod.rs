@@ -12,8 +12,8 @@ mod leads;
 pub mod legal_holds;
 
 pub use accounts::{
-    login_item, session_item, tenant_item, token_item, user_item, AccountStore, AccountTables,
-    StoreError, Throttle, Write,
+    epoch_of, login_item, session_item, tenant_item, token_item, user_item, AccountStore,
+    AccountTables, Reservation, StoreError, Throttle, Write,
 };
 pub use attrs::{
     epoch, get_item, key_item, n, s, str_list, timestamp, unless_condition_failed, Item,

@@ -295,10 +295,18 @@ pub async fn password_reset<M: Mailer>(
         invited_by: None,
         expires_at: ctx.now + Duration::minutes(app.settings.password_reset_minutes),
     };
+    // The link carries the credential epoch it was issued under: a reset or a password change
+    // (which bump it) kills every other outstanding link.
+    let epoch = match app.store.user_with_epoch(&tenant, &user_id).await? {
+        Some((_, epoch)) => epoch,
+        None => return Ok(answer),
+    };
+    let mut item = token_item(&token);
+    item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
     app.store
         .transact(vec![(
             app.store.tables().tenants.as_str(),
-            Write::Put(token_item(&token), None),
+            Write::Put(item, None),
         )])
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
@@ -346,6 +354,11 @@ pub async fn password_reset_confirm<M: Mailer>(
     ) {
         return Err(AppError::invalid_fields(errors));
     }
+    let token_epoch = app
+        .store
+        .token_epoch(&token.secret_hash)
+        .await?
+        .ok_or_else(invalid_token)?;
     let hash = password::hash_password(&body.new_password)?;
     let mut e = app.event("password_reset", ctx);
     e.tenant_id = Some(user.tenant_id.clone());
@@ -358,12 +371,24 @@ pub async fn password_reset_confirm<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
-                    // Receiving the link proves the address, too.
-                    update: "SET password_hash = :h, email_verified = :t".into(),
-                    condition: Some("attribute_exists(pk)".into()),
+                    // Receiving the link proves the address, too; and it unlocks a login locked
+                    // by failed second factors.
+                    update: "SET password_hash = :h, email_verified = :t \
+                             REMOVE mfa_locked_at, mfa_failures, mfa_window_ends \
+                             ADD cred_epoch :one"
+                        .into(),
+                    // Issued under the current credentials: an older link died with the last
+                    // reset or password change.
+                    condition: Some(
+                        "attribute_exists(pk) AND (attribute_not_exists(cred_epoch) \
+                         OR cred_epoch = :tep)"
+                            .into(),
+                    ),
                     values: vec![
                         (":h".into(), s(hash)),
                         (":t".into(), AttributeValue::Bool(true)),
+                        (":one".into(), shared::dynamo::n(1)),
+                        (":tep".into(), shared::dynamo::n(token_epoch)),
                     ],
                     names: vec![],
                 },
@@ -378,7 +403,8 @@ pub async fn password_reset_confirm<M: Mailer>(
             StoreError::Condition => invalid_token(),
             StoreError::Other(e) => AppError::Internal(e),
         })?;
-    app.end_sessions_of(&user.user_id, None, ctx.now).await?;
+    app.end_sessions_of(&user.tenant_id, &user.user_id, None, vec![], ctx.now)
+        .await?;
     notify_password_changed(app, ctx, &user).await;
     Ok(ok(json!({ "status": "password_reset" })))
 }
@@ -563,9 +589,12 @@ pub async fn change_password<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
-                    update: "SET password_hash = :h".into(),
+                    update: "SET password_hash = :h ADD cred_epoch :one".into(),
                     condition: Some("attribute_exists(pk)".into()),
-                    values: vec![(":h".into(), s(hash))],
+                    values: vec![
+                        (":h".into(), s(hash)),
+                        (":one".into(), shared::dynamo::n(1)),
+                    ],
                     names: vec![],
                 },
             ),
@@ -577,7 +606,7 @@ pub async fn change_password<M: Mailer>(
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
     let caller = ctx.caller()?;
-    app.end_sessions_of(&user.user_id, Some(&caller.session_id), ctx.now)
+    app.continue_after_epoch_bump(&user, &caller.session_id, ctx.now)
         .await?;
     notify_password_changed(app, ctx, &user).await;
     Ok(ok(json!({ "status": "password_changed" })))

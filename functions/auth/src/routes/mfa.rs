@@ -85,9 +85,10 @@ pub async fn confirm<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
-                    update: "SET mfa_enabled = :t, totp_secret = :s, totp_last_step = :step, recovery_hashes = :rh REMOVE totp_pending_secret".into(),
+                    update: "SET mfa_enabled = :t, totp_secret = :s, totp_last_step = :step, recovery_hashes = :rh REMOVE totp_pending_secret ADD cred_epoch :one".into(),
                     condition: Some("totp_pending_secret = :s".into()),
                     values: vec![
+                        (":one".into(), n(1)),
                         (":t".into(), AttributeValue::Bool(true)),
                         (":s".into(), s(&pending)),
                         (":step".into(), n(step)),
@@ -106,6 +107,9 @@ pub async fn confirm<M: Mailer>(
             },
             StoreError::Other(e) => AppError::Internal(e),
         })?;
+    let caller = ctx.caller()?;
+    app.continue_after_epoch_bump(&user, &caller.session_id, ctx.now)
+        .await?;
     Ok(ok(json!({
         "mfa_enabled": true,
         "recovery_codes": codes,
@@ -164,9 +168,9 @@ pub async fn disable<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
-                    update: "SET mfa_enabled = :f REMOVE totp_secret, totp_last_step, recovery_hashes, totp_pending_secret".into(),
+                    update: "SET mfa_enabled = :f REMOVE totp_secret, totp_last_step, recovery_hashes, totp_pending_secret ADD cred_epoch :one".into(),
                     condition: Some("attribute_exists(pk)".into()),
-                    values: vec![(":f".into(), AttributeValue::Bool(false))],
+                    values: vec![(":f".into(), AttributeValue::Bool(false)), (":one".into(), n(1))],
                     names: vec![],
                 },
             ),
@@ -174,5 +178,8 @@ pub async fn disable<M: Mailer>(
         ])
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+    let caller = ctx.caller()?;
+    app.continue_after_epoch_bump(&user, &caller.session_id, ctx.now)
+        .await?;
     Ok(ok(json!({ "mfa_enabled": false })))
 }

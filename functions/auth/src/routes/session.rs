@@ -92,19 +92,59 @@ impl<M: Mailer> App<M> {
         })
     }
 
-    /// Revokes every live session of a user but `keep`. Returns how many ended.
+    /// Revokes every live session of a user but `keep`, after a change that bumped the user's
+    /// credential epoch. Returns how many ended. The sessions are found from the list the login
+    /// transaction keeps on the user item (read consistently, so a session opened in a race
+    /// with the change is found) and from the index (sessions opened before that list existed);
+    /// `known`: ids read before the user item was deleted (removal).
     pub async fn end_sessions_of(
         &self,
+        tenant: &shared::domain::TenantId,
         user: &shared::domain::UserId,
         keep: Option<&SessionId>,
+        known: Vec<SessionId>,
         now: OffsetDateTime,
     ) -> Result<usize, AppError> {
-        let sessions = self.store.sessions_of(user).await?;
-        let ids = sessions
-            .into_iter()
-            .filter(|s| s.revoked_at.is_none() && Some(&s.session_id) != keep)
-            .map(|s| s.session_id);
-        Ok(self.store.revoke_sessions(ids, now).await?)
+        let mut ids = known;
+        ids.extend(self.store.live_session_ids(tenant, user).await?);
+        ids.extend(
+            self.store
+                .sessions_of(user)
+                .await?
+                .into_iter()
+                .filter(|s| s.revoked_at.is_none())
+                .map(|s| s.session_id),
+        );
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        ids.retain(|s| Some(s) != keep);
+        let ended = self.store.revoke_sessions(ids.clone(), now).await?;
+        if let Err(err) = self.store.forget_sessions(tenant, user, &ids).await {
+            tracing::warn!(error = %format!("{err:#}"), "ended sessions not forgotten");
+        }
+        Ok(ended)
+    }
+}
+
+impl<M: Mailer> App<M> {
+    /// After a change of the caller's own credentials that bumped the epoch (password change,
+    /// MFA on or off): every other session ends, the caller's continues under the new epoch.
+    pub async fn continue_after_epoch_bump(
+        &self,
+        user: &User,
+        current: &SessionId,
+        now: OffsetDateTime,
+    ) -> Result<(), AppError> {
+        if let Some((_, epoch)) = self
+            .store
+            .user_with_epoch(&user.tenant_id, &user.user_id)
+            .await?
+        {
+            self.store.adopt_epoch(current, epoch).await?;
+        }
+        self.end_sessions_of(&user.tenant_id, &user.user_id, Some(current), vec![], now)
+            .await?;
+        Ok(())
     }
 }
 
@@ -132,49 +172,53 @@ pub async fn login<M: Mailer>(
     };
     let email_bidx = app.keys.email(&email);
     let ip_hash = app.ip_hash(ctx);
-    let (throttle_keys, rules) = throttle::keys_for(&email_bidx, ip_hash.as_deref());
-    let (account, throttles) = app.store.login_lookup(&email_bidx, &throttle_keys).await?;
+    let counters = throttle::counters_for(&email_bidx, ip_hash.as_deref());
+    let counter_keys: Vec<_> = counters.iter().map(|c| c.key.clone()).collect();
+    let (account, throttles) = app.store.login_lookup(&email_bidx, &counter_keys).await?;
     let now = ctx.now.unix_timestamp();
 
-    if let Some(wait) = throttles
-        .iter()
-        .filter_map(|t| throttle::wait(t, now))
-        .max()
-    {
-        let mut e = app.event("login_throttled", ctx);
-        e.email_hash = Some(email_bidx.clone());
-        if let Some((t, u)) = &account {
-            e.tenant_id = Some(t.clone());
-            e.user_id = Some(u.clone());
+    // The attempt is counted (and maybe refused) before the password is checked.
+    let reserved = match reserve(app, ctx, &counters, &throttles).await? {
+        Ok(r) => r,
+        Err(wait) => {
+            let mut e = app.event("login_throttled", ctx);
+            e.email_hash = Some(email_bidx.clone());
+            if let Some((t, u)) = &account {
+                e.tenant_id = Some(t.clone());
+                e.user_id = Some(u.clone());
+            }
+            app.log_event(e).await;
+            return Err(AppError::RateLimited {
+                retry_after_secs: wait.max(1) as u64,
+            });
         }
-        app.log_event(e).await;
-        return Err(AppError::RateLimited {
-            retry_after_secs: wait.max(1) as u64,
-        });
-    }
+    };
 
     let user = match &account {
-        Some((t, u)) => app.store.user(t, u).await?,
+        Some((t, u)) => app.store.user_with_epoch(t, u).await?,
         None => None,
     };
-    let Some(mut user) = user else {
+    let Some((mut user, epoch)) = user else {
         // Same work, same answer as a wrong password: no account enumeration.
         password::verify_against_dummy(&body.password);
-        record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+        record_failure(app, ctx, &reserved).await?;
         let mut e = app.event("login_failed", ctx);
         e.email_hash = Some(email_bidx);
         app.log_event(e).await;
         return Err(invalid_credentials());
     };
     if !password::verify_password(&body.password, &user.password_hash) {
-        record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+        record_failure(app, ctx, &reserved).await?;
         let mut e = app.event("login_failed", ctx);
         e.tenant_id = Some(user.tenant_id.clone());
         e.user_id = Some(user.user_id.clone());
         app.log_event(e).await;
         return Err(invalid_credentials());
     }
+    // The password is right: whatever follows, this was not a guess that failed.
+    let password_ok = |full_success: bool| give_back(app, ctx, &reserved, full_success);
     if !user.email_verified {
+        password_ok(false).await;
         return Err(AppError::Forbidden {
             code: "email_not_verified",
             message: "Confirm your email address first: follow the link we emailed you.",
@@ -183,11 +227,33 @@ pub async fn login<M: Mailer>(
 
     let mut mfa_update = None;
     if user.mfa.enabled {
+        if user.mfa.locked_at.is_some() {
+            password_ok(false).await;
+            return Err(mfa_locked());
+        }
         let Some(code) = body.totp_code.as_deref().filter(|c| !c.trim().is_empty()) else {
+            password_ok(false).await;
             return Err(AppError::Unauthorized {
                 code: "mfa_required",
                 message: "Enter the code from your authenticator app (or a recovery code).",
             });
+        };
+        // The try is counted before the code is checked: N codes sent at once are N tries, and
+        // past the cap none is checked.
+        let Some(try_rank) = app
+            .store
+            .reserve_mfa_try(
+                &user.tenant_id,
+                &user.user_id,
+                user.mfa.failures_window_ends,
+                ctx.now,
+                throttle::MFA_FAILURE_CAP,
+                Duration::seconds(throttle::MFA_WINDOW_SECS),
+            )
+            .await?
+        else {
+            password_ok(false).await;
+            return Err(mfa_locked());
         };
         let secret = user
             .mfa
@@ -199,18 +265,22 @@ pub async fn login<M: Mailer>(
             user.mfa.last_step = Some(step);
             mfa_update = Some(MfaUpdate::Step(step));
         } else if let Some(i) = recovery::find(code, &user.mfa.recovery_hashes) {
+            let before = user.mfa.recovery_hashes.clone();
             user.mfa.recovery_hashes.remove(i);
-            mfa_update = Some(MfaUpdate::Recovery(user.mfa.recovery_hashes.clone()));
+            mfa_update = Some(MfaUpdate::Recovery {
+                before,
+                after: user.mfa.recovery_hashes.clone(),
+            });
         } else {
-            record_failure(app, ctx, &throttle_keys, &rules, &throttles).await?;
+            record_failure(app, ctx, &reserved).await?;
             let mut e = app.event("login_failed_mfa", ctx);
             e.tenant_id = Some(user.tenant_id.clone());
             e.user_id = Some(user.user_id.clone());
             app.log_event(e).await;
-            return Err(AppError::Unauthorized {
-                code: "invalid_mfa_code",
-                message: "The code is not valid.",
-            });
+            if try_rank >= throttle::MFA_FAILURE_CAP {
+                lock_after_failed_second_factors(app, ctx, &user).await?;
+            }
+            return Err(invalid_mfa_code());
         }
     }
 
@@ -240,28 +310,52 @@ pub async fn login<M: Mailer>(
             update.push_str(", totp_last_step = :step");
             values.push((":step".into(), shared::dynamo::n(*step)));
         }
-        Some(MfaUpdate::Recovery(hashes)) => {
+        Some(MfaUpdate::Recovery { before, after }) => {
             update.push_str(", recovery_hashes = :rh");
-            values.push((":rh".into(), str_list(hashes)));
+            values.push((":rh".into(), str_list(after)));
+            values.push((":rh_before".into(), str_list(before)));
         }
         None => {}
+    }
+    if mfa_update.is_some() {
+        // A second factor passed: the count of failed ones starts again.
+        remove.extend(["mfa_failures", "mfa_window_ends"]);
     }
     if !remove.is_empty() {
         update.push_str(&format!(" REMOVE {}", remove.join(", ")));
     }
+    // The session joins the user's list in the same write, so a change that ends sessions
+    // finds it without an index.
+    update.push_str(" ADD live_sessions :sid");
+    values.push((
+        ":sid".into(),
+        shared::dynamo::AttributeValue::Ss(vec![session.session_id.to_string()]),
+    ));
+    values.push((":ep".into(), shared::dynamo::n(epoch)));
     let tables = app.store.tables().clone();
     let event_item = app.store.event_item(&event, &app.ids.new_id(ctx.now));
-    let condition = match &mfa_update {
+    let mfa_condition = match &mfa_update {
         // A TOTP code is accepted once: the step must still be newer than the stored one.
         Some(MfaUpdate::Step(_)) => {
-            Some("attribute_not_exists(totp_last_step) OR totp_last_step < :step".to_string())
+            "attribute_not_exists(totp_last_step) OR totp_last_step < :step"
         }
-        _ => Some("attribute_exists(pk)".to_string()),
+        // A recovery code is consumed once: the list must still hold it as it was read, so of
+        // logins racing with one code exactly one removes it.
+        Some(MfaUpdate::Recovery { .. }) => "recovery_hashes = :rh_before",
+        None => "attribute_exists(pk)",
     };
+    // The credentials checked are still the user's: a password reset (or any change that bumps
+    // the epoch) committed since the user was read makes this login fail instead of opening a
+    // session that would outlive it.
+    let condition = Some(format!(
+        "({mfa_condition}) AND (attribute_not_exists(cred_epoch) OR cred_epoch = :ep)"
+    ));
+    let mut session_it = session_item(&session);
+    session_it.insert("cred_epoch".into(), shared::dynamo::n(epoch));
     let mut writes = vec![
         (
             tables.tenants.as_str(),
-            Write::Put(session_item(&session), Some("attribute_not_exists(pk)")),
+            Write::Put(session_it, Some("attribute_not_exists(pk)")),
         ),
         (
             tables.tenants.as_str(),
@@ -275,18 +369,17 @@ pub async fn login<M: Mailer>(
         ),
         (tables.security_log.as_str(), Write::Put(event_item, None)),
     ];
-    if let Some(k) = throttle_keys.get(1) {
+    if let Some(c) = counters.iter().find(|c| c.cleared_by_success) {
         // This client proved it knows the password: its own counter for the account resets,
         // in the same round trip.
-        writes.push((tables.ops.as_str(), Write::Delete(k.clone(), None)));
+        writes.push((tables.ops.as_str(), Write::Delete(c.key.clone(), None)));
     }
     app.store.transact(writes).await.map_err(|e| match e {
-        StoreError::Condition => AppError::Unauthorized {
-            code: "invalid_mfa_code",
-            message: "The code is not valid.",
-        },
+        StoreError::Condition if mfa_update.is_some() => invalid_mfa_code(),
+        StoreError::Condition => invalid_credentials(),
         StoreError::Other(e) => AppError::Internal(e),
     })?;
+    password_ok(true).await;
 
     let seen_before = user
         .last_login
@@ -322,25 +415,144 @@ pub async fn login<M: Mailer>(
 
 enum MfaUpdate {
     Step(i64),
-    Recovery(Vec<String>),
+    Recovery {
+        before: Vec<String>,
+        after: Vec<String>,
+    },
 }
 
+fn invalid_mfa_code() -> AppError {
+    AppError::Unauthorized {
+        code: "invalid_mfa_code",
+        message: "The code is not valid.",
+    }
+}
+
+fn mfa_locked() -> AppError {
+    AppError::Forbidden {
+        code: "mfa_locked",
+        message: "Too many wrong codes: sign-in is locked. Reset your password to unlock it.",
+    }
+}
+
+/// The try that reached the cap failed: login is locked until a password reset. The user is
+/// emailed once, by the call that set the lock.
+async fn lock_after_failed_second_factors<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    user: &User,
+) -> Result<(), AppError> {
+    if !app
+        .store
+        .lock_mfa(
+            &user.tenant_id,
+            &user.user_id,
+            ctx.now,
+            throttle::MFA_FAILURE_CAP,
+        )
+        .await?
+    {
+        return Ok(());
+    }
+    let mut e = app.event("mfa_locked", ctx);
+    e.tenant_id = Some(user.tenant_id.clone());
+    e.user_id = Some(user.user_id.clone());
+    app.log_event(e).await;
+    let when = rfc3339(ctx.now);
+    let link = format!("{}/reset-password", app.app_base_url);
+    emails::send(
+        &app.mailer,
+        user.email.as_str(),
+        &emails::MFA_LOCKED,
+        &[("name", &user.name), ("when", &when), ("link", &link)],
+    )
+    .await;
+    Ok(())
+}
+
+/// An attempt counted and admitted by one counter; `claimed`: the lock it took to be checked.
+pub(crate) struct Counted<'a> {
+    counter: &'a throttle::Counter,
+    rank: u32,
+    claimed: Option<i64>,
+}
+
+/// Counts this attempt on every counter, most specific first, and decides. `Err(wait)`: refused
+/// (a lock is on, or the attempt raced past the free allowance), with the seconds to wait.
+async fn reserve<'a, M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    counters: &'a [throttle::Counter],
+    throttles: &[shared::dynamo::Throttle],
+) -> Result<Result<Vec<Counted<'a>>, i64>, AppError> {
+    use throttle::Decision;
+    let now = ctx.now.unix_timestamp();
+    let window = Duration::seconds(throttle::WINDOW_SECS);
+    let mut counted = Vec::with_capacity(counters.len());
+    for (c, t) in counters.iter().zip(throttles) {
+        if t.window_ends != 0 && t.window_ends <= now {
+            app.store.reset_ended_window(&c.key, ctx.now).await?;
+        }
+        let r = app.store.reserve_attempt(&c.key, ctx.now, window).await?;
+        let claimed = match throttle::decide(c.rule, r.rank, r.locked_until, now) {
+            Decision::Check => None,
+            Decision::Refuse { wait } => return Ok(Err(wait)),
+            Decision::Claim { until } => {
+                if !app.store.claim_ended_lock(&c.key, ctx.now, until).await? {
+                    return Ok(Err(until - now));
+                }
+                Some(until)
+            }
+            Decision::LockAndRefuse { until } => {
+                app.store.raise_lock(&c.key, until).await?;
+                return Ok(Err(until - now));
+            }
+        };
+        counted.push(Counted {
+            counter: c,
+            rank: r.rank,
+            claimed,
+        });
+    }
+    Ok(Ok(counted))
+}
+
+/// A checked attempt failed: each counter locks for the wait its rank earns.
 async fn record_failure<M: Mailer>(
     app: &App<M>,
     ctx: &Ctx,
-    keys: &[shared::keys::Key],
-    rules: &[throttle::Rule],
-    throttles: &[shared::dynamo::Throttle],
+    counted: &[Counted<'_>],
 ) -> Result<(), AppError> {
     let now = ctx.now.unix_timestamp();
-    for ((k, rule), t) in keys.iter().zip(rules).zip(throttles) {
-        let failures = throttle::live_failures(t, now) + 1;
-        let locked_until = now + throttle::delay_after(*rule, failures);
-        app.store
-            .record_failure(k, failures, locked_until, ctx.now)
-            .await?;
+    for c in counted {
+        let delay = throttle::delay_after(c.counter.rule, c.rank);
+        if delay > 0 {
+            app.store.raise_lock(&c.counter.key, now + delay).await?;
+        }
     }
     Ok(())
+}
+
+/// The password was right: the counts are given back (the counter a full success clears is
+/// deleted with the login instead). Best effort: a count kept only errs on the safe side.
+async fn give_back<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    counted: &[Counted<'_>],
+    full_success: bool,
+) {
+    for c in counted {
+        if full_success && c.counter.cleared_by_success {
+            continue;
+        }
+        if let Err(err) = app
+            .store
+            .give_back_attempt(&c.counter.key, c.claimed, ctx.now)
+            .await
+        {
+            tracing::warn!(error = %format!("{err:#}"), "login attempt not given back");
+        }
+    }
 }
 
 pub fn new_session<M: Mailer>(app: &App<M>, user: &User, ctx: &Ctx) -> (Session, String) {
@@ -381,7 +593,11 @@ pub async fn refresh<M: Mailer>(
     let body: RefreshBody = json_body(req)?;
     let (sid, secret) =
         tokens::parse_refresh_token(&body.refresh_token).ok_or_else(invalid_refresh)?;
-    let session = app.store.session(&sid).await?.ok_or_else(invalid_refresh)?;
+    let (session, session_epoch) = app
+        .store
+        .session_with_epoch(&sid)
+        .await?
+        .ok_or_else(invalid_refresh)?;
     let presented = tokens::hash_secret(&secret);
 
     if !tokens::constant_time_eq(&presented, &session.refresh_hash) {
@@ -409,11 +625,19 @@ pub async fn refresh<M: Mailer>(
     if !session.is_live(ctx.now) {
         return Err(invalid_refresh());
     }
-    let user = app
+    let (user, user_epoch) = app
         .store
-        .user(&session.tenant_id, &session.user_id)
+        .user_with_epoch(&session.tenant_id, &session.user_id)
         .await?
         .ok_or_else(invalid_refresh)?;
+    if session_epoch != user_epoch {
+        // Opened under credentials that have changed since (a reset, a role change, ...): the
+        // session ends, whether or not the change found it.
+        app.store
+            .revoke_sessions([session.session_id.clone()], ctx.now)
+            .await?;
+        return Err(invalid_refresh());
+    }
 
     let new_secret = tokens::new_secret();
     let mut previous = session.previous_hashes.clone();
@@ -456,7 +680,12 @@ pub async fn logout<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
 
 pub async fn logout_all<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     let caller = ctx.caller()?;
-    let ended = app.end_sessions_of(&caller.user_id, None, ctx.now).await?;
+    app.store
+        .bump_epoch(&caller.tenant_id, &caller.user_id)
+        .await?;
+    let ended = app
+        .end_sessions_of(&caller.tenant_id, &caller.user_id, None, vec![], ctx.now)
+        .await?;
     let mut e = app.event("logout_all", ctx);
     e.detail = Some(format!("sessions={ended}"));
     app.log_event(e).await;

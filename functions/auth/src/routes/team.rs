@@ -7,7 +7,7 @@ use shared::accounts::{Mfa, OneTimeToken, TokenKind, User};
 use shared::auth::permissions::{can_assign, Role};
 use shared::auth::{password, tokens};
 use shared::clock::rfc3339;
-use shared::domain::{Email, UserId};
+use shared::domain::{Email, TenantStatus, UserId};
 use shared::dynamo::{login_item, s, token_item, user_item, StoreError, Write};
 use shared::error::{AppError, FieldErrors};
 use shared::keys;
@@ -55,22 +55,43 @@ pub async fn invite<M: Mailer>(
     if !can_assign(caller.role, role) {
         return Err(not_assignable());
     }
+    let tenant = app.store.tenant(&caller.tenant_id).await?;
+    if tenant
+        .as_ref()
+        .is_none_or(|t| t.status == TenantStatus::Closed)
+    {
+        return Err(tenant_closed());
+    }
     crate::seats::ensure_seat_free(app, &caller.tenant_id, ctx.now).await?;
+    let inviter = current_user(app, ctx).await?;
+    let business = tenant.map(|t| t.business_name).unwrap_or_default();
+    let expires_at = ctx.now + Duration::days(app.settings.invitation_days);
+    let answer = created(json!({
+        "status": "invited",
+        "role": role.as_str(),
+        "expires_at": rfc3339(expires_at),
+    }));
     if app
         .store
         .login_owner(&app.keys.email(&email))
         .await?
         .is_some()
     {
-        return Err(AppError::Conflict {
-            code: "email_has_account",
-            message: "This address already has an account on the platform.",
-        });
+        // The address has an account: answer exactly as for a new one (no account enumeration)
+        // and tell its holder instead; no token, so nothing can join them to this team.
+        let mut e = app.event("invitation_to_registered_address", ctx);
+        e.email_hash = Some(app.keys.email(&email));
+        app.log_event(e).await;
+        emails::send(
+            &app.mailer,
+            email.as_str(),
+            &emails::INVITATION_EXISTING,
+            &[("inviter", &inviter.name), ("business_name", &business)],
+        )
+        .await;
+        return Ok(answer);
     }
-    let inviter = current_user(app, ctx).await?;
-    let tenant = app.store.tenant(&caller.tenant_id).await?;
     let secret = tokens::new_secret();
-    let expires_at = ctx.now + Duration::days(app.settings.invitation_days);
     let token = OneTimeToken {
         secret_hash: tokens::hash_secret(&secret),
         kind: TokenKind::Invitation,
@@ -88,15 +109,18 @@ pub async fn invite<M: Mailer>(
     app.store
         .transact(vec![
             (t.tenants.as_str(), Write::Put(token_item(&token), None)),
+            (t.tenants.as_str(), tenant_still_open(&caller.tenant_id)),
             (
                 t.security_log.as_str(),
                 Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
             ),
         ])
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        .map_err(|e| match e {
+            StoreError::Condition => tenant_closed(),
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
     let link = app.link("/accept-invitation", &secret);
-    let business = tenant.map(|t| t.business_name).unwrap_or_default();
     emails::send(
         &app.mailer,
         email.as_str(),
@@ -109,11 +133,26 @@ pub async fn invite<M: Mailer>(
         ],
     )
     .await;
-    Ok(created(json!({
-        "status": "invited",
-        "role": role.as_str(),
-        "expires_at": rfc3339(expires_at),
-    })))
+    Ok(answer)
+}
+
+fn tenant_closed() -> AppError {
+    AppError::Conflict {
+        code: "tenant_closed",
+        message: "This account is closed: reactivate it to invite or add members.",
+    }
+}
+
+/// A write that changes nothing and fails unless the tenant is still open: in the transaction
+/// that sends or accepts an invitation, so a closure racing it wins.
+fn tenant_still_open(t: &shared::domain::TenantId) -> Write {
+    Write::Update {
+        key: keys::tenant(t),
+        update: "SET #st = #st".into(),
+        condition: Some("attribute_exists(pk) AND #st <> :closed".into()),
+        values: vec![(":closed".into(), s("closed"))],
+        names: vec![("#st".into(), "status".into())],
+    }
 }
 
 #[derive(Deserialize)]
@@ -140,6 +179,10 @@ pub async fn accept_invitation<M: Mailer>(
     let (Some(name), true) = (name, errors.is_empty()) else {
         return Err(AppError::invalid_fields(errors));
     };
+    let tenant = app.store.tenant(&token.tenant_id).await?;
+    if tenant.is_none_or(|t| t.status == TenantStatus::Closed) {
+        return Err(tenant_closed());
+    }
     let user = User {
         user_id: UserId::parse(&app.new_id("us")).map_err(|e| AppError::Internal(e.into()))?,
         tenant_id: token.tenant_id.clone(),
@@ -162,6 +205,7 @@ pub async fn accept_invitation<M: Mailer>(
     app.store
         .transact(vec![
             (t.tenants.as_str(), consume(&token)),
+            (t.tenants.as_str(), tenant_still_open(&token.tenant_id)),
             (
                 t.tenants.as_str(),
                 Write::Put(
@@ -274,9 +318,12 @@ pub async fn change_role<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
-                    update: "SET #r = :r".into(),
+                    update: "SET #r = :r ADD cred_epoch :one".into(),
                     condition: Some("attribute_exists(pk)".into()),
-                    values: vec![(":r".into(), s(role.as_str()))],
+                    values: vec![
+                        (":r".into(), s(role.as_str())),
+                        (":one".into(), shared::dynamo::n(1)),
+                    ],
                     names: vec![("#r".into(), "role".into())],
                 },
             ),
@@ -288,7 +335,8 @@ pub async fn change_role<M: Mailer>(
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
     // The old role must not survive in a live session: the member logs in again.
-    app.end_sessions_of(&user.user_id, None, ctx.now).await?;
+    app.end_sessions_of(&user.tenant_id, &user.user_id, None, vec![], ctx.now)
+        .await?;
     let mut updated = user;
     updated.role = role;
     Ok(ok(member_json(&updated)))
@@ -296,6 +344,11 @@ pub async fn change_role<M: Mailer>(
 
 pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     let user = target(app, ctx).await?;
+    // Read before the user item goes: the sessions to end.
+    let known = app
+        .store
+        .live_session_ids(&user.tenant_id, &user.user_id)
+        .await?;
     let mut e = app.event("member_removed", ctx);
     e.user_id = Some(user.user_id.clone());
     let t = app.store.tables().clone();
@@ -316,6 +369,7 @@ pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
         ])
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
-    app.end_sessions_of(&user.user_id, None, ctx.now).await?;
+    app.end_sessions_of(&user.tenant_id, &user.user_id, None, known, ctx.now)
+        .await?;
     Ok(no_content())
 }
