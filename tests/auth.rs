@@ -1752,7 +1752,7 @@ async fn fifty_concurrent_wrong_logins_from_one_address_cost_fifty_failures() {
             .await
         }
     });
-    let replies = futures::future::join_all(attempts).await;
+    let replies = join_all(attempts.collect()).await;
     let unauthorized = replies
         .iter()
         .filter(|r| (r.status, r.code()) == (401, "invalid_credentials"))
@@ -1833,7 +1833,7 @@ async fn concurrent_mfa_logins(app: &App, email: &str, codes: Vec<String>) -> Ve
             .await
         }
     });
-    futures::future::join_all(attempts).await
+    join_all(attempts.collect()).await
 }
 
 #[tokio::test]

@@ -89,32 +89,6 @@ async fn billing_items(w: &World, sk_prefix: &str) -> Vec<Item> {
     w.items_with_sk_prefix("BillingTable", sk_prefix).await
 }
 
-async fn join_all<F: std::future::Future>(fs: Vec<F>) -> Vec<F::Output> {
-    let mut pending: Vec<_> = fs.into_iter().map(|f| Some(Box::pin(f))).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (i, slot) in pending.iter_mut().enumerate() {
-            if let Some(f) = slot {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => {
-                        results[i] = Some(v);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    results.into_iter().map(|r| r.expect("completed")).collect()
-}
-
 fn token(app: &BillingApp, w: &World, tenant: &str, role: Role) -> String {
     let n = now(w);
     app.signing.issue(&AccessClaims {
