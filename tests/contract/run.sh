@@ -85,8 +85,7 @@ PY
     # Every request comes from 127.0.0.1, so the per-IP and per-form rate limits would answer
     # most of the run 429 (documented, but then little else is tested): raised for this run.
     # One instance per function: Schemathesis sends one request at a time (--workers 1), so more
-    # instances only add processes on a 2-core machine; a run with 4 saw one cargo-lambda router
-    # 500 (its own problem+json, before any function ran) on GET /v1/forms, not reproduced since.
+    # instances only add processes on a 2-core machine.
     LOCAL_CONCURRENCY=${LOCAL_CONCURRENCY:-1} \
         LOCAL_AWS_PORT=$aws_port LOCAL_WEB_PORT=$web_port LOCAL_API_PORT=$api_port \
         LOCAL_PARAMETERS="RateLimitPerIpPerMinute=1000000 RateLimitPerFormPerMinute=1000000 ${LOCAL_PARAMETERS:-}" \
