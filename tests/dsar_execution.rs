@@ -1391,3 +1391,185 @@ async fn emailed_links_go_through_the_download_route_expire_and_cannot_be_moved(
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains(bob) && !text.contains(ana));
 }
+
+/// Edits the lead's email the way `PATCH /v1/leads/{id}` does (the route moves in the edit's
+/// transaction; `leads-api` computes the move with `RouteMove::between` exactly like this).
+async fn change_lead_email(w: &World, lead: &str, from: &str, to: &str) {
+    use shared::clock::Clock;
+    use shared::domain::{Email, LeadId};
+    use shared::dynamo::{LeadsStore, LeadsTables};
+    use shared::leads::{AuditEntry, LeadEdit, RouteMove};
+    let store = LeadsStore::new(
+        w.clients.dynamo.clone(),
+        LeadsTables {
+            tenants: w.table("TenantsTable"),
+            leads: w.table("LeadsTable"),
+        },
+    );
+    let id = LeadId::parse(lead).unwrap();
+    let current = store.lead(&w.tenant, &id).await.unwrap().unwrap();
+    let to_email = Email::parse(to).unwrap();
+    let (before, after) = (
+        w.key.email(&Email::parse(from).unwrap()),
+        w.key.email(&to_email),
+    );
+    let now = w.clock.now();
+    let edit = LeadEdit {
+        tenant: w.tenant.clone(),
+        lead: id,
+        expected_version: current.version,
+        name: None,
+        company: None,
+        email: Some(Some((to_email, after.clone()))),
+        phone: None,
+        owner: None,
+        stage: None,
+        audit: AuditEntry {
+            entry_id: ulid::Ulid::new().to_string().to_lowercase(),
+            action: "lead.updated".into(),
+            fields: vec!["email".into()],
+            actor_user_id: None,
+            at: shared::clock::rfc3339(now),
+        },
+        at: now,
+        route_move: RouteMove::between((Some(&before), None), (Some(&after), None), |b| {
+            w.key.lead_id(&w.tenant, b)
+        }),
+    };
+    store.edit_lead(&edit).await.expect("email edit");
+}
+
+async fn access_records(f: &Fx, email: &str) -> Vec<Value> {
+    let j = job(tenant_scope(&f.w.tenant), JobKind::Access, email);
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let urls = links(&f.w, email);
+    let doc = download_json(&f.w, urls.last().expect("an export link")).await;
+    doc["records"].as_array().unwrap().clone()
+}
+
+fn messages(records: &[Value]) -> Vec<String> {
+    let mut m: Vec<String> = records
+        .iter()
+        .filter(|r| r["kind"] == "submission")
+        .map(|r| {
+            r["categories"]["crm_content"]["fields"]["value"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    m.sort();
+    m
+}
+
+/// Issue 12, "one person's data never reaches another": a lead's email is changed from Ana's to
+/// Bea's. Bea's submissions then go to that lead, Ana's next one to a lead of her own; each
+/// subject's access export holds exactly their own submissions (and the lead record only for
+/// the subject whose email it has now); each erasure removes exactly its subject's data.
+#[tokio::test]
+async fn after_an_email_edit_each_subject_gets_and_erases_exactly_their_own_data() {
+    let f = fx().await;
+    let w = &f.w;
+    let (ana, bea) = ("ana.moved@example.com", "bea.moved@example.com");
+    let lead = submit(
+        w,
+        "demo-contact",
+        body(ana, "Ana Moved", "ana before the edit"),
+    )
+    .await;
+    change_lead_email(w, &lead, ana, bea).await;
+
+    let beas = submit(
+        w,
+        "demo-contact",
+        body(bea, "Bea Moved", "bea after the edit"),
+    )
+    .await;
+    assert_eq!(
+        beas, lead,
+        "Bea's submission goes to the lead that now has her email"
+    );
+    let anas = submit(
+        w,
+        "demo-contact",
+        body(ana, "Ana Moved", "ana after the edit"),
+    )
+    .await;
+    assert_ne!(
+        anas, lead,
+        "Ana's later submission must not land in the lead that says Bea"
+    );
+
+    // Access: each subject's own submissions, wherever they are; the edited lead's record is
+    // Bea's (its email is hers), Ana's new lead's record is Ana's.
+    let for_ana = access_records(&f, ana).await;
+    assert_eq!(
+        messages(&for_ana),
+        ["ana after the edit", "ana before the edit"],
+        "{for_ana:#?}"
+    );
+    let ana_leads: Vec<&Value> = for_ana.iter().filter(|r| r["kind"] == "lead").collect();
+    assert_eq!(ana_leads.len(), 1);
+    assert_eq!(ana_leads[0]["record"]["lead_id"], json!(anas));
+    let text = serde_json::to_string(&for_ana).unwrap();
+    assert!(
+        !text.contains(bea) && !text.contains("bea after"),
+        "Bea's data reached Ana"
+    );
+
+    let for_bea = access_records(&f, bea).await;
+    assert_eq!(messages(&for_bea), ["bea after the edit"], "{for_bea:#?}");
+    let text = serde_json::to_string(&for_bea).unwrap();
+    assert!(
+        !text.contains("ana before") && !text.contains("ana after"),
+        "Ana's data reached Bea"
+    );
+    assert!(for_bea
+        .iter()
+        .any(|r| r["kind"] == "lead" && r["record"]["lead_id"] == json!(lead)));
+
+    // Erasure of Bea first: her submission and the lead's contact go; Ana's submission on that
+    // lead stays (it is Ana's), under a lead without Bea's contact details.
+    let erase = |email: &str| {
+        job(
+            tenant_scope(&w.tenant),
+            JobKind::Erasure {
+                suppress_phone: false,
+            },
+            email,
+        )
+    };
+    completed(f.worker.run(&erase(bea), &Unlimited).await.unwrap());
+    let text = everything(w)
+        .await
+        .iter()
+        .map(|(_, it)| item_text(it))
+        .collect::<String>();
+    assert!(
+        !text.contains(bea) && !text.contains("bea after"),
+        "Bea's data survived her erasure"
+    );
+    assert!(
+        text.contains("ana before the edit"),
+        "Bea's erasure removed Ana's submission"
+    );
+    assert!(text.contains("ana after the edit"));
+
+    // Ana's access still finds both of hers; then her erasure removes them, and the emptied lead.
+    assert_eq!(
+        messages(&access_records(&f, ana).await),
+        ["ana after the edit", "ana before the edit"]
+    );
+    completed(f.worker.run(&erase(ana), &Unlimited).await.unwrap());
+    let left: Vec<Item> = w
+        .scan("LeadsTable")
+        .await
+        .into_iter()
+        .filter(|it| {
+            let pk = s(it, "pk").unwrap_or_default();
+            pk.contains(&lead) || pk.contains(&anas) || pk.contains("#ROUTE#")
+        })
+        .collect();
+    assert!(left.is_empty(), "left after both erasures: {left:#?}");
+    assert_all_declared(w).await;
+}

@@ -25,6 +25,8 @@ pub struct MemoryState {
     pub leads: HashMap<(TenantId, LeadId), (NewLead, u32)>,
     pub submissions: BTreeMap<(TenantId, LeadId, String), NewSubmission>,
     pub suppressed: HashSet<(TenantId, String)>,
+    /// Route items: (tenant, address blind index) -> the lead the address leads to.
+    pub routes: HashMap<(TenantId, String), LeadId>,
     pub rates: HashMap<RateKey, RateCounts>,
     pub idempotency: HashMap<(TenantId, FormId, String), IdempotencyRecord>,
     /// Tenants' billing states (absent: the free tier).
@@ -67,6 +69,11 @@ impl MemoryStore {
     }
 }
 
+/// A stored lead's routing key (`crate::leads::routing`).
+fn routing_key(lead: &NewLead) -> Option<crate::leads::routing::RouteKey> {
+    crate::leads::routing::RouteKey::of(lead.email_bidx.as_deref(), lead.phone_bidx.as_deref())
+}
+
 impl IntakeStore for MemoryStore {
     async fn form_tenant(&self, form: &FormId) -> anyhow::Result<Option<TenantId>> {
         self.record("form_tenant");
@@ -91,6 +98,17 @@ impl IntakeStore for MemoryStore {
                 .lead_id
                 .as_ref()
                 .is_some_and(|id| st.leads.contains_key(&(l.tenant.clone(), id.clone()))),
+            lead_owned_by_key: match (&l.lead_id, &l.route_key) {
+                (Some(id), Some(k)) => st
+                    .leads
+                    .get(&(l.tenant.clone(), id.clone()))
+                    .is_some_and(|(lead, _)| routing_key(lead).as_ref() == Some(k)),
+                _ => false,
+            },
+            routed_lead: l
+                .route_key
+                .as_ref()
+                .and_then(|k| st.routes.get(&(l.tenant.clone(), k.bidx.clone())).cloned()),
             suppressed: l
                 .contact_bidx
                 .iter()
@@ -152,16 +170,33 @@ impl IntakeStore for MemoryStore {
                 LeadWrite::Create(_) if st.leads.contains_key(&lead_key) => {
                     return Err(CommitError::LeadAlreadyExists)
                 }
-                LeadWrite::Touch(_) if !st.leads.contains_key(&lead_key) => {
+                LeadWrite::Touch(_, key)
+                    if !st
+                        .leads
+                        .get(&lead_key)
+                        .is_some_and(|(lead, _)| routing_key(lead).as_ref() == Some(key)) =>
+                {
                     return Err(CommitError::LeadMissing)
+                }
+                LeadWrite::Create(NewLead {
+                    route: Some(key), ..
+                }) if st
+                    .routes
+                    .contains_key(&(w.tenant.clone(), key.bidx.clone())) =>
+                {
+                    return Err(CommitError::Rerouted)
                 }
                 _ => {}
             }
             match &record.lead {
                 LeadWrite::Create(new) => {
+                    if let Some(key) = &new.route {
+                        st.routes
+                            .insert((w.tenant.clone(), key.bidx.clone()), new.lead_id.clone());
+                    }
                     st.leads.insert(lead_key.clone(), (new.clone(), 1));
                 }
-                LeadWrite::Touch(_) => {
+                LeadWrite::Touch(..) => {
                     if let Some(entry) = st.leads.get_mut(&lead_key) {
                         entry.1 += 1;
                     }

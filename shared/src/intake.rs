@@ -20,6 +20,7 @@ use crate::domain::{
     ValidSubmission,
 };
 use crate::error::AppError;
+use crate::leads::routing::{self, RouteKey, Routed};
 use crate::ports::{
     CommitError, IdempotencyRecord, IntakeLookup, IntakeStore, IntakeWrite, LeadWrite, NewLead,
     NewSubmission, RateIncrement, SubmissionRecord, UsageIncrement,
@@ -145,6 +146,10 @@ pub struct Intake<S, C, I> {
 /// cancels a transaction that overlaps another on an item: those retry with jittered backoff.
 const MAX_ATTEMPTS: usize = 6;
 
+/// Reads of the lead's routing per submission: a second only when a concurrent write changed
+/// what the first saw (or the validated address differs from the body's probable one).
+const ROUTE_ROUNDS: usize = 3;
+
 impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
     pub fn new(store: S, clock: C, ids: I, key: BlindIndexKey, settings: IntakeSettings) -> Self {
         Self {
@@ -234,12 +239,13 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
         let tenant = self.tenant_of(&req.form_id).await?;
         tracing::Span::current().record("tenant_id", tenant.as_str());
 
-        let email_bidx = req.body.probable_email().map(|e| self.key.email(&e));
-        let phone_bidx = req.body.probable_phone().map(|p| self.key.phone(&p));
-        let probable_lead = email_bidx
-            .as_deref()
-            .or(phone_bidx.as_deref())
-            .map(|b| self.key.lead_id(&tenant, b));
+        // The address the lead is looked up by: first the body's probable contact (known before
+        // the form's rules validate it); if the validated contact differs, or the routing read
+        // is overtaken by a concurrent write, the round is read again.
+        let mut contact: (Option<String>, Option<String>) = (
+            req.body.probable_email().map(|e| self.key.email(&e)),
+            req.body.probable_phone().map(|p| self.key.phone(&p)),
+        );
         let idem_hash = req
             .idempotency_key
             .map(|k| self.key.idempotency_key(&tenant, k));
@@ -247,228 +253,294 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
         let ip_hash = req.source_ip.map(|ip| self.key.ip(ip));
         let month = usage_month(now);
 
-        let snapshot = self
-            .store
-            .load(&IntakeLookup {
-                tenant: tenant.clone(),
-                form_id: req.form_id.clone(),
-                lead_id: probable_lead.clone(),
-                contact_bidx: email_bidx
-                    .iter()
-                    .chain(phone_bidx.iter())
-                    .cloned()
-                    .collect(),
-                rate_window: window,
-                ip_hash: ip_hash.clone(),
-                idempotency_key_hash: idem_hash.clone(),
-                usage_month: month.clone(),
-            })
-            .await?;
+        let mut round = 0;
+        'round: loop {
+            round += 1;
+            let (email_bidx, phone_bidx) = contact.clone();
+            let route_key = RouteKey::of(email_bidx.as_deref(), phone_bidx.as_deref());
+            let probable_lead = route_key
+                .as_ref()
+                .map(|k| self.key.lead_id(&tenant, &k.bidx));
+            let snapshot = self
+                .store
+                .load(&IntakeLookup {
+                    tenant: tenant.clone(),
+                    form_id: req.form_id.clone(),
+                    lead_id: probable_lead.clone(),
+                    route_key: route_key.clone(),
+                    contact_bidx: email_bidx
+                        .iter()
+                        .chain(phone_bidx.iter())
+                        .cloned()
+                        .collect(),
+                    rate_window: window,
+                    ip_hash: ip_hash.clone(),
+                    idempotency_key_hash: idem_hash.clone(),
+                    usage_month: month.clone(),
+                })
+                .await?;
 
-        let Some(form) = snapshot.form else {
-            // The form was deleted since we cached its tenant.
-            self.cache().remove(&req.form_id);
-            return Err(AppError::NotFound("form_not_found"));
-        };
-        *form_out = Some((&form).into());
+            let Some(form) = snapshot.form else {
+                // The form was deleted since we cached its tenant.
+                self.cache().remove(&req.form_id);
+                return Err(AppError::NotFound("form_not_found"));
+            };
+            *form_out = Some((&form).into());
 
-        if let Some(origin) = req.origin {
-            if !form.allows_origin(origin) {
-                return Err(AppError::Forbidden {
-                    code: "origin_not_allowed",
-                    message: "This form does not accept submissions from this website.",
+            if let Some(origin) = req.origin {
+                if !form.allows_origin(origin) {
+                    return Err(AppError::Forbidden {
+                        code: "origin_not_allowed",
+                        message: "This form does not accept submissions from this website.",
+                    });
+                }
+            }
+            if !form.enabled {
+                return Err(form_disabled());
+            }
+            match snapshot.tenant.map(|t| t.status) {
+                Some(TenantStatus::Active) => {}
+                _ => {
+                    return Err(AppError::Forbidden {
+                        code: "tenant_inactive",
+                        message: "This form's account is not accepting submissions.",
+                    })
+                }
+            }
+
+            let body_hash = self.key.body(req.raw_body);
+            // DynamoDB's TTL deletes lazily, so an expired record is ignored here.
+            if let Some(record) = snapshot.idempotency.filter(|r| r.expires_at > now) {
+                return replay(record, &body_hash);
+            }
+
+            if req.body.is_honeypot_filled(&form.honeypot_field) {
+                // A bot: no write at all, not even a rate-limit count.
+                let lead = snapshot.routed_lead.clone().or(probable_lead);
+                return Ok(self.discarded(now, lead, DiscardReason::Honeypot));
+            }
+
+            let valid = req.body.validate(&form)?;
+
+            // Rate limits apply before anything else is decided, so that being over a limit (429)
+            // looks the same for a suppressed person as for anyone else.
+            let retry_after = (60 - now.unix_timestamp().rem_euclid(60)).max(1) as u64;
+            let limits = &self.settings;
+            if snapshot.rate_form_count >= limits.rate_limit_per_form_per_minute
+                || (ip_hash.is_some()
+                    && snapshot.rate_ip_count >= limits.rate_limit_per_ip_per_minute)
+            {
+                return Err(AppError::RateLimited {
+                    retry_after_secs: retry_after,
                 });
             }
-        }
-        if !form.enabled {
-            return Err(form_disabled());
-        }
-        match snapshot.tenant.map(|t| t.status) {
-            Some(TenantStatus::Active) => {}
-            _ => {
-                return Err(AppError::Forbidden {
-                    code: "tenant_inactive",
-                    message: "This form's account is not accepting submissions.",
-                })
+
+            // Entitlements, like the rate limit, before anything about the person is decided: a
+            // suppressed person's submission counts and is refused like anyone else's. The quota is
+            // enforced exactly by the commit's condition; this early answer only saves a write.
+            let quota = limits
+                .billing
+                .submission_quota(snapshot.billing.as_ref(), now)?;
+            if snapshot.usage_this_month >= quota {
+                return Err(entitlements::quota_exceeded());
             }
-        }
 
-        let body_hash = self.key.body(req.raw_body);
-        // DynamoDB's TTL deletes lazily, so an expired record is ignored here.
-        if let Some(record) = snapshot.idempotency.filter(|r| r.expires_at > now) {
-            return replay(record, &body_hash);
-        }
-
-        if req.body.is_honeypot_filled(&form.honeypot_field) {
-            // A bot: no write at all, not even a rate-limit count.
-            return Ok(self.discarded(now, probable_lead, DiscardReason::Honeypot));
-        }
-
-        let valid = req.body.validate(&form)?;
-
-        // Rate limits apply before anything else is decided, so that being over a limit (429)
-        // looks the same for a suppressed person as for anyone else.
-        let retry_after = (60 - now.unix_timestamp().rem_euclid(60)).max(1) as u64;
-        let limits = &self.settings;
-        if snapshot.rate_form_count >= limits.rate_limit_per_form_per_minute
-            || (ip_hash.is_some() && snapshot.rate_ip_count >= limits.rate_limit_per_ip_per_minute)
-        {
-            return Err(AppError::RateLimited {
-                retry_after_secs: retry_after,
-            });
-        }
-
-        // Entitlements, like the rate limit, before anything about the person is decided: a
-        // suppressed person's submission counts and is refused like anyone else's. The quota is
-        // enforced exactly by the commit's condition; this early answer only saves a write.
-        let quota = limits
-            .billing
-            .submission_quota(snapshot.billing.as_ref(), now)?;
-        if snapshot.usage_this_month >= quota {
-            return Err(entitlements::quota_exceeded());
-        }
-
-        // Recompute from the validated contact: the form's rules are the authority.
-        let email_bidx = valid.contact.email.as_ref().map(|e| self.key.email(e));
-        let phone_bidx = valid.contact.phone.as_ref().map(|p| self.key.phone(p));
-        let lead_id = match email_bidx.as_deref().or(phone_bidx.as_deref()) {
-            Some(b) => self.key.lead_id(&tenant, b),
-            // No contact to deduplicate on (a form without email or phone): a lead of its own.
-            None => LeadId::parse(&format!("ld-{}", self.ids.new_id(now)))
-                .map_err(|e| AppError::Internal(e.into()))?,
-        };
-        let submission_id = SubmissionId::parse(&format!("sb-{}", self.ids.new_id(now)))
-            .map_err(|e| AppError::Internal(e.into()))?;
-
-        let exists = snapshot.lead_exists && probable_lead.as_ref() == Some(&lead_id);
-        let record = if snapshot.suppressed {
-            // Erased on request: nothing of the person is stored; the answer is a normal one.
-            None
-        } else {
-            Some(SubmissionRecord {
-                lead: if exists {
-                    LeadWrite::Touch(lead_id.clone())
-                } else {
-                    LeadWrite::Create(NewLead {
-                        lead_id: lead_id.clone(),
-                        contact: valid.contact.clone(),
-                        email_bidx,
-                        phone_bidx,
-                        source_form: form.form_id.clone(),
-                        created_at: now,
-                    })
-                },
-                submission: self.new_submission(&form, &valid, submission_id.clone(), req, now),
-            })
-        };
-        let suppressed = record.is_none();
-        let mut write = IntakeWrite {
-            tenant: tenant.clone(),
-            form_id: form.form_id.clone(),
-            received_at: now,
-            record,
-            rate: RateIncrement {
-                window,
-                ip_hash,
-                per_ip_limit: limits.rate_limit_per_ip_per_minute,
-                per_form_limit: limits.rate_limit_per_form_per_minute,
-                expires_at: now + Duration::minutes(10),
-            },
-            usage: UsageIncrement {
-                month,
-                quota,
-                expires_at: usage_expires_at(now),
-            },
-            idempotency: idem_hash.map(|key_hash| IdempotencyRecord {
-                key_hash,
-                body_hash: body_hash.clone(),
-                lead_id: lead_id.clone(),
-                submission_id: submission_id.clone(),
-                expires_at: now + limits.idempotency_ttl,
-            }),
-        };
-
-        let mut new_lead = !exists;
-        for attempt in 1..=MAX_ATTEMPTS {
-            match self.store.commit(&write).await {
-                Ok(()) if suppressed => {
-                    return Ok(Outcome::Discarded {
-                        lead_id,
-                        submission_id,
-                        reason: DiscardReason::Suppressed,
-                    })
-                }
-                Ok(()) => {
-                    return Ok(Outcome::Accepted {
-                        lead_id,
-                        submission_id,
-                        new_lead,
-                    })
-                }
-                Err(CommitError::LeadAlreadyExists) => {
-                    // Another submission of the same person created the lead first.
-                    if let Some(r) = write.record.as_mut() {
-                        r.lead = LeadWrite::Touch(lead_id.clone());
+            // Recompute from the validated contact: the form's rules are the authority.
+            let email_bidx = valid.contact.email.as_ref().map(|e| self.key.email(e));
+            let phone_bidx = valid.contact.phone.as_ref().map(|p| self.key.phone(p));
+            if (email_bidx.clone(), phone_bidx.clone()) != contact && round < ROUTE_ROUNDS {
+                // The lookup was by another address than the validated one: read again by it.
+                contact = (email_bidx, phone_bidx);
+                continue 'round;
+            }
+            let key = RouteKey::of(email_bidx.as_deref(), phone_bidx.as_deref());
+            let new_id = || {
+                LeadId::parse(&format!("ld-{}", self.ids.new_id(now)))
+                    .map_err(|e| AppError::Internal(e.into()))
+            };
+            let (lead_id, routed) = match (&key, &probable_lead) {
+                (Some(k), Some(derived)) if route_key.as_ref() == Some(k) => {
+                    match routing::decide(
+                        snapshot.routed_lead.as_ref(),
+                        derived,
+                        snapshot.lead_exists,
+                        snapshot.lead_owned_by_key,
+                    ) {
+                        Routed::Existing(id) => (id, Routed::Existing(LeadId::clone(derived))),
+                        Routed::NewAtDerived => (derived.clone(), Routed::NewAtDerived),
+                        Routed::NewRouted => (new_id()?, Routed::NewRouted),
                     }
-                    new_lead = false;
                 }
-                Err(CommitError::LeadMissing) => {
-                    // The lead was erased between our read and our write: start a new one.
-                    let Some(r) = write.record.as_mut() else {
+                // No contact to deduplicate on (a form without email or phone): a lead of its own.
+                // (Or the read was by another address after every round: a new lead, routed.)
+                (Some(_), _) => (new_id()?, Routed::NewRouted),
+                (None, _) => (new_id()?, Routed::NewAtDerived),
+            };
+            let submission_id = SubmissionId::parse(&format!("sb-{}", self.ids.new_id(now)))
+                .map_err(|e| AppError::Internal(e.into()))?;
+
+            let mut new_lead = !matches!((&routed, &key), (Routed::Existing(_), Some(_)));
+            let record = if snapshot.suppressed {
+                // Erased on request: nothing of the person is stored; the answer is a normal one.
+                None
+            } else {
+                let mut submission =
+                    self.new_submission(&form, &valid, submission_id.clone(), req, now);
+                submission.email_bidx = email_bidx.clone();
+                submission.phone_bidx = phone_bidx.clone();
+                Some(SubmissionRecord {
+                    lead: match (&routed, &key) {
+                        (Routed::Existing(_), Some(k)) => {
+                            LeadWrite::Touch(lead_id.clone(), k.clone())
+                        }
+                        _ => LeadWrite::Create(NewLead {
+                            lead_id: lead_id.clone(),
+                            contact: valid.contact.clone(),
+                            email_bidx: email_bidx.clone(),
+                            phone_bidx: phone_bidx.clone(),
+                            source_form: form.form_id.clone(),
+                            created_at: now,
+                            route: match routed {
+                                Routed::NewRouted => key.clone(),
+                                _ => None,
+                            },
+                        }),
+                    },
+                    submission,
+                })
+            };
+            let suppressed = record.is_none();
+            let mut write = IntakeWrite {
+                tenant: tenant.clone(),
+                form_id: form.form_id.clone(),
+                received_at: now,
+                record,
+                rate: RateIncrement {
+                    window,
+                    ip_hash: ip_hash.clone(),
+                    per_ip_limit: limits.rate_limit_per_ip_per_minute,
+                    per_form_limit: limits.rate_limit_per_form_per_minute,
+                    expires_at: now + Duration::minutes(10),
+                },
+                usage: UsageIncrement {
+                    month: month.clone(),
+                    quota,
+                    expires_at: usage_expires_at(now),
+                },
+                idempotency: idem_hash.clone().map(|key_hash| IdempotencyRecord {
+                    key_hash,
+                    body_hash: body_hash.clone(),
+                    lead_id: lead_id.clone(),
+                    submission_id: submission_id.clone(),
+                    expires_at: now + limits.idempotency_ttl,
+                }),
+            };
+
+            // One switch between creating and attaching without a new read: the usual race (two
+            // first submissions of one person) costs one more transaction, not a read too.
+            let mut switched = false;
+            for attempt in 1..=MAX_ATTEMPTS {
+                match self.store.commit(&write).await {
+                    Ok(()) if suppressed => {
+                        return Ok(Outcome::Discarded {
+                            lead_id,
+                            submission_id,
+                            reason: DiscardReason::Suppressed,
+                        })
+                    }
+                    Ok(()) => {
+                        return Ok(Outcome::Accepted {
+                            lead_id,
+                            submission_id,
+                            new_lead,
+                        })
+                    }
+                    Err(CommitError::LeadAlreadyExists)
+                        if !switched && matches!(routed, Routed::NewAtDerived) && key.is_some() =>
+                    {
+                        // Another submission of the same address created the lead first.
+                        switched = true;
+                        new_lead = false;
+                        if let (Some(r), Some(k)) = (write.record.as_mut(), &key) {
+                            r.lead = LeadWrite::Touch(lead_id.clone(), k.clone());
+                        }
+                    }
+                    Err(CommitError::LeadMissing)
+                        if !switched && probable_lead.as_ref() == Some(&lead_id) =>
+                    {
+                        // The lead was erased between our read and our write: start a new one.
+                        switched = true;
+                        new_lead = true;
+                        if let Some(r) = write.record.as_mut() {
+                            r.lead = LeadWrite::Create(NewLead {
+                                lead_id: lead_id.clone(),
+                                contact: valid.contact.clone(),
+                                email_bidx: email_bidx.clone(),
+                                phone_bidx: phone_bidx.clone(),
+                                source_form: form.form_id.clone(),
+                                created_at: now,
+                                route: None,
+                            });
+                        }
+                    }
+                    // Another request created the lead, the lead was erased or moved to another
+                    // address, or the address gained a route, between our read and our write:
+                    // read again and decide again (bounded: a retry then answers 503).
+                    Err(
+                        CommitError::LeadAlreadyExists
+                        | CommitError::LeadMissing
+                        | CommitError::Rerouted,
+                    ) if round < ROUTE_ROUNDS => continue 'round,
+                    Err(
+                        CommitError::LeadAlreadyExists
+                        | CommitError::LeadMissing
+                        | CommitError::Rerouted,
+                    ) => {
                         return Err(AppError::Internal(anyhow::anyhow!(
-                            "lead condition failed on a write without a lead"
-                        )));
-                    };
-                    r.lead = LeadWrite::Create(NewLead {
-                        lead_id: lead_id.clone(),
-                        contact: valid.contact.clone(),
-                        email_bidx: valid.contact.email.as_ref().map(|e| self.key.email(e)),
-                        phone_bidx: valid.contact.phone.as_ref().map(|p| self.key.phone(p)),
-                        source_form: form.form_id.clone(),
-                        created_at: now,
-                    });
-                    new_lead = true;
+                            "the lead kept changing under {ROUTE_ROUNDS} reads"
+                        )))
+                    }
+                    Err(CommitError::RateLimited) => {
+                        return Err(AppError::RateLimited {
+                            retry_after_secs: retry_after,
+                        })
+                    }
+                    Err(CommitError::QuotaExceeded) => return Err(entitlements::quota_exceeded()),
+                    Err(CommitError::IdempotencyKeyTaken) => {
+                        let key_hash = write
+                            .idempotency
+                            .as_ref()
+                            .map(|r| r.key_hash.clone())
+                            .unwrap_or_default();
+                        let record = self
+                            .store
+                            .idempotency_record(&tenant, &req.form_id, &key_hash)
+                            .await?
+                            .ok_or_else(|| {
+                                AppError::Internal(anyhow::anyhow!(
+                                    "idempotency record vanished after a conflict"
+                                ))
+                            })?;
+                        return replay(record, &body_hash);
+                    }
+                    Err(CommitError::Conflict) if attempt < MAX_ATTEMPTS => {
+                        // Full jitter on an exponential base, so racing retries spread out.
+                        let cap = 10u64 << attempt.min(6);
+                        let wait = rand::random::<u64>() % cap + 5;
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    }
+                    Err(CommitError::Conflict) => {
+                        return Err(AppError::Internal(anyhow::anyhow!(
+                            "transaction conflicts persisted after {MAX_ATTEMPTS} attempts"
+                        )))
+                    }
+                    Err(CommitError::Store(e)) => return Err(AppError::Internal(e)),
                 }
-                Err(CommitError::RateLimited) => {
-                    return Err(AppError::RateLimited {
-                        retry_after_secs: retry_after,
-                    })
-                }
-                Err(CommitError::QuotaExceeded) => return Err(entitlements::quota_exceeded()),
-                Err(CommitError::IdempotencyKeyTaken) => {
-                    let key_hash = write
-                        .idempotency
-                        .as_ref()
-                        .map(|r| r.key_hash.clone())
-                        .unwrap_or_default();
-                    let record = self
-                        .store
-                        .idempotency_record(&tenant, &req.form_id, &key_hash)
-                        .await?
-                        .ok_or_else(|| {
-                            AppError::Internal(anyhow::anyhow!(
-                                "idempotency record vanished after a conflict"
-                            ))
-                        })?;
-                    return replay(record, &body_hash);
-                }
-                Err(CommitError::Conflict) if attempt < MAX_ATTEMPTS => {
-                    // Full jitter on an exponential base, so racing retries spread out.
-                    let cap = 10u64 << attempt.min(6);
-                    let wait = rand::random::<u64>() % cap + 5;
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                }
-                Err(CommitError::Conflict) => {
-                    return Err(AppError::Internal(anyhow::anyhow!(
-                        "transaction conflicts persisted after {MAX_ATTEMPTS} attempts"
-                    )))
-                }
-                Err(CommitError::Store(e)) => return Err(AppError::Internal(e)),
             }
+            return Err(AppError::Internal(anyhow::anyhow!(
+                "submission not committed after {MAX_ATTEMPTS} attempts"
+            )));
         }
-        Err(AppError::Internal(anyhow::anyhow!(
-            "submission not committed after {MAX_ATTEMPTS} attempts"
-        )))
     }
 
     fn new_submission(
@@ -511,6 +583,8 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             technical_expires_on: (now
                 + Duration::days(self.settings.technical_data_retention_days))
             .date(),
+            email_bidx: None,
+            phone_bidx: None,
         }
     }
 

@@ -39,6 +39,10 @@ fn key() -> BlindIndexKey {
     BlindIndexKey::new(vec![7; 32]).unwrap()
 }
 
+fn bidx_of(email: &str) -> String {
+    key().email(&Email::parse(email).unwrap())
+}
+
 /// The lead id a person with this email gets in the test tenant.
 fn lead_id_of(email: &str) -> LeadId {
     let k = key();
@@ -1192,10 +1196,11 @@ async fn a_lead_created_by_a_concurrent_request_is_attached_to() {
     let concurrent = NewLead {
         lead_id: lead.clone(),
         contact: ContactDetails::default(),
-        email_bidx: None,
+        email_bidx: Some(bidx_of("ana@example.com")),
         phone_bidx: None,
         source_form: form_id(),
         created_at: T0,
+        route: None,
     };
     h.intake.store().after_next_load(move |mem| {
         mem.lock()
@@ -1505,4 +1510,80 @@ async fn a_commit_refused_by_the_quota_condition_is_answered_402() {
     let r = h.submit(&Post::from("ana@example.com")).await;
     assert_eq!(payment_required(r), "quota_exceeded");
     assert_eq!(h.submission_count(), 0);
+}
+
+/// Edits the lead's address in the fake the way the workspace's edit does: the lead's routing
+/// key changes, the old address's route goes, the new address's route names the lead.
+fn move_lead_address(mem: &MemoryStore, lead: &LeadId, from: &str, to: &str) {
+    let mut st = mem.lock();
+    let entry = st.leads.get_mut(&(tenant(), lead.clone())).unwrap();
+    entry.0.email_bidx = Some(bidx_of(to));
+    st.routes.remove(&(tenant(), bidx_of(from)));
+    st.routes.insert((tenant(), bidx_of(to)), lead.clone());
+}
+
+#[tokio::test]
+async fn after_an_edit_moves_a_lead_to_another_address_each_address_reaches_only_its_own_lead() {
+    let h = Harness::new().await;
+    let (lead, _, _) = h.accept(&Post::from("ana@example.com")).await;
+    move_lead_address(h.mem(), &lead, "ana@example.com", "bea@example.com");
+
+    // Bea's submissions go to the lead that is now hers, by its route item.
+    let (beas, _, new_lead) = h.accept(&Post::from("bea@example.com")).await;
+    assert_eq!(beas, lead);
+    assert!(!new_lead);
+
+    // Ana's next submission must not land in Bea's lead (whose id Ana's address derives).
+    let (anas, _, new_lead) = h.accept(&Post::from("ana@example.com")).await;
+    assert_ne!(
+        anas, lead,
+        "Ana's submission reached the lead that now says Bea"
+    );
+    assert!(new_lead);
+    // ... and her later ones find her new lead by its route.
+    let (again, _, new_lead) = h.accept(&Post::from("ana@example.com")).await;
+    assert_eq!(again, anas);
+    assert!(!new_lead);
+    assert_eq!(h.lead_count(), 2);
+
+    // Every submission carries its own address's blind index.
+    let st = h.mem().lock();
+    for ((_, l, _), sub) in &st.submissions {
+        let expected = if *l == lead && sub.email_bidx == Some(bidx_of("ana@example.com")) {
+            // Ana's first submission, made before the edit, stays Ana's by its own index.
+            bidx_of("ana@example.com")
+        } else if *l == lead {
+            bidx_of("bea@example.com")
+        } else {
+            bidx_of("ana@example.com")
+        };
+        assert_eq!(sub.email_bidx.as_deref(), Some(expected.as_str()));
+    }
+}
+
+#[tokio::test]
+async fn an_edit_racing_a_submission_never_attaches_it_to_the_moved_lead() {
+    let h = racy().await;
+    let (lead, _, _) = h.accept(&Post::from("ana@example.com")).await;
+    // Between intake's read (which saw Ana's lead) and its write, the lead moves to Bea.
+    let moved = lead.clone();
+    h.intake.store().after_next_load(move |mem| {
+        move_lead_address(mem, &moved, "ana@example.com", "bea@example.com");
+    });
+
+    let (anas, _, new_lead) = h.accept(&Post::from("ana@example.com")).await;
+
+    assert_ne!(anas, lead, "the racing submission reached the moved lead");
+    assert!(new_lead);
+    let st = h.mem().lock();
+    let on_moved: Vec<_> = st
+        .submissions
+        .iter()
+        .filter(|((_, l, _), _)| *l == lead)
+        .collect();
+    assert_eq!(
+        on_moved.len(),
+        1,
+        "only the submission made before the edit"
+    );
 }

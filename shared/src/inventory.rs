@@ -967,6 +967,47 @@ pub const ATTRIBUTES: &[Attribute] = &[
         Structural,
         "retention index of the technical data",
     ),
+    a(
+        Table::Leads,
+        "SUB#",
+        "from_email_bidx",
+        Pseudonymous(CrmContent),
+        "blind index of the email the submission came from: whose it is, whatever the lead's email is now",
+    ),
+    a(
+        Table::Leads,
+        "SUB#",
+        "from_phone_bidx",
+        Pseudonymous(CrmContent),
+        "blind index of the phone the submission came from",
+    ),
+    // leads table: a lead's former email address, kept under the lead by the edit that changed
+    // it, so that address's subject still finds the submissions it made (by_email_bidx)
+    a(Table::Leads, "FORMER#", "pk", Structural, "key"),
+    a(Table::Leads, "FORMER#", "sk", Structural, "key"),
+    a(Table::Leads, "FORMER#", "tenant_id", Structural, "controller"),
+    a(Table::Leads, "FORMER#", "lead_id", Structural, "lead id"),
+    a(
+        Table::Leads,
+        "FORMER#",
+        "email_bidx",
+        Pseudonymous(CrmContent),
+        "blind index of the lead's former email",
+    ),
+    a(
+        Table::Leads,
+        "FORMER#",
+        "until",
+        Structural,
+        "when the lead's email was changed from it",
+    ),
+    // leads table: an address's route to its lead, when not the lead its blind index derives
+    // (crate::leads::routing); the pk holds the address's blind index
+    a(Table::Leads, "ROUTE", "pk", Pseudonymous(CrmContent), "key: the address's blind index"),
+    a(Table::Leads, "ROUTE", "sk", Structural, "key"),
+    a(Table::Leads, "ROUTE", "tenant_id", Structural, "controller"),
+    a(Table::Leads, "ROUTE", "lead_id", Structural, "the lead the address leads to"),
+    a(Table::Leads, "ROUTE", "updated_at", Structural, "timestamp"),
     // leads table: attachment record, under its lead (the object is in the attachments bucket)
     a(Table::Leads, "ATT#", "pk", Structural, "key"),
     a(Table::Leads, "ATT#", "sk", Structural, "key"),

@@ -99,6 +99,26 @@ pub fn lead(t: &TenantId, l: &LeadId) -> Key {
     Key::new(lead_pk(t, l), "LEAD")
 }
 
+/// Which lead an address leads to, when that is not the lead its blind index derives
+/// (`BlindIndexKey::lead_id`): written when an edit moves a lead to an address, or when an
+/// address whose derived lead moved away starts a new lead ([`crate::dynamo::routing`]).
+pub fn lead_route(t: &TenantId, contact_bidx: &str) -> Key {
+    Key::new(format!("TENANT#{t}#ROUTE#{contact_bidx}"), "ROUTE")
+}
+
+/// Sort-key prefix of a lead's former addresses.
+pub const FORMER_ADDRESS_PREFIX: &str = "FORMER#";
+
+/// A former email address of a lead (its blind index only), kept under the lead so that the
+/// submissions that address made stay findable by their subject (`by_email_bidx`) after the
+/// lead's email was changed.
+pub fn lead_former_address(t: &TenantId, l: &LeadId, email_bidx: &str) -> Key {
+    Key::new(
+        lead_pk(t, l),
+        &format!("{FORMER_ADDRESS_PREFIX}{email_bidx}"),
+    )
+}
+
 /// The `by_tenant` GSI partition of a tenant's leads (sort key: [`lead_created_sort`]).
 pub fn leads_of_tenant(t: &TenantId) -> String {
     format!("TENANT#{t}")

@@ -17,6 +17,7 @@ pub mod cursor;
 pub mod embed;
 pub mod forms;
 mod pipeline;
+pub mod routing;
 pub mod urls;
 
 pub use pipeline::{Pipeline, Stage, StageInput};
@@ -265,6 +266,36 @@ pub struct LeadEdit {
     pub stage: Option<StageChange>,
     pub audit: AuditEntry,
     pub at: OffsetDateTime,
+    /// Set when the edit changes the lead's routing key (`routing`): the route moves in the
+    /// edit's transaction.
+    pub route_move: Option<RouteMove>,
+}
+
+/// A lead's routing key changing from `old` to `new`; `derived_of_new` is the lead id the new
+/// address derives (checked not to be another lead of that address).
+#[derive(Debug, Clone)]
+pub struct RouteMove {
+    pub old: Option<routing::RouteKey>,
+    pub new: Option<routing::RouteKey>,
+    pub derived_of_new: Option<LeadId>,
+}
+
+impl RouteMove {
+    /// The move an edit makes, given the lead's contact indexes before and after it (`None`
+    /// when its routing key stays the same).
+    pub fn between(
+        before: (Option<&str>, Option<&str>),
+        after: (Option<&str>, Option<&str>),
+        derive: impl Fn(&str) -> LeadId,
+    ) -> Option<RouteMove> {
+        let old = routing::RouteKey::of(before.0, before.1);
+        let new = routing::RouteKey::of(after.0, after.1);
+        (old != new).then(|| RouteMove {
+            derived_of_new: new.as_ref().map(|k| derive(&k.bidx)),
+            old,
+            new,
+        })
+    }
 }
 
 impl LeadEdit {
@@ -301,6 +332,9 @@ pub enum EditError {
     VersionConflict,
     #[error("the note does not exist")]
     NoteNotFound,
+    /// The new email (or phone) already leads to another lead of the tenant.
+    #[error("another lead has this address")]
+    ContactInUse,
     #[error(transparent)]
     Store(#[from] anyhow::Error),
 }
@@ -317,6 +351,10 @@ impl From<EditError> for AppError {
                     "The lead changed since you read it; reload it and apply your change again.",
             },
             EditError::NoteNotFound => AppError::NotFound("note_not_found"),
+            EditError::ContactInUse => AppError::Conflict {
+                code: "contact_in_use",
+                message: "Another lead already has this email or phone; edit or delete that lead instead.",
+            },
             EditError::Store(e) => AppError::Internal(e),
         }
     }

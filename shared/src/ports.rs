@@ -12,14 +12,17 @@ use crate::domain::{
     ConsentRecord, ContactDetails, FormId, FormRecord, LeadId, SubmissionId, TechnicalData,
     TenantId, TenantRecord,
 };
+use crate::leads::routing::RouteKey;
 
 /// What lead intake reads before it decides, in one round trip.
 #[derive(Debug, Clone)]
 pub struct IntakeLookup {
     pub tenant: TenantId,
     pub form_id: FormId,
-    /// The lead the submission would attach to, when the contact is known.
+    /// The lead the submission's address derives, when the contact is known.
     pub lead_id: Option<LeadId>,
+    /// The address's routing key (`crate::leads::routing`): its route item is read too.
+    pub route_key: Option<RouteKey>,
     /// Blind indexes of the contact (email, phone) to check against the suppression list.
     pub contact_bidx: Vec<String>,
     pub rate_window: i64,
@@ -33,7 +36,12 @@ pub struct IntakeLookup {
 pub struct IntakeSnapshot {
     pub form: Option<FormRecord>,
     pub tenant: Option<TenantRecord>,
+    /// The derived lead exists...
     pub lead_exists: bool,
+    /// ...and its routing key is still the submission's address (it was not moved away).
+    pub lead_owned_by_key: bool,
+    /// The lead the address's route item names, if it has one.
+    pub routed_lead: Option<LeadId>,
     pub suppressed: bool,
     pub rate_form_count: u32,
     pub rate_ip_count: u32,
@@ -62,21 +70,25 @@ pub struct NewLead {
     pub phone_bidx: Option<String>,
     pub source_form: FormId,
     pub created_at: OffsetDateTime,
+    /// Also put the address's route item to this lead (conditioned on the address having
+    /// none): a lead whose id is not the one its address derives.
+    pub route: Option<RouteKey>,
 }
 
 #[derive(Debug, Clone)]
 pub enum LeadWrite {
     /// A new lead; fails with [`CommitError::LeadAlreadyExists`] if another request created it.
     Create(NewLead),
-    /// Attach to an existing lead; fails with [`CommitError::LeadMissing`] if it was deleted.
-    Touch(LeadId),
+    /// Attach to an existing lead, on the condition that its routing key is still this one;
+    /// fails with [`CommitError::LeadMissing`] if it was deleted or moved to another address.
+    Touch(LeadId, RouteKey),
 }
 
 impl LeadWrite {
     pub fn lead_id(&self) -> &LeadId {
         match self {
             LeadWrite::Create(l) => &l.lead_id,
-            LeadWrite::Touch(id) => id,
+            LeadWrite::Touch(id, _) => id,
         }
     }
 }
@@ -92,6 +104,10 @@ pub struct NewSubmission {
     pub technical: TechnicalData,
     /// The day the technical data is due for removal.
     pub technical_expires_on: Date,
+    /// The submission's own contact blind indexes: a data-subject request acts on the
+    /// submissions its subject made, whatever address the lead has now.
+    pub email_bidx: Option<String>,
+    pub phone_bidx: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -137,8 +153,11 @@ pub struct IntakeWrite {
 pub enum CommitError {
     #[error("the lead already exists")]
     LeadAlreadyExists,
-    #[error("the lead no longer exists")]
+    #[error("the lead no longer exists, or no longer has this address")]
     LeadMissing,
+    /// The address's route item appeared since the read: read again and decide again.
+    #[error("the address now leads to another lead")]
+    Rerouted,
     #[error("rate limit reached")]
     RateLimited,
     #[error("monthly submission quota reached")]

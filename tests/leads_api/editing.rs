@@ -260,3 +260,94 @@ async fn a_restricted_lead_is_read_only_until_the_restriction_is_lifted() {
         .await
         .unwrap());
 }
+
+/// Issue 12: a lead's id derives from its first email, but its email can be edited. After an
+/// edit from Ana's address to Bea's, Bea's submissions go to that lead and Ana's next one to a
+/// lead of her own (before, it landed in the lead that now says Bea). An edit to an address
+/// another lead already has is refused, not merged silently.
+#[tokio::test]
+async fn an_email_edit_moves_the_address_so_the_old_address_never_reaches_the_lead_again() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "route-owner").await;
+    let _ = tenant;
+    let form = create_form(&t, &owner, contact_form()).await;
+    let (ana, bea, cai) = (
+        "ana.route@example.com",
+        "bea.route@example.com",
+        "cai.route@example.com",
+    );
+    let lead = submit(&t, &form, json!({"email": ana, "message": "ana 1"})).await["lead_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/leads/{lead}");
+    let r = call(
+        &t,
+        &owner,
+        "PATCH",
+        &path,
+        Some(json!({"version": 1, "email": bea})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let again = submit(&t, &form, json!({"email": ana, "message": "ana 2"})).await;
+    assert_ne!(
+        again["lead_id"],
+        json!(lead),
+        "Ana's submission reached the lead whose email is now Bea's"
+    );
+    let beas = submit(&t, &form, json!({"email": bea, "message": "bea 1"})).await;
+    assert_eq!(
+        beas["lead_id"],
+        json!(lead),
+        "Bea's submission goes to her lead"
+    );
+    let anas_again = submit(&t, &form, json!({"email": ana, "message": "ana 3"})).await;
+    assert_eq!(
+        anas_again["lead_id"], again["lead_id"],
+        "Ana's new lead is found again"
+    );
+
+    let detail = get(&t, &owner, &path).await;
+    let messages: Vec<String> = detail.body["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            s["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        !messages.iter().any(|m| m == "ana 2" || m == "ana 3"),
+        "{messages:?}"
+    );
+
+    // Cai's lead cannot take Bea's address: it already leads to another lead.
+    let cais = submit(&t, &form, json!({"email": cai, "message": "cai 1"})).await["lead_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = call(
+        &t,
+        &owner,
+        "PATCH",
+        &format!("/v1/leads/{cais}"),
+        Some(json!({"version": 1, "email": bea})),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "contact_in_use"), "{}", r.body);
+    // ... nor Ana's, whose address leads to her new lead.
+    let r = call(
+        &t,
+        &owner,
+        "PATCH",
+        &format!("/v1/leads/{cais}"),
+        Some(json!({"version": 1, "email": ana})),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (409, "contact_in_use"), "{}", r.body);
+}

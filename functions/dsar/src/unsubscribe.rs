@@ -96,13 +96,19 @@ pub async fn withdraw<M: Mailer, D: JobDispatcher>(
                 if tenant_of_lead_pk(&pk).as_ref() != Some(tenant) {
                     continue;
                 }
-                if app.store.flag_lead_opt_out(&pk, ctx.now).await? {
+                // The lead is flagged only while its email is the subject's; the consents of
+                // the subject's own submissions are withdrawn wherever they are.
+                let owns = app
+                    .store
+                    .flag_lead_opt_out(&pk, &t.subject_bidx, ctx.now)
+                    .await?;
+                if owns {
                     flagged += 1;
-                    consents += app
-                        .store
-                        .withdraw_lead_consents(&pk, t.purpose, ctx.now)
-                        .await?;
                 }
+                consents += app
+                    .store
+                    .withdraw_lead_consents(&pk, &t.subject_bidx, owns, t.purpose, ctx.now)
+                    .await?;
             }
         }
     }

@@ -16,9 +16,10 @@ use std::collections::HashSet;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::domain::TenantId;
+use shared::domain::{LeadId, TenantId};
 use shared::error::{AppError, FieldErrors};
 use shared::keys;
+use shared::transfers::model::ImportTarget;
 use shared::transfers::store::BATCH_WRITE_MAX;
 use shared::transfers::{ImportId, ImportRecord, ImportReport, ImportedLead, LegalBasis};
 
@@ -242,17 +243,21 @@ pub async fn import_rows(
             email_bidx,
             phone_bidx,
             stage: row.stage,
+            route: None,
         });
     }
     drop(seen);
 
     for chunk in leads.chunks(BATCH_WRITE_MAX) {
-        let ids: Vec<_> = chunk.iter().map(|l| l.lead_id.clone()).collect();
+        let ids: Vec<_> = chunk
+            .iter()
+            .map(|l| (l.lead_id.clone(), l.route_key()))
+            .collect();
         let bidx: Vec<String> = chunk
             .iter()
             .flat_map(|l| l.email_bidx.iter().chain(l.phone_bidx.iter()).cloned())
             .collect();
-        let (existing, suppressed) = app.store.import_lookup(t, &ids, &bidx).await?;
+        let (targets, suppressed) = app.store.import_lookup(t, &ids, &bidx).await?;
         let mut new_leads = Vec::with_capacity(chunk.len());
         for lead in chunk {
             let is_suppressed = lead
@@ -262,19 +267,30 @@ pub async fn import_rows(
                 .any(|b| suppressed.contains(b));
             if is_suppressed {
                 report.suppressed += 1;
-            } else if let Some(found) = existing.get(&lead.lead_id) {
-                let now = app.clock.now();
-                if app
-                    .store
-                    .fill_blanks(t, lead, *found, &record.import_id, now)
-                    .await?
-                {
-                    report.updated += 1;
-                } else {
-                    report.duplicates += 1;
+                continue;
+            }
+            match targets.get(&lead.lead_id) {
+                Some(ImportTarget::Existing(id, found)) => {
+                    let now = app.clock.now();
+                    if app
+                        .store
+                        .fill_blanks(t, id, lead, *found, &record.import_id, now)
+                        .await?
+                    {
+                        report.updated += 1;
+                    } else {
+                        report.duplicates += 1;
+                    }
                 }
-            } else {
-                new_leads.push(lead.clone());
+                Some(ImportTarget::NewRouted) => {
+                    // The address's derived lead now has another address: a lead of its own.
+                    let now = app.clock.now();
+                    let mut l = lead.clone();
+                    l.lead_id = LeadId::parse(&format!("ld-{}", app.ids.new_id(now)))?;
+                    l.route = l.route_key();
+                    new_leads.push(l);
+                }
+                Some(ImportTarget::New) | None => new_leads.push(lead.clone()),
             }
         }
         app.store.put_imported_leads(t, record, &new_leads).await?;

@@ -6,9 +6,9 @@ use serde_json::{json, Map, Value};
 use super::export::{DocKind, Sink};
 use super::job::{DsarJob, JobDispatcher, JobKind, RequestProgress};
 use super::records::SubjectRecord;
-use super::subjects::str_attr;
+use super::subjects::{is_subjects, str_attr};
 use super::tokens::DownloadBucket;
-use super::worker::{StepResult, Worker};
+use super::worker::{StepResult, Subject, Worker};
 use crate::domain::{LeadId, TenantId};
 use crate::inventory::Table;
 use crate::keys;
@@ -22,6 +22,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
     pub(super) async fn export_lead(
         &self,
         job: &DsarJob,
+        subject: &Subject,
         t: &TenantId,
         lead: &LeadId,
         sink: &mut Sink,
@@ -29,11 +30,22 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
     ) -> anyhow::Result<()> {
         let table = self.store.tables().leads.clone();
         let pk = keys::lead_partition(t, lead);
+        // Whose the lead's own record is: the subject's whose email it has now. The export
+        // holds that record only for them, and each submission only for the address it came
+        // from (`is_subjects`).
+        let lead_item = self.store.get(&table, &keys::lead(t, lead)).await?;
+        let owner = lead_item
+            .as_ref()
+            .and_then(|it| str_attr(it, "email_bidx"))
+            .map(str::to_string);
         let mut start = None;
         loop {
             let (items, next) = self.store.partition_page(&table, &pk, start).await?;
             let records = classify_all(Table::Leads, &items)?;
             for (it, rec) in items.iter().zip(&records) {
+                if !is_subjects(&subject.bidx, owner.as_deref(), it) {
+                    continue;
+                }
                 if job.kind == JobKind::Access {
                     let mut v = rec.access_json();
                     if rec.kind == "attachment_record" {

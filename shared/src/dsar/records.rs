@@ -56,6 +56,7 @@ pub fn record_kind(table: Table, sk: &str) -> &'static str {
         (Table::Leads, "STAGE#", "stage_change"),
         (Table::Leads, "AUDIT#", "audit_entry"),
         (Table::Leads, "ATT#", "attachment_record"),
+        (Table::Leads, "FORMER#", "former_address"),
         (Table::Tenants, "USER#", "user"),
         (Table::Tenants, "SESSION", "session"),
         (Table::Tenants, "LOGIN", "login_index"),

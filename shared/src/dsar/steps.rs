@@ -7,16 +7,19 @@
 use std::collections::HashMap;
 
 use anyhow::Context;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, TransactWriteItem, Update};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use super::export::{Sink, UploadState};
 use super::facts::LEGAL_HOLD_BASIS;
 use super::job::{DsarJob, JobDispatcher, JobKind, JobScope, KeptRecord, RequestProgress};
 use super::records::{classify, SubjectRecord};
-use super::subjects::{is_true, item_key, str_attr};
+use super::subjects::{is_subjects, is_true, item_key, str_attr};
 use super::worker::{kind_name, StepResult, Subject, Target, Worker};
 use crate::domain::{Email, LeadId, Phone, TenantId, UserId};
-use crate::dynamo::{batch_delete, s, Item};
+use crate::dynamo::{batch_delete, routing, s, Item};
 use crate::inventory::Table;
 use crate::keys::{self, PK, SK};
 use crate::mail::Mailer;
@@ -49,7 +52,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     let sink = doc
                         .and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
                         .context("an export target without its document")?;
-                    self.export_lead(job, tenant_id, &lead, sink, &mut r)
+                    self.export_lead(job, subject, tenant_id, &lead, sink, &mut r)
                         .await?;
                     return Ok(r);
                 }
@@ -133,7 +136,10 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 // is suppressed only when the controller chose so in the approval.
                 let lead_item = items.iter().find(|it| str_attr(it, SK) == Some("LEAD"));
                 let mut hashes = vec![subject.bidx.clone()];
-                if *suppress_phone {
+                let lead_is_subjects = lead_item
+                    .and_then(|it| str_attr(it, "email_bidx"))
+                    .is_some_and(|b| b == subject.bidx);
+                if *suppress_phone && lead_is_subjects {
                     if let Some(p) = lead_item.and_then(|it| str_attr(it, "phone_bidx")) {
                         hashes.push(p.to_string());
                     }
@@ -167,11 +173,32 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     });
                     return Ok(());
                 }
+                let owner = lead_item.and_then(|it| str_attr(it, "email_bidx"));
+                let owns_lead = owner == Some(subject.bidx.as_str());
                 let mut held = 0u64;
                 let mut keys_to_delete = Vec::new();
                 let mut lead_key = None;
                 let mut held_objects = Vec::new();
+                // Submissions another address made stay (the lead once had, or now has, another
+                // person's address): erasure removes exactly this subject's data.
+                let mut others_remain = false;
+                let mut other_former = Vec::new();
                 for (it, rec) in items.iter().zip(records) {
+                    if rec.kind == "lead" {
+                        // The subject's lead, or a lead whose contact an earlier erasure
+                        // removed (then it goes with the last submissions it holds).
+                        if owns_lead || owner.is_none() {
+                            lead_key = Some(item_key(it).context("item key")?);
+                        }
+                        continue;
+                    }
+                    if !is_subjects(&subject.bidx, owner, it) {
+                        others_remain |= rec.kind == "submission";
+                        if rec.kind == "former_address" {
+                            other_former.push(item_key(it).context("item key")?);
+                        }
+                        continue;
+                    }
                     if is_true(it, "legal_hold") {
                         held += 1;
                         if let Some(k) = str_attr(it, "object_key") {
@@ -179,18 +206,16 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                         }
                         continue;
                     }
-                    let key = item_key(it).context("item key")?;
-                    if rec.kind == "lead" {
-                        lead_key = Some(key);
-                    } else {
-                        keys_to_delete.push(key);
-                    }
+                    keys_to_delete.push(item_key(it).context("item key")?);
                     r.inc(rec.kind, 1);
                 }
                 // Objects first, the lead item last: a run cut off half-way finds the lead
-                // again through the blind index and finishes.
+                // again through the blind index and finishes. The files are the lead's, so its
+                // current subject's.
                 let prefix = keys::lead_objects_prefix(t, lead);
-                if held_objects.is_empty() {
+                if !owns_lead {
+                    // Nothing of the lead's own record is this subject's.
+                } else if held_objects.is_empty() {
                     let n = crate::s3::delete_prefix(
                         &self.exports.s3,
                         &self.attachments_bucket,
@@ -213,6 +238,39 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                         }
                     }
                 }
+                if owns_lead {
+                    // The address no longer leads here.
+                    let route = lead_item.and_then(routing::key_of_item);
+                    routing::release(client, leads, t, lead, route.as_ref()).await?;
+                }
+                if owns_lead && others_remain {
+                    // Other people's submissions stay under the lead: the lead item stays as
+                    // their holder, without this subject's contact details.
+                    batch_delete(client, leads, keys_to_delete).await?;
+                    let lk = keys::lead(t, lead);
+                    client
+                        .update_item()
+                        .table_name(leads)
+                        .key(PK, s(&lk.pk))
+                        .key(SK, s(&lk.sk))
+                        .update_expression(
+                            "REMOVE email, email_bidx, phone, phone_bidx, #n, company, owner_user_id",
+                        )
+                        .expression_attribute_names("#n", "name")
+                        .condition_expression("attribute_exists(pk)")
+                        .send()
+                        .await
+                        .context("UpdateItem lead contact erased")?;
+                    r.inc("lead_contact", 1);
+                    keys_to_delete = Vec::new();
+                    lead_key = None;
+                } else if lead_key.is_some() && !others_remain {
+                    r.inc("lead", 1);
+                    // The whole partition goes: other addresses' former-address items too.
+                    keys_to_delete.extend(other_former);
+                } else {
+                    lead_key = None;
+                }
                 keys_to_delete.extend(lead_key);
                 batch_delete(client, leads, keys_to_delete).await?;
                 if held > 0 {
@@ -225,6 +283,12 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 }
             }
             JobKind::Rectification { changes } => {
+                // The lead's own record is rectified only when it is the subject's (its email
+                // is theirs now); the answers, in the subject's own submissions.
+                let lead_item = items.iter().find(|it| str_attr(it, SK) == Some("LEAD"));
+                let owner = lead_item.and_then(|it| str_attr(it, "email_bidx"));
+                let owns_lead = owner == Some(subject.bidx.as_str());
+                let mut new_email_bidx = None;
                 let lk = keys::lead(t, lead);
                 let mut expr = vec![
                     "#updated_at = :at".to_string(),
@@ -238,16 +302,22 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     (":at".to_string(), s(&at)),
                     (":one".to_string(), AttributeValue::N("1".into())),
                 ]);
+                let mut after_email = owner.map(str::to_string);
+                let mut after_phone =
+                    lead_item.and_then(|it| str_attr(it, "phone_bidx").map(str::to_string));
                 for (field, value) in changes {
                     let (value, bidx) = match field.as_str() {
                         "email" => {
                             let e = Email::parse(value).map_err(|e| anyhow::anyhow!(e))?;
                             let b = self.keys.email(&e);
+                            after_email = Some(b.clone());
+                            new_email_bidx = Some(b.clone());
                             (e.as_str().to_string(), Some(("email_bidx", b)))
                         }
                         "phone" => {
                             let p = Phone::parse(value).map_err(|e| anyhow::anyhow!(e))?;
                             let b = self.keys.phone(&p);
+                            after_phone = Some(b.clone());
                             (p.as_str().to_string(), Some(("phone_bidx", b)))
                         }
                         _ => (
@@ -264,23 +334,80 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                         values.insert(format!(":{attr}"), s(b));
                     }
                 }
-                client
-                    .update_item()
-                    .table_name(leads)
-                    .key(PK, s(&lk.pk))
-                    .key(SK, s(&lk.sk))
-                    .update_expression(format!("SET {}", expr.join(", ")))
-                    .condition_expression("attribute_exists(pk)")
-                    .set_expression_attribute_names(Some(names))
-                    .set_expression_attribute_values(Some(values))
-                    .send()
-                    .await
-                    .context("UpdateItem rectification")?;
-                r.inc("lead", 1);
-                // The same answers in the submissions' stored fields.
+                if owns_lead {
+                    let update = Update::builder()
+                        .table_name(leads)
+                        .key(PK, s(&lk.pk))
+                        .key(SK, s(&lk.sk))
+                        .update_expression(format!("SET {}", expr.join(", ")))
+                        .condition_expression("attribute_exists(pk)")
+                        .set_expression_attribute_names(Some(names))
+                        .set_expression_attribute_values(Some(values))
+                        .build()
+                        .context("rectification update")?;
+                    let mut writes = vec![TransactWriteItem::builder().update(update).build()];
+                    // A corrected address moves its route with the lead, in one transaction.
+                    let before = lead_item.and_then(routing::key_of_item);
+                    let after =
+                        routing::RouteKey::of(after_email.as_deref(), after_phone.as_deref());
+                    let derived = after.as_ref().map(|k| self.keys.lead_id(t, &k.bidx));
+                    let (moves, claims) = routing::move_writes(
+                        leads,
+                        t,
+                        lead,
+                        before.as_ref(),
+                        after.as_ref(),
+                        derived.as_ref(),
+                        routing::Former::Drop,
+                        OffsetDateTime::parse(&at, &Rfc3339).context("job time")?,
+                    )?;
+                    let offset = writes.len();
+                    writes.extend(moves);
+                    match client
+                        .transact_write_items()
+                        .set_transact_items(Some(writes))
+                        .send()
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) => {
+                            let e = e.into_service_error();
+                            if let TransactWriteItemsError::TransactionCanceledException(tc) = &e {
+                                let taken =
+                                    tc.cancellation_reasons().iter().enumerate().any(|(i, r)| {
+                                        r.code() == Some("ConditionalCheckFailed")
+                                            && i >= offset + claims.start
+                                            && i < offset + claims.end
+                                    });
+                                if taken {
+                                    anyhow::bail!(
+                                        "the corrected address is another lead's in this tenant: the controller merges or deletes one of them first"
+                                    );
+                                }
+                            }
+                            return Err(anyhow::Error::new(e).context("rectification transaction"));
+                        }
+                    }
+                    r.inc("lead", 1);
+                }
+                // The same answers in the subject's own submissions' stored fields (and, for a
+                // corrected email, the index that says whose they are).
                 for (it, rec) in items.iter().zip(records) {
-                    if rec.kind != "submission" {
+                    if rec.kind != "submission" || !is_subjects(&subject.bidx, owner, it) {
                         continue;
+                    }
+                    if let Some(b) = &new_email_bidx {
+                        if it.contains_key("from_email_bidx") {
+                            client
+                                .update_item()
+                                .table_name(leads)
+                                .set_key(item_key(it))
+                                .update_expression("SET from_email_bidx = :b")
+                                .expression_attribute_values(":b", s(b))
+                                .send()
+                                .await
+                                .context("UpdateItem submission address")?;
+                        }
                     }
                     let Some(AttributeValue::M(fields)) = it.get("fields") else {
                         continue;
@@ -336,11 +463,22 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             }
             JobKind::Objection { marketing_only } => {
                 let only = marketing_only.then_some("marketing");
-                self.withdraw(job, t, lead, items, records, only, !marketing_only, &at, r)
-                    .await?;
+                self.withdraw(
+                    job,
+                    subject,
+                    t,
+                    lead,
+                    items,
+                    records,
+                    only,
+                    !marketing_only,
+                    &at,
+                    r,
+                )
+                .await?;
             }
             JobKind::ConsentWithdrawal => {
-                self.withdraw(job, t, lead, items, records, None, false, &at, r)
+                self.withdraw(job, subject, t, lead, items, records, None, false, &at, r)
                     .await?;
             }
         }
@@ -388,6 +526,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
     async fn withdraw(
         &self,
         job: &DsarJob,
+        subject: &Subject,
         t: &TenantId,
         lead: &LeadId,
         items: &[Item],
@@ -404,8 +543,13 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             job.request_id,
             kind_name(&job.kind)
         );
+        let owner = items
+            .iter()
+            .find(|it| str_attr(it, SK) == Some("LEAD"))
+            .and_then(|it| str_attr(it, "email_bidx"));
         for (it, rec) in items.iter().zip(records) {
-            if rec.kind != "submission" {
+            // The subject's own consents: a lead may hold another address's submissions.
+            if rec.kind != "submission" || !is_subjects(&subject.bidx, owner, it) {
                 continue;
             }
             let Some(AttributeValue::L(consents)) = it.get("consents") else {
@@ -424,6 +568,10 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     .context("UpdateItem consents")?;
                 r.inc("consent_record", changed);
             }
+        }
+        if owner != Some(subject.bidx.as_str()) {
+            // The lead is someone else's now: its opt-out is not this subject's to set.
+            return Ok(());
         }
         let lk = keys::lead(t, lead);
         let mut expr = "SET marketing_opt_out = :t, marketing_opt_out_at = if_not_exists(marketing_opt_out_at, :at), marketing_opt_out_source = if_not_exists(marketing_opt_out_source, :src)".to_string();

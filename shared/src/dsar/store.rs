@@ -26,7 +26,7 @@ use super::model::{
     SubjectRequest, Target,
 };
 use crate::domain::{TenantId, UserId};
-use crate::dynamo::{get_item, key_item, lead_pks_by_email, n, s, unless_condition_failed, Item};
+use crate::dynamo::{get_item, key_item, lead_pks_holding, n, s, unless_condition_failed, Item};
 use crate::keys::{self, Key};
 use crate::leads::StartKey;
 
@@ -535,10 +535,11 @@ impl DsarStore {
         Ok(out.into_iter().collect())
     }
 
-    /// The lead partitions of one person across tenants (`TENANT#<t>#LEAD#<l>`).
+    /// The lead partitions holding data of one person across tenants (`TENANT#<t>#LEAD#<l>`):
+    /// leads with the person's email now, and leads it was the email of (their submissions).
     pub async fn lead_pks_of(&self, email_bidx: &str) -> anyhow::Result<Vec<String>> {
-        let (pks, _) = lead_pks_by_email(&self.client, &self.tables.leads, email_bidx).await?;
-        Ok(pks)
+        let (holdings, _) = lead_pks_holding(&self.client, &self.tables.leads, email_bidx).await?;
+        Ok(holdings.into_iter().map(|h| h.pk).collect())
     }
 
     /// Stores a part if it is not there yet (a retried routing writes it once).
@@ -919,16 +920,20 @@ impl DsarStore {
     }
 
     /// Flags a lead as opted out of marketing (if it still exists); returns whether it did.
+    /// Flags the lead opted out of marketing if its email is still the subject's (`Ok(false)`
+    /// otherwise: a lead whose email was changed from the subject's belongs to someone else).
     pub async fn flag_lead_opt_out(
         &self,
         lead_pk: &str,
+        subject_bidx: &str,
         at: OffsetDateTime,
     ) -> anyhow::Result<bool> {
         let k = Key {
             pk: lead_pk.to_string(),
             sk: "LEAD".to_string(),
         };
-        self.flag_opt_out(&self.tables.leads, &k, at).await
+        self.flag_opt_out(&self.tables.leads, &k, Some(subject_bidx), at)
+            .await
     }
 
     /// A one-click withdrawal from a tenant's email, on the consent records of one lead's
@@ -940,9 +945,12 @@ impl DsarStore {
     pub async fn withdraw_lead_consents(
         &self,
         lead_pk: &str,
+        subject_bidx: &str,
+        subject_owns_lead: bool,
         purpose: crate::dsar::tokens::UnsubscribePurpose,
         at: OffsetDateTime,
     ) -> anyhow::Result<u64> {
+        let lead_owner = subject_owns_lead.then_some(subject_bidx);
         use crate::dsar::tokens::UnsubscribePurpose;
         let only = match purpose {
             UnsubscribePurpose::Consent => None,
@@ -959,12 +967,16 @@ impl DsarStore {
                 .key_condition_expression("pk = :pk AND begins_with(sk, :sub)")
                 .expression_attribute_values(":pk", s(lead_pk))
                 .expression_attribute_values(":sub", s("SUB#"))
-                .projection_expression("pk, sk, consents")
+                .projection_expression("pk, sk, consents, from_email_bidx, from_phone_bidx")
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
                 .context("Query lead submissions' consents")?;
             for it in page.items() {
+                // Only the subject's own submissions (a lead may hold another address's).
+                if !crate::dsar::subjects::is_subjects(subject_bidx, lead_owner, it) {
+                    continue;
+                }
                 let Some(AttributeValue::L(consents)) = it.get("consents") else {
                     continue;
                 };
@@ -1004,12 +1016,18 @@ impl DsarStore {
         u: &UserId,
         at: OffsetDateTime,
     ) -> anyhow::Result<bool> {
-        self.flag_opt_out(&self.tables.tenants, &keys::user(t, u), at)
+        self.flag_opt_out(&self.tables.tenants, &keys::user(t, u), None, at)
             .await
     }
 
-    async fn flag_opt_out(&self, table: &str, k: &Key, at: OffsetDateTime) -> anyhow::Result<bool> {
-        let r = self
+    async fn flag_opt_out(
+        &self,
+        table: &str,
+        k: &Key,
+        email_bidx: Option<&str>,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        let mut u = self
             .client
             .update_item()
             .table_name(table)
@@ -1018,12 +1036,16 @@ impl DsarStore {
                 "SET marketing_opt_out = :yes, marketing_opt_out_at = if_not_exists(marketing_opt_out_at, :at), \
                  marketing_opt_out_source = :src",
             )
-            .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .expression_attribute_values(":at", ts(at))
-            .expression_attribute_values(":src", s("one-click email link"))
-            .send()
-            .await;
+            .expression_attribute_values(":src", s("one-click email link"));
+        u = match email_bidx {
+            Some(b) => u
+                .condition_expression("attribute_exists(pk) AND email_bidx = :b")
+                .expression_attribute_values(":b", s(b)),
+            None => u.condition_expression("attribute_exists(pk)"),
+        };
+        let r = u.send().await;
         Ok(unless_condition_failed(r, "UpdateItem opt-out flag")?.is_some())
     }
 }

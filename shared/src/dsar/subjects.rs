@@ -13,7 +13,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::domain::{LeadId, TenantId, UserId};
-use crate::dynamo::{lead_pks_by_email, s, Item};
+use crate::dynamo::{lead_pks_holding, s, Item};
 use crate::keys::{self, Key, PK, SK};
 
 #[derive(Debug, Clone)]
@@ -77,19 +77,20 @@ impl SubjectStore {
         Ok(out.item)
     }
 
-    /// The tenant's leads of this email blind index: the `by_email_bidx` index (keys only) holds
-    /// every tenant's leads of the person; the tenant's are kept by their key prefix.
+    /// The tenant's leads holding data of this email blind index: the `by_email_bidx` index
+    /// (keys only) holds every tenant's leads whose email it is, and the former-address items of
+    /// leads whose email it was; the tenant's are kept by their key prefix.
     pub async fn lead_ids(
         &self,
         tenant: &TenantId,
         email_bidx: &str,
     ) -> anyhow::Result<Vec<LeadId>> {
         let prefix = format!("{}#LEAD#", keys::leads_of_tenant(tenant));
-        let (pks, scanned) =
-            lead_pks_by_email(&self.client, &self.tables.leads, email_bidx).await?;
+        let (holdings, scanned) =
+            lead_pks_holding(&self.client, &self.tables.leads, email_bidx).await?;
         self.count(scanned);
         let mut ids = Vec::new();
-        for pk in pks {
+        for pk in holdings.into_iter().map(|h| h.pk) {
             if let Some(id) = pk.strip_prefix(&prefix) {
                 ids.push(LeadId::parse(id).context("lead id in a key")?);
             }
@@ -221,6 +222,29 @@ impl SubjectStore {
     pub async fn billing_items(&self, tenant: &TenantId) -> anyhow::Result<Vec<Item>> {
         self.partition(&self.tables.billing, &keys::billing_partition(tenant), None)
             .await
+    }
+}
+
+/// Whose an item under a lead is, for a request by the subject of the email blind index
+/// `subject` (docs/privacy.md, "A lead with two addresses"): a submission is the subject's
+/// when it was made from the subject's address (its own `from_email_bidx`; a submission stored
+/// before submissions carried it is the lead's current subject's); a former-address item is
+/// its address's; everything else under the lead (the lead's contact record, notes, stage
+/// history, audit trail, files) is the subject's whose email the lead has now (`lead_owner`).
+pub fn is_subjects(subject: &str, lead_owner: Option<&str>, it: &Item) -> bool {
+    let sk = str_attr(it, SK).unwrap_or_default();
+    if sk.starts_with(keys::SUBMISSION_PREFIX) {
+        let own = str_attr(it, "from_email_bidx");
+        let carries_own = own.is_some() || it.contains_key("from_phone_bidx");
+        if carries_own {
+            own == Some(subject)
+        } else {
+            lead_owner == Some(subject)
+        }
+    } else if sk.starts_with(keys::FORMER_ADDRESS_PREFIX) {
+        str_attr(it, "email_bidx") == Some(subject)
+    } else {
+        lead_owner == Some(subject)
     }
 }
 

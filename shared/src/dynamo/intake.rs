@@ -14,6 +14,7 @@ use super::attrs::{epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, 
 use super::billing::billing_state_from_item;
 use super::forms::{form_from_item, tenant_from_item};
 use crate::domain::{FormId, LeadId, SubmissionId, TenantId};
+use crate::dynamo::routing;
 use crate::keys::{self, Key, PK, SK};
 use crate::ports::{
     CommitError, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore, IntakeWrite,
@@ -121,6 +122,10 @@ impl IntakeStore for DynamoIntakeStore {
         let form_key = keys::form(&l.form_id);
         let tenant_key = keys::tenant(&l.tenant);
         let lead_key = l.lead_id.as_ref().map(|id| keys::lead(&l.tenant, id));
+        let route_key = l
+            .route_key
+            .as_ref()
+            .map(|k| keys::lead_route(&l.tenant, &k.bidx));
         let sup_keys: Vec<Key> = l
             .contact_bidx
             .iter()
@@ -137,19 +142,25 @@ impl IntakeStore for DynamoIntakeStore {
             self.tables.tenants.clone(),
             keys_and_attributes(&[form_key.clone(), tenant_key.clone()])?,
         );
-        if let Some(k) = &lead_key {
-            let ka = KeysAndAttributes::builder()
-                .keys(key_item(k))
+        let lead_table_keys: Vec<&Key> = lead_key.iter().chain(route_key.iter()).collect();
+        if !lead_table_keys.is_empty() {
+            let mut ka = KeysAndAttributes::builder()
                 .consistent_read(true)
                 // Both key attributes: `find` matches a returned item on pk and sk, so with pk
                 // alone an existing lead was never seen and every returning person paid a failed
-                // transaction (Create refused) before the Touch one.
-                .projection_expression("#pk, #sk")
+                // transaction (Create refused) before the Touch one. The lead's routing key
+                // (email/phone blind index) tells whether it is still this address's lead; the
+                // route item's `lead_id` where the address leads instead.
+                .projection_expression("#pk, #sk, #eb, #pb, #lid")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)
-                .build()
-                .context("lead keys")?;
-            req.insert(self.tables.leads.clone(), ka);
+                .expression_attribute_names("#eb", "email_bidx")
+                .expression_attribute_names("#pb", "phone_bidx")
+                .expression_attribute_names("#lid", "lead_id");
+            for k in lead_table_keys {
+                ka = ka.keys(key_item(k));
+            }
+            req.insert(self.tables.leads.clone(), ka.build().context("lead keys")?);
         }
         if !sup_keys.is_empty() {
             req.insert(self.tables.privacy.clone(), keys_and_attributes(&sup_keys)?);
@@ -172,9 +183,19 @@ impl IntakeStore for DynamoIntakeStore {
         let tenant = find(tenants, &tenant_key)
             .map(tenant_from_item)
             .transpose()?;
-        let lead_exists = lead_key
+        let lead_item = lead_key
             .as_ref()
-            .is_some_and(|k| find(found.get(&self.tables.leads), k).is_some());
+            .and_then(|k| find(found.get(&self.tables.leads), k));
+        let lead_exists = lead_item.is_some();
+        let lead_owned_by_key = match (lead_item, &l.route_key) {
+            (Some(it), Some(k)) => routing::key_of_item(it).as_ref() == Some(k),
+            _ => false,
+        };
+        let routed_lead = route_key
+            .as_ref()
+            .and_then(|k| find(found.get(&self.tables.leads), k))
+            .map(routing::routed_lead)
+            .transpose()?;
         let suppressed = sup_keys
             .iter()
             .any(|k| find(found.get(&self.tables.privacy), k).is_some());
@@ -209,6 +230,8 @@ impl IntakeStore for DynamoIntakeStore {
             form,
             tenant,
             lead_exists,
+            lead_owned_by_key,
+            routed_lead,
             suppressed,
             rate_form_count: rate_form_count.clamp(0, u32::MAX as i64) as u32,
             rate_ip_count: rate_ip_count.clamp(0, u32::MAX as i64) as u32,
@@ -222,6 +245,7 @@ impl IntakeStore for DynamoIntakeStore {
         #[derive(Clone, Copy)]
         enum Part {
             Lead,
+            Route,
             Submission,
             Rate,
             Usage,
@@ -243,23 +267,57 @@ impl IntakeStore for DynamoIntakeStore {
                             .context("lead put")?,
                     )
                     .build(),
-                LeadWrite::Touch(id) => TransactWriteItem::builder()
-                    .update(
-                        Update::builder()
-                            .table_name(&self.tables.leads)
-                            .set_key(Some(key_item(&keys::lead(&w.tenant, id))))
-                            .update_expression(
-                                "SET last_submission_at = :at, updated_at = :at ADD submission_count :one",
-                            )
-                            .condition_expression("attribute_exists(pk)")
-                            .expression_attribute_values(":at", timestamp(sub.received_at))
-                            .expression_attribute_values(":one", n(1))
-                            .build()
-                            .context("lead update")?,
-                    )
-                    .build(),
+                LeadWrite::Touch(id, key) => {
+                    // Only while the lead is still this address's: an edit that moved it to
+                    // another address since our read makes this fail, and intake reads again.
+                    let owns = routing::owns(key);
+                    let mut u = Update::builder()
+                        .table_name(&self.tables.leads)
+                        .set_key(Some(key_item(&keys::lead(&w.tenant, id))))
+                        .update_expression(
+                            "SET last_submission_at = :at, updated_at = :at ADD submission_count :one",
+                        )
+                        .condition_expression(format!(
+                            "attribute_exists(pk) AND {}",
+                            owns.expression
+                        ))
+                        .expression_attribute_values(":at", timestamp(sub.received_at))
+                        .expression_attribute_values(":one", n(1));
+                    for (k, v) in owns.names {
+                        u = u.expression_attribute_names(k, v);
+                    }
+                    for (k, v) in owns.values {
+                        u = u.expression_attribute_values(k, v);
+                    }
+                    TransactWriteItem::builder()
+                        .update(u.build().context("lead update")?)
+                        .build()
+                }
             };
             parts.push((lead_item, Part::Lead));
+            if let LeadWrite::Create(NewLead {
+                route: Some(key), ..
+            }) = &record.lead
+            {
+                parts.push((
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(&self.tables.leads)
+                                .set_item(Some(routing::route_item(
+                                    &w.tenant,
+                                    key,
+                                    lead_id,
+                                    w.received_at,
+                                )))
+                                .condition_expression("attribute_not_exists(pk)")
+                                .build()
+                                .context("route put")?,
+                        )
+                        .build(),
+                    Part::Route,
+                ));
+            }
             parts.push((
                 TransactWriteItem::builder()
                     .put(
@@ -384,6 +442,9 @@ impl IntakeStore for DynamoIntakeStore {
                         _ => CommitError::LeadMissing,
                     });
                 }
+                if conditional.iter().any(|k| matches!(k, Some(Part::Route))) {
+                    return Err(CommitError::Rerouted);
+                }
                 if conditional
                     .iter()
                     .any(|k| matches!(k, Some(Part::Submission)))
@@ -487,6 +548,9 @@ pub(crate) fn submission_to_item(tenant: &TenantId, lead: &LeadId, sub: &NewSubm
     put(&mut it, "submission_id", s(sub.submission_id.as_str()));
     put(&mut it, "form_id", s(sub.form_id.as_str()));
     put(&mut it, "received_at", timestamp(sub.received_at));
+    // Whose submission this is, by its own address (not the lead's, which can change).
+    put_opt(&mut it, "from_email_bidx", sub.email_bidx.clone());
+    put_opt(&mut it, "from_phone_bidx", sub.phone_bidx.clone());
     put(
         &mut it,
         "fields",

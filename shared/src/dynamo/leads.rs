@@ -81,15 +81,42 @@ const AFTER_ANY_ID: &str = "#~";
 /// Retries of a batch write's unprocessed items, with exponential backoff from 25 ms.
 const BATCH_ATTEMPTS: u32 = 8;
 
-/// The lead partitions (`TENANT#<t>#LEAD#<l>`) of one person in every tenant, by their email
-/// blind index: every page of a Query of the KEYS_ONLY `by_email_bidx` index (never a scan).
+/// The lead partitions (`TENANT#<t>#LEAD#<l>`) whose current email is this blind index, in
+/// every tenant: every page of a Query of the KEYS_ONLY `by_email_bidx` index (never a scan).
 /// Returns them with the items the Query read (`ScannedCount`).
 pub async fn lead_pks_by_email(
     client: &Client,
     leads_table: &str,
     email_bidx: &str,
 ) -> anyhow::Result<(Vec<String>, u64)> {
-    let mut pks = Vec::new();
+    let (found, scanned) = lead_pks_holding(client, leads_table, email_bidx).await?;
+    let pks = found
+        .into_iter()
+        .filter(|l| l.current)
+        .map(|l| l.pk)
+        .collect();
+    Ok((pks, scanned))
+}
+
+/// A lead partition holding data of an address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadHolding {
+    pub pk: String,
+    /// The lead's current email is the address (else: a former one, and the lead holds the
+    /// submissions it made).
+    pub current: bool,
+}
+
+/// Every lead partition holding data of one email address, in every tenant: leads whose email
+/// it is now, and leads whose email it was (their `FORMER#` item, written by the edit that
+/// changed it, carries the index), so a data-subject request finds the submissions the address
+/// made on a lead that has another address now. Sorted, each partition once.
+pub async fn lead_pks_holding(
+    client: &Client,
+    leads_table: &str,
+    email_bidx: &str,
+) -> anyhow::Result<(Vec<LeadHolding>, u64)> {
+    let mut found: std::collections::BTreeMap<String, bool> = Default::default();
     let mut scanned = 0;
     let mut start = None;
     loop {
@@ -107,15 +134,26 @@ pub async fn lead_pks_by_email(
         for it in out.items.unwrap_or_default() {
             let pk = it.get(PK).and_then(|v| v.as_s().ok());
             let sk = it.get(SK).and_then(|v| v.as_s().ok());
-            if let (Some(pk), Some("LEAD")) = (pk, sk.map(String::as_str)) {
-                pks.push(pk.clone());
+            match (pk, sk.map(String::as_str)) {
+                (Some(pk), Some("LEAD")) => {
+                    found.insert(pk.clone(), true);
+                }
+                (Some(pk), Some(sk)) if sk.starts_with(keys::FORMER_ADDRESS_PREFIX) => {
+                    found.entry(pk.clone()).or_insert(false);
+                }
+                _ => {}
             }
         }
         match out.last_evaluated_key {
             Some(k) if !k.is_empty() => start = Some(k),
-            _ => return Ok((pks, scanned)),
+            _ => break,
         }
     }
+    let holdings = found
+        .into_iter()
+        .map(|(pk, current)| LeadHolding { pk, current })
+        .collect();
+    Ok((holdings, scanned))
 }
 
 impl LeadsStore {

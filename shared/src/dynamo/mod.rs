@@ -10,6 +10,7 @@ mod forms;
 mod intake;
 mod leads;
 pub mod legal_holds;
+pub mod routing;
 
 pub use accounts::{
     epoch_of, login_item, session_item, tenant_item, token_item, user_item, AccountStore,
@@ -26,4 +27,6 @@ pub use billing::{
 };
 pub use forms::DynamoFormAdmin;
 pub use intake::{new_lead_item, DynamoIntakeStore, IntakeTables};
-pub use leads::{lead_pks_by_email, LeadKeys, LeadsStore, LeadsTables};
+pub use leads::{
+    lead_pks_by_email, lead_pks_holding, LeadHolding, LeadKeys, LeadsStore, LeadsTables,
+};

@@ -80,6 +80,26 @@ pub struct ImportedLead {
     pub email_bidx: Option<String>,
     pub phone_bidx: Option<String>,
     pub stage: String,
+    /// Put the address's route item to this lead too: its address's derived lead moved to
+    /// another address, so this lead has a fresh id (`crate::leads::routing`).
+    pub route: Option<crate::leads::routing::RouteKey>,
+}
+
+impl ImportedLead {
+    pub fn route_key(&self) -> Option<crate::leads::routing::RouteKey> {
+        crate::leads::routing::RouteKey::of(self.email_bidx.as_deref(), self.phone_bidx.as_deref())
+    }
+}
+
+/// Where an import row's address leads (`TransfersStore::import_lookup`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportTarget {
+    /// An existing lead of the address (its derived one, or the one its route names).
+    Existing(LeadId, ExistingLead),
+    /// No lead, and the derived id is free.
+    New,
+    /// No lead, and the derived id is a lead that moved to another address.
+    NewRouted,
 }
 
 /// What an import needs to know of a lead that already exists.

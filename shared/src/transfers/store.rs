@@ -23,14 +23,15 @@ use time::OffsetDateTime;
 use super::ids::{AttachmentId, ImportId};
 use super::model::{
     AttachmentRecord, ExistingLead, ExportLead, ExportRecord, ImportRecord, ImportReport,
-    ImportedLead,
+    ImportTarget, ImportedLead,
 };
 use crate::accounts::Session;
 use crate::domain::{LeadId, SessionId, TenantId, UserId};
+use crate::dynamo::routing::{self, RouteKey};
 use crate::dynamo::{
     key_item, n, new_lead_item, s, timestamp, unless_condition_failed, AccountStore, Item,
 };
-use crate::keys::{self, SK};
+use crate::keys::{self, Key, PK, SK};
 
 /// The `by_tenant` index of the leads table (template.yaml).
 pub const BY_TENANT_INDEX: &str = "by_tenant";
@@ -276,27 +277,100 @@ impl TransfersStore {
         Ok(unless_condition_failed(result, "PutItem import record")?.is_some())
     }
 
-    /// The existing leads among `leads` and the suppressed blind indexes among `bidx`, in one
-    /// `BatchGetItem` (at most 100 keys together).
+    /// Where each row's address leads (by its derived lead id) and the suppressed blind indexes
+    /// among `bidx`: one `BatchGetItem` (at most 100 keys together) of the derived leads, the
+    /// addresses' route items and the suppression entries, and a second only for addresses
+    /// whose route names another lead (an edited lead's new address).
     pub async fn import_lookup(
         &self,
         t: &TenantId,
-        leads: &[LeadId],
+        leads: &[(LeadId, Option<RouteKey>)],
         bidx: &[String],
-    ) -> anyhow::Result<(HashMap<LeadId, ExistingLead>, HashSet<String>)> {
+    ) -> anyhow::Result<(HashMap<LeadId, ImportTarget>, HashSet<String>)> {
         anyhow::ensure!(
-            leads.len() + bidx.len() <= BATCH_GET_MAX,
+            2 * leads.len() + bidx.len() <= BATCH_GET_MAX,
             "import lookup of more than {BATCH_GET_MAX} keys"
         );
+        let mut lead_keys: Vec<Item> = leads
+            .iter()
+            .map(|(l, _)| key_item(&keys::lead(t, l)))
+            .collect();
+        lead_keys.extend(
+            leads
+                .iter()
+                .filter_map(|(_, k)| k.as_ref())
+                .map(|k| key_item(&keys::lead_route(t, &k.bidx))),
+        );
+        let (found, suppressed) = self.import_batch(lead_keys, t, bidx).await?;
+        let by_key = |k: &Key| {
+            found.iter().find(|it| {
+                it.get(PK).and_then(|v| v.as_s().ok()) == Some(&k.pk)
+                    && it.get(SK).and_then(|v| v.as_s().ok()) == Some(&k.sk)
+            })
+        };
+        let mut targets = HashMap::new();
+        let mut routed: Vec<(LeadId, LeadId)> = Vec::new();
+        for (derived, key) in leads {
+            let route = key
+                .as_ref()
+                .and_then(|k| by_key(&keys::lead_route(t, &k.bidx)))
+                .map(routing::routed_lead)
+                .transpose()?;
+            let lead = by_key(&keys::lead(t, derived));
+            let owned = match (lead, key) {
+                (Some(it), Some(k)) => routing::key_of_item(it).as_ref() == Some(k),
+                _ => false,
+            };
+            let target = match routing::decide(route.as_ref(), derived, lead.is_some(), owned) {
+                routing::Routed::Existing(id) if id == *derived => {
+                    ImportTarget::Existing(id, existing_lead(lead.context("derived lead")?))
+                }
+                routing::Routed::Existing(id) => {
+                    routed.push((derived.clone(), id));
+                    continue;
+                }
+                routing::Routed::NewAtDerived => ImportTarget::New,
+                routing::Routed::NewRouted => ImportTarget::NewRouted,
+            };
+            targets.insert(derived.clone(), target);
+        }
+        if !routed.is_empty() {
+            let keys_: Vec<Item> = routed
+                .iter()
+                .map(|(_, id)| key_item(&keys::lead(t, id)))
+                .collect();
+            let (found, _) = self.import_batch(keys_, t, &[]).await?;
+            for (derived, id) in routed {
+                let k = keys::lead(t, &id);
+                let lead = found
+                    .iter()
+                    .find(|it| it.get(PK).and_then(|v| v.as_s().ok()) == Some(&k.pk));
+                let target = match lead {
+                    Some(it) => ImportTarget::Existing(id, existing_lead(it)),
+                    // The route names a lead deleted meanwhile: a new lead, routed.
+                    None => ImportTarget::NewRouted,
+                };
+                targets.insert(derived, target);
+            }
+        }
+        Ok((targets, suppressed))
+    }
+
+    async fn import_batch(
+        &self,
+        lead_keys: Vec<Item>,
+        t: &TenantId,
+        bidx: &[String],
+    ) -> anyhow::Result<(Vec<Item>, HashSet<String>)> {
         let mut request = HashMap::new();
-        if !leads.is_empty() {
+        if !lead_keys.is_empty() {
             request.insert(
                 self.tables.leads.clone(),
                 KeysAndAttributes::builder()
-                    .set_keys(Some(
-                        leads.iter().map(|l| key_item(&keys::lead(t, l))).collect(),
-                    ))
-                    .projection_expression("lead_id, restricted, #name, company, phone")
+                    .set_keys(Some(lead_keys))
+                    .projection_expression(
+                        "pk, sk, lead_id, restricted, #name, company, phone, email_bidx, phone_bidx",
+                    )
                     .expression_attribute_names("#name", "name")
                     .consistent_read(true)
                     .build()
@@ -318,10 +392,10 @@ impl TransfersStore {
                     .context("suppression keys")?,
             );
         }
-        let mut existing = HashMap::new();
+        let mut found = Vec::new();
         let mut suppressed = HashSet::new();
         if request.is_empty() {
-            return Ok((existing, suppressed));
+            return Ok((found, suppressed));
         }
         for attempt in 0..BATCH_ATTEMPTS {
             let out = self
@@ -332,18 +406,7 @@ impl TransfersStore {
                 .await
                 .context("BatchGetItem import lookup")?;
             let mut responses = out.responses.unwrap_or_default();
-            for it in responses.remove(&self.tables.leads).unwrap_or_default() {
-                let id = LeadId::parse(req_str(&it, "lead_id")?)?;
-                existing.insert(
-                    id,
-                    ExistingLead {
-                        restricted: is_true(&it, "restricted"),
-                        has_name: it.contains_key("name"),
-                        has_company: it.contains_key("company"),
-                        has_phone: it.contains_key("phone"),
-                    },
-                );
-            }
+            found.extend(responses.remove(&self.tables.leads).unwrap_or_default());
             for it in responses.remove(&self.tables.privacy).unwrap_or_default() {
                 suppressed.insert(req_str(&it, SK)?.to_string());
             }
@@ -352,7 +415,7 @@ impl TransfersStore {
                     request = rest;
                     tokio::time::sleep(backoff(attempt)).await;
                 }
-                _ => return Ok((existing, suppressed)),
+                _ => return Ok((found, suppressed)),
             }
         }
         Err(anyhow!("BatchGetItem left keys unprocessed after retries"))
@@ -367,20 +430,34 @@ impl TransfersStore {
         leads: &[ImportedLead],
     ) -> anyhow::Result<()> {
         for chunk in leads.chunks(BATCH_WRITE_MAX) {
-            let writes = chunk
+            let put = |item: Item| -> anyhow::Result<WriteRequest> {
+                Ok(WriteRequest::builder()
+                    .put_request(
+                        PutRequest::builder()
+                            .set_item(Some(item))
+                            .build()
+                            .context("put request")?,
+                    )
+                    .build())
+            };
+            let mut writes = Vec::with_capacity(chunk.len());
+            for l in chunk {
+                writes.push(put(imported_lead_item(t, l, import))?);
+            }
+            // Routes after their leads (a batch has no order guarantee, so a separate batch):
+            // a route never names a lead not yet written.
+            let routes = chunk
                 .iter()
-                .map(|l| {
-                    Ok(WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(imported_lead_item(t, l, import)))
-                                .build()
-                                .context("put request")?,
-                        )
-                        .build())
+                .filter_map(|l| {
+                    l.route
+                        .as_ref()
+                        .map(|k| put(routing::route_item(t, k, &l.lead_id, import.created_at)))
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             self.batch_write(writes).await?;
+            if !routes.is_empty() {
+                self.batch_write(routes).await?;
+            }
         }
         Ok(())
     }
@@ -413,6 +490,7 @@ impl TransfersStore {
     pub async fn fill_blanks(
         &self,
         t: &TenantId,
+        lead: &LeadId,
         row: &ImportedLead,
         existing: ExistingLead,
         import_id: &ImportId,
@@ -446,11 +524,22 @@ impl TransfersStore {
             .client
             .update_item()
             .table_name(&self.tables.leads)
-            .set_key(Some(key_item(&keys::lead(t, &row.lead_id))))
+            .set_key(Some(key_item(&keys::lead(t, lead))))
             .expression_attribute_values(":now", timestamp(now))
             .expression_attribute_values(":imp", s(import_id.as_str()))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":no", AttributeValue::Bool(false));
+        // Only while the lead is still the row's address's (an edit may have moved it since).
+        if let Some(k) = row.route_key() {
+            let owns = routing::owns(&k);
+            condition.push(owns.expression);
+            for (k, v) in owns.names {
+                upd = upd.expression_attribute_names(k, v);
+            }
+            for (k, v) in owns.values {
+                upd = upd.expression_attribute_values(k, v);
+            }
+        }
         for (i, (name, value)) in fills.into_iter().enumerate() {
             set.push(format!("#f{i} = :f{i}"));
             condition.push(format!("attribute_not_exists(#f{i})"));
@@ -619,6 +708,16 @@ fn attachment_from_item(it: &Item) -> anyhow::Result<AttachmentRecord> {
 
 /// A lead from an import: the shape of a lead from a form ([`new_lead_item`]), with the
 /// import's legal basis and id instead of a source form and submissions.
+/// What an import needs of a lead item it may fill.
+fn existing_lead(it: &Item) -> ExistingLead {
+    ExistingLead {
+        restricted: is_true(it, "restricted"),
+        has_name: it.contains_key("name"),
+        has_company: it.contains_key("company"),
+        has_phone: it.contains_key("phone"),
+    }
+}
+
 pub fn imported_lead_item(t: &TenantId, l: &ImportedLead, import: &ImportRecord) -> Item {
     let mut it = new_lead_item(
         t,

@@ -10,7 +10,7 @@ use shared::keys;
 use shared::leads::forms::nullable;
 use shared::leads::{
     actions, contact_text, held, restricted, AuditEntry, Change, Lead, LeadEdit, LeadFilter,
-    StageChange,
+    RouteMove, StageChange,
 };
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -353,7 +353,34 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
             at: at.clone(),
         },
         at: ctx.now,
+        route_move: None,
     };
+    // A new email (or, without one, phone) moves the address's route with the edit.
+    let bidx_before = (
+        cur.email
+            .as_deref()
+            .and_then(|e| Email::parse(e).ok())
+            .map(|e| app.keys.email(&e)),
+        cur.phone
+            .as_deref()
+            .and_then(|p| Phone::parse(p).ok())
+            .map(|p| app.keys.phone(&p)),
+    );
+    let bidx_after = (
+        match &edit.email {
+            Some(v) => v.as_ref().map(|(_, b)| b.clone()),
+            None => bidx_before.0.clone(),
+        },
+        match &edit.phone {
+            Some(v) => v.as_ref().map(|(_, b)| b.clone()),
+            None => bidx_before.1.clone(),
+        },
+    );
+    edit.route_move = RouteMove::between(
+        (bidx_before.0.as_deref(), bidx_before.1.as_deref()),
+        (bidx_after.0.as_deref(), bidx_after.1.as_deref()),
+        |b| app.keys.lead_id(tenant, b),
+    );
     edit.audit.fields = edit.changed_fields();
     if edit.audit.fields.is_empty() {
         // Nothing changes: no write, no new version.
@@ -423,6 +450,9 @@ pub async fn delete(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
         &keys::lead_objects_prefix(tenant, &id),
     )
     .await?;
+    app.store
+        .release_route(tenant, &id, found.route.as_ref())
+        .await?;
     app.store.delete_lead_items(&item_keys).await?;
     tracing::info!(lead_id = %id, items = item_keys.len(), objects, "lead deleted");
     Ok(no_content())

@@ -12,6 +12,7 @@ use super::items::{audit_item, is_held, is_restricted, stage_change_item};
 use super::{backoff, LeadsStore, BATCH_ATTEMPTS};
 use crate::domain::{LeadId, TenantId};
 use crate::dynamo::attrs::{get_s, key_item, n, s, timestamp, Item};
+use crate::dynamo::routing;
 use crate::keys::{self, Key, PK, SK};
 use crate::leads::{AuditEntry, EditError, LeadEdit};
 
@@ -97,7 +98,25 @@ impl LeadsStore {
             writes.push(self.put_new(stage_change_item(&e.tenant, &e.lead, sc))?);
         }
         writes.push(self.put_new(audit_item(&e.tenant, &e.lead, &e.audit))?);
-        self.transact_on_lead(writes, &e.tenant, &e.lead).await
+        let mut claims = 0..0;
+        if let Some(m) = &e.route_move {
+            let (moves, range) = routing::move_writes(
+                &self.tables.leads,
+                &e.tenant,
+                &e.lead,
+                m.old.as_ref(),
+                m.new.as_ref(),
+                m.derived_of_new.as_ref(),
+                routing::Former::Keep,
+                e.at,
+            )?;
+            claims = (range.start + writes.len())..(range.end + writes.len());
+            writes.extend(moves);
+        }
+        match self.transact(writes).await {
+            Err(TxError::Condition(i)) if claims.contains(&i) => Err(EditError::ContactInUse),
+            r => self.explain_on_lead(r, &e.tenant, &e.lead).await,
+        }
     }
 
     /// Every key under the lead's partition (the lead item last) and whether the lead is
@@ -108,7 +127,7 @@ impl LeadsStore {
         lead: &LeadId,
     ) -> anyhow::Result<Option<LeadKeys>> {
         let mut keys_found = Vec::new();
-        let mut lead_item: Option<(Key, bool, bool)> = None;
+        let mut lead_item: Option<(Key, bool, bool, Option<routing::RouteKey>)> = None;
         let mut start = None;
         loop {
             let out = self
@@ -116,7 +135,9 @@ impl LeadsStore {
                 .query()
                 .table_name(&self.tables.leads)
                 .key_condition_expression("#pk = :pk")
-                .projection_expression("#pk, #sk, #r, #h")
+                .projection_expression("#pk, #sk, #r, #h, #eb, #pb")
+                .expression_attribute_names("#eb", "email_bidx")
+                .expression_attribute_names("#pb", "phone_bidx")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)
                 .expression_attribute_names("#r", "restricted")
@@ -133,7 +154,8 @@ impl LeadsStore {
                     sk: get_s(&it, SK)?.to_string(),
                 };
                 if k.sk == "LEAD" {
-                    lead_item = Some((k, is_restricted(&it), is_held(&it)));
+                    let route = routing::key_of_item(&it);
+                    lead_item = Some((k, is_restricted(&it), is_held(&it), route));
                 } else {
                     keys_found.push(k);
                 }
@@ -143,7 +165,7 @@ impl LeadsStore {
                 _ => break,
             }
         }
-        Ok(lead_item.map(|(k, restricted, held)| {
+        Ok(lead_item.map(|(k, restricted, held, route)| {
             // The lead item goes last: a delete that fails half-way leaves the lead, and a retry
             // of the request finds it and finishes.
             keys_found.push(k);
@@ -151,6 +173,7 @@ impl LeadsStore {
                 keys: keys_found,
                 restricted,
                 held,
+                route,
             }
         }))
     }
@@ -182,6 +205,17 @@ impl LeadsStore {
             .context("delete claim")?;
         let writes = vec![TransactWriteItem::builder().update(update).build()];
         self.transact_on_lead(writes, tenant, lead).await
+    }
+
+    /// Deletes the route item that leads the lead's address to it (if it has one), so the
+    /// address starts afresh; before the lead's items, so a retried delete still finds the lead.
+    pub async fn release_route(
+        &self,
+        tenant: &TenantId,
+        lead: &LeadId,
+        route: Option<&routing::RouteKey>,
+    ) -> anyhow::Result<()> {
+        routing::release(&self.client, &self.tables.leads, tenant, lead, route).await
     }
 
     /// Deletes items of the leads table, 25 per `BatchWriteItem`, in order; unprocessed items
@@ -323,7 +357,18 @@ impl LeadsStore {
         tenant: &TenantId,
         lead: &LeadId,
     ) -> Result<(), EditError> {
-        match self.transact(writes).await {
+        let r = self.transact(writes).await;
+        self.explain_on_lead(r, tenant, lead).await
+    }
+
+    /// A transaction's outcome on a lead, a failed condition told apart by reading the lead.
+    async fn explain_on_lead(
+        &self,
+        r: Result<(), TxError>,
+        tenant: &TenantId,
+        lead: &LeadId,
+    ) -> Result<(), EditError> {
+        match r {
             Ok(()) => Ok(()),
             Err(TxError::Other(e)) => Err(EditError::Store(e)),
             Err(TxError::Condition(_) | TxError::Conflict) => {
@@ -374,6 +419,8 @@ pub struct LeadKeys {
     pub keys: Vec<Key>,
     pub restricted: bool,
     pub held: bool,
+    /// The lead's routing key: its route item goes with it.
+    pub route: Option<routing::RouteKey>,
 }
 
 /// What a write does to a lead: a legal hold allows additions (a note, an attachment) and
