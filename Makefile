@@ -1,5 +1,5 @@
 # Entry points for developers and CI. The scripts hold the logic (and say why); these are names.
-.PHONY: dev test fmt lint bench
+.PHONY: dev test fmt lint bench load
 
 # The whole local stack on one machine: emulated AWS, tables from template.yaml, demo data, the
 # functions behind the template's routes, and a demo page. Ctrl-C stops everything.
@@ -10,6 +10,12 @@ dev:
 # Everything CI runs: formatting, lints, template lint, unit and integration tests, browser e2e.
 test:
 	bash infra/scripts/test.sh
+
+# 2,000 submissions at 50 concurrent (and lists, exports, a data-subject request alongside)
+# against the concurrent local stack; prints accepted, rejected by reason, lost, 5xx,
+# duplicates and latency percentiles (infra/scripts/load.sh).
+load:
+	bash infra/scripts/load.sh
 
 fmt:
 	cargo fmt --all

@@ -27,92 +27,26 @@ bash infra/scripts/venv.sh api
 # Every check runs. None is excluded today; an exclusion goes here, each with its reason:
 excluded_checks=()
 
-dev_pid=
-state_dir=
-stop_stack() {
-    local status=$? pid name _
-    trap - EXIT INT TERM
-    set +e
-    trap '' PIPE
-    if [ -n "$dev_pid" ]; then
-        log "stopping the stack"
-        kill -TERM "$dev_pid" 2>/dev/null || true
-        for _ in $(seq 1 150); do
-            kill -0 "$dev_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$dev_pid" 2>/dev/null || true
-        if [ -f "$state_dir/pids" ]; then
-            while read -r pid name; do
-                if kill -0 "$pid" 2>/dev/null; then
-                    log "stopping leftover $name ($pid)"
-                    stop_tree "$pid"
-                fi
-            done <"$state_dir/pids"
-        fi
-        wait "$dev_pid" 2>/dev/null || true
-        if [ "$status" = 0 ]; then
-            rm -rf "$state_dir"
-        else
-            log "logs kept in $state_dir"
-        fi
-    fi
-    exit "$status"
-}
-trap stop_stack EXIT
+trap stack_stop EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
 if [ -n "${CONTRACT_READY_FILE:-}" ]; then
-    ready_file=$CONTRACT_READY_FILE
     report_dir=${CONTRACT_REPORT_DIR:-$root/.dev/contract-report}
+    set -a
+    # shellcheck disable=SC1090
+    . "$CONTRACT_READY_FILE"
+    set +a
 else
-    read -r aws_port web_port api_port < <(python3 - <<'PY'
-import socket
-socks = [socket.socket() for _ in range(3)]
-for s in socks:
-    s.bind(("127.0.0.1", 0))
-print(*(s.getsockname()[1] for s in socks))
-for s in socks:
-    s.close()
-PY
-    )
-    state_dir="$root/.dev/contract-$$"
-    ready_file="$state_dir/ready"
-    report_dir=${CONTRACT_REPORT_DIR:-$state_dir/report}
-    mkdir -p "$state_dir"
-    log "starting the stack (AWS :$aws_port, web :$web_port, API :$api_port; logs: $state_dir)"
     # Every request comes from 127.0.0.1, so the per-IP and per-form rate limits would answer
     # most of the run 429 (documented, but then little else is tested): raised for this run.
     # One instance per function: Schemathesis sends one request at a time (--workers 1), so more
     # instances only add processes on a 2-core machine.
     LOCAL_CONCURRENCY=${LOCAL_CONCURRENCY:-1} \
-        LOCAL_AWS_PORT=$aws_port LOCAL_WEB_PORT=$web_port LOCAL_API_PORT=$api_port \
         LOCAL_PARAMETERS="RateLimitPerIpPerMinute=1000000 RateLimitPerFormPerMinute=1000000 ${LOCAL_PARAMETERS:-}" \
-        bash infra/scripts/dev.sh --ready-file "$ready_file" --state-dir "$state_dir" --no-reload --quiet \
-        >"$state_dir/dev.log" 2>&1 &
-    dev_pid=$!
-    for _ in $(seq 1 1800); do
-        [ -f "$ready_file" ] && break
-        if ! kill -0 "$dev_pid" 2>/dev/null; then
-            log "the stack did not start:"
-            cat "$state_dir/dev.log" >&2
-            exit 1
-        fi
-        sleep 0.5
-    done
-    if [ ! -f "$ready_file" ]; then
-        log "the stack was not ready after 15 minutes:"
-        cat "$state_dir/dev.log" >&2
-        exit 1
-    fi
+        stack_start contract
+    report_dir=${CONTRACT_REPORT_DIR:-$stack_state_dir/report}
 fi
-
-# Written by dev.sh: API_BASE, DEMO_EMAIL, DEMO_PASSWORD, ...
-set -a
-# shellcheck disable=SC1090
-. "$ready_file"
-set +a
 mkdir -p "$report_dir"
 
 # cargo-lambda starts a function on its first request (dev.sh warms only lead-intake): start
