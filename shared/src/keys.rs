@@ -336,6 +336,25 @@ pub fn dsar_rate_email(email_bidx: &str, hour: i64) -> Key {
     Key::new(format!("DSARRATE#EMAIL#{email_bidx}#{hour}"), "DSARRATE")
 }
 
+/// The send slots of one kind of email to one address (email blind index): each slot holds
+/// the time of a send, and a send claims a slot only if that time is over an hour old, so at
+/// most as many emails as slots reach the address in any hour (`shared::outbound`).
+pub fn mail_recipient(kind: &str, email_bidx: &str) -> Key {
+    Key::new(format!("MAILTO#{kind}#{email_bidx}"), "MAILTO")
+}
+
+/// Emails sent by one route in one hour for one client IP hash or one tenant (`scope`:
+/// `ip:<route>` or `tenant:<route>`; `subject`: the IP hash or the tenant id).
+pub fn mail_window(scope: &str, subject: &str, hour: i64) -> Key {
+    Key::new(format!("MAILRATE#{scope}#{subject}#{hour}"), "MAILRATE")
+}
+
+/// The platform's send-suppression list: an address (email blind index) that bounced for good
+/// or complained is not mailed again (`shared::mail::SesMailer`, the `mail-events` function).
+pub fn send_suppression(email_bidx: &str) -> Key {
+    Key::new(format!("MAILSUPPRESS#{email_bidx}"), "MAILSUPPRESS")
+}
+
 /// Marks one controller's deadline digest of one day as sent (the daily run is idempotent).
 /// `controller`: `tenant:<id>` or `platform`.
 pub fn dsar_digest(day_ymd: &str, controller: &str) -> Key {
