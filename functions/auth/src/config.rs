@@ -3,6 +3,7 @@
 use shared::billing::BillingPolicy;
 use shared::config::{ConfigError, Env};
 use shared::dynamo::AccountTables;
+use shared::outbound::MailLimits;
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
@@ -11,6 +12,8 @@ pub const ALLOW_LIST: &[&str] = &[
     "BLIND_INDEX_KEY_PARAMETER",
     "JWT_SIGNING_KEYS_PARAMETER",
     "SENDER_EMAIL",
+    // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
+    "SES_CONFIGURATION_SET",
     "APP_BASE_URL",
     // The one-click unsubscribe link every email carries (the dsar function serves it).
     "API_BASE_URL",
@@ -28,6 +31,7 @@ pub struct Config {
     pub blind_index_key_parameter: String,
     pub jwt_signing_keys_parameter: String,
     pub sender_email: String,
+    pub ses_configuration_set: String,
     /// Links in emails point here.
     pub app_base_url: String,
     /// The API's base URL: the one-click unsubscribe link of every email (`docs/dsar.md`).
@@ -49,6 +53,8 @@ pub struct Settings {
     pub billing_table: Option<String>,
     /// Free-tier seats and the grace of a canceled subscription.
     pub billing: BillingPolicy,
+    /// How many emails sign-up, reset and invitations may send, per address, client and tenant.
+    pub mail: MailLimits,
 }
 
 impl Default for Settings {
@@ -63,6 +69,7 @@ impl Default for Settings {
             security_log_days: 180,
             billing_table: None,
             billing: BillingPolicy::default(),
+            mail: MailLimits::default(),
         }
     }
 }
@@ -87,6 +94,7 @@ impl Config {
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             app_base_url: env
                 .required("APP_BASE_URL")?
                 .trim_end_matches('/')
