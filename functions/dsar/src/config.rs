@@ -3,6 +3,7 @@
 use shared::config::{ConfigError, Env};
 use shared::dsar::progress::Links;
 use shared::dsar::store::DsarTables;
+use shared::outbound::MailLimits;
 
 pub const ALLOW_LIST: &[&str] = &[
     "PRIVACY_TABLE",
@@ -12,6 +13,8 @@ pub const ALLOW_LIST: &[&str] = &[
     "BLIND_INDEX_KEY_PARAMETER",
     "JWT_SIGNING_KEYS_PARAMETER",
     "SENDER_EMAIL",
+    // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
+    "SES_CONFIGURATION_SET",
     "API_BASE_URL",
     "PRIVACY_OPERATOR_EMAIL",
     "DSAR_WORKER_FUNCTION",
@@ -28,6 +31,7 @@ pub struct Config {
     pub blind_index_key_parameter: String,
     pub jwt_signing_keys_parameter: String,
     pub sender_email: String,
+    pub ses_configuration_set: String,
     pub links: Links,
     /// Where the objects behind subjects' download links are (exports, certificates,
     /// attachments linked from an access export).
@@ -55,6 +59,8 @@ pub struct Settings {
     /// Queue page size: default and maximum.
     pub page_size: i32,
     pub max_page_size: i32,
+    /// Emails per address, filings on behalf per client and per tenant (`shared::outbound`).
+    pub mail: MailLimits,
 }
 
 impl Default for Settings {
@@ -67,6 +73,7 @@ impl Default for Settings {
             rate_per_ip_per_hour: 20,
             page_size: 50,
             max_page_size: 100,
+            mail: MailLimits::default(),
         }
     }
 }
@@ -84,6 +91,7 @@ impl Config {
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             exports_bucket: env.required("EXPORTS_BUCKET")?,
             attachments_bucket: env.required("ATTACHMENTS_BUCKET")?,
             links: Links {
