@@ -780,7 +780,10 @@ fn every_email_goes_through_the_configuration_set_and_the_suppression_list() {
                 .iter()
                 .map(|r| resolve(&t, r))
                 .collect();
-            assert!(resources.contains(&set_arn), "{id}: SendEmail through {set_arn}");
+            assert!(
+                resources.contains(&set_arn),
+                "{id}: SendEmail through {set_arn}"
+            );
             for r in &resources {
                 assert!(
                     *r == set_arn || r.contains(":identity/"),
@@ -790,10 +793,12 @@ fn every_email_goes_through_the_configuration_set_and_the_suppression_list() {
         }
         let reads_ops = statements(&props["Policies"]).into_iter().any(|s| {
             actions(s).contains(&"dynamodb:GetItem")
-                && tagged(&s["Resource"], "GetAtt").and_then(Value::as_str)
-                    == Some("OpsTable.Arn")
+                && tagged(&s["Resource"], "GetAtt").and_then(Value::as_str) == Some("OpsTable.Arn")
         });
-        assert!(reads_ops, "{id}: reads the send-suppression list (ops table)");
+        assert!(
+            reads_ops,
+            "{id}: reads the send-suppression list (ops table)"
+        );
         let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
         let main = std::fs::read_to_string(
             workspace()
@@ -807,5 +812,8 @@ fn every_email_goes_through_the_configuration_set_and_the_suppression_list() {
             "functions/{binary}/src/main.rs: the platform mailer (configuration set and suppression list)"
         );
     }
-    assert_eq!(senders, 5, "auth, billing-webhook, dsar, dsar-deadlines, dsar-worker");
+    assert_eq!(
+        senders, 5,
+        "auth, billing-webhook, dsar, dsar-deadlines, dsar-worker"
+    );
 }

@@ -87,6 +87,32 @@ impl Default for MailLimits {
 }
 
 impl MailLimits {
+    /// The environment variables [`MailLimits::from_env`] reads (template parameters
+    /// `MailLimit*`): for the allow-list of the functions that mail an address a caller gives.
+    pub const ENV: [&'static str; 4] = [
+        "MAIL_LIMIT_PER_ADDRESS_PER_HOUR",
+        "MAIL_LIMIT_PUBLIC_PER_IP_PER_HOUR",
+        "MAIL_LIMIT_TEAM_PER_IP_PER_HOUR",
+        "MAIL_LIMIT_PER_TENANT_PER_HOUR",
+    ];
+
+    /// The limits, each variable defaulting to [`MailLimits::default`]'s value.
+    pub fn from_env(env: &crate::config::Env) -> Result<Self, crate::config::ConfigError> {
+        let d = Self::default();
+        Ok(Self {
+            per_recipient_per_hour: env
+                .parse_or("MAIL_LIMIT_PER_ADDRESS_PER_HOUR", d.per_recipient_per_hour)?,
+            public_per_ip_per_hour: env.parse_or(
+                "MAIL_LIMIT_PUBLIC_PER_IP_PER_HOUR",
+                d.public_per_ip_per_hour,
+            )?,
+            team_per_ip_per_hour: env
+                .parse_or("MAIL_LIMIT_TEAM_PER_IP_PER_HOUR", d.team_per_ip_per_hour)?,
+            per_tenant_per_hour: env
+                .parse_or("MAIL_LIMIT_PER_TENANT_PER_HOUR", d.per_tenant_per_hour)?,
+        })
+    }
+
     pub fn per_ip(&self, route: MailRoute) -> u32 {
         match route {
             MailRoute::Signup | MailRoute::PasswordReset => self.public_per_ip_per_hour,

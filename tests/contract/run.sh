@@ -82,14 +82,15 @@ PY
     report_dir=${CONTRACT_REPORT_DIR:-$state_dir/report}
     mkdir -p "$state_dir"
     log "starting the stack (AWS :$aws_port, web :$web_port, API :$api_port; logs: $state_dir)"
-    # Every request comes from 127.0.0.1, so the per-IP and per-form rate limits would answer
-    # most of the run 429 (documented, but then little else is tested): raised for this run.
+    # Every request comes from 127.0.0.1, so the per-IP and per-form rate limits (and the
+    # outbound-mail limits per client and per tenant) would answer most of the run 429
+    # (documented, but then little else is tested): raised for this run.
     # One instance per function: Schemathesis sends one request at a time (--workers 1), so more
     # instances only add processes on a 2-core machine; a run with 4 saw one cargo-lambda router
     # 500 (its own problem+json, before any function ran) on GET /v1/forms, not reproduced since.
     LOCAL_CONCURRENCY=${LOCAL_CONCURRENCY:-1} \
         LOCAL_AWS_PORT=$aws_port LOCAL_WEB_PORT=$web_port LOCAL_API_PORT=$api_port \
-        LOCAL_PARAMETERS="RateLimitPerIpPerMinute=1000000 RateLimitPerFormPerMinute=1000000 ${LOCAL_PARAMETERS:-}" \
+        LOCAL_PARAMETERS="RateLimitPerIpPerMinute=1000000 RateLimitPerFormPerMinute=1000000 MailLimitPublicPerIpPerHour=1000000 MailLimitTeamPerIpPerHour=1000000 MailLimitPerTenantPerHour=1000000 ${LOCAL_PARAMETERS:-}" \
         bash infra/scripts/dev.sh --ready-file "$ready_file" --state-dir "$state_dir" --no-reload --quiet \
         >"$state_dir/dev.log" 2>&1 &
     dev_pid=$!

@@ -14,6 +14,11 @@ pub const ALLOW_LIST: &[&str] = &[
     "SENDER_EMAIL",
     // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
     "SES_CONFIGURATION_SET",
+    // Outbound-mail limits (shared::outbound::MailLimits::ENV; docs/mail.md).
+    "MAIL_LIMIT_PER_ADDRESS_PER_HOUR",
+    "MAIL_LIMIT_PUBLIC_PER_IP_PER_HOUR",
+    "MAIL_LIMIT_TEAM_PER_IP_PER_HOUR",
+    "MAIL_LIMIT_PER_TENANT_PER_HOUR",
     "APP_BASE_URL",
     // The one-click unsubscribe link every email carries (the dsar function serves it).
     "API_BASE_URL",
@@ -82,6 +87,7 @@ impl Config {
             security_log_days: env.parse_or("SECURITY_LOG_RETENTION_DAYS", d.security_log_days)?,
             billing_table: Some(env.required("BILLING_TABLE")?),
             billing: BillingPolicy::from_env(env)?,
+            mail: MailLimits::from_env(env)?,
             ..d
         };
         let security_log_days = settings.security_log_days;
@@ -108,5 +114,17 @@ impl Config {
                 ..settings
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mail_limits_are_read() {
+        for name in shared::outbound::MailLimits::ENV {
+            assert!(ALLOW_LIST.contains(&name), "{name}");
+        }
     }
 }

@@ -15,6 +15,11 @@ pub const ALLOW_LIST: &[&str] = &[
     "SENDER_EMAIL",
     // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
     "SES_CONFIGURATION_SET",
+    // Outbound-mail limits (shared::outbound::MailLimits::ENV; docs/mail.md).
+    "MAIL_LIMIT_PER_ADDRESS_PER_HOUR",
+    "MAIL_LIMIT_PUBLIC_PER_IP_PER_HOUR",
+    "MAIL_LIMIT_TEAM_PER_IP_PER_HOUR",
+    "MAIL_LIMIT_PER_TENANT_PER_HOUR",
     "API_BASE_URL",
     "PRIVACY_OPERATOR_EMAIL",
     "DSAR_WORKER_FUNCTION",
@@ -105,6 +110,7 @@ impl Config {
                     .parse_or("DSAR_RATE_PER_EMAIL_PER_HOUR", d.rate_per_email_per_hour)?,
                 rate_per_ip_per_hour: env
                     .parse_or("DSAR_RATE_PER_IP_PER_HOUR", d.rate_per_ip_per_hour)?,
+                mail: MailLimits::from_env(env)?,
                 ..d
             },
         })
@@ -114,6 +120,13 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mail_limits_are_read() {
+        for name in shared::outbound::MailLimits::ENV {
+            assert!(ALLOW_LIST.contains(&name), "{name}");
+        }
+    }
 
     #[test]
     fn names_the_missing_variable() {
