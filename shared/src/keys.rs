@@ -182,7 +182,7 @@ pub fn tech_expiry_partition(day: &str, shard: u32) -> String {
 // `by_expiry` GSI (HASH `exp_bucket`, RANGE `sk`, KEYS_ONLY). Retention reads, for each rule and
 // each day up to its run's date, every shard of the day: the cost follows what expires, not what
 // is stored. Rule names: `tenant-erase`, `tech-data`, `security-log`, `dsar-record`, `session`,
-// `token`, `export`, `billing`.
+// `token`, `export`, `billing`, `unverified-signup`.
 
 /// How many GSI partitions one rule's day is spread over (one busy day is not one hot partition).
 pub const EXPIRY_SHARDS: u32 = 4;
