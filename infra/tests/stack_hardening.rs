@@ -709,3 +709,111 @@ fn routes_that_api_base_url_links_point_to_are_on_the_public_api() {
     }
     assert_eq!(found.len(), 2, "{found:?}");
 }
+
+#[test]
+fn every_email_goes_through_the_configuration_set_and_the_suppression_list() {
+    // docs/mail.md: SES reports bounces and complaints of the configuration set to the default
+    // event bus, mail-events puts the addresses on the send-suppression list (ops table), and
+    // every function that sends mail names that set and reads that list before each email.
+    let t = raw_template();
+    let set = &resources(&t)["MailConfigurationSet"]["Properties"];
+    let set_name = resolve(&t, &set["Name"]);
+    assert_eq!(set_name, "lead-platform-prod-mail");
+    let set_arn = format!("arn:{PARTITION}:ses:{REGION}:{ACCOUNT}:configuration-set/{set_name}");
+    let destinations = of_type(&t, "AWS::SES::ConfigurationSetEventDestination");
+    assert!(
+        destinations.iter().any(|(_, d)| {
+            let p = &d["Properties"];
+            let d = &p["EventDestination"];
+            let types: BTreeSet<&str> = d["MatchingEventTypes"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            ref_target(&p["ConfigurationSetName"]) == Some("MailConfigurationSet")
+                && d["Enabled"].as_bool() == Some(true)
+                && types.contains("bounce")
+                && types.contains("complaint")
+                && resolve(&t, &d["EventBridgeDestination"]["EventBusArn"])
+                    .ends_with(":event-bus/default")
+        }),
+        "bounces and complaints of the set reach the default event bus"
+    );
+    let consumer = &resources(&t)["MailEventsFunction"]["Properties"];
+    let rule = &consumer["Events"]["SesFeedback"];
+    assert_eq!(rule["Type"].as_str(), Some("EventBridgeRule"));
+    let pattern = &rule["Properties"]["Pattern"];
+    assert_eq!(pattern["source"][0].as_str(), Some("aws.ses"));
+    let kinds: BTreeSet<&str> = pattern["detail-type"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["Email Bounced", "Email Complaint Received"])
+    );
+    assert!(!rule["Properties"]["DeadLetterConfig"].is_null());
+
+    let mut senders = 0;
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        let props = &f["Properties"];
+        let sends: Vec<&Value> = statements(&props["Policies"])
+            .into_iter()
+            .filter(|s| actions(s).contains(&"ses:SendEmail"))
+            .collect();
+        if sends.is_empty() {
+            continue;
+        }
+        senders += 1;
+        assert_eq!(
+            sub_text(&props["Environment"]["Variables"]["SES_CONFIGURATION_SET"]),
+            Some("lead-platform-${Stage}-mail"),
+            "{id}: SES_CONFIGURATION_SET"
+        );
+        for s in &sends {
+            let resources: Vec<String> = s["Resource"]
+                .as_sequence()
+                .expect("a list of resources")
+                .iter()
+                .map(|r| resolve(&t, r))
+                .collect();
+            assert!(
+                resources.contains(&set_arn),
+                "{id}: SendEmail through {set_arn}"
+            );
+            for r in &resources {
+                assert!(
+                    *r == set_arn || r.contains(":identity/"),
+                    "{id}: SendEmail on {r}: the sender's identities and the set only"
+                );
+            }
+        }
+        let reads_ops = statements(&props["Policies"]).into_iter().any(|s| {
+            actions(s).contains(&"dynamodb:GetItem")
+                && tagged(&s["Resource"], "GetAtt").and_then(Value::as_str) == Some("OpsTable.Arn")
+        });
+        assert!(
+            reads_ops,
+            "{id}: reads the send-suppression list (ops table)"
+        );
+        let binary = f["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let main = std::fs::read_to_string(
+            workspace()
+                .join("functions")
+                .join(binary)
+                .join("src/main.rs"),
+        )
+        .unwrap();
+        assert!(
+            main.contains("SesMailer::platform(") && !main.contains("SesMailer::new("),
+            "functions/{binary}/src/main.rs: the platform mailer (configuration set and suppression list)"
+        );
+    }
+    assert_eq!(
+        senders, 5,
+        "auth, billing-webhook, dsar, dsar-deadlines, dsar-worker"
+    );
+}

@@ -202,7 +202,7 @@ pub fn tech_expiry_partition(day: &str, shard: u32) -> String {
 // `by_expiry` GSI (HASH `exp_bucket`, RANGE `sk`, KEYS_ONLY). Retention reads, for each rule and
 // each day up to its run's date, every shard of the day: the cost follows what expires, not what
 // is stored. Rule names: `tenant-erase`, `tech-data`, `security-log`, `dsar-record`, `session`,
-// `token`, `export`, `billing`.
+// `token`, `export`, `billing`, `unverified-signup`.
 
 /// How many GSI partitions one rule's day is spread over (one busy day is not one hot partition).
 pub const EXPIRY_SHARDS: u32 = 4;
@@ -354,6 +354,25 @@ pub fn dsar_rate_ip(ip_hash: &str, hour: i64) -> Key {
 /// Data-subject request filings per email blind index in an hour window.
 pub fn dsar_rate_email(email_bidx: &str, hour: i64) -> Key {
     Key::new(format!("DSARRATE#EMAIL#{email_bidx}#{hour}"), "DSARRATE")
+}
+
+/// The send slots of one kind of email to one address (email blind index): each slot holds
+/// the time of a send, and a send claims a slot only if that time is over an hour old, so at
+/// most as many emails as slots reach the address in any hour (`shared::outbound`).
+pub fn mail_recipient(kind: &str, email_bidx: &str) -> Key {
+    Key::new(format!("MAILTO#{kind}#{email_bidx}"), "MAILTO")
+}
+
+/// Emails sent by one route in one hour for one client IP hash or one tenant (`scope`:
+/// `ip:<route>` or `tenant:<route>`; `subject`: the IP hash or the tenant id).
+pub fn mail_window(scope: &str, subject: &str, hour: i64) -> Key {
+    Key::new(format!("MAILRATE#{scope}#{subject}#{hour}"), "MAILRATE")
+}
+
+/// The platform's send-suppression list: an address (email blind index) that bounced for good
+/// or complained is not mailed again (`shared::mail::SesMailer`, the `mail-events` function).
+pub fn send_suppression(email_bidx: &str) -> Key {
+    Key::new(format!("MAILSUPPRESS#{email_bidx}"), "MAILSUPPRESS")
 }
 
 /// Marks one controller's deadline digest of one day as sent (the daily run is idempotent).

@@ -15,6 +15,8 @@
 //!   legal retention periods computed from a document's date.
 //! - [`aws`]: SDK client construction tuned for a cheap cold start; [`runtime`]: the Lambda
 //!   wiring every function's `main.rs` shares.
+//! - [`mail`]: outgoing email; [`outbound`]: the limits and the suppression list that keep it
+//!   from being a relay.
 //! - [`transfers`]: lead attachments, CSV imports and exports: their ids, records and store.
 //! - [`leads`]: the lead workspace (leads, notes, pipeline, forms as the team manages them);
 //!   [`s3`]: deleting a lead's objects.
@@ -37,6 +39,7 @@ pub mod inventory;
 pub mod keys;
 pub mod leads;
 pub mod mail;
+pub mod outbound;
 pub mod ports;
 pub mod retention;
 pub mod runtime;

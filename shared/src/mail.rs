@@ -29,23 +29,92 @@ pub trait Mailer: Send + Sync {
     fn send(&self, email: &OutgoingEmail) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
+/// The SESv2 adapter. In the functions it is built with [`SesMailer::platform`]: every email
+/// then goes out through the platform's configuration set (so SES reports its bounces and
+/// complaints to the `mail-events` function) and none goes to an address on the platform's
+/// send-suppression list (docs/mail.md).
 #[derive(Debug, Clone)]
 pub struct SesMailer {
     client: aws_sdk_sesv2::Client,
     from: String,
+    configuration_set: Option<String>,
+    suppression: Option<SendSuppression>,
+}
+
+/// The send-suppression list as a mailer checks it: the address's blind index, looked up at the
+/// clock's now.
+#[derive(Clone)]
+pub struct SendSuppression {
+    pub gate: crate::dynamo::MailGate,
+    pub key: crate::blind_index::BlindIndexKey,
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
+}
+
+impl std::fmt::Debug for SendSuppression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendSuppression")
+            .field("gate", &self.gate)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SendSuppression {
+    /// Whether `to` must not be mailed. A list that cannot be read does not stop the email
+    /// (logged): the list protects the platform's reputation, a verification or reset email is
+    /// what the user is waiting for.
+    pub async fn holds(&self, to: &str) -> Option<String> {
+        let email = crate::domain::Email::parse(to).ok()?;
+        let bidx = self.key.email(&email);
+        match self.gate.is_suppressed(&bidx, self.clock.now()).await {
+            Ok(true) => Some(bidx),
+            Ok(false) => None,
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), email_bidx = %bidx, "send-suppression list not read; sending");
+                None
+            }
+        }
+    }
 }
 
 impl SesMailer {
+    /// A mailer without the platform's configuration set and suppression list: tests and local
+    /// tools only (the functions use [`SesMailer::platform`]).
     pub fn new(client: aws_sdk_sesv2::Client, from: impl Into<String>) -> Self {
         Self {
             client,
             from: from.into(),
+            configuration_set: None,
+            suppression: None,
+        }
+    }
+
+    /// The platform's mailer: through `configuration_set`, never to a suppressed address.
+    pub fn platform(
+        client: aws_sdk_sesv2::Client,
+        from: impl Into<String>,
+        configuration_set: impl Into<String>,
+        suppression: SendSuppression,
+    ) -> Self {
+        Self {
+            client,
+            from: from.into(),
+            configuration_set: Some(configuration_set.into()),
+            suppression: Some(suppression),
         }
     }
 }
 
 impl Mailer for SesMailer {
     async fn send(&self, email: &OutgoingEmail) -> anyhow::Result<()> {
+        if let Some(suppression) = &self.suppression {
+            if let Some(bidx) = suppression.holds(&email.to).await {
+                // Not an error for the caller: the address bounced for good or complained, and
+                // the answer to the request that wanted the email stays the same.
+                tracing::info!(email_bidx = %bidx, subject = %email.subject, "email not sent: the address is on the send-suppression list");
+                crate::telemetry::metric("EmailsSuppressed", 1.0, "Count", &[]);
+                return Ok(());
+            }
+        }
         let content = |data: &str| {
             Content::builder()
                 .data(data)
@@ -71,6 +140,7 @@ impl Mailer for SesMailer {
         self.client
             .send_email()
             .from_email_address(&self.from)
+            .set_configuration_set_name(self.configuration_set.clone())
             .destination(Destination::builder().to_addresses(&email.to).build())
             .content(EmailContent::builder().simple(message.build()).build())
             .send()

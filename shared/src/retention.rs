@@ -21,7 +21,11 @@ pub mod rule {
     pub const TOKEN: &str = "token";
     pub const EXPORT: &str = "export";
     pub const BILLING: &str = "billing";
-    pub const ALL: [&str; 8] = [
+    /// A sign-up whose address was not verified within the verification window: its user, its
+    /// tenant and its login-index item, so the address is free again.
+    pub const UNVERIFIED_SIGNUP: &str = "unverified-signup";
+    /// In sweep order; a run's checkpoint names a rule by its place here, so new rules go last.
+    pub const ALL: [&str; 9] = [
         TENANT_ERASE,
         TECH_DATA,
         SECURITY_LOG,
@@ -30,6 +34,7 @@ pub mod rule {
         TOKEN,
         EXPORT,
         BILLING,
+        UNVERIFIED_SIGNUP,
     ];
 }
 

@@ -38,12 +38,13 @@ if [ -n "${CONTRACT_READY_FILE:-}" ]; then
     . "$CONTRACT_READY_FILE"
     set +a
 else
-    # Every request comes from 127.0.0.1, so the per-IP and per-form rate limits would answer
-    # most of the run 429 (documented, but then little else is tested): raised for this run.
+    # Every request comes from 127.0.0.1, so the per-IP and per-form rate limits (and the
+    # outbound-mail limits per client and per tenant) would answer most of the run 429
+    # (documented, but then little else is tested): raised for this run.
     # One instance per function: Schemathesis sends one request at a time (--workers 1), so more
     # instances only add processes on a 2-core machine.
     LOCAL_CONCURRENCY=${LOCAL_CONCURRENCY:-1} \
-        LOCAL_PARAMETERS="RateLimitPerIpPerMinute=1000000 RateLimitPerFormPerMinute=1000000 ${LOCAL_PARAMETERS:-}" \
+        LOCAL_PARAMETERS="RateLimitPerIpPerMinute=1000000 RateLimitPerFormPerMinute=1000000 MailLimitPublicPerIpPerHour=1000000 MailLimitTeamPerIpPerHour=1000000 MailLimitPerTenantPerHour=1000000 ${LOCAL_PARAMETERS:-}" \
         stack_start contract
     report_dir=${CONTRACT_REPORT_DIR:-$stack_state_dir/report}
 fi

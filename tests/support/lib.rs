@@ -657,3 +657,30 @@ pub fn writes_sent_and_refused(meter: &shared::metering::Meter) -> (usize, usize
         .count();
     (writes.len(), refused)
 }
+
+// ---------------------------------------------------------------- outbound mail
+
+impl World {
+    /// The mailer `function`'s `main.rs` builds (`SesMailer::platform`): through the platform's
+    /// configuration set, never to an address on the send-suppression list of this world's ops
+    /// table; its sender and set exactly as the template gives them, the world's clock.
+    pub fn platform_mailer(&self, function: &str) -> anyhow::Result<shared::mail::SesMailer> {
+        let endpoint = emulator_endpoint();
+        let env = local_function_env(&self.template, function, endpoint)?;
+        let var = |name: &str| {
+            env.get(name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("{function} has no {name}"))
+        };
+        Ok(shared::mail::SesMailer::platform(
+            infra::emulator::sesv2_client(endpoint),
+            var("SENDER_EMAIL")?,
+            var("SES_CONFIGURATION_SET")?,
+            shared::mail::SendSuppression {
+                gate: shared::dynamo::MailGate::new(self.clients.dynamo.clone(), var("OPS_TABLE")?),
+                key: self.key.clone(),
+                clock: self.clock.clone(),
+            },
+        ))
+    }
+}

@@ -3,6 +3,7 @@
 use shared::billing::BillingPolicy;
 use shared::config::{ConfigError, Env};
 use shared::dynamo::AccountTables;
+use shared::outbound::MailLimits;
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
@@ -11,6 +12,13 @@ pub const ALLOW_LIST: &[&str] = &[
     "BLIND_INDEX_KEY_PARAMETER",
     "JWT_SIGNING_KEYS_PARAMETER",
     "SENDER_EMAIL",
+    // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
+    "SES_CONFIGURATION_SET",
+    // Outbound-mail limits (shared::outbound::MailLimits::ENV; docs/mail.md).
+    "MAIL_LIMIT_PER_ADDRESS_PER_HOUR",
+    "MAIL_LIMIT_PUBLIC_PER_IP_PER_HOUR",
+    "MAIL_LIMIT_TEAM_PER_IP_PER_HOUR",
+    "MAIL_LIMIT_PER_TENANT_PER_HOUR",
     "APP_BASE_URL",
     // The one-click unsubscribe link every email carries (the dsar function serves it).
     "API_BASE_URL",
@@ -28,6 +36,7 @@ pub struct Config {
     pub blind_index_key_parameter: String,
     pub jwt_signing_keys_parameter: String,
     pub sender_email: String,
+    pub ses_configuration_set: String,
     /// Links in emails point here.
     pub app_base_url: String,
     /// The API's base URL: the one-click unsubscribe link of every email (`docs/dsar.md`).
@@ -49,6 +58,8 @@ pub struct Settings {
     pub billing_table: Option<String>,
     /// Free-tier seats and the grace of a canceled subscription.
     pub billing: BillingPolicy,
+    /// How many emails sign-up, reset and invitations may send, per address, client and tenant.
+    pub mail: MailLimits,
 }
 
 impl Default for Settings {
@@ -63,6 +74,7 @@ impl Default for Settings {
             security_log_days: 180,
             billing_table: None,
             billing: BillingPolicy::default(),
+            mail: MailLimits::default(),
         }
     }
 }
@@ -75,6 +87,7 @@ impl Config {
             security_log_days: env.parse_or("SECURITY_LOG_RETENTION_DAYS", d.security_log_days)?,
             billing_table: Some(env.required("BILLING_TABLE")?),
             billing: BillingPolicy::from_env(env)?,
+            mail: MailLimits::from_env(env)?,
             ..d
         };
         let security_log_days = settings.security_log_days;
@@ -87,6 +100,7 @@ impl Config {
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             app_base_url: env
                 .required("APP_BASE_URL")?
                 .trim_end_matches('/')
@@ -100,5 +114,17 @@ impl Config {
                 ..settings
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mail_limits_are_read() {
+        for name in shared::outbound::MailLimits::ENV {
+            assert!(ALLOW_LIST.contains(&name), "{name}");
+        }
     }
 }

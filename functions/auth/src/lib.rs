@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod emails;
+pub mod limits;
 pub mod routes;
 pub mod seats;
 pub mod throttle;

@@ -8,7 +8,8 @@ use shared::auth::jwt::SigningKeys;
 use shared::clock::{SystemClock, UlidGenerator};
 use shared::dsar::tokens::UnsubscribeScope;
 use shared::dynamo::AccountStore;
-use shared::mail::{SesMailer, WithUnsubscribe};
+use shared::dynamo::MailGate;
+use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
 use shared::runtime::{self, Error};
 
 struct State {
@@ -25,17 +26,24 @@ impl State {
         let signing = SigningKeys::from_json(
             &shared::secrets::parameter(&ssm, &self.config.jwt_signing_keys_parameter).await?,
         )?;
+        let dynamodb = shared::aws::dynamodb(&self.sdk);
         Ok(App {
             store: AccountStore::new(
-                shared::aws::dynamodb(&self.sdk),
+                dynamodb.clone(),
                 self.config.tables.clone(),
                 self.config.settings.security_log_days,
             ),
             // Every email carries the one-click unsubscribe headers (docs/dsar.md).
             mailer: WithUnsubscribe {
-                inner: SesMailer::new(
+                inner: SesMailer::platform(
                     shared::aws::sesv2(&self.sdk),
                     self.config.sender_email.clone(),
+                    self.config.ses_configuration_set.clone(),
+                    SendSuppression {
+                        gate: MailGate::new(dynamodb.clone(), self.config.tables.ops.clone()),
+                        key: keys.clone(),
+                        clock: Arc::new(SystemClock),
+                    },
                 ),
                 key: keys.clone(),
                 api_base_url: self.config.api_base_url.clone(),

@@ -15,6 +15,8 @@ pub const ALLOW_LIST: &[&str] = &[
     // Signs the one-click unsubscribe link every email carries (docs/dsar.md).
     "BLIND_INDEX_KEY_PARAMETER",
     "SENDER_EMAIL",
+    // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
+    "SES_CONFIGURATION_SET",
     "APP_BASE_URL",
     // The one-click unsubscribe link points at the API (the dsar function serves it).
     "API_BASE_URL",
@@ -34,6 +36,7 @@ pub struct Config {
     pub jwt_signing_keys_parameter: String,
     pub blind_index_key_parameter: String,
     pub sender_email: String,
+    pub ses_configuration_set: String,
     /// The API's base URL: the one-click unsubscribe link of every email.
     pub api_base_url: String,
     pub settings: Settings,
@@ -84,6 +87,7 @@ impl Config {
             jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             api_base_url: env
                 .required("API_BASE_URL")?
                 .trim_end_matches('/')

@@ -8,8 +8,8 @@ use billing_webhook::App;
 use shared::auth::jwt::SigningKeys;
 use shared::clock::SystemClock;
 use shared::dsar::tokens::UnsubscribeScope;
-use shared::dynamo::{AccountStore, AccountTables, DynamoBillingStore};
-use shared::mail::{SesMailer, WithUnsubscribe};
+use shared::dynamo::{AccountStore, AccountTables, DynamoBillingStore, MailGate};
+use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
 use shared::runtime::{self, Error};
 
 /// Every email carries the one-click unsubscribe headers (docs/dsar.md).
@@ -37,7 +37,16 @@ impl State {
         Ok(App {
             store: DynamoBillingStore::new(dynamo.clone(), c.tables.clone()),
             mailer: WithUnsubscribe {
-                inner: SesMailer::new(shared::aws::sesv2(&self.sdk), c.sender_email.clone()),
+                inner: SesMailer::platform(
+                    shared::aws::sesv2(&self.sdk),
+                    c.sender_email.clone(),
+                    c.ses_configuration_set.clone(),
+                    SendSuppression {
+                        gate: MailGate::new(dynamo.clone(), c.tables.ops.clone()),
+                        key: keys.clone(),
+                        clock: Arc::new(SystemClock),
+                    },
+                ),
                 key: keys,
                 api_base_url: c.api_base_url.clone(),
                 scope: UnsubscribeScope::Platform,

@@ -9,6 +9,8 @@ pub const ALLOW_LIST: &[&str] = &[
     "OPS_TABLE",
     "BLIND_INDEX_KEY_PARAMETER",
     "SENDER_EMAIL",
+    // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
+    "SES_CONFIGURATION_SET",
     "API_BASE_URL",
     "PRIVACY_OPERATOR_EMAIL",
 ];
@@ -18,6 +20,7 @@ pub struct Config {
     pub tables: DsarTables,
     pub blind_index_key_parameter: String,
     pub sender_email: String,
+    pub ses_configuration_set: String,
     pub api_base_url: String,
     pub operator_email: String,
 }
@@ -34,6 +37,7 @@ impl Config {
             },
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             api_base_url: env.required("API_BASE_URL")?,
             operator_email: env.required("PRIVACY_OPERATOR_EMAIL")?,
         })

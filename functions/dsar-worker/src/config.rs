@@ -17,6 +17,8 @@ pub const ALLOW_LIST: &[&str] = &[
     "EXPORTS_BUCKET",
     "BLIND_INDEX_KEY_PARAMETER",
     "SENDER_EMAIL",
+    // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
+    "SES_CONFIGURATION_SET",
     "API_BASE_URL",
     "PRIVACY_OPERATOR_EMAIL",
     "DSAR_WORKER_FUNCTION",
@@ -33,6 +35,7 @@ pub struct Config {
     pub exports_bucket: String,
     pub blind_index_key_parameter: String,
     pub sender_email: String,
+    pub ses_configuration_set: String,
     pub api_base_url: String,
     pub operator_email: String,
     /// This function's own name, for its continuations (locally: the binary's name).
@@ -67,6 +70,7 @@ impl Config {
             exports_bucket: env.required("EXPORTS_BUCKET")?,
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             api_base_url: env.required("API_BASE_URL")?,
             operator_email: env.required("PRIVACY_OPERATOR_EMAIL")?,
             worker_function: env.required("DSAR_WORKER_FUNCTION")?,

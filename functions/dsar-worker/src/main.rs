@@ -14,8 +14,8 @@ use shared::dsar::store::{DsarStore, DsarTables};
 use shared::dsar::subjects::SubjectStore;
 use shared::dsar::tokens::UnsubscribeScope;
 use shared::dsar::worker::{Deadline, Worker};
-use shared::dynamo::{AccountStore, AccountTables};
-use shared::mail::{SesMailer, WithUnsubscribe};
+use shared::dynamo::{AccountStore, AccountTables, MailGate};
+use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
 use shared::runtime::{self, Error};
 
 /// Every email carries the one-click unsubscribe headers (docs/dsar.md): the platform sends
@@ -40,7 +40,16 @@ impl State {
         let dynamo = shared::aws::dynamodb(&self.sdk);
         let s3 = shared::s3::client(&self.sdk);
         let mailer = WithUnsubscribe {
-            inner: SesMailer::new(shared::aws::sesv2(&self.sdk), c.sender_email.clone()),
+            inner: SesMailer::platform(
+                shared::aws::sesv2(&self.sdk),
+                c.sender_email.clone(),
+                c.ses_configuration_set.clone(),
+                SendSuppression {
+                    gate: MailGate::new(dynamo.clone(), c.tables.ops.clone()),
+                    key: keys.clone(),
+                    clock: Arc::new(SystemClock),
+                },
+            ),
             key: keys.clone(),
             api_base_url: c.api_base_url.clone(),
             scope: UnsubscribeScope::Platform,

@@ -3,6 +3,7 @@
 use shared::config::{ConfigError, Env};
 use shared::dsar::progress::Links;
 use shared::dsar::store::DsarTables;
+use shared::outbound::MailLimits;
 
 pub const ALLOW_LIST: &[&str] = &[
     "PRIVACY_TABLE",
@@ -12,6 +13,13 @@ pub const ALLOW_LIST: &[&str] = &[
     "BLIND_INDEX_KEY_PARAMETER",
     "JWT_SIGNING_KEYS_PARAMETER",
     "SENDER_EMAIL",
+    // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
+    "SES_CONFIGURATION_SET",
+    // Outbound-mail limits (shared::outbound::MailLimits::ENV; docs/mail.md).
+    "MAIL_LIMIT_PER_ADDRESS_PER_HOUR",
+    "MAIL_LIMIT_PUBLIC_PER_IP_PER_HOUR",
+    "MAIL_LIMIT_TEAM_PER_IP_PER_HOUR",
+    "MAIL_LIMIT_PER_TENANT_PER_HOUR",
     "API_BASE_URL",
     "PRIVACY_OPERATOR_EMAIL",
     "DSAR_WORKER_FUNCTION",
@@ -28,6 +36,7 @@ pub struct Config {
     pub blind_index_key_parameter: String,
     pub jwt_signing_keys_parameter: String,
     pub sender_email: String,
+    pub ses_configuration_set: String,
     pub links: Links,
     /// Where the objects behind subjects' download links are (exports, certificates,
     /// attachments linked from an access export).
@@ -55,6 +64,8 @@ pub struct Settings {
     /// Queue page size: default and maximum.
     pub page_size: i32,
     pub max_page_size: i32,
+    /// Emails per address, filings on behalf per client and per tenant (`shared::outbound`).
+    pub mail: MailLimits,
 }
 
 impl Default for Settings {
@@ -67,6 +78,7 @@ impl Default for Settings {
             rate_per_ip_per_hour: 20,
             page_size: 50,
             max_page_size: 100,
+            mail: MailLimits::default(),
         }
     }
 }
@@ -84,6 +96,7 @@ impl Config {
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
+            ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             exports_bucket: env.required("EXPORTS_BUCKET")?,
             attachments_bucket: env.required("ATTACHMENTS_BUCKET")?,
             links: Links {
@@ -97,6 +110,7 @@ impl Config {
                     .parse_or("DSAR_RATE_PER_EMAIL_PER_HOUR", d.rate_per_email_per_hour)?,
                 rate_per_ip_per_hour: env
                     .parse_or("DSAR_RATE_PER_IP_PER_HOUR", d.rate_per_ip_per_hour)?,
+                mail: MailLimits::from_env(env)?,
                 ..d
             },
         })
@@ -106,6 +120,13 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mail_limits_are_read() {
+        for name in shared::outbound::MailLimits::ENV {
+            assert!(ALLOW_LIST.contains(&name), "{name}");
+        }
+    }
 
     #[test]
     fn names_the_missing_variable() {

@@ -419,6 +419,8 @@ pub async fn on_behalf<M: Mailer, D: JobDispatcher>(
     let actor = Actor::User(caller.user_id.clone());
     let target = Target::Tenant(caller.tenant_id.clone());
     let bidx = app.keys.email(&filing.email);
+    // Every filing on behalf mails the address it names: counted per client and per tenant.
+    app.limit_on_behalf(req, &caller.tenant_id, ctx.now).await?;
     let Some(a) = attestation else {
         let id = create_unverified(app, ctx.now, &filing, target, &actor, &bidx).await?;
         return Ok(request_status(201, &id, Status::IdentityUnverified));
@@ -456,7 +458,10 @@ pub async fn on_behalf<M: Mailer, D: JobDispatcher>(
             Some(ctx.now + Duration::days(app.settings.unverified_ttl_days)),
         )
         .await?;
-    let status = route_verified(app, &r, ctx.now, &actor, Some(a)).await?;
+    // Past the address's privacy-request emails of the hour, the subject is not told now (the
+    // request is filed and answered as always).
+    let announce = app.may_mail(&filing.email, ctx.now).await?;
+    let status = route_verified(app, &r, ctx.now, &actor, Some(a), announce).await?;
     tracing::info!(request_id = %id, attestation = a.as_str(), "privacy request filed on behalf");
     Ok(request_status(201, &id, status))
 }

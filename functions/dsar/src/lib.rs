@@ -14,6 +14,7 @@
 pub mod config;
 pub mod controller;
 pub mod downloads;
+pub mod limits;
 pub mod subject;
 pub mod unsubscribe;
 

@@ -9,8 +9,8 @@ use shared::clock::{SystemClock, UlidGenerator};
 use shared::dsar::dispatch::{lambda_client, LambdaDispatcher};
 use shared::dsar::store::DsarStore;
 use shared::dsar::tokens::UnsubscribeScope;
-use shared::dynamo::{AccountStore, AccountTables};
-use shared::mail::{SesMailer, WithUnsubscribe};
+use shared::dynamo::{AccountStore, AccountTables, MailGate};
+use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
 use shared::runtime::{self, Error};
 
 type DsarApp = App<WithUnsubscribe<SesMailer>, LambdaDispatcher>;
@@ -33,7 +33,7 @@ impl State {
         Ok(App {
             store: DsarStore::new(dynamo.clone(), c.tables.clone()),
             accounts: AccountStore::new(
-                dynamo,
+                dynamo.clone(),
                 AccountTables {
                     tenants: c.tables.tenants.clone(),
                     security_log: String::new(),
@@ -42,7 +42,16 @@ impl State {
                 0,
             ),
             mailer: WithUnsubscribe {
-                inner: SesMailer::new(shared::aws::sesv2(&self.sdk), &c.sender_email),
+                inner: SesMailer::platform(
+                    shared::aws::sesv2(&self.sdk),
+                    &c.sender_email,
+                    &c.ses_configuration_set,
+                    SendSuppression {
+                        gate: MailGate::new(dynamo.clone(), c.tables.ops.clone()),
+                        key: keys.clone(),
+                        clock: Arc::new(SystemClock),
+                    },
+                ),
                 key: keys.clone(),
                 api_base_url: c.links.api_base_url.clone(),
                 scope: UnsubscribeScope::Platform,

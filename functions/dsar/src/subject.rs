@@ -246,6 +246,11 @@ pub async fn create_unverified<M: Mailer, D: JobDispatcher>(
         "Count",
         &[("Kind", filing.request_type.as_str())],
     );
+    // Past the address's privacy-request emails of the hour the request is filed and answered
+    // as always, without its code: it lapses unconfirmed.
+    if !app.may_mail(&filing.email, now).await? {
+        return Ok(id);
+    }
     let url = app.links.status_url(&app.keys, &id);
     send(
         &app.mailer,
@@ -329,19 +334,23 @@ pub async fn verify<M: Mailer, D: JobDispatcher>(
             format!("The code is not right; {left} tries left."),
         ));
     }
-    let status = route_verified(app, &after, ctx.now, &Actor::Subject, None).await?;
+    let status = route_verified(app, &after, ctx.now, &Actor::Subject, None, true).await?;
     Ok(request_status(200, &id, status))
 }
 
 /// The verified request is routed: one part per controller (each tenant holding the email, the
 /// named tenant, or the platform for account data), the subject told it is received, the
 /// platform's own part decided at once. Returns the request's status after it.
+///
+/// `announce`: whether the subject is told it is received (not when a controller filed it for
+/// an address that had its privacy-request emails of the hour).
 pub async fn route_verified<M: Mailer, D: JobDispatcher>(
     app: &App<M, D>,
     r: &SubjectRequest,
     now: OffsetDateTime,
     verified_by: &Actor,
     attestation: Option<Attestation>,
+    announce: bool,
 ) -> Result<Status, AppError> {
     let controllers: Vec<Controller> = match &r.target {
         Target::Tenant(t) => vec![Controller::Tenant(t.clone())],
@@ -415,11 +424,13 @@ pub async fn route_verified<M: Mailer, D: JobDispatcher>(
     tracing::info!(request_id = %r.request_id, parts = controllers.len(), "privacy request verified and routed");
     let email = r.email.clone().unwrap_or_default();
     let url = app.links.status_url(&app.keys, &r.request_id);
-    let _ = send(
-        &app.mailer,
-        &emails::received(&email, r.request_type, &r.request_id, Some(d.due), &url),
-    )
-    .await;
+    if announce {
+        let _ = send(
+            &app.mailer,
+            &emails::received(&email, r.request_type, &r.request_id, Some(d.due), &url),
+        )
+        .await;
+    }
     if controllers.contains(&Controller::Platform) {
         decide_account_part(app, r, now, &email).await?;
     }

@@ -1,4 +1,5 @@
-//! A closed tenant past its grace period: the whole workspace erased.
+//! A closed tenant past its grace period: the whole workspace erased. And a sign-up whose
+//! address was not verified in time ([`unverified_signup`]): its user, tenant and login item.
 //!
 //! Erased: every lead partition (lead, submissions with their consents and technical data,
 //! notes, stage history, audit trail, attachment records) and the attachments' objects; the
@@ -391,4 +392,74 @@ async fn delete_found(
             None => return Ok(Progress::Done),
         }
     }
+}
+
+/// A sign-up whose address was not verified in time (rule `unverified-signup`, bucketed on its
+/// user item): the login-index item if it still names this user as unverified, the tenant
+/// record if this user owns it, and last the user item, on condition it is still unverified,
+/// so an interrupted run finds it again in its bucket. A user verified since is kept, out of the
+/// index. Its verification link expired with the window (the bucket's day is the first run
+/// after it), and a verification racing this run fails on the tenant record being gone.
+pub async fn unverified_signup(r: &mut Run<'_>, tenants: &str, key: &Key) -> anyhow::Result<()> {
+    const RULE: &str = rule::UNVERIFIED_SIGNUP;
+    let Some(user) = r.get(tenants, key).await? else {
+        return Ok(());
+    };
+    let tenant = key
+        .pk
+        .strip_prefix("TENANT#")
+        .and_then(|t| TenantId::parse(t).ok());
+    let user_id = str_attr(&user, "user_id").map(str::to_string);
+    let email = str_attr(&user, "email").and_then(|e| Email::parse(e).ok());
+    let (Some(tenant), Some(user_id), Some(email), false) =
+        (tenant, user_id, email, bool_attr(&user, "email_verified"))
+    else {
+        // Verified meanwhile (verification removes the bucket; a late read may still find it),
+        // or not a sign-up's user: not ours.
+        r.unbucket(tenants, key).await?;
+        r.report.rule(RULE).deferred += 1;
+        return Ok(());
+    };
+    if r.dry_run {
+        r.report.rule(RULE).deleted += 1;
+        return Ok(());
+    }
+    let login = keys::login(&r.app.key.email(&email));
+    let res = r
+        .app
+        .dynamo
+        .delete_item()
+        .table_name(tenants)
+        .set_key(Some(key_item(&login)))
+        .condition_expression("user_id = :u AND attribute_exists(unverified)")
+        .expression_attribute_values(":u", AttributeValue::S(user_id.clone()))
+        .send()
+        .await;
+    // None: a later sign-up, an invitation or a verified account holds the address now.
+    unless_condition_failed(res, "DeleteItem unverified login")?;
+    let res = r
+        .app
+        .dynamo
+        .delete_item()
+        .table_name(tenants)
+        .set_key(Some(key_item(&keys::tenant(&tenant))))
+        .condition_expression("owner_user_id = :u")
+        .expression_attribute_values(":u", AttributeValue::S(user_id.clone()))
+        .send()
+        .await;
+    unless_condition_failed(res, "DeleteItem unverified tenant")?;
+    let res = r
+        .app
+        .dynamo
+        .delete_item()
+        .table_name(tenants)
+        .set_key(Some(key_item(key)))
+        .condition_expression("email_verified = :no AND attribute_exists(exp_bucket)")
+        .expression_attribute_values(":no", AttributeValue::Bool(false))
+        .send()
+        .await;
+    if unless_condition_failed(res, "DeleteItem unverified user")?.is_some() {
+        r.report.rule(RULE).deleted += 1;
+    }
+    Ok(())
 }

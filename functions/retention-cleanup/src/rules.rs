@@ -30,7 +30,7 @@ pub fn shards(rule_name: &str) -> u32 {
 fn table_of<'a>(r: &Run<'a>, rule_name: &str) -> &'a str {
     let t = &r.app.tables;
     match rule_name {
-        rule::TENANT_ERASE | rule::SESSION | rule::TOKEN => &t.tenants,
+        rule::TENANT_ERASE | rule::SESSION | rule::TOKEN | rule::UNVERIFIED_SIGNUP => &t.tenants,
         rule::SECURITY_LOG => &t.security_log,
         rule::DSAR_RECORD => &t.privacy,
         rule::TECH_DATA | rule::EXPORT => &t.leads,
@@ -92,6 +92,14 @@ pub async fn sweep_unit(
             }
             rule::BILLING => {
                 billing(r, table, found).await?;
+                Progress::Done
+            }
+            rule::UNVERIFIED_SIGNUP => {
+                for key in found {
+                    erase::unverified_signup(r, table, &key)
+                        .await
+                        .context("unverified sign-up")?;
+                }
                 Progress::Done
             }
             // Sessions, one-time tokens, data-subject request records: the bucket is the

@@ -31,6 +31,15 @@ pub fn email(to: &str, subject: &str, text: &str) -> OutgoingEmail {
     }
 }
 
+/// The longest reason a subject's email carries (the API takes no longer one).
+pub const REASON_MAX_CHARS: usize = 1000;
+
+/// A controller's reason as the subject's email carries it: the controller may file a request
+/// for any address (on behalf), so its text goes out bounded and link-free.
+fn controller_text(reason: &str) -> String {
+    crate::outbound::text_for_mail(reason, REASON_MAX_CHARS)
+}
+
 pub fn verification_code(
     to: &str,
     t: RequestType,
@@ -94,7 +103,8 @@ pub fn denied(
             "Your request for {what} (request {request_id}) was refused.\n\n\
              Reason given by the controller: {reason}\n\n{COMPLAINT_RIGHT} You may also seek a \
              judicial remedy.\n\nYour request: {status_url}",
-            what = t.describe()
+            what = t.describe(),
+            reason = controller_text(reason)
         ),
     )
 }
@@ -115,7 +125,8 @@ pub fn extended(
              the law allows. It will be answered by {due}.\n\nReason: {reason}\n\n\
              {COMPLAINT_RIGHT}\n\nYour request: {status_url}",
             what = t.describe(),
-            due = ymd(new_due)
+            due = ymd(new_due),
+            reason = controller_text(reason)
         ),
     )
 }

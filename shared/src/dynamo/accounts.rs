@@ -232,6 +232,31 @@ pub fn login_item(email_bidx: &str, tenant: &TenantId, user: &UserId) -> Item {
     it
 }
 
+/// The login-index item of a sign-up not verified yet: it does not claim the address. A later
+/// sign-up, an accepted invitation or the verification of another sign-up of the address takes
+/// the item over; verifying this one removes `unverified`.
+pub fn unverified_login_item(email_bidx: &str, tenant: &TenantId, user: &UserId) -> Item {
+    let mut it = login_item(email_bidx, tenant, user);
+    put(&mut it, UNVERIFIED, AttributeValue::Bool(true));
+    it
+}
+
+/// The login-index attribute of a sign-up not verified yet.
+pub const UNVERIFIED: &str = "unverified";
+
+/// The condition of a write that claims an address's login-index item: none yet, or one of a
+/// sign-up not verified yet.
+pub const LOGIN_CLAIMABLE: &str = "attribute_not_exists(pk) OR attribute_exists(unverified)";
+
+/// Who an email's login-index item names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginEntry {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// A sign-up not verified yet: it holds no claim on the address.
+    pub unverified: bool,
+}
+
 pub fn session_item(se: &Session) -> Item {
     let mut it = item(&keys::session(&se.session_id));
     let g = keys::session_by_user(&se.user_id, &se.session_id);
@@ -451,6 +476,24 @@ impl AccountStore {
         email_bidx: &str,
     ) -> anyhow::Result<Option<(TenantId, UserId)>> {
         Ok(self.login_lookup(email_bidx, &[]).await?.0)
+    }
+
+    /// The login-index item of an email (consistent read), telling an unverified sign-up apart.
+    pub async fn login_entry(&self, email_bidx: &str) -> anyhow::Result<Option<LoginEntry>> {
+        self.get(&self.tables.tenants, &keys::login(email_bidx))
+            .await?
+            .map(|it| -> anyhow::Result<LoginEntry> {
+                Ok(LoginEntry {
+                    tenant_id: TenantId::parse(get_s(&it, "tenant_id")?)?,
+                    user_id: UserId::parse(get_s(&it, "user_id")?)?,
+                    unverified: it
+                        .get(UNVERIFIED)
+                        .and_then(|v| v.as_bool().ok())
+                        .copied()
+                        .unwrap_or(false),
+                })
+            })
+            .transpose()
     }
 
     /// Counts one login attempt against a throttle counter, before any expensive check: one

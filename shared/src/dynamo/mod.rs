@@ -10,11 +10,13 @@ mod forms;
 mod intake;
 mod leads;
 pub mod legal_holds;
+mod outbound;
 pub mod routing;
 
 pub use accounts::{
-    epoch_of, login_item, session_item, tenant_item, token_item, user_item, AccountStore,
-    AccountTables, Reservation, StoreError, Throttle, Write,
+    epoch_of, login_item, session_item, tenant_item, token_item, unverified_login_item, user_item,
+    AccountStore, AccountTables, LoginEntry, Reservation, StoreError, Throttle, Write,
+    LOGIN_CLAIMABLE, UNVERIFIED,
 };
 pub use attrs::{
     epoch, get_item, key_item, n, s, str_list, timestamp, unless_condition_failed, Item,
@@ -30,3 +32,4 @@ pub use intake::{new_lead_item, DynamoIntakeStore, IntakeTables};
 pub use leads::{
     lead_pks_by_email, lead_pks_holding, LeadHolding, LeadKeys, LeadsStore, LeadsTables,
 };
+pub use outbound::{MailGate, SuppressionReason};

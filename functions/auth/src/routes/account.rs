@@ -9,11 +9,13 @@ use shared::auth::{password, tokens};
 use shared::clock::rfc3339;
 use shared::domain::{Email, Phone, TenantId, TenantStatus, UserId};
 use shared::dynamo::{
-    login_item, s, tenant_item, timestamp, token_item, user_item, AttributeValue, StoreError, Write,
+    s, tenant_item, timestamp, token_item, unverified_login_item, user_item, AttributeValue,
+    StoreError, Write, LOGIN_CLAIMABLE,
 };
 use shared::error::{AppError, FieldErrors};
 use shared::keys;
 use shared::mail::Mailer;
+use shared::outbound::{MailKind, MailRoute};
 use time::Duration;
 
 use crate::{accepted, created, emails, json_body, ok, App, Ctx};
@@ -91,6 +93,17 @@ pub async fn signup<M: Mailer>(
         return Err(AppError::invalid_fields(errors));
     };
 
+    // Counted before any work: per client (429 past the limit), then per address (past it the
+    // answer is the same and nothing is created or sent).
+    app.limit_ip(ctx, MailRoute::Signup).await?;
+    let answer = created(json!({
+        "status": "verification_email_sent",
+        "message": "Check your inbox to confirm your email address."
+    }));
+    if !app.may_mail(ctx, MailKind::Signup, &email).await? {
+        return Ok(answer);
+    }
+
     let hash = password::hash_password(&body.password)?;
     let tenant_id = TenantId::parse(&app.new_id("tn")).map_err(|e| AppError::Internal(e.into()))?;
     let user_id = UserId::parse(&app.new_id("us")).map_err(|e| AppError::Internal(e.into()))?;
@@ -127,6 +140,19 @@ pub async fn signup<M: Mailer>(
         invited_by: None,
         expires_at: ctx.now + Duration::hours(app.settings.verify_email_hours),
     };
+    // Unverified, the sign-up holds no claim on the address: retention removes it once the
+    // verification window is over (rule `unverified-signup`, bucketed on the user item), and a
+    // later sign-up, an accepted invitation or the verification of another sign-up of the
+    // address takes the login-index item over meanwhile.
+    let mut user_it = user_item(&user);
+    user_it.insert(
+        "exp_bucket".into(),
+        s(shared::retention::expiry_bucket_at(
+            shared::retention::rule::UNVERIFIED_SIGNUP,
+            token.expires_at,
+            &keys::user(&tenant_id, &user_id),
+        )),
+    );
     let mut event = app.event("signup", ctx);
     event.tenant_id = Some(tenant_id.clone());
     event.user_id = Some(user_id.clone());
@@ -137,8 +163,8 @@ pub async fn signup<M: Mailer>(
             (
                 t.tenants.as_str(),
                 Write::Put(
-                    login_item(&app.keys.email(&email), &tenant_id, &user_id),
-                    Some("attribute_not_exists(pk)"),
+                    unverified_login_item(&app.keys.email(&email), &tenant_id, &user_id),
+                    Some(LOGIN_CLAIMABLE),
                 ),
             ),
             (
@@ -147,7 +173,7 @@ pub async fn signup<M: Mailer>(
             ),
             (
                 t.tenants.as_str(),
-                Write::Put(user_item(&user), Some("attribute_not_exists(pk)")),
+                Write::Put(user_it, Some("attribute_not_exists(pk)")),
             ),
             (t.tenants.as_str(), Write::Put(token_item(&token), None)),
             (
@@ -185,10 +211,7 @@ pub async fn signup<M: Mailer>(
         }
         Err(StoreError::Other(e)) => return Err(AppError::Internal(e)),
     }
-    Ok(created(json!({
-        "status": "verification_email_sent",
-        "message": "Check your inbox to confirm your email address."
-    })))
+    Ok(answer)
 }
 
 #[derive(Deserialize)]
@@ -221,6 +244,33 @@ pub(crate) fn consume(t: &OneTimeToken) -> Write {
     )
 }
 
+/// A write that changes nothing and fails unless the tenant record exists.
+fn tenant_exists(t: &TenantId) -> Write {
+    Write::Update {
+        key: keys::tenant(t),
+        update: "SET #st = #st".into(),
+        condition: Some("attribute_exists(pk)".into()),
+        values: vec![],
+        names: vec![("#st".into(), "status".into())],
+    }
+}
+
+/// Makes the email's login-index item name this user for good: it may take over the item of a
+/// sign-up not verified yet (receiving the emailed link proves the address), never the item of
+/// another verified account.
+pub(crate) fn claim_login(email_bidx: &str, tenant: &TenantId, user: &UserId) -> Write {
+    Write::Update {
+        key: keys::login(email_bidx),
+        update: "SET tenant_id = :tn, user_id = :us REMOVE unverified".into(),
+        condition: Some(format!("{LOGIN_CLAIMABLE} OR user_id = :us")),
+        values: vec![
+            (":tn".into(), s(tenant.as_str())),
+            (":us".into(), s(user.as_str())),
+        ],
+        names: vec![],
+    }
+}
+
 pub async fn verify_email<M: Mailer>(
     app: &App<M>,
     ctx: &Ctx,
@@ -229,6 +279,11 @@ pub async fn verify_email<M: Mailer>(
     let body: TokenBody = json_body(req)?;
     let token = live_token(app, ctx, &body.token, TokenKind::VerifyEmail).await?;
     let user_id = token.user_id.clone().ok_or_else(invalid_token)?;
+    let user = app
+        .store
+        .user(&token.tenant_id, &user_id)
+        .await?
+        .ok_or_else(invalid_token)?;
     let mut e = app.event("email_verified", ctx);
     e.tenant_id = Some(token.tenant_id.clone());
     e.user_id = Some(user_id.clone());
@@ -240,11 +295,19 @@ pub async fn verify_email<M: Mailer>(
                 t.tenants.as_str(),
                 Write::Update {
                     key: keys::user(&token.tenant_id, &user_id),
-                    update: "SET email_verified = :t".into(),
+                    // Verified: out of the unverified sign-ups' retention.
+                    update: "SET email_verified = :t REMOVE exp_bucket".into(),
                     condition: Some("attribute_exists(pk)".into()),
                     values: vec![(":t".into(), AttributeValue::Bool(true))],
                     names: vec![],
                 },
+            ),
+            // The sign-up's workspace is still there (retention removes it with the user).
+            (t.tenants.as_str(), tenant_exists(&token.tenant_id)),
+            // The address is now this account's, unless another account holds it for good.
+            (
+                t.tenants.as_str(),
+                claim_login(&app.keys.email(&user.email), &user.tenant_id, &user.user_id),
             ),
             (
                 t.security_log.as_str(),
@@ -275,6 +338,7 @@ pub async fn password_reset<M: Mailer>(
         "status": "accepted",
         "message": "If an account uses this address, a reset link is on its way."
     }));
+    app.limit_ip(ctx, MailRoute::PasswordReset).await?;
     let Ok(email) = Email::parse(&body.email) else {
         return Ok(answer);
     };
@@ -284,6 +348,10 @@ pub async fn password_reset<M: Mailer>(
         app.log_event(e).await;
         return Ok(answer);
     };
+    // Past the address's reset emails of the hour: the same answer, no link.
+    if !app.may_mail(ctx, MailKind::PasswordReset, &email).await? {
+        return Ok(answer);
+    }
     let secret = tokens::new_secret();
     let token = OneTimeToken {
         secret_hash: tokens::hash_secret(&secret),
@@ -374,7 +442,7 @@ pub async fn password_reset_confirm<M: Mailer>(
                     // Receiving the link proves the address, too; and it unlocks a login locked
                     // by failed second factors.
                     update: "SET password_hash = :h, email_verified = :t \
-                             REMOVE mfa_locked_at, mfa_failures, mfa_window_ends \
+                             REMOVE mfa_locked_at, mfa_failures, mfa_window_ends, exp_bucket \
                              ADD cred_epoch :one"
                         .into(),
                     // Issued under the current credentials: an older link died with the last
@@ -392,6 +460,11 @@ pub async fn password_reset_confirm<M: Mailer>(
                     ],
                     names: vec![],
                 },
+            ),
+            // The link proved the address: an unverified sign-up's claim becomes a real one.
+            (
+                t.tenants.as_str(),
+                claim_login(&app.keys.email(&user.email), &user.tenant_id, &user.user_id),
             ),
             (
                 t.security_log.as_str(),

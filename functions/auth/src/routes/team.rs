@@ -8,10 +8,11 @@ use shared::auth::permissions::{can_assign, Role};
 use shared::auth::{password, tokens};
 use shared::clock::rfc3339;
 use shared::domain::{Email, TenantStatus, UserId};
-use shared::dynamo::{login_item, s, token_item, user_item, StoreError, Write};
+use shared::dynamo::{login_item, s, token_item, user_item, StoreError, Write, LOGIN_CLAIMABLE};
 use shared::error::{AppError, FieldErrors};
 use shared::keys;
 use shared::mail::Mailer;
+use shared::outbound::{MailKind, MailRoute};
 use time::Duration;
 
 use super::account::{consume, current_user, live_token, new_password, text_field};
@@ -71,11 +72,22 @@ pub async fn invite<M: Mailer>(
         "role": role.as_str(),
         "expires_at": rfc3339(expires_at),
     }));
+    // Every invitation mails the address, whoever holds it: counted per client (429), per
+    // tenant and per address (past those, the same answer and nothing sent or stored).
+    app.limit_ip(ctx, MailRoute::Invitation).await?;
+    if !app
+        .tenant_may_mail(ctx, MailRoute::Invitation, &caller.tenant_id)
+        .await?
+        || !app.may_mail(ctx, MailKind::Invitation, &email).await?
+    {
+        return Ok(answer);
+    }
+    // A sign-up not verified yet holds no claim on the address: the invitation goes out.
     if app
         .store
-        .login_owner(&app.keys.email(&email))
+        .login_entry(&app.keys.email(&email))
         .await?
-        .is_some()
+        .is_some_and(|entry| !entry.unverified)
     {
         // The address has an account: answer exactly as for a new one (no account enumeration)
         // and tell its holder instead; no token, so nothing can join them to this team.
@@ -208,9 +220,10 @@ pub async fn accept_invitation<M: Mailer>(
             (t.tenants.as_str(), tenant_still_open(&token.tenant_id)),
             (
                 t.tenants.as_str(),
+                // Takes the address over from a sign-up not verified yet, never from an account.
                 Write::Put(
                     login_item(&app.keys.email(&email), &user.tenant_id, &user.user_id),
-                    Some("attribute_not_exists(pk)"),
+                    Some(LOGIN_CLAIMABLE),
                 ),
             ),
             (
