@@ -169,30 +169,28 @@ impl World {
         &self,
         settings: Option<IntakeSettings>,
     ) -> Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator> {
-        let config = self.intake_config();
-        Intake::new(
-            DynamoIntakeStore::new(self.clients.dynamo.clone(), config.tables),
-            self.clock.clone(),
-            UlidGenerator,
-            self.key.clone(),
-            settings.unwrap_or(config.settings),
-        )
+        self.intake_with_client(self.clients.dynamo.clone(), settings)
     }
 
     /// An intake whose store talks through `client` (a metered one, say) instead of the
-    /// world's own client.
+    /// world's own client. Built as `main.rs` builds it (quota alerts through the emulator's
+    /// SES; a test that expects them verifies the sender first, as `auth_app` does).
     pub fn intake_with_client(
         &self,
         client: aws_sdk_dynamodb::Client,
         settings: Option<IntakeSettings>,
     ) -> Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator> {
-        let config = self.intake_config();
-        Intake::new(
-            DynamoIntakeStore::new(client, config.tables),
+        let mut config = self.intake_config();
+        if let Some(s) = settings {
+            config.settings = s;
+        }
+        lead_intake::intake(
+            &config,
+            client,
+            infra::emulator::sesv2_client(emulator_endpoint()),
             self.clock.clone(),
             UlidGenerator,
             self.key.clone(),
-            settings.unwrap_or(config.settings),
         )
     }
 
