@@ -124,3 +124,37 @@ async fn a_fresh_containers_first_submission_pays_one_more_read() {
         "{cold:#?}"
     );
 }
+
+/// A form with a daily cap keeps the shape: its day count is two attributes of the usage counter
+/// the transaction updates anyway (no item, no request added), and the item stays one unit.
+#[tokio::test]
+async fn a_capped_forms_submission_costs_the_same_two_requests() {
+    let w = world().await;
+    let mut form = w.form.clone();
+    form.daily_cap = Some(1000);
+    w.put_tenant(&w.tenant, shared::domain::TenantStatus::Active, &form)
+        .await
+        .unwrap();
+    let (meter, intake) = warm(&w).await;
+    let capped = submit(
+        &w,
+        &meter,
+        &intake,
+        &fixture("lead-intake/submit-json.json"),
+        201,
+    )
+    .await;
+    assert_eq!(capped.operations, [BATCH_GET, TRANSACT_WRITE]);
+    assert_eq!(capped.failed_requests, 0);
+    assert!(
+        capped.transactional_write_units <= MAX_WRITE_UNITS,
+        "{capped:#?}"
+    );
+    let usage = w
+        .scan("OpsTable")
+        .await
+        .into_iter()
+        .find(|it| s(it, "sk") == Some("USAGE"))
+        .expect("the usage counter");
+    assert_eq!(usage["form_n_demo-contact"].as_n().unwrap(), "2");
+}

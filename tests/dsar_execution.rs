@@ -1392,6 +1392,73 @@ async fn emailed_links_go_through_the_download_route_expire_and_cannot_be_moved(
     assert!(text.contains(bob) && !text.contains(ana));
 }
 
+/// An upload signed before its lead was erased and sent after (a presigned PUT stays valid for
+/// 5 minutes): attachment-guard, notified by S3, deletes it when it lands.
+#[tokio::test]
+async fn an_upload_that_lands_after_its_lead_was_erased_is_deleted_on_arrival() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.late@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana Late", "please erase")).await;
+    let bob = submit(
+        w,
+        "demo-contact",
+        body("bob.stays@example.com", "Bob", "stay"),
+    )
+    .await;
+    let t = w.tenant.as_str();
+    // The records lead-transfers writes when it signs an upload; Bob's file is sent at once,
+    // Ana's is not sent yet.
+    let ana_key = format!("tenants/{t}/leads/{lead}/at-late");
+    let bob_key = format!("tenants/{t}/leads/{bob}/at-bob");
+    for (lead, id, key) in [(&lead, "at-late", &ana_key), (&bob, "at-bob", &bob_key)] {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(w.table("LeadsTable"))
+            .item("pk", AttributeValue::S(format!("TENANT#{t}#LEAD#{lead}")))
+            .item("sk", AttributeValue::S(format!("ATT#{id}")))
+            .item("tenant_id", AttributeValue::S(t.into()))
+            .item("lead_id", AttributeValue::S(lead.to_string()))
+            .item("attachment_id", AttributeValue::S(id.into()))
+            .item("filename", AttributeValue::S("contract.pdf".into()))
+            .item("object_key", AttributeValue::S(key.to_string()))
+            .send()
+            .await
+            .unwrap();
+    }
+    put_object(w, &f.attachments_bucket, &bob_key, "Bob's contract").await;
+
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts["attachment_record"], 1);
+
+    // Ana's file lands after the erasure certified that nothing of her is left.
+    put_object(w, &f.attachments_bucket, &ana_key, "contract of Ana Late").await;
+    let guard = w.attachment_guard();
+    let report = attachment_guard::handle(
+        &guard,
+        &w.object_created_event(&f.attachments_bucket, &ana_key),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.kept, report.deleted), (0, 1));
+    let report = attachment_guard::handle(
+        &guard,
+        &w.object_created_event(&f.attachments_bucket, &bob_key),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.kept, report.deleted), (1, 0));
+    assert_eq!(object_keys(w, &f.attachments_bucket).await, [bob_key]);
+}
+
 /// Edits the lead's email the way `PATCH /v1/leads/{id}` does (the route moves in the edit's
 /// transaction; `leads-api` computes the move with `RouteMove::between` exactly like this).
 async fn change_lead_email(w: &World, lead: &str, from: &str, to: &str) {

@@ -1496,3 +1496,160 @@ async fn bodies_that_are_not_utf8_are_4xx_on_every_route_and_store_nothing() {
     assert!(calls > 0);
     assert_eq!(t.w.snapshot().await, before, "nothing stored");
 }
+
+// ---------------------------------------------------------------- uploads that outlive their lead
+
+/// The leads-api function's app over this world (for `DELETE /v1/leads/{id}`), its
+/// configuration as the template gives it.
+async fn leads_api_app(t: &T) -> leads_api::App {
+    let env = infra::local::local_function_env(&t.w.template, "leads-api", emulator_endpoint())
+        .expect("leads-api env");
+    let config = leads_api::config::Config::from_env(&Env::from_pairs(env)).expect("config");
+    leads_api::App {
+        store: shared::dynamo::LeadsStore::new(t.w.clients.dynamo.clone(), config.tables.clone()),
+        s3: t.w.clients.s3.clone(),
+        attachments_bucket: config.attachments_bucket.clone(),
+        keys: t.w.key.clone(),
+        signing: t.signing.clone(),
+        clock: t.w.clock.clone(),
+        ids: Arc::new(UlidGenerator),
+        api_base_url: config.api_base_url.clone(),
+    }
+}
+
+/// A signed upload for `lead`: (attachment id, URL, headers, file).
+async fn signed_upload(
+    t: &T,
+    lead: &LeadId,
+    bearer: &str,
+) -> (String, String, Vec<(String, String)>, Vec<u8>) {
+    let file = b"%PDF-1.7\n% a contract\n".repeat(20);
+    let r = call(
+        t,
+        "POST",
+        &attachments_path(lead),
+        Some(json!({"filename": "contract.pdf", "content_type": "application/pdf", "size": file.len()})),
+        bearer,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    (
+        r.str("id"),
+        r.str("upload_url"),
+        upload_headers(&r.body),
+        file,
+    )
+}
+
+/// Current objects (not noncurrent versions) under `prefix` of the attachments bucket.
+async fn objects_under(t: &T, prefix: &str) -> Vec<String> {
+    t.w.clients
+        .s3
+        .list_objects_v2()
+        .bucket(&t.attachments_bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap()
+        .contents
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|o| o.key)
+        .collect()
+}
+
+/// Uploads signed before their lead was deleted, sent after: S3 notifies attachment-guard,
+/// which deletes them (and nothing of a live lead). Also an upload landing while a delete is
+/// under way (the lead claimed, its objects already listed): the claim is enough.
+#[tokio::test]
+async fn an_upload_that_lands_after_its_lead_was_deleted_is_deleted_on_arrival() {
+    let t = setup().await;
+    let a = t.w.tenant.clone();
+    let owner = token(&t, &a, Role::Owner).await;
+    let guard = t.w.attachment_guard();
+    let leads_api = leads_api_app(&t).await;
+    let event = |key: &str| t.w.object_created_event(&t.attachments_bucket, key);
+
+    // A live lead's upload stays.
+    let bob = seed_lead(&t, &a, "bob.live@example.com", None, false).await;
+    let (_, url, headers, file) = signed_upload(&t, &bob, &owner).await;
+    assert_eq!(http("PUT", &url, &headers, &file).await.status, 200);
+    let bob_prefix = shared::keys::lead_objects_prefix(&a, &bob);
+    let bob_key = objects_under(&t, &bob_prefix).await.remove(0);
+    let report = attachment_guard::handle(&guard, &event(&bob_key))
+        .await
+        .unwrap();
+    assert_eq!((report.kept, report.deleted), (1, 0));
+    assert_eq!(
+        objects_under(&t, &bob_prefix).await,
+        std::slice::from_ref(&bob_key)
+    );
+
+    // Ana's upload is signed, then Ana's lead is deleted, then the file is sent.
+    let ana = seed_lead(&t, &a, "ana.gone@example.com", Some("Ana"), false).await;
+    let (id, url, headers, file) = signed_upload(&t, &ana, &owner).await;
+    let deleted = leads_api::handle(
+        &leads_api,
+        event_for_leads_api("DELETE", &format!("/v1/leads/{ana}"), &owner),
+    )
+    .await;
+    assert_eq!(deleted.status(), 204, "{}", response_json(&deleted));
+    assert!(lead_item(&t, &a, &ana).await.is_none());
+    let put = http("PUT", &url, &headers, &file).await;
+    assert_eq!(put.status, 200, "the URL is still valid: S3 takes the file");
+    let ana_prefix = shared::keys::lead_objects_prefix(&a, &ana);
+    let key = format!("{ana_prefix}{id}");
+    assert_eq!(
+        objects_under(&t, &ana_prefix).await,
+        std::slice::from_ref(&key)
+    );
+
+    let report = attachment_guard::handle(&guard, &event(&key))
+        .await
+        .unwrap();
+    assert_eq!((report.kept, report.deleted), (0, 1));
+    assert!(
+        objects_under(&t, &ana_prefix).await.is_empty(),
+        "no object of the deleted lead remains"
+    );
+    // In the deployed (versioned) bucket the delete leaves a noncurrent version, which the
+    // bucket's expire-erased-versions rule removes, as for every deleted attachment (the
+    // emulator's buckets are not versioned).
+
+    // Carl's delete is under way: claimed (`deleting_at`), objects already listed, items not
+    // yet deleted. An upload landing now is deleted too.
+    let carl = seed_lead(&t, &a, "carl.going@example.com", None, false).await;
+    let (id, url, headers, file) = signed_upload(&t, &carl, &owner).await;
+    leads_api
+        .store
+        .claim_for_deletion(&a, &carl, t.w.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(http("PUT", &url, &headers, &file).await.status, 200);
+    let carl_prefix = shared::keys::lead_objects_prefix(&a, &carl);
+    let report = attachment_guard::handle(&guard, &event(&format!("{carl_prefix}{id}")))
+        .await
+        .unwrap();
+    assert_eq!((report.kept, report.deleted), (0, 1));
+    assert!(objects_under(&t, &carl_prefix).await.is_empty());
+
+    // Neither another bucket's event nor a key the platform never signs is touched.
+    let stray = format!("{bob_prefix}not-signed/x");
+    let report = attachment_guard::handle(&guard, &event(&stray))
+        .await
+        .unwrap();
+    assert_eq!(report.ignored, 1);
+    let report = attachment_guard::handle(
+        &guard,
+        &t.w.object_created_event(&t.exports_bucket, &bob_key),
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.ignored, report.deleted), (1, 0));
+    assert_eq!(objects_under(&t, &bob_prefix).await.len(), 1);
+}
+
+/// A leads-api event for `method path` with `bearer` (API Gateway v2, as the app API sends).
+fn event_for_leads_api(method: &str, path: &str, bearer: &str) -> Request {
+    event(method, path, &[], None, Some(bearer))
+}

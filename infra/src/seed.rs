@@ -119,6 +119,7 @@ pub fn demo_form(tenant: &TenantId, form: &FormId, web_origin: &str) -> FormReco
         allowed_origins: vec![web_origin.trim_end_matches('/').to_string()],
         redirect_url: format!("{}/thanks.html", web_origin.trim_end_matches('/')),
         honeypot_field: DEFAULT_HONEYPOT.into(),
+        daily_cap: None,
     }
 }
 

@@ -599,6 +599,57 @@ fn buckets_are_private_tls_only_encrypted_and_expire_what_they_should() {
     );
 }
 
+/// Uploads through links issued before a lead was deleted are deleted when they land
+/// (attachment-guard, on every object created under `tenants/`), and what a delete leaves in the
+/// versioned bucket expires. The function names the bucket with `!Sub` (a `!Ref` would make the
+/// bucket's notification and the function's role depend on each other): it must be the same
+/// name, and its delete grant the attachments' prefix only.
+#[test]
+fn uploads_under_a_deleted_lead_are_deleted_on_arrival_and_their_versions_expire() {
+    let t = raw_template();
+    let bucket = &t["Resources"]["AttachmentsBucket"]["Properties"];
+    assert_eq!(
+        bucket["VersioningConfiguration"]["Status"].as_str(),
+        Some("Enabled")
+    );
+    let rules = bucket["LifecycleConfiguration"]["Rules"]
+        .as_sequence()
+        .unwrap();
+    assert!(rules.iter().any(|r| r["Status"].as_str() == Some("Enabled")
+        && r["NoncurrentVersionExpiration"]["NoncurrentDays"]
+            .as_u64()
+            .is_some_and(|d| d <= 7)));
+
+    let guard = &t["Resources"]["AttachmentGuardFunction"]["Properties"];
+    let event = &guard["Events"]["Uploaded"];
+    assert_eq!(event["Type"].as_str(), Some("S3"));
+    let p = &event["Properties"];
+    assert_eq!(ref_target(&p["Bucket"]), Some("AttachmentsBucket"));
+    assert_eq!(p["Events"].as_str(), Some("s3:ObjectCreated:*"));
+    let rule = &p["Filter"]["S3Key"]["Rules"][0];
+    assert_eq!(
+        (rule["Name"].as_str(), rule["Value"].as_str()),
+        (Some("prefix"), Some("tenants/"))
+    );
+    let name = resolve(&t, &bucket["BucketName"]);
+    assert_eq!(
+        resolve(&t, &guard["Environment"]["Variables"]["ATTACHMENTS_BUCKET"]),
+        name
+    );
+    let s3: Vec<String> = statements(&guard["Policies"])
+        .into_iter()
+        .filter(|s| actions(s).iter().any(|a| a.starts_with("s3:")))
+        .flat_map(|s| {
+            assert_eq!(actions(s), ["s3:DeleteObject"]);
+            match &s["Resource"] {
+                Value::Sequence(_) => resolve_list(&t, &s["Resource"]),
+                one => vec![resolve(&t, one)],
+            }
+        })
+        .collect();
+    assert_eq!(s3, [format!("arn:{PARTITION}:s3:::{name}/tenants/*")]);
+}
+
 #[test]
 fn apis_throttle_and_log_access_without_personal_data() {
     let t = raw_template();

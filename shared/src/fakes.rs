@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use crate::billing::BillingState;
 use crate::domain::{FormId, FormRecord, LeadId, TenantId, TenantRecord};
 use crate::ports::{
-    CommitError, FormAdmin, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore,
-    IntakeWrite, LeadWrite, NewLead, NewSubmission,
+    CommitError, FormAdmin, FormDayCount, IdempotencyRecord, IntakeLookup, IntakeSnapshot,
+    IntakeStore, IntakeWrite, LeadWrite, NewLead, NewSubmission, UsageState,
 };
 
 /// (tenant, form, minute window)
@@ -33,6 +33,32 @@ pub struct MemoryState {
     pub billing: HashMap<TenantId, BillingState>,
     /// (tenant, `YYYY-MM`) -> submissions counted against the quota.
     pub usage: HashMap<(TenantId, String), u32>,
+    /// (tenant, `YYYY-MM`, form) -> the form's day (`YYYY-MM-DD`) and its count that day.
+    pub form_days: HashMap<(TenantId, String, FormId), (String, u32)>,
+    /// (tenant, `YYYY-MM`) -> quota alerts (percent) marked sent, and when.
+    pub alerts: HashMap<(TenantId, String), BTreeMap<u8, time::OffsetDateTime>>,
+}
+
+impl MemoryState {
+    /// The usage counter of `month` as the DynamoDB item would show it, for `form`.
+    pub fn usage_state(&self, tenant: &TenantId, month: &str, form: &FormId) -> UsageState {
+        let k = (tenant.clone(), month.to_string());
+        UsageState {
+            month_count: self.usage.get(&k).copied().unwrap_or(0),
+            form_day: self
+                .form_days
+                .get(&(tenant.clone(), month.to_string(), form.clone()))
+                .map(|(day, count)| FormDayCount {
+                    day: day.clone(),
+                    count: *count,
+                }),
+            alerts_sent: self
+                .alerts
+                .get(&k)
+                .map(|m| m.keys().copied().collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -124,11 +150,7 @@ impl IntakeStore for MemoryStore {
                     .cloned()
             }),
             billing: st.billing.get(&l.tenant).cloned(),
-            usage_this_month: st
-                .usage
-                .get(&(l.tenant.clone(), l.usage_month.clone()))
-                .copied()
-                .unwrap_or(0),
+            usage: st.usage_state(&l.tenant, &l.usage_month, &l.form_id),
         })
     }
 
@@ -161,8 +183,18 @@ impl IntakeStore for MemoryStore {
             }
         }
         let usage_key = (w.tenant.clone(), w.usage.month.clone());
-        if st.usage.get(&usage_key).copied().unwrap_or(0) >= w.usage.quota {
-            return Err(CommitError::QuotaExceeded);
+        let day_key = (w.tenant.clone(), w.usage.month.clone(), form.clone());
+        let usage = st.usage_state(&w.tenant, &w.usage.month, &form);
+        let (lo, hi) = w.usage.expected;
+        let in_range = (lo..=hi).contains(&usage.month_count);
+        let day_ok = match (&w.usage.daily, &usage.form_day) {
+            (None, _) => true,
+            (Some(d), Some(stored)) if d.continues => stored.day == d.day && stored.count < d.cap,
+            (Some(d), stored) if !d.continues => stored.as_ref().is_none_or(|s| s.day < d.day),
+            _ => false,
+        };
+        if !in_range || !day_ok {
+            return Err(CommitError::UsageMoved(usage));
         }
         if let Some(record) = &w.record {
             let lead_key = (w.tenant.clone(), record.lead.lead_id().clone());
@@ -211,7 +243,20 @@ impl IntakeStore for MemoryStore {
                 record.submission.clone(),
             );
         }
-        *st.usage.entry(usage_key).or_default() += 1;
+        *st.usage.entry(usage_key.clone()).or_default() += 1;
+        for p in &w.usage.alerts {
+            st.alerts
+                .entry(usage_key.clone())
+                .or_default()
+                .insert(*p, w.received_at);
+        }
+        if let Some(d) = &w.usage.daily {
+            let entry = st.form_days.entry(day_key).or_insert((d.day.clone(), 0));
+            if !d.continues {
+                *entry = (d.day.clone(), 0);
+            }
+            entry.1 += 1;
+        }
         let entry = st.rates.entry(rate_key).or_default();
         entry.0 += 1;
         if let Some(h) = &w.rate.ip_hash {
@@ -236,6 +281,50 @@ impl IntakeStore for MemoryStore {
             .idempotency
             .get(&(tenant.clone(), form.clone(), key_hash.to_string()))
             .cloned())
+    }
+
+    async fn claim_alerts(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        percents: &[u8],
+        count_at_least: u32,
+        at: time::OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        self.record("claim_alerts");
+        let mut st = self.lock();
+        let k = (tenant.clone(), month.to_string());
+        let count = st.usage.get(&k).copied().unwrap_or(0);
+        let marks = st.alerts.entry(k).or_default();
+        if percents.is_empty()
+            || count < count_at_least
+            || percents.iter().any(|p| marks.contains_key(p))
+        {
+            return Ok(false);
+        }
+        for p in percents {
+            marks.insert(*p, at);
+        }
+        Ok(true)
+    }
+
+    async fn release_alerts(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        percents: &[u8],
+        at: time::OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.record("release_alerts");
+        let mut st = self.lock();
+        if let Some(marks) = st.alerts.get_mut(&(tenant.clone(), month.to_string())) {
+            for p in percents {
+                if marks.get(p) == Some(&at) {
+                    marks.remove(p);
+                }
+            }
+        }
+        Ok(())
     }
 }
 

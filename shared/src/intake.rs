@@ -6,11 +6,22 @@
 //! `TransactWriteItems` (lead, submission, rate-limit window, usage counter, idempotency record
 //! when a key is sent). The form's tenant is immutable and
 //! cached per container, so only a container's first submission to a form pays one more read.
+//!
+//! The usage counter also carries what protects the quota: a form's daily cap (the form's count
+//! of the day, two attributes of the same item, only for a form with a cap) and the quota alerts
+//! (80 % and 100 %, emailed to the owners once a month). Neither adds a request: the counter is
+//! read in the `BatchGetItem` and written in the transaction anyway. Its condition names the
+//! range the count must be in, and a range holding a threshold's last count is that one count,
+//! so exactly one submission of the month crosses each threshold, however many race; a refused
+//! condition returns the counter as it is (`ALL_OLD`) and intake retries against it. Only the
+//! submission crossing a threshold pays for the email (a team Query and a send).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 
-use time::{Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::billing::{entitlements, usage_expires_at, usage_month, BillingPolicy};
 use crate::blind_index::BlindIndexKey;
@@ -22,9 +33,94 @@ use crate::domain::{
 use crate::error::AppError;
 use crate::leads::routing::{self, RouteKey, Routed};
 use crate::ports::{
-    CommitError, IdempotencyRecord, IntakeLookup, IntakeStore, IntakeWrite, LeadWrite, NewLead,
-    NewSubmission, RateIncrement, SubmissionRecord, UsageIncrement,
+    CommitError, DailyIncrement, IdempotencyRecord, IntakeLookup, IntakeStore, IntakeWrite,
+    LeadWrite, NewLead, NewSubmission, RateIncrement, SubmissionRecord, UsageIncrement, UsageState,
 };
+
+/// The shares of the monthly quota (percent) at which the tenant's owners are emailed, once
+/// each per month.
+pub const QUOTA_ALERTS: [u8; 2] = [80, 100];
+
+/// The count at which `percent` of `quota` is reached (rounded up, at least 1).
+pub fn alert_threshold(quota: u32, percent: u8) -> u32 {
+    (u64::from(quota) * u64::from(percent)).div_ceil(100).max(1) as u32
+}
+
+/// What the owners are told: `used` of `quota` submissions in `month` (`YYYY-MM`, UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaAlert {
+    pub tenant: TenantId,
+    pub month: String,
+    pub percent: u8,
+    pub used: u32,
+    pub quota: u32,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Sends a quota alert to the tenant's owners (see `crate::quota_alerts`). An error means no
+/// owner was told: intake then removes the mark so a later submission tries again.
+pub trait QuotaAlerts: Send + Sync {
+    fn send<'a>(&'a self, alert: &'a QuotaAlert) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// The range of counts around `count` (below `quota`) whose increment crosses no alert
+/// threshold, with no alert; or `count` alone, with the alerts its increment crosses.
+fn usage_range(count: u32, quota: u32) -> ((u32, u32), Vec<u8>) {
+    let crossing: Vec<u8> = QUOTA_ALERTS
+        .into_iter()
+        .filter(|p| alert_threshold(quota, *p) == count + 1)
+        .collect();
+    if !crossing.is_empty() {
+        return ((count, count), crossing);
+    }
+    // The counts whose increment crosses a threshold bound the range on both sides.
+    let edges = QUOTA_ALERTS.map(|p| alert_threshold(quota, p) - 1);
+    let lo = edges
+        .iter()
+        .filter(|e| **e < count)
+        .max()
+        .map_or(0, |e| e + 1);
+    let hi = edges
+        .iter()
+        .filter(|e| **e > count)
+        .min()
+        .map_or(quota.saturating_sub(1), |e| e - 1);
+    ((lo, hi), vec![])
+}
+
+/// The calendar day (UTC) a form's daily count counts: `YYYY-MM-DD`.
+pub fn usage_day(at: OffsetDateTime) -> String {
+    let d = at.to_offset(UtcOffset::UTC).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// A form's daily cap is reached: the visitor may retry from the next day (UTC).
+fn daily_cap_reached(now: OffsetDateTime) -> AppError {
+    let next_day = now.to_offset(UtcOffset::UTC).date().next_day();
+    let secs = next_day
+        .map(|d| (d.midnight().assume_utc() - now).whole_seconds())
+        .unwrap_or(86_400);
+    AppError::RateLimited {
+        retry_after_secs: secs.max(1) as u64,
+    }
+}
+
+/// What a submission leaves for the quota alerts, sent once its answer is decided.
+#[derive(Default)]
+struct AlertNote {
+    tenant: Option<TenantId>,
+    month: String,
+    quota: u32,
+    /// Count at the snapshot, and the alerts it shows due but not marked (a failed send, or a
+    /// month counted before alerts existed).
+    count: u32,
+    due: Vec<u8>,
+    /// Alerts the committed increment crossed (and marked at `received_at`), at which count.
+    crossed: Vec<u8>,
+    crossed_at: u32,
+    received_at: Option<OffsetDateTime>,
+}
 
 #[derive(Debug, Clone)]
 pub struct IntakeSettings {
@@ -140,11 +236,18 @@ pub struct Intake<S, C, I> {
     key: BlindIndexKey,
     settings: IntakeSettings,
     form_tenants: Mutex<HashMap<FormId, TenantId>>,
+    /// Quota alerts to the owners; without them no alert is marked or sent.
+    alerts: Option<Arc<dyn QuotaAlerts>>,
 }
 
 /// Commit attempts. Concurrent submissions to one tenant touch the same counters, and DynamoDB
 /// cancels a transaction that overlaps another on an item: those retry with jittered backoff.
 const MAX_ATTEMPTS: usize = 6;
+
+/// Retries against a usage counter that moved. Each follows another submission's count (the
+/// counter only grows, through at most five ranges, and a form's day starts once), so a
+/// submission moves a few times at most, whatever the concurrency.
+const MAX_USAGE_MOVES: usize = 16;
 
 /// Reads of the lead's routing per submission: a second only when a concurrent write changed
 /// what the first saw (or the validated address differs from the body's probable one).
@@ -159,7 +262,14 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             key,
             settings,
             form_tenants: Mutex::new(HashMap::new()),
+            alerts: None,
         }
+    }
+
+    /// Emails the owners at 80 % and 100 % of the monthly quota, once each per month.
+    pub fn with_alerts(mut self, alerts: Arc<dyn QuotaAlerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
     }
 
     pub fn store(&self) -> &S {
@@ -178,7 +288,9 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
     #[tracing::instrument(name = "intake", skip_all, fields(form_id = %req.form_id, tenant_id, lead_id, submission_id, outcome))]
     pub async fn submit(&self, req: IntakeRequest<'_>) -> IntakeResponse {
         let mut form = None;
-        let result = self.submit_inner(&req, &mut form).await;
+        let mut note = AlertNote::default();
+        let result = self.submit_inner(&req, &mut form, &mut note).await;
+        self.notify(note).await;
         let span = tracing::Span::current();
         match &result {
             Ok(outcome) => {
@@ -234,6 +346,7 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
         &self,
         req: &IntakeRequest<'_>,
         form_out: &mut Option<FormPresentation>,
+        note: &mut AlertNote,
     ) -> Result<Outcome, AppError> {
         let now = self.clock.now();
         let tenant = self.tenant_of(&req.form_id).await?;
@@ -341,8 +454,32 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             let quota = limits
                 .billing
                 .submission_quota(snapshot.billing.as_ref(), now)?;
-            if snapshot.usage_this_month >= quota {
+            let usage = &snapshot.usage;
+            if self.alerts.is_some() {
+                *note = AlertNote {
+                    tenant: Some(tenant.clone()),
+                    month: month.clone(),
+                    quota,
+                    count: usage.month_count,
+                    due: QUOTA_ALERTS
+                        .into_iter()
+                        .filter(|p| {
+                            usage.month_count >= alert_threshold(quota, *p)
+                                && !usage.alerts_sent.contains(p)
+                        })
+                        .collect(),
+                    ..AlertNote::default()
+                };
+            }
+            if usage.month_count >= quota {
                 return Err(entitlements::quota_exceeded());
+            }
+            // The form's daily cap, like the quota: exact by the commit's condition.
+            let today = usage_day(now);
+            if let (Some(cap), Some(d)) = (form.daily_cap, &usage.form_day) {
+                if d.day == today && d.count >= cap {
+                    return Err(daily_cap_reached(now));
+                }
             }
 
             // Recompute from the validated contact: the form's rules are the authority.
@@ -422,11 +559,7 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                     per_form_limit: limits.rate_limit_per_form_per_minute,
                     expires_at: now + Duration::minutes(10),
                 },
-                usage: UsageIncrement {
-                    month: month.clone(),
-                    quota,
-                    expires_at: usage_expires_at(now),
-                },
+                usage: self.usage_increment(&snapshot.usage, quota, form.daily_cap, now),
                 idempotency: idem_hash.clone().map(|key_hash| IdempotencyRecord {
                     key_hash,
                     body_hash: body_hash.clone(),
@@ -439,8 +572,17 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             // One switch between creating and attaching without a new read: the usual race (two
             // first submissions of one person) costs one more transaction, not a read too.
             let mut switched = false;
-            for attempt in 1..=MAX_ATTEMPTS {
-                match self.store.commit(&write).await {
+            let mut moves = 0;
+            let mut attempt = 0;
+            while attempt < MAX_ATTEMPTS {
+                attempt += 1;
+                let committed = self.store.commit(&write).await;
+                if committed.is_ok() {
+                    note.crossed = write.usage.alerts.clone();
+                    note.crossed_at = write.usage.expected.1 + 1;
+                    note.received_at = Some(write.received_at);
+                }
+                match committed {
                     Ok(()) if suppressed => {
                         return Ok(Outcome::Discarded {
                             lead_id,
@@ -454,6 +596,25 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                             submission_id,
                             new_lead,
                         })
+                    }
+                    Err(CommitError::UsageMoved(state)) => {
+                        if state.month_count >= quota {
+                            return Err(entitlements::quota_exceeded());
+                        }
+                        if let (Some(cap), Some(d)) = (form.daily_cap, &state.form_day) {
+                            if d.day == today && d.count >= cap {
+                                return Err(daily_cap_reached(now));
+                            }
+                        }
+                        moves += 1;
+                        if moves > MAX_USAGE_MOVES {
+                            return Err(AppError::Internal(anyhow::anyhow!(
+                                "the usage counter moved {moves} times"
+                            )));
+                        }
+                        // Not a failed attempt: another submission counted first.
+                        attempt -= 1;
+                        write.usage = self.usage_increment(&state, quota, form.daily_cap, now);
                     }
                     Err(CommitError::LeadAlreadyExists)
                         if !switched && matches!(routed, Routed::NewAtDerived) && key.is_some() =>
@@ -505,7 +666,6 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                             retry_after_secs: retry_after,
                         })
                     }
-                    Err(CommitError::QuotaExceeded) => return Err(entitlements::quota_exceeded()),
                     Err(CommitError::IdempotencyKeyTaken) => {
                         let key_hash = write
                             .idempotency
@@ -540,6 +700,112 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             return Err(AppError::Internal(anyhow::anyhow!(
                 "submission not committed after {MAX_ATTEMPTS} attempts"
             )));
+        }
+    }
+
+    /// The increment of the usage counter as `state` shows it (below the quota): the range its
+    /// count must be in, the alerts crossing it marks, and the form's day count under its cap.
+    fn usage_increment(
+        &self,
+        state: &UsageState,
+        quota: u32,
+        daily_cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> UsageIncrement {
+        let (expected, alerts) = if self.alerts.is_some() {
+            usage_range(state.month_count, quota)
+        } else {
+            ((0, quota.saturating_sub(1)), vec![])
+        };
+        let today = usage_day(now);
+        UsageIncrement {
+            month: usage_month(now),
+            expected,
+            alerts,
+            daily: daily_cap.map(|cap| DailyIncrement {
+                continues: state.form_day.as_ref().is_some_and(|d| d.day == today),
+                day: today,
+                cap,
+            }),
+            expires_at: usage_expires_at(now),
+        }
+    }
+
+    /// Sends the alerts a submission crossed, or found due and claims; never fails the
+    /// submission (its answer is decided).
+    async fn notify(&self, note: AlertNote) {
+        let (Some(alerts), Some(tenant)) = (&self.alerts, note.tenant.as_ref()) else {
+            return;
+        };
+        if let (false, Some(at)) = (note.crossed.is_empty(), note.received_at) {
+            self.send_alert(
+                alerts.as_ref(),
+                tenant,
+                &note,
+                &note.crossed,
+                note.crossed_at,
+                at,
+            )
+            .await;
+        }
+        let now = self.clock.now();
+        if note.due.is_empty() {
+            return;
+        }
+        let at_least = note
+            .due
+            .iter()
+            .map(|p| alert_threshold(note.quota, *p))
+            .max()
+            .unwrap_or(note.quota);
+        match self
+            .store
+            .claim_alerts(tenant, &note.month, &note.due, at_least, now)
+            .await
+        {
+            Ok(true) => {
+                self.send_alert(alerts.as_ref(), tenant, &note, &note.due, note.count, now)
+                    .await
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "quota alert not claimed"),
+        }
+    }
+
+    /// One email for the highest of `percents` (marked at `at`); the marks are removed again
+    /// when it cannot be sent.
+    async fn send_alert(
+        &self,
+        alerts: &dyn QuotaAlerts,
+        tenant: &TenantId,
+        note: &AlertNote,
+        percents: &[u8],
+        used: u32,
+        at: OffsetDateTime,
+    ) {
+        let Some(percent) = percents.iter().max().copied() else {
+            return;
+        };
+        let alert = QuotaAlert {
+            tenant: tenant.clone(),
+            month: note.month.clone(),
+            percent,
+            used,
+            quota: note.quota,
+        };
+        match alerts.send(&alert).await {
+            Ok(()) => tracing::info!(percent, "quota alert sent"),
+            Err(e) => {
+                // Only the outermost context: the provider's message could name the address.
+                tracing::error!(error = %e, percent, "quota alert not sent");
+                if let Err(e) = self
+                    .store
+                    .release_alerts(tenant, &note.month, percents, at)
+                    .await
+                {
+                    tracing::error!(error = %format!("{e:#}"), "quota alert mark not released");
+                }
+            }
         }
     }
 

@@ -90,6 +90,7 @@ fn contact_form() -> FormRecord {
         allowed_origins: vec![ORIGIN.into()],
         redirect_url: format!("{ORIGIN}/thanks"),
         honeypot_field: DEFAULT_HONEYPOT.into(),
+        daily_cap: None,
     }
 }
 
@@ -1163,6 +1164,29 @@ impl IntakeStore for Racy {
     ) -> anyhow::Result<Option<IdempotencyRecord>> {
         self.mem.idempotency_record(tenant, form, key_hash).await
     }
+
+    async fn claim_alerts(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        percents: &[u8],
+        count_at_least: u32,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        self.mem
+            .claim_alerts(tenant, month, percents, count_at_least, at)
+            .await
+    }
+
+    async fn release_alerts(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        percents: &[u8],
+        at: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        self.mem.release_alerts(tenant, month, percents, at).await
+    }
 }
 
 async fn racy() -> Harness<Racy> {
@@ -1506,10 +1530,240 @@ async fn the_rate_limit_answers_before_the_quota() {
 #[tokio::test]
 async fn a_commit_refused_by_the_quota_condition_is_answered_402() {
     let h = racy().await;
-    h.intake.store().fail_commits([CommitError::QuotaExceeded]);
+    // The counter reached the quota between the read and the write (the default quota: 100).
+    h.intake
+        .store()
+        .fail_commits([CommitError::UsageMoved(crate::ports::UsageState {
+            month_count: 100,
+            ..Default::default()
+        })]);
     let r = h.submit(&Post::from("ana@example.com")).await;
     assert_eq!(payment_required(r), "quota_exceeded");
     assert_eq!(h.submission_count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Daily caps and quota alerts
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn usage_ranges_leave_each_thresholds_last_count_alone() {
+    // Quota 10: 80 % is the 8th submission, 100 % the 10th.
+    assert_eq!(alert_threshold(10, 80), 8);
+    assert_eq!(alert_threshold(3, 80), 3, "rounded up");
+    assert_eq!(alert_threshold(1, 80), 1);
+    assert_eq!(usage_range(0, 10), ((0, 6), vec![]));
+    assert_eq!(usage_range(6, 10), ((0, 6), vec![]));
+    assert_eq!(usage_range(7, 10), ((7, 7), vec![80]));
+    assert_eq!(usage_range(8, 10), ((8, 8), vec![]));
+    assert_eq!(usage_range(9, 10), ((9, 9), vec![100]));
+    // Both thresholds on one count: one range, both alerts.
+    assert_eq!(usage_range(0, 3), ((0, 1), vec![]));
+    assert_eq!(usage_range(2, 3), ((2, 2), vec![80, 100]));
+    assert_eq!(usage_range(0, 1), ((0, 0), vec![80, 100]));
+    assert_eq!(usage_range(500, 10_000), ((0, 7998), vec![]));
+    assert_eq!(usage_range(8000, 10_000), ((8000, 9998), vec![]));
+}
+
+/// Records the alerts intake sends; the first `fail` sends fail.
+#[derive(Default)]
+struct Alerts {
+    sent: Mutex<Vec<QuotaAlert>>,
+    fail: Mutex<usize>,
+}
+
+impl QuotaAlerts for Alerts {
+    fn send<'a>(&'a self, alert: &'a QuotaAlert) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async move {
+            let mut fail = self.fail.lock().unwrap();
+            if *fail > 0 {
+                *fail -= 1;
+                anyhow::bail!("SES is down");
+            }
+            self.sent.lock().unwrap().push(alert.clone());
+            Ok(())
+        })
+    }
+}
+
+impl Alerts {
+    fn sent(&self) -> Vec<(u8, u32)> {
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|a| (a.percent, a.used))
+            .collect()
+    }
+}
+
+fn alerted<S: IntakeStore + Memory>(h: Harness<S>, alerts: &Arc<Alerts>) -> Harness<S> {
+    Harness {
+        intake: h.intake.with_alerts(alerts.clone()),
+        clock: h.clock,
+    }
+}
+
+fn capped_form(cap: u32) -> FormRecord {
+    FormRecord {
+        daily_cap: Some(cap),
+        ..contact_form()
+    }
+}
+
+#[tokio::test]
+async fn a_forms_daily_cap_refuses_the_rest_of_its_day_and_leaves_other_forms_alone() {
+    let h = Harness::with(
+        capped_form(2),
+        Some(TenantStatus::Active),
+        limits(100, 1000),
+    )
+    .await;
+    let other = FormRecord {
+        form_id: FormId::parse("other").unwrap(),
+        daily_cap: None,
+        ..contact_form()
+    };
+    h.mem().put_form(&other).await.unwrap();
+
+    h.accept(&Post::from("a@example.com")).await;
+    h.accept(&Post::from("b@example.com")).await;
+    // T0 is noon UTC: retry at midnight.
+    let wait = rate_limited_after(h.submit(&Post::from("c@example.com")).await);
+    assert_eq!(wait, 12 * 3600);
+    assert_eq!(h.submission_count(), 2);
+    // The refused one is not counted against the month either.
+    assert_eq!(usage(&h), 2);
+    h.accept(&Post::from("c@example.com").form("other")).await;
+
+    // A new day (UTC) starts a new count.
+    h.clock.set(datetime!(2026-11-30 00:00 UTC));
+    h.accept(&Post::from("c@example.com")).await;
+    h.accept(&Post::from("d@example.com")).await;
+    rate_limited_after(h.submit(&Post::from("e@example.com")).await);
+    let st = h.mem().lock();
+    assert_eq!(
+        st.form_days[&(tenant(), "2026-11".to_string(), form_id())],
+        ("2026-11-30".to_string(), 2)
+    );
+}
+
+#[tokio::test]
+async fn a_daily_cap_reached_between_read_and_write_is_refused_by_the_counter() {
+    let store = Racy::default();
+    seed(&store.mem, &capped_form(1), Some(TenantStatus::Active)).await;
+    let h = Harness::over(store, limits(100, 1000));
+    // Another submission takes the day's only place after this one read the counter.
+    h.intake.store().after_next_load(|mem| {
+        mem.lock().form_days.insert(
+            (tenant(), "2026-11".into(), form_id()),
+            ("2026-11-29".into(), 1),
+        );
+    });
+    rate_limited_after(h.submit(&Post::from("a@example.com")).await);
+    assert_eq!(h.submission_count(), 0);
+}
+
+#[tokio::test]
+async fn quota_alerts_go_out_once_at_80_and_100_percent() {
+    let alerts = Arc::new(Alerts::default());
+    let h = alerted(Harness::with_settings(with_free_quota(10)).await, &alerts);
+    for i in 0..10 {
+        h.accept(&Post::from(&format!("p{i}@example.com"))).await;
+        let expected: &[(u8, u32)] = match i {
+            0..=6 => &[],
+            7 | 8 => &[(80, 8)],
+            _ => &[(80, 8), (100, 10)],
+        };
+        assert_eq!(alerts.sent(), expected, "after submission {}", i + 1);
+    }
+    for i in 10..13 {
+        let r = h.submit(&Post::from(&format!("p{i}@example.com"))).await;
+        assert_eq!(payment_required(r), "quota_exceeded");
+    }
+    assert_eq!(
+        alerts.sent().len(),
+        2,
+        "refused submissions alert nobody again"
+    );
+    let a = &alerts.sent.lock().unwrap()[1];
+    assert_eq!(
+        (a.tenant.as_str(), a.month.as_str(), a.quota),
+        (TENANT, "2026-11", 10)
+    );
+    // Marked on the counter; no claim needed (the crossing commit marked them).
+    let st = h.mem().lock();
+    let marks: Vec<u8> = st.alerts[&(tenant(), "2026-11".to_string())]
+        .keys()
+        .copied()
+        .collect();
+    assert_eq!(marks, [80, 100]);
+    assert!(!h.mem().calls().contains(&"claim_alerts"));
+}
+
+#[tokio::test]
+async fn a_counter_that_moved_is_followed_and_the_crossing_is_still_one() {
+    let store = Racy::default();
+    seed(&store.mem, &contact_form(), Some(TenantStatus::Active)).await;
+    let alerts = Arc::new(Alerts::default());
+    let h = alerted(Harness::over(store, with_free_quota(10)), &alerts);
+    // Seven others counted between this submission's read (0) and its write.
+    h.intake.store().after_next_load(|mem| {
+        mem.lock().usage.insert((tenant(), "2026-11".into()), 7);
+    });
+    h.accept(&Post::from("ana@example.com")).await;
+    assert_eq!(h.mem().lock().usage[&(tenant(), "2026-11".to_string())], 8);
+    assert_eq!(alerts.sent(), [(80, 8)], "it was the 8th: it crossed 80 %");
+    let calls = h.mem().calls();
+    assert_eq!(&calls[calls.len() - 2..], ["commit", "commit"]);
+}
+
+#[tokio::test]
+async fn an_alert_that_could_not_be_sent_is_sent_by_a_later_submission() {
+    let alerts = Arc::new(Alerts::default());
+    *alerts.fail.lock().unwrap() = 1;
+    let h = alerted(Harness::with_settings(with_free_quota(10)).await, &alerts);
+    for i in 0..8 {
+        h.accept(&Post::from(&format!("p{i}@example.com"))).await;
+    }
+    assert!(alerts.sent().is_empty(), "the send failed");
+    assert!(
+        !h.mem().lock().alerts[&(tenant(), "2026-11".to_string())].contains_key(&80),
+        "and its mark was released"
+    );
+    h.accept(&Post::from("p8@example.com")).await;
+    assert_eq!(alerts.sent(), [(80, 8)]);
+    h.accept(&Post::from("p9@example.com")).await;
+    assert_eq!(alerts.sent(), [(80, 8), (100, 10)]);
+    for i in 10..12 {
+        let r = h.submit(&Post::from(&format!("p{i}@example.com"))).await;
+        assert_eq!(payment_required(r), "quota_exceeded");
+    }
+    assert_eq!(alerts.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_month_over_its_thresholds_without_marks_alerts_once() {
+    // A quota lowered under the month's count (a plan ended): one email, for 100 %.
+    let alerts = Arc::new(Alerts::default());
+    let h = alerted(Harness::with_settings(with_free_quota(5)).await, &alerts);
+    h.mem()
+        .lock()
+        .usage
+        .insert((tenant(), "2026-11".into()), 40);
+    for _ in 0..3 {
+        let r = h.submit(&Post::from("late@example.com")).await;
+        assert_eq!(payment_required(r), "quota_exceeded");
+    }
+    assert_eq!(alerts.sent(), [(100, 40)]);
+}
+
+#[tokio::test]
+async fn without_alerts_nothing_is_marked() {
+    let h = Harness::with_settings(with_free_quota(2)).await;
+    h.accept(&Post::from("a@example.com")).await;
+    h.accept(&Post::from("b@example.com")).await;
+    assert!(h.mem().lock().alerts.is_empty());
 }
 
 /// Edits the lead's address in the fake the way the workspace's edit does: the lead's routing

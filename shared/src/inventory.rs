@@ -598,6 +598,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(
         Table::Tenants,
         "FORM",
+        "daily_cap",
+        Structural,
+        "most submissions a day (UTC), set by the tenant",
+    ),
+    a(
+        Table::Tenants,
+        "FORM",
         "special_category_basis",
         Structural,
         "the tenant's legal basis for special-category fields",
@@ -1664,6 +1671,27 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "expires_at",
         Structural,
         "TTL (40 days after the month)",
+    ),
+    a(
+        Table::Ops,
+        "USAGE",
+        "form_day_*",
+        Structural,
+        "the day a capped form's daily count is of (per form id)",
+    ),
+    a(
+        Table::Ops,
+        "USAGE",
+        "form_n_*",
+        Structural,
+        "a capped form's submissions that day (per form id)",
+    ),
+    a(
+        Table::Ops,
+        "USAGE",
+        "alert_*",
+        Structural,
+        "when a quota alert (percent) was marked sent this month",
     ),
     // ops table: a data-subject request's execution checkpoint (dsar-worker): phase, cursor,
     // partial counts, lead/user ids and upload ids; never a personal value.

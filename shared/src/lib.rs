@@ -9,7 +9,8 @@
 //! - [`blind_index`]: keyed hashes that find a person's records without storing a searchable email.
 //! - [`keys`]: every DynamoDB key, built from a [`domain::TenantId`] by this crate alone.
 //! - [`inventory`]: every personal attribute the platform stores, with its data category.
-//! - [`intake`]: the lead-intake use case, over the [`ports`].
+//! - [`intake`]: the lead-intake use case, over the [`ports`]; [`quota_alerts`]: its emails to
+//!   the owners at 80 % and 100 % of the monthly quota.
 //! - [`dynamo`]: DynamoDB adapters of the ports; [`fakes`] (feature `test-support`): in-memory ones.
 //! - [`billing`]: plans, entitlements, subscription state and billing records; [`retention`]:
 //!   legal retention periods computed from a document's date.
@@ -41,6 +42,7 @@ pub mod leads;
 pub mod mail;
 pub mod outbound;
 pub mod ports;
+pub mod quota_alerts;
 pub mod retention;
 pub mod runtime;
 pub mod s3;

@@ -48,8 +48,27 @@ pub struct IntakeSnapshot {
     pub idempotency: Option<IdempotencyRecord>,
     /// The tenant's billing state (none: the free tier).
     pub billing: Option<BillingState>,
+    /// This month's usage counter: the quota's count, the form's day count, the alerts sent.
+    pub usage: UsageState,
+}
+
+/// The tenant's usage counter of a month (one item, read in the snapshot and written in the
+/// commit): what intake decides the quota, the form's daily cap and the quota alerts from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UsageState {
     /// Submissions counted against the quota this month.
-    pub usage_this_month: u32,
+    pub month_count: u32,
+    /// The submitted form's count of one day; kept only while the form has a daily cap.
+    pub form_day: Option<FormDayCount>,
+    /// The quota alerts (percent of the quota) marked sent this month.
+    pub alerts_sent: Vec<u8>,
+}
+
+/// A form's submissions on one day (`YYYY-MM-DD`, UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormDayCount {
+    pub day: String,
+    pub count: u32,
 }
 
 /// The response a first request produced under an `Idempotency-Key`, replayed to its retries.
@@ -119,12 +138,29 @@ pub struct RateIncrement {
     pub expires_at: OffsetDateTime,
 }
 
-/// The month's submission counter, incremented only while under the quota.
+/// The month's submission counter, incremented only while it holds what intake expects: a
+/// count in `expected` (inclusive, always below the quota) and, for a form with a daily cap,
+/// the form's day count below the cap. Any other state refuses the commit with
+/// [`CommitError::UsageMoved`] and what the counter holds.
 #[derive(Debug, Clone)]
 pub struct UsageIncrement {
     pub month: String,
-    pub quota: u32,
+    pub expected: (u32, u32),
+    /// Quota alerts (percent) this submission crosses: marked sent with the increment, at
+    /// `received_at`. The expected range is then exactly one count, so one submission of the
+    /// month crosses each threshold.
+    pub alerts: Vec<u8>,
+    pub daily: Option<DailyIncrement>,
     pub expires_at: OffsetDateTime,
+}
+
+/// A form's daily count: continued when the stored day is `day`, else started at 1.
+#[derive(Debug, Clone)]
+pub struct DailyIncrement {
+    pub day: String,
+    pub cap: u32,
+    /// The stored count is of `day` (add to it) rather than of an earlier day (start over).
+    pub continues: bool,
 }
 
 /// The lead and submission of an accepted submission.
@@ -160,8 +196,10 @@ pub enum CommitError {
     Rerouted,
     #[error("rate limit reached")]
     RateLimited,
-    #[error("monthly submission quota reached")]
-    QuotaExceeded,
+    /// The usage counter was not in the state the increment expected (another submission
+    /// counted meanwhile, the quota or the daily cap is reached): what it holds now.
+    #[error("the usage counter moved")]
+    UsageMoved(UsageState),
     #[error("the idempotency key is already used")]
     IdempotencyKeyTaken,
     /// Another transaction held one of the items; safe to retry.
@@ -199,6 +237,27 @@ pub trait IntakeStore: Send + Sync {
         form: &FormId,
         key_hash: &str,
     ) -> impl Future<Output = anyhow::Result<Option<IdempotencyRecord>>> + Send;
+
+    /// Marks quota alerts (percent) sent at `at`, if none of them is marked yet and the month's
+    /// count is at least `count_at_least`. `true` when this call marked them.
+    fn claim_alerts(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        percents: &[u8],
+        count_at_least: u32,
+        at: OffsetDateTime,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
+
+    /// Removes the marks `claim_alerts` (or a crossing commit) set at `at`, after the email could
+    /// not be sent, so a later submission sends it.
+    fn release_alerts(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        percents: &[u8],
+        at: OffsetDateTime,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
 /// Writes the platform's own configuration records: used by seeding and, later, the forms API.

@@ -103,6 +103,7 @@ fn form() -> FormRecord {
         allowed_origins: vec![],
         redirect_url: "https://example.com/thanks".into(),
         honeypot_field: DEFAULT_HONEYPOT.into(),
+        daily_cap: None,
     }
 }
 

@@ -169,30 +169,28 @@ impl World {
         &self,
         settings: Option<IntakeSettings>,
     ) -> Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator> {
-        let config = self.intake_config();
-        Intake::new(
-            DynamoIntakeStore::new(self.clients.dynamo.clone(), config.tables),
-            self.clock.clone(),
-            UlidGenerator,
-            self.key.clone(),
-            settings.unwrap_or(config.settings),
-        )
+        self.intake_with_client(self.clients.dynamo.clone(), settings)
     }
 
     /// An intake whose store talks through `client` (a metered one, say) instead of the
-    /// world's own client.
+    /// world's own client. Built as `main.rs` builds it (quota alerts through the emulator's
+    /// SES; a test that expects them verifies the sender first, as `auth_app` does).
     pub fn intake_with_client(
         &self,
         client: aws_sdk_dynamodb::Client,
         settings: Option<IntakeSettings>,
     ) -> Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator> {
-        let config = self.intake_config();
-        Intake::new(
-            DynamoIntakeStore::new(client, config.tables),
+        let mut config = self.intake_config();
+        if let Some(s) = settings {
+            config.settings = s;
+        }
+        lead_intake::intake(
+            &config,
+            client,
+            infra::emulator::sesv2_client(emulator_endpoint()),
             self.clock.clone(),
             UlidGenerator,
             self.key.clone(),
-            settings.unwrap_or(config.settings),
         )
     }
 
@@ -682,5 +680,40 @@ impl World {
                 clock: self.clock.clone(),
             },
         ))
+    }
+}
+
+// ---------------------------------------------------------------- attachment-guard
+
+impl World {
+    /// The attachment-guard function's app over this world's table and bucket, its
+    /// configuration exactly as the template gives it.
+    pub fn attachment_guard(&self) -> attachment_guard::App {
+        let env = local_function_env(&self.template, "attachment-guard", emulator_endpoint())
+            .expect("attachment-guard is in the template");
+        let config = attachment_guard::config::Config::from_env(&Env::from_pairs(env))
+            .expect("template env is a valid config");
+        attachment_guard::App {
+            dynamo: self.clients.dynamo.clone(),
+            s3: self.clients.s3.clone(),
+            leads_table: config.leads_table,
+            attachments_bucket: config.attachments_bucket,
+        }
+    }
+
+    /// The notification S3 sends when `key` is created in `bucket` (`events/attachment-guard/`),
+    /// its key URL-encoded as S3 encodes it.
+    pub fn object_created_event(&self, bucket: &str, key: &str) -> serde_json::Value {
+        let mut e = fixture("attachment-guard/object-created.json");
+        let record = &mut e["Records"][0]["s3"];
+        record["bucket"]["name"] = serde_json::json!(bucket);
+        record["bucket"]["arn"] = serde_json::json!(format!("arn:aws:s3:::{bucket}"));
+        let encoded: Vec<String> = key
+            .split('/')
+            .map(|segment| form_urlencoded::byte_serialize(segment.as_bytes()).collect())
+            .collect();
+        let encoded = encoded.join("/");
+        record["object"]["key"] = serde_json::json!(encoded);
+        e
     }
 }

@@ -18,6 +18,9 @@ pub const ALLOW_LIST: &[&str] = &[
     "IDEMPOTENCY_TTL_HOURS",
     "FREE_TIER_MONTHLY_SUBMISSIONS",
     "SUBSCRIPTION_GRACE_DAYS",
+    "SENDER_EMAIL",
+    "APP_BASE_URL",
+    "API_BASE_URL",
 ];
 
 #[derive(Debug, Clone)]
@@ -26,6 +29,11 @@ pub struct Config {
     /// SSM SecureString holding the blind-index key.
     pub blind_index_key_parameter: String,
     pub settings: IntakeSettings,
+    /// Quota alerts to the owners: the sender, the web app (its billing page) and the API
+    /// (the emails' one-click unsubscribe link).
+    pub sender_email: String,
+    pub app_base_url: String,
+    pub api_base_url: String,
 }
 
 impl Config {
@@ -65,6 +73,15 @@ impl Config {
             },
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             settings,
+            sender_email: env.required("SENDER_EMAIL")?,
+            app_base_url: env
+                .required("APP_BASE_URL")?
+                .trim_end_matches('/')
+                .to_string(),
+            api_base_url: env
+                .required("API_BASE_URL")?
+                .trim_end_matches('/')
+                .to_string(),
         })
     }
 }
@@ -94,6 +111,9 @@ mod tests {
             ("BLIND_INDEX_KEY_PARAMETER", "/k"),
             ("RATE_LIMIT_PER_IP_PER_MINUTE", "1000"),
             ("FREE_TIER_MONTHLY_SUBMISSIONS", "1000"),
+            ("SENDER_EMAIL", "no-reply@example.com"),
+            ("APP_BASE_URL", "https://app.example.com/"),
+            ("API_BASE_URL", "https://api.example.com"),
         ]);
         let c = Config::from_env(&env).unwrap();
         assert_eq!(c.settings.rate_limit_per_ip_per_minute, 1000);
@@ -101,5 +121,7 @@ mod tests {
         assert_eq!(c.settings.technical_data_retention_days, 90);
         assert_eq!(c.settings.billing.free_tier.monthly_submissions, 1000);
         assert_eq!(c.settings.billing.grace, time::Duration::days(7));
+        assert_eq!(c.app_base_url, "https://app.example.com");
+        assert_eq!(c.sender_email, "no-reply@example.com");
     }
 }

@@ -6,18 +6,25 @@
 
 pub mod config;
 
+use std::sync::Arc;
+
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
+use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::domain::{FormId, RawSubmission};
+use shared::dsar::tokens::UnsubscribeScope;
+use shared::dynamo::{AccountStore, AccountTables, DynamoIntakeStore};
 use shared::error::AppError;
 use shared::http::{
     add_cors, body_bytes, error_body, error_response, header_str, json_response, path_param,
     source_ip,
 };
 use shared::intake::{DiscardReason, FormPresentation, Intake, IntakeRequest, Outcome};
+use shared::mail::{SesMailer, WithUnsubscribe};
 use shared::ports::IntakeStore;
+use shared::quota_alerts::MailedQuotaAlerts;
 use shared::telemetry::metric;
 
 pub const ROUTE: &str = "/v1/forms/{formId}/submissions";
@@ -29,6 +36,46 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 enum BodyKind {
     Json,
     UrlEncoded,
+}
+
+/// The intake as the function serves it: over `dynamo`, with the quota alerts mailed to the
+/// tenant's owners through `ses` (the platform's sender, one-click unsubscribe headers like
+/// every platform email). `main.rs` and the tests build it here, so both run the same wiring.
+pub fn intake<C: Clock, I: IdGenerator>(
+    config: &config::Config,
+    dynamo: aws_sdk_dynamodb::Client,
+    ses: aws_sdk_sesv2::Client,
+    clock: C,
+    ids: I,
+    key: BlindIndexKey,
+) -> Intake<DynamoIntakeStore, C, I> {
+    let alerts = MailedQuotaAlerts {
+        // Used for `team` only (a Query on the tenants table).
+        accounts: AccountStore::new(
+            dynamo.clone(),
+            AccountTables {
+                tenants: config.tables.tenants.clone(),
+                security_log: String::new(),
+                ops: config.tables.ops.clone(),
+            },
+            0,
+        ),
+        mailer: WithUnsubscribe {
+            inner: SesMailer::new(ses, config.sender_email.clone()),
+            key: key.clone(),
+            api_base_url: config.api_base_url.clone(),
+            scope: UnsubscribeScope::Platform,
+        },
+        app_base_url: config.app_base_url.clone(),
+    };
+    Intake::new(
+        DynamoIntakeStore::new(dynamo, config.tables.clone()),
+        clock,
+        ids,
+        key,
+        config.settings.clone(),
+    )
+    .with_alerts(Arc::new(alerts))
 }
 
 /// Handles one request. Never panics on input and never answers 5xx for bad input.

@@ -10,7 +10,8 @@ type App = Intake<DynamoIntakeStore, SystemClock, UlidGenerator>;
 
 struct State {
     config: Config,
-    store: DynamoIntakeStore,
+    dynamo: aws_sdk_dynamodb::Client,
+    ses: aws_sdk_sesv2::Client,
     ssm: shared::aws::SsmClient,
 }
 
@@ -21,12 +22,13 @@ impl State {
         let key =
             shared::secrets::blind_index_key(&self.ssm, &self.config.blind_index_key_parameter)
                 .await?;
-        Ok(Intake::new(
-            self.store.clone(),
+        Ok(lead_intake::intake(
+            &self.config,
+            self.dynamo.clone(),
+            self.ses.clone(),
             SystemClock,
             UlidGenerator,
             key,
-            self.config.settings.clone(),
         ))
     }
 }
@@ -46,7 +48,8 @@ fn main() -> Result<(), Error> {
 async fn run() -> Result<(), Error> {
     let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
     let state = State {
-        store: DynamoIntakeStore::new(shared::aws::dynamodb(&sdk), config.tables.clone()),
+        dynamo: shared::aws::dynamodb(&sdk),
+        ses: shared::aws::sesv2(&sdk),
         ssm: shared::aws::ssm(&sdk),
         config,
     };

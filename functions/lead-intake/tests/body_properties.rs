@@ -43,6 +43,7 @@ fn app(rt: &tokio::runtime::Runtime) -> App {
         allowed_origins: vec!["http://127.0.0.1:8080".into()],
         redirect_url: "http://127.0.0.1:8080/thanks.html".into(),
         honeypot_field: shared::domain::DEFAULT_HONEYPOT.into(),
+        daily_cap: None,
     };
     form.fields.push(shared::domain::FieldDef {
         name: "phone".into(),

@@ -57,6 +57,7 @@ fn demo_form() -> FormRecord {
         allowed_origins: vec![ORIGIN.into()],
         redirect_url: REDIRECT.into(),
         honeypot_field: DEFAULT_HONEYPOT.into(),
+        daily_cap: None,
     }
 }
 

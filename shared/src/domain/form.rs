@@ -74,7 +74,13 @@ pub struct FormRecord {
     /// Where a plain HTML form post is sent after success (303).
     pub redirect_url: String,
     pub honeypot_field: String,
+    /// At most this many submissions a day (UTC), set by the tenant; `None`: no cap but the
+    /// monthly quota.
+    pub daily_cap: Option<u32>,
 }
+
+/// The largest daily cap a form may have.
+pub const MAX_DAILY_CAP: u32 = 1_000_000;
 
 impl FormRecord {
     /// The contact form a tenant gets when it only names the form: email, name and message.

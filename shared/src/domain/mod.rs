@@ -10,6 +10,7 @@ mod submission;
 pub use email::Email;
 pub use form::{
     ConsentDef, FieldDef, FieldKind, FormRecord, TenantRecord, TenantStatus, DEFAULT_HONEYPOT,
+    MAX_DAILY_CAP,
 };
 pub use ids::{FormId, IdError, LeadId, SessionId, SubmissionId, TenantId, UserId};
 pub use phone::Phone;

@@ -374,6 +374,7 @@ mod tests {
             allowed_origins: vec![],
             redirect_url: "https://example.com/thanks".into(),
             honeypot_field: DEFAULT_HONEYPOT.into(),
+            daily_cap: None,
         }
     }
 

@@ -209,6 +209,28 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     keys_to_delete.push(item_key(it).context("item key")?);
                     r.inc(rec.kind, 1);
                 }
+                // Marked as being deleted first, as a delete through the API claims it: an
+                // upload through a link issued before (valid 5 minutes) that lands from now on
+                // is deleted on arrival by attachment-guard, which keeps nothing under a marked
+                // or missing lead; one that landed before is listed below.
+                if let Some(k) = lead_item.and_then(item_key) {
+                    let marked = client
+                        .update_item()
+                        .table_name(leads)
+                        .set_key(Some(k))
+                        .update_expression("SET deleting_at = :at")
+                        .condition_expression("attribute_exists(pk)")
+                        .expression_attribute_values(":at", s(&at))
+                        .send()
+                        .await;
+                    if let Err(e) = marked {
+                        let e = e.into_service_error();
+                        // Gone meanwhile: nothing to mark.
+                        if !e.is_conditional_check_failed_exception() {
+                            return Err(anyhow::Error::new(e).context("UpdateItem deleting_at"));
+                        }
+                    }
+                }
                 // Objects first, the lead item last: a run cut off half-way finds the lead
                 // again through the blind index and finishes. The files are the lead's, so its
                 // current subject's.

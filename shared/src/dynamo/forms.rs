@@ -4,7 +4,7 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
-use super::attrs::{get_bool, get_s, item, put, s, Item};
+use super::attrs::{get_bool, get_n_opt, get_s, item, n, put, s, Item};
 use crate::domain::{FormId, FormRecord, TenantId, TenantRecord, TenantStatus};
 use crate::keys;
 use crate::ports::FormAdmin;
@@ -27,6 +27,9 @@ pub(crate) fn form_to_item(f: &FormRecord) -> anyhow::Result<Item> {
     );
     put(&mut it, "redirect_url", s(&f.redirect_url));
     put(&mut it, "honeypot_field", s(&f.honeypot_field));
+    if let Some(cap) = f.daily_cap {
+        put(&mut it, "daily_cap", n(cap));
+    }
     Ok(it)
 }
 
@@ -45,6 +48,10 @@ pub(crate) fn form_from_item(it: &Item) -> anyhow::Result<FormRecord> {
             .unwrap_or_default(),
         redirect_url: get_s(it, "redirect_url")?.to_string(),
         honeypot_field: get_s(it, "honeypot_field")?.to_string(),
+        daily_cap: get_n_opt(it, "daily_cap")?
+            .map(u32::try_from)
+            .transpose()
+            .context("form daily cap")?,
     })
 }
 

@@ -1,13 +1,21 @@
 //! The lead-intake store: one `BatchGetItem` to decide, one `TransactWriteItems` to commit.
 //! Reads the tenant's billing state (billing table) and its monthly usage counter (ops table)
 //! in the same `BatchGetItem`; the counter is incremented in the same transaction.
+//!
+//! The usage counter item (`TENANT#<t>#USAGE#<month>`) holds the month's count `n`, the day
+//! count of each form with a daily cap (`form_day_<form>`: the day, `form_n_<form>`: the count;
+//! two attributes per capped form, so the item stays small whatever the number of days) and the
+//! quota alerts marked sent (`alert_<percent>_at`).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use aws_sdk_dynamodb::Client;
 
 use super::attrs::{epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, timestamp, Item};
@@ -17,8 +25,8 @@ use crate::domain::{FormId, LeadId, SubmissionId, TenantId};
 use crate::dynamo::routing;
 use crate::keys::{self, Key, PK, SK};
 use crate::ports::{
-    CommitError, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore, IntakeWrite,
-    LeadWrite, NewLead, NewSubmission,
+    CommitError, FormDayCount, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore,
+    IntakeWrite, LeadWrite, NewLead, NewSubmission, UsageState,
 };
 
 #[derive(Debug, Clone)]
@@ -88,6 +96,47 @@ fn find<'a>(items: Option<&'a Vec<Item>>, k: &Key) -> Option<&'a Item> {
 
 fn rate_ip_attr(ip_hash: &str) -> String {
     format!("ip_{ip_hash}")
+}
+
+/// The day a form's daily count counts (`YYYY-MM-DD`), on the usage counter item.
+fn form_day_attr(form: &FormId) -> String {
+    format!("form_day_{form}")
+}
+
+/// A form's count of that day, on the usage counter item.
+fn form_count_attr(form: &FormId) -> String {
+    format!("form_n_{form}")
+}
+
+/// A quota alert's mark on the usage counter item: when it was claimed.
+fn alert_attr(percent: u8) -> String {
+    format!("alert_{percent}_at")
+}
+
+fn count_of(it: &Item, name: &str) -> anyhow::Result<u32> {
+    Ok(get_n_opt(it, name)?.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+}
+
+/// The usage counter as stored (an absent item: nothing counted yet), for `form`.
+fn usage_state(it: Option<&Item>, form: &FormId) -> anyhow::Result<UsageState> {
+    let Some(it) = it else {
+        return Ok(UsageState::default());
+    };
+    let form_day = match it.get(&form_day_attr(form)).and_then(|v| v.as_s().ok()) {
+        Some(day) => Some(FormDayCount {
+            day: day.clone(),
+            count: count_of(it, &form_count_attr(form))?,
+        }),
+        None => None,
+    };
+    Ok(UsageState {
+        month_count: count_of(it, "n")?,
+        form_day,
+        alerts_sent: crate::intake::QUOTA_ALERTS
+            .into_iter()
+            .filter(|p| it.contains_key(&alert_attr(*p)))
+            .collect(),
+    })
 }
 
 impl IntakeStore for DynamoIntakeStore {
@@ -220,11 +269,7 @@ impl IntakeStore for DynamoIntakeStore {
         let billing = find(found.get(&self.tables.billing), &billing_key)
             .map(billing_state_from_item)
             .transpose()?;
-        let usage_this_month = find(ops, &usage_key)
-            .map(|it| get_n_opt(it, "n"))
-            .transpose()?
-            .flatten()
-            .unwrap_or(0);
+        let usage = usage_state(find(ops, &usage_key), &l.form_id)?;
 
         Ok(IntakeSnapshot {
             form,
@@ -237,7 +282,7 @@ impl IntakeStore for DynamoIntakeStore {
             rate_ip_count: rate_ip_count.clamp(0, u32::MAX as i64) as u32,
             idempotency,
             billing,
-            usage_this_month: usage_this_month.clamp(0, u32::MAX as i64) as u32,
+            usage,
         })
     }
 
@@ -361,23 +406,60 @@ impl IntakeStore for DynamoIntakeStore {
             Part::Rate,
         ));
 
-        // Exact under concurrency: the count only grows while under the quota (a quota of 0
-        // never reaches the commit: intake refuses it from the snapshot).
+        // Exact under concurrency: the count only grows from the range intake expects, which
+        // is below the quota (a quota of 0 never reaches the commit: intake refuses it from the
+        // snapshot) and, when the increment crosses an alert threshold, that one count. A form
+        // with a daily cap adds to its count of the day only below the cap, or starts a new
+        // day. Any other state refuses, and returns the item as it is.
         let u = &w.usage;
+        let (lo, hi) = u.expected;
+        let mut condition = if lo == 0 {
+            "(attribute_not_exists(n) OR n <= :hi)".to_string()
+        } else {
+            "n BETWEEN :lo AND :hi".to_string()
+        };
+        let mut add = vec!["n :one".to_string()];
+        let mut set = vec!["expires_at = :exp".to_string()];
+        let mut upd = Update::builder()
+            .table_name(&self.tables.ops)
+            .set_key(Some(key_item(&keys::usage_month(&w.tenant, &u.month))))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":hi", n(hi))
+            .expression_attribute_values(":exp", epoch(u.expires_at))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if lo > 0 {
+            upd = upd.expression_attribute_values(":lo", n(lo));
+        }
+        for p in &u.alerts {
+            let name = format!("#alert{p}");
+            set.push(format!("{name} = :marked"));
+            upd = upd.expression_attribute_names(name, alert_attr(*p));
+        }
+        if !u.alerts.is_empty() {
+            upd = upd.expression_attribute_values(":marked", timestamp(w.received_at));
+        }
+        if let Some(d) = &u.daily {
+            upd = upd
+                .expression_attribute_names("#fday", form_day_attr(&w.form_id))
+                .expression_attribute_names("#fn", form_count_attr(&w.form_id))
+                .expression_attribute_values(":today", s(&d.day));
+            if d.continues {
+                add.push("#fn :one".into());
+                condition.push_str(" AND #fday = :today AND #fn < :cap");
+                upd = upd.expression_attribute_values(":cap", n(d.cap));
+            } else {
+                set.push("#fday = :today".into());
+                set.push("#fn = :one".into());
+                // Day strings sort as dates; a day count is only started once per day.
+                condition.push_str(" AND (attribute_not_exists(#fday) OR #fday < :today)");
+            }
+        }
+        let upd = upd
+            .update_expression(format!("ADD {} SET {}", add.join(", "), set.join(", ")))
+            .condition_expression(condition);
         parts.push((
             TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&self.tables.ops)
-                        .set_key(Some(key_item(&keys::usage_month(&w.tenant, &u.month))))
-                        .update_expression("ADD n :one SET expires_at = :exp")
-                        .condition_expression("attribute_not_exists(n) OR n < :quota")
-                        .expression_attribute_values(":one", n(1))
-                        .expression_attribute_values(":quota", n(u.quota))
-                        .expression_attribute_values(":exp", epoch(u.expires_at))
-                        .build()
-                        .context("usage update")?,
-                )
+                .update(upd.build().context("usage update")?)
                 .build(),
             Part::Usage,
         ));
@@ -433,8 +515,15 @@ impl IntakeStore for DynamoIntakeStore {
                 if conditional.iter().any(|k| matches!(k, Some(Part::Rate))) {
                     return Err(CommitError::RateLimited);
                 }
-                if conditional.iter().any(|k| matches!(k, Some(Part::Usage))) {
-                    return Err(CommitError::QuotaExceeded);
+                let usage_at = kinds.iter().position(|k| matches!(k, Part::Usage));
+                if let Some(reason) = usage_at
+                    .and_then(|i| reasons.get(i))
+                    .filter(|r| r.code() == Some("ConditionalCheckFailed"))
+                {
+                    return Err(CommitError::UsageMoved(usage_state(
+                        reason.item(),
+                        &w.form_id,
+                    )?));
                 }
                 if conditional.iter().any(|k| matches!(k, Some(Part::Lead))) {
                     return Err(match w.record.as_ref().map(|r| &r.lead) {
@@ -486,6 +575,79 @@ impl IntakeStore for DynamoIntakeStore {
         out.item
             .map(|it| idempotency_from_item(&it, key_hash))
             .transpose()
+    }
+
+    async fn claim_alerts(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        percents: &[u8],
+        count_at_least: u32,
+        at: time::OffsetDateTime,
+    ) -> anyhow::Result<bool> {
+        if percents.is_empty() {
+            return Ok(false);
+        }
+        let mut upd = self
+            .client
+            .update_item()
+            .table_name(&self.tables.ops)
+            .set_key(Some(key_item(&keys::usage_month(tenant, month))))
+            .expression_attribute_values(":at", timestamp(at))
+            .expression_attribute_values(":t", n(count_at_least));
+        let mut set = Vec::new();
+        let mut condition = vec!["n >= :t".to_string()];
+        for p in percents {
+            let name = format!("#alert{p}");
+            set.push(format!("{name} = :at"));
+            condition.push(format!("attribute_not_exists({name})"));
+            upd = upd.expression_attribute_names(name, alert_attr(*p));
+        }
+        let result = upd
+            .update_expression(format!("SET {}", set.join(", ")))
+            .condition_expression(condition.join(" AND "))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                e if e.is_conditional_check_failed_exception() => Ok(false),
+                e => Err(anyhow::Error::new(e).context("UpdateItem quota alert claim")),
+            },
+        }
+    }
+
+    async fn release_alerts(
+        &self,
+        tenant: &TenantId,
+        month: &str,
+        percents: &[u8],
+        at: time::OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        for p in percents {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.tables.ops)
+                .set_key(Some(key_item(&keys::usage_month(tenant, month))))
+                .update_expression("REMOVE #alert")
+                .condition_expression("#alert = :at")
+                .expression_attribute_names("#alert", alert_attr(*p))
+                .expression_attribute_values(":at", timestamp(at))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                // Marked by someone else since: theirs to send.
+                Err(e) => match e.into_service_error() {
+                    e if e.is_conditional_check_failed_exception() => {}
+                    e => {
+                        return Err(anyhow::Error::new(e).context("UpdateItem quota alert release"))
+                    }
+                },
+            }
+        }
+        Ok(())
     }
 }
 

@@ -9,7 +9,9 @@
 //!   text gets a new version, and every version ever shown stays on the form
 //!   (`consent_history`), so the version a past submission recorded always resolves to its text;
 //! - origins are exact `scheme://host[:port]` (as browsers send them), the redirect URL is
-//!   `https` (`http` only for localhost), so personal data is never sent over plain HTTP.
+//!   `https` (`http` only for localhost), so personal data is never sent over plain HTTP;
+//! - a daily cap, when set, is a whole number from 1 to [`MAX_DAILY_CAP`]: the most submissions
+//!   the form takes in a day (UTC), so a flood cannot spend the month's quota in an afternoon.
 
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
@@ -17,7 +19,7 @@ use time::OffsetDateTime;
 use super::urls::{parse_origin, parse_redirect_url};
 use crate::clock::rfc3339;
 use crate::domain::{
-    ConsentDef, FieldDef, FieldKind, FormId, FormRecord, TenantId, DEFAULT_HONEYPOT,
+    ConsentDef, FieldDef, FieldKind, FormId, FormRecord, TenantId, DEFAULT_HONEYPOT, MAX_DAILY_CAP,
 };
 use crate::error::{AppError, FieldErrors};
 
@@ -69,6 +71,8 @@ pub struct FormDefinition {
     pub honeypot_field: String,
     /// The tenant's legal basis for the special categories its fields collect.
     pub special_category_basis: Option<String>,
+    /// At most this many submissions a day (UTC); `None`: only the monthly quota.
+    pub daily_cap: Option<u32>,
     /// `None` on forms written before the forms API (seeded ones).
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
@@ -89,6 +93,7 @@ impl FormDefinition {
             allowed_origins: self.allowed_origins.clone(),
             redirect_url: self.redirect_url.clone(),
             honeypot_field: self.honeypot_field.clone(),
+            daily_cap: self.daily_cap,
         }
     }
 
@@ -133,6 +138,7 @@ impl FormDefinition {
             redirect_url: String::new(),
             honeypot_field: DEFAULT_HONEYPOT.into(),
             special_category_basis: None,
+            daily_cap: None,
             created_at: Some(at.clone()),
             updated_at: Some(at),
             version: 0,
@@ -227,6 +233,20 @@ impl FormDefinition {
                 },
             };
         }
+        if let Some(cap) = input.daily_cap {
+            match cap {
+                None => next.daily_cap = None,
+                Some(c) => match u32::try_from(c) {
+                    Ok(c) if (1..=MAX_DAILY_CAP).contains(&c) => next.daily_cap = Some(c),
+                    _ => {
+                        errors.insert(
+                            "daily_cap".into(),
+                            format!("must be a whole number from 1 to {MAX_DAILY_CAP}, or null for no cap"),
+                        );
+                    }
+                },
+            }
+        }
         if let Some(consents) = input.consents {
             let (current, history) = version_consents(
                 consents,
@@ -258,7 +278,7 @@ impl FormDefinition {
 // ---------------------------------------------------------------- input
 
 /// A create or edit request. Absent (or `null`) keys leave the value as it is, except
-/// `special_category_basis`, where `null` removes it.
+/// `special_category_basis` and `daily_cap`, where `null` removes it.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormInput {
@@ -278,6 +298,10 @@ pub struct FormInput {
     pub enabled: Option<bool>,
     #[serde(default, deserialize_with = "nullable")]
     pub special_category_basis: Option<Option<String>>,
+    /// An integer (a fraction or a string is refused as an invalid body); its range is checked
+    /// with the other fields.
+    #[serde(default, deserialize_with = "nullable")]
+    pub daily_cap: Option<Option<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -622,6 +646,43 @@ mod tests {
             .unwrap();
         assert!(h.consents.is_empty());
         assert_eq!(h.consent_history.len(), 2);
+    }
+
+    #[test]
+    fn a_daily_cap_is_a_whole_number_from_1_to_a_million_or_null() {
+        assert_eq!(create(minimal()).unwrap().daily_cap, None);
+        let mut body = minimal();
+        body["daily_cap"] = serde_json::json!(50);
+        let f = create(body).unwrap();
+        assert_eq!((f.daily_cap, f.record().daily_cap), (Some(50), Some(50)));
+        let edit = |v: serde_json::Value| {
+            let input: FormInput = serde_json::from_value(serde_json::json!({ "daily_cap": v }))?;
+            Ok::<_, serde_json::Error>(f.apply(input, NOW))
+        };
+        assert_eq!(
+            edit(serde_json::json!(null)).unwrap().unwrap().daily_cap,
+            None
+        );
+        assert_eq!(
+            edit(serde_json::json!(1_000_000))
+                .unwrap()
+                .unwrap()
+                .daily_cap,
+            Some(1_000_000)
+        );
+        for bad in [0, -3, 1_000_001, i64::MAX] {
+            let Err(AppError::Validation { fields, .. }) = edit(serde_json::json!(bad)).unwrap()
+            else {
+                panic!("{bad} accepted")
+            };
+            assert!(fields.contains_key("daily_cap"), "{bad}");
+        }
+        for not_an_integer in [serde_json::json!("5"), serde_json::json!(2.5)] {
+            assert!(edit(not_an_integer).is_err());
+        }
+        // Absent: unchanged.
+        let input: FormInput = serde_json::from_value(serde_json::json!({"name": "x"})).unwrap();
+        assert_eq!(f.apply(input, NOW).unwrap().daily_cap, Some(50));
     }
 
     #[test]
