@@ -19,13 +19,13 @@ use lambda_http::Request;
 use lead_transfers::config::{Config, Settings};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::accounts::Session;
-use shared::auth::jwt::{AccessClaims, SigningKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::accounts::{Mfa, Session, User};
+use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::permissions::Role;
 use shared::clock::{Clock, UlidGenerator};
 use shared::config::Env;
 use shared::domain::{ContactDetails, Email, LeadId, Phone, SessionId, TenantId, UserId};
-use shared::dynamo::{new_lead_item, session_item, Item};
+use shared::dynamo::{new_lead_item, session_item, user_item, Item};
 use shared::inventory::{self, Table};
 use shared::transfers::{TransfersStore, TransfersTables};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,7 +37,8 @@ type App = lead_transfers::App;
 struct T {
     w: World,
     app: App,
-    signing: SigningKeys,
+    /// auth's private key: the tests mint tokens as auth would (lead-transfers cannot).
+    signer: TokenSigner,
     tables: TransfersTables,
     attachments_bucket: String,
     exports_bucket: String,
@@ -63,21 +64,17 @@ async fn setup_with(settings: Settings) -> T {
     let env = infra::local::local_function_env(&w.template, "lead-transfers", emulator_endpoint())
         .expect("lead-transfers is in the template");
     let config = Config::from_env(&Env::from_pairs(env)).expect("template env is a valid config");
-    infra::seed::ensure_signing_keys(&w.clients.ssm, &config.jwt_signing_keys_parameter)
+    let signer = w.token_signer().await.expect("auth's signing key");
+    let verifier = w
+        .token_verifier("lead-transfers")
         .await
-        .expect("signing keys");
-    let signing = SigningKeys::from_json(
-        &shared::secrets::parameter(&w.clients.ssm, &config.jwt_signing_keys_parameter)
-            .await
-            .expect("signing keys parameter"),
-    )
-    .expect("signing keys JSON");
+        .expect("public keys");
     let app = App {
         store: TransfersStore::new(w.clients.dynamo.clone(), config.tables.clone()),
         s3: w.clients.s3.clone(),
         buckets: config.buckets.clone(),
         keys: w.key.clone(),
-        signing: signing.clone(),
+        verifier,
         clock: w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         settings,
@@ -88,7 +85,7 @@ async fn setup_with(settings: Settings) -> T {
         exports_bucket: config.buckets.exports,
         w,
         app,
-        signing,
+        signer,
     }
 }
 
@@ -116,11 +113,30 @@ async fn token(t: &T, tenant: &TenantId, role: Role) -> String {
         user_agent: None,
     };
     put(t, &t.w.table("TenantsTable"), session_item(&session)).await;
-    t.signing.issue(&AccessClaims {
+    put(
+        t,
+        &t.w.table("TenantsTable"),
+        user_item(&User {
+            user_id: user.clone(),
+            tenant_id: tenant.clone(),
+            email: Email::parse(&format!("{user}@example.com")).unwrap(),
+            name: "Team Member".into(),
+            phone: None,
+            role,
+            password_hash: "unused".into(),
+            email_verified: true,
+            created_at: now,
+            mfa: Mfa::default(),
+            last_login: None,
+        }),
+    )
+    .await;
+    t.signer.issue(&AccessClaims {
         sub: user.to_string(),
         tid: tenant.to_string(),
         role: role.as_str().to_string(),
         sid: sid.to_string(),
+        cep: 0,
         iat: now.unix_timestamp(),
         exp: now.unix_timestamp() + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.to_string(),

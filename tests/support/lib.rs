@@ -311,10 +311,14 @@ impl World {
         let config = auth::config::Config::from_env(&Env::from_pairs(env))?;
         let ses = infra::emulator::sesv2_client(endpoint);
         infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
-        let signing = shared::auth::jwt::SigningKeys::from_json(
-            &shared::secrets::parameter(&self.clients.ssm, &config.jwt_signing_keys_parameter)
-                .await?,
+        let ssm = &self.clients.ssm;
+        let signer = shared::auth::jwt::TokenSigner::from_json(
+            &shared::secrets::parameter(ssm, &config.jwt_signing_key_parameter).await?,
         )?;
+        let verifier = shared::auth::jwt::VerifyingKeys::from_json(
+            &shared::secrets::parameter(ssm, &config.jwt_public_keys_parameter).await?,
+        )?;
+        verifier.require_published(&signer)?;
         Ok(auth::App {
             store: shared::dynamo::AccountStore::new(
                 self.clients.dynamo.clone(),
@@ -323,12 +327,43 @@ impl World {
             ),
             mailer: shared::mail::SesMailer::new(ses, config.sender_email.clone()),
             keys: self.key.clone(),
-            signing,
+            signer,
+            verifier,
             clock: self.clock.clone(),
             ids: Arc::new(UlidGenerator),
             app_base_url: config.app_base_url.clone(),
             settings: config.settings.clone(),
         })
+    }
+
+    /// auth's access-token private key, from the parameter the template names in auth's
+    /// configuration (and no other function's): the tests mint tokens with it as auth would.
+    pub async fn token_signer(&self) -> anyhow::Result<shared::auth::jwt::TokenSigner> {
+        let ses = infra::emulator::sesv2_client(emulator_endpoint());
+        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
+        let env = local_function_env(&self.template, "auth", emulator_endpoint())?;
+        let name = env
+            .get("JWT_SIGNING_KEY_PARAMETER")
+            .context("auth has no JWT_SIGNING_KEY_PARAMETER")?;
+        shared::auth::jwt::TokenSigner::from_json(
+            &shared::secrets::parameter(&self.clients.ssm, name).await?,
+        )
+    }
+
+    /// The public keys `function` verifies access tokens with, as its configuration names them.
+    pub async fn token_verifier(
+        &self,
+        function: &str,
+    ) -> anyhow::Result<shared::auth::jwt::VerifyingKeys> {
+        let ses = infra::emulator::sesv2_client(emulator_endpoint());
+        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
+        let env = local_function_env(&self.template, function, emulator_endpoint())?;
+        let name = env
+            .get("JWT_PUBLIC_KEYS_PARAMETER")
+            .with_context(|| format!("{function} has no JWT_PUBLIC_KEYS_PARAMETER"))?;
+        shared::auth::jwt::VerifyingKeys::from_json(
+            &shared::secrets::parameter(&self.clients.ssm, name).await?,
+        )
     }
 
     /// Emails the emulator accepted for `to`, oldest first.
@@ -403,9 +438,7 @@ impl World {
             &shared::secrets::parameter(ssm, &config.stripe_secrets_parameter).await?,
             config.settings.tolerance_secs,
         )?;
-        let signing = shared::auth::jwt::SigningKeys::from_json(
-            &shared::secrets::parameter(ssm, &config.jwt_signing_keys_parameter).await?,
-        )?;
+        let verifier = self.token_verifier("billing-webhook").await?;
         Ok(billing_webhook::App {
             store: shared::dynamo::DynamoBillingStore::new(client.clone(), config.tables.clone()),
             mailer: shared::mail::SesMailer::new(ses, config.sender_email.clone()),
@@ -419,7 +452,7 @@ impl World {
                 0,
             ),
             stripe,
-            signing,
+            verifier,
             clock: self.clock.clone(),
             settings: config.settings.clone(),
         })

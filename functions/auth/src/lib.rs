@@ -17,7 +17,7 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::{TokenSigner, VerifyingKeys};
 use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::dynamo::AccountStore;
@@ -35,7 +35,10 @@ pub struct App<M> {
     pub store: AccountStore,
     pub mailer: M,
     pub keys: BlindIndexKey,
-    pub signing: SigningKeys,
+    /// The private key access tokens are signed with: auth is the only function that has one.
+    pub signer: TokenSigner,
+    /// The public keys tokens are verified with (every function has them).
+    pub verifier: VerifyingKeys,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub app_base_url: String,
@@ -93,7 +96,7 @@ async fn dispatch<M: Mailer>(app: &App<M>, req: &Request) -> Result<Response<Bod
     let caller = match route.access {
         None => None,
         Some(p) => {
-            let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+            let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
             caller.require(p)?;
             tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
             if *req.method() != Method::GET {

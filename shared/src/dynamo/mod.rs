@@ -13,8 +13,8 @@ pub mod legal_holds;
 pub mod routing;
 
 pub use accounts::{
-    epoch_of, login_item, session_item, tenant_item, token_item, user_item, AccountStore,
-    AccountTables, Reservation, StoreError, Throttle, Write,
+    epoch_of, login_item, require_live_for_write, session_item, tenant_item, token_item, user_item,
+    AccountStore, AccountTables, Reservation, StoreError, Throttle, Write,
 };
 pub use attrs::{
     epoch, get_item, key_item, n, s, str_list, timestamp, unless_condition_failed, Item,

@@ -64,12 +64,21 @@ impl<M: Mailer> App<M> {
         e
     }
 
-    pub fn access_token(&self, user: &User, sid: &SessionId, now: OffsetDateTime) -> String {
-        self.signing.issue(&AccessClaims {
+    /// An access token for `user`'s session `sid`, under the credential epoch `epoch` the user
+    /// was read with (writes refuse it once the user's epoch has moved on).
+    pub fn access_token(
+        &self,
+        user: &User,
+        sid: &SessionId,
+        epoch: i64,
+        now: OffsetDateTime,
+    ) -> String {
+        self.signer.issue(&AccessClaims {
             sub: user.user_id.to_string(),
             tid: user.tenant_id.to_string(),
             role: user.role.as_str().to_string(),
             sid: sid.to_string(),
+            cep: epoch,
             iat: now.unix_timestamp(),
             exp: now.unix_timestamp() + ACCESS_TOKEN_TTL_SECS,
             iss: ISSUER.to_string(),
@@ -81,11 +90,12 @@ impl<M: Mailer> App<M> {
         &self,
         user: &User,
         sid: &SessionId,
+        epoch: i64,
         secret: &str,
         now: OffsetDateTime,
     ) -> serde_json::Value {
         json!({
-            "access_token": self.access_token(user, sid, now),
+            "access_token": self.access_token(user, sid, epoch, now),
             "refresh_token": tokens::refresh_token(sid, secret),
             "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_TTL_SECS,
@@ -408,6 +418,7 @@ pub async fn login<M: Mailer>(
     Ok(ok(app.token_pair(
         &user,
         &session.session_id,
+        epoch,
         &secret,
         ctx.now,
     )))
@@ -666,7 +677,13 @@ pub async fn refresh<M: Mailer>(
     if updated.is_none() {
         return Err(invalid_refresh());
     }
-    Ok(ok(app.token_pair(&user, &sid, &new_secret, ctx.now)))
+    Ok(ok(app.token_pair(
+        &user,
+        &sid,
+        user_epoch,
+        &new_secret,
+        ctx.now,
+    )))
 }
 
 pub async fn logout<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
