@@ -95,6 +95,12 @@ fn unique(prefix: &str) -> String {
 
 /// A live session of a new user of `tenant` with `role`, and an access token for it.
 async fn token(t: &T, tenant: &TenantId, role: Role) -> String {
+    member(t, tenant, role).await.2
+}
+
+/// A new user of `tenant` with `role` (email `<user id>@example.com`), a live session of theirs
+/// and an access token for it, as auth would issue it.
+async fn member(t: &T, tenant: &TenantId, role: Role) -> (User, SessionId, String) {
     let now = t.w.clock.now();
     let user = UserId::parse(&unique("us")).unwrap();
     let sid = SessionId::parse(&unique("se")).unwrap();
@@ -113,25 +119,21 @@ async fn token(t: &T, tenant: &TenantId, role: Role) -> String {
         user_agent: None,
     };
     put(t, &t.w.table("TenantsTable"), session_item(&session)).await;
-    put(
-        t,
-        &t.w.table("TenantsTable"),
-        user_item(&User {
-            user_id: user.clone(),
-            tenant_id: tenant.clone(),
-            email: Email::parse(&format!("{user}@example.com")).unwrap(),
-            name: "Team Member".into(),
-            phone: None,
-            role,
-            password_hash: "unused".into(),
-            email_verified: true,
-            created_at: now,
-            mfa: Mfa::default(),
-            last_login: None,
-        }),
-    )
-    .await;
-    t.signer.issue(&AccessClaims {
+    let record = User {
+        user_id: user.clone(),
+        tenant_id: tenant.clone(),
+        email: Email::parse(&format!("{user}@example.com")).unwrap(),
+        name: "Team Member".into(),
+        phone: None,
+        role,
+        password_hash: "unused".into(),
+        email_verified: true,
+        created_at: now,
+        mfa: Mfa::default(),
+        last_login: None,
+    };
+    put(t, &t.w.table("TenantsTable"), user_item(&record)).await;
+    let token = t.signer.issue(&AccessClaims {
         sub: user.to_string(),
         tid: tenant.to_string(),
         role: role.as_str().to_string(),
@@ -141,7 +143,8 @@ async fn token(t: &T, tenant: &TenantId, role: Role) -> String {
         exp: now.unix_timestamp() + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.to_string(),
         typ: "access".to_string(),
-    })
+    });
+    (record, sid, token)
 }
 
 async fn put(t: &T, table: &str, item: Item) {
@@ -1197,6 +1200,60 @@ async fn an_import_needs_a_legal_basis_a_source_its_own_upload_and_the_import_pe
             .await
             .is_none(),
         "nothing in B"
+    );
+}
+
+// ---------------------------------------------------------------- sessions that end
+
+/// Writes compare the token's credential epoch (and the session's) with the user's: after a
+/// password reset, a token issued before it starts no export, import or upload, even through a
+/// session whose revocation was lost (the reset committed, the function stopped before ending
+/// sessions), within the token's 15 minutes.
+#[tokio::test]
+async fn a_token_issued_before_a_password_reset_cannot_start_an_export_or_an_import() {
+    let t = setup().await;
+    let tenant = TenantId::parse(&unique("tn")).unwrap();
+    let (user, sid, bearer) = member(&t, &tenant, Role::Owner).await;
+    let login = shared::dynamo::login_item(&t.w.key.email(&user.email), &tenant, &user.user_id);
+    put(&t, &t.w.table("TenantsTable"), login).await;
+    seed_lead(&t, &tenant, "before-reset@example.com", None, false).await;
+    let upload = json!({"size": 10});
+    let r = call(
+        &t,
+        "POST",
+        "/v1/imports/uploads",
+        Some(upload.clone()),
+        &bearer,
+    )
+    .await;
+    assert_eq!(
+        r.status, 201,
+        "the token writes before the reset: {}",
+        r.body
+    );
+    let exports_before = t.w.scan("LeadsTable").await.len();
+
+    t.w.reset_password(user.email.as_str(), "Quartz-Meadow-Lantern-77")
+        .await;
+    t.w.lose_revocation(&sid).await;
+
+    for (path, body) in [
+        ("/v1/exports", json!({"format": "csv"})),
+        ("/v1/imports", json!({"upload_id": "up-any"})),
+        ("/v1/imports/uploads", upload),
+    ] {
+        let r = call(&t, "POST", path, Some(body), &bearer).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "session_ended"),
+            "{path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        t.w.scan("LeadsTable").await.len(),
+        exports_before,
+        "no export or import record written"
     );
 }
 

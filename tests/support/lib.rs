@@ -366,6 +366,57 @@ impl World {
         )
     }
 
+    /// A password reset through the auth function, as its user does it: the request, the
+    /// link read back from the emailed message, the confirmation. Panics unless each step works.
+    pub async fn reset_password(&self, email: &str, new_password: &str) {
+        let app = self.auth_app().await.expect("auth app");
+        let body = serde_json::json!({ "email": email });
+        let req = api_event("POST", "/v1/auth/password-reset", Some(&body), None);
+        assert_eq!(auth::handle(&app, req).await.status(), 202);
+        // moto builds its list of sent emails from live state and answers 500 now and then
+        // while other tests write: ask again.
+        let mut mails = Err(anyhow::anyhow!("not read"));
+        for _ in 0..20 {
+            mails = infra::emulator::sent_emails(emulator_endpoint());
+            if mails.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mail = mails
+            .expect("reading the emulator's emails")
+            .into_iter()
+            .rev()
+            .find(|m| {
+                m.subject == "Reset your password"
+                    && m.to.iter().any(|t| t.eq_ignore_ascii_case(email))
+            })
+            .expect("the reset email");
+        let token = infra::emulator::token_in(&mail.body).expect("a link in the reset email");
+        let body = serde_json::json!({ "token": token, "new_password": new_password });
+        let req = api_event("POST", "/v1/auth/password-reset/confirm", Some(&body), None);
+        let resp = auth::handle(&app, req).await;
+        assert_eq!(resp.status(), 200, "{}", response_json(&resp));
+    }
+
+    /// Makes an ended session live again, as if the change that ended it had committed and the
+    /// function had stopped before its second step (ending the sessions) ran.
+    pub async fn lose_revocation(&self, session: &shared::domain::SessionId) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let key = shared::keys::session(session);
+        self.clients
+            .dynamo
+            .update_item()
+            .table_name(self.table("TenantsTable"))
+            .key("pk", AttributeValue::S(key.pk))
+            .key("sk", AttributeValue::S(key.sk))
+            .update_expression("REMOVE revoked_at")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .expect("session revocation undone");
+    }
+
     /// Emails the emulator accepted for `to`, oldest first.
     pub fn emails_to(&self, to: &str) -> Vec<infra::emulator::SentEmail> {
         infra::emulator::sent_emails(emulator_endpoint())
