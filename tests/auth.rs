@@ -122,6 +122,19 @@ async fn patch_me(app: &App, access: &str) -> Reply {
     .await
 }
 
+/// `POST /v1/auth/step-up`: the password re-entered, for the routes that change how the
+/// account is secured.
+async fn step_up(app: &App, access: &str, password: &str) -> Reply {
+    call(
+        app,
+        "POST",
+        "/v1/auth/step-up",
+        Some(json!({"password": password})),
+        Some(access),
+    )
+    .await
+}
+
 async fn get_me(app: &App, access: &str) -> Reply {
     call(app, "GET", "/v1/me", None, Some(access)).await
 }
@@ -675,6 +688,7 @@ async fn totp_turns_on_with_a_code_then_guards_login_against_replay() {
     let a = owner(&w, &app, "totp").await;
     let now = || w.clock.now().unix_timestamp();
 
+    assert_eq!(step_up(&app, &a.access, PASSWORD).await.status, 200);
     let r = call(
         &app,
         "POST",
@@ -740,27 +754,30 @@ async fn totp_turns_on_with_a_code_then_guards_login_against_replay() {
         "a recovery code works once"
     );
 
-    let disable = |password: &'static str, code: String| {
+    let disable = |code: String| {
         let (app, access) = (&app, access.clone());
         async move {
             call(
                 app,
                 "DELETE",
                 "/v1/auth/mfa/totp",
-                Some(json!({"password": password, "code": code})),
+                Some(json!({"code": code})),
                 Some(&access),
             )
             .await
         }
     };
     w.clock.advance(Duration::seconds(30));
-    let r = disable("Not-My-Password-1", totp::code_at(&secret, now())).await;
+    let r = step_up(&app, &access, "Not-My-Password-1").await;
     assert_eq!(r.status, 400);
     assert!(r.field_error("password"), "{}", r.body);
-    let r = disable(PASSWORD, wrong_code(&secret, now())).await;
+    let r = disable(totp::code_at(&secret, now())).await;
+    assert_eq!((r.status, r.code()), (403, "step_up_required"));
+    assert_eq!(step_up(&app, &access, PASSWORD).await.status, 200);
+    let r = disable(wrong_code(&secret, now())).await;
     assert_eq!(r.status, 400);
     assert!(r.field_error("code"), "{}", r.body);
-    let r = disable(PASSWORD, totp::code_at(&secret, now())).await;
+    let r = disable(totp::code_at(&secret, now())).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["mfa_enabled"], false);
 
@@ -771,6 +788,118 @@ async fn totp_turns_on_with_a_code_then_guards_login_against_replay() {
     );
     assert_eq!(security_events(&w, "mfa_enabled").await.len(), 1);
     assert_eq!(security_events(&w, "mfa_disabled").await.len(), 1);
+}
+
+/// Changing how the account is secured (TOTP setup, confirm, disable) needs the password
+/// re-entered in the last 5 minutes by this session: a stolen access token alone can neither
+/// enrol the thief's authenticator nor turn the second factor off.
+#[tokio::test]
+async fn changing_mfa_needs_the_password_re_entered_in_the_last_five_minutes() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "step-up").await;
+    let other = sign_in(&app, &a.user).await;
+    let setup = |access: String| {
+        let app = &app;
+        async move { call(app, "POST", "/v1/auth/mfa/totp/setup", None, Some(&access)).await }
+    };
+    let confirm = |access: String, code: String| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/auth/mfa/totp/confirm",
+                Some(json!({"code": code})),
+                Some(&access),
+            )
+            .await
+        }
+    };
+
+    // An access token alone changes nothing.
+    for r in [
+        setup(a.access.clone()).await,
+        confirm(a.access.clone(), "123456".into()).await,
+        call(
+            &app,
+            "DELETE",
+            "/v1/auth/mfa/totp",
+            Some(json!({"code": "123456"})),
+            Some(&a.access),
+        )
+        .await,
+    ] {
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "step_up_required"),
+            "{}",
+            r.body
+        );
+    }
+    // A wrong password is no step-up.
+    let r = step_up(&app, &a.access, "Not-My-Password-1").await;
+    assert_eq!(r.status, 400);
+    assert!(r.field_error("password"), "{}", r.body);
+    assert_eq!(setup(a.access.clone()).await.code(), "step_up_required");
+
+    // The right one opens these routes to this session, and to no other, for 5 minutes.
+    let r = step_up(&app, &a.access, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let until = w.clock.now() + Duration::minutes(5);
+    assert_eq!(r.str("step_up_expires_at"), shared::clock::rfc3339(until));
+    let r = setup(a.access.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = totp::decode_base32(&r.str("secret")).unwrap();
+    assert_eq!(
+        setup(other.access.clone()).await.code(),
+        "step_up_required",
+        "per session"
+    );
+    w.clock.advance(Duration::minutes(5));
+    let code = || totp::code_at(&secret, w.clock.now().unix_timestamp());
+    let r = confirm(a.access.clone(), code()).await;
+    assert_eq!((r.status, r.code()), (403, "step_up_required"), "expired");
+    assert_eq!(step_up(&app, &a.access, PASSWORD).await.status, 200);
+    let r = confirm(a.access.clone(), code()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    assert_eq!(security_events(&w, "step_up").await.len(), 2);
+    assert_eq!(security_events(&w, "step_up_failed").await.len(), 1);
+    // An ended session cannot step up (the MFA change ended the other one).
+    let r = step_up(&app, &other.access, PASSWORD).await;
+    assert_eq!((r.status, r.code()), (401, "session_ended"), "{}", r.body);
+}
+
+/// Guessing the password through step-up with a stolen access token: 20 guesses sent at once
+/// are 20 counted attempts of which at most 5 are checked, the rest wait; the real user's login
+/// is not locked by them.
+#[tokio::test]
+async fn twenty_concurrent_wrong_step_ups_are_all_counted_and_mostly_refused() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "step-up-guess").await;
+    let guesses = (0..20).map(|i| {
+        let (app, access) = (&app, a.access.clone());
+        async move { step_up(app, &access, &format!("Wrong-Guess-Number-{i}")).await }
+    });
+    let replies = join_all(guesses.collect()).await;
+    let checked = replies.iter().filter(|r| r.status == 400).count();
+    let throttled = replies.iter().filter(|r| r.status == 429).count();
+    let free = auth::throttle::ACCOUNT_IP.free as usize;
+    assert!(
+        (1..=free).contains(&checked),
+        "{checked} guesses were checked; at most {free} may be"
+    );
+    assert_eq!(checked + throttled, 20, "every other guess waits");
+    let key = shared::keys::step_up_throttle(&a.user.tenant_id, &a.user.user_id);
+    let counter = ops_item(&w, &key).await.expect("the counter is stored");
+    assert_eq!(
+        n_attr(&counter, "failures"),
+        Some(20),
+        "every guess counted"
+    );
+    // The right password waits too; the login is not the step-up's to lock.
+    assert_eq!(step_up(&app, &a.access, PASSWORD).await.status, 429);
+    assert_eq!(login(&app, &a.email, PASSWORD, None).await.status, 200);
 }
 
 // ---------------------------------------------------------------- 8. throttling
@@ -1499,6 +1628,7 @@ async fn no_email_password_token_or_totp_secret_reaches_the_logs() {
     let r = refresh(&app, &refresh1).await;
     assert_eq!(r.status, 200);
     let (access2, refresh2) = (r.str("access_token"), r.str("refresh_token"));
+    assert_eq!(step_up(&app, &access2, PASSWORD).await.status, 200);
     let r = call(
         &app,
         "POST",
@@ -1822,6 +1952,7 @@ async fn every_attribute_auth_writes_is_declared_in_the_data_inventory() {
     assert_eq!(r.status, 200, "{}", r.body);
     let access = r.str("access_token");
     assert_eq!(patch_me(&app, &access).await.status, 200);
+    assert_eq!(step_up(&app, &access, PASSWORD).await.status, 200);
     let r = call(&app, "POST", "/v1/auth/mfa/totp/setup", None, Some(&access)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = call(

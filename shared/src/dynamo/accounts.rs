@@ -81,6 +81,9 @@ pub struct Throttle {
     pub window_ends: i64,
 }
 
+/// The session attribute holding when its user last re-entered the password (step-up).
+pub const STEP_UP_AT: &str = "step_up_at";
+
 /// The user attribute listing the ids of the sessions the user opened.
 pub const LIVE_SESSIONS: &str = "live_sessions";
 
@@ -1044,6 +1047,29 @@ impl AccountStore {
                     Err(anyhow::Error::new(e).context("UpdateItem"))
                 }
             }
+        }
+    }
+
+    /// Records on a live session that its user re-entered the password at `now` (step-up).
+    /// `false`: the session is gone or ended.
+    pub async fn mark_step_up(&self, sid: &SessionId, now: OffsetDateTime) -> anyhow::Result<bool> {
+        Ok(self
+            .update(
+                &self.tables.tenants,
+                &keys::session(sid),
+                "SET step_up_at = :now",
+                Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),
+                vec![(":now", timestamp(now))],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// When the user of a session last re-entered the password (step-up), read consistently.
+    pub async fn step_up_at(&self, sid: &SessionId) -> anyhow::Result<Option<OffsetDateTime>> {
+        match self.get(&self.tables.tenants, &keys::session(sid)).await? {
+            Some(it) => ts(&it, STEP_UP_AT),
+            None => Ok(None),
         }
     }
 

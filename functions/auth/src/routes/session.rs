@@ -709,6 +709,57 @@ pub async fn logout_all<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<B
     Ok(no_content())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepUpBody {
+    password: String,
+}
+
+/// `POST /v1/auth/step-up {password}`: the caller re-enters the password, which opens the routes
+/// of [`super::STEP_UP_ROUTES`] to this session for [`crate::STEP_UP_TTL_SECS`]. Every attempt
+/// is counted before argon2 runs, on the user's step-up counter
+/// ([`throttle::step_up_counters`]), with the login throttles' rules and atomicity.
+pub async fn step_up<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: StepUpBody = json_body(req)?;
+    let caller = ctx.caller()?;
+    let user = super::account::current_user(app, ctx).await?;
+    let counters = throttle::step_up_counters(&caller.tenant_id, &caller.user_id);
+    let counter_keys: Vec<_> = counters.iter().map(|c| c.key.clone()).collect();
+    let email_bidx = app.keys.email(&user.email);
+    let (_, throttles) = app.store.login_lookup(&email_bidx, &counter_keys).await?;
+    let reserved = match reserve(app, ctx, &counters, &throttles).await? {
+        Ok(r) => r,
+        Err(wait) => {
+            app.log_event(app.event("step_up_throttled", ctx)).await;
+            return Err(AppError::RateLimited {
+                retry_after_secs: wait.max(1) as u64,
+            });
+        }
+    };
+    if body.password.len() > 512 || !password::verify_password(&body.password, &user.password_hash)
+    {
+        record_failure(app, ctx, &reserved).await?;
+        app.log_event(app.event("step_up_failed", ctx)).await;
+        let mut f = shared::error::FieldErrors::new();
+        f.insert("password".into(), "is not your current password".into());
+        return Err(AppError::invalid_fields(f));
+    }
+    give_back(app, ctx, &reserved, false).await;
+    if !app.store.mark_step_up(&caller.session_id, ctx.now).await? {
+        return Err(AppError::Unauthorized {
+            code: "session_ended",
+            message: "This session has ended; log in again.",
+        });
+    }
+    app.log_event(app.event("step_up", ctx)).await;
+    let until = ctx.now + Duration::seconds(crate::STEP_UP_TTL_SECS);
+    Ok(ok(json!({ "step_up_expires_at": rfc3339(until) })))
+}
+
 pub async fn list<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     let caller = ctx.caller()?;
     let sessions = app.store.sessions_of(&caller.user_id).await?;
