@@ -12,7 +12,7 @@ use integration_tests::*;
 use lambda_http::Request;
 use serde_json::{json, Value};
 use shared::accounts::{Mfa, Session, Tenant, User};
-use shared::auth::jwt::{AccessClaims, SigningKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::permissions::{allows, Role};
 use shared::auth::{password, tokens, totp};
 use shared::clock::Clock;
@@ -122,12 +122,50 @@ async fn patch_me(app: &App, access: &str) -> Reply {
     .await
 }
 
+/// `POST /v1/auth/step-up`: the password re-entered, for the routes that change how the
+/// account is secured.
+async fn step_up(app: &App, access: &str, password: &str) -> Reply {
+    call(
+        app,
+        "POST",
+        "/v1/auth/step-up",
+        Some(json!({"password": password})),
+        Some(access),
+    )
+    .await
+}
+
 async fn get_me(app: &App, access: &str) -> Reply {
     call(app, "GET", "/v1/me", None, Some(access)).await
 }
 
 fn session_of(refresh_token: &str) -> String {
     refresh_token.split('.').next().unwrap().to_string()
+}
+
+fn base64_decode(b64: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap()
+}
+
+/// An access token of the scheme Ed25519 replaced: HS256 under `secret`.
+fn hs256_token(secret: &[u8], kid: &str, claims: &AccessClaims) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "HS256", "typ": "JWT", "kid": kid}).to_string()),
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap())
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 // ---------------------------------------------------------------- accounts
@@ -252,7 +290,7 @@ async fn minted_token(w: &World, app: &App, user: &User) -> String {
     let mut item = session_item(&session);
     item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
     put(w, item).await;
-    app.access_token(user, &sid, now)
+    app.access_token(user, &sid, epoch, now)
 }
 
 /// Emails the emulator accepted for `to`, oldest first. moto builds `/moto-api/data.json` from
@@ -631,12 +669,13 @@ async fn changing_the_password_needs_the_current_one_and_ends_the_other_sessions
         "the other session ended"
     );
     assert_eq!(patch_me(&app, &other.access).await.code(), "session_ended");
-    assert_eq!(
-        patch_me(&app, &a.access).await.status,
-        200,
-        "this one continues"
-    );
-    assert_eq!(refresh(&app, &a.refresh).await.status, 200);
+    // This session continues, but not the access token it held before the change: a copy of
+    // it alone no longer writes; the refresh token gets one under the new credentials.
+    let r = patch_me(&app, &a.access).await;
+    assert_eq!((r.status, r.code()), (401, "token_expired"), "{}", r.body);
+    let r = refresh(&app, &a.refresh).await;
+    assert_eq!(r.status, 200, "this one continues: {}", r.body);
+    assert_eq!(patch_me(&app, &r.str("access_token")).await.status, 200);
     latest_email(&a.email, "Your password was changed");
     assert_eq!(login(&app, &a.email, NEW_PASSWORD, None).await.status, 200);
 }
@@ -660,6 +699,7 @@ async fn totp_turns_on_with_a_code_then_guards_login_against_replay() {
     let a = owner(&w, &app, "totp").await;
     let now = || w.clock.now().unix_timestamp();
 
+    assert_eq!(step_up(&app, &a.access, PASSWORD).await.status, 200);
     let r = call(
         &app,
         "POST",
@@ -725,27 +765,30 @@ async fn totp_turns_on_with_a_code_then_guards_login_against_replay() {
         "a recovery code works once"
     );
 
-    let disable = |password: &'static str, code: String| {
+    let disable = |code: String| {
         let (app, access) = (&app, access.clone());
         async move {
             call(
                 app,
                 "DELETE",
                 "/v1/auth/mfa/totp",
-                Some(json!({"password": password, "code": code})),
+                Some(json!({"code": code})),
                 Some(&access),
             )
             .await
         }
     };
     w.clock.advance(Duration::seconds(30));
-    let r = disable("Not-My-Password-1", totp::code_at(&secret, now())).await;
+    let r = step_up(&app, &access, "Not-My-Password-1").await;
     assert_eq!(r.status, 400);
     assert!(r.field_error("password"), "{}", r.body);
-    let r = disable(PASSWORD, wrong_code(&secret, now())).await;
+    let r = disable(totp::code_at(&secret, now())).await;
+    assert_eq!((r.status, r.code()), (403, "step_up_required"));
+    assert_eq!(step_up(&app, &access, PASSWORD).await.status, 200);
+    let r = disable(wrong_code(&secret, now())).await;
     assert_eq!(r.status, 400);
     assert!(r.field_error("code"), "{}", r.body);
-    let r = disable(PASSWORD, totp::code_at(&secret, now())).await;
+    let r = disable(totp::code_at(&secret, now())).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["mfa_enabled"], false);
 
@@ -756,6 +799,118 @@ async fn totp_turns_on_with_a_code_then_guards_login_against_replay() {
     );
     assert_eq!(security_events(&w, "mfa_enabled").await.len(), 1);
     assert_eq!(security_events(&w, "mfa_disabled").await.len(), 1);
+}
+
+/// Changing how the account is secured (TOTP setup, confirm, disable) needs the password
+/// re-entered in the last 5 minutes by this session: a stolen access token alone can neither
+/// enrol the thief's authenticator nor turn the second factor off.
+#[tokio::test]
+async fn changing_mfa_needs_the_password_re_entered_in_the_last_five_minutes() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "step-up").await;
+    let other = sign_in(&app, &a.user).await;
+    let setup = |access: String| {
+        let app = &app;
+        async move { call(app, "POST", "/v1/auth/mfa/totp/setup", None, Some(&access)).await }
+    };
+    let confirm = |access: String, code: String| {
+        let app = &app;
+        async move {
+            call(
+                app,
+                "POST",
+                "/v1/auth/mfa/totp/confirm",
+                Some(json!({"code": code})),
+                Some(&access),
+            )
+            .await
+        }
+    };
+
+    // An access token alone changes nothing.
+    for r in [
+        setup(a.access.clone()).await,
+        confirm(a.access.clone(), "123456".into()).await,
+        call(
+            &app,
+            "DELETE",
+            "/v1/auth/mfa/totp",
+            Some(json!({"code": "123456"})),
+            Some(&a.access),
+        )
+        .await,
+    ] {
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "step_up_required"),
+            "{}",
+            r.body
+        );
+    }
+    // A wrong password is no step-up.
+    let r = step_up(&app, &a.access, "Not-My-Password-1").await;
+    assert_eq!(r.status, 400);
+    assert!(r.field_error("password"), "{}", r.body);
+    assert_eq!(setup(a.access.clone()).await.code(), "step_up_required");
+
+    // The right one opens these routes to this session, and to no other, for 5 minutes.
+    let r = step_up(&app, &a.access, PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let until = w.clock.now() + Duration::minutes(5);
+    assert_eq!(r.str("step_up_expires_at"), shared::clock::rfc3339(until));
+    let r = setup(a.access.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = totp::decode_base32(&r.str("secret")).unwrap();
+    assert_eq!(
+        setup(other.access.clone()).await.code(),
+        "step_up_required",
+        "per session"
+    );
+    w.clock.advance(Duration::minutes(5));
+    let code = || totp::code_at(&secret, w.clock.now().unix_timestamp());
+    let r = confirm(a.access.clone(), code()).await;
+    assert_eq!((r.status, r.code()), (403, "step_up_required"), "expired");
+    assert_eq!(step_up(&app, &a.access, PASSWORD).await.status, 200);
+    let r = confirm(a.access.clone(), code()).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    assert_eq!(security_events(&w, "step_up").await.len(), 2);
+    assert_eq!(security_events(&w, "step_up_failed").await.len(), 1);
+    // An ended session cannot step up (the MFA change ended the other one).
+    let r = step_up(&app, &other.access, PASSWORD).await;
+    assert_eq!((r.status, r.code()), (401, "session_ended"), "{}", r.body);
+}
+
+/// Guessing the password through step-up with a stolen access token: 20 guesses sent at once
+/// are 20 counted attempts of which at most 5 are checked, the rest wait; the real user's login
+/// is not locked by them.
+#[tokio::test]
+async fn twenty_concurrent_wrong_step_ups_are_all_counted_and_mostly_refused() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "step-up-guess").await;
+    let guesses = (0..20).map(|i| {
+        let (app, access) = (&app, a.access.clone());
+        async move { step_up(app, &access, &format!("Wrong-Guess-Number-{i}")).await }
+    });
+    let replies = join_all(guesses.collect()).await;
+    let checked = replies.iter().filter(|r| r.status == 400).count();
+    let throttled = replies.iter().filter(|r| r.status == 429).count();
+    let free = auth::throttle::ACCOUNT_IP.free as usize;
+    assert!(
+        (1..=free).contains(&checked),
+        "{checked} guesses were checked; at most {free} may be"
+    );
+    assert_eq!(checked + throttled, 20, "every other guess waits");
+    let key = shared::keys::step_up_throttle(&a.user.tenant_id, &a.user.user_id);
+    let counter = ops_item(&w, &key).await.expect("the counter is stored");
+    assert_eq!(
+        n_attr(&counter, "failures"),
+        Some(20),
+        "every guess counted"
+    );
+    // The right password waits too; the login is not the step-up's to lock.
+    assert_eq!(step_up(&app, &a.access, PASSWORD).await.status, 429);
+    assert_eq!(login(&app, &a.email, PASSWORD, None).await.status, 200);
 }
 
 // ---------------------------------------------------------------- 8. throttling
@@ -1071,18 +1226,22 @@ async fn forged_tampered_and_expired_tokens_are_401_without_any_database_call() 
         tid: a.user.tenant_id.to_string(),
         role: "owner".into(),
         sid: session_of(&a.refresh),
+        cep: 0,
         iat: now,
         exp: now + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.into(),
         typ: "access".into(),
     };
-    let other_key = SigningKeys::from_json(
-        r#"{"current":"k1","keys":{"k1":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="}}"#,
-    )
+    // Signed by a key that is not auth's, under auth's key id: what any other function could
+    // do if it held a signing key.
+    let other_key = TokenSigner::from_json(&format!(
+        r#"{{"kid":"{}","private_key":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="}}"#,
+        app.signer.kid()
+    ))
     .unwrap();
     let forged = other_key.issue(&claims);
     // A's signature over a payload naming tenant B.
-    let b_payload = app.signing.issue(&AccessClaims {
+    let b_payload = app.signer.issue(&AccessClaims {
         tid: b.tenant_id.to_string(),
         ..claims.clone()
     });
@@ -1093,10 +1252,22 @@ async fn forged_tampered_and_expired_tokens_are_401_without_any_database_call() 
         b_payload.split('.').nth(1).unwrap(),
         parts[2]
     );
-
+    // Signed under a key id that is not published (a retired key, or one made up).
+    let unknown_kid = TokenSigner::generate("k-unlisted")
+        .and_then(|k| TokenSigner::from_json(&k.private_json))
+        .unwrap()
+        .issue(&claims);
+    // The scheme this replaced: HS256 under a shared secret (the old local keys file's shape),
+    // and under auth's own public key taken as the HMAC secret (algorithm confusion).
+    let public_key = base64_decode(&app.signer.public_key());
+    let old_scheme = hs256_token(&[7u8; 32], app.signer.kid(), &claims);
+    let confused = hs256_token(&public_key, app.signer.kid(), &claims);
     meter.reset();
     for (what, token) in [
-        ("forged", forged.as_str()),
+        ("forged by a key that is not auth's", forged.as_str()),
+        ("unknown kid", &unknown_kid),
+        ("HS256 (the old scheme)", &old_scheme),
+        ("HS256 keyed with the public key", &confused),
         ("tampered tid", &tampered),
         ("garbage", "not.a.token"),
     ] {
@@ -1128,6 +1299,117 @@ async fn forged_tampered_and_expired_tokens_are_401_without_any_database_call() 
     meter.reset();
     assert_eq!(patch_me(&app, &fresh).await.status, 200);
     assert!(!meter.take().is_empty());
+}
+
+/// The key id in a token's header.
+fn kid_of(token: &str) -> String {
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').next().unwrap())
+        .unwrap();
+    serde_json::from_slice::<Value>(&header).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn put_parameter(w: &World, name: &str, value: &str) {
+    w.clients
+        .ssm
+        .put_parameter()
+        .name(name)
+        .value(value)
+        .overwrite(true)
+        .send()
+        .await
+        .expect("put parameter");
+}
+
+/// Rotation by key id through the real parameters: the new public key is published beside the
+/// old one, auth switches its private key, tokens of the previous key id verify (in auth and in a
+/// function that only verifies) while it is listed, and not once it is dropped.
+#[tokio::test]
+async fn tokens_of_the_previous_key_verify_while_it_is_listed() {
+    let (w, app) = world().await;
+    let a = owner(&w, &app, "rotation").await;
+    let env = infra::local::local_function_env(&w.template, "auth", emulator_endpoint()).unwrap();
+    let (signing, public) = (
+        env["JWT_SIGNING_KEY_PARAMETER"].clone(),
+        env["JWT_PUBLIC_KEYS_PARAMETER"].clone(),
+    );
+    let old_kid = app.signer.kid().to_string();
+    assert_eq!(kid_of(&a.access), old_kid);
+    let next = TokenSigner::generate("k-next").unwrap();
+
+    // 1. Publish the next key beside the current one; 2. auth signs with it.
+    let both = json!({"keys": {&old_kid: app.signer.public_key(), "k-next": next.public_key}});
+    put_parameter(&w, &public, &both.to_string()).await;
+    put_parameter(&w, &signing, &next.private_json).await;
+    let rotated = w
+        .auth_app()
+        .await
+        .expect("auth starts with the published next key");
+    let b = sign_in(&rotated, &a.user).await;
+    assert_eq!(kid_of(&b.access), "k-next");
+    let leads_api = w.token_verifier("leads-api").await.unwrap();
+    let now = w.clock.now().unix_timestamp();
+    for token in [&a.access, &b.access] {
+        assert_eq!(patch_me(&rotated, token).await.status, 200);
+        assert!(leads_api.verify(token, now).is_ok());
+    }
+
+    // 3. Once the old key is dropped, its tokens are refused everywhere.
+    let next_only = json!({"keys": {"k-next": next.public_key}});
+    put_parameter(&w, &public, &next_only.to_string()).await;
+    let after = w.auth_app().await.unwrap();
+    for r in [
+        patch_me(&after, &a.access).await,
+        get_me(&after, &a.access).await,
+    ] {
+        assert_eq!((r.status, r.code()), (401, "unauthorized"), "{}", r.body);
+    }
+    assert_eq!(patch_me(&after, &b.access).await.status, 200);
+    assert!(w
+        .token_verifier("leads-api")
+        .await
+        .unwrap()
+        .verify(&a.access, now)
+        .is_err());
+
+    // auth does not start with a private key whose public key is not published: it would
+    // issue tokens that every other function refuses.
+    let rogue = TokenSigner::generate("k-rogue").unwrap();
+    put_parameter(&w, &signing, &rogue.private_json).await;
+    let err = format!(
+        "{:#}",
+        w.auth_app().await.err().expect("auth refuses to start")
+    );
+    assert!(err.contains("not listed"), "{err}");
+    assert!(!err.contains(&rogue.private_json), "{err}");
+}
+
+/// No function but auth can sign: no other configuration reads a private key's parameter,
+/// whatever its environment holds (the template gives it to none: `stack_hardening.rs`).
+#[test]
+fn no_function_but_auth_is_configured_with_the_signing_key() {
+    const PRIVATE: &str = "JWT_SIGNING_KEY_PARAMETER";
+    assert!(auth::config::ALLOW_LIST.contains(&PRIVATE));
+    for (function, allow_list) in [
+        ("leads-api", leads_api::config::ALLOW_LIST),
+        ("lead-transfers", lead_transfers::config::ALLOW_LIST),
+        ("dsar", dsar::config::ALLOW_LIST),
+        ("billing-webhook", billing_webhook::config::ALLOW_LIST),
+        ("lead-intake", lead_intake::config::ALLOW_LIST),
+        ("dsar-worker", dsar_worker::config::ALLOW_LIST),
+        ("dsar-deadlines", dsar_deadlines::config::ALLOW_LIST),
+        ("retention-cleanup", retention_cleanup::config::ALLOW_LIST),
+    ] {
+        assert!(!allow_list.contains(&PRIVATE), "{function} reads {PRIVATE}");
+        assert!(
+            !allow_list.iter().any(|v| v.contains("SIGNING")),
+            "{function}: {allow_list:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------- 11. the role matrix
@@ -1357,6 +1639,7 @@ async fn no_email_password_token_or_totp_secret_reaches_the_logs() {
     let r = refresh(&app, &refresh1).await;
     assert_eq!(r.status, 200);
     let (access2, refresh2) = (r.str("access_token"), r.str("refresh_token"));
+    assert_eq!(step_up(&app, &access2, PASSWORD).await.status, 200);
     let r = call(
         &app,
         "POST",
@@ -1445,7 +1728,8 @@ fn with_mailer<M: shared::mail::Mailer>(app: App, mailer: M) -> auth::App<M> {
         store: app.store,
         mailer,
         keys: app.keys,
-        signing: app.signing,
+        signer: app.signer,
+        verifier: app.verifier,
         clock: app.clock,
         ids: app.ids,
         app_base_url: app.app_base_url,
@@ -1679,6 +1963,7 @@ async fn every_attribute_auth_writes_is_declared_in_the_data_inventory() {
     assert_eq!(r.status, 200, "{}", r.body);
     let access = r.str("access_token");
     assert_eq!(patch_me(&app, &access).await.status, 200);
+    assert_eq!(step_up(&app, &access, PASSWORD).await.status, 200);
     let r = call(&app, "POST", "/v1/auth/mfa/totp/setup", None, Some(&access)).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = call(

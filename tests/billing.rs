@@ -89,13 +89,16 @@ async fn billing_items(w: &World, sk_prefix: &str) -> Vec<Item> {
     w.items_with_sk_prefix("BillingTable", sk_prefix).await
 }
 
-fn token(app: &BillingApp, w: &World, tenant: &str, role: Role) -> String {
+/// An access token as auth issues it (billing-webhook itself can only verify one).
+async fn token(w: &World, tenant: &str, role: Role) -> String {
     let n = now(w);
-    app.signing.issue(&AccessClaims {
+    let signer = w.token_signer().await.expect("auth's signing key");
+    signer.issue(&AccessClaims {
         sub: format!("us-{}", role.as_str()),
         tid: tenant.into(),
         role: role.as_str().into(),
         sid: "se-test".into(),
+        cep: 0,
         iat: n,
         exp: n + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.into(),
@@ -402,7 +405,7 @@ async fn every_handled_type_has_its_effect() {
     assert!(!get(&billing_items(&w, "CUSTOMER").await, "deleted_at").is_empty());
 
     // The invoice view groups it all.
-    let owner = token(&app, &w, "tenant-a", Role::Owner);
+    let owner = token(&w, "tenant-a", Role::Owner).await;
     let r = billing_webhook::handle(
         &app,
         api_event("GET", "/v1/billing/invoices", None, Some(&owner)),
@@ -483,7 +486,7 @@ async fn the_submission_quota_end_to_end_with_lead_intake() {
     );
     assert_eq!(lead_intake::handle(&intake, submit(4)).await.status(), 201);
 
-    let owner = token(&app, &w, "tenant-a", Role::Owner);
+    let owner = token(&w, "tenant-a", Role::Owner).await;
     let r = billing_webhook::handle(
         &app,
         api_event("GET", "/v1/billing/subscription", None, Some(&owner)),
@@ -531,7 +534,7 @@ async fn a_subscription_canceled_beyond_its_grace_stops_intake() {
     assert_eq!(r.status(), 402);
     assert_eq!(response_json(&r)["error"]["code"], "subscription_inactive");
 
-    let owner = token(&app, &w, "tenant-a", Role::Owner);
+    let owner = token(&w, "tenant-a", Role::Owner).await;
     let r = billing_webhook::handle(
         &app,
         api_event("GET", "/v1/billing/subscription", None, Some(&owner)),
@@ -579,7 +582,7 @@ async fn the_billing_view_is_for_owner_admin_and_billing_and_per_tenant() {
             .collect()
     };
     for role in [Role::Owner, Role::Admin, Role::Billing] {
-        let t = token(&app, &w, "tenant-a", role);
+        let t = token(&w, "tenant-a", role).await;
         let r = billing_webhook::handle(
             &app,
             api_event("GET", "/v1/billing/invoices", None, Some(&t)),
@@ -598,7 +601,7 @@ async fn the_billing_view_is_for_owner_admin_and_billing_and_per_tenant() {
         .await;
         assert_eq!(r.status(), 200, "{role:?}");
     }
-    let t = token(&app, &w, "tenant-b", Role::Billing);
+    let t = token(&w, "tenant-b", Role::Billing).await;
     let r = billing_webhook::handle(
         &app,
         api_event("GET", "/v1/billing/invoices", None, Some(&t)),
@@ -607,7 +610,7 @@ async fn the_billing_view_is_for_owner_admin_and_billing_and_per_tenant() {
     assert_eq!(ids(&r), ["in_tenantB0001"]);
 
     for role in [Role::Member, Role::Viewer] {
-        let t = token(&app, &w, "tenant-a", role);
+        let t = token(&w, "tenant-a", role).await;
         for path in ["/v1/billing/subscription", "/v1/billing/invoices"] {
             let r = billing_webhook::handle(&app, api_event("GET", path, None, Some(&t))).await;
             assert_eq!(r.status(), 403, "{role:?} {path}");
@@ -926,11 +929,12 @@ async fn invitations_beyond_the_plans_seats_are_402() {
     }))
     .await;
     let n = now(&w);
-    let token = auth.signing.issue(&AccessClaims {
+    let token = auth.signer.issue(&AccessClaims {
         sub: owner_id.to_string(),
         tid: tenant.to_string(),
         role: "owner".into(),
         sid: sid.to_string(),
+        cep: 0,
         iat: n,
         exp: n + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.into(),

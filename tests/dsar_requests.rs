@@ -12,7 +12,7 @@ use integration_tests::*;
 use lambda_http::Request;
 use serde_json::{json, Value};
 use shared::accounts::{Mfa, Session, User};
-use shared::auth::jwt::{AccessClaims, SigningKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::permissions::Role;
 use shared::clock::{Clock, UlidGenerator};
 use shared::config::Env;
@@ -52,7 +52,8 @@ type App = dsar::App<SesMailer, Recorder>;
 struct T {
     w: World,
     app: App,
-    signing: SigningKeys,
+    /// auth's private key: the tests mint tokens as auth would (dsar itself cannot).
+    signer: TokenSigner,
     jobs: Recorder,
     config: dsar::config::Config,
 }
@@ -68,15 +69,8 @@ async fn setup() -> T {
     infra::seed::ensure_secrets(&w.clients, &ses, &w.template)
         .await
         .expect("secrets");
-    infra::seed::ensure_signing_keys(&w.clients.ssm, &config.jwt_signing_keys_parameter)
-        .await
-        .expect("signing keys");
-    let signing = SigningKeys::from_json(
-        &shared::secrets::parameter(&w.clients.ssm, &config.jwt_signing_keys_parameter)
-            .await
-            .expect("signing keys parameter"),
-    )
-    .expect("signing keys JSON");
+    let signer = w.token_signer().await.expect("auth's signing key");
+    let verifier = w.token_verifier("dsar").await.expect("public keys");
     let jobs = Recorder::default();
     let app = App {
         store: DsarStore::new(w.clients.dynamo.clone(), config.tables.clone()),
@@ -84,7 +78,7 @@ async fn setup() -> T {
         mailer: SesMailer::new(ses, config.sender_email.clone()),
         dispatcher: jobs.clone(),
         keys: w.key.clone(),
-        signing: signing.clone(),
+        verifier,
         clock: w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         links: config.links.clone(),
@@ -98,7 +92,7 @@ async fn setup() -> T {
     T {
         w,
         app,
-        signing,
+        signer,
         jobs,
         config,
     }
@@ -191,11 +185,12 @@ async fn user(t: &T, tenant: &TenantId, role: Role, email: Option<&str>) -> (Use
         }),
     )
     .await;
-    let token = t.signing.issue(&AccessClaims {
+    let token = t.signer.issue(&AccessClaims {
         sub: user.to_string(),
         tid: tenant.to_string(),
         role: role.as_str().to_string(),
         sid: sid.to_string(),
+        cep: 0,
         iat: now.unix_timestamp(),
         exp: now.unix_timestamp() + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.to_string(),

@@ -19,13 +19,13 @@ use lambda_http::Request;
 use lead_transfers::config::{Config, Settings};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::accounts::Session;
-use shared::auth::jwt::{AccessClaims, SigningKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::accounts::{Mfa, Session, User};
+use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::permissions::Role;
 use shared::clock::{Clock, UlidGenerator};
 use shared::config::Env;
 use shared::domain::{ContactDetails, Email, LeadId, Phone, SessionId, TenantId, UserId};
-use shared::dynamo::{new_lead_item, session_item, Item};
+use shared::dynamo::{new_lead_item, session_item, user_item, Item};
 use shared::inventory::{self, Table};
 use shared::transfers::{TransfersStore, TransfersTables};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,7 +37,8 @@ type App = lead_transfers::App;
 struct T {
     w: World,
     app: App,
-    signing: SigningKeys,
+    /// auth's private key: the tests mint tokens as auth would (lead-transfers cannot).
+    signer: TokenSigner,
     tables: TransfersTables,
     attachments_bucket: String,
     exports_bucket: String,
@@ -63,21 +64,17 @@ async fn setup_with(settings: Settings) -> T {
     let env = infra::local::local_function_env(&w.template, "lead-transfers", emulator_endpoint())
         .expect("lead-transfers is in the template");
     let config = Config::from_env(&Env::from_pairs(env)).expect("template env is a valid config");
-    infra::seed::ensure_signing_keys(&w.clients.ssm, &config.jwt_signing_keys_parameter)
+    let signer = w.token_signer().await.expect("auth's signing key");
+    let verifier = w
+        .token_verifier("lead-transfers")
         .await
-        .expect("signing keys");
-    let signing = SigningKeys::from_json(
-        &shared::secrets::parameter(&w.clients.ssm, &config.jwt_signing_keys_parameter)
-            .await
-            .expect("signing keys parameter"),
-    )
-    .expect("signing keys JSON");
+        .expect("public keys");
     let app = App {
         store: TransfersStore::new(w.clients.dynamo.clone(), config.tables.clone()),
         s3: w.clients.s3.clone(),
         buckets: config.buckets.clone(),
         keys: w.key.clone(),
-        signing: signing.clone(),
+        verifier,
         clock: w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         settings,
@@ -88,7 +85,7 @@ async fn setup_with(settings: Settings) -> T {
         exports_bucket: config.buckets.exports,
         w,
         app,
-        signing,
+        signer,
     }
 }
 
@@ -98,6 +95,12 @@ fn unique(prefix: &str) -> String {
 
 /// A live session of a new user of `tenant` with `role`, and an access token for it.
 async fn token(t: &T, tenant: &TenantId, role: Role) -> String {
+    member(t, tenant, role).await.2
+}
+
+/// A new user of `tenant` with `role` (email `<user id>@example.com`), a live session of theirs
+/// and an access token for it, as auth would issue it.
+async fn member(t: &T, tenant: &TenantId, role: Role) -> (User, SessionId, String) {
     let now = t.w.clock.now();
     let user = UserId::parse(&unique("us")).unwrap();
     let sid = SessionId::parse(&unique("se")).unwrap();
@@ -116,16 +119,32 @@ async fn token(t: &T, tenant: &TenantId, role: Role) -> String {
         user_agent: None,
     };
     put(t, &t.w.table("TenantsTable"), session_item(&session)).await;
-    t.signing.issue(&AccessClaims {
+    let record = User {
+        user_id: user.clone(),
+        tenant_id: tenant.clone(),
+        email: Email::parse(&format!("{user}@example.com")).unwrap(),
+        name: "Team Member".into(),
+        phone: None,
+        role,
+        password_hash: "unused".into(),
+        email_verified: true,
+        created_at: now,
+        mfa: Mfa::default(),
+        last_login: None,
+    };
+    put(t, &t.w.table("TenantsTable"), user_item(&record)).await;
+    let token = t.signer.issue(&AccessClaims {
         sub: user.to_string(),
         tid: tenant.to_string(),
         role: role.as_str().to_string(),
         sid: sid.to_string(),
+        cep: 0,
         iat: now.unix_timestamp(),
         exp: now.unix_timestamp() + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.to_string(),
         typ: "access".to_string(),
-    })
+    });
+    (record, sid, token)
 }
 
 async fn put(t: &T, table: &str, item: Item) {
@@ -1184,6 +1203,60 @@ async fn an_import_needs_a_legal_basis_a_source_its_own_upload_and_the_import_pe
     );
 }
 
+// ---------------------------------------------------------------- sessions that end
+
+/// Writes compare the token's credential epoch (and the session's) with the user's: after a
+/// password reset, a token issued before it starts no export, import or upload, even through a
+/// session whose revocation was lost (the reset committed, the function stopped before ending
+/// sessions), within the token's 15 minutes.
+#[tokio::test]
+async fn a_token_issued_before_a_password_reset_cannot_start_an_export_or_an_import() {
+    let t = setup().await;
+    let tenant = TenantId::parse(&unique("tn")).unwrap();
+    let (user, sid, bearer) = member(&t, &tenant, Role::Owner).await;
+    let login = shared::dynamo::login_item(&t.w.key.email(&user.email), &tenant, &user.user_id);
+    put(&t, &t.w.table("TenantsTable"), login).await;
+    seed_lead(&t, &tenant, "before-reset@example.com", None, false).await;
+    let upload = json!({"size": 10});
+    let r = call(
+        &t,
+        "POST",
+        "/v1/imports/uploads",
+        Some(upload.clone()),
+        &bearer,
+    )
+    .await;
+    assert_eq!(
+        r.status, 201,
+        "the token writes before the reset: {}",
+        r.body
+    );
+    let exports_before = t.w.scan("LeadsTable").await.len();
+
+    t.w.reset_password(user.email.as_str(), "Quartz-Meadow-Lantern-77")
+        .await;
+    t.w.lose_revocation(&sid).await;
+
+    for (path, body) in [
+        ("/v1/exports", json!({"format": "csv"})),
+        ("/v1/imports", json!({"upload_id": "up-any"})),
+        ("/v1/imports/uploads", upload),
+    ] {
+        let r = call(&t, "POST", path, Some(body), &bearer).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (401, "session_ended"),
+            "{path}: {}",
+            r.body
+        );
+    }
+    assert_eq!(
+        t.w.scan("LeadsTable").await.len(),
+        exports_before,
+        "no export or import record written"
+    );
+}
+
 // ---------------------------------------------------------------- exports
 
 async fn export(t: &T, bearer: &str, format: &str) -> (Reply, Vec<u8>) {
@@ -1510,7 +1583,7 @@ async fn leads_api_app(t: &T) -> leads_api::App {
         s3: t.w.clients.s3.clone(),
         attachments_bucket: config.attachments_bucket.clone(),
         keys: t.w.key.clone(),
-        signing: t.signing.clone(),
+        verifier: t.w.token_verifier("leads-api").await.expect("public keys"),
         clock: t.w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         api_base_url: config.api_base_url.clone(),

@@ -8,7 +8,7 @@
 //! API Gateway events, seeded leads); the tests are in `tests/leads_api/`.
 //!
 //! Users and sessions are written straight to the tables and tokens minted with the auth
-//! function's signing keys (no password hashing); leads are seeded in intake's item shape, or
+//! function's signing key (no password hashing); leads are seeded in intake's item shape, or
 //! sent through lead intake when a test needs submissions.
 
 #[path = "leads_api/access.rs"]
@@ -72,18 +72,13 @@ async fn leads_app(w: &World, dynamo: aws_sdk_dynamodb::Client) -> leads_api::Ap
     let env = infra::local::local_function_env(&w.template, "leads-api", emulator_endpoint())
         .expect("leads-api env");
     let config = leads_api::config::Config::from_env(&Env::from_pairs(env)).expect("config");
-    let signing = shared::auth::jwt::SigningKeys::from_json(
-        &shared::secrets::parameter(&w.clients.ssm, &config.jwt_signing_keys_parameter)
-            .await
-            .expect("signing keys"),
-    )
-    .expect("signing keys parse");
+    let verifier = w.token_verifier("leads-api").await.expect("public keys");
     leads_api::App {
         store: LeadsStore::new(dynamo, config.tables.clone()),
         s3: w.clients.s3.clone(),
         attachments_bucket: config.attachments_bucket.clone(),
         keys: w.key.clone(),
-        signing,
+        verifier,
         clock: w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         api_base_url: config.api_base_url.clone(),
@@ -155,8 +150,18 @@ async fn mint(t: &T, user: &User) -> String {
         ip: None,
         user_agent: None,
     };
-    put(t, "TenantsTable", session_item(&session)).await;
-    t.auth.access_token(user, &sid, now)
+    // Under the user's current credential epoch, as a login opens it.
+    let epoch = t
+        .auth
+        .store
+        .user_with_epoch(&user.tenant_id, &user.user_id)
+        .await
+        .unwrap()
+        .map_or(0, |(_, e)| e);
+    let mut item = session_item(&session);
+    item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+    put(t, "TenantsTable", item).await;
+    t.auth.access_token(user, &sid, epoch, now)
 }
 
 /// A new active tenant and its owner.

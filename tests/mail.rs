@@ -16,7 +16,7 @@ use integration_tests::*;
 use lambda_http::Request;
 use serde_json::{json, Value};
 use shared::accounts::{Mfa, Tenant, User};
-use shared::auth::jwt::{AccessClaims, SigningKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::permissions::Role;
 use shared::clock::{rfc3339, Clock, UlidGenerator};
 use shared::config::Env;
@@ -794,7 +794,7 @@ impl JobDispatcher for Jobs {
 
 type DsarApp = dsar::App<SesMailer, Jobs>;
 
-async fn dsar_world() -> (World, DsarApp, SigningKeys) {
+async fn dsar_world() -> (World, DsarApp, TokenSigner) {
     let w = World::new().await.expect("test world");
     let endpoint = emulator_endpoint();
     let env = infra::local::local_function_env(&w.template, "dsar", endpoint).unwrap();
@@ -803,12 +803,9 @@ async fn dsar_world() -> (World, DsarApp, SigningKeys) {
     infra::seed::ensure_secrets(&w.clients, &ses, &w.template)
         .await
         .unwrap();
-    let signing = SigningKeys::from_json(
-        &shared::secrets::parameter(&w.clients.ssm, &config.jwt_signing_keys_parameter)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    // auth's private key: the test mints tokens as auth would (dsar only verifies them).
+    let signing = w.token_signer().await.unwrap();
+    let verifier = w.token_verifier("dsar").await.unwrap();
     let app = dsar::App {
         store: DsarStore::new(w.clients.dynamo.clone(), config.tables.clone()),
         accounts: AccountStore::new(
@@ -823,7 +820,7 @@ async fn dsar_world() -> (World, DsarApp, SigningKeys) {
         mailer: w.platform_mailer("dsar").unwrap(),
         dispatcher: Jobs::default(),
         keys: w.key.clone(),
-        signing: signing.clone(),
+        verifier,
         clock: w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         links: config.links.clone(),
@@ -838,7 +835,7 @@ async fn dsar_world() -> (World, DsarApp, SigningKeys) {
 }
 
 /// An admin of the world's tenant with a live session, and an access token for it.
-async fn dsar_admin(w: &World, signing: &SigningKeys) -> String {
+async fn dsar_admin(w: &World, signing: &TokenSigner) -> String {
     let now = w.clock.now();
     let user = UserId::parse(&format!(
         "us-{}",
@@ -896,6 +893,7 @@ async fn dsar_admin(w: &World, signing: &SigningKeys) -> String {
         exp: now.unix_timestamp() + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.to_string(),
         typ: "access".to_string(),
+        cep: 0,
     })
 }
 

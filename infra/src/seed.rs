@@ -149,30 +149,54 @@ pub async fn ensure_blind_index_key(ssm: &aws_sdk_ssm::Client, name: &str) -> an
     Ok(())
 }
 
-/// Creates the access-token signing keys parameter unless it exists.
-pub async fn ensure_signing_keys(ssm: &aws_sdk_ssm::Client, name: &str) -> anyhow::Result<()> {
-    if ssm.get_parameter().name(name).send().await.is_ok() {
-        return Ok(());
+/// Creates the access-token key pair of a local stack unless it exists: the private key
+/// (SecureString `signing`, read by auth only) and the public keys (String `public`) listing its
+/// public key under its key id. Existing parameters are left as they are (a rotation a test or
+/// a developer made stays; auth refuses to start if its key is not published), except that a
+/// new private key replaces a public-keys parameter left from an earlier one.
+pub async fn ensure_token_keys(
+    ssm: &aws_sdk_ssm::Client,
+    signing: &str,
+    public: &str,
+) -> anyhow::Result<()> {
+    use shared::auth::jwt::TokenSigner;
+    let exists = |name: &str| {
+        let request = ssm.get_parameter().name(name).with_decryption(true).send();
+        async move { request.await.is_ok() }
+    };
+    let mut new_pair = None;
+    if !exists(signing).await {
+        let pair = TokenSigner::generate("local-1")?;
+        ssm.put_parameter()
+            .name(signing)
+            .r#type(ParameterType::SecureString)
+            .value(&pair.private_json)
+            .overwrite(false)
+            .send()
+            .await
+            .with_context(|| format!("creating SSM parameter {signing}"))?;
+        new_pair = Some(TokenSigner::from_json(&pair.private_json)?);
     }
-    let mut key = [0u8; 32];
-    rand::rng().fill_bytes(&mut key);
-    let value = serde_json::json!({
-        "current": "k1",
-        "keys": { "k1": base64::engine::general_purpose::STANDARD.encode(key) }
-    });
-    ssm.put_parameter()
-        .name(name)
-        .r#type(ParameterType::SecureString)
-        .value(value.to_string())
-        .overwrite(false)
-        .send()
-        .await
-        .with_context(|| format!("creating SSM parameter {name}"))?;
+    if new_pair.is_some() || !exists(public).await {
+        let signer = match new_pair {
+            Some(s) => s,
+            None => TokenSigner::from_json(&shared::secrets::parameter(ssm, signing).await?)?,
+        };
+        let value = serde_json::json!({ "keys": { signer.kid(): signer.public_key() } });
+        ssm.put_parameter()
+            .name(public)
+            .r#type(ParameterType::String)
+            .value(value.to_string())
+            .overwrite(true)
+            .send()
+            .await
+            .with_context(|| format!("creating SSM parameter {public}"))?;
+    }
     Ok(())
 }
 
 /// The secrets and identities the functions of `template` need in the emulator: the blind-index
-/// key, the signing keys, the SES sender identity, and the Stripe webhook secret
+/// key, the access-token key pair, the SES sender identity, and the Stripe webhook secret
 /// ([`LOCAL_STRIPE_WEBHOOK_SECRET`]).
 pub async fn ensure_secrets(
     clients: &LocalClients,
@@ -188,10 +212,12 @@ pub async fn ensure_secrets(
     )
     .await?;
     let auth = template.function_env("auth")?;
-    ensure_signing_keys(
+    ensure_token_keys(
         &clients.ssm,
-        auth.get("JWT_SIGNING_KEYS_PARAMETER")
-            .context("auth has no JWT_SIGNING_KEYS_PARAMETER")?,
+        auth.get("JWT_SIGNING_KEY_PARAMETER")
+            .context("auth has no JWT_SIGNING_KEY_PARAMETER")?,
+        auth.get("JWT_PUBLIC_KEYS_PARAMETER")
+            .context("auth has no JWT_PUBLIC_KEYS_PARAMETER")?,
     )
     .await?;
     crate::emulator::ensure_sender_identity(

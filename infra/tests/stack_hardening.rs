@@ -433,6 +433,71 @@ fn function_roles_are_least_privilege() {
     );
 }
 
+/// Every resource a function's role may act on with `action`, resolved.
+fn resources_for(t: &Value, function: &Value, action: &str) -> BTreeSet<String> {
+    statements(&function["Properties"]["Policies"])
+        .into_iter()
+        .filter(|s| actions(s).contains(&action))
+        .flat_map(|s| match &s["Resource"] {
+            Value::Sequence(rs) => rs.iter().map(|r| resolve(t, r)).collect::<Vec<_>>(),
+            r => vec![resolve(t, r)],
+        })
+        .collect()
+}
+
+/// Only `auth` can sign access tokens: its role alone may read the private key's parameter and
+/// its configuration alone names it; every function that verifies tokens reads the public keys.
+#[test]
+fn only_auth_can_read_the_access_token_signing_key() {
+    let t = raw_template();
+    let parameter = |name: &str| {
+        format!(
+            "arn:{PARTITION}:ssm:{REGION}:{ACCOUNT}:parameter{}",
+            parameter_default(&t, name).expect("a default name")
+        )
+    };
+    let private_key = parameter("JwtSigningKeyParameterName");
+    let public_keys = parameter("JwtPublicKeysParameterName");
+    let mut verifiers = 0;
+    for (id, f) in of_type(&t, "AWS::Serverless::Function") {
+        let env = f["Properties"]["Environment"]["Variables"]
+            .as_mapping()
+            .cloned()
+            .unwrap_or_default();
+        let names_private = env
+            .values()
+            .any(|v| ref_target(v) == Some("JwtSigningKeyParameterName"));
+        let names_public = env
+            .values()
+            .any(|v| ref_target(v) == Some("JwtPublicKeysParameterName"));
+        let readable = resources_for(&t, f, "ssm:GetParameter");
+        // No other way to read a parameter by name or by path is granted to anyone.
+        for other in ["ssm:GetParameters", "ssm:GetParametersByPath"] {
+            assert!(resources_for(&t, f, other).is_empty(), "{id}: {other}");
+        }
+        let is_auth = id == "AuthFunction";
+        assert_eq!(
+            readable.contains(&private_key),
+            is_auth,
+            "{id}: only auth's role may read {private_key}"
+        );
+        assert_eq!(
+            names_private, is_auth,
+            "{id}: only auth's configuration names the signing key"
+        );
+        assert_eq!(
+            names_public,
+            readable.contains(&public_keys),
+            "{id}: reads the public keys exactly when it verifies tokens"
+        );
+        verifiers += usize::from(names_public);
+    }
+    assert_eq!(
+        verifiers, 5,
+        "auth, leads-api, lead-transfers, dsar, billing-webhook verify tokens"
+    );
+}
+
 #[test]
 fn asynchronous_functions_retry_then_land_in_the_failure_queue() {
     let t = raw_template();
@@ -864,7 +929,7 @@ fn every_email_goes_through_the_configuration_set_and_the_suppression_list() {
         );
     }
     assert_eq!(
-        senders, 5,
-        "auth, billing-webhook, dsar, dsar-deadlines, dsar-worker"
+        senders, 6,
+        "auth, billing-webhook, dsar, dsar-deadlines, dsar-worker, lead-intake (quota alerts)"
     );
 }

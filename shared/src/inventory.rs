@@ -425,6 +425,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(
         Table::Tenants,
         "SESSION",
+        "step_up_at",
+        Personal(AccountProfile),
+        "login metadata: when the password was last re-entered (step-up)",
+    ),
+    a(
+        Table::Tenants,
+        "SESSION",
         "ip",
         Personal(AccountProfile),
         "login metadata",
@@ -1600,7 +1607,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "THROTTLE",
         "pk",
         Pseudonymous(SecurityLog),
-        "blind index and/or IP hash",
+        "blind index and/or IP hash (login); tenant and user ids (step-up)",
     ),
     a(Table::Ops, "THROTTLE", "sk", Structural, "key"),
     a(

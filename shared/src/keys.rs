@@ -314,6 +314,11 @@ pub fn login_throttle_ip(ip_hash: &str) -> Key {
     Key::new(format!("THROTTLE#IP#{ip_hash}"), "THROTTLE")
 }
 
+/// Failed step-ups (password re-entries) of one user, whatever the address.
+pub fn step_up_throttle(t: &TenantId, u: &UserId) -> Key {
+    Key::new(format!("THROTTLE#STEPUP#{t}#{u}"), "THROTTLE")
+}
+
 pub fn idempotency(t: &TenantId, f: &FormId, key_hash: &str) -> Key {
     Key::new(format!("TENANT#{t}#IDEM#{f}#{key_hash}"), "IDEM")
 }

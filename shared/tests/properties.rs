@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
-use shared::auth::jwt::{AccessClaims, SigningKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::auth::jwt::{AccessClaims, TokenSigner, VerifyingKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::tokens;
 use shared::blind_index::BlindIndexKey;
 use shared::domain::{
@@ -433,13 +433,17 @@ proptest! {
 
 const NOW: i64 = 1_780_000_000;
 
-fn signing(current: &str, b: u8) -> SigningKeys {
+/// auth's private key number `b` under `kid`.
+fn signer(kid: &str, b: u8) -> TokenSigner {
     use base64::Engine;
     let k = base64::engine::general_purpose::STANDARD.encode([b; 32]);
-    SigningKeys::from_json(&format!(
-        r#"{{"current":"{current}","keys":{{"{current}":"{k}"}}}}"#
-    ))
-    .unwrap()
+    TokenSigner::from_json(&format!(r#"{{"kid":"{kid}","private_key":"{k}"}}"#)).unwrap()
+}
+
+/// The public keys a function verifies with: those of `signer(kid, b)`.
+fn verifying(kid: &str, b: u8) -> VerifyingKeys {
+    let k = signer(kid, b).public_key();
+    VerifyingKeys::from_json(&format!(r#"{{"keys":{{"{kid}":"{k}"}}}}"#)).unwrap()
 }
 
 fn claims() -> impl Strategy<Value = AccessClaims> {
@@ -450,12 +454,14 @@ fn claims() -> impl Strategy<Value = AccessClaims> {
         tricky_text(40),
         -60i64..=0,
         1..=ACCESS_TOKEN_TTL_SECS,
+        any::<i64>(),
     )
-        .prop_map(|(sub, tid, role, sid, iat_offset, ttl)| AccessClaims {
+        .prop_map(|(sub, tid, role, sid, iat_offset, ttl, cep)| AccessClaims {
             sub,
             tid,
             role,
             sid,
+            cep,
             iat: NOW + iat_offset,
             exp: NOW + ttl,
             iss: ISSUER.into(),
@@ -472,11 +478,11 @@ proptest! {
     fn access_tokens_round_trip_and_refuse_tampering(
         c in claims(), at in any::<prop::sample::Index>(), with in any::<char>(),
     ) {
-        let keys = signing("k1", 1);
-        let t = keys.issue(&c);
+        let keys = verifying("k1", 1);
+        let t = signer("k1", 1).issue(&c);
         prop_assert_eq!(keys.verify(&t, NOW).ok(), Some(c.clone()));
-        prop_assert!(signing("k1", 2).verify(&t, NOW).is_err(), "another key");
-        prop_assert!(signing("k2", 1).verify(&t, NOW).is_err(), "another key id");
+        prop_assert!(verifying("k1", 2).verify(&t, NOW).is_err(), "another key");
+        prop_assert!(verifying("k2", 1).verify(&t, NOW).is_err(), "another key id");
         prop_assert!(keys.verify(&t, c.exp).is_err(), "expired");
         let i = at.index(t.chars().count());
         let tampered: String =
@@ -494,7 +500,7 @@ proptest! {
             "[A-Za-z0-9_-]{0,60}\\.[A-Za-z0-9_-]{0,200}\\.[A-Za-z0-9_-]{0,60}",
         ],
     ) {
-        prop_assert!(signing("k1", 1).verify(&junk, NOW).is_err());
+        prop_assert!(verifying("k1", 1).verify(&junk, NOW).is_err());
     }
 
     /// A refresh token made from a session id and a new secret splits back into them; any

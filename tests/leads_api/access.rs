@@ -158,6 +158,62 @@ async fn writes_need_a_live_session() {
     assert_eq!((r.status, r.code()), (401, "session_ended"));
 }
 
+/// The access token carries the credential epoch it was issued under, and every write
+/// compares it (and the session's) with the user's: after a password reset, a token issued
+/// before it cannot write, even through a session whose revocation was lost (the reset
+/// committed, the function stopped before ending sessions) — within the token's 15 minutes.
+#[tokio::test]
+async fn a_token_issued_before_a_password_reset_cannot_write() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "reset-owner").await;
+    let email_bidx = t.auth.keys.email(&owner.user.email);
+    let login = shared::dynamo::login_item(&email_bidx, &tenant, &owner.user.user_id);
+    put(&t, "TenantsTable", login).await;
+    let ids = seed_leads(&t, &tenant, 1, one_seed("reset")).await;
+    let path = format!("/v1/leads/{}", ids[0]);
+    let patch = |version: i64, name: &'static str| {
+        call(
+            &t,
+            &owner,
+            "PATCH",
+            &path,
+            Some(json!({"version": version, "name": name})),
+        )
+    };
+    assert_eq!(
+        patch(1, "Renamed").await.status,
+        200,
+        "the token writes before the reset"
+    );
+
+    t.w.reset_password(owner.user.email.as_str(), "Quartz-Meadow-Lantern-77")
+        .await;
+    let sid = shared::auth::jwt::VerifyingKeys::from_json(&format!(
+        r#"{{"keys":{{"{}":"{}"}}}}"#,
+        t.auth.signer.kid(),
+        t.auth.signer.public_key()
+    ))
+    .unwrap()
+    .verify(&owner.token, t.w.clock.now().unix_timestamp())
+    .unwrap()
+    .sid;
+    let sid = SessionId::parse(&sid).unwrap();
+    t.w.lose_revocation(&sid).await;
+    let session = t.auth.store.session(&sid).await.unwrap().unwrap();
+    assert!(
+        session.is_live(t.w.clock.now()),
+        "the session was not ended"
+    );
+
+    let r = patch(2, "Written after the reset").await;
+    assert_eq!((r.status, r.code()), (401, "session_ended"), "{}", r.body);
+    assert_eq!(
+        get(&t, &owner, &path).await.body["name"],
+        "Renamed",
+        "nothing written after the reset"
+    );
+}
+
 #[tokio::test]
 async fn cursors_cannot_be_forged_replayed_in_another_tenant_or_on_another_list() {
     let t = setup().await;

@@ -187,7 +187,8 @@ impl World {
         lead_intake::intake(
             &config,
             client,
-            infra::emulator::sesv2_client(emulator_endpoint()),
+            self.platform_mailer("lead-intake")
+                .expect("lead-intake's mailer from the template"),
             self.clock.clone(),
             UlidGenerator,
             self.key.clone(),
@@ -309,10 +310,14 @@ impl World {
         let config = auth::config::Config::from_env(&Env::from_pairs(env))?;
         let ses = infra::emulator::sesv2_client(endpoint);
         infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
-        let signing = shared::auth::jwt::SigningKeys::from_json(
-            &shared::secrets::parameter(&self.clients.ssm, &config.jwt_signing_keys_parameter)
-                .await?,
+        let ssm = &self.clients.ssm;
+        let signer = shared::auth::jwt::TokenSigner::from_json(
+            &shared::secrets::parameter(ssm, &config.jwt_signing_key_parameter).await?,
         )?;
+        let verifier = shared::auth::jwt::VerifyingKeys::from_json(
+            &shared::secrets::parameter(ssm, &config.jwt_public_keys_parameter).await?,
+        )?;
+        verifier.require_published(&signer)?;
         Ok(auth::App {
             store: shared::dynamo::AccountStore::new(
                 self.clients.dynamo.clone(),
@@ -321,12 +326,94 @@ impl World {
             ),
             mailer: shared::mail::SesMailer::new(ses, config.sender_email.clone()),
             keys: self.key.clone(),
-            signing,
+            signer,
+            verifier,
             clock: self.clock.clone(),
             ids: Arc::new(UlidGenerator),
             app_base_url: config.app_base_url.clone(),
             settings: config.settings.clone(),
         })
+    }
+
+    /// auth's access-token private key, from the parameter the template names in auth's
+    /// configuration (and no other function's): the tests mint tokens with it as auth would.
+    pub async fn token_signer(&self) -> anyhow::Result<shared::auth::jwt::TokenSigner> {
+        let ses = infra::emulator::sesv2_client(emulator_endpoint());
+        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
+        let env = local_function_env(&self.template, "auth", emulator_endpoint())?;
+        let name = env
+            .get("JWT_SIGNING_KEY_PARAMETER")
+            .context("auth has no JWT_SIGNING_KEY_PARAMETER")?;
+        shared::auth::jwt::TokenSigner::from_json(
+            &shared::secrets::parameter(&self.clients.ssm, name).await?,
+        )
+    }
+
+    /// The public keys `function` verifies access tokens with, as its configuration names them.
+    pub async fn token_verifier(
+        &self,
+        function: &str,
+    ) -> anyhow::Result<shared::auth::jwt::VerifyingKeys> {
+        let ses = infra::emulator::sesv2_client(emulator_endpoint());
+        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
+        let env = local_function_env(&self.template, function, emulator_endpoint())?;
+        let name = env
+            .get("JWT_PUBLIC_KEYS_PARAMETER")
+            .with_context(|| format!("{function} has no JWT_PUBLIC_KEYS_PARAMETER"))?;
+        shared::auth::jwt::VerifyingKeys::from_json(
+            &shared::secrets::parameter(&self.clients.ssm, name).await?,
+        )
+    }
+
+    /// A password reset through the auth function, as its user does it: the request, the
+    /// link read back from the emailed message, the confirmation. Panics unless each step works.
+    pub async fn reset_password(&self, email: &str, new_password: &str) {
+        let app = self.auth_app().await.expect("auth app");
+        let body = serde_json::json!({ "email": email });
+        let req = api_event("POST", "/v1/auth/password-reset", Some(&body), None);
+        assert_eq!(auth::handle(&app, req).await.status(), 202);
+        // moto builds its list of sent emails from live state and answers 500 now and then
+        // while other tests write: ask again.
+        let mut mails = Err(anyhow::anyhow!("not read"));
+        for _ in 0..20 {
+            mails = infra::emulator::sent_emails(emulator_endpoint());
+            if mails.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mail = mails
+            .expect("reading the emulator's emails")
+            .into_iter()
+            .rev()
+            .find(|m| {
+                m.subject == "Reset your password"
+                    && m.to.iter().any(|t| t.eq_ignore_ascii_case(email))
+            })
+            .expect("the reset email");
+        let token = infra::emulator::token_in(&mail.body).expect("a link in the reset email");
+        let body = serde_json::json!({ "token": token, "new_password": new_password });
+        let req = api_event("POST", "/v1/auth/password-reset/confirm", Some(&body), None);
+        let resp = auth::handle(&app, req).await;
+        assert_eq!(resp.status(), 200, "{}", response_json(&resp));
+    }
+
+    /// Makes an ended session live again, as if the change that ended it had committed and the
+    /// function had stopped before its second step (ending the sessions) ran.
+    pub async fn lose_revocation(&self, session: &shared::domain::SessionId) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let key = shared::keys::session(session);
+        self.clients
+            .dynamo
+            .update_item()
+            .table_name(self.table("TenantsTable"))
+            .key("pk", AttributeValue::S(key.pk))
+            .key("sk", AttributeValue::S(key.sk))
+            .update_expression("REMOVE revoked_at")
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await
+            .expect("session revocation undone");
     }
 
     /// Emails the emulator accepted for `to`, oldest first.
@@ -401,9 +488,7 @@ impl World {
             &shared::secrets::parameter(ssm, &config.stripe_secrets_parameter).await?,
             config.settings.tolerance_secs,
         )?;
-        let signing = shared::auth::jwt::SigningKeys::from_json(
-            &shared::secrets::parameter(ssm, &config.jwt_signing_keys_parameter).await?,
-        )?;
+        let verifier = self.token_verifier("billing-webhook").await?;
         Ok(billing_webhook::App {
             store: shared::dynamo::DynamoBillingStore::new(client.clone(), config.tables.clone()),
             mailer: shared::mail::SesMailer::new(ses, config.sender_email.clone()),
@@ -417,7 +502,7 @@ impl World {
                 0,
             ),
             stripe,
-            signing,
+            verifier,
             clock: self.clock.clone(),
             settings: config.settings.clone(),
         })

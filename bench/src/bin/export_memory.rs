@@ -99,17 +99,14 @@ async fn main() -> anyhow::Result<()> {
         .context("test world (moto_server from .venv)")?;
     let env = infra::local::local_function_env(&w.template, "lead-transfers", emulator_endpoint())?;
     let config = Config::from_env(&Env::from_pairs(env))?;
-    infra::seed::ensure_signing_keys(&w.clients.ssm, &config.jwt_signing_keys_parameter).await?;
-    let signing = shared::auth::jwt::SigningKeys::from_json(
-        &shared::secrets::parameter(&w.clients.ssm, &config.jwt_signing_keys_parameter).await?,
-    )?;
+    let verifier = w.token_verifier("lead-transfers").await?;
     let meter = w.meter();
     let app = lead_transfers::App {
         store: TransfersStore::new(meter.instrument(&w.clients.dynamo), config.tables.clone()),
         s3: w.clients.s3.clone(),
         buckets: config.buckets.clone(),
         keys: w.key.clone(),
-        signing,
+        verifier,
         clock: w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         settings: Settings::default(),

@@ -10,7 +10,9 @@ pub const ALLOW_LIST: &[&str] = &[
     "SECURITY_LOG_TABLE",
     "OPS_TABLE",
     "BLIND_INDEX_KEY_PARAMETER",
-    "JWT_SIGNING_KEYS_PARAMETER",
+    // The access-token private key: auth is the only function whose configuration names it.
+    "JWT_SIGNING_KEY_PARAMETER",
+    "JWT_PUBLIC_KEYS_PARAMETER",
     "SENDER_EMAIL",
     // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
     "SES_CONFIGURATION_SET",
@@ -34,7 +36,10 @@ pub const ALLOW_LIST: &[&str] = &[
 pub struct Config {
     pub tables: AccountTables,
     pub blind_index_key_parameter: String,
-    pub jwt_signing_keys_parameter: String,
+    /// SSM SecureString holding the Ed25519 private key that signs access tokens (auth only).
+    pub jwt_signing_key_parameter: String,
+    /// SSM parameter listing the public keys tokens are verified with, by key id.
+    pub jwt_public_keys_parameter: String,
     pub sender_email: String,
     pub ses_configuration_set: String,
     /// Links in emails point here.
@@ -98,7 +103,8 @@ impl Config {
                 ops: env.required("OPS_TABLE")?,
             },
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
-            jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
+            jwt_signing_key_parameter: env.required("JWT_SIGNING_KEY_PARAMETER")?,
+            jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
             ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             app_base_url: env

@@ -18,7 +18,7 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
 use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::{TokenSigner, VerifyingKeys};
 use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::dynamo::AccountStore;
@@ -32,11 +32,18 @@ use crate::config::Settings;
 /// Request bodies of this API are small JSON objects.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// How long a re-entered password (`POST /v1/auth/step-up`) opens the routes of
+/// [`routes::STEP_UP_ROUTES`] to its session: 5 minutes.
+pub const STEP_UP_TTL_SECS: i64 = 300;
+
 pub struct App<M> {
     pub store: AccountStore,
     pub mailer: M,
     pub keys: BlindIndexKey,
-    pub signing: SigningKeys,
+    /// The private key access tokens are signed with: auth is the only function that has one.
+    pub signer: TokenSigner,
+    /// The public keys tokens are verified with (every function has them).
+    pub verifier: VerifyingKeys,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub app_base_url: String,
@@ -94,11 +101,14 @@ async fn dispatch<M: Mailer>(app: &App<M>, req: &Request) -> Result<Response<Bod
     let caller = match route.access {
         None => None,
         Some(p) => {
-            let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+            let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
             caller.require(p)?;
             tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
             if *req.method() != Method::GET {
                 require_live_session(app, &caller, now).await?;
+            }
+            if routes::STEP_UP_ROUTES.contains(&route.name) {
+                require_step_up(app, &caller, now).await?;
             }
             Some(caller)
         }
@@ -124,6 +134,30 @@ async fn require_live_session<M: Mailer>(
     app.store.require_live_for_write(caller, now).await
 }
 
+/// The routes of [`routes::STEP_UP_ROUTES`] need the caller's session to have re-entered the
+/// password in the last [`STEP_UP_TTL_SECS`] (one consistent read of the session).
+async fn require_step_up<M: Mailer>(
+    app: &App<M>,
+    caller: &Caller,
+    now: OffsetDateTime,
+) -> Result<(), AppError> {
+    let at = app.store.step_up_at(&caller.session_id).await?;
+    if step_up_is_recent(at, now) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden {
+            code: "step_up_required",
+            message: "Enter your password again first (POST /v1/auth/step-up): this change needs \
+                      one entered in the last 5 minutes.",
+        })
+    }
+}
+
+/// Whether a step-up made `at` still counts at `now`.
+pub fn step_up_is_recent(at: Option<OffsetDateTime>, now: OffsetDateTime) -> bool {
+    at.is_some_and(|at| at <= now && now - at < time::Duration::seconds(STEP_UP_TTL_SECS))
+}
+
 /// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
     shared::http::json_body(req, MAX_BODY_BYTES)
@@ -145,4 +179,24 @@ pub fn no_content() -> Response<Body> {
     let mut r = Response::new(Body::Empty);
     *r.status_mut() = lambda_http::http::StatusCode::NO_CONTENT;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+    use time::Duration;
+
+    #[test]
+    fn a_step_up_counts_for_five_minutes() {
+        let at = datetime!(2026-12-01 12:00 UTC);
+        assert!(step_up_is_recent(Some(at), at));
+        assert!(step_up_is_recent(Some(at), at + Duration::seconds(299)));
+        assert!(!step_up_is_recent(Some(at), at + Duration::seconds(300)));
+        assert!(
+            !step_up_is_recent(Some(at), at - Duration::seconds(1)),
+            "not from the future"
+        );
+        assert!(!step_up_is_recent(None, at));
+    }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use auth::config::{Config, ALLOW_LIST};
 use auth::App;
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::{TokenSigner, VerifyingKeys};
 use shared::clock::{SystemClock, UlidGenerator};
 use shared::dsar::tokens::UnsubscribeScope;
 use shared::dynamo::AccountStore;
@@ -23,10 +23,15 @@ impl State {
         let ssm = shared::aws::ssm(&self.sdk);
         let keys =
             shared::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter).await?;
-        let signing = SigningKeys::from_json(
-            &shared::secrets::parameter(&ssm, &self.config.jwt_signing_keys_parameter).await?,
+        let signer = TokenSigner::from_json(
+            &shared::secrets::parameter(&ssm, &self.config.jwt_signing_key_parameter).await?,
         )?;
         let dynamodb = shared::aws::dynamodb(&self.sdk);
+        let verifier = VerifyingKeys::from_json(
+            &shared::secrets::parameter(&ssm, &self.config.jwt_public_keys_parameter).await?,
+        )?;
+        // Never issue tokens that the other functions would refuse.
+        verifier.require_published(&signer)?;
         Ok(App {
             store: AccountStore::new(
                 dynamodb.clone(),
@@ -50,7 +55,8 @@ impl State {
                 scope: UnsubscribeScope::Platform,
             },
             keys,
-            signing,
+            signer,
+            verifier,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGenerator),
             app_base_url: self.config.app_base_url.clone(),

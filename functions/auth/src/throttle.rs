@@ -79,6 +79,21 @@ pub fn counters_for(email_bidx: &str, ip_hash: Option<&str>) -> Vec<Counter> {
     out
 }
 
+/// Failed step-ups (`POST /v1/auth/step-up`) of one user: as strict as the per account and IP
+/// login counter (5 free, then waits doubling up to 15 minutes), whatever the address. A counter
+/// of its own, so a thief guessing through a stolen access token cannot lock the real user out
+/// of logging in, and guesses no faster here than at the login.
+pub fn step_up_counters(
+    tenant: &shared::domain::TenantId,
+    user: &shared::domain::UserId,
+) -> Vec<Counter> {
+    vec![Counter {
+        key: keys::step_up_throttle(tenant, user),
+        rule: ACCOUNT_IP,
+        cleared_by_success: false,
+    }]
+}
+
 /// What to do with a counted attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

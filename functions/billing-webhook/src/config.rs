@@ -11,7 +11,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
     "STRIPE_WEBHOOK_SECRETS_PARAMETER",
     "STRIPE_WEBHOOK_TOLERANCE_SECS",
-    "JWT_SIGNING_KEYS_PARAMETER",
+    "JWT_PUBLIC_KEYS_PARAMETER",
     // Signs the one-click unsubscribe link every email carries (docs/dsar.md).
     "BLIND_INDEX_KEY_PARAMETER",
     "SENDER_EMAIL",
@@ -33,7 +33,9 @@ pub struct Config {
     /// SSM SecureString: the Stripe endpoint's signing secrets, comma- or newline-separated
     /// (two during a rotation).
     pub stripe_secrets_parameter: String,
-    pub jwt_signing_keys_parameter: String,
+    /// SSM parameter listing the access-token public keys by key id: this function verifies
+    /// tokens and cannot sign one (only auth reads the private key).
+    pub jwt_public_keys_parameter: String,
     pub blind_index_key_parameter: String,
     pub sender_email: String,
     pub ses_configuration_set: String,
@@ -84,7 +86,7 @@ impl Config {
             },
             tenants_table: env.required("TENANTS_TABLE")?,
             stripe_secrets_parameter: env.required("STRIPE_WEBHOOK_SECRETS_PARAMETER")?,
-            jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
+            jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
             ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
@@ -116,7 +118,7 @@ mod tests {
             ("OPS_TABLE", "o"),
             ("TENANTS_TABLE", "t"),
             ("STRIPE_WEBHOOK_SECRETS_PARAMETER", "/s"),
-            ("JWT_SIGNING_KEYS_PARAMETER", "/j"),
+            ("JWT_PUBLIC_KEYS_PARAMETER", "/j"),
             ("BLIND_INDEX_KEY_PARAMETER", "/b"),
             ("API_BASE_URL", "https://api.example.com"),
             ("SENDER_EMAIL", "no-reply@example.com"),

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::accounts::User;
 use shared::auth::caller::authenticate;
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::VerifyingKeys;
 use shared::auth::permissions::Permission;
 use shared::billing::ports::BillingStore;
 use shared::clock::Clock;
@@ -47,7 +47,7 @@ pub struct App<S, M, D> {
     pub mailer: M,
     pub directory: D,
     pub stripe: Stripe,
-    pub signing: SigningKeys,
+    pub verifier: VerifyingKeys,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }
@@ -115,7 +115,7 @@ where
     let caller = match route.access {
         None => None,
         Some(p) => {
-            let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+            let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
             caller.require(p)?;
             tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
             Some(caller)

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use billing_webhook::config::{Config, ALLOW_LIST};
 use billing_webhook::stripe::Stripe;
 use billing_webhook::App;
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::VerifyingKeys;
 use shared::clock::SystemClock;
 use shared::dsar::tokens::UnsubscribeScope;
 use shared::dynamo::{AccountStore, AccountTables, DynamoBillingStore, MailGate};
@@ -29,8 +29,8 @@ impl State {
             &shared::secrets::parameter(&ssm, &c.stripe_secrets_parameter).await?,
             c.settings.tolerance_secs,
         )?;
-        let signing = SigningKeys::from_json(
-            &shared::secrets::parameter(&ssm, &c.jwt_signing_keys_parameter).await?,
+        let verifier = VerifyingKeys::from_json(
+            &shared::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
         )?;
         let keys = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
         let dynamo = shared::aws::dynamodb(&self.sdk);
@@ -63,7 +63,7 @@ impl State {
                 0,
             ),
             stripe,
-            signing,
+            verifier,
             clock: Arc::new(SystemClock),
             settings: c.settings.clone(),
         })

@@ -12,7 +12,7 @@ use billing_webhook::{App, Directory};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
 use shared::accounts::{Mfa, User};
-use shared::auth::jwt::{AccessClaims, SigningKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared::auth::jwt::{AccessClaims, TokenSigner, VerifyingKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::permissions::Role;
 use shared::billing::ports::EventOutcome;
 use shared::billing::{Entitlements, Plan, ProviderId, SubscriptionStatus};
@@ -65,10 +65,19 @@ fn user(id: &str, role: Role, email: &str) -> User {
     }
 }
 
-fn signing() -> SigningKeys {
-    SigningKeys::from_json(&format!(
-        r#"{{"current":"k1","keys":{{"k1":"{}"}}}}"#,
+/// auth's key pair in these tests: it signs, billing-webhook only verifies.
+fn signer() -> TokenSigner {
+    TokenSigner::from_json(&format!(
+        r#"{{"kid":"k1","private_key":"{}"}}"#,
         STANDARD.encode([9u8; 32])
+    ))
+    .unwrap()
+}
+
+fn verifier() -> VerifyingKeys {
+    VerifyingKeys::from_json(&format!(
+        r#"{{"keys":{{"k1":"{}"}}}}"#,
+        signer().public_key()
     ))
     .unwrap()
 }
@@ -110,7 +119,7 @@ fn world() -> World {
             mailer: MemoryMailer::default(),
             directory: team,
             stripe: Stripe::new(vec![SECRET.into()], 300),
-            signing: signing(),
+            verifier: verifier(),
             clock: clock.clone(),
             settings: Settings::default(),
         },
@@ -177,11 +186,12 @@ use shared::clock::Clock;
 
 fn get(w: &World, path: &str, role: Role) -> Request {
     let now = w.clock.now().unix_timestamp();
-    let token = signing().issue(&AccessClaims {
+    let token = signer().issue(&AccessClaims {
         sub: "u-1".into(),
         tid: TENANT.into(),
         role: role.as_str().into(),
         sid: "s-1".into(),
+        cep: 0,
         iat: now,
         exp: now + ACCESS_TOKEN_TTL_SECS,
         iss: ISSUER.into(),

@@ -18,7 +18,7 @@ use billing_webhook::{App, Directory};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use shared::accounts::User;
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::{TokenSigner, VerifyingKeys};
 use shared::clock::FixedClock;
 use shared::domain::TenantId;
 use shared::fakes::MemoryBillingStore;
@@ -134,9 +134,14 @@ fn app() -> App<MemoryBillingStore, MemoryMailer, NoTeam> {
         mailer: MemoryMailer::default(),
         directory: NoTeam,
         stripe: Stripe::new(vec![SECRET.into()], TOLERANCE),
-        signing: SigningKeys::from_json(&format!(
-            r#"{{"current":"k1","keys":{{"k1":"{}"}}}}"#,
-            STANDARD.encode([9u8; 32])
+        verifier: VerifyingKeys::from_json(&format!(
+            r#"{{"keys":{{"k1":"{}"}}}}"#,
+            TokenSigner::from_json(&format!(
+                r#"{{"kid":"k1","private_key":"{}"}}"#,
+                STANDARD.encode([9u8; 32])
+            ))
+            .unwrap()
+            .public_key()
         ))
         .unwrap(),
         clock: Arc::new(FixedClock::new(T0)),

@@ -11,7 +11,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
     "OPS_TABLE",
     "BLIND_INDEX_KEY_PARAMETER",
-    "JWT_SIGNING_KEYS_PARAMETER",
+    "JWT_PUBLIC_KEYS_PARAMETER",
     "SENDER_EMAIL",
     // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
     "SES_CONFIGURATION_SET",
@@ -34,7 +34,9 @@ pub const ALLOW_LIST: &[&str] = &[
 pub struct Config {
     pub tables: DsarTables,
     pub blind_index_key_parameter: String,
-    pub jwt_signing_keys_parameter: String,
+    /// SSM parameter listing the access-token public keys by key id: this function verifies
+    /// tokens and cannot sign one (only auth reads the private key).
+    pub jwt_public_keys_parameter: String,
     pub sender_email: String,
     pub ses_configuration_set: String,
     pub links: Links,
@@ -94,7 +96,7 @@ impl Config {
                 ops: env.required("OPS_TABLE")?,
             },
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
-            jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
+            jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
             ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             exports_bucket: env.required("EXPORTS_BUCKET")?,

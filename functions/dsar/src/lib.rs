@@ -24,7 +24,7 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::VerifyingKeys;
 use shared::auth::permissions::Permission;
 use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
@@ -50,7 +50,7 @@ pub struct App<M: Mailer, D: JobDispatcher> {
     pub mailer: M,
     pub dispatcher: D,
     pub keys: BlindIndexKey,
-    pub signing: SigningKeys,
+    pub verifier: VerifyingKeys,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub links: Links,
@@ -198,7 +198,7 @@ async fn dispatch<M: Mailer, D: JobDispatcher>(
     let caller = match route.access {
         Access::Public => None,
         Access::Authenticated(p) => {
-            let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+            let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
             caller.require(p)?;
             tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
             if *req.method() != Method::GET {

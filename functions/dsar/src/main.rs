@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use dsar::config::{Config, ALLOW_LIST};
 use dsar::App;
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::VerifyingKeys;
 use shared::clock::{SystemClock, UlidGenerator};
 use shared::dsar::dispatch::{lambda_client, LambdaDispatcher};
 use shared::dsar::store::DsarStore;
@@ -26,8 +26,8 @@ impl State {
         let c = &self.config;
         let ssm = shared::aws::ssm(&self.sdk);
         let keys = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
-        let signing = SigningKeys::from_json(
-            &shared::secrets::parameter(&ssm, &c.jwt_signing_keys_parameter).await?,
+        let verifier = VerifyingKeys::from_json(
+            &shared::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
         )?;
         let dynamo = shared::aws::dynamodb(&self.sdk);
         Ok(App {
@@ -61,7 +61,7 @@ impl State {
                 &c.worker_function,
             ),
             keys,
-            signing,
+            verifier,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGenerator),
             links: c.links.clone(),

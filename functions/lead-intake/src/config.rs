@@ -19,6 +19,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "FREE_TIER_MONTHLY_SUBMISSIONS",
     "SUBSCRIPTION_GRACE_DAYS",
     "SENDER_EMAIL",
+    "SES_CONFIGURATION_SET",
     "APP_BASE_URL",
     "API_BASE_URL",
 ];
@@ -32,6 +33,8 @@ pub struct Config {
     /// Quota alerts to the owners: the sender, the web app (its billing page) and the API
     /// (the emails' one-click unsubscribe link).
     pub sender_email: String,
+    /// The configuration set every platform email goes through (bounces and complaints).
+    pub ses_configuration_set: String,
     pub app_base_url: String,
     pub api_base_url: String,
 }
@@ -74,6 +77,7 @@ impl Config {
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             settings,
             sender_email: env.required("SENDER_EMAIL")?,
+            ses_configuration_set: env.required("SES_CONFIGURATION_SET")?,
             app_base_url: env
                 .required("APP_BASE_URL")?
                 .trim_end_matches('/')
@@ -112,6 +116,7 @@ mod tests {
             ("RATE_LIMIT_PER_IP_PER_MINUTE", "1000"),
             ("FREE_TIER_MONTHLY_SUBMISSIONS", "1000"),
             ("SENDER_EMAIL", "no-reply@example.com"),
+            ("SES_CONFIGURATION_SET", "lead-platform-test-mail"),
             ("APP_BASE_URL", "https://app.example.com/"),
             ("API_BASE_URL", "https://api.example.com"),
         ]);

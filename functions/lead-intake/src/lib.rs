@@ -39,12 +39,13 @@ enum BodyKind {
 }
 
 /// The intake as the function serves it: over `dynamo`, with the quota alerts mailed to the
-/// tenant's owners through `ses` (the platform's sender, one-click unsubscribe headers like
-/// every platform email). `main.rs` and the tests build it here, so both run the same wiring.
+/// tenant's owners through `mailer` (the platform mailer `main.rs` builds: its sender, its
+/// configuration set and send-suppression list; one-click unsubscribe headers added here like
+/// on every platform email). `main.rs` and the tests build it here, so both run the same wiring.
 pub fn intake<C: Clock, I: IdGenerator>(
     config: &config::Config,
     dynamo: aws_sdk_dynamodb::Client,
-    ses: aws_sdk_sesv2::Client,
+    mailer: SesMailer,
     clock: C,
     ids: I,
     key: BlindIndexKey,
@@ -61,7 +62,7 @@ pub fn intake<C: Clock, I: IdGenerator>(
             0,
         ),
         mailer: WithUnsubscribe {
-            inner: SesMailer::new(ses, config.sender_email.clone()),
+            inner: mailer,
             key: key.clone(),
             api_base_url: config.api_base_url.clone(),
             scope: UnsubscribeScope::Platform,

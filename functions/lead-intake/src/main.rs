@@ -2,8 +2,11 @@
 
 use lead_intake::config::{Config, ALLOW_LIST};
 use shared::clock::{SystemClock, UlidGenerator};
-use shared::dynamo::DynamoIntakeStore;
+use std::sync::Arc;
+
+use shared::dynamo::{DynamoIntakeStore, MailGate};
 use shared::intake::Intake;
+use shared::mail::{SendSuppression, SesMailer};
 use shared::runtime::{self, Error};
 
 type App = Intake<DynamoIntakeStore, SystemClock, UlidGenerator>;
@@ -22,10 +25,22 @@ impl State {
         let key =
             shared::secrets::blind_index_key(&self.ssm, &self.config.blind_index_key_parameter)
                 .await?;
+        let c = &self.config;
+        // Through the configuration set, never to an address on the send-suppression list.
+        let mailer = SesMailer::platform(
+            self.ses.clone(),
+            &c.sender_email,
+            &c.ses_configuration_set,
+            SendSuppression {
+                gate: MailGate::new(self.dynamo.clone(), c.tables.ops.clone()),
+                key: key.clone(),
+                clock: Arc::new(SystemClock),
+            },
+        );
         Ok(lead_intake::intake(
             &self.config,
             self.dynamo.clone(),
-            self.ses.clone(),
+            mailer,
             SystemClock,
             UlidGenerator,
             key,

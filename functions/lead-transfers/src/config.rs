@@ -10,7 +10,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "ATTACHMENTS_BUCKET",
     "EXPORTS_BUCKET",
     "BLIND_INDEX_KEY_PARAMETER",
-    "JWT_SIGNING_KEYS_PARAMETER",
+    "JWT_PUBLIC_KEYS_PARAMETER",
 ];
 
 #[derive(Debug, Clone)]
@@ -18,7 +18,9 @@ pub struct Config {
     pub tables: TransfersTables,
     pub buckets: Buckets,
     pub blind_index_key_parameter: String,
-    pub jwt_signing_keys_parameter: String,
+    /// SSM parameter listing the access-token public keys by key id: this function verifies
+    /// tokens and cannot sign one (only auth reads the private key).
+    pub jwt_public_keys_parameter: String,
 }
 
 #[derive(Debug, Clone)]
@@ -84,7 +86,7 @@ impl Config {
                 exports: env.required("EXPORTS_BUCKET")?,
             },
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
-            jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
+            jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
         })
     }
 }

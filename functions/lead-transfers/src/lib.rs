@@ -21,8 +21,7 @@ use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::SigningKeys;
-use shared::auth::session::require_live;
+use shared::auth::jwt::VerifyingKeys;
 use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::error::AppError;
@@ -40,7 +39,7 @@ pub struct App {
     pub s3: aws_sdk_s3::Client,
     pub buckets: Buckets,
     pub keys: BlindIndexKey,
-    pub signing: SigningKeys,
+    pub verifier: VerifyingKeys,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub settings: Settings,
@@ -74,7 +73,7 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, AppError> 
     let path = req.raw_http_path();
     let (route, params) = routes::find(req.method(), path)?;
     let now = app.clock.now();
-    let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+    let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
     caller.require(route.access)?;
     tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
     if *req.method() != Method::GET {
@@ -88,15 +87,16 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, AppError> 
     routes::call(app, route.name, &ctx, req).await
 }
 
-/// Writes need a session that is still live (one read), so a logout or a password change stops
-/// imports, exports and uploads at once even while an access token is unexpired.
+/// Writes need a session that is still live, and a session and a token issued under the user's
+/// current credential epoch (one read of the session and the user), so a logout, a password
+/// reset or change or a role change stops imports, exports and uploads at once even while an
+/// access token is unexpired.
 async fn require_live_session(
     app: &App,
     caller: &Caller,
     now: OffsetDateTime,
 ) -> Result<(), AppError> {
-    let session = app.store.session(&caller.session_id).await?;
-    require_live(session.as_ref(), caller, now)
+    app.store.require_live_for_write(caller, now).await
 }
 
 /// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].

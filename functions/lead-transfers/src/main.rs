@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lead_transfers::config::{Config, Settings, ALLOW_LIST};
 use lead_transfers::App;
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::VerifyingKeys;
 use shared::clock::{SystemClock, UlidGenerator};
 use shared::runtime::{self, Error};
 use shared::transfers::TransfersStore;
@@ -20,8 +20,8 @@ impl State {
         let ssm = shared::aws::ssm(&self.sdk);
         let keys =
             shared::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter).await?;
-        let signing = SigningKeys::from_json(
-            &shared::secrets::parameter(&ssm, &self.config.jwt_signing_keys_parameter).await?,
+        let verifier = VerifyingKeys::from_json(
+            &shared::secrets::parameter(&ssm, &self.config.jwt_public_keys_parameter).await?,
         )?;
         Ok(App {
             store: TransfersStore::new(
@@ -31,7 +31,7 @@ impl State {
             s3: shared::s3::client(&self.sdk),
             buckets: self.config.buckets.clone(),
             keys,
-            signing,
+            verifier,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGenerator),
             settings: Settings::default(),

@@ -8,7 +8,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "LEADS_TABLE",
     "ATTACHMENTS_BUCKET",
     "BLIND_INDEX_KEY_PARAMETER",
-    "JWT_SIGNING_KEYS_PARAMETER",
+    "JWT_PUBLIC_KEYS_PARAMETER",
     "API_BASE_URL",
 ];
 
@@ -19,8 +19,9 @@ pub struct Config {
     pub attachments_bucket: String,
     /// SSM SecureString holding the blind-index key (email lookups, cursor signatures).
     pub blind_index_key_parameter: String,
-    /// SSM SecureString holding the access-token signing keys.
-    pub jwt_signing_keys_parameter: String,
+    /// SSM parameter listing the access-token public keys by key id: this function verifies
+    /// tokens and cannot sign one (only auth reads the private key).
+    pub jwt_public_keys_parameter: String,
     /// Public base URL of the HTTP API: the forms' embed snippets post to it.
     pub api_base_url: String,
 }
@@ -47,7 +48,7 @@ impl Config {
             },
             attachments_bucket: env.required("ATTACHMENTS_BUCKET")?,
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
-            jwt_signing_keys_parameter: env.required("JWT_SIGNING_KEYS_PARAMETER")?,
+            jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
             api_base_url,
         })
     }
@@ -63,7 +64,7 @@ mod tests {
             ("LEADS_TABLE", "l"),
             ("ATTACHMENTS_BUCKET", "b"),
             ("BLIND_INDEX_KEY_PARAMETER", "/k"),
-            ("JWT_SIGNING_KEYS_PARAMETER", "/j"),
+            ("JWT_PUBLIC_KEYS_PARAMETER", "/j"),
             ("API_BASE_URL", api),
         ])
     }

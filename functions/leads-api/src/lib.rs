@@ -3,7 +3,8 @@
 //!
 //! Every route is declared once in [`routes::ROUTES`] with the permission it needs. The
 //! dispatcher authenticates the access token (the tenant comes from it and nothing else),
-//! checks that permission, and for writes checks that the session is still live. Handlers build
+//! checks that permission, and for writes checks that the session is still live and that the
+//! session and the token are under the user's current credential epoch. Handlers build
 //! every key from the caller's tenant, so another tenant's ids simply do not exist (404).
 
 pub mod config;
@@ -16,7 +17,7 @@ use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
 use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::VerifyingKeys;
 use shared::blind_index::BlindIndexKey;
 use shared::clock::{Clock, IdGenerator};
 use shared::dynamo::LeadsStore;
@@ -35,7 +36,7 @@ pub struct App {
     pub attachments_bucket: String,
     /// Blind indexes (email lookups) and cursor signatures.
     pub keys: BlindIndexKey,
-    pub signing: SigningKeys,
+    pub verifier: VerifyingKeys,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     /// The HTTP API's public base URL, for the forms' embed snippets.
@@ -86,12 +87,11 @@ async fn dispatch(app: &App, req: &Request, seen: &mut Seen) -> Result<Response<
     let (route, params) = routes::find(req.method(), req.raw_http_path())?;
     seen.route = route.name;
     let now = app.clock.now();
-    let caller = authenticate(req.headers(), &app.signing, now.unix_timestamp())?;
+    let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
     seen.tenant = Some(caller.tenant_id.to_string());
     caller.require(route.access)?;
     if *req.method() != Method::GET {
-        let session = app.store.session(&caller.session_id).await?;
-        shared::auth::session::require_live(session.as_ref(), &caller, now)?;
+        app.store.require_live_for_write(&caller, now).await?;
     }
     let ctx = Ctx {
         now,

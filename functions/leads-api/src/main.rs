@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use leads_api::config::{Config, ALLOW_LIST};
 use leads_api::App;
-use shared::auth::jwt::SigningKeys;
+use shared::auth::jwt::VerifyingKeys;
 use shared::clock::{SystemClock, UlidGenerator};
 use shared::dynamo::LeadsStore;
 use shared::runtime::{self, Error};
@@ -23,15 +23,15 @@ impl State {
         let keys =
             shared::secrets::blind_index_key(&self.ssm, &self.config.blind_index_key_parameter)
                 .await?;
-        let signing = SigningKeys::from_json(
-            &shared::secrets::parameter(&self.ssm, &self.config.jwt_signing_keys_parameter).await?,
+        let verifier = VerifyingKeys::from_json(
+            &shared::secrets::parameter(&self.ssm, &self.config.jwt_public_keys_parameter).await?,
         )?;
         Ok(App {
             store: self.store.clone(),
             s3: self.s3.clone(),
             attachments_bucket: self.config.attachments_bucket.clone(),
             keys,
-            signing,
+            verifier,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGenerator),
             api_base_url: self.config.api_base_url.clone(),

@@ -6,6 +6,7 @@
 //! devstack seed        [--endpoint URL] [--stage dev] --web-origin URL
 //! devstack env         [--endpoint URL] [--stage dev] [--binary lead-intake]
 //! devstack router
+//! devstack token-key   --kid k2
 //! devstack count-items [--endpoint URL] [--stage dev] --table LeadsTable [--where ATTR^=PREFIX]
 //! devstack legal-hold  [--endpoint URL] [--stage dev] --tenant T [--lead L | --billing SK] --hold on|off
 //! ```
@@ -21,11 +22,13 @@ use infra::{router, LocalClients, Template};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|count-items|legal-hold> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
+const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
   bootstrap    create the template's tables and buckets in the emulator (idempotent)
   seed         create the demo tenant, form and blind-index key (needs --web-origin URL)
   env          print KEY=VALUE lines for running a function locally (--binary NAME, default: all)
   router       print the CargoLambda.toml that `cargo lambda watch` reads
+  token-key    print a new access-token key pair (--kid ID): line 1 the private-key parameter's
+               value (auth's SecureString), line 2 the public key to list under that kid
   count-items  print how many items a table holds (--table LogicalId [--where ATTR^=PREFIX])
   legal-hold   set or clear a legal hold (--tenant T [--lead L | --billing SORT_KEY] --hold on|off):
                retention never deletes a held tenant, lead or billing record, and reports it
@@ -93,6 +96,12 @@ async fn run(argv: Vec<String>) -> Result<()> {
             let path = args.template_path();
             let template = Template::load(&path, &[])?;
             print!("{}", router::render(&template)?);
+        }
+        "token-key" => {
+            args.only(&["kid"])?;
+            let pair = shared::auth::jwt::TokenSigner::generate(args.required("kid")?)?;
+            println!("{}", pair.private_json);
+            println!("{}", pair.public_key);
         }
         "count-items" => {
             args.only(&["endpoint", "stage", "template", "table", "where"])?;

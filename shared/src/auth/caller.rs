@@ -4,7 +4,7 @@
 
 use lambda_http::http::{header, HeaderMap};
 
-use super::jwt::{SigningKeys, TokenError};
+use super::jwt::{TokenError, VerifyingKeys};
 use super::permissions::{allows, Permission, Role};
 use crate::domain::{SessionId, TenantId, UserId};
 use crate::error::AppError;
@@ -15,6 +15,9 @@ pub struct Caller {
     pub tenant_id: TenantId,
     pub role: Role,
     pub session_id: SessionId,
+    /// The user's credential epoch the token was issued under (writes compare it with the
+    /// user's current one: `AccountStore::require_live_for_write`).
+    pub cred_epoch: i64,
 }
 
 const TOKEN_REQUIRED: &str = "A valid access token is required.";
@@ -57,7 +60,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 /// Authenticates the request from its access token alone.
 pub fn authenticate(
     headers: &HeaderMap,
-    keys: &SigningKeys,
+    keys: &VerifyingKeys,
     now_unix: i64,
 ) -> Result<Caller, AppError> {
     let token = bearer_token(headers).ok_or_else(unauthorized)?;
@@ -70,6 +73,7 @@ pub fn authenticate(
         tenant_id: TenantId::parse(&claims.tid).map_err(|_| unauthorized())?,
         role: Role::parse(&claims.role).ok_or_else(unauthorized)?,
         session_id: SessionId::parse(&claims.sid).map_err(|_| unauthorized())?,
+        cred_epoch: claims.cep,
     })
 }
 
@@ -90,19 +94,42 @@ impl Caller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::jwt::{AccessClaims, ACCESS_TOKEN_TTL_SECS, ISSUER};
+    use crate::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
     use lambda_http::http::HeaderValue;
 
     const NOW: i64 = 1_780_000_000;
 
-    fn keys(byte: u8) -> SigningKeys {
-        let json = format!(
-            r#"{{"current":"k1","keys":{{"k1":"{}"}}}}"#,
+    /// auth's key pair number `byte`: its signer, and the public keys every function holds.
+    struct Keys {
+        signer: TokenSigner,
+        public: VerifyingKeys,
+    }
+
+    impl Keys {
+        fn issue(&self, c: &AccessClaims) -> String {
+            self.signer.issue(c)
+        }
+    }
+
+    impl std::ops::Deref for Keys {
+        type Target = VerifyingKeys;
+        fn deref(&self) -> &VerifyingKeys {
+            &self.public
+        }
+    }
+
+    fn keys(byte: u8) -> Keys {
+        let signer = TokenSigner::from_json(&format!(
+            r#"{{"kid":"k1","private_key":"{}"}}"#,
             STANDARD.encode([byte; 32])
-        );
-        SigningKeys::from_json(&json).unwrap()
+        ))
+        .unwrap();
+        let public =
+            VerifyingKeys::from_json(&format!(r#"{{"keys":{{"k1":"{}"}}}}"#, signer.public_key()))
+                .unwrap();
+        Keys { signer, public }
     }
 
     fn claims(role: &str) -> AccessClaims {
@@ -111,6 +138,7 @@ mod tests {
             tid: "t-acme".into(),
             role: role.into(),
             sid: "s-1".into(),
+            cep: 4,
             iat: NOW,
             exp: NOW + ACCESS_TOKEN_TTL_SECS,
             iss: ISSUER.into(),
@@ -144,6 +172,7 @@ mod tests {
             assert_eq!(c.tenant_id.as_str(), "t-acme");
             assert_eq!(c.role, Role::Member);
             assert_eq!(c.session_id.as_str(), "s-1");
+            assert_eq!(c.cred_epoch, 4);
         }
     }
 

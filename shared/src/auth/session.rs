@@ -25,6 +25,35 @@ pub fn require_live(
     }
 }
 
+/// Refuses a write unless the session (`session_epoch`) and the access token (`token_epoch`)
+/// were both issued under the user's current credential epoch (`user_epoch`; `None`: the user is
+/// gone). A session behind it has ended (`session_ended`: log in again). A live session's token
+/// from before the change its own session made (a password or MFA change) answers
+/// `token_expired`: the holder of the refresh token gets a current one, the holder of a copied
+/// access token alone gets nothing.
+pub fn require_current_epoch(
+    session_epoch: Option<i64>,
+    user_epoch: Option<i64>,
+    token_epoch: i64,
+) -> Result<(), AppError> {
+    match (session_epoch, user_epoch) {
+        (Some(s), Some(u)) if s == u => {
+            if token_epoch == u {
+                Ok(())
+            } else {
+                Err(AppError::Unauthorized {
+                    code: "token_expired",
+                    message: "A valid access token is required.",
+                })
+            }
+        }
+        _ => Err(AppError::Unauthorized {
+            code: "session_ended",
+            message: "This session has ended; log in again.",
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,6 +70,7 @@ mod tests {
             tenant_id: TenantId::parse("t").unwrap(),
             role: Role::Member,
             session_id: SessionId::parse("se-1").unwrap(),
+            cred_epoch: 0,
         }
     }
 
@@ -75,6 +105,24 @@ mod tests {
         for s in [None, Some(revoked), Some(idle), Some(session("u-2"))] {
             let err = require_live(s.as_ref(), &caller("u-1"), NOW).unwrap_err();
             assert_eq!((err.status(), err.code()), (401, "session_ended"));
+        }
+    }
+
+    #[test]
+    fn session_and_token_must_both_be_under_the_users_epoch() {
+        assert!(require_current_epoch(Some(3), Some(3), 3).is_ok());
+        for (session, user) in [
+            (Some(2), Some(3)),
+            (None, Some(3)),
+            (Some(3), None),
+            (None, None),
+        ] {
+            let err = require_current_epoch(session, user, 3).unwrap_err();
+            assert_eq!((err.status(), err.code()), (401, "session_ended"));
+        }
+        for token in [2, 4, 0] {
+            let err = require_current_epoch(Some(3), Some(3), token).unwrap_err();
+            assert_eq!((err.status(), err.code()), (401, "token_expired"));
         }
     }
 }

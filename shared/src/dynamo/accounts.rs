@@ -81,12 +81,64 @@ pub struct Throttle {
     pub window_ends: i64,
 }
 
+/// The session attribute holding when its user last re-entered the password (step-up).
+pub const STEP_UP_AT: &str = "step_up_at";
+
 /// The user attribute listing the ids of the sessions the user opened.
 pub const LIVE_SESSIONS: &str = "live_sessions";
 
 /// The credential epoch of a user, session or token item (absent: 0).
 pub fn epoch_of(it: &Item) -> anyhow::Result<i64> {
     Ok(get_n_opt(it, "cred_epoch")?.unwrap_or(0))
+}
+
+/// Whether a caller may write, for every function that serves writes (auth, dsar, leads-api,
+/// lead-transfers): the caller's session is live and the caller's, and the session and the
+/// access token were both issued under the user's current credential epoch. So a reset, a
+/// password or role change, logout-all or an MFA change ends writes at once, even through a
+/// session whose revocation was lost or an access token issued before it, and a removed user
+/// (no item) cannot write. One consistent `BatchGetItem` of the session and the user
+/// (`tenants_table`).
+pub async fn require_live_for_write(
+    client: &Client,
+    tenants_table: &str,
+    caller: &crate::auth::caller::Caller,
+    now: OffsetDateTime,
+) -> Result<(), crate::error::AppError> {
+    let session_key = keys::session(&caller.session_id);
+    let user_key = keys::user(&caller.tenant_id, &caller.user_id);
+    let mut req = HashMap::new();
+    req.insert(
+        tenants_table.to_string(),
+        KeysAndAttributes::builder()
+            .keys(key_item(&session_key))
+            .keys(key_item(&user_key))
+            .consistent_read(true)
+            .build()
+            .context("keys")?,
+    );
+    let out = client
+        .batch_get_item()
+        .set_request_items(Some(req))
+        .send()
+        .await
+        .context("BatchGetItem session and user")?;
+    let items = out
+        .responses
+        .unwrap_or_default()
+        .remove(tenants_table)
+        .unwrap_or_default();
+    let find = |k: &Key| {
+        items.iter().find(|it| {
+            it.get("pk").and_then(|v| v.as_s().ok()) == Some(&k.pk)
+                && it.get("sk").and_then(|v| v.as_s().ok()) == Some(&k.sk)
+        })
+    };
+    let session = find(&session_key).map(session_from).transpose()?;
+    crate::auth::session::require_live(session.as_ref(), caller, now)?;
+    let session_epoch = find(&session_key).map(epoch_of).transpose()?;
+    let user_epoch = find(&user_key).map(epoch_of).transpose()?;
+    crate::auth::session::require_current_epoch(session_epoch, user_epoch, caller.cred_epoch)
 }
 
 fn ts(it: &Item, name: &str) -> anyhow::Result<Option<OffsetDateTime>> {
@@ -710,55 +762,13 @@ impl AccountStore {
             .transpose()
     }
 
-    /// Whether a caller's session still allows writes: live, the caller's, and opened under the
-    /// user's current credential epoch (a reset, role change, ... since ends it even if ending
-    /// sessions missed it). One consistent `BatchGetItem` of the session and the user.
+    /// Whether a caller's session still allows writes: see [`require_live_for_write`].
     pub async fn require_live_for_write(
         &self,
         caller: &crate::auth::caller::Caller,
         now: OffsetDateTime,
     ) -> Result<(), crate::error::AppError> {
-        let session_key = keys::session(&caller.session_id);
-        let user_key = keys::user(&caller.tenant_id, &caller.user_id);
-        let mut req = HashMap::new();
-        req.insert(
-            self.tables.tenants.clone(),
-            KeysAndAttributes::builder()
-                .keys(key_item(&session_key))
-                .keys(key_item(&user_key))
-                .consistent_read(true)
-                .build()
-                .context("keys")?,
-        );
-        let out = self
-            .client
-            .batch_get_item()
-            .set_request_items(Some(req))
-            .send()
-            .await
-            .context("BatchGetItem session and user")?;
-        let items = out
-            .responses
-            .unwrap_or_default()
-            .remove(&self.tables.tenants)
-            .unwrap_or_default();
-        let find = |k: &Key| {
-            items.iter().find(|it| {
-                it.get("pk").and_then(|v| v.as_s().ok()) == Some(&k.pk)
-                    && it.get("sk").and_then(|v| v.as_s().ok()) == Some(&k.sk)
-            })
-        };
-        let session = find(&session_key).map(session_from).transpose()?;
-        crate::auth::session::require_live(session.as_ref(), caller, now)?;
-        let session_epoch = find(&session_key).map(epoch_of).transpose()?;
-        let user_epoch = find(&user_key).map(epoch_of).transpose()?;
-        match (session_epoch, user_epoch) {
-            (Some(s), Some(u)) if s == u => Ok(()),
-            _ => Err(crate::error::AppError::Unauthorized {
-                code: "session_ended",
-                message: "This session has ended; log in again.",
-            }),
-        }
+        require_live_for_write(&self.client, &self.tables.tenants, caller, now).await
     }
 
     /// The credential epoch a one-time token was issued under (0 if none was recorded).
@@ -1080,6 +1090,29 @@ impl AccountStore {
                     Err(anyhow::Error::new(e).context("UpdateItem"))
                 }
             }
+        }
+    }
+
+    /// Records on a live session that its user re-entered the password at `now` (step-up).
+    /// `false`: the session is gone or ended.
+    pub async fn mark_step_up(&self, sid: &SessionId, now: OffsetDateTime) -> anyhow::Result<bool> {
+        Ok(self
+            .update(
+                &self.tables.tenants,
+                &keys::session(sid),
+                "SET step_up_at = :now",
+                Some("attribute_exists(pk) AND attribute_not_exists(revoked_at)"),
+                vec![(":now", timestamp(now))],
+            )
+            .await?
+            .is_some())
+    }
+
+    /// When the user of a session last re-entered the password (step-up), read consistently.
+    pub async fn step_up_at(&self, sid: &SessionId) -> anyhow::Result<Option<OffsetDateTime>> {
+        match self.get(&self.tables.tenants, &keys::session(sid)).await? {
+            Some(it) => ts(&it, STEP_UP_AT),
+            None => Ok(None),
         }
     }
 

@@ -14,9 +14,9 @@ mod outbound;
 pub mod routing;
 
 pub use accounts::{
-    epoch_of, login_item, session_item, tenant_item, token_item, unverified_login_item, user_item,
-    AccountStore, AccountTables, LoginEntry, Reservation, StoreError, Throttle, Write,
-    LOGIN_CLAIMABLE, UNVERIFIED,
+    epoch_of, login_item, require_live_for_write, session_item, tenant_item, token_item,
+    unverified_login_item, user_item, AccountStore, AccountTables, LoginEntry, Reservation,
+    StoreError, Throttle, Write, LOGIN_CLAIMABLE, UNVERIFIED,
 };
 pub use attrs::{
     epoch, get_item, key_item, n, s, str_list, timestamp, unless_condition_failed, Item,

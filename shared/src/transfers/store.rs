@@ -25,12 +25,9 @@ use super::model::{
     AttachmentRecord, ExistingLead, ExportLead, ExportRecord, ImportRecord, ImportReport,
     ImportTarget, ImportedLead,
 };
-use crate::accounts::Session;
-use crate::domain::{LeadId, SessionId, TenantId, UserId};
+use crate::domain::{LeadId, TenantId, UserId};
 use crate::dynamo::routing::{self, RouteKey};
-use crate::dynamo::{
-    key_item, n, new_lead_item, s, timestamp, unless_condition_failed, AccountStore, Item,
-};
+use crate::dynamo::{key_item, n, new_lead_item, s, timestamp, unless_condition_failed, Item};
 use crate::keys::{self, Key, PK, SK};
 
 /// The `by_tenant` index of the leads table (template.yaml).
@@ -106,20 +103,14 @@ impl TransfersStore {
         Self { client, tables }
     }
 
-    /// The session an access token names, read consistently so a logout stops writes at once.
-    pub async fn session(&self, sid: &SessionId) -> anyhow::Result<Option<Session>> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.tables.tenants)
-            .set_key(Some(key_item(&keys::session(sid))))
-            .consistent_read(true)
-            .send()
-            .await
-            .context("GetItem session")?;
-        out.item
-            .map(|it| AccountStore::session_from_item(&it))
-            .transpose()
+    /// Whether the caller may write: a live session and a token under the user's current
+    /// credential epoch ([`crate::dynamo::require_live_for_write`]).
+    pub async fn require_live_for_write(
+        &self,
+        caller: &crate::auth::caller::Caller,
+        now: time::OffsetDateTime,
+    ) -> Result<(), crate::error::AppError> {
+        crate::dynamo::require_live_for_write(&self.client, &self.tables.tenants, caller, now).await
     }
 
     /// Whether a lead of the tenant exists, and whether it is restricted.

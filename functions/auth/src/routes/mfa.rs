@@ -1,10 +1,11 @@
 //! TOTP multi-factor authentication: set up, confirm (turns it on, returns recovery codes once),
-//! disable (needs the password and a code).
+//! disable (needs a code). Each needs a recent step-up (the password re-entered in the last
+//! 5 minutes, checked by the dispatcher: `routes::STEP_UP_ROUTES`).
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::{password, recovery, totp};
+use shared::auth::{recovery, totp};
 use shared::dynamo::{n, s, str_list, AttributeValue, StoreError, Write};
 use shared::error::{AppError, FieldErrors};
 use shared::keys;
@@ -120,7 +121,6 @@ pub async fn confirm<M: Mailer>(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DisableBody {
-    password: String,
     code: String,
 }
 
@@ -136,12 +136,6 @@ pub async fn disable<M: Mailer>(
             code: "mfa_not_enabled",
             message: "Two-factor authentication is off.",
         });
-    }
-    if body.password.len() > 512 || !password::verify_password(&body.password, &user.password_hash)
-    {
-        let mut f = FieldErrors::new();
-        f.insert("password".into(), "is not your current password".into());
-        return Err(AppError::invalid_fields(f));
     }
     let secret = user
         .mfa

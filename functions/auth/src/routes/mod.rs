@@ -44,6 +44,7 @@ pub const ROUTES: &[Route] = &[
         "/v1/auth/sessions/{sessionId}",
         Some(SessionsManage),
     ),
+    r("step_up", "POST", "/v1/auth/step-up", Some(SessionsManage)),
     r("password_reset", "POST", "/v1/auth/password-reset", None),
     r(
         "password_reset_confirm",
@@ -106,6 +107,12 @@ pub const ROUTES: &[Route] = &[
     ),
 ];
 
+/// Routes that change how the account is secured: besides an access token they need the
+/// password re-entered in the last [`crate::STEP_UP_TTL_SECS`] (`POST /v1/auth/step-up`),
+/// else `403 step_up_required`. So a stolen access token cannot enrol the thief's authenticator
+/// or turn the second factor off. (No route changes the email or creates API credentials.)
+pub const STEP_UP_ROUTES: &[&str] = &["totp_setup", "totp_confirm", "totp_disable"];
+
 /// The route matching a method and path, with its path parameters in order.
 pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
     shared::http::match_route(ROUTES, method.as_str(), path, |r| (r.method, r.path))
@@ -124,6 +131,7 @@ pub async fn call<M: Mailer>(
         "refresh" => session::refresh(app, ctx, req).await,
         "logout" => session::logout(app, ctx).await,
         "logout_all" => session::logout_all(app, ctx).await,
+        "step_up" => session::step_up(app, ctx, req).await,
         "list_sessions" => session::list(app, ctx).await,
         "end_session" => session::end(app, ctx).await,
         "password_reset" => account::password_reset(app, ctx, req).await,

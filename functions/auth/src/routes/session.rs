@@ -64,12 +64,21 @@ impl<M: Mailer> App<M> {
         e
     }
 
-    pub fn access_token(&self, user: &User, sid: &SessionId, now: OffsetDateTime) -> String {
-        self.signing.issue(&AccessClaims {
+    /// An access token for `user`'s session `sid`, under the credential epoch `epoch` the user
+    /// was read with (writes refuse it once the user's epoch has moved on).
+    pub fn access_token(
+        &self,
+        user: &User,
+        sid: &SessionId,
+        epoch: i64,
+        now: OffsetDateTime,
+    ) -> String {
+        self.signer.issue(&AccessClaims {
             sub: user.user_id.to_string(),
             tid: user.tenant_id.to_string(),
             role: user.role.as_str().to_string(),
             sid: sid.to_string(),
+            cep: epoch,
             iat: now.unix_timestamp(),
             exp: now.unix_timestamp() + ACCESS_TOKEN_TTL_SECS,
             iss: ISSUER.to_string(),
@@ -81,11 +90,12 @@ impl<M: Mailer> App<M> {
         &self,
         user: &User,
         sid: &SessionId,
+        epoch: i64,
         secret: &str,
         now: OffsetDateTime,
     ) -> serde_json::Value {
         json!({
-            "access_token": self.access_token(user, sid, now),
+            "access_token": self.access_token(user, sid, epoch, now),
             "refresh_token": tokens::refresh_token(sid, secret),
             "token_type": "Bearer",
             "expires_in": ACCESS_TOKEN_TTL_SECS,
@@ -408,6 +418,7 @@ pub async fn login<M: Mailer>(
     Ok(ok(app.token_pair(
         &user,
         &session.session_id,
+        epoch,
         &secret,
         ctx.now,
     )))
@@ -666,7 +677,13 @@ pub async fn refresh<M: Mailer>(
     if updated.is_none() {
         return Err(invalid_refresh());
     }
-    Ok(ok(app.token_pair(&user, &sid, &new_secret, ctx.now)))
+    Ok(ok(app.token_pair(
+        &user,
+        &sid,
+        user_epoch,
+        &new_secret,
+        ctx.now,
+    )))
 }
 
 pub async fn logout<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
@@ -690,6 +707,57 @@ pub async fn logout_all<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<B
     e.detail = Some(format!("sessions={ended}"));
     app.log_event(e).await;
     Ok(no_content())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepUpBody {
+    password: String,
+}
+
+/// `POST /v1/auth/step-up {password}`: the caller re-enters the password, which opens the routes
+/// of [`super::STEP_UP_ROUTES`] to this session for [`crate::STEP_UP_TTL_SECS`]. Every attempt
+/// is counted before argon2 runs, on the user's step-up counter
+/// ([`throttle::step_up_counters`]), with the login throttles' rules and atomicity.
+pub async fn step_up<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: StepUpBody = json_body(req)?;
+    let caller = ctx.caller()?;
+    let user = super::account::current_user(app, ctx).await?;
+    let counters = throttle::step_up_counters(&caller.tenant_id, &caller.user_id);
+    let counter_keys: Vec<_> = counters.iter().map(|c| c.key.clone()).collect();
+    let email_bidx = app.keys.email(&user.email);
+    let (_, throttles) = app.store.login_lookup(&email_bidx, &counter_keys).await?;
+    let reserved = match reserve(app, ctx, &counters, &throttles).await? {
+        Ok(r) => r,
+        Err(wait) => {
+            app.log_event(app.event("step_up_throttled", ctx)).await;
+            return Err(AppError::RateLimited {
+                retry_after_secs: wait.max(1) as u64,
+            });
+        }
+    };
+    if body.password.len() > 512 || !password::verify_password(&body.password, &user.password_hash)
+    {
+        record_failure(app, ctx, &reserved).await?;
+        app.log_event(app.event("step_up_failed", ctx)).await;
+        let mut f = shared::error::FieldErrors::new();
+        f.insert("password".into(), "is not your current password".into());
+        return Err(AppError::invalid_fields(f));
+    }
+    give_back(app, ctx, &reserved, false).await;
+    if !app.store.mark_step_up(&caller.session_id, ctx.now).await? {
+        return Err(AppError::Unauthorized {
+            code: "session_ended",
+            message: "This session has ended; log in again.",
+        });
+    }
+    app.log_event(app.event("step_up", ctx)).await;
+    let until = ctx.now + Duration::seconds(crate::STEP_UP_TTL_SECS);
+    Ok(ok(json!({ "step_up_expires_at": rfc3339(until) })))
 }
 
 pub async fn list<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {

@@ -8,9 +8,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
 use super::{LeadsStore, BY_STAGE};
-use crate::accounts::Session;
-use crate::domain::{SessionId, TenantId, UserId};
-use crate::dynamo::accounts::AccountStore;
+use crate::domain::{TenantId, UserId};
 use crate::dynamo::attrs::{get_s, item, key_item, put, s, timestamp};
 use crate::keys::{self, PK};
 use crate::leads::{Pipeline, Stage};
@@ -18,12 +16,14 @@ use crate::leads::{Pipeline, Stage};
 impl LeadsStore {
     // ------------------------------------------------------------ account data (read only)
 
-    /// The session a token names (writes check it is still live).
-    pub async fn session(&self, sid: &SessionId) -> anyhow::Result<Option<Session>> {
-        self.get(&self.tables.tenants, &keys::session(sid))
-            .await?
-            .map(|it| AccountStore::session_from_item(&it))
-            .transpose()
+    /// Whether the caller may write: a live session and a token under the user's current
+    /// credential epoch ([`crate::dynamo::require_live_for_write`]).
+    pub async fn require_live_for_write(
+        &self,
+        caller: &crate::auth::caller::Caller,
+        now: OffsetDateTime,
+    ) -> Result<(), crate::error::AppError> {
+        crate::dynamo::require_live_for_write(&self.client, &self.tables.tenants, caller, now).await
     }
 
     /// Whether `user` is a member of `tenant` (a lead's owner must be).
