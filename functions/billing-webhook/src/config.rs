@@ -122,6 +122,7 @@ mod tests {
             ("BLIND_INDEX_KEY_PARAMETER", "/b"),
             ("API_BASE_URL", "https://api.example.com"),
             ("SENDER_EMAIL", "no-reply@example.com"),
+            ("SES_CONFIGURATION_SET", "lead-platform-test-mail"),
             ("APP_BASE_URL", "https://app.example.com/"),
         ];
         pairs.extend_from_slice(extra);
