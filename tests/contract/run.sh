@@ -24,8 +24,14 @@ examples=${CONTRACT_EXAMPLES:-10}
 
 bash infra/scripts/venv.sh api
 
-# Every check runs. None is excluded today; an exclusion goes here, each with its reason:
-excluded_checks=()
+# Every check runs but these, each with its reason:
+# - ensure_resource_availability (ST302, "created resource not found"): a request a subject files
+#   (POST /v1/privacy/requests) reaches a controller only once the subject has verified it with
+#   the emailed code; until then the controller's view and decisions on it answer 404
+#   request_not_found (nothing of an unverified request is disclosed to a tenant). A generated
+#   sequence that files a request and then decides on it as the controller meets that 404. A
+#   per-operation setting in schemathesis.toml does not reach the stateful phase, hence here.
+excluded_checks=(ensure_resource_availability)
 
 trap stack_stop EXIT
 trap 'exit 130' INT
