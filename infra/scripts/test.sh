@@ -44,6 +44,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 cargo test --workspace
 
+step "docs/openapi.yaml is a valid OpenAPI 3 document (openapi-spec-validator)"
+.venv/bin/openapi-spec-validator docs/openapi.yaml
+
 step "typed client from docs/openapi.yaml (tests/contract/client.sh: openapi-typescript, tsc --noEmit)"
 bash tests/contract/client.sh
 

@@ -29,8 +29,12 @@ pub struct LocalClients {
 impl LocalClients {
     /// Clients for the emulator at `endpoint` (e.g. `http://127.0.0.1:4566`), with static test
     /// credentials and region us-east-1. Nothing is read from the environment or `~/.aws`, so a
-    /// developer's real AWS profile can never be used by accident.
+    /// developer's real AWS profile can never be used by accident. Retries and timeouts are a
+    /// request-serving function's ([`shared::aws::Budget::Request`]), so tests that build
+    /// functions over these clients see production's limits (and the fault proxy's faults
+    /// are retried as in Lambda).
     pub fn new(endpoint: &str) -> LocalClients {
+        let budget = shared::aws::Budget::Request;
         let credentials = aws_sdk_dynamodb::config::Credentials::new(
             TEST_ACCESS_KEY_ID,
             TEST_SECRET_ACCESS_KEY,
@@ -46,6 +50,8 @@ impl LocalClients {
             .region(region.clone())
             .credentials_provider(credentials.clone())
             .endpoint_url(endpoint)
+            .retry_config(budget.retry())
+            .timeout_config(budget.timeouts())
             .build();
         // Path-style: virtual-host addressing would need `<bucket>.127.0.0.1` to resolve.
         let s3 = aws_sdk_s3::Config::builder()
@@ -54,12 +60,16 @@ impl LocalClients {
             .credentials_provider(credentials.clone())
             .endpoint_url(endpoint)
             .force_path_style(true)
+            .retry_config(budget.retry())
+            .timeout_config(budget.s3_timeouts())
             .build();
         let ssm = aws_sdk_ssm::Config::builder()
             .behavior_version(behavior)
             .region(region)
             .credentials_provider(credentials)
             .endpoint_url(endpoint)
+            .retry_config(budget.retry())
+            .timeout_config(budget.timeouts())
             .build();
         LocalClients {
             dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo),

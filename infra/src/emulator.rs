@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use crate::template::LOCAL_REGION;
 
-/// An SESv2 client for the emulator at `endpoint`, with test credentials.
+/// An SESv2 client for the emulator at `endpoint`, with test credentials and a request-serving
+/// function's retries and timeouts.
 pub fn sesv2_client(endpoint: &str) -> aws_sdk_sesv2::Client {
+    let budget = shared::aws::Budget::Request;
     let conf = aws_sdk_sesv2::Config::builder()
         .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
         .region(aws_sdk_sesv2::config::Region::new(LOCAL_REGION))
@@ -21,6 +23,8 @@ pub fn sesv2_client(endpoint: &str) -> aws_sdk_sesv2::Client {
             "infra-local",
         ))
         .endpoint_url(endpoint)
+        .retry_config(budget.retry())
+        .timeout_config(budget.timeouts())
         .build();
     aws_sdk_sesv2::Client::from_conf(conf)
 }

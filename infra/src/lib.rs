@@ -6,11 +6,14 @@
 //! - [`local`]: what a function needs to run against the emulator (parameters, environment).
 //! - [`seed`]: demo data for `make dev`.
 //! - [`emulator`]: SES identities and reading back sent emails from the emulator.
+//! - [`faults`]: a proxy in front of the emulator that injects throttling, errors, timeouts and
+//!   lost answers (the fault tests, `LOCAL_FAULTS` in `make dev`).
 //!
 //! The `devstack` binary puts these behind a CLI for `make dev` and the e2e test.
 
 pub mod bootstrap;
 pub mod emulator;
+pub mod faults;
 pub mod local;
 pub mod router;
 pub mod seed;

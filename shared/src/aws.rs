@@ -12,15 +12,240 @@
 //! (`make bench` measures the difference). Without them (a developer's shell with an AWS
 //! profile, say) the full default chain runs as before.
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 pub use aws_config::SdkConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
+use std::time::Duration;
 
-pub async fn load_config() -> SdkConfig {
+/// The SDK config of a function whose calls live within `budget`.
+pub async fn load_config(budget: Budget) -> SdkConfig {
     match from_lambda_environment(|name| std::env::var(name).ok()) {
-        Some(config) => config,
-        None => aws_config::defaults(BehaviorVersion::latest()).load().await,
+        Some(config) => config
+            .into_builder()
+            .retry_config(budget.retry())
+            .timeout_config(budget.timeouts())
+            .build(),
+        None => {
+            aws_config::defaults(BehaviorVersion::latest())
+                .retry_config(budget.retry())
+                .timeout_config(budget.timeouts())
+                .load()
+                .await
+        }
     }
+}
+
+/// How much time and how many attempts one AWS call may take, chosen by who waits for it.
+///
+/// The SDK's defaults (3 attempts, backoff from 1 s up to 20 s, *no* read or operation timeout)
+/// suit neither: a hung connection would hold a request past API Gateway's 30 s and the
+/// function's own timeout, and a 1 s first backoff is most of a form post's patience.
+///
+/// | budget | who | attempts | backoff (full jitter) | connect | per attempt | whole call |
+/// |---|---|---|---|---|---|---|
+/// | [`Budget::Request`] | a caller waits (API Gateway, 30 s; intake's function timeout 10 s) | 3 | 20 ms → 1 s | 1 s | 2 s | 5 s |
+/// | [`Budget::Job`] | nobody waits (DSAR worker, retention, deadlines, S3/SES events) | 6 | 100 ms → 5 s | 2 s | 10 s | 60 s |
+///
+/// S3 transfers bodies (exports, imports, certificates), so an S3 client gets longer limits on
+/// top ([`crate::s3::client`]): 15 s per attempt, 25 s per call. DynamoDB answers in
+/// milliseconds, so 2 s per attempt already means a lost connection; three attempts inside 5 s
+/// leave a handler that makes two such calls in a row its answer well inside 30 s even while
+/// throttled. A call that still fails is a transient failure ([`is_transient`]) and the
+/// handler answers `503` with `Retry-After` ([`crate::http::error_response`]); an event
+/// function fails the invocation and its source retries it.
+///
+/// Retries are the SDK's standard mode (a client-side token bucket stops retry storms when a
+/// service is down). The SDK retries throttling errors, 5xx answers, timeouts and connection
+/// errors; a retry of a write whose first answer was lost meets the state the first attempt
+/// wrote, which is why every conditional write in this code base recognises its own earlier
+/// success (and why `TransactWriteItems` carries a `ClientRequestToken`, which the SDK fills
+/// in and DynamoDB honours for 10 minutes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Budget {
+    Request,
+    Job,
+}
+
+impl Budget {
+    pub fn retry(self) -> RetryConfig {
+        let (attempts, first, max) = match self {
+            Budget::Request => (3, Duration::from_millis(20), Duration::from_secs(1)),
+            Budget::Job => (6, Duration::from_millis(100), Duration::from_secs(5)),
+        };
+        RetryConfig::standard()
+            .with_max_attempts(attempts)
+            .with_initial_backoff(first)
+            .with_max_backoff(max)
+    }
+
+    pub fn timeouts(self) -> TimeoutConfig {
+        let (connect, attempt, call) = match self {
+            Budget::Request => (1, 2, 5),
+            Budget::Job => (2, 10, 60),
+        };
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(connect))
+            .operation_attempt_timeout(Duration::from_secs(attempt))
+            .operation_timeout(Duration::from_secs(call))
+            .build()
+    }
+
+    /// S3's limits: bodies take longer than DynamoDB's answers.
+    pub fn s3_timeouts(self) -> TimeoutConfig {
+        let (connect, attempt, call) = match self {
+            Budget::Request => (1, 15, 25),
+            Budget::Job => (2, 60, 300),
+        };
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(connect))
+            .operation_attempt_timeout(Duration::from_secs(attempt))
+            .operation_timeout(Duration::from_secs(call))
+            .build()
+    }
+
+    /// The budget a config was built with (by its attempt count), for the S3 client.
+    pub fn of(config: &SdkConfig) -> Budget {
+        match config.retry_config().map(|r| r.max_attempts()) {
+            Some(n) if n > 3 => Budget::Job,
+            _ => Budget::Request,
+        }
+    }
+}
+
+/// Error codes of a service being briefly unable to answer: throttling (the codes the SDK's
+/// standard retry classifier treats as throttling), request timeouts, and the 5xx codes AWS
+/// services send (`InternalServerError` for DynamoDB and SSM, `InternalError`/`SlowDown`/
+/// `ServiceUnavailable` for S3, `InternalFailure` for the JSON protocols).
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "TransactionInProgressException",
+    "TransactionConflictException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "RequestThrottled",
+    "SlowDown",
+    "PriorRequestNotComplete",
+    "EC2ThrottledException",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "InternalServerError",
+    "InternalError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+    "ServiceException",
+];
+
+/// Cancellation reasons of a DynamoDB transaction that say "try again", not "your condition".
+const TRANSIENT_CANCELLATIONS: &[&str] = &[
+    "ThrottlingError",
+    "TransactionConflict",
+    "ProvisionedThroughputExceeded",
+];
+
+/// Whether `err` (anywhere in its chain) is an AWS call that failed for a reason that passes:
+/// throttling, a 5xx, a timeout or a lost connection, after the SDK's own retries. Such a
+/// failure is answered `503` with `Retry-After`: nothing is wrong with the request, and every
+/// write the code makes is safe to send again.
+pub fn is_transient(err: &anyhow::Error) -> bool {
+    err.chain().any(transient_link)
+}
+
+/// For a write the SDK gave up on: its attempts may have landed with their answers lost
+/// (DynamoDB applied the write, the connection dropped before the answer, the retries met
+/// throttling). When `err` is such a transient failure and `landed` (a read of the write's own
+/// effect: an item only this call creates, a hash only this call knows) finds it, the write
+/// happened: `Ok(())`. Otherwise `Err(err)` as it was.
+///
+/// Why it matters: a caller answered 503 sends the request again. For a write that consumes
+/// something (a one-time token, a refresh token) or creates something (a sign-up, a session),
+/// the second request would fail or create a second one, while the first one's effect stands.
+///
+/// The read is tried up to [`LANDED_READS`] times, 50 ms apart: when the service is throttling,
+/// the SDK's retry quota may be spent, and a single read would fail as the write did.
+pub async fn landed_despite<F, Fut>(err: anyhow::Error, landed: F) -> anyhow::Result<()>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    if !is_transient(&err) {
+        return Err(err);
+    }
+    for attempt in 0..LANDED_READS {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match landed().await {
+            Ok(true) => {
+                tracing::warn!("a write the SDK gave up on had landed; carrying on");
+                return Ok(());
+            }
+            Ok(false) => return Err(err),
+            Err(_) => continue,
+        }
+    }
+    Err(err)
+}
+
+/// How many times [`landed_despite`] reads a write's effect.
+pub const LANDED_READS: usize = 3;
+
+fn transient_link(e: &(dyn std::error::Error + 'static)) -> bool {
+    use aws_smithy_types::error::ErrorMetadata;
+    if let Some(c) = e.downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>() {
+        return !c.is_user();
+    }
+    // `SdkError::TimeoutError`'s own text: its source (the runtime's timeout error) is private.
+    if e.to_string() == "request has timed out" {
+        return true;
+    }
+    let code_is_transient = |code: Option<&str>| code.is_some_and(|c| TRANSIENT_CODES.contains(&c));
+    if let Some(meta) = e.downcast_ref::<ErrorMetadata>() {
+        // An unparseable error answer has no code: a 5xx page from something in between.
+        return meta.code().is_none() || code_is_transient(meta.code());
+    }
+    // Modeled errors whose very type says "briefly unavailable".
+    macro_rules! modeled {
+        ($($t:ty),* $(,)?) => {
+            $(if e.downcast_ref::<$t>().is_some() {
+                return true;
+            })*
+        };
+    }
+    use aws_sdk_dynamodb::types::error as ddb;
+    if let Some(x) = e.downcast_ref::<ddb::TransactionCanceledException>() {
+        let reasons: Vec<&str> = x
+            .cancellation_reasons()
+            .iter()
+            .filter_map(|r| r.code())
+            .filter(|c| *c != "None")
+            .collect();
+        return !reasons.is_empty() && reasons.iter().all(|c| TRANSIENT_CANCELLATIONS.contains(c));
+    }
+    modeled!(
+        ddb::ProvisionedThroughputExceededException,
+        ddb::RequestLimitExceeded,
+        ddb::ThrottlingException,
+        ddb::InternalServerError,
+        ddb::TransactionInProgressException,
+        ddb::TransactionConflictException,
+        aws_sdk_ssm::types::error::InternalServerError,
+        aws_sdk_sesv2::types::error::TooManyRequestsException,
+    );
+    #[cfg(feature = "dsar-dispatch")]
+    modeled!(
+        aws_sdk_lambda::types::error::TooManyRequestsException,
+        aws_sdk_lambda::types::error::ServiceException,
+        aws_sdk_lambda::types::error::Ec2ThrottledException,
+    );
+    false
 }
 
 /// The config from the variables Lambda sets, or `None` when one it needs is missing.
@@ -89,6 +314,7 @@ pub fn prefer_system_ca_bundle() {
     }
 }
 
+/// Clients inherit the config's [`Budget`] (retries and timeouts).
 pub fn dynamodb(config: &SdkConfig) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(config)
 }
@@ -150,5 +376,127 @@ mod tests {
             ("AWS_SECRET_ACCESS_KEY", "secret"),
         ];
         assert!(from_lambda_environment(env(&default_region)).is_some());
+    }
+
+    /// A DynamoDB client against a one-shot local server that answers every connection with
+    /// `answer` (`None`: closes without answering; `Some("")`: never answers), one attempt.
+    async fn dynamo_against(answer: Option<&'static str>) -> aws_sdk_dynamodb::Client {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = conn.read(&mut buf).await;
+                match answer {
+                    None => drop(conn),
+                    Some("") => tokio::time::sleep(Duration::from_secs(5)).await,
+                    Some(a) => {
+                        let _ = conn.write_all(a.as_bytes()).await;
+                    }
+                }
+            }
+        });
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKID", "secret", None, None, "test",
+            ))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_millis(300))
+                    .build(),
+            )
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(conf)
+    }
+
+    fn json_answer(status: &str, body: &'static str) -> &'static str {
+        Box::leak(
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .into_boxed_str(),
+        )
+    }
+
+    async fn error_of(answer: Option<&'static str>) -> anyhow::Error {
+        let client = dynamo_against(answer).await;
+        let err = client
+            .get_item()
+            .table_name("t")
+            .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("k".into()))
+            .send()
+            .await
+            .expect_err("the call fails");
+        anyhow::Error::new(err.into_service_error()).context("GetItem")
+    }
+
+    #[tokio::test]
+    async fn throttling_5xx_timeouts_and_lost_connections_are_transient_and_nothing_else() {
+        let throttled = json_answer(
+            "400 Bad Request",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"slow"}"#,
+        );
+        let internal = json_answer(
+            "500 Internal Server Error",
+            r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"x"}"#,
+        );
+        let unmodeled = json_answer("503 Service Unavailable", r#"{"__type":"ThrottlingException"}"#);
+        for (what, answer) in [
+            ("throttled", Some(throttled)),
+            ("500", Some(internal)),
+            ("503 unmodeled", Some(unmodeled)),
+            ("connection dropped", None),
+            ("timed out", Some("")),
+        ] {
+            let err = error_of(answer).await;
+            assert!(is_transient(&err), "{what}: {err:#}");
+        }
+        let refused = [
+            json_answer(
+                "400 Bad Request",
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#ResourceNotFoundException","message":"no table"}"#,
+            ),
+            json_answer(
+                "400 Bad Request",
+                r#"{"__type":"com.amazon.coral.validate#ValidationException","message":"bad"}"#,
+            ),
+        ];
+        for answer in refused {
+            let err = error_of(Some(answer)).await;
+            assert!(!is_transient(&err), "{err:#}");
+        }
+        assert!(!is_transient(&anyhow::anyhow!("a bug of ours")));
+    }
+
+    #[tokio::test]
+    async fn a_write_that_landed_is_recognised_and_one_that_did_not_keeps_its_error() {
+        let transient = error_of(None).await;
+        assert!(landed_despite(transient, || async { Ok(true) }).await.is_ok());
+        let transient = error_of(None).await;
+        assert!(landed_despite(transient, || async { Ok(false) }).await.is_err());
+        // A read that keeps failing is tried LANDED_READS times, then the error stands.
+        let tries = std::sync::atomic::AtomicUsize::new(0);
+        let transient = error_of(None).await;
+        let out = landed_despite(transient, || async {
+            tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(anyhow::anyhow!("read failed"))
+        })
+        .await;
+        assert!(out.is_err());
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), LANDED_READS);
+        // Not transient: the effect is not even looked for.
+        let looked = std::sync::atomic::AtomicBool::new(false);
+        let out = landed_despite(anyhow::anyhow!("a bug"), || async {
+            looked.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(true)
+        })
+        .await;
+        assert!(out.is_err() && !looked.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

@@ -64,6 +64,11 @@ pub enum AppError {
     /// (the `Allow` header).
     #[error("method not allowed")]
     MethodNotAllowed { allow: Vec<String> },
+    /// A service we depend on is briefly unable to answer (throttled, a 5xx, a timeout) after
+    /// the SDK's own retries, or a race kept moving under a bounded number of re-reads (503 with
+    /// `Retry-After`). Nothing was half-written: the caller sends the same request again.
+    #[error("unavailable")]
+    Unavailable { retry_after_secs: u64 },
     /// Anything we did not expect. The source chain is logged with the request id; the caller
     /// only learns that something went wrong on our side.
     #[error("internal error")]
@@ -109,6 +114,7 @@ impl AppError {
             AppError::Unprocessable { .. } => 422,
             AppError::RateLimited { .. } => 429,
             AppError::Internal(_) => 500,
+            AppError::Unavailable { .. } => 503,
         }
     }
 
@@ -128,6 +134,7 @@ impl AppError {
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Internal(_) => "internal_error",
+            AppError::Unavailable { .. } => "service_unavailable",
         }
     }
 
@@ -150,9 +157,12 @@ impl AppError {
                 "Send application/json or application/x-www-form-urlencoded.".into()
             }
             AppError::RateLimited { retry_after_secs } => {
-                format!("Too many submissions; retry in {retry_after_secs} seconds.")
+                format!("Too many requests; retry in {retry_after_secs} seconds.")
             }
             AppError::Internal(_) => "Something went wrong on our side; please retry.".into(),
+            AppError::Unavailable { retry_after_secs } => format!(
+                "The service is briefly unavailable; send the same request again in {retry_after_secs} seconds."
+            ),
         }
     }
 }

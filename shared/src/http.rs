@@ -10,6 +10,10 @@ use crate::error::AppError;
 
 pub const JSON: &str = "application/json";
 
+/// `Retry-After` of a 503 for a dependency's passing failure: the SDK already retried with
+/// backoff inside the request, so a second later is a fresh chance, not a storm.
+pub const RETRY_AFTER_UNAVAILABLE_SECS: u64 = 1;
+
 pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(Body::Text(body.to_string()));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -33,13 +37,30 @@ pub fn error_body(err: &AppError) -> serde_json::Value {
 
 /// Maps an error to its response. Internal errors are logged here (with the request id carried
 /// by the current span) and answered without detail.
+///
+/// An internal error whose cause is an AWS call that failed for a passing reason (throttling, a
+/// 5xx, a timeout, a lost connection: [`crate::aws::is_transient`]) is answered `503` with
+/// `Retry-After` instead of `500`: the request was fine, every write is safe to repeat, and
+/// the caller should send it again.
 pub fn error_response(err: &AppError) -> Response<Body> {
-    if let AppError::Internal(source) = err {
-        tracing::error!(error = %format!("{source:#}"), "internal error");
-    }
+    let unavailable;
+    let err = match err {
+        AppError::Internal(source) if crate::aws::is_transient(source) => {
+            tracing::warn!(error = %format!("{source:#}"), "aws unavailable after retries; answering 503");
+            unavailable = AppError::Unavailable {
+                retry_after_secs: RETRY_AFTER_UNAVAILABLE_SECS,
+            };
+            &unavailable
+        }
+        AppError::Internal(source) => {
+            tracing::error!(error = %format!("{source:#}"), "internal error");
+            err
+        }
+        _ => err,
+    };
     let mut resp = json_response(err.status(), &error_body(err));
     match err {
-        AppError::RateLimited { retry_after_secs } => {
+        AppError::RateLimited { retry_after_secs } | AppError::Unavailable { retry_after_secs } => {
             if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -372,6 +393,29 @@ mod tests {
         let e = AppError::Internal(anyhow::anyhow!("table xyz exploded"));
         let b = error_body(&e);
         assert!(!b.to_string().contains("xyz"));
+        assert_eq!(error_response(&e).status(), 500);
+    }
+
+    #[test]
+    fn a_dependency_that_is_briefly_unavailable_is_503_with_retry_after() {
+        let throttled = aws_smithy_types::error::ErrorMetadata::builder()
+            .code("ThrottlingException")
+            .message("Rate exceeded in table secret-table")
+            .build();
+        let e = AppError::Internal(anyhow::Error::new(throttled).context("PutItem"));
+        let resp = error_response(&e);
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "1");
+        let body = match resp.body() {
+            Body::Text(t) => t.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert!(body.contains("service_unavailable") && !body.contains("secret-table"));
+        // A condition that failed is no passing trouble: still 500 when unhandled.
+        let refused = aws_smithy_types::error::ErrorMetadata::builder()
+            .code("ConditionalCheckFailedException")
+            .build();
+        let e = AppError::Internal(anyhow::Error::new(refused));
         assert_eq!(error_response(&e).status(), 500);
     }
 

@@ -657,9 +657,13 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                         | CommitError::LeadMissing
                         | CommitError::Rerouted,
                     ) => {
-                        return Err(AppError::Internal(anyhow::anyhow!(
-                            "the lead kept changing under {ROUTE_ROUNDS} reads"
-                        )))
+                        tracing::warn!(
+                            rounds = ROUTE_ROUNDS,
+                            "the lead kept changing; answering 503"
+                        );
+                        return Err(AppError::Unavailable {
+                            retry_after_secs: crate::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                        });
                     }
                     Err(CommitError::RateLimited) => {
                         return Err(AppError::RateLimited {

@@ -1573,6 +1573,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(Table::Ops, "MAILTO", "pk", Pseudonymous(TechnicalUsage), "kind of email and the address's blind index"),
     a(Table::Ops, "MAILTO", "sk", Structural, "key"),
     a(Table::Ops, "MAILTO", "slot_*", Structural, "time of a send (a slot is free an hour later)"),
+    a(Table::Ops, "MAILTO", "claim_*", Structural, "random id of the send that took the slot (a retried claim recognises its own)"),
     a(Table::Ops, "MAILTO", "expires_at", Structural, "TTL (an hour after the last send)"),
     a(Table::Ops, "MAILRATE", "pk", Pseudonymous(TechnicalUsage), "route, keyed IP hash or tenant id, and the hour"),
     a(Table::Ops, "MAILRATE", "sk", Structural, "key"),

@@ -28,7 +28,11 @@ pub use lambda_http::Error;
 
 /// Starts the logs, reads the configuration from the variables in `allow_list` only, and loads
 /// the SDK config. An invalid configuration is logged (names, never values) and fails the init.
+///
+/// `budget` bounds every AWS call of the function ([`crate::aws::Budget`]): `Request` for a
+/// function a caller waits on, `Job` for one fed by events.
 pub async fn init<C>(
+    budget: crate::aws::Budget,
     allow_list: &[&'static str],
     from_env: impl FnOnce(&Env) -> Result<C, ConfigError>,
 ) -> Result<(C, SdkConfig), Error> {
@@ -36,7 +40,7 @@ pub async fn init<C>(
     let config = from_env(&Env::from_process(allow_list)).inspect_err(|e| {
         tracing::error!(error = %e, "configuration invalid");
     })?;
-    Ok((config, crate::aws::load_config().await))
+    Ok((config, crate::aws::load_config(budget).await))
 }
 
 /// What the handlers share: the state built at init, and the app built from it on first use.

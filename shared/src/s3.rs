@@ -12,11 +12,13 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 /// DeleteObjects takes at most 1000 keys, and ListObjectsV2 returns at most 1000.
 const PAGE: i32 = 1000;
 
-/// An S3 client from the shared SDK config. Against an emulator (`AWS_ENDPOINT_URL` set) it
-/// addresses buckets by path: `<bucket>.127.0.0.1` would not resolve.
+/// An S3 client from the shared SDK config, with S3's longer time limits for the config's
+/// [`crate::aws::Budget`]. Against an emulator (`AWS_ENDPOINT_URL` set) it addresses buckets by
+/// path: `<bucket>.127.0.0.1` would not resolve.
 pub fn client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(config.endpoint_url().is_some())
+        .timeout_config(crate::aws::Budget::of(config).s3_timeouts())
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }

@@ -96,7 +96,13 @@ fn unique_stage() -> String {
 /// A test's isolated world: its own tables, blind-index key, tenant and form.
 pub struct World {
     pub stage: String,
+    /// The clients the functions under test use: the emulator's, or a fault proxy's
+    /// ([`World::via`]).
     pub clients: LocalClients,
+    /// Where the functions' clients point (`clients`' endpoint).
+    pub endpoint: String,
+    /// Clients straight to the emulator: what the test seeds and inspects with, never faulted.
+    pub direct: LocalClients,
     pub template: Template,
     pub env: std::collections::BTreeMap<String, String>,
     pub key: BlindIndexKey,
@@ -120,6 +126,8 @@ impl World {
         let form = demo_form(&tenant, &FormId::parse("demo-contact")?, WEB_ORIGIN);
         let world = World {
             stage,
+            direct: clients.clone(),
+            endpoint: endpoint.to_string(),
             clients,
             template,
             env,
@@ -134,6 +142,28 @@ impl World {
         Ok(world)
     }
 
+    /// This world (same tables, key, tenant, form, clock) with the functions' clients pointed at
+    /// `endpoint` (a fault proxy in front of the emulator); seeding and inspection stay direct.
+    pub fn via(&self, endpoint: &str) -> World {
+        World {
+            stage: self.stage.clone(),
+            clients: LocalClients::new(endpoint),
+            endpoint: endpoint.to_string(),
+            direct: self.direct.clone(),
+            template: self.template.clone(),
+            env: self.env.clone(),
+            key: self.key.clone(),
+            tenant: self.tenant.clone(),
+            form: self.form.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+
+    /// An SES client straight to the emulator (seeding sender identities and secrets).
+    fn direct_ses(&self) -> aws_sdk_sesv2::Client {
+        infra::emulator::sesv2_client(emulator_endpoint())
+    }
+
     pub async fn put_tenant(
         &self,
         tenant: &TenantId,
@@ -141,7 +171,7 @@ impl World {
         form: &FormRecord,
     ) -> anyhow::Result<()> {
         put_tenant_and_form(
-            &self.clients,
+            &self.direct,
             &self.template,
             &TenantRecord {
                 tenant_id: tenant.clone(),
@@ -232,7 +262,7 @@ impl World {
         let mut start = None;
         loop {
             let out = self
-                .clients
+                .direct
                 .dynamo
                 .scan()
                 .table_name(self.table(logical_id))
@@ -305,12 +335,11 @@ impl World {
     /// The auth function's app over this world's tables, the emulator's SES, and the world's
     /// clock; its configuration exactly as the template gives it.
     pub async fn auth_app(&self) -> anyhow::Result<auth::App<shared::mail::SesMailer>> {
-        let endpoint = emulator_endpoint();
-        let env = local_function_env(&self.template, "auth", endpoint)?;
+        let env = local_function_env(&self.template, "auth", &self.endpoint)?;
         let config = auth::config::Config::from_env(&Env::from_pairs(env))?;
-        let ses = infra::emulator::sesv2_client(endpoint);
-        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
-        let ssm = &self.clients.ssm;
+        let ses = infra::emulator::sesv2_client(&self.endpoint);
+        infra::seed::ensure_secrets(&self.direct, &self.direct_ses(), &self.template).await?;
+        let ssm = &self.direct.ssm;
         let signer = shared::auth::jwt::TokenSigner::from_json(
             &shared::secrets::parameter(ssm, &config.jwt_signing_key_parameter).await?,
         )?;
@@ -338,14 +367,13 @@ impl World {
     /// auth's access-token private key, from the parameter the template names in auth's
     /// configuration (and no other function's): the tests mint tokens with it as auth would.
     pub async fn token_signer(&self) -> anyhow::Result<shared::auth::jwt::TokenSigner> {
-        let ses = infra::emulator::sesv2_client(emulator_endpoint());
-        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
+        infra::seed::ensure_secrets(&self.direct, &self.direct_ses(), &self.template).await?;
         let env = local_function_env(&self.template, "auth", emulator_endpoint())?;
         let name = env
             .get("JWT_SIGNING_KEY_PARAMETER")
             .context("auth has no JWT_SIGNING_KEY_PARAMETER")?;
         shared::auth::jwt::TokenSigner::from_json(
-            &shared::secrets::parameter(&self.clients.ssm, name).await?,
+            &shared::secrets::parameter(&self.direct.ssm, name).await?,
         )
     }
 
@@ -354,14 +382,13 @@ impl World {
         &self,
         function: &str,
     ) -> anyhow::Result<shared::auth::jwt::VerifyingKeys> {
-        let ses = infra::emulator::sesv2_client(emulator_endpoint());
-        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
+        infra::seed::ensure_secrets(&self.direct, &self.direct_ses(), &self.template).await?;
         let env = local_function_env(&self.template, function, emulator_endpoint())?;
         let name = env
             .get("JWT_PUBLIC_KEYS_PARAMETER")
             .with_context(|| format!("{function} has no JWT_PUBLIC_KEYS_PARAMETER"))?;
         shared::auth::jwt::VerifyingKeys::from_json(
-            &shared::secrets::parameter(&self.clients.ssm, name).await?,
+            &shared::secrets::parameter(&self.direct.ssm, name).await?,
         )
     }
 
@@ -403,7 +430,7 @@ impl World {
     pub async fn lose_revocation(&self, session: &shared::domain::SessionId) {
         use aws_sdk_dynamodb::types::AttributeValue;
         let key = shared::keys::session(session);
-        self.clients
+        self.direct
             .dynamo
             .update_item()
             .table_name(self.table("TenantsTable"))
@@ -477,13 +504,12 @@ impl World {
         &self,
         client: aws_sdk_dynamodb::Client,
     ) -> anyhow::Result<BillingApp> {
-        let endpoint = emulator_endpoint();
-        let env = local_function_env(&self.template, "billing-webhook", endpoint)?;
+        let env = local_function_env(&self.template, "billing-webhook", &self.endpoint)?;
         let config = billing_webhook::config::Config::from_env(&Env::from_pairs(env))?;
-        let ses = infra::emulator::sesv2_client(endpoint);
-        infra::seed::ensure_secrets(&self.clients, &ses, &self.template).await?;
-        infra::seed::seed_plans(&self.clients, &self.template).await?;
-        let ssm = &self.clients.ssm;
+        let ses = infra::emulator::sesv2_client(&self.endpoint);
+        infra::seed::ensure_secrets(&self.direct, &self.direct_ses(), &self.template).await?;
+        infra::seed::seed_plans(&self.direct, &self.template).await?;
+        let ssm = &self.direct.ssm;
         let stripe = billing_webhook::stripe::Stripe::from_parameter(
             &shared::secrets::parameter(ssm, &config.stripe_secrets_parameter).await?,
             config.settings.tolerance_secs,
@@ -748,7 +774,7 @@ impl World {
     /// configuration set, never to an address on the send-suppression list of this world's ops
     /// table; its sender and set exactly as the template gives them, the world's clock.
     pub fn platform_mailer(&self, function: &str) -> anyhow::Result<shared::mail::SesMailer> {
-        let endpoint = emulator_endpoint();
+        let endpoint = self.endpoint.as_str();
         let env = local_function_env(&self.template, function, endpoint)?;
         let var = |name: &str| {
             env.get(name)
@@ -774,7 +800,7 @@ impl World {
     /// The attachment-guard function's app over this world's table and bucket, its
     /// configuration exactly as the template gives it.
     pub fn attachment_guard(&self) -> attachment_guard::App {
-        let env = local_function_env(&self.template, "attachment-guard", emulator_endpoint())
+        let env = local_function_env(&self.template, "attachment-guard", &self.endpoint)
             .expect("attachment-guard is in the template");
         let config = attachment_guard::config::Config::from_env(&Env::from_pairs(env))
             .expect("template env is a valid config");

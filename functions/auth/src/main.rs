@@ -67,7 +67,8 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) =
+        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
     // Pay the dummy password hash's one-off setup now, not in a user's first failed login.
     tokio::task::spawn_blocking(|| shared::auth::password::verify_against_dummy("warm-up"));
     runtime::serve_http(State { config, sdk }, State::app, auth::handle).await

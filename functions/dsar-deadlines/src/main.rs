@@ -58,7 +58,8 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) =
+        runtime::init(shared::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
     runtime::serve_events(State { config, sdk }, State::app, |_, app, _| async move {
         let report = dsar_deadlines::run(app).await?;
         Ok(serde_json::to_value(report)?)

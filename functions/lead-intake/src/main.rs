@@ -61,7 +61,8 @@ fn main() -> Result<(), Error> {
 }
 
 async fn run() -> Result<(), Error> {
-    let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) =
+        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
     let state = State {
         dynamo: shared::aws::dynamodb(&sdk),
         ses: shared::aws::sesv2(&sdk),

@@ -41,6 +41,7 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) =
+        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
     runtime::serve_http(State { config, sdk }, State::app, lead_transfers::handle).await
 }

@@ -41,7 +41,8 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) =
+        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
     let state = State {
         store: LeadsStore::new(shared::aws::dynamodb(&sdk), config.tables.clone()),
         s3: shared::s3::client(&sdk),

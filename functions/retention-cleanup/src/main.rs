@@ -36,7 +36,8 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) = runtime::init(ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) =
+        runtime::init(shared::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
     runtime::serve_events(
         State { config, sdk },
         State::app,

@@ -9,6 +9,7 @@
 //! devstack token-key   --kid k2
 //! devstack count-items [--endpoint URL] [--stage dev] --table LeadsTable [--where ATTR^=PREFIX]
 //! devstack legal-hold  [--endpoint URL] [--stage dev] --tenant T [--lead L | --billing SK] --hold on|off
+//! devstack faults      [--endpoint URL] --port P --spec 'rate=0.2,seed=1,...'
 //! ```
 //!
 //! `--endpoint` defaults to `http://127.0.0.1:$LOCAL_AWS_PORT` (4566); `--template` (any command)
@@ -22,7 +23,7 @@ use infra::{router, LocalClients, Template};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
+const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold|faults> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
   bootstrap    create the template's tables and buckets in the emulator (idempotent)
   seed         create the demo tenant, form and blind-index key (needs --web-origin URL)
   env          print KEY=VALUE lines for running a function locally (--binary NAME, default: all)
@@ -32,6 +33,10 @@ const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-
   count-items  print how many items a table holds (--table LogicalId [--where ATTR^=PREFIX])
   legal-hold   set or clear a legal hold (--tenant T [--lead L | --billing SORT_KEY] --hold on|off):
                retention never deletes a held tenant, lead or billing record, and reports it
+  faults       run the fault-injecting proxy (infra/src/faults.rs) on --port in front of the
+               emulator at --endpoint, faulting calls as --spec says (LOCAL_FAULTS' syntax:
+               rate=0.2,seed=1,services=dynamodb+s3+ses+ssm+lambda,kinds=...,hang_ms=3000);
+               prints what it injected every 10 s and when stopped
 environment: LOCAL_AWS_PORT (default endpoint's port), LOCAL_PARAMETERS (template parameter
   overrides, space-separated Name=value, e.g. \"RateLimitPerIpPerMinute=100000\")";
 
@@ -119,6 +124,31 @@ async fn run(argv: Vec<String>) -> Result<()> {
             };
             let clients = LocalClients::new(&args.endpoint());
             println!("{}", count_items(&clients.dynamo, table, filter).await?);
+        }
+        "faults" => {
+            args.only(&["endpoint", "port", "spec"])?;
+            let plan = infra::faults::FaultPlan::parse(args.get("spec").unwrap_or(""))?;
+            let port: u16 = args
+                .required("port")?
+                .parse()
+                .context("--port: a port number")?;
+            let proxy =
+                infra::faults::FaultProxy::start(&args.endpoint(), port, plan.clone()).await?;
+            println!(
+                "fault proxy on {} -> {} ({:.0}% of calls faulted)",
+                proxy.endpoint(),
+                args.endpoint(),
+                plan.rate * 100.0
+            );
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => println!("faults: {}", proxy.stats()),
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+            println!("faults: {}", proxy.stats());
         }
         "legal-hold" => {
             args.only(&[

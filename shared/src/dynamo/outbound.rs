@@ -56,15 +56,21 @@ impl MailGate {
     ) -> anyhow::Result<bool> {
         let key = keys::mail_recipient(kind.as_str(), email_bidx);
         let t = now.unix_timestamp();
+        // The claim's own id: when the SDK sends a claim again because the first answer was
+        // lost, the slot already holds this id and the claim is recognised as done, instead of
+        // taking a second slot (or, at a limit of one, refusing the only email).
+        let claim = ulid::Ulid::new().to_string();
         for slot in 0..limit {
             let res = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key_item(&key)))
-                .update_expression("SET #s = :now, expires_at = :exp")
-                .condition_expression("attribute_not_exists(#s) OR #s <= :free")
+                .update_expression("SET #s = :now, #c = :claim, expires_at = :exp")
+                .condition_expression("attribute_not_exists(#s) OR #s <= :free OR #c = :claim")
                 .expression_attribute_names("#s", format!("slot_{slot}"))
+                .expression_attribute_names("#c", format!("claim_{slot}"))
+                .expression_attribute_values(":claim", s(claim.clone()))
                 .expression_attribute_values(":now", n(t))
                 .expression_attribute_values(":exp", n(t + SLOT_SECS))
                 .expression_attribute_values(":free", n(t - SLOT_SECS))

@@ -182,6 +182,17 @@ pub async fn signup<M: Mailer>(
             ),
         ])
         .await;
+    // Landed with its answer lost: the user item only this sign-up creates exists. Carry on
+    // as for a success (the email goes out); a 503 would make the client sign up again and
+    // leave a second, unverifiable workspace behind.
+    let result = match result {
+        Err(StoreError::Other(e)) => shared::aws::landed_despite(e, || async {
+            Ok(app.store.user(&tenant_id, &user_id).await?.is_some())
+        })
+        .await
+        .map_err(StoreError::Other),
+        other => other,
+    };
     match result {
         Ok(()) => {
             let link = app.link("/verify-email", &secret);
@@ -288,7 +299,8 @@ pub async fn verify_email<M: Mailer>(
     e.tenant_id = Some(token.tenant_id.clone());
     e.user_id = Some(user_id.clone());
     let t = app.store.tables().clone();
-    app.store
+    let verified = app
+        .store
         .transact(vec![
             (t.tenants.as_str(), consume(&token)),
             (
@@ -314,11 +326,25 @@ pub async fn verify_email<M: Mailer>(
                 Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
             ),
         ])
-        .await
-        .map_err(|err| match err {
-            StoreError::Condition => invalid_token(),
-            StoreError::Other(e) => AppError::Internal(e),
-        })?;
+        .await;
+    match verified {
+        Ok(()) => {}
+        Err(StoreError::Condition) => return Err(invalid_token()),
+        // Landed with its answer lost: the token gone and the user verified is exactly this
+        // transaction's effect. A 503 would send the user back with a link that no longer works.
+        Err(StoreError::Other(e)) => {
+            shared::aws::landed_despite(e, || async {
+                let token_gone = app.store.token(&token.secret_hash).await?.is_none();
+                Ok(token_gone
+                    && app
+                        .store
+                        .user(&token.tenant_id, &user_id)
+                        .await?
+                        .is_some_and(|u| u.email_verified))
+            })
+            .await?
+        }
+    }
     Ok(ok(json!({ "status": "verified" })))
 }
 

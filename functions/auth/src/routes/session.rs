@@ -384,11 +384,24 @@ pub async fn login<M: Mailer>(
         // in the same round trip.
         writes.push((tables.ops.as_str(), Write::Delete(c.key.clone(), None)));
     }
-    app.store.transact(writes).await.map_err(|e| match e {
-        StoreError::Condition if mfa_update.is_some() => invalid_mfa_code(),
-        StoreError::Condition => invalid_credentials(),
-        StoreError::Other(e) => AppError::Internal(e),
-    })?;
+    match app.store.transact(writes).await {
+        Ok(()) => {}
+        Err(StoreError::Condition) if mfa_update.is_some() => return Err(invalid_mfa_code()),
+        Err(StoreError::Condition) => return Err(invalid_credentials()),
+        // Landed with its answer lost: the session exists exactly when the transaction did.
+        // A 503 would make the client log in again and leave this session open beside the
+        // next one.
+        Err(StoreError::Other(e)) => {
+            shared::aws::landed_despite(e, || async {
+                Ok(app
+                    .store
+                    .session_with_epoch(&session.session_id)
+                    .await?
+                    .is_some())
+            })
+            .await?
+        }
+    }
     password_ok(true).await;
 
     let seen_before = user
@@ -657,24 +670,43 @@ pub async fn refresh<M: Mailer>(
     let previous: Vec<String> = previous.into_iter().skip(skip).collect();
     let idle =
         (ctx.now + Duration::days(app.settings.refresh_idle_days)).min(session.absolute_expires_at);
-    let updated = app
+    let new_hash = tokens::hash_secret(&new_secret);
+    let rotated = app
         .store
         .update(
             &app.store.tables().tenants,
             &keys::session(&sid),
             "SET refresh_hash = :new, previous_hashes = :prev, last_used_at = :now, idle_expires_at = :idle",
-            // Two refreshes racing with one token: only the first rotates.
-            Some("refresh_hash = :old AND attribute_not_exists(revoked_at)"),
+            // Two refreshes racing with one token: only the first rotates. `refresh_hash = :new`
+            // is this very rotation already applied: the SDK sent it again because the first
+            // answer was lost (`:new` hashes a secret only this call knows).
+            Some("(refresh_hash = :old OR refresh_hash = :new) AND attribute_not_exists(revoked_at)"),
             vec![
-                (":new", s(tokens::hash_secret(&new_secret))),
+                (":new", s(&new_hash)),
                 (":prev", str_list(&previous)),
                 (":now", timestamp(ctx.now)),
                 (":idle", timestamp(idle)),
                 (":old", s(&session.refresh_hash)),
             ],
         )
-        .await?;
-    if updated.is_none() {
+        .await;
+    let updated = match rotated {
+        Ok(updated) => updated.is_some(),
+        // Landed with its answer lost: the session holds our hash. Answering 503 instead would
+        // send the client back with the old token, which is by then a reused one.
+        Err(err) => {
+            shared::aws::landed_despite(err, || async {
+                Ok(app
+                    .store
+                    .session_with_epoch(&sid)
+                    .await?
+                    .is_some_and(|(stored, _)| stored.refresh_hash == new_hash))
+            })
+            .await?;
+            true
+        }
+    };
+    if !updated {
         return Err(invalid_refresh());
     }
     Ok(ok(app.token_pair(

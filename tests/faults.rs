@@ -1,0 +1,555 @@
+//! Every public flow under injected faults (issue 14): the functions' AWS clients talk to the
+//! emulator through the fault proxy (`infra::faults`), which fails a share of DynamoDB, S3, SES
+//! and SSM calls with throttling errors, 500/503, timeouts and dropped connections, before the
+//! emulator applied the call or after (the answer lost). The SDK retries as in Lambda (the
+//! request budget: 3 attempts); what still fails must reach the caller as `503` with
+//! `Retry-After`, never a 500, and the caller (as a browser, Stripe or a client would) sends the
+//! same request again.
+//!
+//! Each test then compares the store with a fault-free run of the same calls in a second world:
+//! the same items, by shape (table, key pattern, attribute names), the same counts, each
+//! acknowledged write exactly once, and nothing half-written.
+
+use integration_tests::*;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use infra::faults::{FaultPlan, FaultProxy, FaultStats};
+use shared::dynamo::Item;
+use shared::intake::IntakeSettings;
+
+/// 20% of calls faulted, every kind; a hang outlasts the request budget's 2 s attempt timeout.
+fn plan(seed: u64) -> FaultPlan {
+    FaultPlan {
+        rate: 0.2,
+        seed,
+        hang: Duration::from_millis(2_500),
+        ..FaultPlan::default()
+    }
+}
+
+/// The proxy for one test; `FAULTS` (the `LOCAL_FAULTS` syntax, e.g. `seed=3,kinds=lost500`)
+/// overrides the plan to reproduce or explore a run.
+async fn proxy(seed: u64) -> FaultProxy {
+    let plan = match std::env::var("FAULTS") {
+        Ok(spec) => {
+            let mut p = FaultPlan::parse(&format!("seed={seed},hang_ms=2500,{spec}"))
+                .expect("FAULTS parses");
+            p.hang = p.hang.min(Duration::from_secs(10));
+            p
+        }
+        Err(_) => plan(seed),
+    };
+    FaultProxy::start(emulator_endpoint(), 0, plan)
+        .await
+        .expect("fault proxy starts")
+}
+
+/// What a caller saw over its attempts.
+#[derive(Debug, Default, Clone)]
+struct Outcome {
+    status: u16,
+    body: serde_json::Value,
+    /// 503s answered before the final status.
+    unavailable: usize,
+}
+
+/// Sends the request `make` builds until it is answered with something other than `503`; every
+/// `503` must carry `Retry-After` and the JSON error body, and no answer may be a 500.
+async fn until_answered<F, Fut>(what: &str, make: F) -> Outcome
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>>,
+{
+    until_answered_waiting(what, None, make).await
+}
+
+/// [`until_answered`] that also waits out a `429` on `clock` (as a client honours its
+/// `Retry-After`): throttles count attempts, and an attempt the SDK sent twice because its
+/// answer was lost counts twice, so under lost answers a throttle refuses a little early (it
+/// fails closed). The caller then waits and is served.
+async fn until_answered_waiting<F, Fut>(
+    what: &str,
+    clock: Option<&shared::clock::FixedClock>,
+    make: F,
+) -> Outcome
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = lambda_http::Response<lambda_http::Body>>,
+{
+    let mut unavailable = 0;
+    for _ in 0..30 {
+        let resp = make().await;
+        let status = resp.status().as_u16();
+        assert_ne!(
+            status,
+            500,
+            "{what}: a 500 under faults: {}",
+            response_json(&resp)
+        );
+        if let (429, Some(clock)) = (status, clock) {
+            let wait: i64 = header(&resp, "retry-after")
+                .and_then(|v| v.parse().ok())
+                .expect("a 429 with Retry-After");
+            assert!(wait <= 900, "{what}: told to wait {wait} s");
+            clock.advance(time::Duration::seconds(wait));
+            unavailable += 1;
+            continue;
+        }
+        if status == 503 {
+            assert!(
+                header(&resp, "retry-after").is_some_and(|v| v.parse::<u64>().is_ok()),
+                "{what}: a 503 without Retry-After"
+            );
+            assert_eq!(
+                response_json(&resp)["error"]["code"],
+                "service_unavailable",
+                "{what}"
+            );
+            unavailable += 1;
+            continue;
+        }
+        return Outcome {
+            status,
+            body: response_json(&resp),
+            unavailable,
+        };
+    }
+    panic!("{what}: still 503 after 30 attempts");
+}
+
+/// An item's shape: its table, its keys with every variable part replaced by `*`
+/// (`TENANT#*#LEAD#*`), and its attribute names.
+fn shape(table: &str, item: &Item) -> String {
+    let pattern = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(|v| {
+                v.split('#')
+                    .map(|part| {
+                        let literal = !part.is_empty()
+                            && part.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+                            && part.len() < 20;
+                        if literal {
+                            part
+                        } else {
+                            "*"
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("#")
+            })
+            .unwrap_or_default()
+    };
+    // Attribute names can carry a keyed hash (a rate window's `ip_<hash>` counters); each
+    // world has its own key, so the hash part is a wildcard too.
+    let mut names: Vec<String> = item
+        .keys()
+        .map(|name| match name.rsplit_once('_') {
+            Some((head, tail))
+                if tail.len() >= 12 && tail.chars().all(|c| c.is_ascii_hexdigit()) =>
+            {
+                format!("{head}_*")
+            }
+            _ => name.clone(),
+        })
+        .collect();
+    names.sort_unstable();
+    // A security-log entry's kind is part of its shape.
+    let event = item
+        .get("event")
+        .and_then(|v| v.as_s().ok())
+        .map(|e| format!(" event={e}"))
+        .unwrap_or_default();
+    format!(
+        "{table} {} {}{event} [{}]",
+        pattern("pk"),
+        pattern("sk"),
+        names.join(",")
+    )
+}
+
+/// Items that count attempts, not effects: rate windows (`RATE`), the per-address mail
+/// slots (`MAILTO`) and records of throttled logins. A request sent again after a 503 is another attempt and counts again, by
+/// design: they limit how often someone may try. They are left out of the comparison.
+fn counts_attempts(item: &Item) -> bool {
+    let attr = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
+    matches!(attr("sk"), Some("RATE" | "MAILTO"))
+        // The security log's record of a throttled attempt: the throttle over-counts under
+        // lost answers (it fails closed), and the refused attempt is recorded as it happened.
+        || attr("event") == Some("login_throttled")
+}
+
+/// How many items of each shape the world's tables hold.
+async fn shapes(w: &World) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    let tables: Vec<String> = w
+        .template
+        .tables
+        .iter()
+        .map(|t| t.logical_id.clone())
+        .collect();
+    for table in tables {
+        for item in w
+            .scan(&table)
+            .await
+            .into_iter()
+            .filter(|i| !counts_attempts(i))
+        {
+            *out.entry(shape(&table, &item)).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+fn assert_same_store(faulted: &BTreeMap<String, usize>, clean: &BTreeMap<String, usize>) {
+    let keys: std::collections::BTreeSet<&String> = faulted.keys().chain(clean.keys()).collect();
+    let diff: Vec<String> = keys
+        .into_iter()
+        .filter(|k| faulted.get(*k) != clean.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: faulted {} clean {}",
+                faulted.get(k).copied().unwrap_or(0),
+                clean.get(k).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    assert!(
+        diff.is_empty(),
+        "the faulted run's store differs from the clean run's:\n{}",
+        diff.join("\n")
+    );
+}
+
+fn report(flow: &str, stats: &FaultStats, outcomes: &[Outcome]) {
+    let unavailable: usize = outcomes.iter().map(|o| o.unavailable).sum();
+    println!(
+        "faults[{flow}]: {} requests, {unavailable} answered 503 first (then retried), 0 answered 500; proxy: {stats}",
+        outcomes.len()
+    );
+    assert!(
+        stats.total_injected() > 0,
+        "{flow}: the proxy injected nothing, so this proved nothing"
+    );
+}
+
+// ---------------------------------------------------------------- submissions
+
+/// Form posts: 40 people (30 new, 10 returning), each post with its idempotency key as the
+/// embed snippet sends it, eight at a time.
+fn submissions() -> Vec<(serde_json::Value, String, String)> {
+    (0..40)
+        .map(|i| {
+            let person = if i < 30 { i } else { i - 30 };
+            let body = json!({
+                "email": format!("person{person}@example.com"),
+                "name": format!("Person {person}"),
+                "message": format!("Message number {i}."),
+                "consent_marketing": i % 2 == 0,
+            });
+            (body, format!("198.51.100.{}", i % 200), format!("post-{i}"))
+        })
+        .collect()
+}
+
+async fn submit_all(w: &World) -> Vec<Outcome> {
+    let settings = IntakeSettings {
+        rate_limit_per_ip_per_minute: 1000,
+        rate_limit_per_form_per_minute: 1000,
+        ..w.intake_config().settings
+    };
+    let intake = w.intake(Some(settings));
+    let mut outcomes = Vec::new();
+    for chunk in submissions().chunks(8) {
+        let futures = chunk.iter().map(|(body, ip, key)| {
+            let intake = &intake;
+            async move {
+                until_answered(key, || {
+                    let mut e = json_submission(body);
+                    e["requestContext"]["http"]["sourceIp"] = json!(ip);
+                    e["headers"]["idempotency-key"] = json!(key);
+                    lead_intake::handle(intake, request(&e))
+                })
+                .await
+            }
+        });
+        outcomes.extend(join_all(futures.collect()).await);
+    }
+    outcomes
+}
+
+#[tokio::test]
+async fn every_acknowledged_submission_is_stored_exactly_once_under_faults() {
+    let clean = World::new().await.expect("clean world");
+    let clean_outcomes = submit_all(&clean).await;
+    assert!(clean_outcomes
+        .iter()
+        .all(|o| o.status == 201 || o.status == 200));
+
+    let w = World::new().await.expect("world");
+    let proxy = proxy(14).await;
+    let outcomes = submit_all(&w.via(proxy.endpoint())).await;
+    let stats = proxy.stats();
+    for o in &outcomes {
+        assert!(o.status == 201 || o.status == 200, "{o:?}");
+    }
+    // Each acknowledged submission exists once, under the lead it was acknowledged with.
+    let subs = w.items_with_sk_prefix("LeadsTable", "SUB#").await;
+    for o in &outcomes {
+        let id = o.body["submission_id"].as_str().expect("a submission id");
+        let found: Vec<_> = subs
+            .iter()
+            .filter(|s| s.get("submission_id").and_then(|v| v.as_s().ok()) == Some(&id.to_string()))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "submission {id} stored {} times",
+            found.len()
+        );
+    }
+    assert_eq!(subs.len(), 40);
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 30);
+    assert_same_store(&shapes(&w).await, &shapes(&clean).await);
+    report("submissions", &stats, &outcomes);
+}
+
+// ---------------------------------------------------------------- accounts
+
+/// An auth request from `who`'s own address: each person signs up from their own device (the
+/// throttles count per address too, and a retried attempt counts again).
+fn auth_request(
+    who: &str,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> lambda_http::Request {
+    let mut e = fixture("auth/login.json");
+    e["rawPath"] = json!(path);
+    e["requestContext"]["http"]["method"] = json!(method);
+    e["requestContext"]["http"]["path"] = json!(path);
+    e["routeKey"] = json!(format!("{method} {path}"));
+    e["pathParameters"] = json!({});
+    e["body"] = json!(body.to_string());
+    let n = who.bytes().map(u32::from).sum::<u32>() % 250;
+    e["requestContext"]["http"]["sourceIp"] = json!(format!("192.0.2.{n}"));
+    request(&e)
+}
+
+/// Reads the newest link token emailed to `to` with `subject` (the emulator's outbox, direct).
+fn emailed_token(to: &str, subject: &str) -> String {
+    for _ in 0..20 {
+        if let Ok(all) = infra::emulator::sent_emails(emulator_endpoint()) {
+            if let Some(mail) = all
+                .iter()
+                .rev()
+                .find(|m| m.subject == subject && m.to.iter().any(|t| t.eq_ignore_ascii_case(to)))
+            {
+                return infra::emulator::token_in(&mail.body).expect("a link in the email");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no {subject:?} email to {to}");
+}
+
+const PASSWORD: &str = "Correct-Horse-Battery-9";
+
+/// One person's first day: sign up, confirm the address, log in, refresh three times, end with
+/// a working access token. Every step is sent again while it is answered 503.
+async fn first_day(w: &World, app: &auth::App<shared::mail::SesMailer>, who: &str) -> Vec<Outcome> {
+    let email = format!("{who}.{}@example.com", w.stage);
+    let mut seen = Vec::new();
+    let signup = until_answered("signup", || {
+        auth::handle(
+            app,
+            auth_request(
+                who,
+                "POST",
+                "/v1/auth/signup",
+                json!({"email": email, "password": PASSWORD, "name": who, "business_name": format!("{who} Ltd")}),
+            ),
+        )
+    })
+    .await;
+    assert_eq!(signup.status, 201, "{signup:?}");
+    seen.push(signup);
+    let token = emailed_token(&email, "Confirm your email address");
+    let verify = until_answered("verify", || {
+        auth::handle(
+            app,
+            auth_request(
+                who,
+                "POST",
+                "/v1/auth/verify-email",
+                json!({"token": token}),
+            ),
+        )
+    })
+    .await;
+    assert_eq!(verify.status, 200, "{verify:?}");
+    seen.push(verify);
+    let login = until_answered_waiting("login", Some(&w.clock), || {
+        auth::handle(
+            app,
+            auth_request(
+                who,
+                "POST",
+                "/v1/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+            ),
+        )
+    })
+    .await;
+    assert_eq!(login.status, 200, "{login:?}");
+    let mut refresh = login.body["refresh_token"].as_str().unwrap().to_string();
+    seen.push(login);
+    for _ in 0..3 {
+        let r = until_answered("refresh", || {
+            auth::handle(
+                app,
+                auth_request(
+                    who,
+                    "POST",
+                    "/v1/auth/refresh",
+                    json!({"refresh_token": refresh}),
+                ),
+            )
+        })
+        .await;
+        assert_eq!(
+            r.status, 200,
+            "a refresh retried after a lost answer: {r:?}"
+        );
+        refresh = r.body["refresh_token"].as_str().unwrap().to_string();
+        let access = r.body["access_token"].as_str().unwrap().to_string();
+        seen.push(r);
+        let me = until_answered("me", || {
+            auth::handle(app, api_event("GET", "/v1/me", None, Some(&access)))
+        })
+        .await;
+        assert_eq!(me.status, 200, "{me:?}");
+        seen.push(me);
+    }
+    seen
+}
+
+async fn first_days(w: &World) -> Vec<Outcome> {
+    let app = w.auth_app().await.expect("auth app");
+    let people = ["ana", "bo", "cy", "di"];
+    let runs = join_all(people.iter().map(|who| first_day(w, &app, who)).collect()).await;
+    runs.into_iter().flatten().collect()
+}
+
+#[tokio::test]
+async fn sign_up_verify_login_and_refresh_end_the_same_under_faults() {
+    let clean = World::new().await.expect("clean world");
+    first_days(&clean).await;
+
+    let w = World::new().await.expect("world");
+    let proxy = proxy(12).await;
+    let outcomes = first_days(&w.via(proxy.endpoint())).await;
+    let stats = proxy.stats();
+    assert_same_store(&shapes(&w).await, &shapes(&clean).await);
+    report("accounts", &stats, &outcomes);
+}
+
+// ---------------------------------------------------------------- billing webhooks
+
+const STRIPE_SECRET: &str = infra::seed::LOCAL_STRIPE_WEBHOOK_SECRET;
+const BILLING_T0: time::OffsetDateTime = time::macros::datetime!(2026-11-29 12:00 UTC);
+
+fn stripe_event(name: &str) -> String {
+    let path = workspace_root().join(format!("events/billing-webhook/{name}.json"));
+    std::fs::read_to_string(path)
+        .expect("sample event")
+        .replace("demo-tenant", "tenant-a")
+}
+
+/// The events of a subscription's life, each delivered as Stripe does: again while it is not
+/// answered 2xx, and once more after (Stripe delivers at least once).
+async fn subscription_life(w: &World) -> Vec<Outcome> {
+    w.clock.set(BILLING_T0);
+    let app = w.billing_app().await.expect("billing app");
+    let mut seen = Vec::new();
+    for name in [
+        "checkout.session.completed",
+        "customer.subscription.created",
+        "invoice.paid",
+        "customer.subscription.updated",
+        "charge.refunded",
+        "customer.subscription.deleted",
+    ] {
+        let body = stripe_event(name);
+        for _ in 0..2 {
+            let o = until_answered(name, || {
+                let mut e = fixture("billing-webhook/webhook-request.json");
+                e["body"] = json!(body);
+                let signature = billing_webhook::stripe::signature_header(
+                    STRIPE_SECRET,
+                    BILLING_T0.unix_timestamp(),
+                    body.as_bytes(),
+                );
+                e["headers"]["stripe-signature"] = json!(signature);
+                billing_webhook::handle(&app, request(&e))
+            })
+            .await;
+            assert_eq!(o.status, 200, "{name}: {o:?}");
+            seen.push(o);
+        }
+    }
+    seen
+}
+
+/// The subscription's state and the invoices' fields that matter, for an exact comparison.
+async fn billing_state(w: &World) -> Vec<String> {
+    let mut out: Vec<String> = w
+        .scan("BillingTable")
+        .await
+        .iter()
+        .map(|it| {
+            let mut fields: Vec<String> = [
+                "sk",
+                "status",
+                "plan",
+                "amount_paid",
+                "amount_refunded",
+                "customer_id",
+            ]
+            .iter()
+            .filter_map(|n| {
+                it.get(*n).map(|v| {
+                    format!(
+                        "{n}={}",
+                        v.as_s().or_else(|_| v.as_n()).cloned().unwrap_or_default()
+                    )
+                })
+            })
+            .collect();
+            fields.sort();
+            fields.join(" ")
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn webhook_deliveries_retried_after_lost_answers_have_one_effect() {
+    let clean = World::new().await.expect("clean world");
+    subscription_life(&clean).await;
+
+    let w = World::new().await.expect("world");
+    let proxy = proxy(21).await;
+    let outcomes = subscription_life(&w.via(proxy.endpoint())).await;
+    let stats = proxy.stats();
+    assert_same_store(&shapes(&w).await, &shapes(&clean).await);
+    assert_eq!(billing_state(&w).await, billing_state(&clean).await);
+    report("billing webhooks", &stats, &outcomes);
+}
