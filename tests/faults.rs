@@ -171,7 +171,7 @@ fn shape(table: &str, item: &Item) -> String {
 }
 
 /// Items that count attempts, not effects: rate windows (`RATE`), the per-address mail
-/// slots (`MAILTO`) and records of throttled logins. A request sent again after a 503 is another attempt and counts again, by
+/// slots (`MAILTO`), records of throttled logins and retention runs' reports. A request sent again after a 503 is another attempt and counts again, by
 /// design: they limit how often someone may try. They are left out of the comparison.
 fn counts_attempts(item: &Item) -> bool {
     let attr = |name: &str| {
@@ -180,6 +180,9 @@ fn counts_attempts(item: &Item) -> bool {
             .map(String::as_str)
     };
     matches!(attr("sk"), Some("RATE" | "MAILTO"))
+        // Each retention run keeps its own report: a run stopped by a failure and the run that
+        // continues it are two reports.
+        || attr("pk") == Some("RETENTION#REPORTS")
         // The security log's record of a throttled attempt: the throttle over-counts under
         // lost answers (it fails closed), and the refused attempt is recorded as it happened.
         || attr("event") == Some("login_throttled")
@@ -552,4 +555,218 @@ async fn webhook_deliveries_retried_after_lost_answers_have_one_effect() {
     assert_same_store(&shapes(&w).await, &shapes(&clean).await);
     assert_eq!(billing_state(&w).await, billing_state(&clean).await);
     report("billing webhooks", &stats, &outcomes);
+}
+
+// ---------------------------------------------------------------- lead edits and notes
+
+fn leads_event(
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+    token: &str,
+) -> lambda_http::Request {
+    let mut e = http_event(method, path, Some(token));
+    if let Some(b) = body {
+        e["body"] = json!(b.to_string());
+        e["headers"]["content-type"] = json!("application/json");
+    }
+    request(&e)
+}
+
+/// Six people submit (straight, no faults); then the owner, through `app`, moves each lead to
+/// `contacted` with a new name and adds a note, each request sent again while answered 503.
+async fn edit_leads(direct: &World, app: &leads_api::App) -> Vec<Outcome> {
+    let auth = direct.auth_app().await.expect("auth app");
+    let (_, token) = direct
+        .member(
+            &auth,
+            &direct.tenant,
+            shared::auth::permissions::Role::Owner,
+            "owner",
+        )
+        .await;
+    let intake = direct.intake(None);
+    let mut leads = Vec::new();
+    for i in 0..6 {
+        let mut e = json_submission(
+            &json!({"email": format!("lead{i}@example.com"), "name": format!("Lead {i}")}),
+        );
+        e["requestContext"]["http"]["sourceIp"] = json!(format!("203.0.113.{i}"));
+        let resp = lead_intake::handle(&intake, request(&e)).await;
+        assert_eq!(resp.status(), 201);
+        leads.push(
+            response_json(&resp)["lead_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let mut seen = Vec::new();
+    for (i, lead) in leads.iter().enumerate() {
+        let path = format!("/v1/leads/{lead}");
+        let read = until_answered("get lead", || {
+            leads_api::handle(app, leads_event("GET", &path, None, &token))
+        })
+        .await;
+        assert_eq!(read.status, 200, "{read:?}");
+        let version = read.body["version"].as_i64().expect("a version");
+        let edit =
+            json!({"version": version, "stage": "contacted", "name": format!("Lead {i} (called)")});
+        let patched = until_answered("patch lead", || {
+            leads_api::handle(app, leads_event("PATCH", &path, Some(edit.clone()), &token))
+        })
+        .await;
+        assert_eq!(
+            patched.status, 200,
+            "an edit retried after a lost answer: {patched:?}"
+        );
+        seen.push(patched);
+        let notes = format!("/v1/leads/{lead}/notes");
+        let note = json!({"text": format!("Called lead {i}; call back Monday.")});
+        let added = until_answered("add note", || {
+            leads_api::handle(app, leads_event("POST", &notes, Some(note.clone()), &token))
+        })
+        .await;
+        assert!(matches!(added.status, 200 | 201), "{added:?}");
+        seen.push(added);
+    }
+    seen
+}
+
+/// Each lead's name, stage, version and number of notes.
+async fn lead_state(w: &World) -> Vec<String> {
+    let items = w.scan("LeadsTable").await;
+    let mut out: Vec<String> = items
+        .iter()
+        .filter(|it| s(it, "sk").is_some_and(|sk| sk.starts_with("LEAD")))
+        .map(|lead| {
+            let pk = s(lead, "pk").unwrap_or_default();
+            let notes = items
+                .iter()
+                .filter(|it| {
+                    s(it, "pk") == Some(pk) && s(it, "sk").is_some_and(|sk| sk.starts_with("NOTE"))
+                })
+                .count();
+            format!(
+                "{} {} v{} notes={notes}",
+                s(lead, "name").unwrap_or_default(),
+                s(lead, "stage").unwrap_or_default(),
+                lead.get("version")
+                    .and_then(|v| v.as_n().ok())
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn lead_edits_and_notes_retried_after_lost_answers_have_one_effect() {
+    let clean = World::new().await.expect("clean world");
+    edit_leads(&clean, &clean.leads_app().await).await;
+
+    let w = World::new().await.expect("world");
+    let proxy = proxy(33).await;
+    let outcomes = edit_leads(&w, &w.via(proxy.endpoint()).leads_app().await).await;
+    let stats = proxy.stats();
+    assert_eq!(lead_state(&w).await, lead_state(&clean).await);
+    assert_same_store(&shapes(&w).await, &shapes(&clean).await);
+    report("lead edits and notes", &stats, &outcomes);
+}
+
+// ---------------------------------------------------------------- retention runs
+
+fn retention_app(w: &World) -> retention_cleanup::App {
+    let env = infra::local::local_function_env(&w.template, "retention-cleanup", &w.endpoint)
+        .expect("function env");
+    let mut config =
+        retention_cleanup::config::Config::from_env(&shared::config::Env::from_pairs(env))
+            .expect("template env is valid");
+    config.settings.catch_up_days = 2;
+    retention_cleanup::App {
+        dynamo: w.clients.dynamo.clone(),
+        s3: w.clients.s3.clone(),
+        tables: config.tables,
+        buckets: config.buckets,
+        key: w.key.clone(),
+        clock: w.clock.clone(),
+        ids: std::sync::Arc::new(shared::clock::UlidGenerator),
+        settings: config.settings,
+    }
+}
+
+/// Ten submissions on 2026-01-10 (straight), then the daily run of 2026-04-11 through `app`,
+/// which removes their technical data (kept 90 days). A run that stops on a failure reports
+/// `partial` and the next run continues from its checkpoint: the scheduler runs it again until
+/// it completes. Returns each run's status.
+async fn technical_data_expires(direct: &World, app: &retention_cleanup::App) -> Vec<String> {
+    use time::macros::datetime;
+    direct.clock.set(datetime!(2026-01-10 10:00 UTC));
+    let intake = direct.intake(None);
+    for i in 0..10 {
+        let mut e =
+            json_submission(&json!({"email": format!("old{i}@example.com"), "name": "Old Lead"}));
+        e["requestContext"]["http"]["sourceIp"] = json!(format!("203.0.113.{}", 50 + i));
+        assert_eq!(
+            lead_intake::handle(&intake, request(&e)).await.status(),
+            201
+        );
+    }
+    let mut at = datetime!(2026-04-11 03:00 UTC);
+    let mut statuses = Vec::new();
+    let (logs, _guard) = capture_logs();
+    for _ in 0..20 {
+        direct.clock.set(at);
+        let mut event = fixture("retention-cleanup/scheduled.json");
+        event["time"] = json!(shared::clock::rfc3339(at));
+        let report =
+            retention_cleanup::handle(app, &event, retention_cleanup::Limits::default()).await;
+        let status = report["status"].as_str().unwrap_or_default().to_string();
+        statuses.push(status.clone());
+        if status == "completed" {
+            return statuses;
+        }
+        assert!(matches!(status.as_str(), "partial" | "busy"), "{report:#}");
+        if std::env::var("FAULTS_DEBUG").is_ok() {
+            for line in logs.text().lines().filter(|l| l.contains("step failed")) {
+                eprintln!("PARTIAL {line}");
+            }
+        }
+        // The scheduler's next attempt, a little later (a lease held by a stopped run expires).
+        at += time::Duration::minutes(20);
+    }
+    panic!("the run never completed: {statuses:?}");
+}
+
+async fn with_technical_data(w: &World) -> usize {
+    w.items_with_sk_prefix("LeadsTable", "SUB#")
+        .await
+        .iter()
+        .filter(|it| it.contains_key("ip") || it.contains_key("user_agent"))
+        .count()
+}
+
+#[tokio::test]
+async fn a_retention_run_under_faults_ends_where_a_clean_run_ends() {
+    let clean = World::new().await.expect("clean world");
+    technical_data_expires(&clean, &retention_app(&clean)).await;
+
+    let w = World::new().await.expect("world");
+    let proxy = proxy(41).await;
+    let statuses = technical_data_expires(&w, &retention_app(&w.via(proxy.endpoint()))).await;
+    let stats = proxy.stats();
+    assert_eq!(with_technical_data(&clean).await, 0);
+    assert_eq!(
+        with_technical_data(&w).await,
+        0,
+        "every submission lost its technical data"
+    );
+    assert_same_store(&shapes(&w).await, &shapes(&clean).await);
+    println!(
+        "faults[retention]: {} runs until completed ({statuses:?}); proxy: {stats}",
+        statuses.len()
+    );
+    assert!(stats.total_injected() > 0);
 }

@@ -446,7 +446,10 @@ mod tests {
             "500 Internal Server Error",
             r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"x"}"#,
         );
-        let unmodeled = json_answer("503 Service Unavailable", r#"{"__type":"ThrottlingException"}"#);
+        let unmodeled = json_answer(
+            "503 Service Unavailable",
+            r#"{"__type":"ThrottlingException"}"#,
+        );
         for (what, answer) in [
             ("throttled", Some(throttled)),
             ("500", Some(internal)),
@@ -477,9 +480,13 @@ mod tests {
     #[tokio::test]
     async fn a_write_that_landed_is_recognised_and_one_that_did_not_keeps_its_error() {
         let transient = error_of(None).await;
-        assert!(landed_despite(transient, || async { Ok(true) }).await.is_ok());
+        assert!(landed_despite(transient, || async { Ok(true) })
+            .await
+            .is_ok());
         let transient = error_of(None).await;
-        assert!(landed_despite(transient, || async { Ok(false) }).await.is_err());
+        assert!(landed_despite(transient, || async { Ok(false) })
+            .await
+            .is_err());
         // A read that keeps failing is tried LANDED_READS times, then the error stands.
         let tries = std::sync::atomic::AtomicUsize::new(0);
         let transient = error_of(None).await;
@@ -489,7 +496,10 @@ mod tests {
         })
         .await;
         assert!(out.is_err());
-        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), LANDED_READS);
+        assert_eq!(
+            tries.load(std::sync::atomic::Ordering::SeqCst),
+            LANDED_READS
+        );
         // Not transient: the effect is not even looked for.
         let looked = std::sync::atomic::AtomicBool::new(false);
         let out = landed_despite(anyhow::anyhow!("a bug"), || async {

@@ -828,3 +828,98 @@ impl World {
         e
     }
 }
+
+// ---------------------------------------------------------------- team members and leads-api
+
+impl World {
+    /// A verified member of `tenant` with `role`, written straight to the tables (direct), with a
+    /// live session opened under the user's credential epoch, as a login opens it, and an access
+    /// token for it minted with auth's key.
+    pub async fn member(
+        &self,
+        auth: &auth::App<shared::mail::SesMailer>,
+        tenant: &TenantId,
+        role: shared::auth::permissions::Role,
+        who: &str,
+    ) -> (shared::accounts::User, String) {
+        use shared::clock::Clock;
+        let now = self.clock.now();
+        let user = shared::accounts::User {
+            user_id: shared::domain::UserId::parse(&auth.new_id("us")).expect("a user id"),
+            tenant_id: tenant.clone(),
+            email: shared::domain::Email::parse(&format!("{who}.{}@example.com", self.stage))
+                .expect("an address"),
+            name: who.to_string(),
+            phone: None,
+            role,
+            // Never used: members made here never log in with a password.
+            password_hash: "unused".into(),
+            email_verified: true,
+            created_at: now,
+            mfa: shared::accounts::Mfa::default(),
+            last_login: None,
+        };
+        self.put_direct("TenantsTable", shared::dynamo::user_item(&user))
+            .await;
+        let sid = shared::domain::SessionId::parse(&auth.new_id("se")).expect("a session id");
+        let session = shared::accounts::Session {
+            session_id: sid.clone(),
+            user_id: user.user_id.clone(),
+            tenant_id: tenant.clone(),
+            refresh_hash: shared::auth::tokens::hash_secret(&shared::auth::tokens::new_secret()),
+            previous_hashes: vec![],
+            created_at: now,
+            last_used_at: now,
+            idle_expires_at: now + time::Duration::days(7),
+            absolute_expires_at: now + time::Duration::days(30),
+            revoked_at: None,
+            ip: None,
+            user_agent: None,
+        };
+        let epoch = auth
+            .store
+            .user_with_epoch(tenant, &user.user_id)
+            .await
+            .expect("reading the user")
+            .map_or(0, |(_, e)| e);
+        let mut item = shared::dynamo::session_item(&session);
+        item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+        self.put_direct("TenantsTable", item).await;
+        let token = auth.access_token(&user, &sid, epoch, now);
+        (user, token)
+    }
+
+    /// Writes `item` to a table straight (never through a fault proxy).
+    pub async fn put_direct(&self, logical_id: &str, item: Item) {
+        self.direct
+            .dynamo
+            .put_item()
+            .table_name(self.table(logical_id))
+            .set_item(Some(item))
+            .send()
+            .await
+            .expect("put item");
+    }
+
+    /// The leads-api function's app as `main.rs` builds it, over this world's clients (a fault
+    /// proxy's, for a world made with [`World::via`]).
+    pub async fn leads_app(&self) -> leads_api::App {
+        let env =
+            local_function_env(&self.template, "leads-api", &self.endpoint).expect("leads-api env");
+        let config = leads_api::config::Config::from_env(&Env::from_pairs(env)).expect("config");
+        let verifier = self.token_verifier("leads-api").await.expect("public keys");
+        leads_api::App {
+            store: shared::dynamo::LeadsStore::new(
+                self.clients.dynamo.clone(),
+                config.tables.clone(),
+            ),
+            s3: self.clients.s3.clone(),
+            attachments_bucket: config.attachments_bucket.clone(),
+            keys: self.key.clone(),
+            verifier,
+            clock: self.clock.clone(),
+            ids: Arc::new(UlidGenerator),
+            api_base_url: config.api_base_url.clone(),
+        }
+    }
+}

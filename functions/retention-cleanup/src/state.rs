@@ -86,7 +86,10 @@ pub async fn acquire(r: &Run<'_>, run_id: &str) -> anyhow::Result<Option<State>>
         .table_name(&r.app.tables.ops)
         .set_key(Some(key_item(&keys::retention_state())))
         .update_expression("SET lease_owner = :me, lease_until = :until")
-        .condition_expression("attribute_not_exists(lease_owner) OR lease_until < :now")
+        // `lease_owner = :me`: this very claim, sent again by the SDK after its answer was lost.
+        .condition_expression(
+            "attribute_not_exists(lease_owner) OR lease_until < :now OR lease_owner = :me",
+        )
         .expression_attribute_values(":me", AttributeValue::S(run_id.to_string()))
         .expression_attribute_values(
             ":until",

@@ -112,7 +112,11 @@ impl CheckpointStore {
             .update_expression(
                 "SET lease_id = :run, lease_until = :until, updated_at = :now, expires_at = :exp",
             )
-            .condition_expression("attribute_not_exists(lease_until) OR lease_until < :epoch")
+            // `lease_id = :run`: this very claim, sent again by the SDK after its answer was
+            // lost; without it the run would find itself holding the lease and stop as busy.
+            .condition_expression(
+                "attribute_not_exists(lease_until) OR lease_until < :epoch OR lease_id = :run",
+            )
             .expression_attribute_values(":run", s(run_id))
             .expression_attribute_values(":until", n(now.unix_timestamp() + lease_secs))
             .expression_attribute_values(":epoch", n(now.unix_timestamp()))

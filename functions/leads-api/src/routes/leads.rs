@@ -280,7 +280,12 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
     if cur.restricted {
         return Err(restricted());
     }
-    if current.version != version {
+    // One version behind, an edit whose every change is already the lead's state is this very
+    // edit sent again (its answer was lost, or it was answered 503 after it landed), or another
+    // member's identical change: either way the caller's intended state holds, so it is
+    // answered as done, without a write. Any other stale version is a conflict.
+    let resent = current.version == version + 1;
+    if current.version != version && !resent {
         return Err(shared::leads::EditError::VersionConflict.into());
     }
 
@@ -382,6 +387,9 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
         |b| app.keys.lead_id(tenant, b),
     );
     edit.audit.fields = edit.changed_fields();
+    if resent && !edit.audit.fields.is_empty() {
+        return Err(shared::leads::EditError::VersionConflict.into());
+    }
     if edit.audit.fields.is_empty() {
         // Nothing changes: no write, no new version.
         return Ok(with_etag(ok(to_json(&current)?), current.version));

@@ -59,14 +59,32 @@ pub async fn add(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, 
         author_user_id: ctx.caller.user_id.to_string(),
         created_at: shared::clock::rfc3339(ctx.now),
     };
-    app.store
+    let added = app
+        .store
         .add_note(
             &ctx.caller.tenant_id,
             &lead,
             &note,
             &audit(app, ctx, actions::NOTE_ADDED),
         )
-        .await?;
+        .await;
+    match added {
+        Ok(()) => {}
+        // The SDK gave up, but an attempt may have landed with its answer lost: the note (its
+        // id is this request's own) exists exactly when the transaction did. A 503 would make
+        // the client add it again.
+        Err(shared::leads::EditError::Store(e)) => {
+            shared::aws::landed_despite(e, || async {
+                Ok(app
+                    .store
+                    .note(&ctx.caller.tenant_id, &lead, &note.note_id)
+                    .await?
+                    .is_some())
+            })
+            .await?
+        }
+        Err(e) => return Err(e.into()),
+    }
     tracing::info!(lead_id = %lead, note_id = %note.note_id, "note added");
     Ok(created(to_json(&note)?))
 }
