@@ -17,6 +17,11 @@
 #   LOCAL_PARAMETERS    template parameter overrides, space-separated Name=value, e.g.
 #                       "RateLimitPerIpPerMinute=100000 RateLimitPerFormPerMinute=100000" (locally
 #                       every request comes from 127.0.0.1); an unknown name fails at start
+#   LOCAL_FAULTS        put the fault-injecting proxy (infra/src/faults.rs) between the functions
+#                       and the emulator, e.g. "rate=0.2" or
+#                       "rate=0.1,seed=7,services=dynamodb+s3,kinds=throttle+lost500"; it listens
+#                       on LOCAL_FAULTS_PORT (4567) and logs what it injected to DIR/faults.log.
+#                       Unset: no proxy. Seeding and bootstrap always go straight to the emulator.
 #
 # Options (used by the e2e test, tests/e2e/run.sh):
 #   --ready-file PATH   when everything answers, write KEY=VALUE lines (URLs, the demo owner's
@@ -34,6 +39,8 @@ aws_port=${LOCAL_AWS_PORT:-4566}
 web_port=${LOCAL_WEB_PORT:-8080}
 api_port=${LOCAL_API_PORT:-9000}
 concurrency=${LOCAL_CONCURRENCY:-4}
+faults=${LOCAL_FAULTS:-}
+faults_port=${LOCAL_FAULTS_PORT:-4567}
 state_dir=.dev
 ready_file=
 stage=dev
@@ -213,8 +220,22 @@ log "serving the demo page on $web_origin (log: $state_dir/web.log)"
 start web "$state_dir/web.log" python3 -m http.server "$web_port" --bind 127.0.0.1 --directory "$www"
 wait_for "demo page server" "${pids[-1]}" 30 curl -sf "$web_origin/"
 
+# ---------------------------------------------------------------- injected faults (optional)
+functions_endpoint=$aws_endpoint
+if [ -n "$faults" ]; then
+    if ! port_is_free "$faults_port"; then
+        log "port $faults_port is in use; choose another with LOCAL_FAULTS_PORT=PORT"
+        exit 1
+    fi
+    log "starting the fault proxy on 127.0.0.1:$faults_port ($faults; log: $state_dir/faults.log)"
+    start faults "$state_dir/faults.log" "$devstack" faults --endpoint "$aws_endpoint" \
+        --port "$faults_port" --spec "$faults"
+    wait_for "fault proxy" "${pids[-1]}" 30 port_answers "$faults_port"
+    functions_endpoint="http://127.0.0.1:$faults_port"
+fi
+
 # ---------------------------------------------------------------- functions
-"$devstack" env --endpoint "$aws_endpoint" --stage "$stage" >"$state_dir/lambda.env"
+"$devstack" env --endpoint "$functions_endpoint" --stage "$stage" >"$state_dir/lambda.env"
 # The environment points the functions at the API on its default port (embed snippets, one-click
 # unsubscribe links, the DSAR worker's Invoke endpoint); follow LOCAL_API_PORT when it is another.
 sed -i "s#=http://127.0.0.1:9000\$#=$api_base#" "$state_dir/lambda.env"
@@ -265,6 +286,7 @@ cat >&2 <<EOF
     API base         $api_base   (e.g. POST $api_base/v1/forms/$form_id/submissions)
     Lambda invoke    $api_base/2015-03-31/functions/<binary>/invocations
     AWS emulator     $aws_endpoint   (moto_server; state: $aws_endpoint/moto-api/)
+    functions use    $functions_endpoint$( [ -n "$faults" ] && printf '   (fault proxy: %s)' "$faults")
     logs             $state_dir/
 
   Ctrl-C stops everything.

@@ -269,6 +269,20 @@ impl IntakeStore for MemoryStore {
         Ok(())
     }
 
+    async fn submission_exists(
+        &self,
+        tenant: &TenantId,
+        lead: &LeadId,
+        submission: &crate::domain::SubmissionId,
+    ) -> anyhow::Result<bool> {
+        self.record("submission_exists");
+        Ok(self.lock().submissions.contains_key(&(
+            tenant.clone(),
+            lead.clone(),
+            submission.as_str().to_string(),
+        )))
+    }
+
     async fn idempotency_record(
         &self,
         tenant: &TenantId,

@@ -694,16 +694,47 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                         tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                     }
                     Err(CommitError::Conflict) => {
-                        return Err(AppError::Internal(anyhow::anyhow!(
-                            "transaction conflicts persisted after {MAX_ATTEMPTS} attempts"
-                        )))
+                        tracing::warn!(
+                            attempts = MAX_ATTEMPTS,
+                            "transaction conflicts persisted; answering 503"
+                        );
+                        return Err(AppError::Unavailable {
+                            retry_after_secs: crate::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                        });
                     }
-                    Err(CommitError::Store(e)) => return Err(AppError::Internal(e)),
+                    // The store gave up, but an attempt may have landed with its answer lost:
+                    // the submission exists exactly when the transaction did. Answering 503
+                    // then would make a form without an idempotency key post it again.
+                    Err(CommitError::Store(e)) => {
+                        let tenant = &write.tenant;
+                        crate::aws::landed_despite(e, || {
+                            self.store
+                                .submission_exists(tenant, &lead_id, &submission_id)
+                        })
+                        .await?;
+                        if suppressed {
+                            return Err(AppError::Unavailable {
+                                retry_after_secs: crate::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                            });
+                        }
+                        note.crossed = write.usage.alerts.clone();
+                        note.crossed_at = write.usage.expected.1 + 1;
+                        note.received_at = Some(write.received_at);
+                        return Ok(Outcome::Accepted {
+                            lead_id,
+                            submission_id,
+                            new_lead,
+                        });
+                    }
                 }
             }
-            return Err(AppError::Internal(anyhow::anyhow!(
-                "submission not committed after {MAX_ATTEMPTS} attempts"
-            )));
+            tracing::warn!(
+                attempts = MAX_ATTEMPTS,
+                "submission not committed; answering 503"
+            );
+            return Err(AppError::Unavailable {
+                retry_after_secs: crate::http::RETRY_AFTER_UNAVAILABLE_SECS,
+            });
         }
     }
 

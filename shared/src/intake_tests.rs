@@ -1109,6 +1109,8 @@ struct Racy {
     mem: MemoryStore,
     after_next_load: Mutex<Option<Hook>>,
     commit_failures: Mutex<VecDeque<CommitError>>,
+    /// Commits to apply and then answer with a transient store error (the answer lost).
+    lost_answers: Mutex<usize>,
 }
 
 impl Racy {
@@ -1152,7 +1154,18 @@ impl IntakeStore for Racy {
                 self.mem.calls.lock().unwrap().push("commit");
                 Err(e)
             }
-            None => self.mem.commit(write).await,
+            None => {
+                let applied = self.mem.commit(write).await;
+                let mut lost = self.lost_answers.lock().unwrap();
+                if applied.is_ok() && *lost > 0 {
+                    *lost -= 1;
+                    let meta = aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("InternalServerError")
+                        .build();
+                    return Err(CommitError::Store(anyhow::Error::new(meta)));
+                }
+                applied
+            }
         }
     }
 
@@ -1163,6 +1176,15 @@ impl IntakeStore for Racy {
         key_hash: &str,
     ) -> anyhow::Result<Option<IdempotencyRecord>> {
         self.mem.idempotency_record(tenant, form, key_hash).await
+    }
+
+    async fn submission_exists(
+        &self,
+        tenant: &TenantId,
+        lead: &LeadId,
+        submission: &crate::domain::SubmissionId,
+    ) -> anyhow::Result<bool> {
+        self.mem.submission_exists(tenant, lead, submission).await
     }
 
     async fn claim_alerts(
@@ -1350,7 +1372,7 @@ async fn transaction_conflicts_are_retried() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn persistent_conflicts_become_an_internal_error() {
+async fn persistent_conflicts_are_a_503_to_send_again() {
     let h = racy().await;
     h.intake
         .store()
@@ -1358,8 +1380,24 @@ async fn persistent_conflicts_become_an_internal_error() {
 
     let r = h.submit(&Post::from("ana@example.com")).await;
 
-    assert!(matches!(r, Err(AppError::Internal(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(AppError::Unavailable { retry_after_secs: 1 })),
+        "{r:?}"
+    );
     assert_eq!(h.submission_count(), 0);
+}
+
+/// The transaction landed but its answer was lost and the store gave up: the submission is
+/// there, so the answer is an acceptance (a 503 would have the form post it a second time).
+#[tokio::test]
+async fn a_commit_that_landed_with_its_answer_lost_is_accepted_once() {
+    let h = racy().await;
+    *h.intake.store().lost_answers.lock().unwrap() = 1;
+
+    let r = h.submit(&Post::from("ana@example.com")).await;
+
+    assert!(matches!(r, Ok(Outcome::Accepted { .. })), "{r:?}");
+    assert_eq!(h.submission_count(), 1);
 }
 
 #[tokio::test]

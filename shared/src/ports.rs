@@ -238,6 +238,15 @@ pub trait IntakeStore: Send + Sync {
         key_hash: &str,
     ) -> impl Future<Output = anyhow::Result<Option<IdempotencyRecord>>> + Send;
 
+    /// Whether the submission is stored: after a commit the store gave up on, it tells a
+    /// transaction that landed (its answer lost) from one that did not.
+    fn submission_exists(
+        &self,
+        tenant: &TenantId,
+        lead: &LeadId,
+        submission: &SubmissionId,
+    ) -> impl Future<Output = anyhow::Result<bool>> + Send;
+
     /// Marks quota alerts (percent) sent at `at`, if none of them is marked yet and the month's
     /// count is at least `count_at_least`. `true` when this call marked them.
     fn claim_alerts(

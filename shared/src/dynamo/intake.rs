@@ -557,6 +557,25 @@ impl IntakeStore for DynamoIntakeStore {
         }
     }
 
+    async fn submission_exists(
+        &self,
+        tenant: &TenantId,
+        lead: &LeadId,
+        submission: &SubmissionId,
+    ) -> anyhow::Result<bool> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.tables.leads)
+            .set_key(Some(key_item(&keys::submission(tenant, lead, submission))))
+            .projection_expression("pk")
+            .consistent_read(true)
+            .send()
+            .await
+            .context("GetItem submission")?;
+        Ok(out.item.is_some())
+    }
+
     async fn idempotency_record(
         &self,
         tenant: &TenantId,
