@@ -811,6 +811,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
         Structural,
         "timestamp",
     ),
+    a(
+        Table::Leads,
+        "LEAD",
+        "restricted_for",
+        Structural,
+        "ids of the objections to legitimate-interest processing that restrict the lead until the tenant decides",
+    ),
     // Data-subject requests (dsar-worker): objection and consent withdrawal stop marketing at once.
     a(
         Table::Leads,
@@ -1467,6 +1474,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "denial_reason",
         Personal(SupportCommunications),
         "the controller's reason for a refusal, as told to the subject",
+    ),
+    a(
+        Table::Privacy,
+        "PART#",
+        "compelling_grounds",
+        Personal(SupportCommunications),
+        "the compelling legitimate grounds a tenant recorded against an objection (Art. 21(1)), as told to the subject",
     ),
     a(
         Table::Privacy,

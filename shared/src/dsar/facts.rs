@@ -109,6 +109,7 @@ pub fn facts(scope: &JobScope) -> Value {
         "categories": categories,
         "keyed_hashes": "your email and phone are also stored as keyed hashes (blind indexes) to find your records without a searchable copy; after an erasure, the keyed hash of the email you proved is kept in a suppression list so you are not re-collected or re-imported (your phone only if the controller chose so when approving the erasure)",
         "withdrawal_and_marketing_objection": "take effect as soon as your request is verified, without waiting for the controller, and cannot be refused or extended",
+        "objection_to_legitimate_interest": "your data is restricted (kept, not otherwise processed) as soon as your request is verified; the controller then either records compelling legitimate grounds that override your interests (you are told them and your right to complain, and the restriction is lifted) or upholds your objection, and your data is then erased",
         "automated_decision_making": "none",
         "transfers_outside_eea": "none: data is stored in the EU region",
         "your_rights": "access, rectification, erasure, restriction, objection, portability, withdrawal of consent",
@@ -141,6 +142,10 @@ mod tests {
             "retention comes from the inventory"
         );
         assert!(f["complaint"].as_str().unwrap().contains("supervisory"));
+        assert!(f["objection_to_legitimate_interest"]
+            .as_str()
+            .unwrap()
+            .contains("restricted"));
         let a = facts(&JobScope::Account);
         assert!(a["categories"]
             .as_array()

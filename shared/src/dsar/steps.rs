@@ -470,7 +470,11 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     .expression_attribute_names("#ra", "restricted_at");
                 let action = if job.kind == JobKind::Restriction {
                     u = u
-                        .update_expression("SET #r = :t, #ra = if_not_exists(#ra, :at)")
+                        // The subject's restriction now holds the lead: an objection that
+                        // restricted it pending the tenant's decision no longer lifts it.
+                        .update_expression(
+                            "SET #r = :t, #ra = if_not_exists(#ra, :at) REMOVE restricted_for",
+                        )
                         .expression_attribute_values(":t", AttributeValue::Bool(true))
                         .expression_attribute_values(":at", s(&at));
                     crate::leads::actions::LEAD_RESTRICTED
@@ -484,7 +488,12 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     .await?;
             }
             JobKind::Objection { marketing_only } => {
-                let only = marketing_only.then_some("marketing");
+                // An objection stops marketing (its consents withdrawn, the lead opted out); an
+                // objection to legitimate-interest processing leaves consent-based processing
+                // to consent (the subject withdraws it separately) and is recorded
+                // (`objection_at`). An approved one is carried out as an erasure
+                // (functions/dsar, `approve`); the lead is restricted from verification.
+                let only = Some("marketing");
                 self.withdraw(
                     job,
                     subject,
