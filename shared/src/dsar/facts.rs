@@ -65,6 +65,13 @@ pub const ACCOUNT_CATEGORIES: &[CategoryFacts] = &[
         source: "you, and your use of the service (login metadata)",
     },
     CategoryFacts {
+        category: DataCategory::TechnicalUsage,
+        purposes: "protecting your account: the IP address and user agent of your last login",
+        legal_basis: "legitimate interest in the security of the service (Art 6(1)(f)), Art 32",
+        recipients: "the platform",
+        source: "your browser, when you logged in",
+    },
+    CategoryFacts {
         category: DataCategory::SecurityLog,
         purposes: "protecting accounts: logins, failures, password, role and MFA changes",
         legal_basis: "legitimate interest in the security of the service (Art 6(1)(f)), Art 32",

@@ -440,11 +440,19 @@ pub async fn password_reset_confirm<M: Mailer>(
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
                     // Receiving the link proves the address, too; and it unlocks a login locked
-                    // by failed second factors.
-                    update: "SET password_hash = :h, email_verified = :t \
-                             REMOVE mfa_locked_at, mfa_failures, mfa_window_ends, exp_bucket \
-                             ADD cred_epoch :one"
-                        .into(),
+                    // by failed second factors. An unverified sign-up leaves its retention
+                    // (`exp_bucket`); a verified user's bucket is its last login's (the day its
+                    // IP and user agent go) and stays.
+                    update: format!(
+                        "SET password_hash = :h, email_verified = :t \
+                         REMOVE mfa_locked_at, mfa_failures, mfa_window_ends{} \
+                         ADD cred_epoch :one",
+                        if user.email_verified {
+                            ""
+                        } else {
+                            ", exp_bucket"
+                        }
+                    ),
                     // Issued under the current credentials: an older link died with the last
                     // reset or password change.
                     condition: Some(
