@@ -1051,6 +1051,17 @@ async fn team_invitations_roles_and_removal() {
     let r = invite(boss.access.clone(), "member").await;
     assert_eq!(r.status, 201, "{}", r.body);
     let token = link_token(&invitee, "You are invited to join a team");
+    // The open invitation holds the invited address sealed with the link's secret, never in
+    // clear: no item of any table carries it before the invitee accepts.
+    for table in ["TenantsTable", "SecurityLogTable", "OpsTable"] {
+        for it in w.scan(table).await {
+            let raw = format!("{it:?}").to_lowercase();
+            assert!(
+                !raw.contains(&invitee.to_lowercase()),
+                "{table}: the invited address in clear: {it:?}"
+            );
+        }
+    }
     let r = call(
         &app,
         "POST",

@@ -14,7 +14,9 @@ use shared::config::Env;
 use shared::domain::{Email, FormId, TenantId, TenantStatus};
 use shared::dsar::checkpoint::CheckpointStore;
 use shared::dsar::export::Exports;
-use shared::dsar::job::{DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress};
+use shared::dsar::job::{
+    DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, JobSubject, RequestProgress,
+};
 use shared::dsar::subjects::SubjectStore;
 use shared::dsar::worker::{RunResult, Steps, Unlimited, Worker};
 use shared::dynamo::Item;
@@ -25,8 +27,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------- fakes of the lifecycle
 
+/// The reports, and the request records the lifecycle would hold (by request id).
 #[derive(Clone, Default)]
-struct Progress(Arc<Mutex<Vec<String>>>);
+struct Progress(
+    Arc<Mutex<Vec<String>>>,
+    Arc<Mutex<BTreeMap<String, JobSubject>>>,
+);
 
 impl Progress {
     fn events(&self) -> Vec<String> {
@@ -56,6 +62,9 @@ impl RequestProgress for Progress {
             .unwrap()
             .push(format!("failed {} {reason}", job.request_id));
         Ok(())
+    }
+    async fn subject(&self, request_id: &str) -> Result<Option<JobSubject>, AppError> {
+        Ok(self.1.lock().unwrap().get(request_id).cloned())
     }
 }
 
@@ -1094,6 +1103,93 @@ async fn an_undeclared_attribute_fails_the_job_loudly_before_anything_is_disclos
         RunResult::Failed(_)
     ));
     assert!(w.emails_to(ana).is_empty());
+}
+
+/// A job whose invocation fails every retry rests in the failure queue (14 days): its payload
+/// names the request and carries neither the subject's email nor a correction value; the
+/// worker reads them from the request record. A request closed before its job ran is not
+/// carried out (a restriction's lift excepted: the subject was told before).
+#[tokio::test]
+async fn the_invocation_payload_carries_ids_only_and_the_worker_reads_the_subject_from_the_request()
+{
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.payload@example.com";
+    submit(w, "demo-contact", body(ana, "Ana Wrong", "hello")).await;
+    let changes = BTreeMap::from([
+        ("name".to_string(), "Ana Corrected".to_string()),
+        ("company".to_string(), "Secretive Holdings".to_string()),
+    ]);
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Rectification {
+            changes: changes.clone(),
+        },
+        ana,
+    );
+    let payload = serde_json::to_value(&j).unwrap();
+    let raw = payload.to_string();
+    for secret in [ana, "Ana Corrected", "Secretive Holdings"] {
+        assert!(!raw.contains(secret), "{secret} in the payload: {raw}");
+    }
+    assert!(raw.contains(&j.request_id));
+    let bidx = w.key.email(&Email::parse(ana).unwrap());
+    f.progress.1.lock().unwrap().insert(
+        j.request_id.clone(),
+        JobSubject {
+            email: Some(ana.to_string()),
+            email_bidx: bidx.clone(),
+            corrections: changes,
+        },
+    );
+    let out = dsar_worker::handle(&f.worker, payload, &Unlimited)
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "completed", "{out}");
+    let lead = &w.items_with_sk_prefix("LeadsTable", "LEAD").await[0];
+    assert_eq!(s(lead, "name"), Some("Ana Corrected"));
+    assert_eq!(s(lead, "company"), Some("Secretive Holdings"));
+    assert!(w
+        .emails_to(ana)
+        .iter()
+        .any(|m| m.subject.contains("rectification completed")));
+
+    // Closed before the job ran (its email gone): nothing is done, the job is reported failed.
+    let late = job(tenant_scope(&w.tenant), JobKind::Restriction, ana);
+    f.progress.1.lock().unwrap().insert(
+        late.request_id.clone(),
+        JobSubject {
+            email: None,
+            email_bidx: bidx.clone(),
+            corrections: BTreeMap::new(),
+        },
+    );
+    let out = dsar_worker::handle(&f.worker, serde_json::to_value(&late).unwrap(), &Unlimited)
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "failed", "{out}");
+    let lead = &w.items_with_sk_prefix("LeadsTable", "LEAD").await[0];
+    assert!(!lead.contains_key("restricted"));
+    // A lift runs on the blind index alone.
+    let lift = job(tenant_scope(&w.tenant), JobKind::LiftRestriction, ana);
+    f.progress.1.lock().unwrap().insert(
+        lift.request_id.clone(),
+        JobSubject {
+            email: None,
+            email_bidx: bidx,
+            corrections: BTreeMap::new(),
+        },
+    );
+    let sent = w.emails_to(ana).len();
+    let out = dsar_worker::handle(&f.worker, serde_json::to_value(&lift).unwrap(), &Unlimited)
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(
+        w.emails_to(ana).len(),
+        sent,
+        "told before, by the lifecycle"
+    );
 }
 
 #[tokio::test]

@@ -489,6 +489,16 @@ async fn file_verify_approve_dispatches_and_completion_closes_the_record() {
         clock: t.w.clock.clone(),
         links: t.config.links.clone(),
     };
+    // What the invocation carries is the request's id: the worker reads the subject's email and
+    // the corrections from the open request (a payload in the failure queue holds neither).
+    let payload = serde_json::to_string(&jobs[0]).unwrap();
+    assert!(
+        !payload.contains(&email) && !payload.contains("Ana Corrected"),
+        "{payload}"
+    );
+    let record = progress.subject(&id).await.unwrap().expect("the request");
+    assert_eq!(record.email.as_deref(), Some(email.as_str()));
+    assert_eq!(record.corrections["name"], "Ana Corrected");
     progress.started(&jobs[0]).await.unwrap();
     let (_, st) = call(
         &t,

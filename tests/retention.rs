@@ -228,6 +228,7 @@ async fn tokens_and_sessions_disappear_on_the_day_after_their_end() {
         tenant_id: w.tenant.clone(),
         user_id: Some(UserId::parse("u1").unwrap()),
         email: None,
+        email_sealed: None,
         role: None,
         invited_by: None,
         expires_at: t0 + Duration::hours(2),

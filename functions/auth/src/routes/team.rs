@@ -18,6 +18,9 @@ use time::Duration;
 use super::account::{consume, current_user, live_token, new_password, text_field};
 use crate::{created, emails, json_body, no_content, ok, App, Ctx};
 
+/// What the invited address is sealed for on an invitation record (`shared::auth::tokens::seal`).
+const INVITATION_EMAIL: &str = "invitation-email";
+
 fn not_assignable() -> AppError {
     AppError::Forbidden {
         code: "role_not_assignable",
@@ -109,7 +112,10 @@ pub async fn invite<M: Mailer>(
         kind: TokenKind::Invitation,
         tenant_id: caller.tenant_id.clone(),
         user_id: None,
-        email: Some(email.clone()),
+        // The invited address, sealed with the link's secret: the record holds no address in
+        // clear, and acceptance (which presents the secret) reads it back.
+        email: None,
+        email_sealed: Some(tokens::seal(&secret, INVITATION_EMAIL, email.as_str())),
         role: Some(role),
         invited_by: Some(caller.user_id.clone()),
         expires_at,
@@ -182,7 +188,14 @@ pub async fn accept_invitation<M: Mailer>(
 ) -> Result<Response<Body>, AppError> {
     let body: AcceptBody = json_body(req)?;
     let token = live_token(app, ctx, &body.token, TokenKind::Invitation).await?;
-    let (Some(email), Some(role)) = (token.email.clone(), token.role) else {
+    let email = token.email.clone().or_else(|| {
+        token
+            .email_sealed
+            .as_deref()
+            .and_then(|sealed| tokens::open(&body.token, INVITATION_EMAIL, sealed))
+            .and_then(|e| Email::parse(&e).ok())
+    });
+    let (Some(email), Some(role)) = (email, token.role) else {
         return Err(super::account::invalid_token());
     };
     let mut errors = FieldErrors::new();
