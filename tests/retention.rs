@@ -1490,3 +1490,106 @@ async fn a_logins_ip_and_user_agent_leave_90_days_later_and_a_later_login_keeps_
         .await
         .is_some());
 }
+
+/// A workspace erased after its grace ends its billing relationship too: the subscription
+/// state goes, the provider customer's link is closed (restricted, kept only to its legal end,
+/// to file a late refund or final invoice), the invoices stay restricted until their own end.
+/// Another tenant's billing and a link naming another tenant are untouched.
+#[tokio::test]
+async fn an_erased_workspace_closes_its_subscription_and_customer_link_and_keeps_its_invoices() {
+    let w = world().await;
+    let app = app(&w);
+    let t0 = datetime!(2026-03-01 12:00 UTC);
+    w.clock.set(t0);
+    let gone = workspace(&w, "billed-co", "payer.secret@example.com").await;
+    let other = workspace(&w, "still-co", "still.secret@example.com").await;
+    let sub = |t: &TenantId, cus: &str| {
+        let k = keys::subscription_state(t);
+        raw(
+            &k,
+            &[
+                ("tenant_id", t.as_str()),
+                ("provider", "stripe"),
+                ("customer_id", cus),
+                ("subscription_id", "sub_1"),
+                ("status", "canceled"),
+            ],
+        )
+    };
+    let link = |t: &TenantId, cus: &str| {
+        let k = keys::billing_customer(
+            "stripe",
+            &shared::billing::model::ProviderId::parse(cus).unwrap(),
+        );
+        raw(
+            &k,
+            &[
+                ("tenant_id", t.as_str()),
+                ("provider", "stripe"),
+                ("customer_id", cus),
+                ("linked_at", "2026-01-01T00:00:00Z"),
+            ],
+        )
+    };
+    for (t, cus) in [(&gone.tenant, "cus_gone"), (&other.tenant, "cus_other")] {
+        put(&w, "BillingTable", sub(t, cus)).await;
+        put(&w, "BillingTable", link(t, cus)).await;
+        put(
+            &w,
+            "BillingTable",
+            billing_item(t, "INVOICE#in_9", time::macros::date!(2032 - 07 - 01)),
+        )
+        .await;
+    }
+    close(&w, &gone.tenant, t0, 30).await;
+    let r = run_at(&w, &app, datetime!(2026-04-01 03:00 UTC)).await;
+    assert_eq!(deleted(&r, rule::TENANT_ERASE), 1, "{r:#}");
+
+    assert!(
+        get(&w, "BillingTable", &keys::subscription_state(&gone.tenant))
+            .await
+            .is_none(),
+        "the subscription state goes with the workspace"
+    );
+    let cus = shared::billing::model::ProviderId::parse("cus_gone").unwrap();
+    let l = get(&w, "BillingTable", &keys::billing_customer("stripe", &cus))
+        .await
+        .expect("the link is kept, closed");
+    assert!(s(&l, "tenant_erased_at").is_some(), "{l:?}");
+    assert_eq!(l.get("restricted"), Some(&AttributeValue::Bool(true)));
+    assert_eq!(s(&l, "retain_until"), Some("2032-07-01"));
+    // In the billing rule's bucket of that day: removed then like the documents
+    // (`billing_records_are_kept_until_their_legal_end_and_holds_are_reported`).
+    assert!(s(&l, "exp_bucket")
+        .unwrap()
+        .starts_with("EXP#billing#2032-07-01#"));
+    let inv = get(
+        &w,
+        "BillingTable",
+        &Key {
+            pk: keys::billing_partition(&gone.tenant),
+            sk: "INVOICE#in_9".into(),
+        },
+    )
+    .await
+    .expect("the invoice stays");
+    assert_eq!(inv.get("restricted"), Some(&AttributeValue::Bool(true)));
+    for name in l.keys().chain(inv.keys()) {
+        assert!(
+            inventory::declaration(Table::Billing, "CUSTOMER", name).is_some()
+                || inventory::declaration(Table::Billing, "INVOICE#in_9", name).is_some(),
+            "{name}"
+        );
+    }
+
+    // The other tenant's billing is untouched.
+    let still = get(&w, "BillingTable", &keys::subscription_state(&other.tenant))
+        .await
+        .expect("another tenant's state");
+    assert_eq!(s(&still, "status"), Some("canceled"));
+    let cus = shared::billing::model::ProviderId::parse("cus_other").unwrap();
+    let l = get(&w, "BillingTable", &keys::billing_customer("stripe", &cus))
+        .await
+        .unwrap();
+    assert!(!l.contains_key("tenant_erased_at") && !l.contains_key("restricted"));
+}

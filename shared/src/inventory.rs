@@ -1846,6 +1846,43 @@ pub const ATTRIBUTES: &[Attribute] = &[
         Structural,
         "customer deleted at the provider",
     ),
+    // A closed link: its tenant's workspace was erased (retention-cleanup); kept restricted, to
+    // file a document the provider still sends, until the legal end of a document of that day.
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "tenant_erased_at",
+        Structural,
+        "when the tenant's workspace was erased",
+    ),
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "restricted",
+        Structural,
+        "restricted to storage after the tenant's erasure",
+    ),
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "restricted_at",
+        Structural,
+        "timestamp",
+    ),
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "retain_until",
+        Structural,
+        "end of the legal retention of a document filed through it",
+    ),
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "exp_bucket",
+        Structural,
+        "expiry index: retain_until",
+    ),
     // billing table: counter of unhandled event types
     a(
         Table::Billing,
