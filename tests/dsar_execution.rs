@@ -976,6 +976,53 @@ async fn withdrawal_and_objection_keep_the_consent_record_and_stop_marketing() {
     assert_all_declared(w).await;
 }
 
+/// An account user's objection or withdrawal changes what the platform records of them: the
+/// user item is opted out of marketing with its time and source (as the one-click link does),
+/// and an objection to legitimate-interest processing gets its time.
+#[tokio::test]
+async fn an_account_objection_or_withdrawal_is_recorded_on_the_user() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.account.objects@example.com";
+    let (t, u) = seed_account(w, ana).await;
+    let user_of = || async {
+        w.items_with_sk_prefix("TenantsTable", "USER#")
+            .await
+            .into_iter()
+            .find(|it| {
+                s(it, "user_id") == Some(u.as_str()) && s(it, "tenant_id") == Some(t.as_str())
+            })
+            .expect("the user")
+    };
+    let j = job(
+        JobScope::Account,
+        JobKind::Objection {
+            marketing_only: false,
+        },
+        ana,
+    );
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts["user_opted_out"], 1);
+    let it = user_of().await;
+    assert_eq!(
+        it.get("marketing_opt_out"),
+        Some(&AttributeValue::Bool(true))
+    );
+    assert!(s(&it, "marketing_opt_out_source")
+        .unwrap()
+        .contains(&j.request_id));
+    let first = s(&it, "objection_at").expect("recorded").to_string();
+    // A withdrawal afterwards keeps the first time and source.
+    let wd = job(JobScope::Account, JobKind::ConsentWithdrawal, ana);
+    completed(f.worker.run(&wd, &Unlimited).await.unwrap());
+    let it = user_of().await;
+    assert_eq!(s(&it, "objection_at"), Some(first.as_str()));
+    assert!(s(&it, "marketing_opt_out_source")
+        .unwrap()
+        .contains(&j.request_id));
+    assert_all_declared(w).await;
+}
+
 // ---------------------------------------------------------------- resumption, duplicates, failures
 
 #[tokio::test]

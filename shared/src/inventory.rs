@@ -326,7 +326,14 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "USER#",
         "marketing_opt_out_source",
         Personal(MarketingPreferences),
-        "how (one-click email link)",
+        "how (one-click email link, or the data-subject request)",
+    ),
+    a(
+        Table::Tenants,
+        "USER#",
+        "objection_at",
+        Personal(MarketingPreferences),
+        "when the user objected to legitimate-interest processing of their account data",
     ),
     // tenants table: login index
     a(

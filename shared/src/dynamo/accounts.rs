@@ -450,6 +450,16 @@ impl AccountStore {
             .transpose()
     }
 
+    /// Whether the user's account data is restricted on their request (GDPR Art. 18; the
+    /// `restricted` flag the dsar-worker sets and a lift removes): kept, not changed by anyone
+    /// until lifted. `false` for a user that does not exist.
+    pub async fn user_restricted(&self, t: &TenantId, u: &UserId) -> anyhow::Result<bool> {
+        Ok(self
+            .get(&self.tables.tenants, &keys::user(t, u))
+            .await?
+            .is_some_and(|it| matches!(it.get("restricted"), Some(AttributeValue::Bool(true)))))
+    }
+
     pub async fn user(&self, t: &TenantId, u: &UserId) -> anyhow::Result<Option<User>> {
         self.get(&self.tables.tenants, &keys::user(t, u))
             .await?

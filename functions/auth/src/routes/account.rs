@@ -555,6 +555,14 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// The answer to a change of account data its subject had restricted (GDPR Art. 18).
+pub(crate) fn account_restricted() -> AppError {
+    AppError::Conflict {
+        code: "account_restricted",
+        message: "This account's data is restricted at its owner's request: it is kept as it is until the restriction is lifted.",
+    }
+}
+
 pub async fn patch_me<M: Mailer>(
     app: &App<M>,
     ctx: &Ctx,
@@ -612,22 +620,32 @@ pub async fn patch_me<M: Mailer>(
     } else {
         vec![]
     };
-    app.store
+    let result = app
+        .store
         .transact(vec![(
             app.store.tables().tenants.as_str(),
             Write::Update {
                 key: keys::user(&c.tenant_id, &c.user_id),
                 update,
-                condition: Some("attribute_exists(pk)".into()),
+                // Restricted account data is kept as it is until the restriction is lifted.
+                condition: Some("attribute_exists(pk) AND attribute_not_exists(restricted)".into()),
                 values,
                 names,
             },
         )])
-        .await
-        .map_err(|e| match e {
-            StoreError::Condition => AppError::NotFound("user_not_found"),
-            StoreError::Other(e) => AppError::Internal(e),
-        })?;
+        .await;
+    let result = match result {
+        Err(StoreError::Condition)
+            if app.store.user_restricted(&c.tenant_id, &c.user_id).await? =>
+        {
+            return Err(account_restricted());
+        }
+        other => other,
+    };
+    result.map_err(|e| match e {
+        StoreError::Condition => AppError::NotFound("user_not_found"),
+        StoreError::Other(e) => AppError::Internal(e),
+    })?;
     get_me(app, ctx).await
 }
 

@@ -306,6 +306,15 @@ async fn target<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<User, AppError> {
     if !can_assign(caller.role, user.role) {
         return Err(not_assignable());
     }
+    // A member who restricted their account data (GDPR Art. 18) keeps it as it is: neither
+    // their role nor their membership changes until the restriction is lifted.
+    if app
+        .store
+        .user_restricted(&user.tenant_id, &user.user_id)
+        .await?
+    {
+        return Err(super::account::account_restricted());
+    }
     Ok(user)
 }
 
@@ -345,7 +354,9 @@ pub async fn change_role<M: Mailer>(
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
                     update: "SET #r = :r ADD cred_epoch :one".into(),
-                    condition: Some("attribute_exists(pk)".into()),
+                    condition: Some(
+                        "attribute_exists(pk) AND attribute_not_exists(restricted)".into(),
+                    ),
                     values: vec![
                         (":r".into(), s(role.as_str())),
                         (":one".into(), shared::dynamo::n(1)),
@@ -359,7 +370,11 @@ pub async fn change_role<M: Mailer>(
             ),
         ])
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        .map_err(|e| match e {
+            // Restricted meanwhile (or gone): nothing changed.
+            StoreError::Condition => super::account::account_restricted(),
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
     // The old role must not survive in a live session: the member logs in again.
     app.end_sessions_of(&user.tenant_id, &user.user_id, None, vec![], ctx.now)
         .await?;
@@ -382,7 +397,10 @@ pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
         .transact(vec![
             (
                 t.tenants.as_str(),
-                Write::Delete(keys::user(&user.tenant_id, &user.user_id), None),
+                Write::Delete(
+                    keys::user(&user.tenant_id, &user.user_id),
+                    Some("attribute_not_exists(restricted)"),
+                ),
             ),
             (
                 t.tenants.as_str(),
@@ -394,7 +412,11 @@ pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
             ),
         ])
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        .map_err(|e| match e {
+            // Restricted meanwhile (or gone): nothing changed.
+            StoreError::Condition => super::account::account_restricted(),
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
     app.end_sessions_of(&user.tenant_id, &user.user_id, None, known, ctx.now)
         .await?;
     Ok(no_content())
