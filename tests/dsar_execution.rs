@@ -383,6 +383,17 @@ async fn access_export_holds_every_attribute_by_category_and_the_art15_facts() {
     assert_eq!(doc["request_id"], j.request_id);
     let facts = &doc["facts"];
     assert!(facts["complaint"].as_str().unwrap().contains("supervisory"));
+    // Where the data is comes from the deployment's configuration (`AWS_REGION`: the local
+    // stack's region), never a constant.
+    assert_eq!(
+        facts["data_location"]["region"],
+        infra::template::LOCAL_REGION
+    );
+    assert_eq!(facts["data_location"]["in_eea"], false);
+    assert!(facts["data_location"]["transfers_outside_eea"]
+        .as_str()
+        .unwrap()
+        .contains("Standard Contractual Clauses"));
     assert!(facts["categories"]
         .as_array()
         .unwrap()

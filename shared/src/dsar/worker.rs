@@ -115,6 +115,9 @@ pub struct WorkerSettings {
     /// a live run is never joined by a duplicate, and the retry Lambda sends a minute after a
     /// run was cut off finds the lease expired and resumes.
     pub lease_secs: i64,
+    /// The AWS region the deployment runs in (`AWS_REGION`): the Art 15 facts name it, and
+    /// the transfer mechanism it calls for.
+    pub region: String,
 }
 
 impl Default for WorkerSettings {
@@ -123,6 +126,7 @@ impl Default for WorkerSettings {
             link_ttl: Duration::from_secs(72 * 3600),
             api_base_url: String::new(),
             lease_secs: 910,
+            region: String::new(),
         }
     }
 }
@@ -358,7 +362,12 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             "generated_at": cp.started_at,
         });
         if job.kind == JobKind::Access {
-            header["facts"] = super::facts::facts(&job.scope);
+            header["facts"] = super::facts::facts(
+                &job.scope,
+                &super::facts::Deployment {
+                    region: self.settings.region.clone(),
+                },
+            );
         }
         let mut sinks: Vec<Option<Sink>> = cp
             .uploads
