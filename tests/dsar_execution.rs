@@ -901,6 +901,43 @@ async fn rectification_corrects_the_lead_and_its_answers_with_an_audit_entry() {
     assert_all_declared(w).await;
 }
 
+/// One request is several jobs: a restriction and, later, its lift; a part for each tenant
+/// holding the subject. Each job has its own checkpoint, so one completed never makes another
+/// of the same request a no-op (a lift that did nothing, a second tenant never served).
+#[tokio::test]
+async fn a_restriction_and_its_lift_and_each_tenants_part_are_jobs_of_their_own() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.lift.same@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana L", "hello")).await;
+    let r = job(tenant_scope(&w.tenant), JobKind::Restriction, ana);
+    completed(f.worker.run(&r, &Unlimited).await.unwrap());
+    assert!(restricted(w, &lead).await);
+    let lift = DsarJob {
+        kind: JobKind::LiftRestriction,
+        ..r.clone()
+    };
+    completed(f.worker.run(&lift, &Unlimited).await.unwrap());
+    assert!(
+        !restricted(w, &lead).await,
+        "the lift of the same request ran"
+    );
+    assert_eq!(
+        f.worker.run(&lift, &Unlimited).await.unwrap(),
+        RunResult::AlreadyCompleted,
+        "a duplicate of the lift is still a no-op"
+    );
+    // The same request's part for another tenant runs too.
+    let other = DsarJob {
+        scope: tenant_scope(&TenantId::parse("another-tenant").unwrap()),
+        ..r.clone()
+    };
+    assert!(matches!(
+        f.worker.run(&other, &Unlimited).await.unwrap(),
+        RunResult::Completed(_)
+    ));
+}
+
 async fn restricted(w: &World, lead: &str) -> bool {
     let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
     let l = leads

@@ -1730,7 +1730,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     ),
     // ops table: a data-subject request's execution checkpoint (dsar-worker): phase, cursor,
     // partial counts, lead/user ids and upload ids; never a personal value.
-    a(Table::Ops, "CHECKPOINT", "pk", Structural, "key (request id)"),
+    a(Table::Ops, "CHECKPOINT", "pk", Structural, "key (request id, scope, job type)"),
     a(Table::Ops, "CHECKPOINT", "sk", Structural, "key"),
     a(
         Table::Ops,

@@ -75,6 +75,23 @@ pub struct DsarJob {
     pub subject_email: String,
 }
 
+impl DsarJob {
+    /// The job's own checkpoint id: one request is several jobs (a part per controller; a
+    /// restriction and later its lift), and each must run, so the checkpoint of one completed
+    /// never makes another a no-op. `<request id>#<scope>#<kind>`; ids only.
+    pub fn checkpoint_id(&self) -> String {
+        let scope = match &self.scope {
+            JobScope::Tenant { tenant_id } => format!("tenant:{tenant_id}"),
+            JobScope::Account => "account".to_string(),
+        };
+        format!(
+            "{}#{scope}#{}",
+            self.request_id,
+            super::worker::kind_name(&self.kind)
+        )
+    }
+}
+
 /// What the worker reads of the request record when its payload names only the request.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct JobSubject {

@@ -214,7 +214,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 // A duplicate invocation of a job done (its request closed since) is a no-op.
                 if self
                     .checkpoints
-                    .load(&job.request_id)
+                    .load(&job.checkpoint_id())
                     .await?
                     .is_some_and(|cp| cp.phase == super::checkpoint::Phase::Completed)
                 {
@@ -282,7 +282,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         let run_id = self.ids.new_id(now);
         let cp = match self
             .checkpoints
-            .claim(&job.request_id, &run_id, now, self.settings.lease_secs)
+            .claim(&job.checkpoint_id(), &run_id, now, self.settings.lease_secs)
             .await?
         {
             Claim::Busy => {
@@ -315,13 +315,18 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 );
                 // The checkpoint stays where the job stopped: the controller's "approve again"
                 // (after the cause is fixed) re-dispatches it, and it resumes from there.
-                self.checkpoints.release(&job.request_id, &run_id).await?;
+                self.checkpoints
+                    .release(&job.checkpoint_id(), &run_id)
+                    .await?;
                 self.progress.failed(job, &reason).await?;
                 Ok(RunResult::Failed(reason))
             }
             Err(e) => {
                 // Transient: the lease is given up so the invocation's retry resumes at once.
-                let _ = self.checkpoints.release(&job.request_id, &run_id).await;
+                let _ = self
+                    .checkpoints
+                    .release(&job.checkpoint_id(), &run_id)
+                    .await;
                 Err(AppError::Internal(e))
             }
         }
@@ -425,7 +430,9 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             // go, so an erased subject's ids do not outlive the erasure here.
             cp.targets.clear();
             self.save(job, run_id, &cp).await?;
-            self.checkpoints.release(&job.request_id, run_id).await?;
+            self.checkpoints
+                .release(&job.checkpoint_id(), run_id)
+                .await?;
             tracing::info!(
                 request_id = %job.request_id,
                 kind = kind_name(&job.kind),
@@ -449,7 +456,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
 
     async fn save(&self, job: &DsarJob, run_id: &str, cp: &Checkpoint) -> anyhow::Result<()> {
         self.checkpoints
-            .save(&job.request_id, run_id, cp, self.clock.now())
+            .save(&job.checkpoint_id(), run_id, cp, self.clock.now())
             .await
     }
 
@@ -460,7 +467,9 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         cp: &Checkpoint,
     ) -> anyhow::Result<RunResult> {
         self.save(job, run_id, cp).await?;
-        self.checkpoints.release(&job.request_id, run_id).await?;
+        self.checkpoints
+            .release(&job.checkpoint_id(), run_id)
+            .await?;
         self.dispatcher
             .dispatch(job)
             .await
