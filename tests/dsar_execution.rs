@@ -938,6 +938,47 @@ async fn a_restriction_and_its_lift_and_each_tenants_part_are_jobs_of_their_own(
     ));
 }
 
+/// A lead can be held restricted by a restriction request and by an objection to
+/// legitimate-interest processing awaiting the tenant: lifting the restriction request leaves
+/// it restricted while the objection holds it.
+#[tokio::test]
+async fn a_restriction_lift_leaves_a_lead_an_objection_still_holds() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.two.holds@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana H", "hello")).await;
+    let r = job(tenant_scope(&w.tenant), JobKind::Restriction, ana);
+    completed(f.worker.run(&r, &Unlimited).await.unwrap());
+    // The objection's hold, as the dsar function writes it at verification.
+    let it = w
+        .items_with_sk_prefix("LeadsTable", "LEAD")
+        .await
+        .into_iter()
+        .find(|l| s(l, "lead_id") == Some(lead.as_str()))
+        .unwrap();
+    w.clients
+        .dynamo
+        .update_item()
+        .table_name(w.table("LeadsTable"))
+        .key("pk", it["pk"].clone())
+        .key("sk", it["sk"].clone())
+        .update_expression("ADD restricted_for :ids")
+        .expression_attribute_values(":ids", AttributeValue::Ss(vec!["dsr-objection".into()]))
+        .send()
+        .await
+        .unwrap();
+    let lift = DsarJob {
+        kind: JobKind::LiftRestriction,
+        ..r.clone()
+    };
+    completed(f.worker.run(&lift, &Unlimited).await.unwrap());
+    assert!(
+        restricted(w, &lead).await,
+        "the objection awaiting the tenant still holds it"
+    );
+    assert_all_declared(w).await;
+}
+
 async fn restricted(w: &World, lead: &str) -> bool {
     let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
     let l = leads

@@ -1387,6 +1387,37 @@ async fn a_legitimate_interest_objection_restricts_at_once_until_grounds_are_rec
     let it = lead_item(&t, &lead_c).await;
     assert!(is_restricted(&it), "the earlier restriction stays: {it:?}");
     assert_eq!(s(&it, "restricted_at"), Some("2026-01-01T00:00:00Z"));
+    // The same for a lead the worker restricted on a restriction request (its hold recorded).
+    let dan = new_email();
+    let lead_d = seed_lead(&t, &tenant, &dan).await;
+    t.w.clients
+        .dynamo
+        .update_item()
+        .table_name(&t.config.tables.leads)
+        .key(
+            "pk",
+            AttributeValue::S(format!("TENANT#{tenant}#LEAD#{lead_d}")),
+        )
+        .key("sk", AttributeValue::S("LEAD".into()))
+        .update_expression("SET restricted = :t, restricted_at = :at, restricted_by_request = :t")
+        .expression_attribute_values(":t", AttributeValue::Bool(true))
+        .expression_attribute_values(":at", AttributeValue::S("2026-01-02T00:00:00Z".into()))
+        .send()
+        .await
+        .unwrap();
+    let id_d = file_and_verify(&t, objection(&dan)).await;
+    assert!(lead_item(&t, &lead_d).await.contains_key("restricted_for"));
+    let (sg, b) = controller(
+        &t,
+        "POST",
+        &format!("/v1/privacy/requests/{id_d}/compelling-grounds"),
+        Some(json!({ "grounds": grounds })),
+        &admin,
+    )
+    .await;
+    assert_eq!(sg, 200, "{b}");
+    assert_eq!(b["leads_unrestricted"], 0);
+    assert!(is_restricted(&lead_item(&t, &lead_d).await));
     assert_inventory_covers(&t).await;
 }
 

@@ -832,6 +832,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
         Structural,
         "ids of the objections to legitimate-interest processing that restrict the lead until the tenant decides",
     ),
+    a(
+        Table::Leads,
+        "LEAD",
+        "restricted_by_request",
+        Structural,
+        "a restriction request holds the lead restricted (until its lift)",
+    ),
     // Data-subject requests (dsar-worker): objection and consent withdrawal stop marketing at once.
     a(
         Table::Leads,

@@ -942,9 +942,9 @@ impl DsarStore {
     /// Each lead holding the subject's blind index (the same leads a restriction request
     /// restricts) gets `restricted` and adds the request to `restricted_for` (the objections
     /// that hold it), with an audit entry `lead.restricted` (no actor: the platform acted). A
-    /// lead already restricted by a restriction request (restricted, no `restricted_for`) is left
-    /// as it is: that restriction is the subject's, not this objection's to lift later.
-    /// Repeating it changes nothing more. Returns the lead ids this objection restricted.
+    /// lead a restriction request restricted keeps that hold too (`restricted_by_request`, also
+    /// set on a lead restricted before the marker existed: restricted, with neither hold).
+    /// Repeating it changes nothing more. Returns the lead ids this objection holds.
     pub async fn restrict_for_objection(
         &self,
         tenant: &TenantId,
@@ -956,26 +956,45 @@ impl DsarStore {
         let mut restricted = Vec::new();
         for lead in self.tenant_leads_of(tenant, subject_bidx).await? {
             let k = keys::lead(tenant, &lead);
-            let r = self
-                .client
-                .update_item()
-                .table_name(&self.tables.leads)
-                .set_key(Some(key_item(&k)))
-                .update_expression(
-                    "SET restricted = :t, restricted_at = if_not_exists(restricted_at, :at) \
-                     ADD restricted_for :ids",
-                )
-                .condition_expression(
-                    "attribute_exists(pk) AND (attribute_not_exists(restricted) OR restricted = :f \
-                     OR attribute_exists(restricted_for))",
-                )
-                .expression_attribute_values(":t", AttributeValue::Bool(true))
-                .expression_attribute_values(":f", AttributeValue::Bool(false))
-                .expression_attribute_values(":at", s(&at))
-                .expression_attribute_values(":ids", AttributeValue::Ss(vec![request_id.into()]))
-                .send()
-                .await;
-            if unless_condition_failed(r, "UpdateItem objection restriction")?.is_some() {
+            let hold = |legacy: bool| {
+                let u = self
+                    .client
+                    .update_item()
+                    .table_name(&self.tables.leads)
+                    .set_key(Some(key_item(&k)))
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .expression_attribute_values(
+                        ":ids",
+                        AttributeValue::Ss(vec![request_id.into()]),
+                    );
+                if legacy {
+                    // Restricted with neither hold recorded: a restriction request's, from
+                    // before `restricted_by_request`; recorded so this objection never lifts it.
+                    u.update_expression("SET restricted_by_request = :t ADD restricted_for :ids")
+                        .condition_expression("attribute_exists(pk) AND restricted = :t")
+                } else {
+                    u.update_expression(
+                        "SET restricted = :t, restricted_at = if_not_exists(restricted_at, :at) \
+                         ADD restricted_for :ids",
+                    )
+                    .condition_expression(
+                        "attribute_exists(pk) AND (attribute_not_exists(restricted) \
+                         OR restricted = :f OR attribute_exists(restricted_for) \
+                         OR attribute_exists(restricted_by_request))",
+                    )
+                    .expression_attribute_values(":f", AttributeValue::Bool(false))
+                    .expression_attribute_values(":at", s(&at))
+                }
+            };
+            let mut done =
+                unless_condition_failed(hold(false).send().await, "UpdateItem objection hold")?
+                    .is_some();
+            if !done {
+                done =
+                    unless_condition_failed(hold(true).send().await, "UpdateItem objection hold")?
+                        .is_some();
+            }
+            if done {
                 self.lead_audit(tenant, &lead, request_id, "lead.restricted", &at)
                     .await?;
                 restricted.push(lead.as_str().to_string());
@@ -985,9 +1004,9 @@ impl DsarStore {
     }
 
     /// The tenant recorded compelling legitimate grounds against the objection `request_id`:
-    /// the objection's hold on each lead of the subject goes, and a lead no other objection
-    /// holds (and no restriction request restricted since) is unrestricted, with an audit entry
-    /// `lead.unrestricted`. Returns the lead ids unrestricted.
+    /// the objection's hold on each lead of the subject goes, and a lead no other objection and
+    /// no restriction request holds is unrestricted, with an audit entry `lead.unrestricted`.
+    /// Returns the lead ids unrestricted.
     pub async fn lift_objection_restriction(
         &self,
         tenant: &TenantId,
@@ -1021,7 +1040,8 @@ impl DsarStore {
                 .set_key(Some(key_item(&k)))
                 .update_expression("REMOVE restricted, restricted_at")
                 .condition_expression(
-                    "attribute_exists(pk) AND attribute_not_exists(restricted_for)",
+                    "attribute_exists(pk) AND attribute_not_exists(restricted_for) \
+                     AND attribute_not_exists(restricted_by_request)",
                 )
                 .send()
                 .await;
