@@ -1051,6 +1051,17 @@ async fn team_invitations_roles_and_removal() {
     let r = invite(boss.access.clone(), "member").await;
     assert_eq!(r.status, 201, "{}", r.body);
     let token = link_token(&invitee, "You are invited to join a team");
+    // The open invitation holds the invited address sealed with the link's secret, never in
+    // clear: no item of any table carries it before the invitee accepts.
+    for table in ["TenantsTable", "SecurityLogTable", "OpsTable"] {
+        for it in w.scan(table).await {
+            let raw = format!("{it:?}").to_lowercase();
+            assert!(
+                !raw.contains(&invitee.to_lowercase()),
+                "{table}: the invited address in clear: {it:?}"
+            );
+        }
+    }
     let r = call(
         &app,
         "POST",
@@ -2658,4 +2669,109 @@ async fn a_session_behind_the_users_credential_epoch_can_neither_write_nor_refre
     // A new login is under the new epoch and writes.
     let b = sign_in(&app, &a.user).await;
     assert_eq!(patch_me(&app, &b.access).await.status, 200);
+}
+
+/// Sets or clears a user's restriction as the dsar-worker does (`restricted`, `restricted_at`;
+/// a lift removes both).
+async fn set_restricted(w: &World, user: &User, on: bool) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let k = shared::keys::user(&user.tenant_id, &user.user_id);
+    let req = w
+        .clients
+        .dynamo
+        .update_item()
+        .table_name(w.table("TenantsTable"))
+        .key("pk", AttributeValue::S(k.pk))
+        .key("sk", AttributeValue::S(k.sk));
+    let req = if on {
+        req.update_expression("SET restricted = :t, restricted_at = :at")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":at", AttributeValue::S("2026-01-01T00:00:00Z".into()))
+    } else {
+        req.update_expression("REMOVE restricted, restricted_at")
+    };
+    req.send().await.unwrap();
+}
+
+/// GDPR Art. 18 on account data: a user who obtained the restriction of their account data
+/// keeps it as it is: their profile cannot be edited, and neither can an owner or admin change
+/// their role or remove them, until the restriction is lifted (`409 account_restricted`,
+/// nothing changed). They still sign in, read their data and use their own rights.
+#[tokio::test]
+async fn a_restricted_account_is_read_only_until_the_restriction_is_lifted() {
+    let (w, app) = world().await;
+    let boss = owner(&w, &app, "boss").await;
+    let tenant = boss.user.tenant_id.clone();
+    let member = teammate(&w, &app, &tenant, Role::Member, "restricted").await;
+    set_restricted(&w, &member.user, true).await;
+    let store = AccountStore::new(w.clients.dynamo.clone(), app.store.tables().clone(), 180);
+    let name_of = || async {
+        store
+            .user(&tenant, &member.user.user_id)
+            .await
+            .unwrap()
+            .expect("the user")
+            .name
+    };
+    let before = name_of().await;
+
+    let r = call(
+        &app,
+        "PATCH",
+        "/v1/me",
+        Some(json!({"name": "Changed Name"})),
+        Some(&member.access),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "account_restricted"),
+        "{}",
+        r.body
+    );
+    let path = format!("/v1/team/{}", member.user.user_id);
+    let r = call(
+        &app,
+        "PATCH",
+        &path,
+        Some(json!({"role": "viewer"})),
+        Some(&boss.access),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "account_restricted"),
+        "{}",
+        r.body
+    );
+    let r = call(&app, "DELETE", &path, None, Some(&boss.access)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "account_restricted"),
+        "{}",
+        r.body
+    );
+    let kept = store
+        .user(&tenant, &member.user.user_id)
+        .await
+        .unwrap()
+        .expect("still a member");
+    assert_eq!((kept.name, kept.role), (before.clone(), Role::Member));
+    // Their own use and rights go on: sign in, read the profile.
+    let again = sign_in(&app, &member.user).await;
+    let me = get_me(&app, &again.access).await;
+    assert_eq!(me.status, 200);
+
+    // Lifted: the profile is theirs to change again.
+    set_restricted(&w, &member.user, false).await;
+    let r = call(
+        &app,
+        "PATCH",
+        "/v1/me",
+        Some(json!({"name": "Changed Name"})),
+        Some(&again.access),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(name_of().await, "Changed Name");
 }

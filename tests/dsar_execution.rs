@@ -14,7 +14,9 @@ use shared::config::Env;
 use shared::domain::{Email, FormId, TenantId, TenantStatus};
 use shared::dsar::checkpoint::CheckpointStore;
 use shared::dsar::export::Exports;
-use shared::dsar::job::{DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress};
+use shared::dsar::job::{
+    DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, JobSubject, RequestProgress,
+};
 use shared::dsar::subjects::SubjectStore;
 use shared::dsar::worker::{RunResult, Steps, Unlimited, Worker};
 use shared::dynamo::Item;
@@ -25,8 +27,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------- fakes of the lifecycle
 
+/// The reports, and the request records the lifecycle would hold (by request id).
 #[derive(Clone, Default)]
-struct Progress(Arc<Mutex<Vec<String>>>);
+struct Progress(
+    Arc<Mutex<Vec<String>>>,
+    Arc<Mutex<BTreeMap<String, JobSubject>>>,
+);
 
 impl Progress {
     fn events(&self) -> Vec<String> {
@@ -56,6 +62,9 @@ impl RequestProgress for Progress {
             .unwrap()
             .push(format!("failed {} {reason}", job.request_id));
         Ok(())
+    }
+    async fn subject(&self, request_id: &str) -> Result<Option<JobSubject>, AppError> {
+        Ok(self.1.lock().unwrap().get(request_id).cloned())
     }
 }
 
@@ -374,6 +383,17 @@ async fn access_export_holds_every_attribute_by_category_and_the_art15_facts() {
     assert_eq!(doc["request_id"], j.request_id);
     let facts = &doc["facts"];
     assert!(facts["complaint"].as_str().unwrap().contains("supervisory"));
+    // Where the data is comes from the deployment's configuration (`AWS_REGION`: the local
+    // stack's region), never a constant.
+    assert_eq!(
+        facts["data_location"]["region"],
+        infra::template::LOCAL_REGION
+    );
+    assert_eq!(facts["data_location"]["in_eea"], false);
+    assert!(facts["data_location"]["transfers_outside_eea"]
+        .as_str()
+        .unwrap()
+        .contains("Standard Contractual Clauses"));
     assert!(facts["categories"]
         .as_array()
         .unwrap()
@@ -881,6 +901,84 @@ async fn rectification_corrects_the_lead_and_its_answers_with_an_audit_entry() {
     assert_all_declared(w).await;
 }
 
+/// One request is several jobs: a restriction and, later, its lift; a part for each tenant
+/// holding the subject. Each job has its own checkpoint, so one completed never makes another
+/// of the same request a no-op (a lift that did nothing, a second tenant never served).
+#[tokio::test]
+async fn a_restriction_and_its_lift_and_each_tenants_part_are_jobs_of_their_own() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.lift.same@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana L", "hello")).await;
+    let r = job(tenant_scope(&w.tenant), JobKind::Restriction, ana);
+    completed(f.worker.run(&r, &Unlimited).await.unwrap());
+    assert!(restricted(w, &lead).await);
+    let lift = DsarJob {
+        kind: JobKind::LiftRestriction,
+        ..r.clone()
+    };
+    completed(f.worker.run(&lift, &Unlimited).await.unwrap());
+    assert!(
+        !restricted(w, &lead).await,
+        "the lift of the same request ran"
+    );
+    assert_eq!(
+        f.worker.run(&lift, &Unlimited).await.unwrap(),
+        RunResult::AlreadyCompleted,
+        "a duplicate of the lift is still a no-op"
+    );
+    // The same request's part for another tenant runs too.
+    let other = DsarJob {
+        scope: tenant_scope(&TenantId::parse("another-tenant").unwrap()),
+        ..r.clone()
+    };
+    assert!(matches!(
+        f.worker.run(&other, &Unlimited).await.unwrap(),
+        RunResult::Completed(_)
+    ));
+}
+
+/// A lead can be held restricted by a restriction request and by an objection to
+/// legitimate-interest processing awaiting the tenant: lifting the restriction request leaves
+/// it restricted while the objection holds it.
+#[tokio::test]
+async fn a_restriction_lift_leaves_a_lead_an_objection_still_holds() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.two.holds@example.com";
+    let lead = submit(w, "demo-contact", body(ana, "Ana H", "hello")).await;
+    let r = job(tenant_scope(&w.tenant), JobKind::Restriction, ana);
+    completed(f.worker.run(&r, &Unlimited).await.unwrap());
+    // The objection's hold, as the dsar function writes it at verification.
+    let it = w
+        .items_with_sk_prefix("LeadsTable", "LEAD")
+        .await
+        .into_iter()
+        .find(|l| s(l, "lead_id") == Some(lead.as_str()))
+        .unwrap();
+    w.clients
+        .dynamo
+        .update_item()
+        .table_name(w.table("LeadsTable"))
+        .key("pk", it["pk"].clone())
+        .key("sk", it["sk"].clone())
+        .update_expression("ADD restricted_for :ids")
+        .expression_attribute_values(":ids", AttributeValue::Ss(vec!["dsr-objection".into()]))
+        .send()
+        .await
+        .unwrap();
+    let lift = DsarJob {
+        kind: JobKind::LiftRestriction,
+        ..r.clone()
+    };
+    completed(f.worker.run(&lift, &Unlimited).await.unwrap());
+    assert!(
+        restricted(w, &lead).await,
+        "the objection awaiting the tenant still holds it"
+    );
+    assert_all_declared(w).await;
+}
+
 async fn restricted(w: &World, lead: &str) -> bool {
     let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
     let l = leads
@@ -964,6 +1062,53 @@ async fn withdrawal_and_objection_keep_the_consent_record_and_stop_marketing() {
     assert!(!out.counts.contains_key("consent_record"));
     let lead = &w.items_with_sk_prefix("LeadsTable", "LEAD").await[0];
     assert!(lead.get("objection_at").is_some());
+    assert_all_declared(w).await;
+}
+
+/// An account user's objection or withdrawal changes what the platform records of them: the
+/// user item is opted out of marketing with its time and source (as the one-click link does),
+/// and an objection to legitimate-interest processing gets its time.
+#[tokio::test]
+async fn an_account_objection_or_withdrawal_is_recorded_on_the_user() {
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.account.objects@example.com";
+    let (t, u) = seed_account(w, ana).await;
+    let user_of = || async {
+        w.items_with_sk_prefix("TenantsTable", "USER#")
+            .await
+            .into_iter()
+            .find(|it| {
+                s(it, "user_id") == Some(u.as_str()) && s(it, "tenant_id") == Some(t.as_str())
+            })
+            .expect("the user")
+    };
+    let j = job(
+        JobScope::Account,
+        JobKind::Objection {
+            marketing_only: false,
+        },
+        ana,
+    );
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts["user_opted_out"], 1);
+    let it = user_of().await;
+    assert_eq!(
+        it.get("marketing_opt_out"),
+        Some(&AttributeValue::Bool(true))
+    );
+    assert!(s(&it, "marketing_opt_out_source")
+        .unwrap()
+        .contains(&j.request_id));
+    let first = s(&it, "objection_at").expect("recorded").to_string();
+    // A withdrawal afterwards keeps the first time and source.
+    let wd = job(JobScope::Account, JobKind::ConsentWithdrawal, ana);
+    completed(f.worker.run(&wd, &Unlimited).await.unwrap());
+    let it = user_of().await;
+    assert_eq!(s(&it, "objection_at"), Some(first.as_str()));
+    assert!(s(&it, "marketing_opt_out_source")
+        .unwrap()
+        .contains(&j.request_id));
     assert_all_declared(w).await;
 }
 
@@ -1094,6 +1239,93 @@ async fn an_undeclared_attribute_fails_the_job_loudly_before_anything_is_disclos
         RunResult::Failed(_)
     ));
     assert!(w.emails_to(ana).is_empty());
+}
+
+/// A job whose invocation fails every retry rests in the failure queue (14 days): its payload
+/// names the request and carries neither the subject's email nor a correction value; the
+/// worker reads them from the request record. A request closed before its job ran is not
+/// carried out (a restriction's lift excepted: the subject was told before).
+#[tokio::test]
+async fn the_invocation_payload_carries_ids_only_and_the_worker_reads_the_subject_from_the_request()
+{
+    let f = fx().await;
+    let w = &f.w;
+    let ana = "ana.payload@example.com";
+    submit(w, "demo-contact", body(ana, "Ana Wrong", "hello")).await;
+    let changes = BTreeMap::from([
+        ("name".to_string(), "Ana Corrected".to_string()),
+        ("company".to_string(), "Secretive Holdings".to_string()),
+    ]);
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Rectification {
+            changes: changes.clone(),
+        },
+        ana,
+    );
+    let payload = serde_json::to_value(&j).unwrap();
+    let raw = payload.to_string();
+    for secret in [ana, "Ana Corrected", "Secretive Holdings"] {
+        assert!(!raw.contains(secret), "{secret} in the payload: {raw}");
+    }
+    assert!(raw.contains(&j.request_id));
+    let bidx = w.key.email(&Email::parse(ana).unwrap());
+    f.progress.1.lock().unwrap().insert(
+        j.request_id.clone(),
+        JobSubject {
+            email: Some(ana.to_string()),
+            email_bidx: bidx.clone(),
+            corrections: changes,
+        },
+    );
+    let out = dsar_worker::handle(&f.worker, payload, &Unlimited)
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "completed", "{out}");
+    let lead = &w.items_with_sk_prefix("LeadsTable", "LEAD").await[0];
+    assert_eq!(s(lead, "name"), Some("Ana Corrected"));
+    assert_eq!(s(lead, "company"), Some("Secretive Holdings"));
+    assert!(w
+        .emails_to(ana)
+        .iter()
+        .any(|m| m.subject.contains("rectification completed")));
+
+    // Closed before the job ran (its email gone): nothing is done, the job is reported failed.
+    let late = job(tenant_scope(&w.tenant), JobKind::Restriction, ana);
+    f.progress.1.lock().unwrap().insert(
+        late.request_id.clone(),
+        JobSubject {
+            email: None,
+            email_bidx: bidx.clone(),
+            corrections: BTreeMap::new(),
+        },
+    );
+    let out = dsar_worker::handle(&f.worker, serde_json::to_value(&late).unwrap(), &Unlimited)
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "failed", "{out}");
+    let lead = &w.items_with_sk_prefix("LeadsTable", "LEAD").await[0];
+    assert!(!lead.contains_key("restricted"));
+    // A lift runs on the blind index alone.
+    let lift = job(tenant_scope(&w.tenant), JobKind::LiftRestriction, ana);
+    f.progress.1.lock().unwrap().insert(
+        lift.request_id.clone(),
+        JobSubject {
+            email: None,
+            email_bidx: bidx,
+            corrections: BTreeMap::new(),
+        },
+    );
+    let sent = w.emails_to(ana).len();
+    let out = dsar_worker::handle(&f.worker, serde_json::to_value(&lift).unwrap(), &Unlimited)
+        .await
+        .unwrap();
+    assert_eq!(out["status"], "completed", "{out}");
+    assert_eq!(
+        w.emails_to(ana).len(),
+        sent,
+        "told before, by the lifecycle"
+    );
 }
 
 #[tokio::test]

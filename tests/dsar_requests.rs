@@ -489,6 +489,16 @@ async fn file_verify_approve_dispatches_and_completion_closes_the_record() {
         clock: t.w.clock.clone(),
         links: t.config.links.clone(),
     };
+    // What the invocation carries is the request's id: the worker reads the subject's email and
+    // the corrections from the open request (a payload in the failure queue holds neither).
+    let payload = serde_json::to_string(&jobs[0]).unwrap();
+    assert!(
+        !payload.contains(&email) && !payload.contains("Ana Corrected"),
+        "{payload}"
+    );
+    let record = progress.subject(&id).await.unwrap().expect("the request");
+    assert_eq!(record.email.as_deref(), Some(email.as_str()));
+    assert_eq!(record.corrections["name"], "Ana Corrected");
     progress.started(&jobs[0]).await.unwrap();
     let (_, st) = call(
         &t,
@@ -1156,6 +1166,259 @@ async fn a_restriction_is_lifted_only_after_the_subject_is_told() {
     )
     .await;
     assert_eq!(st, 409, "once");
+}
+
+/// The lead item of `lead`, read consistently.
+async fn lead_item(t: &T, lead: &LeadId) -> Item {
+    item(
+        t,
+        &t.config.tables.leads,
+        &format!("TENANT#{}#LEAD#{}", t.w.tenant, lead),
+        "LEAD",
+    )
+    .await
+    .expect("the lead")
+}
+
+fn is_restricted(it: &Item) -> bool {
+    it.get("restricted") == Some(&AttributeValue::Bool(true))
+}
+
+/// GDPR Art. 21(1) with 18(1)(d): an objection to legitimate-interest processing restricts the
+/// subject's lead as soon as it is verified, with no tenant action; the tenant then either
+/// records compelling grounds (owner/admin; the subject is told them with the right to
+/// complain; the restriction is lifted; never a plain denial) or upholds it (approve: the data
+/// is erased). A restriction the subject obtained by a restriction request is not lifted by an
+/// objection's grounds.
+#[tokio::test]
+async fn a_legitimate_interest_objection_restricts_at_once_until_grounds_are_recorded_or_it_is_upheld(
+) {
+    let t = setup().await;
+    let tenant = t.w.tenant.clone();
+    let (_, admin) = user(&t, &tenant, Role::Admin, None).await;
+    let (_, member) = user(&t, &tenant, Role::Member, None).await;
+    let form = t.w.form.form_id.as_str().to_string();
+    let objection = |email: &str| {
+        json!({"type": "objection", "details": {"processing": "legitimate_interest"},
+               "email": email, "form_id": form})
+    };
+
+    // Verified: restricted at once, nothing dispatched, the tenant still to decide.
+    let ana = new_email();
+    let lead = seed_lead(&t, &tenant, &ana).await;
+    let jobs_before = t.jobs.jobs().len();
+    let id = file_and_verify(&t, objection(&ana)).await;
+    let it = lead_item(&t, &lead).await;
+    assert!(is_restricted(&it), "restricted at verification: {it:?}");
+    assert!(it.contains_key("restricted_at"));
+    assert_eq!(t.jobs.jobs().len(), jobs_before, "the tenant decides");
+    let path = format!("/v1/privacy/requests/{id}");
+    let (_, got) = controller(&t, "GET", &path, None, &admin).await;
+    assert_eq!(got["status"], "awaiting_controller", "{got}");
+    assert_eq!(got["objection"], "legitimate_interest");
+    let events: Vec<&str> = got["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.contains(&"restricted_pending_decision"),
+        "{events:?}"
+    );
+
+    // Refused only by recording grounds, by owners and admins, with bounded text.
+    let grounds_path = format!("{path}/compelling-grounds");
+    let (sd, b) = controller(
+        &t,
+        "POST",
+        &format!("{path}/deny"),
+        Some(json!({"reason": "No."})),
+        &admin,
+    )
+    .await;
+    assert_eq!(
+        (sd, b["error"]["code"].as_str()),
+        (409, Some("compelling_grounds_required"))
+    );
+    let (sm, _) = controller(
+        &t,
+        "POST",
+        &grounds_path,
+        Some(json!({"grounds": "Fraud prevention."})),
+        &member,
+    )
+    .await;
+    assert_eq!(sm, 403, "members cannot decide");
+    for bad in [
+        json!({"grounds": "   "}),
+        json!({"grounds": "x".repeat(1001)}),
+        json!({"grounds": "ok", "extra": 1}),
+        json!({}),
+    ] {
+        let (sb, b) = controller(&t, "POST", &grounds_path, Some(bad.clone()), &admin).await;
+        assert_eq!(sb, 400, "{bad}: {b}");
+    }
+    assert!(
+        is_restricted(&lead_item(&t, &lead).await),
+        "bad input changes nothing"
+    );
+
+    let grounds = "We must keep processing your order history to defend pending legal claims.";
+    let (sg, b) = controller(
+        &t,
+        "POST",
+        &grounds_path,
+        Some(json!({ "grounds": grounds })),
+        &admin,
+    )
+    .await;
+    assert_eq!(sg, 200, "{b}");
+    assert_eq!(b["status"], "denied");
+    let told = last_email(&t, &ana, "continues");
+    assert!(
+        told.body.contains(grounds),
+        "the subject is told the grounds"
+    );
+    assert!(
+        told.body.contains("supervisory authority"),
+        "and the right to complain"
+    );
+    assert!(told.body.contains(&id));
+    let it = lead_item(&t, &lead).await;
+    assert!(!is_restricted(&it), "lifted: {it:?}");
+    assert!(!it.contains_key("restricted_for"));
+    let actions: Vec<String> =
+        t.w.items_with_sk_prefix("LeadsTable", "AUDIT#")
+            .await
+            .iter()
+            .filter(|a| s(a, "pk") == Some(&format!("TENANT#{tenant}#LEAD#{lead}")))
+            .filter_map(|a| s(a, "action").map(str::to_string))
+            .collect();
+    assert!(
+        actions.contains(&"lead.restricted".to_string()),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&"lead.unrestricted".to_string()),
+        "{actions:?}"
+    );
+    let (_, got) = controller(&t, "GET", &path, None, &admin).await;
+    assert_eq!(
+        got["compelling_grounds"], grounds,
+        "kept on the request: {got}"
+    );
+    assert!(got["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["event"] == "compelling_grounds"
+            && h["actor"].as_str().unwrap().starts_with("user:")));
+    let req = item(
+        &t,
+        &t.config.tables.privacy,
+        &format!("DSAR#{id}"),
+        "REQUEST",
+    )
+    .await
+    .unwrap();
+    assert!(!req.contains_key("email"), "closed");
+    let (again, _) = controller(
+        &t,
+        "POST",
+        &grounds_path,
+        Some(json!({ "grounds": grounds })),
+        &admin,
+    )
+    .await;
+    assert_eq!(again, 409, "once");
+
+    // Upheld: approving carries it out as an erasure; the lead stays restricted meanwhile.
+    let bea = new_email();
+    let lead_b = seed_lead(&t, &tenant, &bea).await;
+    let id_b = file_and_verify(&t, objection(&bea)).await;
+    let (sa, b) = controller(
+        &t,
+        "POST",
+        &format!("/v1/privacy/requests/{id_b}/approve"),
+        None,
+        &admin,
+    )
+    .await;
+    assert_eq!(sa, 200, "{b}");
+    let job = t.jobs.jobs().last().unwrap().clone();
+    assert_eq!(job.request_id, id_b);
+    assert_eq!(
+        job.kind,
+        JobKind::Erasure {
+            suppress_phone: false
+        }
+    );
+    assert!(is_restricted(&lead_item(&t, &lead_b).await));
+
+    // A restriction the subject obtained otherwise is not the objection's to lift.
+    let cai = new_email();
+    let lead_c = seed_lead(&t, &tenant, &cai).await;
+    t.w.clients
+        .dynamo
+        .update_item()
+        .table_name(&t.config.tables.leads)
+        .key(
+            "pk",
+            AttributeValue::S(format!("TENANT#{tenant}#LEAD#{lead_c}")),
+        )
+        .key("sk", AttributeValue::S("LEAD".into()))
+        .update_expression("SET restricted = :t, restricted_at = :at")
+        .expression_attribute_values(":t", AttributeValue::Bool(true))
+        .expression_attribute_values(":at", AttributeValue::S("2026-01-01T00:00:00Z".into()))
+        .send()
+        .await
+        .unwrap();
+    let id_c = file_and_verify(&t, objection(&cai)).await;
+    let (sg, b) = controller(
+        &t,
+        "POST",
+        &format!("/v1/privacy/requests/{id_c}/compelling-grounds"),
+        Some(json!({ "grounds": grounds })),
+        &admin,
+    )
+    .await;
+    assert_eq!(sg, 200, "{b}");
+    let it = lead_item(&t, &lead_c).await;
+    assert!(is_restricted(&it), "the earlier restriction stays: {it:?}");
+    assert_eq!(s(&it, "restricted_at"), Some("2026-01-01T00:00:00Z"));
+    // The same for a lead the worker restricted on a restriction request (its hold recorded).
+    let dan = new_email();
+    let lead_d = seed_lead(&t, &tenant, &dan).await;
+    t.w.clients
+        .dynamo
+        .update_item()
+        .table_name(&t.config.tables.leads)
+        .key(
+            "pk",
+            AttributeValue::S(format!("TENANT#{tenant}#LEAD#{lead_d}")),
+        )
+        .key("sk", AttributeValue::S("LEAD".into()))
+        .update_expression("SET restricted = :t, restricted_at = :at, restricted_by_request = :t")
+        .expression_attribute_values(":t", AttributeValue::Bool(true))
+        .expression_attribute_values(":at", AttributeValue::S("2026-01-02T00:00:00Z".into()))
+        .send()
+        .await
+        .unwrap();
+    let id_d = file_and_verify(&t, objection(&dan)).await;
+    assert!(lead_item(&t, &lead_d).await.contains_key("restricted_for"));
+    let (sg, b) = controller(
+        &t,
+        "POST",
+        &format!("/v1/privacy/requests/{id_d}/compelling-grounds"),
+        Some(json!({ "grounds": grounds })),
+        &admin,
+    )
+    .await;
+    assert_eq!(sg, 200, "{b}");
+    assert_eq!(b["leads_unrestricted"], 0);
+    assert!(is_restricted(&lead_item(&t, &lead_d).await));
+    assert_inventory_covers(&t).await;
 }
 
 // ---------------------------------------------------------------- deadlines

@@ -228,6 +228,7 @@ async fn tokens_and_sessions_disappear_on_the_day_after_their_end() {
         tenant_id: w.tenant.clone(),
         user_id: Some(UserId::parse("u1").unwrap()),
         email: None,
+        email_sealed: None,
         role: None,
         invited_by: None,
         expires_at: t0 + Duration::hours(2),
@@ -1369,4 +1370,226 @@ async fn closing_through_auth_schedules_the_erasure_and_reactivating_cancels_it(
     assert!(!items_of(&w, "SecurityLogTable", "closing-co")
         .await
         .is_empty());
+}
+
+/// The IP address and user agent of a user's last login are technical data: removed 90 days
+/// after the login (the user and the login's time stay); a later login keeps its own 90 days.
+#[tokio::test]
+async fn a_logins_ip_and_user_agent_leave_90_days_later_and_a_later_login_keeps_its_own() {
+    use shared::accounts::{Mfa, Tenant, User};
+    use shared::auth::permissions::Role;
+    const PASSWORD: &str = "Quartz-Meadow-Lantern-77";
+    /// `rule::LOGIN_META`, as the report names it.
+    const LOGIN_META: &str = "login-meta";
+    let w = world().await;
+    let t0 = datetime!(2026-03-01 12:00 UTC);
+    w.clock.set(t0);
+    let auth_app = w.auth_app().await.unwrap();
+    let tenant = TenantId::parse("login-meta-co").unwrap();
+    let mut users = Vec::new();
+    for (id, email) in [
+        ("us-ana", "ana.login@example.com"),
+        ("us-bob", "bob.login@example.com"),
+    ] {
+        let user = User {
+            user_id: UserId::parse(id).unwrap(),
+            tenant_id: tenant.clone(),
+            email: Email::parse(email).unwrap(),
+            name: "Login Meta".into(),
+            phone: None,
+            role: if id == "us-ana" {
+                Role::Owner
+            } else {
+                Role::Admin
+            },
+            password_hash: shared::auth::password::hash_password(PASSWORD).unwrap(),
+            email_verified: true,
+            created_at: t0,
+            mfa: Mfa::default(),
+            last_login: None,
+        };
+        put(&w, "TenantsTable", shared::dynamo::user_item(&user)).await;
+        let bidx = w.key.email(&user.email);
+        put(
+            &w,
+            "TenantsTable",
+            shared::dynamo::login_item(&bidx, &tenant, &user.user_id),
+        )
+        .await;
+        users.push(user);
+    }
+    put(
+        &w,
+        "TenantsTable",
+        shared::dynamo::tenant_item(&Tenant {
+            tenant_id: tenant.clone(),
+            business_name: "Login Meta Co".into(),
+            status: TenantStatus::Active,
+            owner_user_id: users[0].user_id.clone(),
+            created_at: t0,
+            closed_at: None,
+            erase_after: None,
+        }),
+    )
+    .await;
+    let login = |email: String| {
+        let app = &auth_app;
+        async move {
+            let body = json!({"email": email, "password": PASSWORD});
+            let r = auth::handle(app, api_event("POST", "/v1/auth/login", Some(&body), None)).await;
+            assert_eq!(r.status(), 200, "{}", response_json(&r));
+        }
+    };
+    for u in &users {
+        login(u.email.as_str().to_string()).await;
+    }
+    // Bob logs in again 60 days later: his IP and user agent are kept 90 days from then.
+    w.clock.set(datetime!(2026-04-30 12:00 UTC));
+    login(users[1].email.as_str().to_string()).await;
+    let ana = keys::user(&tenant, &users[0].user_id);
+    let bob = keys::user(&tenant, &users[1].user_id);
+    for k in [&ana, &bob] {
+        let it = get(&w, "TenantsTable", k).await.unwrap();
+        assert_eq!(s(&it, "last_login_ip"), Some("203.0.113.20"), "{it:?}");
+        assert!(s(&it, "last_login_ua").is_some());
+        for name in it.keys() {
+            assert!(
+                inventory::declaration(Table::Tenants, "USER#", name).is_some(),
+                "{name}"
+            );
+        }
+    }
+
+    let mut app = app(&w);
+    app.settings.catch_up_days = 100;
+    // Ana's login of 1 March 12:00 is kept through 30 May 12:00: still there on that day's run.
+    let r = run_at(&w, &app, datetime!(2026-05-30 03:00 UTC)).await;
+    assert_eq!(deleted(&r, LOGIN_META), 0, "{r:#}");
+    assert!(s(
+        &get(&w, "TenantsTable", &ana).await.unwrap(),
+        "last_login_ip"
+    )
+    .is_some());
+    let r = run_at(&w, &app, datetime!(2026-05-31 03:00 UTC)).await;
+    assert_eq!(deleted(&r, LOGIN_META), 1, "{r:#}");
+    let it = get(&w, "TenantsTable", &ana).await.expect("the user stays");
+    assert!(!it.contains_key("last_login_ip") && !it.contains_key("last_login_ua"));
+    assert!(!it.contains_key("exp_bucket"), "out of the index");
+    assert!(it.contains_key("last_login_at") && it.contains_key("email"));
+    let it = get(&w, "TenantsTable", &bob).await.unwrap();
+    assert!(
+        s(&it, "last_login_ip").is_some(),
+        "a later login keeps its own days"
+    );
+    // Bob's of 30 April goes with the run of 30 July.
+    let r = run_at(&w, &app, datetime!(2026-07-30 03:00 UTC)).await;
+    assert_eq!(deleted(&r, LOGIN_META), 1, "{r:#}");
+    let it = get(&w, "TenantsTable", &bob).await.unwrap();
+    assert!(!it.contains_key("last_login_ip") && !it.contains_key("last_login_ua"));
+    assert!(get(&w, "TenantsTable", &keys::tenant(&tenant))
+        .await
+        .is_some());
+}
+
+/// A workspace erased after its grace ends its billing relationship too: the subscription
+/// state goes, the provider customer's link is closed (restricted, kept only to its legal end,
+/// to file a late refund or final invoice), the invoices stay restricted until their own end.
+/// Another tenant's billing and a link naming another tenant are untouched.
+#[tokio::test]
+async fn an_erased_workspace_closes_its_subscription_and_customer_link_and_keeps_its_invoices() {
+    let w = world().await;
+    let app = app(&w);
+    let t0 = datetime!(2026-03-01 12:00 UTC);
+    w.clock.set(t0);
+    let gone = workspace(&w, "billed-co", "payer.secret@example.com").await;
+    let other = workspace(&w, "still-co", "still.secret@example.com").await;
+    let sub = |t: &TenantId, cus: &str| {
+        let k = keys::subscription_state(t);
+        raw(
+            &k,
+            &[
+                ("tenant_id", t.as_str()),
+                ("provider", "stripe"),
+                ("customer_id", cus),
+                ("subscription_id", "sub_1"),
+                ("status", "canceled"),
+            ],
+        )
+    };
+    let link = |t: &TenantId, cus: &str| {
+        let k = keys::billing_customer(
+            "stripe",
+            &shared::billing::model::ProviderId::parse(cus).unwrap(),
+        );
+        raw(
+            &k,
+            &[
+                ("tenant_id", t.as_str()),
+                ("provider", "stripe"),
+                ("customer_id", cus),
+                ("linked_at", "2026-01-01T00:00:00Z"),
+            ],
+        )
+    };
+    for (t, cus) in [(&gone.tenant, "cus_gone"), (&other.tenant, "cus_other")] {
+        put(&w, "BillingTable", sub(t, cus)).await;
+        put(&w, "BillingTable", link(t, cus)).await;
+        put(
+            &w,
+            "BillingTable",
+            billing_item(t, "INVOICE#in_9", time::macros::date!(2032 - 07 - 01)),
+        )
+        .await;
+    }
+    close(&w, &gone.tenant, t0, 30).await;
+    let r = run_at(&w, &app, datetime!(2026-04-01 03:00 UTC)).await;
+    assert_eq!(deleted(&r, rule::TENANT_ERASE), 1, "{r:#}");
+
+    assert!(
+        get(&w, "BillingTable", &keys::subscription_state(&gone.tenant))
+            .await
+            .is_none(),
+        "the subscription state goes with the workspace"
+    );
+    let cus = shared::billing::model::ProviderId::parse("cus_gone").unwrap();
+    let l = get(&w, "BillingTable", &keys::billing_customer("stripe", &cus))
+        .await
+        .expect("the link is kept, closed");
+    assert!(s(&l, "tenant_erased_at").is_some(), "{l:?}");
+    assert_eq!(l.get("restricted"), Some(&AttributeValue::Bool(true)));
+    assert_eq!(s(&l, "retain_until"), Some("2032-07-01"));
+    // In the billing rule's bucket of that day: removed then like the documents
+    // (`billing_records_are_kept_until_their_legal_end_and_holds_are_reported`).
+    assert!(s(&l, "exp_bucket")
+        .unwrap()
+        .starts_with("EXP#billing#2032-07-01#"));
+    let inv = get(
+        &w,
+        "BillingTable",
+        &Key {
+            pk: keys::billing_partition(&gone.tenant),
+            sk: "INVOICE#in_9".into(),
+        },
+    )
+    .await
+    .expect("the invoice stays");
+    assert_eq!(inv.get("restricted"), Some(&AttributeValue::Bool(true)));
+    for name in l.keys().chain(inv.keys()) {
+        assert!(
+            inventory::declaration(Table::Billing, "CUSTOMER", name).is_some()
+                || inventory::declaration(Table::Billing, "INVOICE#in_9", name).is_some(),
+            "{name}"
+        );
+    }
+
+    // The other tenant's billing is untouched.
+    let still = get(&w, "BillingTable", &keys::subscription_state(&other.tenant))
+        .await
+        .expect("another tenant's state");
+    assert_eq!(s(&still, "status"), Some("canceled"));
+    let cus = shared::billing::model::ProviderId::parse("cus_other").unwrap();
+    let l = get(&w, "BillingTable", &keys::billing_customer("stripe", &cus))
+        .await
+        .unwrap();
+    assert!(!l.contains_key("tenant_erased_at") && !l.contains_key("restricted"));
 }

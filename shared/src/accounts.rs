@@ -115,8 +115,11 @@ pub struct OneTimeToken {
     pub kind: TokenKind,
     pub tenant_id: TenantId,
     pub user_id: Option<UserId>,
-    /// Invitations: who is invited, with which role, by whom.
+    /// Invitations: who is invited, with which role, by whom. The address is stored sealed
+    /// (`email_sealed`, readable only with the emailed link's secret), never in clear; `email`
+    /// is read only from records written before.
     pub email: Option<Email>,
+    pub email_sealed: Option<String>,
     pub role: Option<Role>,
     pub invited_by: Option<UserId>,
     pub expires_at: OffsetDateTime,

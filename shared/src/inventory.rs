@@ -248,15 +248,15 @@ pub const ATTRIBUTES: &[Attribute] = &[
         Table::Tenants,
         "USER#",
         "last_login_ip",
-        Personal(AccountProfile),
-        "login metadata",
+        Personal(TechnicalUsage),
+        "login metadata of the last login: removed 90 days after it (retention rule login-meta)",
     ),
     a(
         Table::Tenants,
         "USER#",
         "last_login_ua",
-        Personal(AccountProfile),
-        "login metadata",
+        Personal(TechnicalUsage),
+        "login metadata of the last login: removed 90 days after it (retention rule login-meta)",
     ),
     a(
         Table::Tenants,
@@ -326,7 +326,14 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "USER#",
         "marketing_opt_out_source",
         Personal(MarketingPreferences),
-        "how (one-click email link)",
+        "how (one-click email link, or the data-subject request)",
+    ),
+    a(
+        Table::Tenants,
+        "USER#",
+        "objection_at",
+        Personal(MarketingPreferences),
+        "when the user objected to legitimate-interest processing of their account data",
     ),
     // tenants table: login index
     a(
@@ -467,7 +474,14 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "TOKEN",
         "email",
         Personal(AccountProfile),
-        "invited address",
+        "invited address in clear: only on invitations written before it was sealed (they expire within days)",
+    ),
+    a(
+        Table::Tenants,
+        "TOKEN",
+        "email_sealed",
+        Pseudonymous(AccountProfile),
+        "invited address, encrypted with a key derived from the emailed link's secret (stored only as its hash)",
     ),
     a(Table::Tenants, "TOKEN", "role", Structural, "invited role"),
     a(Table::Tenants, "TOKEN", "invited_by", Structural, "inviter"),
@@ -810,6 +824,20 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "restricted_at",
         Structural,
         "timestamp",
+    ),
+    a(
+        Table::Leads,
+        "LEAD",
+        "restricted_for",
+        Structural,
+        "ids of the objections to legitimate-interest processing that restrict the lead until the tenant decides",
+    ),
+    a(
+        Table::Leads,
+        "LEAD",
+        "restricted_by_request",
+        Structural,
+        "a restriction request holds the lead restricted (until its lift)",
     ),
     // Data-subject requests (dsar-worker): objection and consent withdrawal stop marketing at once.
     a(
@@ -1471,6 +1499,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(
         Table::Privacy,
         "PART#",
+        "compelling_grounds",
+        Personal(SupportCommunications),
+        "the compelling legitimate grounds a tenant recorded against an objection (Art. 21(1)), as told to the subject",
+    ),
+    a(
+        Table::Privacy,
+        "PART#",
         "outcome",
         Structural,
         "the worker's outcome: counts, kept records and their legal basis, export keys",
@@ -1703,7 +1738,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     ),
     // ops table: a data-subject request's execution checkpoint (dsar-worker): phase, cursor,
     // partial counts, lead/user ids and upload ids; never a personal value.
-    a(Table::Ops, "CHECKPOINT", "pk", Structural, "key (request id)"),
+    a(Table::Ops, "CHECKPOINT", "pk", Structural, "key (request id, scope, job type)"),
     a(Table::Ops, "CHECKPOINT", "sk", Structural, "key"),
     a(
         Table::Ops,
@@ -1825,6 +1860,43 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "deleted_at",
         Structural,
         "customer deleted at the provider",
+    ),
+    // A closed link: its tenant's workspace was erased (retention-cleanup); kept restricted, to
+    // file a document the provider still sends, until the legal end of a document of that day.
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "tenant_erased_at",
+        Structural,
+        "when the tenant's workspace was erased",
+    ),
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "restricted",
+        Structural,
+        "restricted to storage after the tenant's erasure",
+    ),
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "restricted_at",
+        Structural,
+        "timestamp",
+    ),
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "retain_until",
+        Structural,
+        "end of the legal retention of a document filed through it",
+    ),
+    a(
+        Table::Billing,
+        "CUSTOMER",
+        "exp_bucket",
+        Structural,
+        "expiry index: retain_until",
     ),
     // billing table: counter of unhandled event types
     a(
@@ -2422,7 +2494,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "USER#",
         "exp_bucket",
         Structural,
-        "expiry index: end of an unverified sign-up's verification window (unverified-signup)",
+        "expiry index: end of an unverified sign-up's verification window (unverified-signup), or, once verified, the day the last login's IP and user agent go (login-meta)",
     ),
     a(Table::Tenants, "TOKEN", "exp_bucket", Structural, "expiry index: token end"),
     a(Table::SecurityLog, "", "exp_bucket", Structural, "expiry index: end of the 180 days"),

@@ -444,10 +444,11 @@ pub fn plan_by_price(provider: &str, price_id: &ProviderId) -> Key {
 
 // ---- ops table: usage
 
-/// The execution checkpoint of a data-subject request (dsar-worker): phase, cursor, counts.
-/// Request ids are the lifecycle's own (`[a-z0-9_-]`), never chosen by a subject.
-pub fn dsar_checkpoint(request_id: &str) -> Key {
-    Key::new(format!("DSARJOB#{request_id}"), "CHECKPOINT")
+/// The execution checkpoint of one job of a data-subject request (dsar-worker): phase, cursor,
+/// counts. `job_id` is `DsarJob::checkpoint_id` (`<request id>#<scope>#<kind>`): request and
+/// tenant ids are the platform's own, never chosen by a subject.
+pub fn dsar_checkpoint(job_id: &str) -> Key {
+    Key::new(format!("DSARJOB#{job_id}"), "CHECKPOINT")
 }
 
 /// A tenant's submissions in a calendar month (`YYYY-MM`, UTC).

@@ -24,8 +24,11 @@ pub mod rule {
     /// A sign-up whose address was not verified within the verification window: its user, its
     /// tenant and its login-index item, so the address is free again.
     pub const UNVERIFIED_SIGNUP: &str = "unverified-signup";
+    /// The IP address and user agent of a user's last login (technical data, kept
+    /// [`super::LOGIN_METADATA_DAYS`]): removed from the user item, which stays.
+    pub const LOGIN_META: &str = "login-meta";
     /// In sweep order; a run's checkpoint names a rule by its place here, so new rules go last.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         TENANT_ERASE,
         TECH_DATA,
         SECURITY_LOG,
@@ -35,7 +38,22 @@ pub mod rule {
         EXPORT,
         BILLING,
         UNVERIFIED_SIGNUP,
+        LOGIN_META,
     ];
+}
+
+/// Days the IP address and user agent of a user's last login are kept (technical data, like a
+/// submission's: "minimal, 90 days"). Each login starts the period again.
+pub const LOGIN_METADATA_DAYS: i64 = 90;
+
+/// The `exp_bucket` a user item gets at a login at `at`: swept once the login's technical data
+/// is [`LOGIN_METADATA_DAYS`] old.
+pub fn login_metadata_bucket(at: OffsetDateTime, user: &Key) -> String {
+    expiry_bucket_at(
+        rule::LOGIN_META,
+        at + time::Duration::days(LOGIN_METADATA_DAYS),
+        user,
+    )
 }
 
 /// The UTC day of the first daily retention run at which data whose retention ends at `end` is

@@ -149,6 +149,12 @@ impl Ctx<'_> {
                 subscription,
             } => {
                 let t = tenant.ok_or_else(customer_not_linked)?;
+                if self.link.is_some_and(|l| l.erased && l.tenant == t) {
+                    // The workspace was erased after its closure: its subscription state went
+                    // with it and is not written again (its documents still are: accounting).
+                    tracing::warn!(tenant_id = %t, "subscription event of an erased workspace; not applied");
+                    return Ok(Decision::record_only(EventOutcome::Ignored, Some(t)));
+                }
                 let mut effects: Vec<Effect> = self.link_effect(&t).into_iter().collect();
                 let (state, guard) = match self.next_state(&t, subscription) {
                     Next::Apply(state, guard) => (*state, guard),

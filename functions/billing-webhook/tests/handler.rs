@@ -624,3 +624,30 @@ async fn processed_events_and_redeliveries_are_counted_as_metrics() {
         ]
     );
 }
+
+/// Once retention erased the workspace and closed its customer link (`tenant_erased_at`), a
+/// subscription event the provider still sends writes no subscription state again; an invoice
+/// is still filed (an accounting document).
+#[tokio::test]
+async fn an_erased_workspaces_subscription_is_not_written_again_but_its_invoices_are_filed() {
+    let w = world();
+    assert_eq!(
+        outcome(&w, &stripe_event("customer.subscription.created")).await,
+        "applied"
+    );
+    {
+        // What the erasure leaves: no state, the link closed.
+        let mut st = w.app.store.lock();
+        st.states.remove(&tenant());
+        for link in st.customers.values_mut() {
+            link.erased = true;
+        }
+    }
+    assert_eq!(
+        outcome(&w, &stripe_event("customer.subscription.updated")).await,
+        "ignored"
+    );
+    assert!(!w.app.store.lock().states.contains_key(&tenant()));
+    assert_eq!(outcome(&w, &stripe_event("invoice.paid")).await, "applied");
+    assert_eq!(w.app.store.lock().payments.len(), 1);
+}

@@ -25,6 +25,9 @@ pub const ALLOW_LIST: &[&str] = &[
     "LAMBDA_ENDPOINT_URL",
     "DSAR_LINK_TTL_HOURS",
     "DSAR_TIME_MARGIN_SECS",
+    // Set by Lambda to the deployment's region: the Art 15 facts name it (data location and
+    // transfer mechanism).
+    "AWS_REGION",
 ];
 
 #[derive(Debug, Clone)]
@@ -78,6 +81,7 @@ impl Config {
             settings: WorkerSettings {
                 link_ttl: Duration::from_secs(hours * 3600),
                 api_base_url: env.required("API_BASE_URL")?,
+                region: env.required("AWS_REGION")?,
                 ..WorkerSettings::default()
             },
             time_margin: Duration::from_secs(env.parse_or("DSAR_TIME_MARGIN_SECS", 60)?),

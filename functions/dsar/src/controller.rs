@@ -22,7 +22,9 @@ use shared::leads::cursor;
 use shared::mail::{Mailer, OutgoingEmail};
 use time::Duration;
 
-use crate::subject::{close_if_done, create_unverified, parse_filing, route_verified};
+use crate::subject::{
+    close_if_done, create_unverified, objects_to_legitimate_interest, parse_filing, route_verified,
+};
 use crate::{json, json_body, query_param, request_status, rfc3339, App, Ctx};
 
 const MAX_REASON_CHARS: usize = 1000;
@@ -183,6 +185,7 @@ pub async fn get<M: Mailer, D: JobDispatcher>(
         "filed_by": r.filed_by,
         "extension_reason": p.extension_reason,
         "denial_reason": p.denial_reason,
+        "compelling_grounds": p.compelling_grounds,
         "extended_due_limit": ymd(p.extended_due_limit),
         "restriction_lifted_at": p.restriction_lifted_at.map(rfc3339),
         "outcome": p.outcome.as_deref().and_then(|o| serde_json::from_str::<serde_json::Value>(o).ok()),
@@ -257,6 +260,14 @@ pub async fn approve<M: Mailer, D: JobDispatcher>(
     if let JobKind::Erasure { suppress_phone } = &mut job.kind {
         *suppress_phone = choices.suppress_phone;
     }
+    if objects_to_legitimate_interest(&r) {
+        // The objection upheld: no compelling grounds, so the processing stops for good and
+        // the subject's data is erased (GDPR Art. 17(1)(c)), as an approved erasure erases it
+        // (the proven email suppressed, a held lead kept whole).
+        job.kind = JobKind::Erasure {
+            suppress_phone: false,
+        };
+    }
     app.dispatcher.dispatch(&job).await?;
     tracing::info!(request_id = %id, request_type = p.request_type.as_str(), suppress_phone = choices.suppress_phone, "privacy request approved");
     shared::telemetry::metric("DsarDecisions", 1.0, "Count", &[("Event", "approved")]);
@@ -291,6 +302,14 @@ pub async fn deny<M: Mailer, D: JobDispatcher>(
     let (c, actor) = controller_of(ctx)?;
     let reason = reason_of(req)?;
     let p = load(app, &c, &id).await?;
+    if p.request_type == RequestType::Objection
+        && objects_to_legitimate_interest(&subject_request(app, &id).await?)
+    {
+        return Err(AppError::Conflict {
+            code: "compelling_grounds_required",
+            message: "An objection to legitimate-interest processing is refused only by recording compelling legitimate grounds (POST .../compelling-grounds).",
+        });
+    }
     let entry = HistoryEntry::new(ctx.now, "denied", Status::Denied, &actor);
     let change = PartChange::new(
         &[Status::AwaitingController, Status::Failed],
@@ -502,5 +521,84 @@ pub async fn lift_restriction<M: Mailer, D: JobDispatcher>(
     Ok(json(
         200,
         json!({ "request_id": id, "status": Status::Completed.as_str(), "restriction_lifted_at": rfc3339(ctx.now) }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroundsBody {
+    grounds: String,
+}
+
+/// `POST …/{id}/compelling-grounds {grounds}`: the tenant refuses an objection to
+/// legitimate-interest processing (GDPR Art. 21(1)) by recording the compelling legitimate
+/// grounds that override the subject's interests. The subject is told first, with the grounds
+/// and the right to complain (Art. 18(3): before the restriction is lifted; if the email cannot
+/// be sent, nothing changes); then the part closes `denied` with the grounds kept on it, and the
+/// restriction this objection put on the subject's leads is lifted (audit `lead.unrestricted`).
+pub async fn compelling_grounds<M: Mailer, D: JobDispatcher>(
+    app: &App<M, D>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let id = ctx.request_id()?;
+    let (c, actor) = controller_of(ctx)?;
+    let body: GroundsBody = json_body(req)?;
+    let grounds = body.grounds.trim().to_string();
+    if grounds.is_empty() || grounds.chars().count() > MAX_REASON_CHARS {
+        return Err(AppError::validation(
+            "invalid_grounds",
+            "grounds must be 1 to 1000 characters: the subject receives them.",
+        ));
+    }
+    let p = load(app, &c, &id).await?;
+    let r = subject_request(app, &id).await?;
+    if !objects_to_legitimate_interest(&r) {
+        return Err(wrong_state(
+            "Compelling grounds answer an objection to legitimate-interest processing only.",
+        ));
+    }
+    if p.status != Status::AwaitingController {
+        return Err(wrong_state(
+            "Only an objection awaiting a decision can be answered with compelling grounds.",
+        ));
+    }
+    let Controller::Tenant(tenant) = &c else {
+        return Err(not_found());
+    };
+    let to = r
+        .email
+        .clone()
+        .ok_or_else(|| wrong_state("This request is closed."))?;
+    let url = app.links.status_url(&app.keys, &id);
+    send(
+        &app.mailer,
+        &emails::compelling_grounds(&to, &id, &grounds, &url),
+    )
+    .await?;
+    let entry = HistoryEntry::new(ctx.now, "compelling_grounds", Status::Denied, &actor);
+    let change = PartChange::new(&[Status::AwaitingController], Status::Denied, entry)
+        .set("compelling_grounds", s(&grounds))
+        .closing(Closing::Full);
+    if !app.store.transition(&c, &id, &change).await? {
+        return Err(wrong_state(
+            "Only an objection awaiting a decision can be answered with compelling grounds.",
+        ));
+    }
+    let lifted = app
+        .store
+        .lift_objection_restriction(tenant, &p.email_bidx, &id, ctx.now)
+        .await?;
+    close_if_done(app, &id, ctx.now).await?;
+    tracing::info!(request_id = %id, leads = lifted.len(), "objection answered with compelling grounds");
+    shared::telemetry::metric(
+        "DsarDecisions",
+        1.0,
+        "Count",
+        &[("Event", "compelling_grounds")],
+    );
+    Ok(json(
+        200,
+        json!({ "request_id": id, "status": Status::Denied.as_str(), "leads_unrestricted": lifted.len() }),
     ))
 }

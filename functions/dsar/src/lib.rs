@@ -127,6 +127,12 @@ pub const ROUTES: &[Route] = &[
         "/v1/privacy/requests/{requestId}/lift-restriction",
         DECIDE,
     ),
+    r(
+        "compelling_grounds",
+        "POST",
+        "/v1/privacy/requests/{requestId}/compelling-grounds",
+        DECIDE,
+    ),
     r("download", "GET", "/v1/privacy/downloads", Access::Public),
     r(
         "unsubscribe_view",
@@ -224,6 +230,7 @@ async fn dispatch<M: Mailer, D: JobDispatcher>(
         "extend" => controller::extend(app, &ctx, req).await,
         "on_behalf" => controller::on_behalf(app, &ctx, req).await,
         "lift_restriction" => controller::lift_restriction(app, &ctx).await,
+        "compelling_grounds" => controller::compelling_grounds(app, &ctx, req).await,
         "download" => {
             downloads::download(&app.downloads, &app.keys, query_param(req, "t"), now).await
         }
@@ -281,7 +288,16 @@ mod tests {
     #[test]
     fn decisions_need_the_decide_permission() {
         for r in ROUTES {
-            if ["approve", "deny", "extend", "on_behalf", "lift_restriction"].contains(&r.name) {
+            if [
+                "approve",
+                "deny",
+                "extend",
+                "on_behalf",
+                "lift_restriction",
+                "compelling_grounds",
+            ]
+            .contains(&r.name)
+            {
                 assert_eq!(r.access, DECIDE, "{}", r.name);
             }
         }

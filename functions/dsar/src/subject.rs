@@ -386,6 +386,7 @@ pub async fn route_verified<M: Mailer, D: JobDispatcher>(
             outcome: None,
             failure: None,
             restriction_lifted_at: None,
+            compelling_grounds: None,
             created_at: now,
             closed_at: None,
             history: vec![
@@ -441,6 +442,30 @@ pub async fn route_verified<M: Mailer, D: JobDispatcher>(
         // legal ground in the history.
         for c in controllers.iter().filter(|c| **c != Controller::Platform) {
             approve_and_dispatch(app, r, c, now, &email, "applied_at_once").await?;
+        }
+    }
+    if objects_to_legitimate_interest(r) {
+        // GDPR Art. 18(1)(d) and 21(1): the tenant decides (compelling grounds, or the
+        // objection upheld), but its leads of the subject are restricted now, while it weighs.
+        for c in controllers.iter() {
+            let Controller::Tenant(t) = c else { continue };
+            let leads = app
+                .store
+                .restrict_for_objection(t, &r.email_bidx, &r.request_id, now)
+                .await?;
+            let entry = HistoryEntry::new(
+                now,
+                "restricted_pending_decision",
+                Status::AwaitingController,
+                &Actor::Platform,
+            );
+            let change = PartChange::new(
+                &[Status::AwaitingController],
+                Status::AwaitingController,
+                entry,
+            );
+            app.store.transition(c, &r.request_id, &change).await?;
+            tracing::info!(request_id = %r.request_id, tenant_id = %t, leads = leads.len(), "leads restricted pending the objection's decision");
         }
     }
     if controllers.is_empty() {
@@ -515,6 +540,16 @@ pub fn applies_at_once(r: &SubjectRequest) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Whether a request objects to processing based on legitimate interest (GDPR Art. 21(1)): the
+/// tenant decides, and the subject's leads are restricted meanwhile.
+pub fn objects_to_legitimate_interest(r: &SubjectRequest) -> bool {
+    r.request_type == RequestType::Objection
+        && r.details.job_kind(r.request_type)
+            == JobKind::Objection {
+                marketing_only: false,
+            }
 }
 
 /// Approves a controller's part in the platform's name (`event` says on what ground) and hands

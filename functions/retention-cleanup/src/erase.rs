@@ -8,6 +8,9 @@
 //! people from re-import into this workspace, which no longer exists); and last the tenant
 //! record, so an interrupted erasure is found again in its bucket and finishes next time.
 //!
+//! Billing ([`billing`]): the subscription state is deleted, the provider customer's link
+//! closed (restricted, kept to its legal end), the accounting documents restricted.
+//!
 //! Kept: billing records (their own legal end, rule `billing`), security events (180 days, rule
 //! `security-log`), data-subject request records (24 months, rule `dsar-record`), ops counters
 //! (TTL within 40 days, no personal data), one-time tokens (rule `token`: they expire in days).
@@ -17,6 +20,7 @@
 
 use anyhow::{anyhow, Context};
 use aws_sdk_dynamodb::types::AttributeValue;
+use shared::billing::model::ProviderId;
 use shared::domain::{Email, TenantId};
 use shared::dynamo::unless_condition_failed;
 use shared::keys::{self, Key};
@@ -121,6 +125,7 @@ pub async fn tenant(r: &mut Run<'_>, tenants: &str, key: &Key) -> anyhow::Result
         rest
     };
     r.report.rule(RULE).objects += objects;
+    billing(r, &t).await.context("billing")?;
 
     if !r.dry_run {
         // Only the record as read: a hold set or a reactivation meanwhile wins.
@@ -148,6 +153,115 @@ pub async fn tenant(r: &mut Run<'_>, tenants: &str, key: &Key) -> anyhow::Result
     let c = r.report.rule(RULE);
     c.deleted += 1;
     Ok(Progress::Done)
+}
+
+/// The erased tenant's billing: the accounting documents (invoices, payment attempts, refunds)
+/// stay until their legal end (rule `billing`), restricted to storage (`restricted`,
+/// `restricted_at`); the subscription state (plan, status, provider ids: not an accounting
+/// document) is deleted; the provider customer's link is closed: marked `tenant_erased_at` and
+/// restricted, kept only to file a document the provider still sends for that customer (a
+/// refund, a final invoice) under the erased tenant, until the legal end of a document of
+/// today (`retain_until`, then deleted by rule `billing`). A record under legal hold is left as
+/// it is. Every step can be repeated.
+async fn billing(r: &mut Run<'_>, t: &TenantId) -> anyhow::Result<()> {
+    let table = r.app.tables.billing.clone();
+    let spec = QuerySpec {
+        table: &table,
+        index: None,
+        condition: "pk = :p",
+        names: vec![],
+        values: vec![(":p", AttributeValue::S(keys::billing_partition(t)))],
+        projection: Some("pk, sk, provider, customer_id, legal_hold"),
+    };
+    let at = r.report.run_at.clone();
+    let mut links = Vec::new();
+    let mut start = None;
+    loop {
+        let (items, next) = r.query(&spec, start).await?;
+        for it in &items {
+            let Some(key) = key_of(it) else { continue };
+            if bool_attr(it, "legal_hold") {
+                continue;
+            }
+            if key.sk == "SUBSCRIPTION" {
+                if let (Some(p), Some(c)) = (
+                    str_attr(it, "provider"),
+                    str_attr(it, "customer_id").and_then(ProviderId::parse),
+                ) {
+                    links.push(keys::billing_customer(p, &c));
+                }
+                if !r.dry_run {
+                    let res = r
+                        .app
+                        .dynamo
+                        .delete_item()
+                        .table_name(&table)
+                        .set_key(Some(key_item(&key)))
+                        .condition_expression(
+                            "attribute_not_exists(legal_hold) OR legal_hold = :no",
+                        )
+                        .expression_attribute_values(":no", AttributeValue::Bool(false))
+                        .send()
+                        .await;
+                    unless_condition_failed(res, "DeleteItem subscription state")?;
+                }
+                r.report.rule(RULE).workspace_items += 1;
+            } else if ["INVOICE#", "PAYMENT#", "REFUND#"]
+                .iter()
+                .any(|p| key.sk.starts_with(p))
+                && !r.dry_run
+            {
+                let res = r
+                    .app
+                    .dynamo
+                    .update_item()
+                    .table_name(&table)
+                    .set_key(Some(key_item(&key)))
+                    .update_expression(
+                        "SET restricted = :t, restricted_at = if_not_exists(restricted_at, :at)",
+                    )
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .expression_attribute_values(":at", AttributeValue::S(at.clone()))
+                    .send()
+                    .await;
+                unless_condition_failed(res, "UpdateItem restrict billing record")?;
+            }
+        }
+        match next {
+            Some(k) => start = Some(k),
+            None => break,
+        }
+    }
+    if r.dry_run {
+        return Ok(());
+    }
+    let retain_until = retention::billing_retain_until(r.day);
+    for k in links {
+        let bucket = retention::expiry_bucket_for(rule::BILLING, retain_until, &k);
+        let res = r
+            .app
+            .dynamo
+            .update_item()
+            .table_name(&table)
+            .set_key(Some(key_item(&k)))
+            .update_expression(
+                "SET tenant_erased_at = if_not_exists(tenant_erased_at, :at), restricted = :t, \
+                 restricted_at = if_not_exists(restricted_at, :at), retain_until = :ru, \
+                 exp_bucket = :b",
+            )
+            // Only the erased tenant's own link.
+            .condition_expression("tenant_id = :tid")
+            .expression_attribute_values(":at", AttributeValue::S(at.clone()))
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":ru", AttributeValue::S(retain_until.to_string()))
+            .expression_attribute_values(":b", AttributeValue::S(bucket))
+            .expression_attribute_values(":tid", AttributeValue::S(t.as_str().to_string()))
+            .send()
+            .await;
+        unless_condition_failed(res, "UpdateItem close customer link")?;
+    }
+    Ok(())
 }
 
 /// Every lead of the tenant, found through `by_tenant` (sparse: lead items only).

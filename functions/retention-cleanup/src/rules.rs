@@ -30,7 +30,11 @@ pub fn shards(rule_name: &str) -> u32 {
 fn table_of<'a>(r: &Run<'a>, rule_name: &str) -> &'a str {
     let t = &r.app.tables;
     match rule_name {
-        rule::TENANT_ERASE | rule::SESSION | rule::TOKEN | rule::UNVERIFIED_SIGNUP => &t.tenants,
+        rule::TENANT_ERASE
+        | rule::SESSION
+        | rule::TOKEN
+        | rule::UNVERIFIED_SIGNUP
+        | rule::LOGIN_META => &t.tenants,
         rule::SECURITY_LOG => &t.security_log,
         rule::DSAR_RECORD => &t.privacy,
         rule::TECH_DATA | rule::EXPORT => &t.leads,
@@ -60,6 +64,7 @@ pub async fn sweep_unit(
             keys::expiry_bucket(rule_name, day, shard),
         )
     };
+    let bucket_value = bucket.clone();
     let spec = QuerySpec {
         table,
         index: Some(index),
@@ -92,6 +97,10 @@ pub async fn sweep_unit(
             }
             rule::BILLING => {
                 billing(r, table, found).await?;
+                Progress::Done
+            }
+            rule::LOGIN_META => {
+                login_metadata(r, table, found, &bucket_value).await?;
                 Progress::Done
             }
             rule::UNVERIFIED_SIGNUP => {
@@ -370,6 +379,58 @@ async fn tech_data(
     Ok(())
 }
 
+/// The technical data of a user's last login, from the data inventory.
+pub fn login_technical_attributes() -> Vec<&'static str> {
+    inventory::personal_attributes(DataCategory::TechnicalUsage)
+        .filter(|a| a.table == Table::Tenants && a.item == "USER#")
+        .map(|a| a.name)
+        .collect()
+}
+
+/// Removes the IP address and user agent of a login 90 days old from its user item (the user
+/// and the login's time stay), conditioned on the bucket the run read: a later login moved the
+/// user to a later day and keeps its own.
+async fn login_metadata(
+    r: &mut Run<'_>,
+    table: &str,
+    found: Vec<Key>,
+    bucket: &str,
+) -> anyhow::Result<()> {
+    let attributes = login_technical_attributes();
+    let remove = attributes
+        .iter()
+        .enumerate()
+        .map(|(i, _)| format!("#a{i}"))
+        .chain(std::iter::once("exp_bucket".to_string()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    for key in found {
+        if r.dry_run {
+            r.report.rule(rule::LOGIN_META).deleted += 1;
+            continue;
+        }
+        let mut req = r
+            .app
+            .dynamo
+            .update_item()
+            .table_name(table)
+            .set_key(Some(key_item(&key)))
+            .update_expression(format!("REMOVE {remove}"))
+            .condition_expression("exp_bucket = :b")
+            .expression_attribute_values(":b", AttributeValue::S(bucket.to_string()));
+        for (i, name) in attributes.iter().enumerate() {
+            req = req.expression_attribute_names(format!("#a{i}"), *name);
+        }
+        let res = req.send().await;
+        if shared::dynamo::unless_condition_failed(res, "UpdateItem remove login metadata")?
+            .is_some()
+        {
+            r.report.rule(rule::LOGIN_META).deleted += 1;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,6 +440,14 @@ mod tests {
         assert_eq!(
             technical_attributes(),
             ["ip", "user_agent", "referrer", "page_url"]
+        );
+    }
+
+    #[test]
+    fn login_technical_data_comes_from_the_inventory() {
+        assert_eq!(
+            login_technical_attributes(),
+            ["last_login_ip", "last_login_ua"]
         );
     }
 

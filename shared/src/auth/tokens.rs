@@ -26,6 +26,61 @@ pub fn hash_secret(secret: &str) -> String {
     hex(&Sha256::digest(secret.as_bytes()))
 }
 
+/// Encrypts `plaintext` for storage next to the hash of `secret`, with a key derived from the
+/// secret itself (HMAC-SHA256 of `purpose`, AES-256-GCM, random nonce): only the holder of the
+/// link (the emailed secret, never stored) can read it back. Used for the invited address on an
+/// invitation record, so a copy of the table holds no address in clear.
+/// `base64url(nonce || ciphertext || tag)`.
+pub fn seal(secret: &str, purpose: &str, plaintext: &str) -> String {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+    let key = LessSafeKey::new(
+        UnboundKey::new(&AES_256_GCM, &sealing_key(secret, purpose))
+            .expect("a 32-byte key is valid for AES-256-GCM"),
+    );
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rng().fill_bytes(&mut nonce);
+    let mut data = plaintext.as_bytes().to_vec();
+    key.seal_in_place_append_tag(
+        Nonce::assume_unique_for_key(nonce),
+        Aad::from(purpose.as_bytes()),
+        &mut data,
+    )
+    .expect("sealing a short text cannot fail");
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&data);
+    URL_SAFE_NO_PAD.encode(out)
+}
+
+/// Reads back what [`seal`] stored, with the same secret and purpose; `None` for anything
+/// else (another secret, altered, not sealed).
+pub fn open(secret: &str, purpose: &str, sealed: &str) -> Option<String> {
+    use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+    let raw = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if raw.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, data) = raw.split_at(NONCE_LEN);
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &sealing_key(secret, purpose)).ok()?);
+    let mut data = data.to_vec();
+    let plain = key
+        .open_in_place(
+            Nonce::try_assume_unique_for_key(nonce).ok()?,
+            Aad::from(purpose.as_bytes()),
+            &mut data,
+        )
+        .ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
+fn sealing_key(secret: &str, purpose: &str) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(b"lead-platform sealing key v1: ");
+    mac.update(purpose.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
 /// Equality whose time does not depend on where the inputs differ (only on their lengths).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
@@ -56,6 +111,32 @@ pub fn parse_refresh_token(s: &str) -> Option<(SessionId, String)> {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn sealed_text_opens_only_with_its_secret_and_purpose() {
+        let secret = new_secret();
+        let sealed = seal(&secret, "invitation-email", "ana@example.com");
+        assert!(!sealed.contains("ana"));
+        assert_eq!(
+            open(&secret, "invitation-email", &sealed).as_deref(),
+            Some("ana@example.com")
+        );
+        assert_eq!(open(&new_secret(), "invitation-email", &sealed), None);
+        assert_eq!(open(&secret, "other", &sealed), None);
+        let mut altered = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        let last = altered.len() - 1;
+        altered[last] ^= 1;
+        assert_eq!(
+            open(
+                &secret,
+                "invitation-email",
+                &URL_SAFE_NO_PAD.encode(altered)
+            ),
+            None
+        );
+        assert_eq!(open(&secret, "invitation-email", "x"), None);
+        assert_ne!(sealed, seal(&secret, "invitation-email", "ana@example.com"));
+    }
 
     #[test]
     fn secrets_are_256_bit_url_safe_and_unique() {

@@ -125,6 +125,7 @@ fn apply(st: &mut MemoryBillingState, e: &Effect) {
                 CustomerLink {
                     tenant: tenant.clone(),
                     deleted: false,
+                    erased: false,
                 },
             );
         }

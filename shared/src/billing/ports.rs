@@ -30,6 +30,9 @@ pub struct EventLookup {
 pub struct CustomerLink {
     pub tenant: TenantId,
     pub deleted: bool,
+    /// The tenant's workspace was erased (retention closed the link: `tenant_erased_at`): its
+    /// documents are still filed, its subscription state is not written again.
+    pub erased: bool,
 }
 
 #[derive(Debug, Clone, Default)]

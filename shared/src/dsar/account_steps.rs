@@ -210,9 +210,45 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 req.send().await.context("UpdateItem user restriction")?;
                 r.inc("user", 1);
             }
-            // The platform sends its account users no marketing and holds no marketing consent
-            // for them: nothing to update; the answer says so.
-            JobKind::Objection { .. } | JobKind::ConsentWithdrawal => {}
+            // The platform holds no marketing consent of its account users and sends them
+            // service and transactional email only; an objection or a withdrawal is recorded on
+            // the user as the one-click link records it (`marketing_opt_out`, its time and
+            // source: any product or marketing email must check it), and an objection to
+            // legitimate-interest processing with its time (`objection_at`).
+            JobKind::Objection { .. } | JobKind::ConsentWithdrawal => {
+                let mut expr = "SET marketing_opt_out = :t, \
+                     marketing_opt_out_at = if_not_exists(marketing_opt_out_at, :at), \
+                     marketing_opt_out_source = if_not_exists(marketing_opt_out_source, :src)"
+                    .to_string();
+                if job.kind
+                    == (JobKind::Objection {
+                        marketing_only: false,
+                    })
+                {
+                    expr.push_str(", objection_at = if_not_exists(objection_at, :at)");
+                }
+                client
+                    .update_item()
+                    .table_name(&tables.tenants)
+                    .key(PK, s(&user_key.pk))
+                    .key(SK, s(&user_key.sk))
+                    .condition_expression("attribute_exists(pk)")
+                    .update_expression(expr)
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .expression_attribute_values(":at", s(&at))
+                    .expression_attribute_values(
+                        ":src",
+                        s(format!(
+                            "data-subject request {} ({})",
+                            job.request_id,
+                            super::worker::kind_name(&job.kind)
+                        )),
+                    )
+                    .send()
+                    .await
+                    .context("UpdateItem user objection")?;
+                r.inc("user_opted_out", 1);
+            }
         }
         Ok(())
     }

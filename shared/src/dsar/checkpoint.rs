@@ -1,4 +1,6 @@
-//! The execution checkpoint of one request (ops table, `DSARJOB#<request id>` / `CHECKPOINT`):
+//! The execution checkpoint of one job (ops table, `DSARJOB#<request id>#<scope>#<kind>` /
+//! `CHECKPOINT`: a request is one job per controller part, and a restriction's lift is a job of
+//! its own):
 //! phase, cursor into the subject's targets, partial counts, open uploads. It holds ids and
 //! counts only, never a personal value.
 //!

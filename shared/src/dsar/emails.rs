@@ -187,6 +187,31 @@ pub fn restriction_ending(to: &str, request_id: &str, status_url: &str) -> Outgo
     )
 }
 
+/// An objection to legitimate-interest processing the controller refused by recording
+/// compelling legitimate grounds (GDPR Art. 21(1)); sent before the restriction that held the
+/// data while it decided is lifted (Art. 18(3)).
+pub fn compelling_grounds(
+    to: &str,
+    request_id: &str,
+    grounds: &str,
+    status_url: &str,
+) -> OutgoingEmail {
+    email(
+        to,
+        "Your objection: the controller continues the processing",
+        &format!(
+            "You objected to the processing of your personal data based on legitimate interest \
+             (request {request_id}). The controller has recorded compelling legitimate grounds \
+             for continuing it, which it considers to override your interests, rights and \
+             freedoms:\n\n{grounds}\n\nThe restriction of your data while it decided is being \
+             lifted: your data may be processed again as before. Your objection to direct \
+             marketing, if you make one, is always honoured.\n\n{COMPLAINT_RIGHT} You may also \
+             seek a judicial remedy.\n\nYour request: {status_url}",
+            grounds = controller_text(grounds)
+        ),
+    )
+}
+
 /// To a controller's owners and admins (or the operator): a request could not be carried out.
 pub fn failed_alert(to: &str, request_id: &str, t: RequestType) -> OutgoingEmail {
     email(

@@ -43,7 +43,12 @@ pub enum JobKind {
     },
     /// The named fields corrected everywhere they are stored, with an audit trail.
     /// Keys are field names (`name`, `email`, `phone`, `company`, ...), values the corrections.
-    Rectification { changes: BTreeMap<String, String> },
+    /// Never in the invocation payload (a payload that fails every retry rests in the failure
+    /// queue): the worker reads them from the open request ([`RequestProgress::subject`]).
+    Rectification {
+        #[serde(skip_serializing, default)]
+        changes: BTreeMap<String, String>,
+    },
     /// Flag the records read-only, excluded from marketing and exports.
     Restriction,
     /// Lift a restriction (the subject has been told before, by the lifecycle).
@@ -62,8 +67,40 @@ pub struct DsarJob {
     pub scope: JobScope,
     pub kind: JobKind,
     /// The subject's email, as verified (lower-cased). The worker finds the subject's records
-    /// through its blind index and sends the answer to it; never logged.
+    /// through its blind index and sends the answer to it; never logged. Never in the
+    /// invocation payload, which carries ids only (a payload that fails every retry rests in
+    /// the failure queue for 14 days): the worker reads the email from the request record
+    /// ([`RequestProgress::subject`]); empty until then.
+    #[serde(skip_serializing, default)]
     pub subject_email: String,
+}
+
+impl DsarJob {
+    /// The job's own checkpoint id: one request is several jobs (a part per controller; a
+    /// restriction and later its lift), and each must run, so the checkpoint of one completed
+    /// never makes another a no-op. `<request id>#<scope>#<kind>`; ids only.
+    pub fn checkpoint_id(&self) -> String {
+        let scope = match &self.scope {
+            JobScope::Tenant { tenant_id } => format!("tenant:{tenant_id}"),
+            JobScope::Account => "account".to_string(),
+        };
+        format!(
+            "{}#{scope}#{}",
+            self.request_id,
+            super::worker::kind_name(&self.kind)
+        )
+    }
+}
+
+/// What the worker reads of the request record when its payload names only the request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct JobSubject {
+    /// The verified email, while the request is open (removed when it closes).
+    pub email: Option<String>,
+    /// The email's blind index, kept for the record's life.
+    pub email_bidx: String,
+    /// A rectification's corrections (empty for other types), while the request is open.
+    pub corrections: BTreeMap<String, String>,
 }
 
 /// What the worker did, for the request record, the answer to the subject and the certificate.
@@ -105,6 +142,15 @@ pub trait RequestProgress: Send + Sync {
         job: &DsarJob,
         reason: &str,
     ) -> impl Future<Output = Result<(), AppError>> + Send;
+    /// The subject of the request, from its record (`None`: no such request). The lifecycle's
+    /// store implements it; fakes that hand the worker complete jobs need not.
+    fn subject(
+        &self,
+        request_id: &str,
+    ) -> impl Future<Output = Result<Option<JobSubject>, AppError>> + Send {
+        let _ = request_id;
+        async { Ok(None) }
+    }
 }
 
 /// The job payload is our own (the lifecycle writes it, the worker reads it), so a tenant id in
@@ -144,8 +190,22 @@ mod tests {
         assert_eq!(json["scope"], "tenant");
         assert_eq!(json["tenant_id"], "t1");
         assert_eq!(json["kind"]["type"], "rectification");
+        // Ids only: neither the subject's email nor a correction value travels.
+        let raw = json.to_string();
+        assert!(
+            !raw.contains("ana@example.com") && !raw.contains("Ana"),
+            "{raw}"
+        );
         let back: DsarJob = serde_json::from_value(json).unwrap();
-        assert_eq!(back, job);
+        assert_eq!(back.request_id, job.request_id);
+        assert_eq!(back.scope, job.scope);
+        assert_eq!(back.subject_email, "");
+        assert_eq!(
+            back.kind,
+            JobKind::Rectification {
+                changes: BTreeMap::new()
+            }
+        );
         let bad = serde_json::json!({"request_id":"x","scope":"tenant","tenant_id":"T#1",
             "kind":{"type":"access"},"subject_email":"a@b.c"});
         assert!(serde_json::from_value::<DsarJob>(bad).is_err());

@@ -441,6 +441,9 @@ pub struct ControllerPart {
     pub outcome: Option<String>,
     pub failure: Option<String>,
     pub restriction_lifted_at: Option<OffsetDateTime>,
+    /// An objection to legitimate-interest processing the tenant refused: the compelling
+    /// legitimate grounds it recorded (GDPR Art. 21(1)), as told to the subject.
+    pub compelling_grounds: Option<String>,
     pub created_at: OffsetDateTime,
     pub closed_at: Option<OffsetDateTime>,
     pub history: Vec<HistoryEntry>,

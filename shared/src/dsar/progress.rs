@@ -12,7 +12,7 @@ use anyhow::anyhow;
 use time::OffsetDateTime;
 
 use super::emails;
-use super::job::{DsarJob, JobOutcome, RequestProgress};
+use super::job::{DsarJob, JobKind, JobOutcome, JobSubject, RequestProgress};
 use super::model::{Actor, Controller, HistoryEntry, RequestType, Status};
 use super::store::{Closing, DsarStore, PartChange};
 use super::tokens;
@@ -142,6 +142,21 @@ impl<M: Mailer> Progress<M> {
 }
 
 impl<M: Mailer> RequestProgress for Progress<M> {
+    async fn subject(&self, request_id: &str) -> Result<Option<JobSubject>, AppError> {
+        let Some(r) = self.store.request(request_id).await? else {
+            return Ok(None);
+        };
+        let corrections = match r.details.job_kind(r.request_type) {
+            JobKind::Rectification { changes } => changes,
+            _ => Default::default(),
+        };
+        Ok(Some(JobSubject {
+            email: r.email,
+            email_bidx: r.email_bidx,
+            corrections,
+        }))
+    }
+
     async fn started(&self, job: &DsarJob) -> Result<(), AppError> {
         let c = Controller::of_scope(&job.scope);
         let entry = HistoryEntry::new(self.now(), "started", Status::InProgress, &Actor::Worker);

@@ -460,31 +460,57 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             }
             JobKind::Restriction | JobKind::LiftRestriction => {
                 let lk = keys::lead(t, lead);
-                let mut u = client
+                let u = client
                     .update_item()
                     .table_name(leads)
                     .key(PK, s(&lk.pk))
                     .key(SK, s(&lk.sk))
-                    .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_names("#r", "restricted")
-                    .expression_attribute_names("#ra", "restricted_at");
+                    .condition_expression("attribute_exists(pk)");
+                // Two holds can restrict a lead: this request's (`restricted_by_request`) and
+                // objections awaiting the tenant (`restricted_for`); it is unrestricted only
+                // when neither holds it.
                 let action = if job.kind == JobKind::Restriction {
-                    u = u
-                        .update_expression("SET #r = :t, #ra = if_not_exists(#ra, :at)")
-                        .expression_attribute_values(":t", AttributeValue::Bool(true))
-                        .expression_attribute_values(":at", s(&at));
+                    u.update_expression(
+                        "SET restricted = :t, restricted_at = if_not_exists(restricted_at, :at), \
+                         restricted_by_request = :t",
+                    )
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .expression_attribute_values(":at", s(&at))
+                    .send()
+                    .await
+                    .context("UpdateItem restriction")?;
                     crate::leads::actions::LEAD_RESTRICTED
                 } else {
-                    u = u.update_expression("REMOVE #r, #ra");
+                    u.update_expression("REMOVE restricted_by_request")
+                        .send()
+                        .await
+                        .context("UpdateItem restriction hold")?;
+                    let lifted = client
+                        .update_item()
+                        .table_name(leads)
+                        .key(PK, s(&lk.pk))
+                        .key(SK, s(&lk.sk))
+                        .update_expression("REMOVE restricted, restricted_at")
+                        .condition_expression(
+                            "attribute_exists(pk) AND attribute_not_exists(restricted_for)",
+                        )
+                        .send()
+                        .await;
+                    // Refused: an objection still holds the lead until the tenant decides.
+                    crate::dynamo::unless_condition_failed(lifted, "UpdateItem lift restriction")?;
                     crate::leads::actions::LEAD_UNRESTRICTED
                 };
-                u.send().await.context("UpdateItem restriction")?;
                 r.inc("lead", 1);
                 self.audit(job, t, lead, action, &["restricted".to_string()], &at)
                     .await?;
             }
             JobKind::Objection { marketing_only } => {
-                let only = marketing_only.then_some("marketing");
+                // An objection stops marketing (its consents withdrawn, the lead opted out); an
+                // objection to legitimate-interest processing leaves consent-based processing
+                // to consent (the subject withdraws it separately) and is recorded
+                // (`objection_at`). An approved one is carried out as an erasure
+                // (functions/dsar, `approve`); the lead is restricted from verification.
+                let only = Some("marketing");
                 self.withdraw(
                     job,
                     subject,

@@ -353,6 +353,7 @@ pub fn part_from_item(it: &Item) -> anyhow::Result<ControllerPart> {
         outcome: get(it, "outcome").map(str::to_string),
         failure: get(it, "failure").map(str::to_string),
         restriction_lifted_at: opt_ts(it, "restriction_lifted_at")?,
+        compelling_grounds: get(it, "compelling_grounds").map(str::to_string),
         created_at: parse_ts(req(it, "created_at")?)?,
         closed_at: opt_ts(it, "closed_at")?,
         history: history_of(it)?,
@@ -934,6 +935,173 @@ impl DsarStore {
         };
         self.flag_opt_out(&self.tables.leads, &k, Some(subject_bidx), at)
             .await
+    }
+
+    /// GDPR Art. 18(1)(d) and 21(1): an objection to legitimate-interest processing restricts
+    /// the tenant's leads of the subject at once, while the tenant weighs compelling grounds.
+    /// Each lead holding the subject's blind index (the same leads a restriction request
+    /// restricts) gets `restricted` and adds the request to `restricted_for` (the objections
+    /// that hold it), with an audit entry `lead.restricted` (no actor: the platform acted). A
+    /// lead a restriction request restricted keeps that hold too (`restricted_by_request`, also
+    /// set on a lead restricted before the marker existed: restricted, with neither hold).
+    /// Repeating it changes nothing more. Returns the lead ids this objection holds.
+    pub async fn restrict_for_objection(
+        &self,
+        tenant: &TenantId,
+        subject_bidx: &str,
+        request_id: &str,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<Vec<String>> {
+        let at = crate::clock::rfc3339(at);
+        let mut restricted = Vec::new();
+        for lead in self.tenant_leads_of(tenant, subject_bidx).await? {
+            let k = keys::lead(tenant, &lead);
+            let hold = |legacy: bool| {
+                let u = self
+                    .client
+                    .update_item()
+                    .table_name(&self.tables.leads)
+                    .set_key(Some(key_item(&k)))
+                    .expression_attribute_values(":t", AttributeValue::Bool(true))
+                    .expression_attribute_values(
+                        ":ids",
+                        AttributeValue::Ss(vec![request_id.into()]),
+                    );
+                if legacy {
+                    // Restricted with neither hold recorded: a restriction request's, from
+                    // before `restricted_by_request`; recorded so this objection never lifts it.
+                    u.update_expression("SET restricted_by_request = :t ADD restricted_for :ids")
+                        .condition_expression("attribute_exists(pk) AND restricted = :t")
+                } else {
+                    u.update_expression(
+                        "SET restricted = :t, restricted_at = if_not_exists(restricted_at, :at) \
+                         ADD restricted_for :ids",
+                    )
+                    .condition_expression(
+                        "attribute_exists(pk) AND (attribute_not_exists(restricted) \
+                         OR restricted = :f OR attribute_exists(restricted_for) \
+                         OR attribute_exists(restricted_by_request))",
+                    )
+                    .expression_attribute_values(":f", AttributeValue::Bool(false))
+                    .expression_attribute_values(":at", s(&at))
+                }
+            };
+            let mut done =
+                unless_condition_failed(hold(false).send().await, "UpdateItem objection hold")?
+                    .is_some();
+            if !done {
+                done =
+                    unless_condition_failed(hold(true).send().await, "UpdateItem objection hold")?
+                        .is_some();
+            }
+            if done {
+                self.lead_audit(tenant, &lead, request_id, "lead.restricted", &at)
+                    .await?;
+                restricted.push(lead.as_str().to_string());
+            }
+        }
+        Ok(restricted)
+    }
+
+    /// The tenant recorded compelling legitimate grounds against the objection `request_id`:
+    /// the objection's hold on each lead of the subject goes, and a lead no other objection and
+    /// no restriction request holds is unrestricted, with an audit entry `lead.unrestricted`.
+    /// Returns the lead ids unrestricted.
+    pub async fn lift_objection_restriction(
+        &self,
+        tenant: &TenantId,
+        subject_bidx: &str,
+        request_id: &str,
+        at: OffsetDateTime,
+    ) -> anyhow::Result<Vec<String>> {
+        let at = crate::clock::rfc3339(at);
+        let mut lifted = Vec::new();
+        for lead in self.tenant_leads_of(tenant, subject_bidx).await? {
+            let k = keys::lead(tenant, &lead);
+            // A set left empty disappears, so "no objection holds it" is its absence.
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.tables.leads)
+                .set_key(Some(key_item(&k)))
+                .update_expression("DELETE restricted_for :ids")
+                .condition_expression("contains(restricted_for, :id)")
+                .expression_attribute_values(":ids", AttributeValue::Ss(vec![request_id.into()]))
+                .expression_attribute_values(":id", s(request_id))
+                .send()
+                .await;
+            if unless_condition_failed(r, "UpdateItem objection hold")?.is_none() {
+                continue;
+            }
+            let r = self
+                .client
+                .update_item()
+                .table_name(&self.tables.leads)
+                .set_key(Some(key_item(&k)))
+                .update_expression("REMOVE restricted, restricted_at")
+                .condition_expression(
+                    "attribute_exists(pk) AND attribute_not_exists(restricted_for) \
+                     AND attribute_not_exists(restricted_by_request)",
+                )
+                .send()
+                .await;
+            if unless_condition_failed(r, "UpdateItem objection lift")?.is_some() {
+                self.lead_audit(tenant, &lead, request_id, "lead.unrestricted", &at)
+                    .await?;
+                lifted.push(lead.as_str().to_string());
+            }
+        }
+        Ok(lifted)
+    }
+
+    /// The tenant's leads holding the subject's blind index (ids, sorted, once each).
+    async fn tenant_leads_of(
+        &self,
+        tenant: &TenantId,
+        subject_bidx: &str,
+    ) -> anyhow::Result<Vec<crate::domain::LeadId>> {
+        let prefix = format!("{}#LEAD#", keys::leads_of_tenant(tenant));
+        let mut ids = Vec::new();
+        for pk in self.lead_pks_of(subject_bidx).await? {
+            if let Some(id) = pk.strip_prefix(&prefix) {
+                ids.push(crate::domain::LeadId::parse(id).context("lead id in a key")?);
+            }
+        }
+        ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// A lead's audit entry in the workspace's shape (field `restricted`; no actor: the platform
+    /// acted on a data-subject request), keyed by the time and the request: a repeated step
+    /// rewrites the same entry. An UpdateItem: the function may only update the leads table.
+    async fn lead_audit(
+        &self,
+        tenant: &TenantId,
+        lead: &crate::domain::LeadId,
+        request_id: &str,
+        action: &str,
+        at: &str,
+    ) -> anyhow::Result<()> {
+        // One entry per request and action: the restriction and its lift are two entries.
+        let entry_id = format!("dsar-{request_id}-{}", action.trim_start_matches("lead."));
+        let k = keys::lead_audit(tenant, lead, at, &entry_id);
+        self.client
+            .update_item()
+            .table_name(&self.tables.leads)
+            .set_key(Some(key_item(&k)))
+            .update_expression("SET entry_id = :e, #a = :a, #f = :f, #at = :at")
+            .expression_attribute_names("#a", "action")
+            .expression_attribute_names("#f", "fields")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":e", s(&entry_id))
+            .expression_attribute_values(":a", s(action))
+            .expression_attribute_values(":f", AttributeValue::L(vec![s("restricted")]))
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .await
+            .context("UpdateItem lead audit")?;
+        Ok(())
     }
 
     /// A one-click withdrawal from a tenant's email, on the consent records of one lead's

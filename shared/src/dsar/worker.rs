@@ -115,6 +115,9 @@ pub struct WorkerSettings {
     /// a live run is never joined by a duplicate, and the retry Lambda sends a minute after a
     /// run was cut off finds the lease expired and resumes.
     pub lease_secs: i64,
+    /// The AWS region the deployment runs in (`AWS_REGION`): the Art 15 facts name it, and
+    /// the transfer mechanism it calls for.
+    pub region: String,
 }
 
 impl Default for WorkerSettings {
@@ -123,6 +126,7 @@ impl Default for WorkerSettings {
             link_ttl: Duration::from_secs(72 * 3600),
             api_base_url: String::new(),
             lease_secs: 910,
+            region: String::new(),
         }
     }
 }
@@ -177,7 +181,8 @@ impl StepResult {
 
 /// The subject as the job names it.
 pub(super) struct Subject {
-    pub email: Email,
+    /// `None` only for a restriction's lift that runs after its request closed.
+    pub email: Option<Email>,
     pub bidx: String,
     /// When the job's first run began: the time of every record the job writes (audit
     /// entries, withdrawals), so a repeated step writes the same record again.
@@ -199,13 +204,85 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         .download_url(&self.keys, &job.request_id, bucket, key, expires_at)
     }
 
-    /// Runs (or continues) a job until it is done or the budget runs out.
+    /// Runs (or continues) a job until it is done or the budget runs out. A job from an
+    /// invocation payload names the request only: the subject's email and a rectification's
+    /// corrections are read from the request record first.
     pub async fn run(&self, job: &DsarJob, budget: &dyn Budget) -> Result<RunResult, AppError> {
+        let (job, subject) = match self.hydrate(job).await {
+            Ok(h) => h,
+            Err(reason) => {
+                // A duplicate invocation of a job done (its request closed since) is a no-op.
+                if self
+                    .checkpoints
+                    .load(&job.checkpoint_id())
+                    .await?
+                    .is_some_and(|cp| cp.phase == super::checkpoint::Phase::Completed)
+                {
+                    tracing::info!(request_id = %job.request_id, "job already completed");
+                    return Ok(RunResult::AlreadyCompleted);
+                }
+                tracing::error!(request_id = %job.request_id, %reason, "job failed");
+                self.progress.failed(job, &reason).await?;
+                return Ok(RunResult::Failed(reason));
+            }
+        };
+        self.run_hydrated(&job, subject, budget).await
+    }
+
+    /// The job with what its payload leaves out, and the subject (`email`: `None` when the
+    /// request closed before the job ran, which only a restriction's lift may: the subject was
+    /// told before, by the lifecycle, and is not emailed again).
+    async fn hydrate(&self, job: &DsarJob) -> Result<(DsarJob, Subject), String> {
+        let subject_of = |email: Email| Subject {
+            bidx: self.keys.email(&email),
+            email: Some(email),
+            at: String::new(),
+        };
+        if !job.subject_email.is_empty() {
+            let email = Email::parse(&job.subject_email)
+                .map_err(|e| format!("subject email invalid: {e}"))?;
+            return Ok((job.clone(), subject_of(email)));
+        }
+        let record = self
+            .progress
+            .subject(&job.request_id)
+            .await
+            .map_err(|_| "request record unreadable".to_string())?
+            .ok_or_else(|| "request record not found".to_string())?;
+        let mut job = job.clone();
+        if let JobKind::Rectification { changes } = &mut job.kind {
+            if changes.is_empty() {
+                *changes = record.corrections.clone();
+            }
+        }
+        let subject = match record.email {
+            Some(raw) => {
+                let email =
+                    Email::parse(&raw).map_err(|e| format!("subject email invalid: {e}"))?;
+                job.subject_email = email.as_str().to_string();
+                subject_of(email)
+            }
+            None if job.kind == JobKind::LiftRestriction => Subject {
+                email: None,
+                bidx: record.email_bidx,
+                at: String::new(),
+            },
+            None => return Err("request closed".to_string()),
+        };
+        Ok((job, subject))
+    }
+
+    async fn run_hydrated(
+        &self,
+        job: &DsarJob,
+        subject: Subject,
+        budget: &dyn Budget,
+    ) -> Result<RunResult, AppError> {
         let now = self.clock.now();
         let run_id = self.ids.new_id(now);
         let cp = match self
             .checkpoints
-            .claim(&job.request_id, &run_id, now, self.settings.lease_secs)
+            .claim(&job.checkpoint_id(), &run_id, now, self.settings.lease_secs)
             .await?
         {
             Claim::Busy => {
@@ -218,7 +295,10 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             }
             Claim::Acquired(cp) => cp,
         };
-        match self.execute(job, cp.clone(), &run_id, budget).await {
+        match self
+            .execute(job, subject, cp.clone(), &run_id, budget)
+            .await
+        {
             Ok(r) => Ok(r),
             Err(e) if is_permanent(&e) => {
                 let reason = e.to_string();
@@ -235,13 +315,18 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 );
                 // The checkpoint stays where the job stopped: the controller's "approve again"
                 // (after the cause is fixed) re-dispatches it, and it resumes from there.
-                self.checkpoints.release(&job.request_id, &run_id).await?;
+                self.checkpoints
+                    .release(&job.checkpoint_id(), &run_id)
+                    .await?;
                 self.progress.failed(job, &reason).await?;
                 Ok(RunResult::Failed(reason))
             }
             Err(e) => {
                 // Transient: the lease is given up so the invocation's retry resumes at once.
-                let _ = self.checkpoints.release(&job.request_id, &run_id).await;
+                let _ = self
+                    .checkpoints
+                    .release(&job.checkpoint_id(), &run_id)
+                    .await;
                 Err(AppError::Internal(e))
             }
         }
@@ -250,17 +335,11 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
     async fn execute(
         &self,
         job: &DsarJob,
+        mut subject: Subject,
         mut cp: Checkpoint,
         run_id: &str,
         budget: &dyn Budget,
     ) -> anyhow::Result<RunResult> {
-        let email = Email::parse(&job.subject_email)
-            .map_err(|e| Rejected(format!("subject email invalid: {e}")))?;
-        let mut subject = Subject {
-            bidx: self.keys.email(&email),
-            email,
-            at: String::new(),
-        };
         cp.runs += 1;
         if cp.phase == Phase::Plan {
             self.validate(job)?;
@@ -288,7 +367,12 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             "generated_at": cp.started_at,
         });
         if job.kind == JobKind::Access {
-            header["facts"] = super::facts::facts(&job.scope);
+            header["facts"] = super::facts::facts(
+                &job.scope,
+                &super::facts::Deployment {
+                    region: self.settings.region.clone(),
+                },
+            );
         }
         let mut sinks: Vec<Option<Sink>> = cp
             .uploads
@@ -346,7 +430,9 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             // go, so an erased subject's ids do not outlive the erasure here.
             cp.targets.clear();
             self.save(job, run_id, &cp).await?;
-            self.checkpoints.release(&job.request_id, run_id).await?;
+            self.checkpoints
+                .release(&job.checkpoint_id(), run_id)
+                .await?;
             tracing::info!(
                 request_id = %job.request_id,
                 kind = kind_name(&job.kind),
@@ -370,7 +456,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
 
     async fn save(&self, job: &DsarJob, run_id: &str, cp: &Checkpoint) -> anyhow::Result<()> {
         self.checkpoints
-            .save(&job.request_id, run_id, cp, self.clock.now())
+            .save(&job.checkpoint_id(), run_id, cp, self.clock.now())
             .await
     }
 
@@ -381,7 +467,9 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         cp: &Checkpoint,
     ) -> anyhow::Result<RunResult> {
         self.save(job, run_id, cp).await?;
-        self.checkpoints.release(&job.request_id, run_id).await?;
+        self.checkpoints
+            .release(&job.checkpoint_id(), run_id)
+            .await?;
         self.dispatcher
             .dispatch(job)
             .await
@@ -617,9 +705,13 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         }
         text.push_str(&format!("\n{}\n", super::facts::COMPLAINT));
         html.push_str(&format!("<p>{}</p>", escape_html(super::facts::COMPLAINT)));
+        let Some(to) = &subject.email else {
+            // A lift after its request closed: the subject was told before, by the lifecycle.
+            return Ok(());
+        };
         self.mailer
             .send(&OutgoingEmail {
-                to: subject.email.as_str().to_string(),
+                to: to.as_str().to_string(),
                 subject: subject_line.to_string(),
                 text,
                 html,

@@ -371,6 +371,7 @@ pub fn token_item(t: &OneTimeToken) -> Item {
     put(&mut it, "tenant_id", s(t.tenant_id.as_str()));
     put_opt(&mut it, "user_id", t.user_id.as_ref().map(|u| u.as_str()));
     put_opt(&mut it, "email", t.email.as_ref().map(|e| e.as_str()));
+    put_opt(&mut it, "email_sealed", t.email_sealed.as_deref());
     put_opt(&mut it, "role", t.role.map(|r| r.as_str()));
     put_opt(
         &mut it,
@@ -405,6 +406,7 @@ fn token_from(it: &Item, secret_hash: &str) -> anyhow::Result<OneTimeToken> {
             .and_then(|v| v.as_s().ok())
             .map(|e| Email::parse(e).map_err(|e| anyhow!("stored email {e}")))
             .transpose()?,
+        email_sealed: it.get("email_sealed").and_then(|v| v.as_s().ok()).cloned(),
         role: it
             .get("role")
             .and_then(|v| v.as_s().ok())
@@ -446,6 +448,16 @@ impl AccountStore {
             .await?
             .map(|it| tenant_from(&it))
             .transpose()
+    }
+
+    /// Whether the user's account data is restricted on their request (GDPR Art. 18; the
+    /// `restricted` flag the dsar-worker sets and a lift removes): kept, not changed by anyone
+    /// until lifted. `false` for a user that does not exist.
+    pub async fn user_restricted(&self, t: &TenantId, u: &UserId) -> anyhow::Result<bool> {
+        Ok(self
+            .get(&self.tables.tenants, &keys::user(t, u))
+            .await?
+            .is_some_and(|it| matches!(it.get("restricted"), Some(AttributeValue::Bool(true)))))
     }
 
     pub async fn user(&self, t: &TenantId, u: &UserId) -> anyhow::Result<Option<User>> {

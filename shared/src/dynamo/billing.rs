@@ -431,6 +431,7 @@ impl BillingStore for DynamoBillingStore {
                 Ok(CustomerLink {
                     tenant: tenant_of(it)?,
                     deleted: it.contains_key("deleted_at"),
+                    erased: it.contains_key("tenant_erased_at"),
                 })
             })
             .transpose()?;

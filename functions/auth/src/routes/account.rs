@@ -136,6 +136,7 @@ pub async fn signup<M: Mailer>(
         tenant_id: tenant_id.clone(),
         user_id: Some(user_id.clone()),
         email: None,
+        email_sealed: None,
         role: None,
         invited_by: None,
         expires_at: ctx.now + Duration::hours(app.settings.verify_email_hours),
@@ -385,6 +386,7 @@ pub async fn password_reset<M: Mailer>(
         tenant_id: tenant.clone(),
         user_id: Some(user_id.clone()),
         email: None,
+        email_sealed: None,
         role: None,
         invited_by: None,
         expires_at: ctx.now + Duration::minutes(app.settings.password_reset_minutes),
@@ -466,11 +468,19 @@ pub async fn password_reset_confirm<M: Mailer>(
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
                     // Receiving the link proves the address, too; and it unlocks a login locked
-                    // by failed second factors.
-                    update: "SET password_hash = :h, email_verified = :t \
-                             REMOVE mfa_locked_at, mfa_failures, mfa_window_ends, exp_bucket \
-                             ADD cred_epoch :one"
-                        .into(),
+                    // by failed second factors. An unverified sign-up leaves its retention
+                    // (`exp_bucket`); a verified user's bucket is its last login's (the day its
+                    // IP and user agent go) and stays.
+                    update: format!(
+                        "SET password_hash = :h, email_verified = :t \
+                         REMOVE mfa_locked_at, mfa_failures, mfa_window_ends{} \
+                         ADD cred_epoch :one",
+                        if user.email_verified {
+                            ""
+                        } else {
+                            ", exp_bucket"
+                        }
+                    ),
                     // Issued under the current credentials: an older link died with the last
                     // reset or password change.
                     condition: Some(
@@ -571,6 +581,14 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
     Option::<String>::deserialize(d).map(Some)
 }
 
+/// The answer to a change of account data its subject had restricted (GDPR Art. 18).
+pub(crate) fn account_restricted() -> AppError {
+    AppError::Conflict {
+        code: "account_restricted",
+        message: "This account's data is restricted at its owner's request: it is kept as it is until the restriction is lifted.",
+    }
+}
+
 pub async fn patch_me<M: Mailer>(
     app: &App<M>,
     ctx: &Ctx,
@@ -628,22 +646,32 @@ pub async fn patch_me<M: Mailer>(
     } else {
         vec![]
     };
-    app.store
+    let result = app
+        .store
         .transact(vec![(
             app.store.tables().tenants.as_str(),
             Write::Update {
                 key: keys::user(&c.tenant_id, &c.user_id),
                 update,
-                condition: Some("attribute_exists(pk)".into()),
+                // Restricted account data is kept as it is until the restriction is lifted.
+                condition: Some("attribute_exists(pk) AND attribute_not_exists(restricted)".into()),
                 values,
                 names,
             },
         )])
-        .await
-        .map_err(|e| match e {
-            StoreError::Condition => AppError::NotFound("user_not_found"),
-            StoreError::Other(e) => AppError::Internal(e),
-        })?;
+        .await;
+    let result = match result {
+        Err(StoreError::Condition)
+            if app.store.user_restricted(&c.tenant_id, &c.user_id).await? =>
+        {
+            return Err(account_restricted());
+        }
+        other => other,
+    };
+    result.map_err(|e| match e {
+        StoreError::Condition => AppError::NotFound("user_not_found"),
+        StoreError::Other(e) => AppError::Internal(e),
+    })?;
     get_me(app, ctx).await
 }
 

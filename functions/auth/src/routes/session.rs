@@ -300,8 +300,20 @@ pub async fn login<M: Mailer>(
     event.user_id = Some(user.user_id.clone());
     event.session_id = Some(session.session_id.clone());
 
-    let mut update = String::from("SET last_login_at = :at");
-    let mut values = vec![(":at".to_string(), timestamp(ctx.now))];
+    // The login's IP and user agent are technical data: each login puts the user item in the
+    // bucket of the day they go (90 days on), so retention removes them unless a later login
+    // moved it. Only a verified user logs in, so the bucket is never an unverified sign-up's.
+    let mut update = String::from("SET last_login_at = :at, exp_bucket = :lmb");
+    let mut values = vec![
+        (":at".to_string(), timestamp(ctx.now)),
+        (
+            ":lmb".to_string(),
+            s(shared::retention::login_metadata_bucket(
+                ctx.now,
+                &keys::user(&user.tenant_id, &user.user_id),
+            )),
+        ),
+    ];
     let mut remove = Vec::new();
     for (attr, placeholder, value) in [
         ("last_login_ip", ":ip", ctx.ip.clone()),

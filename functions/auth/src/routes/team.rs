@@ -18,6 +18,9 @@ use time::Duration;
 use super::account::{consume, current_user, live_token, new_password, text_field};
 use crate::{created, emails, json_body, no_content, ok, App, Ctx};
 
+/// What the invited address is sealed for on an invitation record (`shared::auth::tokens::seal`).
+const INVITATION_EMAIL: &str = "invitation-email";
+
 fn not_assignable() -> AppError {
     AppError::Forbidden {
         code: "role_not_assignable",
@@ -109,7 +112,10 @@ pub async fn invite<M: Mailer>(
         kind: TokenKind::Invitation,
         tenant_id: caller.tenant_id.clone(),
         user_id: None,
-        email: Some(email.clone()),
+        // The invited address, sealed with the link's secret: the record holds no address in
+        // clear, and acceptance (which presents the secret) reads it back.
+        email: None,
+        email_sealed: Some(tokens::seal(&secret, INVITATION_EMAIL, email.as_str())),
         role: Some(role),
         invited_by: Some(caller.user_id.clone()),
         expires_at,
@@ -182,7 +188,14 @@ pub async fn accept_invitation<M: Mailer>(
 ) -> Result<Response<Body>, AppError> {
     let body: AcceptBody = json_body(req)?;
     let token = live_token(app, ctx, &body.token, TokenKind::Invitation).await?;
-    let (Some(email), Some(role)) = (token.email.clone(), token.role) else {
+    let email = token.email.clone().or_else(|| {
+        token
+            .email_sealed
+            .as_deref()
+            .and_then(|sealed| tokens::open(&body.token, INVITATION_EMAIL, sealed))
+            .and_then(|e| Email::parse(&e).ok())
+    });
+    let (Some(email), Some(role)) = (email, token.role) else {
         return Err(super::account::invalid_token());
     };
     let mut errors = FieldErrors::new();
@@ -293,6 +306,15 @@ async fn target<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<User, AppError> {
     if !can_assign(caller.role, user.role) {
         return Err(not_assignable());
     }
+    // A member who restricted their account data (GDPR Art. 18) keeps it as it is: neither
+    // their role nor their membership changes until the restriction is lifted.
+    if app
+        .store
+        .user_restricted(&user.tenant_id, &user.user_id)
+        .await?
+    {
+        return Err(super::account::account_restricted());
+    }
     Ok(user)
 }
 
@@ -332,7 +354,9 @@ pub async fn change_role<M: Mailer>(
                 Write::Update {
                     key: keys::user(&user.tenant_id, &user.user_id),
                     update: "SET #r = :r ADD cred_epoch :one".into(),
-                    condition: Some("attribute_exists(pk)".into()),
+                    condition: Some(
+                        "attribute_exists(pk) AND attribute_not_exists(restricted)".into(),
+                    ),
                     values: vec![
                         (":r".into(), s(role.as_str())),
                         (":one".into(), shared::dynamo::n(1)),
@@ -346,7 +370,11 @@ pub async fn change_role<M: Mailer>(
             ),
         ])
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        .map_err(|e| match e {
+            // Restricted meanwhile (or gone): nothing changed.
+            StoreError::Condition => super::account::account_restricted(),
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
     // The old role must not survive in a live session: the member logs in again.
     app.end_sessions_of(&user.tenant_id, &user.user_id, None, vec![], ctx.now)
         .await?;
@@ -369,7 +397,10 @@ pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
         .transact(vec![
             (
                 t.tenants.as_str(),
-                Write::Delete(keys::user(&user.tenant_id, &user.user_id), None),
+                Write::Delete(
+                    keys::user(&user.tenant_id, &user.user_id),
+                    Some("attribute_not_exists(restricted)"),
+                ),
             ),
             (
                 t.tenants.as_str(),
@@ -381,7 +412,11 @@ pub async fn remove<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
             ),
         ])
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
+        .map_err(|e| match e {
+            // Restricted meanwhile (or gone): nothing changed.
+            StoreError::Condition => super::account::account_restricted(),
+            StoreError::Other(e) => AppError::Internal(e),
+        })?;
     app.end_sessions_of(&user.tenant_id, &user.user_id, None, known, ctx.now)
         .await?;
     Ok(no_content())
