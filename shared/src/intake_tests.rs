@@ -1381,7 +1381,12 @@ async fn persistent_conflicts_are_a_503_to_send_again() {
     let r = h.submit(&Post::from("ana@example.com")).await;
 
     assert!(
-        matches!(r, Err(AppError::Unavailable { retry_after_secs: 1 })),
+        matches!(
+            r,
+            Err(AppError::Unavailable {
+                retry_after_secs: 1
+            })
+        ),
         "{r:?}"
     );
     assert_eq!(h.submission_count(), 0);
