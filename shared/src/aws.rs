@@ -197,7 +197,16 @@ where
 /// How many times [`landed_despite`] reads a write's effect.
 pub const LANDED_READS: usize = 3;
 
+/// A failure that passes, reported without its provider's detail (which may quote personal
+/// data): still answered 503 by [`crate::http::error_response`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}: a service was briefly unavailable")]
+pub struct Unavailable(pub &'static str);
+
 fn transient_link(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.downcast_ref::<Unavailable>().is_some() {
+        return true;
+    }
     use aws_smithy_types::error::ErrorMetadata;
     if let Some(c) = e.downcast_ref::<aws_smithy_runtime_api::client::result::ConnectorError>() {
         return !c.is_user();

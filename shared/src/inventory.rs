@@ -1603,6 +1603,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(Table::Ops, "DSARDIGEST", "pk", Structural, "day and controller"),
     a(Table::Ops, "DSARDIGEST", "sk", Structural, "key"),
     a(Table::Ops, "DSARDIGEST", "expires_at", Structural, "TTL"),
+    a(Table::Ops, "DSARDIGEST", "claim", Structural, "random id of the run that claimed the digest (a retried claim recognises its own)"),
     // ops table: outbound mail (docs/mail.md): a recipient's send slots per kind of email, the
     // per-IP and per-tenant hour windows, and the platform's send-suppression list
     a(Table::Ops, "MAILTO", "pk", Pseudonymous(TechnicalUsage), "kind of email and the address's blind index"),

@@ -248,23 +248,35 @@ pub async fn create_unverified<M: Mailer, D: JobDispatcher>(
     );
     // Past the address's privacy-request emails of the hour the request is filed and answered
     // as always, without its code: it lapses unconfirmed.
-    if !app.may_mail(&filing.email, now).await? {
-        return Ok(id);
+    let delivered: Result<(), AppError> = async {
+        if !app.may_mail(&filing.email, now).await? {
+            return Ok(());
+        }
+        let url = app.links.status_url(&app.keys, &id);
+        send(
+            &app.mailer,
+            &emails::verification_code(
+                filing.email.as_str(),
+                filing.request_type,
+                &id,
+                &code,
+                app.settings.code_valid_hours,
+                &url,
+                *filed_by != Actor::Subject,
+            ),
+        )
+        .await?;
+        Ok(())
     }
-    let url = app.links.status_url(&app.keys, &id);
-    send(
-        &app.mailer,
-        &emails::verification_code(
-            filing.email.as_str(),
-            filing.request_type,
-            &id,
-            &code,
-            app.settings.code_valid_hours,
-            &url,
-            *filed_by != Actor::Subject,
-        ),
-    )
-    .await?;
+    .await;
+    if let Err(e) = delivered {
+        // Without its code the request can never be confirmed: it goes, so the filing sent
+        // again (after the 503) is the only one and no record of the address stays behind.
+        if let Err(cleanup) = app.store.withdraw_unsent(&id).await {
+            tracing::warn!(request_id = %id, error = %format!("{cleanup:#}"), "unsent request left to its expiry");
+        }
+        return Err(e);
+    }
     Ok(id)
 }
 

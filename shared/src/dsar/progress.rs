@@ -75,7 +75,11 @@ pub async fn send<M: Mailer>(mailer: &M, email: &OutgoingEmail) -> anyhow::Resul
             .collect::<Vec<_>>()
             .join(" ");
         tracing::error!(%error, subject = %email.subject, "email not sent");
-        anyhow!("email not sent")
+        if crate::aws::is_transient(&e) {
+            anyhow::Error::new(crate::aws::Unavailable("email not sent"))
+        } else {
+            anyhow!("email not sent")
+        }
     })
 }
 

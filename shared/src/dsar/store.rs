@@ -456,14 +456,18 @@ impl DsarStore {
         r: &SubjectRequest,
         ttl_until: Option<OffsetDateTime>,
     ) -> anyhow::Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.privacy)
-            .set_item(Some(request_item(r, ttl_until)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .context("PutItem request")?;
+        // The id is new: an item found under it is this put, landed by an earlier attempt whose
+        // answer was lost.
+        if !crate::dynamo::put_new_or_own(
+            &self.client,
+            &self.tables.privacy,
+            request_item(r, ttl_until),
+            "PutItem request",
+        )
+        .await?
+        {
+            anyhow::bail!("a request {} exists already", r.request_id);
+        }
         Ok(())
     }
 
@@ -472,6 +476,23 @@ impl DsarStore {
             .await?
             .map(|it| request_from_item(&it))
             .transpose()
+    }
+
+    /// Removes a request that was never confirmed, nor could be: its code email failed to go
+    /// out (a filing answered 503 leaves nothing behind).
+    pub async fn withdraw_unsent(&self, id: &str) -> anyhow::Result<()> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.privacy)
+            .set_key(Some(key_item(&keys::dsar_request(id))))
+            .condition_expression("#st = :unverified")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":unverified", s("identity_unverified"))
+            .send()
+            .await;
+        unless_condition_failed(r, "DeleteItem unsent request")?;
+        Ok(())
     }
 
     /// Spends one verification try: the request after it, or `None` when none is left (or the
@@ -862,15 +883,11 @@ impl DsarStore {
     pub async fn claim_digest(&self, k: &Key, expires_at: i64) -> anyhow::Result<bool> {
         let mut it = key_item(k);
         it.insert("expires_at".into(), n(expires_at));
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.tables.ops)
-            .set_item(Some(it))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        Ok(unless_condition_failed(r, "PutItem digest marker")?.is_some())
+        // This claim's own id: a claim the SDK sent again after a lost answer finds its own
+        // marker and still sends the digest (without it the digest was never sent).
+        it.insert("claim".into(), s(ulid::Ulid::new().to_string()));
+        crate::dynamo::put_new_or_own(&self.client, &self.tables.ops, it, "PutItem digest marker")
+            .await
     }
 
     /// Releases a claim whose email could not be sent, so the next run sends it.

@@ -212,14 +212,19 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             Ok(h) => h,
             Err(reason) => {
                 // A duplicate invocation of a job done (its request closed since) is a no-op.
-                if self
+                let phase = self
                     .checkpoints
                     .load(&job.checkpoint_id())
                     .await?
-                    .is_some_and(|cp| cp.phase == super::checkpoint::Phase::Completed)
-                {
+                    .map(|cp| cp.phase);
+                if phase == Some(super::checkpoint::Phase::Completed) {
                     tracing::info!(request_id = %job.request_id, "job already completed");
                     return Ok(RunResult::AlreadyCompleted);
+                }
+                // Delivered and the request closed, but the run failed before it marked its
+                // checkpoint (the invocation is retried): only that mark is left to make.
+                if phase == Some(super::checkpoint::Phase::Deliver) {
+                    return self.mark_completed(job).await;
                 }
                 tracing::error!(request_id = %job.request_id, %reason, "job failed");
                 self.progress.failed(job, &reason).await?;
@@ -280,11 +285,20 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
     ) -> Result<RunResult, AppError> {
         let now = self.clock.now();
         let run_id = self.ids.new_id(now);
-        let cp = match self
+        let claimed = self
             .checkpoints
             .claim(&job.checkpoint_id(), &run_id, now, self.settings.lease_secs)
-            .await?
-        {
+            .await;
+        let claimed = match claimed {
+            Ok(c) => c,
+            Err(e) => {
+                // The claim may have landed with its answer lost: give the lease up, or the
+                // invocation's retry would find it held (by this dead run) and stop as busy.
+                self.release_lease(job, &run_id).await;
+                return Err(e.into());
+            }
+        };
+        let cp = match claimed {
             Claim::Busy => {
                 tracing::info!(request_id = %job.request_id, "job held by another run");
                 return Ok(RunResult::Busy);
@@ -323,13 +337,55 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             }
             Err(e) => {
                 // Transient: the lease is given up so the invocation's retry resumes at once.
-                let _ = self
-                    .checkpoints
-                    .release(&job.checkpoint_id(), &run_id)
-                    .await;
+                self.release_lease(job, &run_id).await;
                 Err(AppError::Internal(e))
             }
         }
+    }
+
+    /// Marks a delivered job's checkpoint completed (its targets cleared, as a completing run
+    /// does), for a retried invocation that finds the request already closed.
+    async fn mark_completed(&self, job: &DsarJob) -> Result<RunResult, AppError> {
+        let now = self.clock.now();
+        let run_id = self.ids.new_id(now);
+        let claimed = self
+            .checkpoints
+            .claim(&job.checkpoint_id(), &run_id, now, self.settings.lease_secs)
+            .await;
+        let mut cp = match claimed {
+            Ok(Claim::Acquired(cp)) => cp,
+            Ok(Claim::Completed(_)) => return Ok(RunResult::AlreadyCompleted),
+            Ok(Claim::Busy) => return Ok(RunResult::Busy),
+            Err(e) => {
+                self.release_lease(job, &run_id).await;
+                return Err(e.into());
+            }
+        };
+        cp.phase = Phase::Completed;
+        cp.targets.clear();
+        self.save(job, &run_id, &cp).await?;
+        self.release_lease(job, &run_id).await;
+        tracing::info!(request_id = %job.request_id, "delivered job marked completed");
+        Ok(RunResult::AlreadyCompleted)
+    }
+
+    /// Gives up this run's lease after a failure, trying a few times: a lease left behind by a
+    /// failed run makes the invocation's retries stop as busy until it expires.
+    async fn release_lease(&self, job: &DsarJob, run_id: &str) {
+        for attempt in 0..crate::aws::LANDED_READS {
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            if self
+                .checkpoints
+                .release(&job.checkpoint_id(), run_id)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        tracing::warn!(request_id = %job.request_id, "lease not released; it expires on its own");
     }
 
     async fn execute(

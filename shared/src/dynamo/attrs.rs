@@ -92,6 +92,44 @@ pub async fn get_item(
         .item)
 }
 
+/// Puts a new item: `true` when this call wrote it, including when an earlier attempt of the
+/// same call did and its answer was lost (the SDK sent the put again, and the item found is
+/// exactly the one sent); `false` when another write holds the key.
+///
+/// Why: `attribute_not_exists(pk)` alone turns a lost answer into "already exists", so a
+/// retried create failed (a 500 for a new request id) or a claim was taken from its own
+/// claimant (a digest never sent).
+pub async fn put_new_or_own(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: HashMap<String, AttributeValue>,
+    what: &'static str,
+) -> anyhow::Result<bool> {
+    let key = Key {
+        pk: item
+            .get(PK)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| anyhow!("{what}: the item has no pk"))?,
+        sk: item
+            .get(SK)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(|| anyhow!("{what}: the item has no sk"))?,
+    };
+    let r = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item.clone()))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await;
+    if unless_condition_failed(r, what)?.is_some() {
+        return Ok(true);
+    }
+    Ok(get_item(client, table, &key).await?.as_ref() == Some(&item))
+}
+
 /// The output of a conditional write, or `None` when its condition failed (nothing was
 /// written: an idempotent retry, a state that moved on). Any other failure is an error with
 /// `what` (the operation) as its context.

@@ -19,7 +19,8 @@ pub use accounts::{
     StoreError, Throttle, Write, LOGIN_CLAIMABLE, UNVERIFIED,
 };
 pub use attrs::{
-    epoch, get_item, key_item, n, s, str_list, timestamp, unless_condition_failed, Item,
+    epoch, get_item, key_item, n, put_new_or_own, s, str_list, timestamp, unless_condition_failed,
+    Item,
 };
 pub use aws_sdk_dynamodb::types::AttributeValue;
 pub use batch::batch_delete;

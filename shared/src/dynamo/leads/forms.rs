@@ -76,14 +76,18 @@ fn is_retired(it: &Item) -> bool {
 impl LeadsStore {
     /// Stores a new form (its id is new: the put is conditioned on it).
     pub async fn create_form(&self, f: &FormDefinition) -> anyhow::Result<()> {
-        self.client
-            .put_item()
-            .table_name(&self.tables.tenants)
-            .set_item(Some(form_item(f)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .context("PutItem form")?;
+        // The id is new: an item found under it is this put, landed by an earlier attempt whose
+        // answer was lost.
+        if !crate::dynamo::put_new_or_own(
+            &self.client,
+            &self.tables.tenants,
+            form_item(f)?,
+            "PutItem form",
+        )
+        .await?
+        {
+            anyhow::bail!("a form {} exists already", f.form_id);
+        }
         Ok(())
     }
 
