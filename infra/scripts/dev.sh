@@ -21,7 +21,8 @@
 #                       and the emulator, e.g. "rate=0.2" or
 #                       "rate=0.1,seed=7,services=dynamodb+s3,kinds=throttle+lost500"; it listens
 #                       on LOCAL_FAULTS_PORT (4567) and logs what it injected to DIR/faults.log.
-#                       Unset: no proxy. Seeding and bootstrap always go straight to the emulator.
+#                       Unset: the proxy runs with rate=0 (for DynamoDB's transaction idempotency,
+#                       which moto lacks). Seeding and bootstrap always go straight to the emulator.
 #
 # Options (used by the e2e test, tests/e2e/run.sh):
 #   --ready-file PATH   when everything answers, write KEY=VALUE lines (URLs, the demo owner's
@@ -39,7 +40,11 @@ aws_port=${LOCAL_AWS_PORT:-4566}
 web_port=${LOCAL_WEB_PORT:-8080}
 api_port=${LOCAL_API_PORT:-9000}
 concurrency=${LOCAL_CONCURRENCY:-4}
-faults=${LOCAL_FAULTS:-}
+# Without LOCAL_FAULTS the proxy still runs, faulting nothing: it gives TransactWriteItems the
+# ClientRequestToken idempotency of DynamoDB that moto lacks. Under load the serialized emulator
+# answers in seconds, the SDK's attempt timeout fires and it sends the transaction again; moto
+# would apply it twice (a duplicate submission), DynamoDB does not.
+faults=${LOCAL_FAULTS:-rate=0}
 faults_port=${LOCAL_FAULTS_PORT:-4567}
 state_dir=.dev
 ready_file=
@@ -222,7 +227,7 @@ wait_for "demo page server" "${pids[-1]}" 30 curl -sf "$web_origin/"
 
 # ---------------------------------------------------------------- injected faults (optional)
 functions_endpoint=$aws_endpoint
-if [ -n "$faults" ]; then
+if true; then
     if ! port_is_free "$faults_port"; then
         log "port $faults_port is in use; choose another with LOCAL_FAULTS_PORT=PORT"
         exit 1
@@ -286,7 +291,7 @@ cat >&2 <<EOF
     API base         $api_base   (e.g. POST $api_base/v1/forms/$form_id/submissions)
     Lambda invoke    $api_base/2015-03-31/functions/<binary>/invocations
     AWS emulator     $aws_endpoint   (moto_server; state: $aws_endpoint/moto-api/)
-    functions use    $functions_endpoint$( [ -n "$faults" ] && printf '   (fault proxy: %s)' "$faults")
+    functions use    $functions_endpoint   (fault proxy: $faults)
     logs             $state_dir/
 
   Ctrl-C stops everything.

@@ -248,6 +248,10 @@ struct State {
     stats: Mutex<FaultStats>,
     /// ClientRequestToken → (when, the emulator's whole answer) of succeeded transactions.
     transactions: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
+    /// ClientRequestToken → a lock held while a transaction with it is at the emulator: a
+    /// repeat sent while the first is still in flight (the SDK's attempt timed out) waits for
+    /// it and gets its answer, as DynamoDB does not apply one token's transaction twice.
+    in_flight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A running proxy. Dropping the handle does not stop it (it lives as long as its runtime).
@@ -275,6 +279,7 @@ impl FaultProxy {
             plan: Mutex::new(plan),
             stats: Mutex::new(FaultStats::default()),
             transactions: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         });
         let accept_state = state.clone();
         tokio::spawn(async move {
@@ -335,9 +340,20 @@ async fn serve(mut client: TcpStream, upstream: &str, state: &State) -> Result<(
         }
     }
     let token = transaction_token(&request);
+    let token_lock = token.as_ref().map(|t| {
+        lock(&state.in_flight)
+            .entry(t.clone())
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone()
+    });
+    let _in_flight = match &token_lock {
+        Some(l) => Some(l.lock().await),
+        None => None,
+    };
     let remembered = token.as_ref().and_then(|t| {
         let mut seen = lock(&state.transactions);
         seen.retain(|_, (at, _)| at.elapsed() < TOKEN_WINDOW);
+        lock(&state.in_flight).retain(|k, l| seen.contains_key(k) || Arc::strong_count(l) > 1);
         seen.get(t).map(|(_, answer)| answer.clone())
     });
     let answer = match remembered {

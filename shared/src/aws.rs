@@ -21,20 +21,47 @@ use std::time::Duration;
 
 /// The SDK config of a function whose calls live within `budget`.
 pub async fn load_config(budget: Budget) -> SdkConfig {
+    let scale = timeout_scale(std::env::var(TIMEOUT_SCALE_VAR).ok().as_deref());
+    let timeouts = scaled(budget.timeouts(), scale);
     match from_lambda_environment(|name| std::env::var(name).ok()) {
         Some(config) => config
             .into_builder()
             .retry_config(budget.retry())
-            .timeout_config(budget.timeouts())
+            .timeout_config(timeouts)
             .build(),
         None => {
             aws_config::defaults(BehaviorVersion::latest())
                 .retry_config(budget.retry())
-                .timeout_config(budget.timeouts())
+                .timeout_config(timeouts)
                 .load()
                 .await
         }
     }
+}
+
+/// Multiplies every time limit of the [`Budget`]s (an integer 1-100; unset: 1). Only the local
+/// stack sets it (`infra::local::emulator_env`, 10): its emulator applies one request at a time,
+/// so under load one call waits seconds for the others. Never set in the template.
+pub const TIMEOUT_SCALE_VAR: &str = "SDK_TIMEOUT_SCALE";
+
+fn timeout_scale(raw: Option<&str>) -> u32 {
+    raw.and_then(|v| v.trim().parse::<u32>().ok())
+        .filter(|n| (1..=100).contains(n))
+        .unwrap_or(1)
+}
+
+fn scaled(t: TimeoutConfig, scale: u32) -> TimeoutConfig {
+    let mut b = TimeoutConfig::builder();
+    if let Some(d) = t.connect_timeout() {
+        b = b.connect_timeout(d * scale);
+    }
+    if let Some(d) = t.operation_attempt_timeout() {
+        b = b.operation_attempt_timeout(d * scale);
+    }
+    if let Some(d) = t.operation_timeout() {
+        b = b.operation_timeout(d * scale);
+    }
+    b.build()
 }
 
 /// How much time and how many attempts one AWS call may take, chosen by who waits for it.
@@ -103,6 +130,18 @@ impl Budget {
             .operation_attempt_timeout(Duration::from_secs(attempt))
             .operation_timeout(Duration::from_secs(call))
             .build()
+    }
+
+    /// S3's limits for a config: its budget's, scaled as the config's own were.
+    pub fn s3_timeouts_for(config: &SdkConfig) -> TimeoutConfig {
+        let budget = Budget::of(config);
+        let scale = config
+            .timeout_config()
+            .and_then(|t| t.operation_attempt_timeout())
+            .zip(budget.timeouts().operation_attempt_timeout())
+            .map(|(have, base)| (have.as_millis() / base.as_millis().max(1)).max(1) as u32)
+            .unwrap_or(1);
+        scaled(budget.s3_timeouts(), scale)
     }
 
     /// The budget a config was built with (by its attempt count), for the S3 client.
@@ -443,6 +482,19 @@ mod tests {
             .await
             .expect_err("the call fails");
         anyhow::Error::new(err.into_service_error()).context("GetItem")
+    }
+
+    #[test]
+    fn the_local_scale_multiplies_every_limit_and_only_a_sane_value_counts() {
+        assert_eq!(timeout_scale(None), 1);
+        assert_eq!(timeout_scale(Some("10")), 10);
+        for bad in ["0", "101", "x", "-3", ""] {
+            assert_eq!(timeout_scale(Some(bad)), 1, "{bad}");
+        }
+        let t = scaled(Budget::Request.timeouts(), 10);
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(20)));
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(50)));
+        assert_eq!(t.connect_timeout(), Some(Duration::from_secs(10)));
     }
 
     #[tokio::test]

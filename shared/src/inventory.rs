@@ -1102,6 +1102,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     // leads table: import record, in the tenant's transfer log (proof of the legal basis)
     a(Table::Leads, "IMPORT#", "pk", Structural, "key"),
     a(Table::Leads, "IMPORT#", "sk", Structural, "key"),
+    a(Table::Leads, "IMPORT#", "claim", Structural, "random id of the call that claimed the import (a retried claim recognises its own)"),
     a(
         Table::Leads,
         "IMPORT#",

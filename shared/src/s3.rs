@@ -18,7 +18,7 @@ const PAGE: i32 = 1000;
 pub fn client(config: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(config)
         .force_path_style(config.endpoint_url().is_some())
-        .timeout_config(crate::aws::Budget::of(config).s3_timeouts())
+        .timeout_config(crate::aws::Budget::s3_timeouts_for(config))
         .build();
     aws_sdk_s3::Client::from_conf(conf)
 }

@@ -6,6 +6,9 @@ retried with an Idempotency-Key, and a burst to one form beyond its per-minute l
 lists, exports and a data-subject request (filed, verified with the emailed code, approved) run
 alongside. Then every acknowledged submission is looked for in the emulator's table.
 
+Every request answered 503 with Retry-After is sent again (up to 5 times), as a client does;
+run under injected faults with LOCAL_FAULTS (e.g. `LOCAL_FAULTS=rate=0.2 make load`).
+
 Prints: accepted, rejected by reason, lost (must be 0), 5xx (must be 0), duplicates (must be 0),
 spam stored (must be 0), p50/p95/p99 latency, and the side traffic's answers. Exits 1 when a
 must-be-0 figure is not. Loopback only; bounded in count and in time (LOAD_DEADLINE_S).
@@ -46,7 +49,25 @@ def remaining():
     return DEADLINE_S - (time.monotonic() - started)
 
 
+unavailable = [0]  # 503s answered (each then sent again, as a client honouring Retry-After)
+
+
 def request(method, path, body=None, headers=None, raw=None, content_type="application/json"):
+    """One request, sent again (same body, same headers) while it is answered 503 with
+    Retry-After, at most 5 times: a client of the API does that, and under injected faults
+    (LOCAL_FAULTS) the functions answer 503 when AWS is briefly unavailable."""
+    for _ in range(5):
+        status, hdrs, payload = request_once(method, path, body, headers, raw, content_type)
+        retry_after = {k.lower(): v for k, v in hdrs.items()}.get("retry-after")
+        if status != 503 or retry_after is None or remaining() < 5:
+            return status, hdrs, payload
+        with lock:
+            unavailable[0] += 1
+        time.sleep(min(float(retry_after), 5.0))
+    return status, hdrs, payload
+
+
+def request_once(method, path, body=None, headers=None, raw=None, content_type="application/json"):
     """One request on its own connection (each thread its own); returns (status, headers, body)."""
     u = urllib.parse.urlsplit(API)
     assert u.hostname in ("127.0.0.1", "localhost"), "loopback only"
@@ -286,6 +307,7 @@ for k, v in sorted(reasons.items()):
     print(f"  rejected {k}: {v}")
 print(f"  lost:                   {len(lost)}")
 print(f"  5xx / no answer:        {len(server_errors)}")
+print(f"  503 then sent again:    {unavailable[0]}")
 print(f"  duplicates:             {len(duplicates)}")
 print(f"  spam stored:            {len(spam_stored)}")
 print(f"  latency p50/p95/p99:    {pct(50):.0f} / {pct(95):.0f} / {pct(99):.0f} ms")

@@ -101,7 +101,8 @@ pub async fn export_leads(
             // A single PutObject counts as one part.
             let parts = (sink.parts() + usize::from(!last.is_empty())).max(1);
             sink.finish(last).await?;
-            app.store
+            let recorded = app
+                .store
                 .put_export_record(
                     t,
                     &ExportRecord {
@@ -114,7 +115,13 @@ pub async fn export_leads(
                         expires_at: now + time::Duration::days(app.settings.export_expiry_days),
                     },
                 )
-                .await?;
+                .await;
+            // The SDK gave up, but the record may have landed with its answer lost: then the
+            // export is done. A 503 would make the client export again, a second file.
+            if let Err(e) = recorded {
+                shared::aws::landed_despite(e, || app.store.export_record_exists(t, &export_id))
+                    .await?;
+            }
             tracing::info!(export_id = %export_id, count, scanned, pages, parts, "export completed");
             Ok(ExportOutcome {
                 export_id: export_id.clone(),

@@ -169,16 +169,31 @@ pub async fn run(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, 
         created_at: ctx.now,
     };
     let stale = ctx.now - time::Duration::seconds(app.settings.import_stale_secs);
-    if !app.store.claim_import(t, &record, stale).await? {
+    let Some(claim) = app.store.claim_import(t, &record, stale).await? else {
         return Err(AppError::Conflict {
             code: "import_exists",
             message: "This upload has been imported already (or is being imported).",
         });
+    };
+    let ran = async {
+        let report = import_rows(app, t, &record, parsed).await?;
+        app.store
+            .finish_import(t, &record.import_id, &report, app.clock.now())
+            .await?;
+        anyhow::Ok(report)
     }
-    let report = import_rows(app, t, &record, parsed).await?;
-    app.store
-        .finish_import(t, &record.import_id, &report, app.clock.now())
-        .await?;
+    .await;
+    let report = match ran {
+        Ok(report) => report,
+        Err(e) => {
+            // Answered 503 when AWS was briefly unavailable: the claim goes, so the same
+            // request sent again runs the import instead of meeting "import_exists".
+            if let Err(release) = app.store.release_import(t, &record.import_id, &claim).await {
+                tracing::warn!(error = %format!("{release:#}"), "import claim left to go stale");
+            }
+            return Err(e.into());
+        }
+    };
     if let Err(e) = s3::delete(&app.s3, &app.buckets.exports, &key).await {
         // The bucket's lifecycle deletes it within 7 days anyway.
         tracing::warn!(error = %format!("{e:#}"), "deleting the imported file failed");

@@ -236,13 +236,13 @@ impl TransfersStore {
 
     /// Claims an import: writes its record as running unless it exists. A run that stopped
     /// (a timeout) before `stale_before` may be claimed again; the rows it wrote then count as
-    /// duplicates. Returns false when the import ran (or is running).
+    /// duplicates. Returns the claim's id, or `None` when the import ran (or is running).
     pub async fn claim_import(
         &self,
         t: &TenantId,
         rec: &ImportRecord,
         stale_before: OffsetDateTime,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<Option<String>> {
         let mut it = key_item(&keys::import_record(t, &rec.import_id));
         it.insert("tenant_id".into(), s(t.as_str()));
         it.insert("import_id".into(), s(rec.import_id.as_str()));
@@ -252,20 +252,49 @@ impl TransfersStore {
         it.insert("created_by".into(), s(rec.created_by.as_str()));
         it.insert("created_at".into(), timestamp(rec.created_at));
         it.insert("started_at".into(), timestamp(rec.created_at));
+        // This claim's own id: a claim the SDK sent again after a lost answer finds its own
+        // record and goes on, instead of refusing its own import as "exists".
+        let claim = ulid::Ulid::new().to_string();
+        it.insert("claim".into(), s(&claim));
         let result = self
             .client
             .put_item()
             .table_name(&self.tables.leads)
             .set_item(Some(it))
             .condition_expression(
-                "attribute_not_exists(pk) OR (#status = :running AND started_at < :stale)",
+                "attribute_not_exists(pk) OR (#status = :running AND started_at < :stale) OR claim = :claim",
             )
+            .expression_attribute_values(":claim", s(&claim))
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":stale", timestamp(stale_before))
             .send()
             .await;
-        Ok(unless_condition_failed(result, "PutItem import record")?.is_some())
+        Ok(unless_condition_failed(result, "PutItem import record")?.map(|_| claim))
+    }
+
+    /// Gives up a claim whose run failed (a passing AWS failure, answered 503): the record goes,
+    /// so the request sent again claims the import and runs it; the rows the failed run wrote
+    /// then count as duplicates.
+    pub async fn release_import(
+        &self,
+        t: &TenantId,
+        import_id: &ImportId,
+        claim: &str,
+    ) -> anyhow::Result<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.leads)
+            .set_key(Some(key_item(&keys::import_record(t, import_id))))
+            .condition_expression("claim = :claim AND #status = :running")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":claim", s(claim))
+            .expression_attribute_values(":running", s("running"))
+            .send()
+            .await;
+        unless_condition_failed(result, "DeleteItem import record")?;
+        Ok(())
     }
 
     /// Where each row's address leads (by its derived lead id) and the suppressed blind indexes
@@ -628,6 +657,21 @@ impl TransfersStore {
                 .map(PageCursor),
             scanned: u64::try_from(out.scanned_count).unwrap_or(0),
         })
+    }
+
+    /// Whether an export's record is stored (after a put the SDK gave up on).
+    pub async fn export_record_exists(
+        &self,
+        t: &TenantId,
+        export_id: &super::ExportId,
+    ) -> anyhow::Result<bool> {
+        Ok(crate::dynamo::get_item(
+            &self.client,
+            &self.tables.leads,
+            &keys::export_record(t, export_id),
+        )
+        .await?
+        .is_some())
     }
 
     pub async fn put_export_record(&self, t: &TenantId, rec: &ExportRecord) -> anyhow::Result<()> {
