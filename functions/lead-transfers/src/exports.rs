@@ -119,7 +119,7 @@ pub async fn export_leads(
             // The SDK gave up, but the record may have landed with its answer lost: then the
             // export is done. A 503 would make the client export again, a second file.
             if let Err(e) = recorded {
-                shared::aws::landed_despite(e, || app.store.export_record_exists(t, &export_id))
+                shared::aws::landed_despite(e, || app.store.export_record_exists(t, export_id))
                     .await?;
             }
             tracing::info!(export_id = %export_id, count, scanned, pages, parts, "export completed");
