@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::*;
 use lambda_http::Request;
 use serde_json::{json, Value};
-use shared::accounts::{Mfa, Session, User};
+use shared::accounts::{Mfa, User};
 use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::permissions::Role;
 use shared::clock::{Clock, UlidGenerator};
@@ -169,20 +169,7 @@ async fn user(t: &T, tenant: &TenantId, role: Role, email: Option<&str>) -> (Use
     put(
         t,
         &t.config.tables.tenants,
-        session_item(&Session {
-            session_id: sid.clone(),
-            user_id: user.clone(),
-            tenant_id: tenant.clone(),
-            refresh_hash: "unused".into(),
-            previous_hashes: vec![],
-            created_at: now,
-            last_used_at: now,
-            idle_expires_at: now + time::Duration::days(7),
-            absolute_expires_at: now + time::Duration::days(30),
-            revoked_at: None,
-            ip: None,
-            user_agent: None,
-        }),
+        session_item(&live_session(&sid, &user, tenant, now)),
     )
     .await;
     let token = t.signer.issue(&AccessClaims {

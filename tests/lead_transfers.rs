@@ -19,7 +19,7 @@ use lambda_http::Request;
 use lead_transfers::config::{Config, Settings};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::accounts::{Mfa, Session, User};
+use shared::accounts::{Mfa, User};
 use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared::auth::permissions::Role;
 use shared::clock::{Clock, UlidGenerator};
@@ -104,20 +104,7 @@ async fn member(t: &T, tenant: &TenantId, role: Role) -> (User, SessionId, Strin
     let now = t.w.clock.now();
     let user = UserId::parse(&unique("us")).unwrap();
     let sid = SessionId::parse(&unique("se")).unwrap();
-    let session = Session {
-        session_id: sid.clone(),
-        user_id: user.clone(),
-        tenant_id: tenant.clone(),
-        refresh_hash: "unused".into(),
-        previous_hashes: vec![],
-        created_at: now,
-        last_used_at: now,
-        idle_expires_at: now + time::Duration::days(7),
-        absolute_expires_at: now + time::Duration::days(30),
-        revoked_at: None,
-        ip: None,
-        user_agent: None,
-    };
+    let session = live_session(&sid, &user, tenant, now);
     put(t, &t.w.table("TenantsTable"), session_item(&session)).await;
     let record = User {
         user_id: user.clone(),

@@ -831,6 +831,30 @@ impl World {
 
 // ---------------------------------------------------------------- team members and leads-api
 
+/// A session opened at `now` as a login opens it (7 days idle, 30 days in all), its refresh
+/// secret unknown to anyone: the tests that need a member act with an access token only.
+pub fn live_session(
+    sid: &shared::domain::SessionId,
+    user: &shared::domain::UserId,
+    tenant: &TenantId,
+    now: time::OffsetDateTime,
+) -> shared::accounts::Session {
+    shared::accounts::Session {
+        session_id: sid.clone(),
+        user_id: user.clone(),
+        tenant_id: tenant.clone(),
+        refresh_hash: shared::auth::tokens::hash_secret(&shared::auth::tokens::new_secret()),
+        previous_hashes: vec![],
+        created_at: now,
+        last_used_at: now,
+        idle_expires_at: now + time::Duration::days(7),
+        absolute_expires_at: now + time::Duration::days(30),
+        revoked_at: None,
+        ip: None,
+        user_agent: None,
+    }
+}
+
 impl World {
     /// A verified member of `tenant` with `role`, written straight to the tables (direct), with a
     /// live session opened under the user's credential epoch, as a login opens it, and an access
@@ -862,20 +886,7 @@ impl World {
         self.put_direct("TenantsTable", shared::dynamo::user_item(&user))
             .await;
         let sid = shared::domain::SessionId::parse(&auth.new_id("se")).expect("a session id");
-        let session = shared::accounts::Session {
-            session_id: sid.clone(),
-            user_id: user.user_id.clone(),
-            tenant_id: tenant.clone(),
-            refresh_hash: shared::auth::tokens::hash_secret(&shared::auth::tokens::new_secret()),
-            previous_hashes: vec![],
-            created_at: now,
-            last_used_at: now,
-            idle_expires_at: now + time::Duration::days(7),
-            absolute_expires_at: now + time::Duration::days(30),
-            revoked_at: None,
-            ip: None,
-            user_agent: None,
-        };
+        let session = live_session(&sid, &user.user_id, tenant, now);
         let epoch = auth
             .store
             .user_with_epoch(tenant, &user.user_id)
