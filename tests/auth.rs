@@ -205,6 +205,7 @@ async fn seed_user(w: &World, app: &App, tenant: &TenantId, role: Role, who: &st
         created_at: w.clock.now(),
         mfa: Mfa::default(),
         last_login: None,
+        policy: None,
     };
     put(w, user_item(&user)).await;
     put(
@@ -348,7 +349,7 @@ async fn signup_emails_a_single_use_verification_link_and_login_waits_for_it() {
         &app,
         "POST",
         "/v1/auth/signup",
-        Some(json!({"email": email, "password": PASSWORD, "name": "Fran Founder", "business_name": "Acme"})),
+        Some(json!({"email": email, "password": PASSWORD, "name": "Fran Founder", "business_name": "Acme", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
         None,
     )
     .await;
@@ -416,7 +417,7 @@ async fn signup_with_a_registered_email_answers_the_same_and_tells_the_owner() {
                 app,
                 "POST",
                 "/v1/auth/signup",
-                Some(json!({"email": email, "password": PASSWORD, "name": "Tom", "business_name": business})),
+                Some(json!({"email": email, "password": PASSWORD, "name": "Tom", "business_name": business, "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
                 None,
             )
             .await
@@ -1066,7 +1067,7 @@ async fn team_invitations_roles_and_removal() {
         &app,
         "POST",
         "/v1/auth/accept-invitation",
-        Some(json!({"token": token, "password": NEW_PASSWORD, "name": "New Bie"})),
+        Some(json!({"token": token, "password": NEW_PASSWORD, "name": "New Bie", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
         None,
     )
     .await;
@@ -1076,7 +1077,7 @@ async fn team_invitations_roles_and_removal() {
         &app,
         "POST",
         "/v1/auth/accept-invitation",
-        Some(json!({"token": token, "password": NEW_PASSWORD, "name": "Again"})),
+        Some(json!({"token": token, "password": NEW_PASSWORD, "name": "Again", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
         None,
     )
     .await;
@@ -1614,7 +1615,7 @@ async fn no_email_password_token_or_totp_secret_reaches_the_logs() {
         &app,
         "POST",
         "/v1/auth/signup",
-        Some(json!({"email": email, "password": PASSWORD, "name": "Sam Secret", "business_name": "Hush"})),
+        Some(json!({"email": email, "password": PASSWORD, "name": "Sam Secret", "business_name": "Hush", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
         None,
     )
     .await;
@@ -1754,8 +1755,7 @@ async fn an_email_that_cannot_be_sent_is_logged_without_its_recipient() {
     let app = with_mailer(app, SandboxMailer);
     let (logs, _capture) = capture_logs();
     let email = address(&w, "unreachable");
-    let body =
-        json!({"email": email, "password": PASSWORD, "name": "Una", "business_name": "Una Co"});
+    let body = json!({"email": email, "password": PASSWORD, "name": "Una", "business_name": "Una Co", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION});
     let resp = auth::handle(
         &app,
         api_event("POST", "/v1/auth/signup", Some(&body), None),
@@ -1954,7 +1954,7 @@ async fn every_attribute_auth_writes_is_declared_in_the_data_inventory() {
         &app,
         "POST",
         "/v1/auth/signup",
-        Some(json!({"email": email, "password": PASSWORD, "name": "Inv Entory", "business_name": "Inventory Ltd"})),
+        Some(json!({"email": email, "password": PASSWORD, "name": "Inv Entory", "business_name": "Inventory Ltd", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
         None,
     )
     .await;
@@ -2450,7 +2450,7 @@ async fn an_invitation_answers_the_same_for_a_registered_address_and_not_while_t
         &app,
         "POST",
         "/v1/auth/accept-invitation",
-        Some(json!({"token": invitation, "password": NEW_PASSWORD, "name": "Late"})),
+        Some(json!({"token": invitation, "password": NEW_PASSWORD, "name": "Late", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
         None,
     )
     .await;
@@ -2468,7 +2468,7 @@ async fn an_invitation_answers_the_same_for_a_registered_address_and_not_while_t
         &app,
         "POST",
         "/v1/auth/accept-invitation",
-        Some(json!({"token": invitation, "password": NEW_PASSWORD, "name": "Late"})),
+        Some(json!({"token": invitation, "password": NEW_PASSWORD, "name": "Late", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
         None,
     )
     .await;
@@ -2774,4 +2774,197 @@ async fn a_restricted_account_is_read_only_until_the_restriction_is_lifted() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(name_of().await, "Changed Name");
+}
+
+// ---------------------------------------------------------------- policy versions
+
+/// The user item of the account `email` signed up, read straight from the table.
+async fn user_item_of(w: &World, email: &str) -> Option<Item> {
+    w.items_with_sk_prefix("TenantsTable", "USER#")
+        .await
+        .into_iter()
+        .find(|it| s(it, "email") == Some(email))
+}
+
+#[tokio::test]
+async fn signup_records_the_accepted_versions_and_refuses_others() {
+    let (w, app) = world().await;
+    assert_eq!(
+        (
+            app.settings.policy.policy.as_str(),
+            app.settings.policy.terms.as_str()
+        ),
+        (POLICY_VERSION, TERMS_VERSION),
+        "the suites accept the versions the template puts in force"
+    );
+    let r = call(&app, "GET", "/v1/auth/policy-versions", None, None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})
+    );
+
+    // Without a statement of acceptance, or accepting another version: refused, nothing kept.
+    let email = address(&w, "accepting");
+    let body = |p: &str, t: &str| {
+        json!({"email": email, "password": PASSWORD, "name": "Ada", "business_name": "Ada Ltd",
+               "policy_version": p, "terms_version": t})
+    };
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/signup",
+        Some(json!({"email": email, "password": PASSWORD, "name": "Ada", "business_name": "Ada Ltd"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    for (p, t) in [("2020-01-01", TERMS_VERSION), (POLICY_VERSION, "0")] {
+        let r = call(&app, "POST", "/v1/auth/signup", Some(body(p, t)), None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (409, "policy_version_outdated"),
+            "{}",
+            r.body
+        );
+    }
+    assert!(user_item_of(&w, &email).await.is_none(), "nothing stored");
+    assert!(emails_to(&email).is_empty(), "nothing sent");
+
+    // Accepting the versions in force: recorded on the user, with the time and how.
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/signup",
+        Some(body(POLICY_VERSION, TERMS_VERSION)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let user = user_item_of(&w, &email).await.expect("the user");
+    let now = shared::clock::rfc3339(w.clock.now());
+    assert_eq!(s(&user, "policy_version"), Some(POLICY_VERSION));
+    assert_eq!(s(&user, "terms_version"), Some(TERMS_VERSION));
+    assert_eq!(s(&user, "policy_accepted_at"), Some(now.as_str()));
+    assert_eq!(s(&user, "terms_accepted_at"), Some(now.as_str()));
+    let history = user["policy_acceptances"]
+        .as_l()
+        .expect("the acceptance history");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].as_m().unwrap()["via"].as_s().unwrap(), "signup");
+
+    // The account view shows it, nothing due.
+    let verify = link_token(&email, "Confirm your email address");
+    let r = call(
+        &app,
+        "POST",
+        "/v1/auth/verify-email",
+        Some(json!({"token": verify})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let access = login(&app, &email, PASSWORD, None)
+        .await
+        .str("access_token");
+    let me = get_me(&app, &access).await;
+    assert_eq!(
+        me.body["policy"],
+        json!({
+            "accepted_policy_version": POLICY_VERSION,
+            "policy_accepted_at": now,
+            "accepted_terms_version": TERMS_VERSION,
+            "terms_accepted_at": now,
+            "current_policy_version": POLICY_VERSION,
+            "current_terms_version": TERMS_VERSION,
+            "reacceptance_due": false,
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_user_re_accepts_the_versions_in_force_and_only_those() {
+    let (w, app) = world().await;
+    // A member written before versions were recorded: asked to accept.
+    let a = teammate(
+        &w,
+        &app,
+        &owner(&w, &app, "reaccept-owner").await.user.tenant_id,
+        Role::Viewer,
+        "reaccepting",
+    )
+    .await;
+    let (user, access) = (a.user, a.access);
+    let me = get_me(&app, &access).await;
+    assert_eq!(me.body["policy"]["reacceptance_due"], true, "{}", me.body);
+    assert_eq!(me.body["policy"]["accepted_policy_version"], Value::Null);
+
+    async fn accept(app: &App, access: &str, p: &str, t: &str) -> Reply {
+        let body = json!({"policy_version": p, "terms_version": t});
+        call(
+            app,
+            "POST",
+            "/v1/me/policy-acceptance",
+            Some(body),
+            Some(access),
+        )
+        .await
+    }
+    let r = accept(&app, &access, "1999", TERMS_VERSION).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "policy_version_outdated"),
+        "{}",
+        r.body
+    );
+    let r = call(
+        &app,
+        "POST",
+        "/v1/me/policy-acceptance",
+        Some(json!({"policy_version": POLICY_VERSION})),
+        Some(&access),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let stored = || async {
+        w.items_with_sk_prefix("TenantsTable", "USER#")
+            .await
+            .into_iter()
+            .find(|it| s(it, "user_id") == Some(user.user_id.as_str()))
+            .expect("the user")
+    };
+    assert!(
+        !stored().await.contains_key("policy_version"),
+        "nothing recorded"
+    );
+
+    let r = accept(&app, &access, POLICY_VERSION, TERMS_VERSION).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["reacceptance_due"], false, "{}", r.body);
+    assert_eq!(r.body["accepted_policy_version"], POLICY_VERSION);
+    // Sent again (a retry): the same answer, one acceptance on record.
+    let r = accept(&app, &access, POLICY_VERSION, TERMS_VERSION).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let it = stored().await;
+    assert_eq!(it["policy_acceptances"].as_l().unwrap().len(), 1);
+
+    // The policy changes (a new deploy): due again; the old version is refused now.
+    let mut next = w.auth_app().await.expect("auth app");
+    next.settings.policy.policy = "2027-02-01".into();
+    let me = get_me(&next, &access).await;
+    assert_eq!(me.body["policy"]["reacceptance_due"], true, "{}", me.body);
+    assert_eq!(me.body["policy"]["current_policy_version"], "2027-02-01");
+    let r = accept(&next, &access, POLICY_VERSION, TERMS_VERSION).await;
+    assert_eq!((r.status, r.code()), (409, "policy_version_outdated"));
+    let r = accept(&next, &access, "2027-02-01", TERMS_VERSION).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["reacceptance_due"], false);
+    let it = stored().await;
+    assert_eq!(s(&it, "policy_version"), Some("2027-02-01"));
+    let history = it["policy_acceptances"].as_l().unwrap();
+    assert_eq!(history.len(), 2, "both acceptances kept as proof");
+    assert_eq!(
+        history[1].as_m().unwrap()["via"].as_s().unwrap(),
+        "reacceptance"
+    );
 }

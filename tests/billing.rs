@@ -119,6 +119,7 @@ async fn put_user(w: &World, tenant: &TenantId, id: &str, role: Role, email: &st
         created_at: T0,
         mfa: Mfa::default(),
         last_login: None,
+        policy: None,
     };
     w.clients
         .dynamo

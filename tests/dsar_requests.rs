@@ -163,6 +163,7 @@ async fn user(t: &T, tenant: &TenantId, role: Role, email: Option<&str>) -> (Use
             created_at: now,
             mfa: Mfa::default(),
             last_login: None,
+            policy: None,
         }),
     )
     .await;

@@ -383,7 +383,7 @@ async fn first_day(w: &World, app: &auth::App<shared::mail::SesMailer>, who: &st
                 who,
                 "POST",
                 "/v1/auth/signup",
-                json!({"email": email, "password": PASSWORD, "name": who, "business_name": format!("{who} Ltd")}),
+                json!({"email": email, "password": PASSWORD, "name": who, "business_name": format!("{who} Ltd"), "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION}),
             ),
         )
     })

@@ -118,6 +118,7 @@ async fn member(t: &T, tenant: &TenantId, role: Role) -> (User, SessionId, Strin
         created_at: now,
         mfa: Mfa::default(),
         last_login: None,
+        policy: None,
     };
     put(t, &t.w.table("TenantsTable"), user_item(&record)).await;
     let token = t.signer.issue(&AccessClaims {

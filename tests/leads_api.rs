@@ -126,6 +126,7 @@ async fn member(t: &T, tenant: &TenantId, role: Role, who: &str) -> Member {
         created_at: now,
         mfa: Mfa::default(),
         last_login: None,
+        policy: None,
     };
     put(t, "TenantsTable", user_item(&user)).await;
     let token = mint(t, &user).await;

@@ -86,7 +86,7 @@ async fn auth_call(app: &AuthApp, req: Request) -> Reply {
 }
 
 fn signup_body(email: &str, name: &str, business: &str) -> Value {
-    json!({"email": email, "password": PASSWORD, "name": name, "business_name": business})
+    json!({"email": email, "password": PASSWORD, "name": name, "business_name": business, "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})
 }
 
 async fn signup(app: &AuthApp, email: &str, ip: impl Into<String>) -> Reply {
@@ -192,6 +192,7 @@ async fn seed_owner(w: &World, who: &str) -> User {
         created_at: w.clock.now(),
         mfa: Mfa::default(),
         last_login: None,
+        policy: None,
     };
     put(w, "TenantsTable", user_item(&user)).await;
     put(
@@ -445,7 +446,7 @@ async fn a_later_sign_up_wins_over_an_unverified_one() {
         event(
             "POST",
             "/v1/auth/signup",
-            Some(&json!({"email": victim, "password": "Squatter-Pass-123", "name": "Sq", "business_name": "Squat"})),
+            Some(&json!({"email": victim, "password": "Squatter-Pass-123", "name": "Sq", "business_name": "Squat", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION})),
             None,
             "198.51.100.1",
         ),
@@ -523,7 +524,7 @@ async fn an_invitation_wins_over_an_unverified_sign_up() {
     let r = post(
         &app,
         "/v1/auth/accept-invitation",
-        json!({"token": token_of(&mail), "password": NEW_PASSWORD, "name": "Ivy"}),
+        json!({"token": token_of(&mail), "password": NEW_PASSWORD, "name": "Ivy", "policy_version": POLICY_VERSION, "terms_version": TERMS_VERSION}),
         None,
     )
     .await;
@@ -862,6 +863,7 @@ async fn dsar_admin(w: &World, signing: &TokenSigner) -> String {
             created_at: now,
             mfa: Mfa::default(),
             last_login: None,
+            policy: None,
         }),
     )
     .await;
@@ -1003,4 +1005,213 @@ async fn a_controllers_reason_reaches_the_subject_without_links() {
         .expect("the refusal");
     assert!(mail.body.contains("We hold nothing."), "{}", mail.body);
     assert!(!mail.body.contains("evil"), "{}", mail.body);
+}
+
+// ---------------------------------------------------------------- policy-change notice
+
+/// What the `policy-notice` command builds from auth's configuration: the platform's mailer
+/// (configuration set, send-suppression list) with the one-click unsubscribe headers.
+struct NoticeParts {
+    mailer: shared::mail::WithUnsubscribe<SesMailer>,
+    suppression: shared::mail::SendSuppression,
+    gate: shared::dynamo::MailGate,
+    tenants: String,
+    limits: shared::outbound::MailLimits,
+    notice: shared::policy::Notice,
+}
+
+fn notice_parts(w: &World, versions: shared::policy::PolicyVersions) -> NoticeParts {
+    let env = infra::local::local_function_env(&w.template, "auth", &w.endpoint).unwrap();
+    let env = Env::from_pairs(env);
+    let gate =
+        shared::dynamo::MailGate::new(w.clients.dynamo.clone(), env.required("OPS_TABLE").unwrap());
+    let suppression = shared::mail::SendSuppression {
+        gate: gate.clone(),
+        key: w.key.clone(),
+        clock: w.clock.clone(),
+    };
+    NoticeParts {
+        mailer: shared::mail::WithUnsubscribe {
+            inner: w.platform_mailer("auth").unwrap(),
+            key: w.key.clone(),
+            api_base_url: env.required("API_BASE_URL").unwrap(),
+            scope: shared::dsar::tokens::UnsubscribeScope::Platform,
+        },
+        suppression,
+        gate,
+        tenants: env.required("TENANTS_TABLE").unwrap(),
+        limits: shared::outbound::MailLimits::from_env(&env).unwrap(),
+        notice: shared::policy::Notice {
+            versions,
+            link: "https://example.com/legal/privacy".into(),
+            effective: "2027-02-01".into(),
+        },
+    }
+}
+
+async fn notify(w: &World, p: &NoticeParts) -> shared::policy::NoticeReport {
+    shared::policy::notify_owners(
+        &shared::policy::NoticeRun {
+            dynamo: &w.clients.dynamo,
+            tenants_table: &p.tenants,
+            mailer: &p.mailer,
+            suppression: &p.suppression,
+            gate: &p.gate,
+            per_recipient_per_hour: p.limits.per_recipient_per_hour,
+            per_second: 50.0,
+            clock: &*w.clock,
+        },
+        &p.notice,
+    )
+    .await
+    .expect("the notice run")
+}
+
+#[tokio::test]
+async fn the_policy_notice_reaches_each_owner_once_even_run_twice_at_once_and_skips_suppressed() {
+    let (w, app) = world().await;
+    const NOTICE: &str = shared::policy::NOTICE_SUBJECT;
+    let versions = shared::policy::PolicyVersions {
+        policy: "2027-02-01".into(),
+        terms: "2027-02-01".into(),
+    };
+    // Owners of three workspaces; one of them on the send-suppression list (bounced).
+    let mut owners = Vec::new();
+    for (i, who) in ["own-a", "own-b", "own-bounced"].iter().enumerate() {
+        let tenant = TenantId::parse(&format!("tenant-notice-{i}")).unwrap();
+        owners.push(w.member(&app, &tenant, Role::Owner, who).await.0);
+    }
+    let bounced = owners.pop().unwrap();
+    let p = notice_parts(&w, versions.clone());
+    p.gate
+        .suppress(
+            &w.key.email(&bounced.email),
+            shared::dynamo::SuppressionReason::Bounce,
+            w.clock.now(),
+            w.clock.now() + Duration::days(180),
+        )
+        .await
+        .unwrap();
+    // Not owners, or not verified, or already accepting the new versions: not mailed.
+    let (admin, _) = w.member(&app, &w.tenant, Role::Admin, "not-owner").await;
+    let mut unverified = w
+        .member(
+            &app,
+            &TenantId::parse("tenant-notice-u").unwrap(),
+            Role::Owner,
+            "own-unverified",
+        )
+        .await
+        .0;
+    unverified.email_verified = false;
+    put(&w, "TenantsTable", user_item(&unverified)).await;
+    let mut current = w
+        .member(
+            &app,
+            &TenantId::parse("tenant-notice-c").unwrap(),
+            Role::Owner,
+            "own-current",
+        )
+        .await
+        .0;
+    current.policy = Some(shared::policy::PolicyAcceptance::both(
+        &versions,
+        w.clock.now(),
+    ));
+    put(&w, "TenantsTable", user_item(&current)).await;
+
+    // Two runs at once (two operators, or a retry while the first still runs), then a third.
+    let (r1, r2) = tokio::join!(notify(&w, &p), notify(&w, &p));
+    assert_eq!(r1.sent + r2.sent, 2, "{r1:?} {r2:?}");
+    assert_eq!(
+        r1.suppressed + r2.suppressed,
+        2,
+        "each run skips the bounced owner"
+    );
+    let r3 = notify(&w, &p).await;
+    assert_eq!(
+        (
+            r3.owners,
+            r3.sent,
+            r3.already_notified,
+            r3.already_accepted,
+            r3.suppressed
+        ),
+        (4, 0, 2, 1, 1),
+        "{r3:?}"
+    );
+    for o in &owners {
+        assert_eq!(count(&w, o.email.as_str(), NOTICE), 1, "exactly one notice");
+        let mail = latest(&w, o.email.as_str());
+        assert!(mail.body.contains("https://example.com/legal/privacy"));
+        assert!(mail.body.contains("2027-02-01"));
+    }
+    for o in [&bounced, &admin, &unverified, &current] {
+        assert_eq!(count(&w, o.email.as_str(), NOTICE), 0, "{}", o.name);
+    }
+    // Recorded per owner: which version, sent, when; every attribute declared.
+    let items = w.items_with_sk_prefix("TenantsTable", "USER#").await;
+    for o in &owners {
+        let it = items
+            .iter()
+            .find(|it| it["user_id"].as_s().unwrap() == o.user_id.as_str())
+            .unwrap();
+        assert_eq!(
+            it["policy_notice_version"].as_s().unwrap(),
+            &versions.notice_label()
+        );
+        assert_eq!(it["policy_notice_state"].as_s().unwrap(), "sent");
+        assert_eq!(
+            it["policy_notice_at"].as_s().unwrap(),
+            &rfc3339(w.clock.now())
+        );
+        for name in it.keys() {
+            assert!(
+                inventory::declaration(Table::Tenants, "USER#", name).is_some(),
+                "{name}"
+            );
+        }
+    }
+
+    // A run that stopped between its claim and the email: a rerun does not mail again (it
+    // cannot know whether SES took it) and names the owner for the operator.
+    let tenant = TenantId::parse("tenant-notice-crash").unwrap();
+    let (crashed, _) = w.member(&app, &tenant, Role::Owner, "own-crashed").await;
+    let key = keys::user(&crashed.tenant_id, &crashed.user_id);
+    w.clients
+        .dynamo
+        .update_item()
+        .table_name(&p.tenants)
+        .key("pk", shared::dynamo::s(key.pk))
+        .key("sk", shared::dynamo::s(key.sk))
+        .update_expression("SET policy_notice_version = :v, policy_notice_state = :s")
+        .expression_attribute_values(":v", shared::dynamo::s(versions.notice_label()))
+        .expression_attribute_values(":s", shared::dynamo::s("sending"))
+        .send()
+        .await
+        .unwrap();
+    let r4 = notify(&w, &p).await;
+    assert_eq!((r4.sent, r4.unconfirmed), (0, 1), "{r4:?}");
+    assert_eq!(
+        r4.unconfirmed_user_ids,
+        vec![crashed.user_id.as_str().to_string()]
+    );
+    assert_eq!(count(&w, crashed.email.as_str(), NOTICE), 0);
+
+    // The next policy change is a new notice: each owner is mailed once more.
+    let next = notice_parts(
+        &w,
+        shared::policy::PolicyVersions {
+            policy: "2027-06-01".into(),
+            terms: "2027-02-01".into(),
+        },
+    );
+    let r5 = notify(&w, &next).await;
+    assert_eq!(
+        r5.sent, 4,
+        "a, b, the crashed one and the one who accepted 2027-02-01: {r5:?}"
+    );
+    for o in &owners {
+        assert_eq!(count(&w, o.email.as_str(), NOTICE), 2);
+    }
 }

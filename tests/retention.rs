@@ -1283,6 +1283,7 @@ async fn closing_through_auth_schedules_the_erasure_and_reactivating_cancels_it(
         created_at: t0,
         mfa: Mfa::default(),
         last_login: None,
+        policy: None,
     };
     let record = Tenant {
         tenant_id: tenant.clone(),
@@ -1407,6 +1408,7 @@ async fn a_logins_ip_and_user_agent_leave_90_days_later_and_a_later_login_keeps_
             created_at: t0,
             mfa: Mfa::default(),
             last_login: None,
+            policy: None,
         };
         put(&w, "TenantsTable", shared::dynamo::user_item(&user)).await;
         let bidx = w.key.email(&user.email);

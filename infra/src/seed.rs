@@ -297,6 +297,13 @@ pub async fn seed_demo(
         created_at: now,
         mfa: Mfa::default(),
         last_login: None,
+        // The demo owner accepted the versions the template puts in force.
+        policy: Some(shared::policy::PolicyAcceptance::both(
+            &shared::policy::PolicyVersions::from_env(&shared::config::Env::from_pairs(
+                template.function_env("auth")?,
+            ))?,
+            now,
+        )),
     };
     let record = Tenant {
         tenant_id: tenant.clone(),

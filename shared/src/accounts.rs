@@ -56,6 +56,9 @@ pub struct User {
     pub created_at: OffsetDateTime,
     pub mfa: Mfa,
     pub last_login: Option<LoginMeta>,
+    /// The privacy-policy and terms versions the user accepted last, and when (`None`: a user
+    /// created before versions were recorded; they are asked to accept the current ones).
+    pub policy: Option<crate::policy::PolicyAcceptance>,
 }
 
 #[derive(Debug, Clone)]

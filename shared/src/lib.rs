@@ -41,6 +41,7 @@ pub mod keys;
 pub mod leads;
 pub mod mail;
 pub mod outbound;
+pub mod policy;
 pub mod ports;
 pub mod quota_alerts;
 pub mod retention;

@@ -30,6 +30,9 @@ pub enum MailKind {
     /// A privacy request's confirmation code (filed by the subject or on their behalf), and the
     /// confirmation of a request a controller filed with an attested identity.
     PrivacyRequest,
+    /// The notice of a change of the privacy policy or terms to an account owner
+    /// (`shared::policy`): once per version pair, and never past this limit either.
+    PolicyNotice,
 }
 
 impl MailKind {
@@ -39,6 +42,7 @@ impl MailKind {
             MailKind::PasswordReset => "reset",
             MailKind::Invitation => "invitation",
             MailKind::PrivacyRequest => "privacy",
+            MailKind::PolicyNotice => "policy",
         }
     }
 }

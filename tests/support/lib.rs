@@ -882,6 +882,7 @@ impl World {
             created_at: now,
             mfa: shared::accounts::Mfa::default(),
             last_login: None,
+            policy: None,
         };
         self.put_direct("TenantsTable", shared::dynamo::user_item(&user))
             .await;
@@ -934,3 +935,12 @@ impl World {
         }
     }
 }
+
+// ---------------------------------------------------------------- policy versions
+
+/// The privacy-policy and terms versions in force in the template (`PolicyVersion`,
+/// `TermsVersion` defaults): what every sign-up and accepted invitation of the suites accepts.
+/// `tests/auth.rs::signup_records_the_accepted_versions_and_refuses_others` checks they are the
+/// configured ones.
+pub const POLICY_VERSION: &str = "2026-12-01";
+pub const TERMS_VERSION: &str = "2026-12-01";

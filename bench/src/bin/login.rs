@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
         created_at: time::OffsetDateTime::now_utc(),
         mfa: Mfa::default(),
         last_login: None,
+        policy: None,
     };
     let tenant = shared::accounts::Tenant {
         tenant_id: w.tenant.clone(),

@@ -4,6 +4,7 @@ use shared::billing::BillingPolicy;
 use shared::config::{ConfigError, Env};
 use shared::dynamo::AccountTables;
 use shared::outbound::MailLimits;
+use shared::policy::PolicyVersions;
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
@@ -30,6 +31,10 @@ pub const ALLOW_LIST: &[&str] = &[
     "BILLING_TABLE",
     "FREE_TIER_SEATS",
     "SUBSCRIPTION_GRACE_DAYS",
+    // The privacy-policy and terms versions in force (shared::policy::ENV): a sign-up must
+    // accept them, a user who accepted older ones is asked again.
+    "POLICY_VERSION",
+    "TERMS_VERSION",
 ];
 
 #[derive(Debug, Clone)]
@@ -65,6 +70,8 @@ pub struct Settings {
     pub billing: BillingPolicy,
     /// How many emails sign-up, reset and invitations may send, per address, client and tenant.
     pub mail: MailLimits,
+    /// The privacy-policy and terms versions a sign-up accepts and users re-accept.
+    pub policy: PolicyVersions,
 }
 
 impl Default for Settings {
@@ -80,6 +87,11 @@ impl Default for Settings {
             billing_table: None,
             billing: BillingPolicy::default(),
             mail: MailLimits::default(),
+            // Replaced by the configured versions in `Config::from_env` (both are required).
+            policy: PolicyVersions {
+                policy: "unset".into(),
+                terms: "unset".into(),
+            },
         }
     }
 }
@@ -93,6 +105,7 @@ impl Config {
             billing_table: Some(env.required("BILLING_TABLE")?),
             billing: BillingPolicy::from_env(env)?,
             mail: MailLimits::from_env(env)?,
+            policy: PolicyVersions::from_env(env)?,
             ..d
         };
         let security_log_days = settings.security_log_days;
@@ -130,6 +143,13 @@ mod tests {
     #[test]
     fn the_mail_limits_are_read() {
         for name in shared::outbound::MailLimits::ENV {
+            assert!(ALLOW_LIST.contains(&name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_policy_versions_are_read() {
+        for name in shared::policy::ENV {
             assert!(ALLOW_LIST.contains(&name), "{name}");
         }
     }

@@ -62,6 +62,7 @@ fn user(id: &str, role: Role, email: &str) -> User {
         created_at: T0,
         mfa: Mfa::default(),
         last_login: None,
+        policy: None,
     }
 }
 

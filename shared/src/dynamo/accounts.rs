@@ -231,6 +231,16 @@ pub fn user_item(u: &User) -> Item {
     if let Some(at) = u.mfa.locked_at {
         put(&mut it, "mfa_locked_at", timestamp(at));
     }
+    if let Some(a) = &u.policy {
+        put(&mut it, "policy_version", s(&a.policy_version));
+        put(
+            &mut it,
+            "policy_accepted_at",
+            timestamp(a.policy_accepted_at),
+        );
+        put(&mut it, "terms_version", s(&a.terms_version));
+        put(&mut it, "terms_accepted_at", timestamp(a.terms_accepted_at));
+    }
     it
 }
 
@@ -274,6 +284,20 @@ fn user_from(it: &Item) -> anyhow::Result<User> {
             failures_window_ends: get_n_opt(it, "mfa_window_ends")?,
         },
         last_login,
+        policy: match (
+            it.get("policy_version").and_then(|v| v.as_s().ok()),
+            ts(it, "policy_accepted_at")?,
+            it.get("terms_version").and_then(|v| v.as_s().ok()),
+            ts(it, "terms_accepted_at")?,
+        ) {
+            (Some(pv), Some(pat), Some(tv), Some(tat)) => Some(crate::policy::PolicyAcceptance {
+                policy_version: pv.clone(),
+                policy_accepted_at: pat,
+                terms_version: tv.clone(),
+                terms_accepted_at: tat,
+            }),
+            _ => None,
+        },
     })
 }
 

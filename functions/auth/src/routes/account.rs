@@ -16,6 +16,7 @@ use shared::error::{AppError, FieldErrors};
 use shared::keys;
 use shared::mail::Mailer;
 use shared::outbound::{MailKind, MailRoute};
+use shared::policy::{PolicyAcceptance, PolicyVersions};
 use time::Duration;
 
 use crate::{accepted, created, emails, json_body, ok, App, Ctx};
@@ -68,6 +69,27 @@ struct SignupBody {
     password: String,
     name: String,
     business_name: String,
+    /// The privacy-policy and terms versions the person was shown and accepted.
+    policy_version: String,
+    terms_version: String,
+}
+
+/// Checks that a person accepted the versions in force: `409 policy_version_outdated` when
+/// either is another one.
+pub(crate) fn require_current_versions<M: Mailer>(
+    app: &App<M>,
+    policy_version: &str,
+    terms_version: &str,
+) -> Result<PolicyVersions, AppError> {
+    let current = &app.settings.policy;
+    if policy_version == current.policy && terms_version == current.terms {
+        return Ok(current.clone());
+    }
+    Err(AppError::Conflict {
+        code: "policy_version_outdated",
+        message: "The versions accepted are not the privacy policy and terms in force \
+                  (GET /v1/auth/policy-versions names them): show those and ask again.",
+    })
 }
 
 pub async fn signup<M: Mailer>(
@@ -92,6 +114,7 @@ pub async fn signup<M: Mailer>(
     else {
         return Err(AppError::invalid_fields(errors));
     };
+    let versions = require_current_versions(app, &body.policy_version, &body.terms_version)?;
 
     // Counted before any work: per client (429 past the limit), then per address (past it the
     // answer is the same and nothing is created or sent).
@@ -119,6 +142,7 @@ pub async fn signup<M: Mailer>(
         created_at: ctx.now,
         mfa: Mfa::default(),
         last_login: None,
+        policy: Some(PolicyAcceptance::both(&versions, ctx.now)),
     };
     let tenant = Tenant {
         tenant_id: tenant_id.clone(),
@@ -146,6 +170,9 @@ pub async fn signup<M: Mailer>(
     // later sign-up, an accepted invitation or the verification of another sign-up of the
     // address takes the login-index item over meanwhile.
     let mut user_it = user_item(&user);
+    if let Some(a) = &user.policy {
+        user_it.extend(shared::policy::acceptance_attributes(a, "signup"));
+    }
     user_it.insert(
         "exp_bucket".into(),
         s(shared::retention::expiry_bucket_at(
@@ -561,7 +588,91 @@ pub async fn get_me<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>
             TenantStatus::Suspended => "suspended",
             TenantStatus::Closed => "closed",
         }),
+        "policy": policy_json(app, &user),
     })))
+}
+
+/// `GET /v1/auth/policy-versions` (public): the versions a sign-up must accept.
+pub async fn policy_versions<M: Mailer>(app: &App<M>) -> Result<Response<Body>, AppError> {
+    let current = &app.settings.policy;
+    Ok(ok(json!({
+        "policy_version": current.policy,
+        "terms_version": current.terms,
+    })))
+}
+
+/// What the user accepted, what is in force, and whether they must accept again.
+fn policy_json<M: Mailer>(app: &App<M>, user: &User) -> serde_json::Value {
+    let current = &app.settings.policy;
+    let a = user.policy.as_ref();
+    json!({
+        "accepted_policy_version": a.map(|a| a.policy_version.clone()),
+        "policy_accepted_at": a.map(|a| rfc3339(a.policy_accepted_at)),
+        "accepted_terms_version": a.map(|a| a.terms_version.clone()),
+        "terms_accepted_at": a.map(|a| rfc3339(a.terms_accepted_at)),
+        "current_policy_version": current.policy,
+        "current_terms_version": current.terms,
+        "reacceptance_due": shared::policy::reacceptance_due(a, current),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AcceptanceBody {
+    policy_version: String,
+    terms_version: String,
+}
+
+/// `POST /v1/me/policy-acceptance`: the caller accepts the versions in force (and only those).
+/// Accepting again what was accepted changes nothing. A restricted account may accept too: it
+/// is the person's own declaration, not a change of the restricted data.
+pub async fn accept_policy<M: Mailer>(
+    app: &App<M>,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: AcceptanceBody = json_body(req)?;
+    let c = ctx.caller()?;
+    let versions = require_current_versions(app, &body.policy_version, &body.terms_version)?;
+    let (sets, mut values) = shared::policy::acceptance_update(&versions, ctx.now, "reacceptance");
+    values.push((":pv0".into(), s(&versions.policy)));
+    values.push((":tv0".into(), s(&versions.terms)));
+    let mut e = app.event("policy_accepted", ctx);
+    e.detail = Some(format!(
+        "policy {} terms {}",
+        versions.policy, versions.terms
+    ));
+    let t = app.store.tables().clone();
+    let result = app
+        .store
+        .transact(vec![
+            (
+                t.tenants.as_str(),
+                Write::Update {
+                    key: keys::user(&c.tenant_id, &c.user_id),
+                    update: format!("SET {sets}"),
+                    // Already accepted: nothing to record (a retry appends no second entry).
+                    condition: Some(
+                        "attribute_exists(pk) AND NOT (policy_version = :pv0 AND \
+                         terms_version = :tv0)"
+                            .into(),
+                    ),
+                    values,
+                    names: vec![],
+                },
+            ),
+            (
+                t.security_log.as_str(),
+                Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+            ),
+        ])
+        .await;
+    match result {
+        Ok(()) | Err(StoreError::Condition) => {}
+        Err(StoreError::Other(e)) => return Err(AppError::Internal(e)),
+    }
+    let user = current_user(app, ctx).await?;
+    Ok(ok(policy_json(app, &user)))
 }
 
 #[derive(Deserialize)]

@@ -23,6 +23,7 @@ use Permission::*;
 pub const ROUTES: &[Route] = &[
     r("signup", "POST", "/v1/auth/signup", None),
     r("verify_email", "POST", "/v1/auth/verify-email", None),
+    r("policy_versions", "GET", "/v1/auth/policy-versions", None),
     r("login", "POST", "/v1/auth/login", None),
     r("refresh", "POST", "/v1/auth/refresh", None),
     r("logout", "POST", "/v1/auth/logout", Some(SessionsManage)),
@@ -79,6 +80,12 @@ pub const ROUTES: &[Route] = &[
     r("get_me", "GET", "/v1/me", Some(ProfileRead)),
     r("patch_me", "PATCH", "/v1/me", Some(ProfileWrite)),
     r(
+        "accept_policy",
+        "POST",
+        "/v1/me/policy-acceptance",
+        Some(ProfileWrite),
+    ),
+    r(
         "change_password",
         "POST",
         "/v1/me/password",
@@ -127,6 +134,7 @@ pub async fn call<M: Mailer>(
     match name {
         "signup" => account::signup(app, ctx, req).await,
         "verify_email" => account::verify_email(app, ctx, req).await,
+        "policy_versions" => account::policy_versions(app).await,
         "login" => session::login(app, ctx, req).await,
         "refresh" => session::refresh(app, ctx, req).await,
         "logout" => session::logout(app, ctx).await,
@@ -143,6 +151,7 @@ pub async fn call<M: Mailer>(
         "get_me" => account::get_me(app, ctx).await,
         "patch_me" => account::patch_me(app, ctx, req).await,
         "change_password" => account::change_password(app, ctx, req).await,
+        "accept_policy" => account::accept_policy(app, ctx, req).await,
         "invite" => team::invite(app, ctx, req).await,
         "list_team" => team::list(app, ctx).await,
         "change_role" => team::change_role(app, ctx, req).await,

@@ -179,6 +179,9 @@ struct AcceptBody {
     token: String,
     password: String,
     name: String,
+    /// The privacy-policy and terms versions the invited person was shown and accepted.
+    policy_version: String,
+    terms_version: String,
 }
 
 pub async fn accept_invitation<M: Mailer>(
@@ -204,6 +207,8 @@ pub async fn accept_invitation<M: Mailer>(
     let (Some(name), true) = (name, errors.is_empty()) else {
         return Err(AppError::invalid_fields(errors));
     };
+    let versions =
+        super::account::require_current_versions(app, &body.policy_version, &body.terms_version)?;
     let tenant = app.store.tenant(&token.tenant_id).await?;
     if tenant.is_none_or(|t| t.status == TenantStatus::Closed) {
         return Err(tenant_closed());
@@ -221,11 +226,16 @@ pub async fn accept_invitation<M: Mailer>(
         created_at: ctx.now,
         mfa: Mfa::default(),
         last_login: None,
+        policy: Some(shared::policy::PolicyAcceptance::both(&versions, ctx.now)),
     };
     let mut e = app.event("invitation_accepted", ctx);
     e.tenant_id = Some(user.tenant_id.clone());
     e.user_id = Some(user.user_id.clone());
     e.actor_user_id = token.invited_by.clone();
+    let mut user_it = user_item(&user);
+    if let Some(a) = &user.policy {
+        user_it.extend(shared::policy::acceptance_attributes(a, "invitation"));
+    }
     let t = app.store.tables().clone();
     app.store
         .transact(vec![
@@ -241,7 +251,7 @@ pub async fn accept_invitation<M: Mailer>(
             ),
             (
                 t.tenants.as_str(),
-                Write::Put(user_item(&user), Some("attribute_not_exists(pk)")),
+                Write::Put(user_it, Some("attribute_not_exists(pk)")),
             ),
             (
                 t.security_log.as_str(),
