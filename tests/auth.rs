@@ -1098,6 +1098,17 @@ async fn team_invitations_roles_and_removal() {
         (me.body["role"].as_str(), me.body["tenant_id"].as_str()),
         (Some("member"), Some(tenant.as_str()))
     );
+    // Joining, the invited person accepted the versions in force: recorded as such.
+    assert_eq!(me.body["policy"]["accepted_policy_version"], POLICY_VERSION);
+    assert_eq!(me.body["policy"]["reacceptance_due"], false);
+    let joined = user_item_of(&w, &invitee).await.expect("the new member");
+    let history = joined["policy_acceptances"]
+        .as_l()
+        .expect("the acceptance history");
+    assert_eq!(
+        history[0].as_m().unwrap()["via"].as_s().unwrap(),
+        "invitation"
+    );
 
     let r = call(&app, "GET", "/v1/team", None, Some(&boss.access)).await;
     assert_eq!(r.status, 200);
@@ -2783,7 +2794,7 @@ async fn user_item_of(w: &World, email: &str) -> Option<Item> {
     w.items_with_sk_prefix("TenantsTable", "USER#")
         .await
         .into_iter()
-        .find(|it| s(it, "email") == Some(email))
+        .find(|it| s(it, "email").is_some_and(|e| e.eq_ignore_ascii_case(email)))
 }
 
 #[tokio::test]
