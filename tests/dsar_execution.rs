@@ -1275,6 +1275,7 @@ async fn the_invocation_payload_carries_ids_only_and_the_worker_reads_the_subjec
         JobSubject {
             email: Some(ana.to_string()),
             email_bidx: bidx.clone(),
+            phone_bidx: None,
             corrections: changes,
         },
     );
@@ -1297,6 +1298,7 @@ async fn the_invocation_payload_carries_ids_only_and_the_worker_reads_the_subjec
         JobSubject {
             email: None,
             email_bidx: bidx.clone(),
+            phone_bidx: None,
             corrections: BTreeMap::new(),
         },
     );
@@ -1313,6 +1315,7 @@ async fn the_invocation_payload_carries_ids_only_and_the_worker_reads_the_subjec
         JobSubject {
             email: None,
             email_bidx: bidx,
+            phone_bidx: None,
             corrections: BTreeMap::new(),
         },
     );
@@ -1871,4 +1874,143 @@ async fn after_an_email_edit_each_subject_gets_and_erases_exactly_their_own_data
         .collect();
     assert!(left.is_empty(), "left after both erasures: {left:#?}");
     assert_all_declared(w).await;
+}
+
+/// A phone-only form of `tenant` (the demo form with its email optional): its submissions
+/// make leads known by phone alone.
+async fn phone_only_form(w: &World, tenant: &TenantId, form: &str) {
+    let mut f = infra::seed::demo_form(tenant, &FormId::parse(form).unwrap(), WEB_ORIGIN);
+    for field in &mut f.fields {
+        if field.name == "email" {
+            field.required = false;
+        }
+    }
+    w.put_tenant(tenant, TenantStatus::Active, &f)
+        .await
+        .unwrap();
+}
+
+fn phone_body(phone: &str, name: &str, message: &str) -> Value {
+    json!({"phone": phone, "name": name, "message": message, "consent_marketing": true})
+}
+
+/// A job for a request the tenant filed by phone: the record names the phone's blind index;
+/// the answers go to the filing user's address.
+fn phone_job(f: &Fx, tenant: &TenantId, kind: JobKind, phone: &str, staff: &str) -> DsarJob {
+    let j = job(tenant_scope(tenant), kind, "");
+    f.progress.1.lock().unwrap().insert(
+        j.request_id.clone(),
+        JobSubject {
+            email: Some(staff.to_string()),
+            email_bidx: f.w.key.email(&Email::parse(staff).unwrap()),
+            phone_bidx: Some(f.w.key.phone(&shared::domain::Phone::parse(phone).unwrap())),
+            corrections: BTreeMap::new(),
+        },
+    );
+    j
+}
+
+/// Issue 12, "the person can be found however they reached the tenant": a lead collected by a
+/// phone-only form is found, exported and erased by its phone's blind index, in the filing
+/// tenant only; another tenant's lead of the same phone and a lead of another phone are
+/// untouched; the phone the tenant attested is suppressed.
+#[tokio::test]
+async fn a_phone_only_lead_is_found_exported_and_erased_by_phone_in_its_tenant_only() {
+    let f = fx().await;
+    let w = &f.w;
+    let staff = "staff@tenant-a.example";
+    let pat = "+40722000333";
+    phone_only_form(w, &w.tenant, "form-phone-a").await;
+    let b = TenantId::parse("tenant-b").unwrap();
+    phone_only_form(w, &b, "form-phone-b").await;
+    let lead_a = submit(w, "form-phone-a", phone_body(pat, "Pat", "pat to a")).await;
+    let lead_b = submit(w, "form-phone-b", phone_body(pat, "Pat", "pat to b")).await;
+    let other = submit(
+        w,
+        "form-phone-a",
+        phone_body("+40722000444", "Quinn", "quinn to a"),
+    )
+    .await;
+    assert_ne!(lead_a, other);
+
+    // Access: exactly Pat's submission in tenant-a, delivered to the filing user.
+    let j = phone_job(&f, &w.tenant, JobKind::Access, pat, staff);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts.get("submission"), Some(&1), "{:?}", out.counts);
+    let urls = links(w, staff);
+    let doc = download_json(w, urls.last().expect("an export link")).await;
+    let records = doc["records"].as_array().unwrap().clone();
+    assert_eq!(messages(&records), vec!["pat to a".to_string()]);
+    assert!(
+        records.iter().any(|r| r["kind"] == "lead"),
+        "the lead is Pat's"
+    );
+    let text = doc.to_string();
+    assert!(
+        !text.contains("quinn") && !text.contains("pat to b"),
+        "{text}"
+    );
+
+    // Erasure: Pat's tenant-a lead goes; tenant-b's and Quinn's stay; the phone is suppressed.
+    let j = phone_job(
+        &f,
+        &w.tenant,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        pat,
+        staff,
+    );
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts.get("lead"), Some(&1), "{:?}", out.counts);
+    let leads: Vec<String> = w
+        .items_with_sk_prefix("LeadsTable", "LEAD")
+        .await
+        .iter()
+        .filter_map(|it| s(it, "lead_id").map(str::to_string))
+        .collect();
+    assert!(!leads.contains(&lead_a), "Pat's lead in tenant-a is erased");
+    assert!(
+        leads.contains(&lead_b),
+        "tenant-b's lead of the same phone stays"
+    );
+    assert!(leads.contains(&other), "a lead of another phone stays");
+    let all = item_text_all(w).await;
+    assert!(
+        !all.contains("pat to a"),
+        "nothing of Pat's tenant-a data is left"
+    );
+    assert!(all.contains("pat to b") && all.contains("quinn to a"));
+    let cert_key = out.certificate_key.clone().expect("a certificate");
+    assert!(object_keys(w, &f.exports_bucket).await.contains(&cert_key));
+    let phone_bidx = w.key.phone(&shared::domain::Phone::parse(pat).unwrap());
+    let entries = w.scan("PrivacyTable").await;
+    assert!(
+        entries
+            .iter()
+            .any(|it| s(it, "sk") == Some(phone_bidx.as_str())
+                && s(it, "pk").is_some_and(|p| p.contains(w.tenant.as_str()))),
+        "the attested phone is on tenant-a's suppression list"
+    );
+    let before = submissions(w).await;
+    let mut e = json_submission(&phone_body(pat, "Pat", "again"));
+    e["rawPath"] = json!("/v1/forms/form-phone-a/submissions");
+    e["requestContext"]["http"]["path"] = json!("/v1/forms/form-phone-a/submissions");
+    e["pathParameters"]["formId"] = json!("form-phone-a");
+    let resp = lead_intake::handle(&w.intake(None), request(&e)).await;
+    assert!(resp.status().is_success());
+    assert_eq!(
+        submissions(w).await,
+        before,
+        "not re-collected by that phone"
+    );
+}
+
+async fn item_text_all(w: &World) -> String {
+    w.scan("LeadsTable")
+        .await
+        .iter()
+        .map(item_text)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
