@@ -2014,3 +2014,323 @@ async fn item_text_all(w: &World) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// Issue 12, "nothing outlives its purpose": a point-in-time restore brings erased people back.
+/// Ana (by email) and Pat (by phone) are erased; the leads table is then put back as it was
+/// before (the restore); `devstack replay-erasures` (infra::replay) reads the certificates and
+/// erases them again through the worker's steps, leaving Bob untouched; a dry run changes
+/// nothing, and a second run is a no-op.
+#[tokio::test]
+async fn replaying_erasures_after_a_restore_erases_the_restored_subjects_again_and_only_them() {
+    let f = fx().await;
+    let w = &f.w;
+    let since = shared::clock::Clock::now(w.clock.as_ref()) - time::Duration::hours(1);
+    let ana = "ana.restored@example.com";
+    submit(w, "demo-contact", body(ana, "Ana", "ana's enquiry")).await;
+    submit(
+        w,
+        "demo-contact",
+        body("bob@example.com", "Bob", "bob's enquiry"),
+    )
+    .await;
+    phone_only_form(w, &w.tenant, "form-phone-a").await;
+    let pat = "+40722000777";
+    submit(w, "form-phone-a", phone_body(pat, "Pat", "pat's enquiry")).await;
+    let backup = w.scan("LeadsTable").await;
+
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let j = phone_job(
+        &f,
+        &w.tenant,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        pat,
+        "staff@tenant-a.example",
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let erased = item_text_all(w).await;
+    assert!(!erased.contains("ana's enquiry") && !erased.contains("pat's enquiry"));
+
+    // The restore: the leads table as it was before the erasures.
+    let leads = w.table("LeadsTable");
+    for it in &backup {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(&leads)
+            .set_item(Some(it.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let restored = w.scan("LeadsTable").await;
+    assert!(same_items(&restored, &backup));
+
+    let endpoint = emulator_endpoint();
+    let env = infra::local::local_function_env(&w.template, "dsar-worker", endpoint).unwrap();
+    let replay = |dry_run: bool| {
+        infra::replay::run(
+            w.clients.dynamo.clone(),
+            w.clients.s3.clone(),
+            &w.clients.ssm,
+            &env,
+            since,
+            dry_run,
+            None,
+        )
+    };
+    let dry = replay(true).await.unwrap();
+    assert_eq!((dry.certificates_read, dry.subjects), (2, 2), "{dry:?}");
+    assert_eq!(
+        dry.subjects_re_erased, 2,
+        "both would be erased again: {dry:?}"
+    );
+    assert!(
+        same_items(&w.scan("LeadsTable").await, &restored),
+        "a dry run changes nothing"
+    );
+
+    let report = replay(false).await.unwrap();
+    assert_eq!(report.certificates_read, 2, "{report:?}");
+    assert_eq!(report.subjects_re_erased, 2, "{report:?}");
+    assert!(report.removed.get("submission") >= Some(&2), "{report:?}");
+    let after = item_text_all(w).await;
+    assert!(!after.contains("ana's enquiry"), "Ana is erased again");
+    assert!(!after.contains("pat's enquiry"), "Pat is erased again");
+    assert!(after.contains("bob's enquiry"), "Bob is untouched");
+    let bob: Vec<Item> = backup
+        .iter()
+        .filter(|it| item_text(it).contains("bob"))
+        .cloned()
+        .collect();
+    assert_eq!(bob.len(), 2, "Bob's lead and submission");
+    let now = w.scan("LeadsTable").await;
+    for b in &bob {
+        assert!(now.contains(b), "Bob's item unchanged: {b:?}");
+    }
+
+    let again = replay(false).await.unwrap();
+    assert_eq!(
+        (
+            again.subjects,
+            again.subjects_re_erased,
+            again.items_removed()
+        ),
+        (2, 0, 0),
+        "a second run is a no-op: {again:?}"
+    );
+    assert!(same_items(&w.scan("LeadsTable").await, &now));
+}
+
+/// The same items, in any order.
+fn same_items(a: &[Item], b: &[Item]) -> bool {
+    a.len() == b.len() && a.iter().all(|it| b.contains(it))
+}
+
+/// The replay after a restore of the privacy table too, past the certificates' 7 days: the
+/// completed erasure is read from the privacy table as it was before the restore (kept by the
+/// operator under its old name), its suppression entries (the email, and the phone the
+/// controller chose) are put back into the restored table, and the subject is erased again.
+#[tokio::test]
+async fn a_replay_reads_the_erasure_records_and_suppression_list_of_the_table_before_the_restore() {
+    use shared::dsar::model::{Controller, ControllerPart, HistoryEntry, RequestType, Status};
+    let f = fx().await;
+    let w = &f.w;
+    let now = shared::clock::Clock::now(w.clock.as_ref());
+    let ana = "ana.records@example.com";
+    let mut ana_body = body(ana, "Ana", "ana's enquiry");
+    ana_body["phone"] = json!("+40722000888");
+    submit(w, "demo-contact", ana_body).await;
+    submit(
+        w,
+        "demo-contact",
+        body("bob@example.com", "Bob", "bob's enquiry"),
+    )
+    .await;
+    let backup = w.scan("LeadsTable").await;
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: true,
+        },
+        ana,
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+
+    // The privacy table before the restore, kept under another name: the suppression list and
+    // the request's records (the worker's report, as the lifecycle stores it).
+    let records = format!(
+        "privacy-before-restore-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let key = |n: &str| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(if n == "pk" {
+                aws_sdk_dynamodb::types::KeyType::Hash
+            } else {
+                aws_sdk_dynamodb::types::KeyType::Range
+            })
+            .build()
+            .unwrap()
+    };
+    let attr = |n: &str| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    w.clients
+        .dynamo
+        .create_table()
+        .table_name(&records)
+        .key_schema(key("pk"))
+        .key_schema(key("sk"))
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let privacy = w.table("PrivacyTable");
+    let live = w.scan("PrivacyTable").await;
+    let suppressed: Vec<&Item> = live
+        .iter()
+        .filter(|it| s(it, "pk").is_some_and(|p| p.ends_with("#SUPPRESSION")))
+        .collect();
+    assert_eq!(suppressed.len(), 2, "the email and the chosen phone");
+    let bidx = w.key.email(&Email::parse(ana).unwrap());
+    let part = ControllerPart {
+        request_id: j.request_id.clone(),
+        controller: Controller::Tenant(w.tenant.clone()),
+        request_type: RequestType::Erasure,
+        jurisdiction: shared::dsar::deadlines::Jurisdiction::Gdpr,
+        status: Status::Completed,
+        email_bidx: bidx,
+        received_at: now,
+        due: now.date(),
+        extended_due_limit: now.date(),
+        acknowledge_by: None,
+        acknowledged_at: None,
+        extended_at: None,
+        extension_reason: None,
+        denial_reason: None,
+        outcome: None,
+        failure: None,
+        restriction_lifted_at: None,
+        compelling_grounds: None,
+        created_at: now,
+        closed_at: Some(now),
+        history: vec![HistoryEntry::new(
+            now,
+            "completed",
+            Status::Completed,
+            &shared::dsar::model::Actor::Worker,
+        )],
+    };
+    let mut copy: Vec<Item> = suppressed.iter().map(|it| (*it).clone()).collect();
+    copy.push(shared::dsar::store::part_item(&part));
+    for it in copy {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(&records)
+            .set_item(Some(it))
+            .send()
+            .await
+            .unwrap();
+    }
+    // The restore: the leads as before the erasure, the privacy table without the entries made
+    // since; the certificate has expired (7 days).
+    for it in &backup {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(w.table("LeadsTable"))
+            .set_item(Some(it.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    for it in &suppressed {
+        w.clients
+            .dynamo
+            .delete_item()
+            .table_name(&privacy)
+            .set_key(shared::dsar::subjects::item_key(it))
+            .send()
+            .await
+            .unwrap();
+    }
+    for k in object_keys(w, &f.exports_bucket).await {
+        w.clients
+            .s3
+            .delete_object()
+            .bucket(&f.exports_bucket)
+            .key(k)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(item_text_all(w).await.contains("ana's enquiry"));
+
+    let endpoint = emulator_endpoint();
+    let env = infra::local::local_function_env(&w.template, "dsar-worker", endpoint).unwrap();
+    let report = infra::replay::run(
+        w.clients.dynamo.clone(),
+        w.clients.s3.clone(),
+        &w.clients.ssm,
+        &env,
+        now - time::Duration::hours(1),
+        false,
+        Some(&records),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.certificates_read,
+            report.erasure_records_read,
+            report.suppression_entries_restored
+        ),
+        (0, 1, 2),
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.subjects, report.subjects_re_erased),
+        (1, 1),
+        "{report:?}"
+    );
+    let after = item_text_all(w).await;
+    assert!(!after.contains("ana's enquiry") && after.contains("bob's enquiry"));
+    let restored = w.scan("PrivacyTable").await;
+    for it in suppressed {
+        assert!(restored.contains(it), "suppression entry back: {it:?}");
+    }
+    // An erasure older than the restore point is not replayed.
+    let old = infra::replay::run(
+        w.clients.dynamo.clone(),
+        w.clients.s3.clone(),
+        &w.clients.ssm,
+        &env,
+        now + time::Duration::hours(1),
+        false,
+        Some(&records),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (old.subjects, old.suppression_entries_restored),
+        (0, 0),
+        "{old:?}"
+    );
+}

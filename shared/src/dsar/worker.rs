@@ -209,6 +209,49 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         .download_url(&self.keys, &job.request_id, bucket, key, expires_at)
     }
 
+    /// Re-applies a completed erasure to the data as it is now (after a point-in-time restore
+    /// brought the subject back): the job's own plan and erasure steps, the same code as a run,
+    /// without its checkpoint, certificate, emails or progress reports (the request is closed
+    /// and was answered). Idempotent: what is gone is not found again. Returns what was removed.
+    /// `dry_run`: plans only, and returns how many targets (leads, users) hold the subject.
+    pub async fn reapply_erasure(
+        &self,
+        request_id: &str,
+        scope: &JobScope,
+        subject_bidx: &str,
+        by_phone: bool,
+        at: &str,
+        dry_run: bool,
+    ) -> anyhow::Result<BTreeMap<String, u64>> {
+        let job = DsarJob {
+            request_id: request_id.to_string(),
+            scope: scope.clone(),
+            kind: JobKind::Erasure {
+                suppress_phone: false,
+            },
+            subject_email: String::new(),
+        };
+        let subject = Subject {
+            email: None,
+            bidx: subject_bidx.to_string(),
+            by_phone,
+            at: at.to_string(),
+        };
+        let targets = self.plan(&job, &subject).await?;
+        let mut counts = BTreeMap::new();
+        if dry_run {
+            add(&mut counts, "target", targets.len() as u64);
+            return Ok(counts);
+        }
+        for target in &targets {
+            let r = self.step(&job, &subject, target, &mut [], &mut []).await?;
+            for (k, v) in r.counts {
+                add(&mut counts, &k, v);
+            }
+        }
+        Ok(counts)
+    }
+
     /// Runs (or continues) a job until it is done or the budget runs out. A job from an
     /// invocation payload names the request only: the subject's email and a rectification's
     /// corrections are read from the request record first.
