@@ -2001,6 +2001,10 @@ async fn a_tenant_files_by_phone_for_a_person_known_by_phone_only() {
     assert_eq!(st, 200, "{got}");
     assert_eq!(got["subject_identified_by"], "phone");
     assert_eq!(
+        (got["subject_email"].clone(), got["answers_to"].clone()),
+        (Value::Null, json!(staff))
+    );
+    assert_eq!(
         got["lead_ids"],
         json!([lead.as_str()]),
         "this tenant's lead of that phone only"

@@ -185,7 +185,9 @@ pub async fn get<M: Mailer, D: JobDispatcher>(
         _ => serde_json::Value::Null,
     };
     let extra = json!({
-        "subject_email": if p.is_open() { json!(r.email) } else { serde_json::Value::Null },
+        // A request by phone has no subject email: its answers go to the filing user.
+        "subject_email": if p.is_open() && r.subject_phone_bidx.is_none() { json!(r.email) } else { serde_json::Value::Null },
+        "answers_to": if p.is_open() && r.subject_phone_bidx.is_some() { json!(r.email) } else { serde_json::Value::Null },
         "lead_ids": lead_ids,
         "corrections": corrections,
         "objection": match r.details.job_kind(r.request_type) {
