@@ -2334,3 +2334,52 @@ async fn a_replay_reads_the_erasure_records_and_suppression_list_of_the_table_be
         "{old:?}"
     );
 }
+
+/// A person known by phone corrects their phone through the tenant: the lead and their
+/// phone-only submissions follow the new phone (route, `from_phone_bidx`), so the next request
+/// and the next submission by the new phone reach them, and the old phone reaches nothing.
+#[tokio::test]
+async fn a_rectification_by_phone_moves_the_lead_and_its_submissions_to_the_new_phone() {
+    let f = fx().await;
+    let w = &f.w;
+    let staff = "staff@tenant-a.example";
+    phone_only_form(w, &w.tenant, "form-phone-a").await;
+    let (old, new) = ("+40722000991", "+40 722 000 992");
+    let lead = submit(
+        w,
+        "form-phone-a",
+        phone_body(old, "Pat Wrong", "pat's enquiry"),
+    )
+    .await;
+    let mut j = phone_job(&f, &w.tenant, JobKind::Access, old, staff);
+    j.kind = JobKind::Rectification {
+        changes: BTreeMap::from([
+            ("phone".to_string(), new.to_string()),
+            ("name".to_string(), "Pat Right".to_string()),
+        ]),
+    };
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let new_bidx = w.key.phone(&shared::domain::Phone::parse(new).unwrap());
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    let l = leads
+        .iter()
+        .find(|l| s(l, "lead_id") == Some(lead.as_str()))
+        .unwrap();
+    assert_eq!(s(l, "name"), Some("Pat Right"));
+    assert_eq!(s(l, "phone_bidx"), Some(new_bidx.as_str()));
+    let subs = w.items_with_sk_prefix("LeadsTable", "SUB#").await;
+    assert_eq!(s(&subs[0], "from_phone_bidx"), Some(new_bidx.as_str()));
+    assert_eq!(
+        subs[0]["fields"].as_m().unwrap()["name"].as_s().unwrap(),
+        "Pat Right"
+    );
+
+    let by_new = phone_job(&f, &w.tenant, JobKind::Access, new, staff);
+    let out = completed(f.worker.run(&by_new, &Unlimited).await.unwrap());
+    assert_eq!(out.counts.get("submission"), Some(&1), "{:?}", out.counts);
+    let by_old = phone_job(&f, &w.tenant, JobKind::Access, old, staff);
+    let out = completed(f.worker.run(&by_old, &Unlimited).await.unwrap());
+    assert_eq!(out.counts.get("submission"), None, "{:?}", out.counts);
+    let again = submit(w, "form-phone-a", phone_body(new, "Pat Right", "again")).await;
+    assert_eq!(again, lead, "the new phone leads to the lead");
+}
