@@ -2383,3 +2383,63 @@ async fn a_rectification_by_phone_moves_the_lead_and_its_submissions_to_the_new_
     let again = submit(w, "form-phone-a", phone_body(new, "Pat Right", "again")).await;
     assert_eq!(again, lead, "the new phone leads to the lead");
 }
+
+/// The replay covers account data too: an account erased on request and brought back by a
+/// restore of the tenants table is erased again (user, login index), once.
+#[tokio::test]
+async fn a_replay_erases_a_restored_account_again() {
+    let f = fx().await;
+    let w = &f.w;
+    let since = shared::clock::Clock::now(w.clock.as_ref()) - time::Duration::hours(1);
+    let ana = "ana.account.restored@example.com";
+    seed_account(w, ana).await;
+    let backup = w.scan("TenantsTable").await;
+    let j = job(
+        JobScope::Account,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let has_ana = |items: &[Item]| items.iter().any(|it| item_text(it).contains(ana));
+    assert!(!has_ana(&w.scan("TenantsTable").await));
+    for it in &backup {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(w.table("TenantsTable"))
+            .set_item(Some(it.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(has_ana(&w.scan("TenantsTable").await));
+    let env =
+        infra::local::local_function_env(&w.template, "dsar-worker", emulator_endpoint()).unwrap();
+    let replay = || {
+        infra::replay::run(
+            w.clients.dynamo.clone(),
+            w.clients.s3.clone(),
+            &w.clients.ssm,
+            &env,
+            since,
+            false,
+            None,
+        )
+    };
+    let report = replay().await.unwrap();
+    assert_eq!(
+        (report.subjects, report.subjects_re_erased),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.removed.get("user"), Some(&1), "{report:?}");
+    assert!(!has_ana(&w.scan("TenantsTable").await), "erased again");
+    let again = replay().await.unwrap();
+    assert_eq!(
+        (again.subjects_re_erased, again.items_removed()),
+        (0, 0),
+        "{again:?}"
+    );
+}
