@@ -1275,6 +1275,7 @@ async fn the_invocation_payload_carries_ids_only_and_the_worker_reads_the_subjec
         JobSubject {
             email: Some(ana.to_string()),
             email_bidx: bidx.clone(),
+            phone_bidx: None,
             corrections: changes,
         },
     );
@@ -1297,6 +1298,7 @@ async fn the_invocation_payload_carries_ids_only_and_the_worker_reads_the_subjec
         JobSubject {
             email: None,
             email_bidx: bidx.clone(),
+            phone_bidx: None,
             corrections: BTreeMap::new(),
         },
     );
@@ -1313,6 +1315,7 @@ async fn the_invocation_payload_carries_ids_only_and_the_worker_reads_the_subjec
         JobSubject {
             email: None,
             email_bidx: bidx,
+            phone_bidx: None,
             corrections: BTreeMap::new(),
         },
     );
@@ -1871,4 +1874,572 @@ async fn after_an_email_edit_each_subject_gets_and_erases_exactly_their_own_data
         .collect();
     assert!(left.is_empty(), "left after both erasures: {left:#?}");
     assert_all_declared(w).await;
+}
+
+/// A phone-only form of `tenant` (the demo form with its email optional): its submissions
+/// make leads known by phone alone.
+async fn phone_only_form(w: &World, tenant: &TenantId, form: &str) {
+    let mut f = infra::seed::demo_form(tenant, &FormId::parse(form).unwrap(), WEB_ORIGIN);
+    for field in &mut f.fields {
+        if field.name == "email" {
+            field.required = false;
+        }
+    }
+    w.put_tenant(tenant, TenantStatus::Active, &f)
+        .await
+        .unwrap();
+}
+
+fn phone_body(phone: &str, name: &str, message: &str) -> Value {
+    json!({"phone": phone, "name": name, "message": message, "consent_marketing": true})
+}
+
+/// A job for a request the tenant filed by phone: the record names the phone's blind index;
+/// the answers go to the filing user's address.
+fn phone_job(f: &Fx, tenant: &TenantId, kind: JobKind, phone: &str, staff: &str) -> DsarJob {
+    let j = job(tenant_scope(tenant), kind, "");
+    f.progress.1.lock().unwrap().insert(
+        j.request_id.clone(),
+        JobSubject {
+            email: Some(staff.to_string()),
+            email_bidx: f.w.key.email(&Email::parse(staff).unwrap()),
+            phone_bidx: Some(f.w.key.phone(&shared::domain::Phone::parse(phone).unwrap())),
+            corrections: BTreeMap::new(),
+        },
+    );
+    j
+}
+
+/// Issue 12, "the person can be found however they reached the tenant": a lead collected by a
+/// phone-only form is found, exported and erased by its phone's blind index, in the filing
+/// tenant only; another tenant's lead of the same phone and a lead of another phone are
+/// untouched; the phone the tenant attested is suppressed.
+#[tokio::test]
+async fn a_phone_only_lead_is_found_exported_and_erased_by_phone_in_its_tenant_only() {
+    let f = fx().await;
+    let w = &f.w;
+    let staff = "staff@tenant-a.example";
+    let pat = "+40722000333";
+    phone_only_form(w, &w.tenant, "form-phone-a").await;
+    let b = TenantId::parse("tenant-b").unwrap();
+    phone_only_form(w, &b, "form-phone-b").await;
+    let lead_a = submit(w, "form-phone-a", phone_body(pat, "Pat", "pat to a")).await;
+    let lead_b = submit(w, "form-phone-b", phone_body(pat, "Pat", "pat to b")).await;
+    let other = submit(
+        w,
+        "form-phone-a",
+        phone_body("+40722000444", "Quinn", "quinn to a"),
+    )
+    .await;
+    assert_ne!(lead_a, other);
+
+    // Access: exactly Pat's submission in tenant-a, delivered to the filing user.
+    let j = phone_job(&f, &w.tenant, JobKind::Access, pat, staff);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts.get("submission"), Some(&1), "{:?}", out.counts);
+    let urls = links(w, staff);
+    let doc = download_json(w, urls.last().expect("an export link")).await;
+    let records = doc["records"].as_array().unwrap().clone();
+    assert_eq!(messages(&records), vec!["pat to a".to_string()]);
+    assert!(
+        records.iter().any(|r| r["kind"] == "lead"),
+        "the lead is Pat's"
+    );
+    let text = doc.to_string();
+    assert!(
+        !text.contains("quinn") && !text.contains("pat to b"),
+        "{text}"
+    );
+
+    // Erasure: Pat's tenant-a lead goes; tenant-b's and Quinn's stay; the phone is suppressed.
+    let j = phone_job(
+        &f,
+        &w.tenant,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        pat,
+        staff,
+    );
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(out.counts.get("lead"), Some(&1), "{:?}", out.counts);
+    let leads: Vec<String> = w
+        .items_with_sk_prefix("LeadsTable", "LEAD")
+        .await
+        .iter()
+        .filter_map(|it| s(it, "lead_id").map(str::to_string))
+        .collect();
+    assert!(!leads.contains(&lead_a), "Pat's lead in tenant-a is erased");
+    assert!(
+        leads.contains(&lead_b),
+        "tenant-b's lead of the same phone stays"
+    );
+    assert!(leads.contains(&other), "a lead of another phone stays");
+    let all = item_text_all(w).await;
+    assert!(
+        !all.contains("pat to a"),
+        "nothing of Pat's tenant-a data is left"
+    );
+    assert!(all.contains("pat to b") && all.contains("quinn to a"));
+    let cert_key = out.certificate_key.clone().expect("a certificate");
+    assert!(object_keys(w, &f.exports_bucket).await.contains(&cert_key));
+    let phone_bidx = w.key.phone(&shared::domain::Phone::parse(pat).unwrap());
+    let entries = w.scan("PrivacyTable").await;
+    assert!(
+        entries
+            .iter()
+            .any(|it| s(it, "sk") == Some(phone_bidx.as_str())
+                && s(it, "pk").is_some_and(|p| p.contains(w.tenant.as_str()))),
+        "the attested phone is on tenant-a's suppression list"
+    );
+    let before = submissions(w).await;
+    let mut e = json_submission(&phone_body(pat, "Pat", "again"));
+    e["rawPath"] = json!("/v1/forms/form-phone-a/submissions");
+    e["requestContext"]["http"]["path"] = json!("/v1/forms/form-phone-a/submissions");
+    e["pathParameters"]["formId"] = json!("form-phone-a");
+    let resp = lead_intake::handle(&w.intake(None), request(&e)).await;
+    assert!(resp.status().is_success());
+    assert_eq!(
+        submissions(w).await,
+        before,
+        "not re-collected by that phone"
+    );
+}
+
+async fn item_text_all(w: &World) -> String {
+    w.scan("LeadsTable")
+        .await
+        .iter()
+        .map(item_text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Issue 12, "nothing outlives its purpose": a point-in-time restore brings erased people back.
+/// Ana (by email) and Pat (by phone) are erased; the leads table is then put back as it was
+/// before (the restore); `devstack replay-erasures` (infra::replay) reads the certificates and
+/// erases them again through the worker's steps, leaving Bob untouched; a dry run changes
+/// nothing, and a second run is a no-op.
+#[tokio::test]
+async fn replaying_erasures_after_a_restore_erases_the_restored_subjects_again_and_only_them() {
+    let f = fx().await;
+    let w = &f.w;
+    let since = shared::clock::Clock::now(w.clock.as_ref()) - time::Duration::hours(1);
+    let ana = "ana.restored@example.com";
+    submit(w, "demo-contact", body(ana, "Ana", "ana's enquiry")).await;
+    submit(
+        w,
+        "demo-contact",
+        body("bob@example.com", "Bob", "bob's enquiry"),
+    )
+    .await;
+    phone_only_form(w, &w.tenant, "form-phone-a").await;
+    let pat = "+40722000777";
+    submit(w, "form-phone-a", phone_body(pat, "Pat", "pat's enquiry")).await;
+    let backup = w.scan("LeadsTable").await;
+
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let j = phone_job(
+        &f,
+        &w.tenant,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        pat,
+        "staff@tenant-a.example",
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let erased = item_text_all(w).await;
+    assert!(!erased.contains("ana's enquiry") && !erased.contains("pat's enquiry"));
+
+    // The restore: the leads table as it was before the erasures.
+    let leads = w.table("LeadsTable");
+    for it in &backup {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(&leads)
+            .set_item(Some(it.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    let restored = w.scan("LeadsTable").await;
+    assert!(same_items(&restored, &backup));
+
+    let endpoint = emulator_endpoint();
+    let env = infra::local::local_function_env(&w.template, "dsar-worker", endpoint).unwrap();
+    let replay = |dry_run: bool| {
+        infra::replay::run(
+            w.clients.dynamo.clone(),
+            w.clients.s3.clone(),
+            &w.clients.ssm,
+            &env,
+            since,
+            dry_run,
+            None,
+        )
+    };
+    let dry = replay(true).await.unwrap();
+    assert_eq!((dry.certificates_read, dry.subjects), (2, 2), "{dry:?}");
+    assert_eq!(
+        dry.subjects_re_erased, 2,
+        "both would be erased again: {dry:?}"
+    );
+    assert!(
+        same_items(&w.scan("LeadsTable").await, &restored),
+        "a dry run changes nothing"
+    );
+
+    let report = replay(false).await.unwrap();
+    assert_eq!(report.certificates_read, 2, "{report:?}");
+    assert_eq!(report.subjects_re_erased, 2, "{report:?}");
+    assert!(report.removed.get("submission") >= Some(&2), "{report:?}");
+    let after = item_text_all(w).await;
+    assert!(!after.contains("ana's enquiry"), "Ana is erased again");
+    assert!(!after.contains("pat's enquiry"), "Pat is erased again");
+    assert!(after.contains("bob's enquiry"), "Bob is untouched");
+    let bob: Vec<Item> = backup
+        .iter()
+        .filter(|it| item_text(it).contains("bob"))
+        .cloned()
+        .collect();
+    assert_eq!(bob.len(), 2, "Bob's lead and submission");
+    let now = w.scan("LeadsTable").await;
+    for b in &bob {
+        assert!(now.contains(b), "Bob's item unchanged: {b:?}");
+    }
+
+    let again = replay(false).await.unwrap();
+    assert_eq!(
+        (
+            again.subjects,
+            again.subjects_re_erased,
+            again.items_removed()
+        ),
+        (2, 0, 0),
+        "a second run is a no-op: {again:?}"
+    );
+    assert!(same_items(&w.scan("LeadsTable").await, &now));
+}
+
+/// The same items, in any order.
+fn same_items(a: &[Item], b: &[Item]) -> bool {
+    a.len() == b.len() && a.iter().all(|it| b.contains(it))
+}
+
+/// The replay after a restore of the privacy table too, past the certificates' 7 days: the
+/// completed erasure is read from the privacy table as it was before the restore (kept by the
+/// operator under its old name), its suppression entries (the email, and the phone the
+/// controller chose) are put back into the restored table, and the subject is erased again.
+#[tokio::test]
+async fn a_replay_reads_the_erasure_records_and_suppression_list_of_the_table_before_the_restore() {
+    use shared::dsar::model::{Controller, ControllerPart, HistoryEntry, RequestType, Status};
+    let f = fx().await;
+    let w = &f.w;
+    let now = shared::clock::Clock::now(w.clock.as_ref());
+    let ana = "ana.records@example.com";
+    let mut ana_body = body(ana, "Ana", "ana's enquiry");
+    ana_body["phone"] = json!("+40722000888");
+    submit(w, "demo-contact", ana_body).await;
+    submit(
+        w,
+        "demo-contact",
+        body("bob@example.com", "Bob", "bob's enquiry"),
+    )
+    .await;
+    let backup = w.scan("LeadsTable").await;
+    let j = job(
+        tenant_scope(&w.tenant),
+        JobKind::Erasure {
+            suppress_phone: true,
+        },
+        ana,
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+
+    // The privacy table before the restore, kept under another name: the suppression list and
+    // the request's records (the worker's report, as the lifecycle stores it).
+    let records = format!(
+        "privacy-before-restore-{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
+    let key = |n: &str| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(if n == "pk" {
+                aws_sdk_dynamodb::types::KeyType::Hash
+            } else {
+                aws_sdk_dynamodb::types::KeyType::Range
+            })
+            .build()
+            .unwrap()
+    };
+    let attr = |n: &str| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    w.clients
+        .dynamo
+        .create_table()
+        .table_name(&records)
+        .key_schema(key("pk"))
+        .key_schema(key("sk"))
+        .attribute_definitions(attr("pk"))
+        .attribute_definitions(attr("sk"))
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .send()
+        .await
+        .unwrap();
+    let privacy = w.table("PrivacyTable");
+    let live = w.scan("PrivacyTable").await;
+    let suppressed: Vec<&Item> = live
+        .iter()
+        .filter(|it| s(it, "pk").is_some_and(|p| p.ends_with("#SUPPRESSION")))
+        .collect();
+    assert_eq!(suppressed.len(), 2, "the email and the chosen phone");
+    let bidx = w.key.email(&Email::parse(ana).unwrap());
+    let part = ControllerPart {
+        request_id: j.request_id.clone(),
+        controller: Controller::Tenant(w.tenant.clone()),
+        request_type: RequestType::Erasure,
+        jurisdiction: shared::dsar::deadlines::Jurisdiction::Gdpr,
+        status: Status::Completed,
+        email_bidx: bidx,
+        received_at: now,
+        due: now.date(),
+        extended_due_limit: now.date(),
+        acknowledge_by: None,
+        acknowledged_at: None,
+        extended_at: None,
+        extension_reason: None,
+        denial_reason: None,
+        outcome: None,
+        failure: None,
+        restriction_lifted_at: None,
+        compelling_grounds: None,
+        created_at: now,
+        closed_at: Some(now),
+        history: vec![HistoryEntry::new(
+            now,
+            "completed",
+            Status::Completed,
+            &shared::dsar::model::Actor::Worker,
+        )],
+    };
+    let mut copy: Vec<Item> = suppressed.iter().map(|it| (*it).clone()).collect();
+    copy.push(shared::dsar::store::part_item(&part));
+    for it in copy {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(&records)
+            .set_item(Some(it))
+            .send()
+            .await
+            .unwrap();
+    }
+    // The restore: the leads as before the erasure, the privacy table without the entries made
+    // since; the certificate has expired (7 days).
+    for it in &backup {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(w.table("LeadsTable"))
+            .set_item(Some(it.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    for it in &suppressed {
+        w.clients
+            .dynamo
+            .delete_item()
+            .table_name(&privacy)
+            .set_key(shared::dsar::subjects::item_key(it))
+            .send()
+            .await
+            .unwrap();
+    }
+    for k in object_keys(w, &f.exports_bucket).await {
+        w.clients
+            .s3
+            .delete_object()
+            .bucket(&f.exports_bucket)
+            .key(k)
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(item_text_all(w).await.contains("ana's enquiry"));
+
+    let endpoint = emulator_endpoint();
+    let env = infra::local::local_function_env(&w.template, "dsar-worker", endpoint).unwrap();
+    let report = infra::replay::run(
+        w.clients.dynamo.clone(),
+        w.clients.s3.clone(),
+        &w.clients.ssm,
+        &env,
+        now - time::Duration::hours(1),
+        false,
+        Some(&records),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (
+            report.certificates_read,
+            report.erasure_records_read,
+            report.suppression_entries_restored
+        ),
+        (0, 1, 2),
+        "{report:?}"
+    );
+    assert_eq!(
+        (report.subjects, report.subjects_re_erased),
+        (1, 1),
+        "{report:?}"
+    );
+    let after = item_text_all(w).await;
+    assert!(!after.contains("ana's enquiry") && after.contains("bob's enquiry"));
+    let restored = w.scan("PrivacyTable").await;
+    for it in suppressed {
+        assert!(restored.contains(it), "suppression entry back: {it:?}");
+    }
+    // An erasure older than the restore point is not replayed.
+    let old = infra::replay::run(
+        w.clients.dynamo.clone(),
+        w.clients.s3.clone(),
+        &w.clients.ssm,
+        &env,
+        now + time::Duration::hours(1),
+        false,
+        Some(&records),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (old.subjects, old.suppression_entries_restored),
+        (0, 0),
+        "{old:?}"
+    );
+}
+
+/// A person known by phone corrects their phone through the tenant: the lead and their
+/// phone-only submissions follow the new phone (route, `from_phone_bidx`), so the next request
+/// and the next submission by the new phone reach them, and the old phone reaches nothing.
+#[tokio::test]
+async fn a_rectification_by_phone_moves_the_lead_and_its_submissions_to_the_new_phone() {
+    let f = fx().await;
+    let w = &f.w;
+    let staff = "staff@tenant-a.example";
+    phone_only_form(w, &w.tenant, "form-phone-a").await;
+    let (old, new) = ("+40722000991", "+40 722 000 992");
+    let lead = submit(
+        w,
+        "form-phone-a",
+        phone_body(old, "Pat Wrong", "pat's enquiry"),
+    )
+    .await;
+    let mut j = phone_job(&f, &w.tenant, JobKind::Access, old, staff);
+    j.kind = JobKind::Rectification {
+        changes: BTreeMap::from([
+            ("phone".to_string(), new.to_string()),
+            ("name".to_string(), "Pat Right".to_string()),
+        ]),
+    };
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let new_bidx = w.key.phone(&shared::domain::Phone::parse(new).unwrap());
+    let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    let l = leads
+        .iter()
+        .find(|l| s(l, "lead_id") == Some(lead.as_str()))
+        .unwrap();
+    assert_eq!(s(l, "name"), Some("Pat Right"));
+    assert_eq!(s(l, "phone_bidx"), Some(new_bidx.as_str()));
+    let subs = w.items_with_sk_prefix("LeadsTable", "SUB#").await;
+    assert_eq!(s(&subs[0], "from_phone_bidx"), Some(new_bidx.as_str()));
+    assert_eq!(
+        subs[0]["fields"].as_m().unwrap()["name"].as_s().unwrap(),
+        "Pat Right"
+    );
+
+    let by_new = phone_job(&f, &w.tenant, JobKind::Access, new, staff);
+    let out = completed(f.worker.run(&by_new, &Unlimited).await.unwrap());
+    assert_eq!(out.counts.get("submission"), Some(&1), "{:?}", out.counts);
+    let by_old = phone_job(&f, &w.tenant, JobKind::Access, old, staff);
+    let out = completed(f.worker.run(&by_old, &Unlimited).await.unwrap());
+    assert_eq!(out.counts.get("submission"), None, "{:?}", out.counts);
+    let again = submit(w, "form-phone-a", phone_body(new, "Pat Right", "again")).await;
+    assert_eq!(again, lead, "the new phone leads to the lead");
+}
+
+/// The replay covers account data too: an account erased on request and brought back by a
+/// restore of the tenants table is erased again (user, login index), once.
+#[tokio::test]
+async fn a_replay_erases_a_restored_account_again() {
+    let f = fx().await;
+    let w = &f.w;
+    let since = shared::clock::Clock::now(w.clock.as_ref()) - time::Duration::hours(1);
+    let ana = "ana.account.restored@example.com";
+    seed_account(w, ana).await;
+    let backup = w.scan("TenantsTable").await;
+    let j = job(
+        JobScope::Account,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        ana,
+    );
+    completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    let has_ana = |items: &[Item]| items.iter().any(|it| item_text(it).contains(ana));
+    assert!(!has_ana(&w.scan("TenantsTable").await));
+    for it in &backup {
+        w.clients
+            .dynamo
+            .put_item()
+            .table_name(w.table("TenantsTable"))
+            .set_item(Some(it.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    assert!(has_ana(&w.scan("TenantsTable").await));
+    let env =
+        infra::local::local_function_env(&w.template, "dsar-worker", emulator_endpoint()).unwrap();
+    let replay = || {
+        infra::replay::run(
+            w.clients.dynamo.clone(),
+            w.clients.s3.clone(),
+            &w.clients.ssm,
+            &env,
+            since,
+            false,
+            None,
+        )
+    };
+    let report = replay().await.unwrap();
+    assert_eq!(
+        (report.subjects, report.subjects_re_erased),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(report.removed.get("user"), Some(&1), "{report:?}");
+    assert!(!has_ana(&w.scan("TenantsTable").await), "erased again");
+    let again = replay().await.unwrap();
+    assert_eq!(
+        (again.subjects_re_erased, again.items_removed()),
+        (0, 0),
+        "{again:?}"
+    );
 }

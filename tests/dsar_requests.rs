@@ -1901,3 +1901,125 @@ async fn a_session_behind_the_users_credential_epoch_cannot_decide() {
         "{body}"
     );
 }
+
+/// A phone-only lead (a form without an email) in `tenant`, at its phone's derived id.
+async fn seed_phone_lead(t: &T, tenant: &TenantId, phone: &str) -> LeadId {
+    let phone = shared::domain::Phone::parse(phone).unwrap();
+    let bidx = t.w.key.phone(&phone);
+    let id = t.w.key.lead_id(tenant, &bidx);
+    let contact = ContactDetails {
+        phone: Some(phone),
+        name: Some("Pat Phone".into()),
+        ..ContactDetails::default()
+    };
+    let it = new_lead_item(
+        tenant,
+        &id,
+        &contact,
+        (None, Some(&bidx)),
+        "new",
+        t.w.clock.now(),
+    );
+    put(t, &t.config.tables.leads, it).await;
+    id
+}
+
+/// Issue 12: a person the tenant knows by phone only is reachable. The tenant files on their
+/// behalf by phone with an attested identity; the request names the phone's blind index, shows
+/// the tenant exactly its own lead of that phone, and answers the filing user.
+#[tokio::test]
+async fn a_tenant_files_by_phone_for_a_person_known_by_phone_only() {
+    let t = setup().await;
+    let staff = new_email();
+    let (_, admin) = user(&t, &t.w.tenant, Role::Admin, Some(&staff)).await;
+    let phone = "+40 722 000 555";
+    let lead = seed_phone_lead(&t, &t.w.tenant, phone).await;
+    let other_tenant = new_tenant(&t, "other").await;
+    seed_phone_lead(&t, &other_tenant, phone).await;
+    seed_phone_lead(&t, &t.w.tenant, "+40722000556").await;
+    let path = "/v1/privacy/requests/on-behalf";
+    let (st, b) = controller(
+        &t,
+        "POST",
+        path,
+        Some(json!({"type": "erasure", "phone": phone})),
+        &admin,
+    )
+    .await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (400, Some("attestation_required")),
+        "{b}"
+    );
+    let (st, b) = controller(&t, "POST", path,
+        Some(json!({"type": "erasure", "phone": phone, "email": new_email(), "identity_attested": "in_person"})), &admin).await;
+    assert_eq!(
+        (st, b["error"]["code"].as_str()),
+        (400, Some("invalid_subject")),
+        "{b}"
+    );
+    let (st, b) = controller(
+        &t,
+        "POST",
+        path,
+        Some(json!({"type": "erasure", "phone": "12", "identity_attested": "in_person"})),
+        &admin,
+    )
+    .await;
+    assert_eq!(st, 400, "{b}");
+
+    let (st, b) = controller(&t, "POST", path,
+        Some(json!({"type": "erasure", "phone": phone, "identity_attested": "existing_relationship"})), &admin).await;
+    assert_eq!((st, b["status"].as_str()), (201, Some("verified")), "{b}");
+    let id = b["request_id"].as_str().unwrap().to_string();
+    let r = item(
+        &t,
+        &t.config.tables.privacy,
+        &format!("DSAR#{id}"),
+        "REQUEST",
+    )
+    .await
+    .unwrap();
+    let phone_bidx = t.w.key.phone(&shared::domain::Phone::parse(phone).unwrap());
+    assert_eq!(
+        r.get("subject_phone_bidx").and_then(|v| v.as_s().ok()),
+        Some(&phone_bidx)
+    );
+    assert_eq!(
+        r.get("email").and_then(|v| v.as_s().ok()),
+        Some(&staff),
+        "answers go to the filing user"
+    );
+    assert!(!format!("{r:?}").contains("722"), "no phone in clear");
+    let (st, got) = controller(
+        &t,
+        "GET",
+        &format!("/v1/privacy/requests/{id}"),
+        None,
+        &admin,
+    )
+    .await;
+    assert_eq!(st, 200, "{got}");
+    assert_eq!(got["subject_identified_by"], "phone");
+    assert_eq!(
+        (got["subject_email"].clone(), got["answers_to"].clone()),
+        (Value::Null, json!(staff))
+    );
+    assert_eq!(
+        got["lead_ids"],
+        json!([lead.as_str()]),
+        "this tenant's lead of that phone only"
+    );
+    assert!(last_email(&t, &staff, "").body.contains(&id));
+    let (st, b) = controller(
+        &t,
+        "POST",
+        &format!("/v1/privacy/requests/{id}/approve"),
+        None,
+        &admin,
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    assert!(t.jobs.jobs().iter().any(|j| j.request_id == id));
+    assert_inventory_covers(&t).await;
+}

@@ -15,6 +15,7 @@ pub mod bootstrap;
 pub mod emulator;
 pub mod faults;
 pub mod local;
+pub mod replay;
 pub mod router;
 pub mod seed;
 pub mod template;

@@ -1387,6 +1387,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(
         Table::Privacy,
         "REQUEST",
+        "subject_phone_bidx",
+        Pseudonymous(SupportCommunications),
+        "blind index of the phone a tenant filed the request by (a person known by phone only)",
+    ),
+    a(
+        Table::Privacy,
+        "REQUEST",
         "attestation",
         Structural,
         "how a controller verified the identity, when it attested it",

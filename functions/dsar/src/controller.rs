@@ -159,7 +159,17 @@ pub async fn get<M: Mailer, D: JobDispatcher>(
     let Controller::Tenant(tenant) = &c else {
         return Err(not_found());
     };
-    let lead_ids: Vec<String> = if p.is_open() {
+    let lead_ids: Vec<String> = if let (true, Some(phone)) = (p.is_open(), &r.subject_phone_bidx) {
+        let (ids, _) = shared::dsar::subjects::phone_lead_ids(
+            app.store.client(),
+            &app.store.tables().leads,
+            tenant,
+            phone,
+            &app.keys,
+        )
+        .await?;
+        ids.into_iter().map(|l| l.to_string()).collect()
+    } else if p.is_open() {
         app.store
             .lead_pks_of(&p.email_bidx)
             .await?
@@ -175,7 +185,9 @@ pub async fn get<M: Mailer, D: JobDispatcher>(
         _ => serde_json::Value::Null,
     };
     let extra = json!({
-        "subject_email": if p.is_open() { json!(r.email) } else { serde_json::Value::Null },
+        // A request by phone has no subject email: its answers go to the filing user.
+        "subject_email": if p.is_open() && r.subject_phone_bidx.is_none() { json!(r.email) } else { serde_json::Value::Null },
+        "answers_to": if p.is_open() && r.subject_phone_bidx.is_some() { json!(r.email) } else { serde_json::Value::Null },
         "lead_ids": lead_ids,
         "corrections": corrections,
         "objection": match r.details.job_kind(r.request_type) {
@@ -183,6 +195,7 @@ pub async fn get<M: Mailer, D: JobDispatcher>(
             _ => serde_json::Value::Null,
         },
         "filed_by": r.filed_by,
+        "subject_identified_by": if r.subject_phone_bidx.is_some() { "phone" } else { "email" },
         "extension_reason": p.extension_reason,
         "denial_reason": p.denial_reason,
         "compelling_grounds": p.compelling_grounds,
@@ -396,7 +409,13 @@ pub async fn extend<M: Mailer, D: JobDispatcher>(
 struct OnBehalfBody {
     #[serde(rename = "type")]
     request_type: String,
-    email: String,
+    #[serde(default)]
+    email: Option<String>,
+    /// A person the tenant knows by phone only (a phone-only form): the request finds the data
+    /// by the phone's blind index. Needs `identity_attested` (no code can be sent to a phone);
+    /// the answers go to the filing user's email, for the tenant to hand over.
+    #[serde(default)]
+    phone: Option<String>,
     #[serde(default)]
     details: Option<serde_json::Value>,
     #[serde(default)]
@@ -405,6 +424,76 @@ struct OnBehalfBody {
     /// default), the subject confirms with the emailed code like any filing.
     #[serde(default)]
     identity_attested: Option<String>,
+}
+
+/// The subject of a filing on behalf, and where the answers go.
+struct OnBehalfSubject {
+    /// The address the request record holds: the subject's, or for a request by phone the
+    /// filing user's.
+    email: String,
+    /// The phone's blind index, for a request by phone.
+    phone_bidx: Option<String>,
+}
+
+/// Validates who the filing on behalf is about: exactly one of `email` and `phone`; a phone
+/// request needs an attested identity and is one the worker can answer by phone alone.
+async fn on_behalf_subject<M: Mailer, D: JobDispatcher>(
+    app: &App<M, D>,
+    caller: &shared::auth::caller::Caller,
+    body: &OnBehalfBody,
+    attested: bool,
+) -> Result<OnBehalfSubject, AppError> {
+    match (&body.email, &body.phone) {
+        (Some(e), None) => Ok(OnBehalfSubject {
+            email: e.clone(),
+            phone_bidx: None,
+        }),
+        (None, Some(raw)) => {
+            let phone = shared::domain::Phone::parse(raw).map_err(|m| {
+                let mut f = shared::error::FieldErrors::new();
+                f.insert("phone".into(), m.to_string());
+                AppError::invalid_fields(f)
+            })?;
+            if !attested {
+                return Err(AppError::validation(
+                    "attestation_required",
+                    "A request by phone needs identity_attested: no code can be sent to a phone.",
+                ));
+            }
+            // The objection to legitimate-interest processing restricts the subject's leads
+            // by their email until the tenant decides; a person known by phone files it with
+            // the tenant directly, which restricts or erases the lead itself.
+            let legitimate_interest = body.request_type == "objection"
+                && body
+                    .details
+                    .as_ref()
+                    .and_then(|d| d.get("processing"))
+                    .and_then(|v| v.as_str())
+                    == Some("legitimate_interest");
+            if legitimate_interest {
+                return Err(AppError::validation(
+                    "unsupported_for_phone",
+                    "An objection to legitimate-interest processing cannot be filed by phone; restrict or erase the lead.",
+                ));
+            }
+            let user = app
+                .accounts
+                .user(&caller.tenant_id, &caller.user_id)
+                .await?
+                .ok_or(AppError::Unauthorized {
+                    code: "unauthorized",
+                    message: "A valid access token is required.",
+                })?;
+            Ok(OnBehalfSubject {
+                email: user.email.as_str().to_string(),
+                phone_bidx: Some(app.keys.phone(&phone)),
+            })
+        }
+        _ => Err(AppError::validation(
+            "invalid_subject",
+            "Name the person by exactly one of email and phone.",
+        )),
+    }
 }
 
 /// `POST /v1/privacy/requests/on-behalf`: a request the tenant received another way (phone,
@@ -417,9 +506,10 @@ pub async fn on_behalf<M: Mailer, D: JobDispatcher>(
 ) -> Result<Response<Body>, AppError> {
     let caller = ctx.caller()?;
     let body: OnBehalfBody = json_body(req)?;
+    let subject = on_behalf_subject(app, caller, &body, body.identity_attested.is_some()).await?;
     let filing = parse_filing(
         &body.request_type,
-        &body.email,
+        &subject.email,
         body.details.as_ref(),
         body.jurisdiction.as_deref(),
     )?;
@@ -453,6 +543,7 @@ pub async fn on_behalf<M: Mailer, D: JobDispatcher>(
         status: Status::IdentityUnverified,
         email: Some(filing.email.as_str().to_string()),
         email_bidx: bidx,
+        subject_phone_bidx: subject.phone_bidx.clone(),
         details: filing.details.clone(),
         code_hash: None,
         attempts: 0,

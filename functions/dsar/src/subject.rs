@@ -215,6 +215,7 @@ pub async fn create_unverified<M: Mailer, D: JobDispatcher>(
         status: Status::IdentityUnverified,
         email: Some(filing.email.as_str().to_string()),
         email_bidx: bidx.to_string(),
+        subject_phone_bidx: None,
         details: filing.details.clone(),
         code_hash: Some(tokens::code_hash(&app.keys, &id, &code)),
         attempts: 0,

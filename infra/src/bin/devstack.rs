@@ -10,6 +10,7 @@
 //! devstack count-items [--endpoint URL] [--stage dev] --table LeadsTable [--where ATTR^=PREFIX]
 //! devstack legal-hold  [--endpoint URL] [--stage dev] --tenant T [--lead L | --billing SK] --hold on|off
 //! devstack faults      [--endpoint URL] --port P --spec 'rate=0.2,seed=1,...'
+//! devstack replay-erasures [--endpoint URL | --aws] --since RFC3339 [--records-table NAME] [--dry-run]
 //! ```
 //!
 //! `--endpoint` defaults to `http://127.0.0.1:$LOCAL_AWS_PORT` (4566); `--template` (any command)
@@ -23,7 +24,7 @@ use infra::{router, LocalClients, Template};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold|faults> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
+const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold|faults|replay-erasures> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
   bootstrap    create the template's tables and buckets in the emulator (idempotent)
   seed         create the demo tenant, form and blind-index key (needs --web-origin URL)
   env          print KEY=VALUE lines for running a function locally (--binary NAME, default: all)
@@ -37,6 +38,13 @@ const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-
                emulator at --endpoint, faulting calls as --spec says (LOCAL_FAULTS' syntax:
                rate=0.2,seed=1,services=dynamodb+s3+ses+ssm+lambda,kinds=...,hang_ms=3000);
                prints what it injected every 10 s and when stopped
+  replay-erasures  after a point-in-time restore, re-apply every erasure completed since
+               --since (RFC 3339): read the certificates, the completed erasure records and the
+               suppression list of --records-table (the privacy table before the restore;
+               default the live one), re-erase each subject through the DSAR worker's steps and
+               put back lost suppression entries; --dry-run changes nothing. --aws: against the
+               deployed stack (default credentials; the dsar-worker's environment variables
+               TENANTS_TABLE, LEADS_TABLE, ... set in this shell) instead of the emulator
 environment: LOCAL_AWS_PORT (default endpoint's port), LOCAL_PARAMETERS (template parameter
   overrides, space-separated Name=value, e.g. \"RateLimitPerIpPerMinute=100000\")";
 
@@ -180,6 +188,50 @@ async fn run(argv: Vec<String>) -> Result<()> {
                 key.sk
             );
         }
+        "replay-erasures" => {
+            args.only(&[
+                "endpoint",
+                "stage",
+                "template",
+                "since",
+                "records-table",
+                "dry-run",
+                "aws",
+            ])?;
+            let since = time::OffsetDateTime::parse(
+                args.required("since")?,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .context("--since must be an RFC 3339 time, e.g. 2026-05-01T10:00:00Z")?;
+            let dry_run = args.switch("dry-run")?;
+            let (dynamo, s3, ssm, env) = if args.switch("aws")? {
+                let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+                let env: BTreeMap<String, String> = std::env::vars().collect();
+                (
+                    aws_sdk_dynamodb::Client::new(&config),
+                    aws_sdk_s3::Client::new(&config),
+                    aws_sdk_ssm::Client::new(&config),
+                    env,
+                )
+            } else {
+                let template = args.template()?;
+                let endpoint = args.endpoint();
+                let c = LocalClients::new(&endpoint);
+                let env = local::local_function_env(&template, "dsar-worker", &endpoint)?;
+                (c.dynamo, c.s3, c.ssm, env)
+            };
+            let report = infra::replay::run(
+                dynamo,
+                s3,
+                &ssm,
+                &env,
+                since,
+                dry_run,
+                args.get("records-table"),
+            )
+            .await?;
+            print!("{}", infra::replay::describe(&report, dry_run));
+        }
         "-h" | "--help" | "help" => println!("{USAGE}"),
         other => bail!("unknown command {other:?}\n{USAGE}"),
     }
@@ -295,10 +347,21 @@ async fn count_items(
     }
 }
 
-/// `--name value` / `--name=value` flags.
+/// `--name value` / `--name=value` flags; a switch (`--dry-run`) stands alone.
 struct Flags(BTreeMap<String, String>);
 
+const SWITCHES: &[&str] = &["dry-run", "aws"];
+
 impl Flags {
+    /// A switch: present (`--dry-run`, `--dry-run=true`) or absent.
+    fn switch(&self, name: &str) -> Result<bool> {
+        match self.get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => bail!("--{name} takes no value (got {other:?})"),
+        }
+    }
+
     fn parse(args: &[String]) -> Result<Flags> {
         let mut flags = BTreeMap::new();
         let mut iter = args.iter();
@@ -308,6 +371,8 @@ impl Flags {
             };
             let (name, value) = match name.split_once('=') {
                 Some((n, v)) => (n.to_string(), v.to_string()),
+                // Switches take no value.
+                None if SWITCHES.contains(&name) => (name.to_string(), "true".to_string()),
                 None => (
                     name.to_string(),
                     iter.next()

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 use super::export::{DocKind, Sink};
 use super::job::{DsarJob, JobDispatcher, JobKind, RequestProgress};
 use super::records::SubjectRecord;
-use super::subjects::{is_subjects, str_attr};
+use super::subjects::{is_subjects, lead_owner, str_attr};
 use super::tokens::DownloadBucket;
 use super::worker::{StepResult, Subject, Worker};
 use crate::domain::{LeadId, TenantId};
@@ -34,10 +34,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         // holds that record only for them, and each submission only for the address it came
         // from (`is_subjects`).
         let lead_item = self.store.get(&table, &keys::lead(t, lead)).await?;
-        let owner = lead_item
-            .as_ref()
-            .and_then(|it| str_attr(it, "email_bidx"))
-            .map(str::to_string);
+        let owner = lead_owner(lead_item.as_ref()).map(str::to_string);
         let mut start = None;
         loop {
             let (items, next) = self.store.partition_page(&table, &pk, start).await?;

@@ -99,6 +99,9 @@ pub struct JobSubject {
     pub email: Option<String>,
     /// The email's blind index, kept for the record's life.
     pub email_bidx: String,
+    /// A request a tenant filed by phone (attested identity): the subject is the person of
+    /// this phone's blind index, and `email` is where the answers go (the filing user's).
+    pub phone_bidx: Option<String>,
     /// A rectification's corrections (empty for other types), while the request is open.
     pub corrections: BTreeMap<String, String>,
 }

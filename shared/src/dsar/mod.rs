@@ -25,6 +25,7 @@ pub mod export;
 mod export_steps;
 pub mod facts;
 pub mod records;
+pub mod replay;
 mod steps;
 pub mod subjects;
 pub mod worker;

@@ -400,6 +400,10 @@ pub struct SubjectRequest {
     /// Lower-cased, while open; `None` once closed or dead.
     pub email: Option<String>,
     pub email_bidx: String,
+    /// A request a tenant filed for a person it knows by phone only (attested identity): the
+    /// subject is the person of this phone's blind index; `email` is then the filing user's
+    /// address, where the answers go for the tenant to hand over.
+    pub subject_phone_bidx: Option<String>,
     pub details: Details,
     /// Keyed hash of the 6-digit code, while unverified.
     pub code_hash: Option<String>,

@@ -157,6 +157,7 @@ impl<M: Mailer> RequestProgress for Progress<M> {
         Ok(Some(JobSubject {
             email: r.email,
             email_bidx: r.email_bidx,
+            phone_bidx: r.subject_phone_bidx,
             corrections,
         }))
     }

@@ -16,7 +16,7 @@ use super::export::{Sink, UploadState};
 use super::facts::LEGAL_HOLD_BASIS;
 use super::job::{DsarJob, JobDispatcher, JobKind, JobScope, KeptRecord, RequestProgress};
 use super::records::{classify, SubjectRecord};
-use super::subjects::{is_subjects, is_true, item_key, str_attr};
+use super::subjects::{is_subjects, is_true, item_key, lead_owner, str_attr};
 use super::worker::{kind_name, StepResult, Subject, Target, Worker};
 use crate::domain::{Email, LeadId, Phone, TenantId, UserId};
 use crate::dynamo::{batch_delete, routing, s, Item};
@@ -134,11 +134,15 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 // a person erased but importable. The email is what the subject proved; the
                 // lead's phone was typed into a form by anyone and may be someone else's, so it
                 // is suppressed only when the controller chose so in the approval.
+                // A request a tenant filed by phone (attested identity) suppresses that phone:
+                // it is the identifier the controller verified, and the only one the request
+                // names; the lead's email (if any) is another subject's and is never suppressed.
                 let lead_item = items.iter().find(|it| str_attr(it, SK) == Some("LEAD"));
                 let mut hashes = vec![subject.bidx.clone()];
-                let lead_is_subjects = lead_item
-                    .and_then(|it| str_attr(it, "email_bidx"))
-                    .is_some_and(|b| b == subject.bidx);
+                let lead_is_subjects = !subject.by_phone
+                    && lead_item
+                        .and_then(|it| str_attr(it, "email_bidx"))
+                        .is_some_and(|b| b == subject.bidx);
                 if *suppress_phone && lead_is_subjects {
                     if let Some(p) = lead_item.and_then(|it| str_attr(it, "phone_bidx")) {
                         hashes.push(p.to_string());
@@ -173,7 +177,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     });
                     return Ok(());
                 }
-                let owner = lead_item.and_then(|it| str_attr(it, "email_bidx"));
+                let owner = lead_owner(lead_item);
                 let owns_lead = owner == Some(subject.bidx.as_str());
                 let mut held = 0u64;
                 let mut keys_to_delete = Vec::new();
@@ -308,9 +312,10 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 // The lead's own record is rectified only when it is the subject's (its email
                 // is theirs now); the answers, in the subject's own submissions.
                 let lead_item = items.iter().find(|it| str_attr(it, SK) == Some("LEAD"));
-                let owner = lead_item.and_then(|it| str_attr(it, "email_bidx"));
+                let owner = lead_owner(lead_item);
                 let owns_lead = owner == Some(subject.bidx.as_str());
                 let mut new_email_bidx = None;
+                let mut new_phone_bidx = None;
                 let lk = keys::lead(t, lead);
                 let mut expr = vec![
                     "#updated_at = :at".to_string(),
@@ -324,7 +329,8 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     (":at".to_string(), s(&at)),
                     (":one".to_string(), AttributeValue::N("1".into())),
                 ]);
-                let mut after_email = owner.map(str::to_string);
+                let mut after_email =
+                    lead_item.and_then(|it| str_attr(it, "email_bidx").map(str::to_string));
                 let mut after_phone =
                     lead_item.and_then(|it| str_attr(it, "phone_bidx").map(str::to_string));
                 for (field, value) in changes {
@@ -340,6 +346,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                             let p = Phone::parse(value).map_err(|e| anyhow::anyhow!(e))?;
                             let b = self.keys.phone(&p);
                             after_phone = Some(b.clone());
+                            new_phone_bidx = Some(b.clone());
                             (p.as_str().to_string(), Some(("phone_bidx", b)))
                         }
                         _ => (
@@ -418,7 +425,23 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     if rec.kind != "submission" || !is_subjects(&subject.bidx, owner, it) {
                         continue;
                     }
-                    if let Some(b) = &new_email_bidx {
+                    // A subject known by phone whose phone is corrected: their phone-only
+                    // submissions follow the new phone, so the next request by it finds them.
+                    if let (true, Some(b)) = (subject.by_phone, &new_phone_bidx) {
+                        if !it.contains_key("from_email_bidx") && it.contains_key("from_phone_bidx")
+                        {
+                            client
+                                .update_item()
+                                .table_name(leads)
+                                .set_key(item_key(it))
+                                .update_expression("SET from_phone_bidx = :b")
+                                .expression_attribute_values(":b", s(b))
+                                .send()
+                                .await
+                                .context("UpdateItem submission phone")?;
+                        }
+                    }
+                    if let Some(b) = new_email_bidx.as_ref().filter(|_| !subject.by_phone) {
                         if it.contains_key("from_email_bidx") {
                             client
                                 .update_item()
@@ -591,10 +614,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             job.request_id,
             kind_name(&job.kind)
         );
-        let owner = items
-            .iter()
-            .find(|it| str_attr(it, SK) == Some("LEAD"))
-            .and_then(|it| str_attr(it, "email_bidx"));
+        let owner = lead_owner(items.iter().find(|it| str_attr(it, SK) == Some("LEAD")));
         for (it, rec) in items.iter().zip(records) {
             // The subject's own consents: a lead may hold another address's submissions.
             if rec.kind != "submission" || !is_subjects(&subject.bidx, owner, it) {

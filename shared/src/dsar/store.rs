@@ -217,6 +217,9 @@ pub fn request_item(r: &SubjectRequest, ttl_until: Option<OffsetDateTime>) -> It
         put("email", s(e));
     }
     put("email_bidx", s(&r.email_bidx));
+    if let Some(p) = &r.subject_phone_bidx {
+        put("subject_phone_bidx", s(p));
+    }
     if let Some(d) = r.details.to_stored() {
         put("details", s(d));
     }
@@ -262,6 +265,7 @@ pub fn request_from_item(it: &Item) -> anyhow::Result<SubjectRequest> {
         status: Status::parse(req(it, "status")?).ok_or_else(|| anyhow!("bad status"))?,
         email: get(it, "email").map(str::to_string),
         email_bidx: req(it, "email_bidx")?.to_string(),
+        subject_phone_bidx: get(it, "subject_phone_bidx").map(str::to_string),
         details: Details::from_stored(request_type, get(it, "details")),
         code_hash: get(it, "code_hash").map(str::to_string),
         attempts: num(it, "attempts"),

@@ -100,6 +100,25 @@ impl SubjectStore {
         Ok(ids)
     }
 
+    /// The tenant's leads of a phone, for a request that identifies its subject by phone: the
+    /// lead the phone's route item names, and its derived lead (`keys.lead_id`: the lead the
+    /// phone's first phone-only submission created, even if an email was added to it since).
+    /// Two `GetItem`s in the tenant's own keys: another tenant's lead of the same phone is never
+    /// read. What under them is the subject's is decided item by item (`is_subjects`): the
+    /// submissions made with this phone and no email, and the lead's own record while the
+    /// phone is its routing key.
+    pub async fn lead_ids_by_phone(
+        &self,
+        tenant: &TenantId,
+        phone_bidx: &str,
+        keys_: &crate::blind_index::BlindIndexKey,
+    ) -> anyhow::Result<Vec<LeadId>> {
+        let (ids, read) =
+            phone_lead_ids(&self.client, &self.tables.leads, tenant, phone_bidx, keys_).await?;
+        self.count(read);
+        Ok(ids)
+    }
+
     /// Every item of one partition (consistent reads), optionally filtered.
     pub async fn partition(
         &self,
@@ -231,21 +250,70 @@ impl SubjectStore {
 /// before submissions carried it is the lead's current subject's); a former-address item is
 /// its address's; everything else under the lead (the lead's contact record, notes, stage
 /// history, audit trail, files) is the subject's whose email the lead has now (`lead_owner`).
+///
+/// A subject identified by a phone (a request a tenant filed by phone, docs/dsar.md) owns the
+/// submissions made with that phone and no email: a submission that carries an email is that
+/// email's subject's, since anyone can type a phone number into a form next to their address.
+/// An email's and a phone's blind indexes never collide (separate keyed domains, and an address
+/// is never a phone number), so one rule serves both kinds of subject.
 pub fn is_subjects(subject: &str, lead_owner: Option<&str>, it: &Item) -> bool {
     let sk = str_attr(it, SK).unwrap_or_default();
     if sk.starts_with(keys::SUBMISSION_PREFIX) {
-        let own = str_attr(it, "from_email_bidx");
-        let carries_own = own.is_some() || it.contains_key("from_phone_bidx");
-        if carries_own {
-            own == Some(subject)
-        } else {
-            lead_owner == Some(subject)
+        let own_email = str_attr(it, "from_email_bidx");
+        let own_phone = str_attr(it, "from_phone_bidx");
+        match (own_email, own_phone) {
+            (Some(e), _) => e == subject,
+            (None, Some(p)) => p == subject,
+            (None, None) => lead_owner == Some(subject),
         }
     } else if sk.starts_with(keys::FORMER_ADDRESS_PREFIX) {
         str_attr(it, "email_bidx") == Some(subject)
     } else {
         lead_owner == Some(subject)
     }
+}
+
+/// Whose a lead's own record is: the subject of its routing key, its email's blind index, or
+/// its phone's when it has no email (a phone-only lead). `None`: an erasure removed its contact.
+pub fn lead_owner(lead_item: Option<&Item>) -> Option<&str> {
+    let it = lead_item?;
+    str_attr(it, "email_bidx").or_else(|| str_attr(it, "phone_bidx"))
+}
+
+/// [`SubjectStore::lead_ids_by_phone`], for any holder of the leads table (the controller's
+/// view of a request shows the same leads the worker acts on). Returns the ids and items read.
+pub async fn phone_lead_ids(
+    client: &Client,
+    leads_table: &str,
+    tenant: &TenantId,
+    phone_bidx: &str,
+    keys_: &crate::blind_index::BlindIndexKey,
+) -> anyhow::Result<(Vec<LeadId>, u64)> {
+    let get = |k: Key| async move {
+        client
+            .get_item()
+            .table_name(leads_table)
+            .set_key(Some(key_map(&k)))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("GetItem")
+            .map(|o| o.item)
+    };
+    let mut ids = Vec::new();
+    let mut read = 0;
+    if let Some(it) = get(keys::lead_route(tenant, phone_bidx)).await? {
+        read += 1;
+        ids.push(crate::dynamo::routing::routed_lead(&it)?);
+    }
+    let derived = keys_.lead_id(tenant, phone_bidx);
+    if get(keys::lead(tenant, &derived)).await?.is_some() {
+        read += 1;
+        ids.push(derived);
+    }
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids.dedup();
+    Ok((ids, read))
 }
 
 pub fn key_map(k: &Key) -> HashMap<String, AttributeValue> {

@@ -24,7 +24,9 @@ use serde_json::json;
 
 use super::checkpoint::{Checkpoint, CheckpointStore, Claim, Phase};
 use super::export::{DocKind, Exports, Sink};
-use super::job::{DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress};
+use super::job::{
+    DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, JobSubject, RequestProgress,
+};
 use super::records::Undeclared;
 use super::subjects::{str_attr, SubjectStore};
 use super::tokens::DownloadBucket;
@@ -183,7 +185,10 @@ impl StepResult {
 pub(super) struct Subject {
     /// `None` only for a restriction's lift that runs after its request closed.
     pub email: Option<Email>,
+    /// Who the subject is: the email's blind index, or the phone's for a request a tenant
+    /// filed by phone (then `email` is only where the answers go: the filing user's).
     pub bidx: String,
+    pub by_phone: bool,
     /// When the job's first run began: the time of every record the job writes (audit
     /// entries, withdrawals), so a repeated step writes the same record again.
     pub at: String,
@@ -202,6 +207,49 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             operator_email: String::new(),
         }
         .download_url(&self.keys, &job.request_id, bucket, key, expires_at)
+    }
+
+    /// Re-applies a completed erasure to the data as it is now (after a point-in-time restore
+    /// brought the subject back): the job's own plan and erasure steps, the same code as a run,
+    /// without its checkpoint, certificate, emails or progress reports (the request is closed
+    /// and was answered). Idempotent: what is gone is not found again. Returns what was removed.
+    /// `dry_run`: plans only, and returns how many targets (leads, users) hold the subject.
+    pub async fn reapply_erasure(
+        &self,
+        request_id: &str,
+        scope: &JobScope,
+        subject_bidx: &str,
+        by_phone: bool,
+        at: &str,
+        dry_run: bool,
+    ) -> anyhow::Result<BTreeMap<String, u64>> {
+        let job = DsarJob {
+            request_id: request_id.to_string(),
+            scope: scope.clone(),
+            kind: JobKind::Erasure {
+                suppress_phone: false,
+            },
+            subject_email: String::new(),
+        };
+        let subject = Subject {
+            email: None,
+            bidx: subject_bidx.to_string(),
+            by_phone,
+            at: at.to_string(),
+        };
+        let targets = self.plan(&job, &subject).await?;
+        let mut counts = BTreeMap::new();
+        if dry_run {
+            add(&mut counts, "target", targets.len() as u64);
+            return Ok(counts);
+        }
+        for target in &targets {
+            let r = self.step(&job, &subject, target, &mut [], &mut []).await?;
+            for (k, v) in r.counts {
+                add(&mut counts, &k, v);
+            }
+        }
+        Ok(counts)
     }
 
     /// Runs (or continues) a job until it is done or the budget runs out. A job from an
@@ -241,12 +289,24 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         let subject_of = |email: Email| Subject {
             bidx: self.keys.email(&email),
             email: Some(email),
+            by_phone: false,
             at: String::new(),
         };
         if !job.subject_email.is_empty() {
             let email = Email::parse(&job.subject_email)
                 .map_err(|e| format!("subject email invalid: {e}"))?;
-            return Ok((job.clone(), subject_of(email)));
+            let mut subject = subject_of(email);
+            // A job handed over in process still names its subject by the record: a request
+            // filed by phone is the phone's person's, whatever address the answers go to.
+            if let Ok(Some(JobSubject {
+                phone_bidx: Some(p),
+                ..
+            })) = self.progress.subject(&job.request_id).await
+            {
+                subject.bidx = p;
+                subject.by_phone = true;
+            }
+            return Ok((job.clone(), subject));
         }
         let record = self
             .progress
@@ -260,18 +320,26 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 *changes = record.corrections.clone();
             }
         }
-        let subject = match record.email {
+        let by_phone = |mut s: Subject| {
+            if let Some(p) = &record.phone_bidx {
+                s.bidx = p.clone();
+                s.by_phone = true;
+            }
+            s
+        };
+        let subject = match record.email.clone() {
             Some(raw) => {
                 let email =
                     Email::parse(&raw).map_err(|e| format!("subject email invalid: {e}"))?;
                 job.subject_email = email.as_str().to_string();
-                subject_of(email)
+                by_phone(subject_of(email))
             }
-            None if job.kind == JobKind::LiftRestriction => Subject {
+            None if job.kind == JobKind::LiftRestriction => by_phone(Subject {
                 email: None,
-                bidx: record.email_bidx,
+                bidx: record.email_bidx.clone(),
+                by_phone: false,
                 at: String::new(),
-            },
+            }),
             None => return Err("request closed".to_string()),
         };
         Ok((job, subject))
@@ -583,7 +651,13 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
         let mut targets = Vec::new();
         match &job.scope {
             JobScope::Tenant { tenant_id } => {
-                let leads = self.store.lead_ids(tenant_id, &subject.bidx).await?;
+                let leads = if subject.by_phone {
+                    self.store
+                        .lead_ids_by_phone(tenant_id, &subject.bidx, &self.keys)
+                        .await?
+                } else {
+                    self.store.lead_ids(tenant_id, &subject.bidx).await?
+                };
                 for doc in passes {
                     targets.extend(leads.iter().map(|l| Target::Lead {
                         lead: l.to_string(),
@@ -596,6 +670,11 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                         targets.push(Target::FinishDoc { doc });
                     }
                 }
+            }
+            JobScope::Account if subject.by_phone => {
+                return Err(
+                    Rejected("account data is found by the login email only".into()).into(),
+                );
             }
             JobScope::Account => {
                 let login = self
@@ -673,12 +752,13 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 "certificate": "erasure completed",
                 "request_id": job.request_id,
                 "scope": job.scope,
-                "subject": { "email_blind_index": subject.bidx },
+                "subject": subject_identity(subject),
                 "started_at": cp.started_at,
                 "completed_at": rfc3339(self.clock.now()),
                 "erased": outcome.counts,
                 "kept": outcome.kept,
                 "suppression": match job.scope {
+                    JobScope::Tenant { .. } if subject.by_phone => "a keyed hash of the phone the tenant attested is on the tenant's suppression list, so the person is not re-collected or re-imported by that phone",
                     JobScope::Tenant { .. } => "a keyed hash of the email (and phone) is on the tenant's suppression list, so the person is not re-collected or re-imported",
                     JobScope::Account => "none: the account is gone; a new sign-up would be a new account",
                 },
@@ -775,6 +855,16 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             })
             .await
             .context("emailing the subject")
+    }
+}
+
+/// How an erasure certificate names its subject: a blind index, never the contact itself. The
+/// replay after a restore (`infra`'s `replay-erasures`) reads it back.
+fn subject_identity(subject: &Subject) -> serde_json::Value {
+    if subject.by_phone {
+        json!({ "phone_blind_index": subject.bidx })
+    } else {
+        json!({ "email_blind_index": subject.bidx })
     }
 }
 

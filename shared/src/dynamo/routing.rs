@@ -42,7 +42,8 @@ pub fn key_of_item(it: &Item) -> Option<RouteKey> {
 }
 
 /// A condition (with its names and values, `#rk_*`/`:rk`) that holds when a lead item's
-/// routing key is `key`.
+/// routing key is `key`. A conjunction without outer parentheses: join it with AND, or wrap it
+/// once.
 pub fn owns(key: &RouteKey) -> Condition {
     let mut c = Condition::default();
     c.names.insert("#rk_e".into(), "email_bidx".into());
@@ -51,7 +52,9 @@ pub fn owns(key: &RouteKey) -> Condition {
         RouteBy::Email => "#rk_e = :rk".into(),
         RouteBy::Phone => {
             c.names.insert("#rk_p".into(), "phone_bidx".into());
-            "(#rk_p = :rk AND attribute_not_exists(#rk_e))".into()
+            // Unparenthesized: callers join it with AND, or wrap it once (`NOT (…)`); DynamoDB
+            // refuses redundant parentheses.
+            "#rk_p = :rk AND attribute_not_exists(#rk_e)".into()
         }
     };
     c
