@@ -1967,6 +1967,16 @@ async fn a_tenant_files_by_phone_for_a_person_known_by_phone_only() {
     )
     .await;
     assert_eq!(st, 400, "{b}");
+    // "Present but null" is not "absent": the document defines both as strings.
+    let (st, b) = controller(
+        &t,
+        "POST",
+        path,
+        Some(json!({"type": "access", "email": new_email(), "phone": null})),
+        &admin,
+    )
+    .await;
+    assert_eq!(st, 400, "a null phone is refused: {b}");
 
     let (st, b) = controller(&t, "POST", path,
         Some(json!({"type": "erasure", "phone": phone, "identity_attested": "existing_relationship"})), &admin).await;

@@ -309,6 +309,17 @@ pub fn add_cors(resp: &mut Response<Body>, origin: &str) {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "not_null")]` on an optional field: absent is
+/// `None`, a value is `Some`, and an explicit `null` is refused (the documents define the field
+/// as a string, not as nullable, and "present but null" is not "absent").
+pub fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

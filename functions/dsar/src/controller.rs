@@ -409,12 +409,12 @@ pub async fn extend<M: Mailer, D: JobDispatcher>(
 struct OnBehalfBody {
     #[serde(rename = "type")]
     request_type: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::http::not_null")]
     email: Option<String>,
     /// A person the tenant knows by phone only (a phone-only form): the request finds the data
     /// by the phone's blind index. Needs `identity_attested` (no code can be sent to a phone);
     /// the answers go to the filing user's email, for the tenant to hand over.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::http::not_null")]
     phone: Option<String>,
     #[serde(default)]
     details: Option<serde_json::Value>,
