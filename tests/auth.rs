@@ -11,17 +11,18 @@ use std::time::{Duration as StdDuration, Instant};
 use integration_tests::*;
 use lambda_http::Request;
 use serde_json::{json, Value};
-use shared::accounts::{Mfa, Session, Tenant, User};
-use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
-use shared::auth::permissions::{allows, Role};
-use shared::auth::{password, tokens, totp};
-use shared::clock::Clock;
-use shared::domain::{Email, FormId, SessionId, TenantId, TenantStatus, UserId};
-use shared::dynamo::{login_item, session_item, tenant_item, user_item, AccountStore, Item};
-use shared::ports::FormAdmin;
+use shared_accounts::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared_accounts::auth::permissions::{allows, Role};
+use shared_accounts::auth::{password, tokens, totp};
+use shared_accounts::dynamo::{login_item, session_item, tenant_item, user_item, AccountStore};
+use shared_accounts::{Mfa, Session, Tenant, User};
+use shared_core::clock::Clock;
+use shared_core::domain::{Email, FormId, SessionId, TenantId, TenantStatus, UserId};
+use shared_core::dynamo::Item;
+use shared_leads::ports::FormAdmin;
 use time::Duration;
 
-type App = auth::App<shared::mail::SesMailer>;
+type App = auth::App<shared_mail::SesMailer>;
 
 /// The password of every account these tests create (10+ characters, not a common one).
 const PASSWORD: &str = "Plum-Orbit-Kettle-42";
@@ -289,7 +290,7 @@ async fn minted_token(w: &World, app: &App, user: &User) -> String {
         .unwrap()
         .map_or(0, |(_, e)| e);
     let mut item = session_item(&session);
-    item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+    item.insert("cred_epoch".into(), shared_core::dynamo::n(epoch));
     put(w, item).await;
     app.access_token(user, &sid, epoch, now)
 }
@@ -858,7 +859,10 @@ async fn changing_mfa_needs_the_password_re_entered_in_the_last_five_minutes() {
     let r = step_up(&app, &a.access, PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let until = w.clock.now() + Duration::minutes(5);
-    assert_eq!(r.str("step_up_expires_at"), shared::clock::rfc3339(until));
+    assert_eq!(
+        r.str("step_up_expires_at"),
+        shared_core::clock::rfc3339(until)
+    );
     let r = setup(a.access.clone()).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let secret = totp::decode_base32(&r.str("secret")).unwrap();
@@ -902,7 +906,7 @@ async fn twenty_concurrent_wrong_step_ups_are_all_counted_and_mostly_refused() {
         "{checked} guesses were checked; at most {free} may be"
     );
     assert_eq!(checked + throttled, 20, "every other guess waits");
-    let key = shared::keys::step_up_throttle(&a.user.tenant_id, &a.user.user_id);
+    let key = shared_core::keys::step_up_throttle(&a.user.tenant_id, &a.user.user_id);
     let counter = ops_item(&w, &key).await.expect("the counter is stored");
     assert_eq!(
         n_attr(&counter, "failures"),
@@ -1549,8 +1553,10 @@ async fn closing_the_account_stops_intake_at_once_and_can_be_undone_within_the_g
     let tenant = boss.user.tenant_id.clone();
     let admin = teammate(&w, &app, &tenant, Role::Admin, "closer-admin").await;
     let form_id = FormId::parse(&format!("form-{}", w.stage)).unwrap();
-    let admin_store =
-        shared::dynamo::DynamoFormAdmin::new(w.clients.dynamo.clone(), w.table("TenantsTable"));
+    let admin_store = shared_leads::dynamo::DynamoFormAdmin::new(
+        w.clients.dynamo.clone(),
+        w.table("TenantsTable"),
+    );
     admin_store
         .put_form(&infra::seed::demo_form(&tenant, &form_id, WEB_ORIGIN))
         .await
@@ -1580,7 +1586,7 @@ async fn closing_the_account_stops_intake_at_once_and_can_be_undone_within_the_g
 
     let r = close(boss.access.clone(), PASSWORD).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let expected = shared::clock::rfc3339(w.clock.now() + Duration::days(30));
+    let expected = shared_core::clock::rfc3339(w.clock.now() + Duration::days(30));
     assert_eq!(r.str("erase_after"), expected);
     let r = lead_intake::handle(&intake, submission_to(&form_id)).await;
     assert_eq!(r.status(), 403);
@@ -1736,8 +1742,8 @@ async fn no_email_password_token_or_totp_secret_reaches_the_logs() {
 /// Fails like SES in its sandbox, whose message quotes the recipient.
 struct SandboxMailer;
 
-impl shared::mail::Mailer for SandboxMailer {
-    async fn send(&self, email: &shared::mail::OutgoingEmail) -> anyhow::Result<()> {
+impl shared_mail::Mailer for SandboxMailer {
+    async fn send(&self, email: &shared_mail::OutgoingEmail) -> anyhow::Result<()> {
         anyhow::bail!(
             "MessageRejected: Email address is not verified. The following identities failed \
              the check in region EU-WEST-1: {}",
@@ -1746,7 +1752,7 @@ impl shared::mail::Mailer for SandboxMailer {
     }
 }
 
-fn with_mailer<M: shared::mail::Mailer>(app: App, mailer: M) -> auth::App<M> {
+fn with_mailer<M: shared_mail::Mailer>(app: App, mailer: M) -> auth::App<M> {
     auth::App {
         store: app.store,
         mailer,
@@ -1958,7 +1964,7 @@ async fn concurrent_refreshes_with_one_token_rotate_exactly_once() {
 /// status asserted, so the scan sees what they created).
 #[tokio::test]
 async fn every_attribute_auth_writes_is_declared_in_the_data_inventory() {
-    use shared::inventory::{self, Table};
+    use shared_privacy::inventory::{self, Table};
     let (w, app) = world().await;
     let email = address(&w, "inventory-signup");
     let r = call(
@@ -2031,13 +2037,13 @@ async fn every_attribute_auth_writes_is_declared_in_the_data_inventory() {
 // ---------------------------------------------------------------- 13. attacks run concurrently
 
 /// An item of the ops table (throttle counters), read consistently.
-async fn ops_item(w: &World, key: &shared::keys::Key) -> Option<Item> {
+async fn ops_item(w: &World, key: &shared_core::keys::Key) -> Option<Item> {
     w.clients
         .dynamo
         .get_item()
         .table_name(w.table("OpsTable"))
-        .key("pk", shared::dynamo::s(&key.pk))
-        .key("sk", shared::dynamo::s(&key.sk))
+        .key("pk", shared_core::dynamo::s(&key.pk))
+        .key("sk", shared_core::dynamo::s(&key.sk))
         .consistent_read(true)
         .send()
         .await
@@ -2087,8 +2093,10 @@ async fn fifty_concurrent_wrong_logins_from_one_address_cost_fifty_failures() {
         .as_deref()
         .is_some_and(|s| s.parse::<i64>().unwrap() >= 1)));
 
-    let key =
-        shared::keys::login_throttle_account_ip(&app.keys.email(&a.email), &app.keys.ip(attacker));
+    let key = shared_core::keys::login_throttle_account_ip(
+        &app.keys.email(&a.email),
+        &app.keys.ip(attacker),
+    );
     let counter = ops_item(&w, &key).await.expect("the counter is stored");
     assert_eq!(
         n_attr(&counter, "failures"),
@@ -2121,7 +2129,7 @@ async fn fifty_concurrent_wrong_logins_from_one_address_cost_fifty_failures() {
 async fn seed_mfa_user(w: &World, app: &App, who: &str) -> (User, Vec<u8>, Vec<String>) {
     let owner = seed_tenant(w, app, who).await;
     let secret = totp::new_secret();
-    let (codes, hashes) = shared::auth::recovery::generate();
+    let (codes, hashes) = shared_accounts::auth::recovery::generate();
     let mut user = owner.clone();
     user.mfa = Mfa {
         enabled: true,
@@ -2332,7 +2340,7 @@ async fn no_route_lets_a_role_give_a_permission_it_lacks() {
     let boss = seed_tenant(&w, &app, "matrix-boss").await;
     let tenant = boss.tenant_id.clone();
     let holds_all = |actor: Role, target: Role| {
-        shared::auth::permissions::Permission::ALL
+        shared_accounts::auth::permissions::Permission::ALL
             .into_iter()
             .all(|p| !allows(target, p) || allows(actor, p))
     };
@@ -2388,12 +2396,14 @@ async fn no_route_lets_a_role_give_a_permission_it_lacks() {
                     );
                 } else {
                     assert_eq!(r.status, 403, "{route} {actor:?} -> {target:?}: {}", r.body);
-                    let expected =
-                        if allows(actor, shared::auth::permissions::Permission::TeamInvite) {
-                            "role_not_assignable"
-                        } else {
-                            "forbidden"
-                        };
+                    let expected = if allows(
+                        actor,
+                        shared_accounts::auth::permissions::Permission::TeamInvite,
+                    ) {
+                        "role_not_assignable"
+                    } else {
+                        "forbidden"
+                    };
                     assert_eq!(r.code(), expected, "{route} {actor:?} -> {target:?}");
                 }
                 checked += 1;
@@ -2686,7 +2696,7 @@ async fn a_session_behind_the_users_credential_epoch_can_neither_write_nor_refre
 /// a lift removes both).
 async fn set_restricted(w: &World, user: &User, on: bool) {
     use aws_sdk_dynamodb::types::AttributeValue;
-    let k = shared::keys::user(&user.tenant_id, &user.user_id);
+    let k = shared_core::keys::user(&user.tenant_id, &user.user_id);
     let req = w
         .clients
         .dynamo
@@ -2853,7 +2863,7 @@ async fn signup_records_the_accepted_versions_and_refuses_others() {
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let user = user_item_of(&w, &email).await.expect("the user");
-    let now = shared::clock::rfc3339(w.clock.now());
+    let now = shared_core::clock::rfc3339(w.clock.now());
     assert_eq!(s(&user, "policy_version"), Some(POLICY_VERSION));
     assert_eq!(s(&user, "terms_version"), Some(TERMS_VERSION));
     assert_eq!(s(&user, "policy_accepted_at"), Some(now.as_str()));

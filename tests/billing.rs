@@ -7,12 +7,12 @@ use billing_webhook::stripe::{signature_header, Stripe};
 use integration_tests::*;
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
-use shared::accounts::{Mfa, User};
-use shared::auth::jwt::{AccessClaims, ACCESS_TOKEN_TTL_SECS, ISSUER};
-use shared::auth::permissions::Role;
-use shared::domain::{Email, FormId, TenantId, TenantStatus, UserId};
-use shared::dynamo::Item;
-use shared::inventory::{self, Table};
+use shared_accounts::auth::jwt::{AccessClaims, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::{Mfa, User};
+use shared_core::domain::{Email, FormId, TenantId, TenantStatus, UserId};
+use shared_core::dynamo::Item;
+use shared_privacy::inventory::{self, Table};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -62,7 +62,7 @@ fn delivery(body: &str, signature: Option<&str>, base64: bool) -> Request {
 }
 
 fn now(w: &World) -> i64 {
-    use shared::clock::Clock;
+    use shared_core::clock::Clock;
     w.clock.now().unix_timestamp()
 }
 
@@ -125,7 +125,7 @@ async fn put_user(w: &World, tenant: &TenantId, id: &str, role: Role, email: &st
         .dynamo
         .put_item()
         .table_name(w.table("TenantsTable"))
-        .set_item(Some(shared::dynamo::user_item(&user)))
+        .set_item(Some(shared_accounts::dynamo::user_item(&user)))
         .send()
         .await
         .unwrap();
@@ -857,8 +857,8 @@ async fn cost_per_event_duplicate_one_request_state_change_at_most_three() {
 
 #[tokio::test]
 async fn invitations_beyond_the_plans_seats_are_402() {
-    use shared::accounts::{Session, Tenant};
-    use shared::domain::SessionId;
+    use shared_accounts::{Session, Tenant};
+    use shared_core::domain::SessionId;
 
     let w = world().await;
     let billing = app(&w).await;
@@ -878,7 +878,7 @@ async fn invitations_beyond_the_plans_seats_are_402() {
                 .unwrap();
         }
     };
-    put(shared::dynamo::tenant_item(&Tenant {
+    put(shared_accounts::dynamo::tenant_item(&Tenant {
         tenant_id: tenant.clone(),
         business_name: "Tenant A".into(),
         status: TenantStatus::Active,
@@ -914,7 +914,7 @@ async fn invitations_beyond_the_plans_seats_are_402() {
     )
     .await;
     let sid = SessionId::parse("se-owner").unwrap();
-    put(shared::dynamo::session_item(&Session {
+    put(shared_accounts::dynamo::session_item(&Session {
         session_id: sid.clone(),
         user_id: owner_id.clone(),
         tenant_id: tenant.clone(),
@@ -971,8 +971,8 @@ async fn invitations_beyond_the_plans_seats_are_402() {
 /// legal hold, and a restriction set by an erasure of the account, stay on the record.
 #[tokio::test]
 async fn later_events_keep_a_records_legal_hold_and_restriction() {
-    use shared::dynamo::legal_holds::{set_legal_hold, HeldItem, HoldKind};
-    use shared::dynamo::AttributeValue;
+    use shared_core::dynamo::AttributeValue;
+    use shared_privacy::legal_holds::{set_legal_hold, HeldItem, HoldKind};
     let w = world().await;
     let app = app(&w).await;
     deliver(&w, &app, &stripe_event("checkout.session.completed")).await;
@@ -992,7 +992,7 @@ async fn later_events_keep_a_records_legal_hold_and_restriction() {
     ];
     for items in &records {
         assert_eq!(items.len(), 1);
-        let key = shared::keys::Key {
+        let key = shared_core::keys::Key {
             pk: s(&items[0], "pk").unwrap().to_string(),
             sk: s(&items[0], "sk").unwrap().to_string(),
         };

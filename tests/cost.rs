@@ -4,7 +4,7 @@
 
 use integration_tests::*;
 use serde_json::json;
-use shared::metering::{Meter, Usage};
+use shared_core::metering::{Meter, Usage};
 
 const BATCH_GET: &str = "BatchGetItem";
 const TRANSACT_WRITE: &str = "TransactWriteItems";
@@ -41,10 +41,10 @@ async fn submit(
     usage
 }
 
-type Intake = shared::intake::Intake<
-    shared::dynamo::DynamoIntakeStore,
-    std::sync::Arc<shared::clock::FixedClock>,
-    shared::clock::UlidGenerator,
+type Intake = shared_leads::intake::Intake<
+    shared_leads::dynamo::DynamoIntakeStore,
+    std::sync::Arc<shared_core::clock::FixedClock>,
+    shared_core::clock::UlidGenerator,
 >;
 
 /// A metered intake whose form-tenant cache is already warm, as in a warm container.
@@ -132,7 +132,7 @@ async fn a_capped_forms_submission_costs_the_same_two_requests() {
     let w = world().await;
     let mut form = w.form.clone();
     form.daily_cap = Some(1000);
-    w.put_tenant(&w.tenant, shared::domain::TenantStatus::Active, &form)
+    w.put_tenant(&w.tenant, shared_core::domain::TenantStatus::Active, &form)
         .await
         .unwrap();
     let (meter, intake) = warm(&w).await;

@@ -9,20 +9,20 @@ use std::sync::{Arc, Mutex};
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::*;
 use serde_json::{json, Value};
-use shared::clock::UlidGenerator;
-use shared::config::Env;
-use shared::domain::{Email, FormId, TenantId, TenantStatus};
-use shared::dsar::checkpoint::CheckpointStore;
-use shared::dsar::export::Exports;
-use shared::dsar::job::{
+use shared_core::clock::UlidGenerator;
+use shared_core::config::Env;
+use shared_core::domain::{Email, FormId, TenantId, TenantStatus};
+use shared_core::dynamo::Item;
+use shared_core::error::AppError;
+use shared_mail::SesMailer;
+use shared_privacy::dsar::checkpoint::CheckpointStore;
+use shared_privacy::dsar::export::Exports;
+use shared_privacy::dsar::job::{
     DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, JobSubject, RequestProgress,
 };
-use shared::dsar::subjects::SubjectStore;
-use shared::dsar::worker::{RunResult, Steps, Unlimited, Worker};
-use shared::dynamo::Item;
-use shared::error::AppError;
-use shared::inventory::{self, Table};
-use shared::mail::SesMailer;
+use shared_privacy::dsar::subjects::SubjectStore;
+use shared_privacy::dsar::worker::{RunResult, Steps, Unlimited, Worker};
+use shared_privacy::inventory::{self, Table};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------- fakes of the lifecycle
@@ -204,8 +204,8 @@ fn token_of(url: &str) -> String {
 
 /// The object an emailed link opens (from its signed token).
 fn object_of(w: &World, url: &str) -> String {
-    use shared::clock::Clock;
-    shared::dsar::tokens::DownloadToken::verify(
+    use shared_core::clock::Clock;
+    shared_privacy::dsar::tokens::DownloadToken::verify(
         &w.key,
         &token_of(url),
         w.clock.now().unix_timestamp(),
@@ -218,7 +218,7 @@ fn object_of(w: &World, url: &str) -> String {
 /// (called through the dsar function's handler code) answers 302 to a short-lived URL of the
 /// emulator, which serves the object.
 async fn download(w: &World, url: &str) -> (u16, Vec<u8>) {
-    use shared::clock::Clock;
+    use shared_core::clock::Clock;
     let resp = dsar::downloads::download(&downloads(w), &w.key, Some(token_of(url)), w.clock.now())
         .await
         .expect("a valid link");
@@ -1407,7 +1407,7 @@ async fn erasure_suppresses_only_the_proven_email_unless_the_controller_adds_the
     );
     let phone_bidx = w
         .key
-        .phone(&shared::domain::Phone::parse(victims_phone).unwrap());
+        .phone(&shared_core::domain::Phone::parse(victims_phone).unwrap());
     let entries = w.scan("PrivacyTable").await;
     assert!(
         !entries
@@ -1443,9 +1443,9 @@ async fn erasure_suppresses_only_the_proven_email_unless_the_controller_adds_the
 /// submissions, notes, files), named in the outcome as held.
 #[tokio::test]
 async fn erasure_keeps_a_held_lead_whole() {
-    use shared::clock::Clock;
-    use shared::domain::LeadId;
-    use shared::dynamo::legal_holds::{set_legal_hold, HeldItem, HoldKind};
+    use shared_core::clock::Clock;
+    use shared_core::domain::LeadId;
+    use shared_privacy::legal_holds::{set_legal_hold, HeldItem, HoldKind};
     let f = fx().await;
     let w = &f.w;
     let who = "held.subject@example.com";
@@ -1456,7 +1456,7 @@ async fn erasure_keeps_a_held_lead_whole() {
     put_object(w, &f.attachments_bucket, &att_key, "evidence").await;
     let held = HeldItem {
         kind: HoldKind::Lead,
-        key: shared::keys::lead(&w.tenant, &LeadId::parse(&lead).unwrap()),
+        key: shared_core::keys::lead(&w.tenant, &LeadId::parse(&lead).unwrap()),
     };
     assert!(set_legal_hold(
         &w.clients.dynamo,
@@ -1507,8 +1507,8 @@ async fn erasure_keeps_a_held_lead_whole() {
 /// and how each consent was withdrawn (what was given stays as proof).
 #[tokio::test]
 async fn a_withdrawal_shows_in_the_lead_list_and_detail_with_no_tenant_action() {
-    use shared::dynamo::{LeadsStore, LeadsTables};
-    use shared::leads::LeadFilter;
+    use shared_leads::dynamo::{LeadsStore, LeadsTables};
+    use shared_leads::LeadFilter;
     let f = fx().await;
     let w = &f.w;
     let ana = "ana.visible@example.com";
@@ -1544,7 +1544,10 @@ async fn a_withdrawal_shows_in_the_lead_list_and_detail_with_no_tenant_action() 
         assert_eq!(row["marketing_opt_out"], json!(expected), "{row}");
     }
     let detail = store
-        .lead_detail(&w.tenant, &shared::domain::LeadId::parse(&lead).unwrap())
+        .lead_detail(
+            &w.tenant,
+            &shared_core::domain::LeadId::parse(&lead).unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -1566,8 +1569,8 @@ async fn a_withdrawal_shows_in_the_lead_list_and_detail_with_no_tenant_action() 
 #[tokio::test]
 async fn emailed_links_go_through_the_download_route_expire_and_cannot_be_moved() {
     use dsar::downloads::resolve;
-    use shared::clock::Clock;
-    use shared::dsar::tokens::{DownloadBucket, DownloadToken};
+    use shared_core::clock::Clock;
+    use shared_privacy::dsar::tokens::{DownloadBucket, DownloadToken};
     let f = fx().await;
     let w = &f.w;
     let (ana, bob) = ("ana.link@example.com", "bob.link@example.com");
@@ -1697,10 +1700,10 @@ async fn an_upload_that_lands_after_its_lead_was_erased_is_deleted_on_arrival() 
 /// Edits the lead's email the way `PATCH /v1/leads/{id}` does (the route moves in the edit's
 /// transaction; `leads-api` computes the move with `RouteMove::between` exactly like this).
 async fn change_lead_email(w: &World, lead: &str, from: &str, to: &str) {
-    use shared::clock::Clock;
-    use shared::domain::{Email, LeadId};
-    use shared::dynamo::{LeadsStore, LeadsTables};
-    use shared::leads::{AuditEntry, LeadEdit, RouteMove};
+    use shared_core::clock::Clock;
+    use shared_core::domain::{Email, LeadId};
+    use shared_leads::dynamo::{LeadsStore, LeadsTables};
+    use shared_leads::{AuditEntry, LeadEdit, RouteMove};
     let store = LeadsStore::new(
         w.clients.dynamo.clone(),
         LeadsTables {
@@ -1731,7 +1734,7 @@ async fn change_lead_email(w: &World, lead: &str, from: &str, to: &str) {
             action: "lead.updated".into(),
             fields: vec!["email".into()],
             actor_user_id: None,
-            at: shared::clock::rfc3339(now),
+            at: shared_core::clock::rfc3339(now),
         },
         at: now,
         route_move: RouteMove::between((Some(&before), None), (Some(&after), None), |b| {
@@ -1903,7 +1906,10 @@ fn phone_job(f: &Fx, tenant: &TenantId, kind: JobKind, phone: &str, staff: &str)
         JobSubject {
             email: Some(staff.to_string()),
             email_bidx: f.w.key.email(&Email::parse(staff).unwrap()),
-            phone_bidx: Some(f.w.key.phone(&shared::domain::Phone::parse(phone).unwrap())),
+            phone_bidx: Some(
+                f.w.key
+                    .phone(&shared_core::domain::Phone::parse(phone).unwrap()),
+            ),
             corrections: BTreeMap::new(),
         },
     );
@@ -1983,7 +1989,9 @@ async fn a_phone_only_lead_is_found_exported_and_erased_by_phone_in_its_tenant_o
     assert!(all.contains("pat to b") && all.contains("quinn to a"));
     let cert_key = out.certificate_key.clone().expect("a certificate");
     assert!(object_keys(w, &f.exports_bucket).await.contains(&cert_key));
-    let phone_bidx = w.key.phone(&shared::domain::Phone::parse(pat).unwrap());
+    let phone_bidx = w
+        .key
+        .phone(&shared_core::domain::Phone::parse(pat).unwrap());
     let entries = w.scan("PrivacyTable").await;
     assert!(
         entries
@@ -2024,7 +2032,7 @@ async fn item_text_all(w: &World) -> String {
 async fn replaying_erasures_after_a_restore_erases_the_restored_subjects_again_and_only_them() {
     let f = fx().await;
     let w = &f.w;
-    let since = shared::clock::Clock::now(w.clock.as_ref()) - time::Duration::hours(1);
+    let since = shared_core::clock::Clock::now(w.clock.as_ref()) - time::Duration::hours(1);
     let ana = "ana.restored@example.com";
     submit(w, "demo-contact", body(ana, "Ana", "ana's enquiry")).await;
     submit(
@@ -2141,10 +2149,12 @@ fn same_items(a: &[Item], b: &[Item]) -> bool {
 /// controller chose) are put back into the restored table, and the subject is erased again.
 #[tokio::test]
 async fn a_replay_reads_the_erasure_records_and_suppression_list_of_the_table_before_the_restore() {
-    use shared::dsar::model::{Controller, ControllerPart, HistoryEntry, RequestType, Status};
+    use shared_privacy::dsar::model::{
+        Controller, ControllerPart, HistoryEntry, RequestType, Status,
+    };
     let f = fx().await;
     let w = &f.w;
-    let now = shared::clock::Clock::now(w.clock.as_ref());
+    let now = shared_core::clock::Clock::now(w.clock.as_ref());
     let ana = "ana.records@example.com";
     let mut ana_body = body(ana, "Ana", "ana's enquiry");
     ana_body["phone"] = json!("+40722000888");
@@ -2213,7 +2223,7 @@ async fn a_replay_reads_the_erasure_records_and_suppression_list_of_the_table_be
         request_id: j.request_id.clone(),
         controller: Controller::Tenant(w.tenant.clone()),
         request_type: RequestType::Erasure,
-        jurisdiction: shared::dsar::deadlines::Jurisdiction::Gdpr,
+        jurisdiction: shared_privacy::dsar::deadlines::Jurisdiction::Gdpr,
         status: Status::Completed,
         email_bidx: bidx,
         received_at: now,
@@ -2234,11 +2244,11 @@ async fn a_replay_reads_the_erasure_records_and_suppression_list_of_the_table_be
             now,
             "completed",
             Status::Completed,
-            &shared::dsar::model::Actor::Worker,
+            &shared_privacy::dsar::model::Actor::Worker,
         )],
     };
     let mut copy: Vec<Item> = suppressed.iter().map(|it| (*it).clone()).collect();
-    copy.push(shared::dsar::store::part_item(&part));
+    copy.push(shared_privacy::dsar::store::part_item(&part));
     for it in copy {
         w.clients
             .dynamo
@@ -2266,7 +2276,7 @@ async fn a_replay_reads_the_erasure_records_and_suppression_list_of_the_table_be
             .dynamo
             .delete_item()
             .table_name(&privacy)
-            .set_key(shared::dsar::subjects::item_key(it))
+            .set_key(shared_privacy::dsar::subjects::item_key(it))
             .send()
             .await
             .unwrap();
@@ -2359,7 +2369,9 @@ async fn a_rectification_by_phone_moves_the_lead_and_its_submissions_to_the_new_
         ]),
     };
     completed(f.worker.run(&j, &Unlimited).await.unwrap());
-    let new_bidx = w.key.phone(&shared::domain::Phone::parse(new).unwrap());
+    let new_bidx = w
+        .key
+        .phone(&shared_core::domain::Phone::parse(new).unwrap());
     let leads = w.items_with_sk_prefix("LeadsTable", "LEAD").await;
     let l = leads
         .iter()
@@ -2390,7 +2402,7 @@ async fn a_rectification_by_phone_moves_the_lead_and_its_submissions_to_the_new_
 async fn a_replay_erases_a_restored_account_again() {
     let f = fx().await;
     let w = &f.w;
-    let since = shared::clock::Clock::now(w.clock.as_ref()) - time::Duration::hours(1);
+    let since = shared_core::clock::Clock::now(w.clock.as_ref()) - time::Duration::hours(1);
     let ana = "ana.account.restored@example.com";
     seed_account(w, ana).await;
     let backup = w.scan("TenantsTable").await;

@@ -11,22 +11,26 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::*;
 use lambda_http::Request;
 use serde_json::{json, Value};
-use shared::accounts::{Mfa, User};
-use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
-use shared::auth::permissions::Role;
-use shared::clock::{Clock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{
+use shared_accounts::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::dynamo::{login_item, session_item, user_item, AccountStore};
+use shared_accounts::{Mfa, User};
+use shared_core::clock::{Clock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{
     ContactDetails, Email, FormId, LeadId, SessionId, TenantId, TenantStatus, UserId,
 };
-use shared::dsar::job::{DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress};
-use shared::dsar::progress::Progress;
-use shared::dsar::store::DsarStore;
-use shared::dsar::tokens::{UnsubscribePurpose, UnsubscribeScope, UnsubscribeToken};
-use shared::dynamo::{login_item, new_lead_item, session_item, user_item, AccountStore, Item};
-use shared::error::AppError;
-use shared::inventory::{self, Table};
-use shared::mail::SesMailer;
+use shared_core::dynamo::Item;
+use shared_core::error::AppError;
+use shared_leads::dynamo::new_lead_item;
+use shared_mail::unsubscribe::{UnsubscribePurpose, UnsubscribeScope, UnsubscribeToken};
+use shared_mail::SesMailer;
+use shared_privacy::dsar::job::{
+    DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress,
+};
+use shared_privacy::dsar::progress::Progress;
+use shared_privacy::dsar::store::DsarStore;
+use shared_privacy::inventory::{self, Table};
 
 // ---------------------------------------------------------------- the world
 
@@ -101,7 +105,7 @@ async fn setup() -> T {
 fn accounts(w: &World, config: &dsar::config::Config) -> AccountStore {
     AccountStore::new(
         w.clients.dynamo.clone(),
-        shared::dynamo::AccountTables {
+        shared_accounts::dynamo::AccountTables {
             tenants: config.tables.tenants.clone(),
             security_log: String::new(),
             ops: config.tables.ops.clone(),
@@ -649,7 +653,7 @@ async fn an_extension_is_granted_once_and_the_subject_is_told() {
     let today = t.w.clock.now().date();
     assert_eq!(
         x["due_date"],
-        shared::dsar::deadlines::ymd(today + time::Duration::days(90))
+        shared_privacy::dsar::deadlines::ymd(today + time::Duration::days(90))
     );
     let m = last_email(&t, &email, "more time");
     assert!(m.body.contains("Data in many systems."));
@@ -1516,7 +1520,7 @@ async fn one_click_unsubscribe_changes_state_on_post_only() {
         scope: UnsubscribeScope::Tenant(t.w.tenant.clone()),
     }
     .sign(&t.w.key);
-    let lead_key = shared::keys::lead(&t.w.tenant, &lead);
+    let lead_key = shared_core::keys::lead(&t.w.tenant, &lead);
     let leads = t.config.tables.leads.clone();
     let (st, g) = call(
         &t,
@@ -1590,7 +1594,7 @@ async fn one_click_unsubscribe_changes_state_on_post_only() {
     )
     .await;
     assert_eq!(st, 200);
-    let uk = shared::keys::user(&t.w.tenant, &uid);
+    let uk = shared_core::keys::user(&t.w.tenant, &uid);
     let u = item(&t, &t.config.tables.tenants, &uk.pk, &uk.sk)
         .await
         .unwrap();
@@ -1904,7 +1908,7 @@ async fn a_session_behind_the_users_credential_epoch_cannot_decide() {
 
 /// A phone-only lead (a form without an email) in `tenant`, at its phone's derived id.
 async fn seed_phone_lead(t: &T, tenant: &TenantId, phone: &str) -> LeadId {
-    let phone = shared::domain::Phone::parse(phone).unwrap();
+    let phone = shared_core::domain::Phone::parse(phone).unwrap();
     let bidx = t.w.key.phone(&phone);
     let id = t.w.key.lead_id(tenant, &bidx);
     let contact = ContactDetails {
@@ -1990,7 +1994,9 @@ async fn a_tenant_files_by_phone_for_a_person_known_by_phone_only() {
     )
     .await
     .unwrap();
-    let phone_bidx = t.w.key.phone(&shared::domain::Phone::parse(phone).unwrap());
+    let phone_bidx =
+        t.w.key
+            .phone(&shared_core::domain::Phone::parse(phone).unwrap());
     assert_eq!(
         r.get("subject_phone_bidx").and_then(|v| v.as_s().ok()),
         Some(&phone_bidx)

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use infra::faults::{FaultPlan, FaultProxy, FaultStats};
-use shared::dynamo::Item;
-use shared::intake::IntakeSettings;
+use shared_core::dynamo::Item;
+use shared_leads::intake::IntakeSettings;
 
 /// 20% of calls faulted, every kind; a hang outlasts the request budget's 2 s attempt timeout.
 fn plan(seed: u64) -> FaultPlan {
@@ -71,7 +71,7 @@ where
 /// fails closed). The caller then waits and is served.
 async fn until_answered_waiting<F, Fut>(
     what: &str,
-    clock: Option<&shared::clock::FixedClock>,
+    clock: Option<&shared_core::clock::FixedClock>,
     make: F,
 ) -> Outcome
 where
@@ -373,7 +373,7 @@ const PASSWORD: &str = "Correct-Horse-Battery-9";
 
 /// One person's first day: sign up, confirm the address, log in, refresh three times, end with
 /// a working access token. Every step is sent again while it is answered 503.
-async fn first_day(w: &World, app: &auth::App<shared::mail::SesMailer>, who: &str) -> Vec<Outcome> {
+async fn first_day(w: &World, app: &auth::App<shared_mail::SesMailer>, who: &str) -> Vec<Outcome> {
     let email = format!("{who}.{}@example.com", w.stage);
     let mut seen = Vec::new();
     let signup = until_answered("signup", || {
@@ -588,7 +588,7 @@ async fn edit_leads(direct: &World, app: &leads_api::App) -> Vec<Outcome> {
         .member(
             &auth,
             &direct.tenant,
-            shared::auth::permissions::Role::Owner,
+            shared_accounts::auth::permissions::Role::Owner,
             "owner",
         )
         .await;
@@ -689,7 +689,7 @@ fn retention_app(w: &World) -> retention_cleanup::App {
     let env = infra::local::local_function_env(&w.template, "retention-cleanup", &w.endpoint)
         .expect("function env");
     let mut config =
-        retention_cleanup::config::Config::from_env(&shared::config::Env::from_pairs(env))
+        retention_cleanup::config::Config::from_env(&shared_core::config::Env::from_pairs(env))
             .expect("template env is valid");
     config.settings.catch_up_days = 2;
     retention_cleanup::App {
@@ -699,7 +699,7 @@ fn retention_app(w: &World) -> retention_cleanup::App {
         buckets: config.buckets,
         key: w.key.clone(),
         clock: w.clock.clone(),
-        ids: std::sync::Arc::new(shared::clock::UlidGenerator),
+        ids: std::sync::Arc::new(shared_core::clock::UlidGenerator),
         settings: config.settings,
     }
 }
@@ -727,7 +727,7 @@ async fn technical_data_expires(direct: &World, app: &retention_cleanup::App) ->
     for _ in 0..20 {
         direct.clock.set(at);
         let mut event = fixture("retention-cleanup/scheduled.json");
-        event["time"] = json!(shared::clock::rfc3339(at));
+        event["time"] = json!(shared_core::clock::rfc3339(at));
         let report =
             retention_cleanup::handle(app, &event, retention_cleanup::Limits::default()).await;
         let status = report["status"].as_str().unwrap_or_default().to_string();
@@ -783,27 +783,27 @@ async fn a_retention_run_under_faults_ends_where_a_clean_run_ends() {
 /// Records the jobs the dsar function dispatches (Lambda's asynchronous invoke, which queues
 /// and retries on its own, is not what is tested here).
 #[derive(Clone, Default)]
-struct Jobs(std::sync::Arc<std::sync::Mutex<Vec<shared::dsar::job::DsarJob>>>);
+struct Jobs(std::sync::Arc<std::sync::Mutex<Vec<shared_privacy::dsar::job::DsarJob>>>);
 
-impl shared::dsar::job::JobDispatcher for Jobs {
+impl shared_privacy::dsar::job::JobDispatcher for Jobs {
     async fn dispatch(
         &self,
-        job: &shared::dsar::job::DsarJob,
-    ) -> Result<(), shared::error::AppError> {
+        job: &shared_privacy::dsar::job::DsarJob,
+    ) -> Result<(), shared_core::error::AppError> {
         self.0.lock().unwrap().push(job.clone());
         Ok(())
     }
 }
 
-type Mail = shared::mail::WithUnsubscribe<shared::mail::SesMailer>;
+type Mail = shared_mail::WithUnsubscribe<shared_mail::SesMailer>;
 
 fn platform_mail(w: &World, function: &str) -> Mail {
     let env = infra::local::local_function_env(&w.template, function, &w.endpoint).unwrap();
-    shared::mail::WithUnsubscribe {
+    shared_mail::WithUnsubscribe {
         inner: w.platform_mailer(function).expect("the platform mailer"),
         key: w.key.clone(),
         api_base_url: env["API_BASE_URL"].clone(),
-        scope: shared::dsar::tokens::UnsubscribeScope::Platform,
+        scope: shared_mail::unsubscribe::UnsubscribeScope::Platform,
     }
 }
 
@@ -813,12 +813,16 @@ async fn dsar_apps(
     jobs: &Jobs,
 ) -> (
     dsar::App<Mail, Jobs>,
-    shared::dsar::worker::Worker<shared::dsar::progress::Progress<Mail>, Jobs, Mail>,
+    shared_privacy::dsar::worker::Worker<
+        shared_privacy::dsar::progress::Progress<Mail>,
+        Jobs,
+        Mail,
+    >,
 ) {
-    use shared::dsar::store::{DsarStore, DsarTables};
-    use shared::dynamo::{AccountStore, AccountTables};
+    use shared_accounts::dynamo::{AccountStore, AccountTables};
+    use shared_privacy::dsar::store::{DsarStore, DsarTables};
     let env = infra::local::local_function_env(&w.template, "dsar", &w.endpoint).unwrap();
-    let c = dsar::config::Config::from_env(&shared::config::Env::from_pairs(env)).unwrap();
+    let c = dsar::config::Config::from_env(&shared_core::config::Env::from_pairs(env)).unwrap();
     let accounts = |security_log: String, ops: String, tenants: String| {
         AccountStore::new(
             w.clients.dynamo.clone(),
@@ -842,7 +846,7 @@ async fn dsar_apps(
         keys: w.key.clone(),
         verifier: w.token_verifier("dsar").await.unwrap(),
         clock: w.clock.clone(),
-        ids: std::sync::Arc::new(shared::clock::UlidGenerator),
+        ids: std::sync::Arc::new(shared_core::clock::UlidGenerator),
         links: c.links.clone(),
         downloads: dsar::downloads::Downloads {
             s3: w.clients.s3.clone(),
@@ -852,24 +856,28 @@ async fn dsar_apps(
         settings: c.settings.clone(),
     };
     let env = infra::local::local_function_env(&w.template, "dsar-worker", &w.endpoint).unwrap();
-    let wc = dsar_worker::config::Config::from_env(&shared::config::Env::from_pairs(env)).unwrap();
+    let wc =
+        dsar_worker::config::Config::from_env(&shared_core::config::Env::from_pairs(env)).unwrap();
     let t = &wc.tables;
     let mail = platform_mail(w, "dsar-worker");
-    let worker = shared::dsar::worker::Worker {
-        store: shared::dsar::subjects::SubjectStore::new(w.clients.dynamo.clone(), t.clone()),
-        checkpoints: shared::dsar::checkpoint::CheckpointStore::new(
+    let worker = shared_privacy::dsar::worker::Worker {
+        store: shared_privacy::dsar::subjects::SubjectStore::new(
+            w.clients.dynamo.clone(),
+            t.clone(),
+        ),
+        checkpoints: shared_privacy::dsar::checkpoint::CheckpointStore::new(
             w.clients.dynamo.clone(),
             t.ops.clone(),
             30,
         ),
-        exports: shared::dsar::export::Exports {
+        exports: shared_privacy::dsar::export::Exports {
             s3: w.clients.s3.clone(),
             bucket: wc.exports_bucket.clone(),
             part_bytes: 5 * 1024 * 1024,
         },
         attachments_bucket: wc.attachments_bucket.clone(),
         mailer: mail.clone(),
-        progress: shared::dsar::progress::Progress {
+        progress: shared_privacy::dsar::progress::Progress {
             store: DsarStore::new(
                 w.clients.dynamo.clone(),
                 DsarTables {
@@ -883,7 +891,7 @@ async fn dsar_apps(
             mailer: mail,
             key: w.key.clone(),
             clock: w.clock.clone(),
-            links: shared::dsar::progress::Links {
+            links: shared_privacy::dsar::progress::Links {
                 api_base_url: wc.api_base_url.clone(),
                 operator_email: wc.operator_email.clone(),
             },
@@ -891,7 +899,7 @@ async fn dsar_apps(
         dispatcher: jobs.clone(),
         keys: w.key.clone(),
         clock: w.clock.clone(),
-        ids: std::sync::Arc::new(shared::clock::UlidGenerator),
+        ids: std::sync::Arc::new(shared_core::clock::UlidGenerator),
         settings: wc.settings.clone(),
     };
     (app, worker)
@@ -986,7 +994,7 @@ async fn erasures(direct: &World, via: &World) -> Vec<Outcome> {
             .member(
                 &auth,
                 &direct.tenant,
-                shared::auth::permissions::Role::Owner,
+                shared_accounts::auth::permissions::Role::Owner,
                 "dpo",
             )
             .await;
@@ -1012,8 +1020,12 @@ async fn erasures(direct: &World, via: &World) -> Vec<Outcome> {
         let payload = serde_json::to_value(job).unwrap();
         let mut done = false;
         for _ in 0..10 {
-            match dsar_worker::handle(&worker, payload.clone(), &shared::dsar::worker::Unlimited)
-                .await
+            match dsar_worker::handle(
+                &worker,
+                payload.clone(),
+                &shared_privacy::dsar::worker::Unlimited,
+            )
+            .await
             {
                 Ok(v)
                     if matches!(
@@ -1082,12 +1094,16 @@ async fn data_subject_erasures_under_faults_end_where_a_clean_run_ends() {
 
 // ---------------------------------------------------------------- imports and exports
 
-fn transfers_app(w: &World, verifier: shared::auth::jwt::VerifyingKeys) -> lead_transfers::App {
+fn transfers_app(
+    w: &World,
+    verifier: shared_accounts::auth::jwt::VerifyingKeys,
+) -> lead_transfers::App {
     let env = infra::local::local_function_env(&w.template, "lead-transfers", &w.endpoint).unwrap();
     let config =
-        lead_transfers::config::Config::from_env(&shared::config::Env::from_pairs(env)).unwrap();
+        lead_transfers::config::Config::from_env(&shared_core::config::Env::from_pairs(env))
+            .unwrap();
     lead_transfers::App {
-        store: shared::transfers::TransfersStore::new(
+        store: shared_leads::transfers::TransfersStore::new(
             w.clients.dynamo.clone(),
             config.tables.clone(),
         ),
@@ -1096,7 +1112,7 @@ fn transfers_app(w: &World, verifier: shared::auth::jwt::VerifyingKeys) -> lead_
         keys: w.key.clone(),
         verifier,
         clock: w.clock.clone(),
-        ids: std::sync::Arc::new(shared::clock::UlidGenerator),
+        ids: std::sync::Arc::new(shared_core::clock::UlidGenerator),
         settings: lead_transfers::config::Settings::default(),
     }
 }
@@ -1110,7 +1126,7 @@ async fn import_then_export(direct: &World, app: &lead_transfers::App) -> Vec<Ou
         .member(
             &auth,
             &direct.tenant,
-            shared::auth::permissions::Role::Admin,
+            shared_accounts::auth::permissions::Role::Admin,
             "admin",
         )
         .await;

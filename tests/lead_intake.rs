@@ -4,9 +4,9 @@ use std::collections::HashSet;
 
 use integration_tests::*;
 use serde_json::json;
-use shared::domain::{Email, FormId, TenantId, TenantStatus};
-use shared::intake::IntakeSettings;
-use shared::inventory::{self, Table};
+use shared_core::domain::{Email, FormId, TenantId, TenantStatus};
+use shared_leads::intake::IntakeSettings;
+use shared_privacy::inventory::{self, Table};
 
 async fn world() -> World {
     World::new().await.expect("test world")
@@ -279,7 +279,7 @@ async fn honeypot_and_suppressed_people_look_accepted_but_nothing_is_stored() {
     // A person erased on request is on the tenant's suppression list (a keyed hash).
     let email = Email::parse("erased@example.com").unwrap();
     let bidx = w.key.email(&email);
-    let k = shared::keys::suppression(&w.tenant, &bidx);
+    let k = shared_core::keys::suppression(&w.tenant, &bidx);
     w.clients
         .dynamo
         .put_item()
@@ -399,7 +399,7 @@ async fn tenants_are_isolated() {
 
     // Tenant A erased this person; tenant B still receives their submissions.
     let bidx = w.key.email(&Email::parse("shared@example.com").unwrap());
-    let k = shared::keys::suppression(&w.tenant, &bidx);
+    let k = shared_core::keys::suppression(&w.tenant, &bidx);
     w.clients
         .dynamo
         .put_item()
@@ -485,13 +485,13 @@ async fn logs_carry_request_ids_and_no_personal_data() {
     {
         use tracing::Instrument;
         let resp = lead_intake::handle(&intake, req)
-            .instrument(shared::telemetry::request_span("req-log-test-1"))
+            .instrument(shared_core::telemetry::request_span("req-log-test-1"))
             .await;
         assert_eq!(resp.status(), 201);
         let mut bad = json_submission(&json!({"email": "broken@", "name": "Privatus Maximus"}));
         bad["requestContext"]["requestId"] = json!("req-log-test-2");
         let resp = lead_intake::handle(&intake, request(&bad))
-            .instrument(shared::telemetry::request_span("req-log-test-2"))
+            .instrument(shared_core::telemetry::request_span("req-log-test-2"))
             .await;
         assert_eq!(resp.status(), 400);
     }

@@ -19,15 +19,17 @@ use lambda_http::Request;
 use lead_transfers::config::{Config, Settings};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use shared::accounts::{Mfa, User};
-use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
-use shared::auth::permissions::Role;
-use shared::clock::{Clock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{ContactDetails, Email, LeadId, Phone, SessionId, TenantId, UserId};
-use shared::dynamo::{new_lead_item, session_item, user_item, Item};
-use shared::inventory::{self, Table};
-use shared::transfers::{TransfersStore, TransfersTables};
+use shared_accounts::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::dynamo::{session_item, user_item};
+use shared_accounts::{Mfa, User};
+use shared_core::clock::{Clock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{ContactDetails, Email, LeadId, Phone, SessionId, TenantId, UserId};
+use shared_core::dynamo::Item;
+use shared_leads::dynamo::new_lead_item;
+use shared_leads::transfers::{TransfersStore, TransfersTables};
+use shared_privacy::inventory::{self, Table};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type App = lead_transfers::App;
@@ -182,7 +184,7 @@ async fn seed_lead(
 }
 
 async fn lead_item(t: &T, tenant: &TenantId, id: &LeadId) -> Option<Item> {
-    let k = shared::keys::lead(tenant, id);
+    let k = shared_core::keys::lead(tenant, id);
     t.w.clients
         .dynamo
         .get_item()
@@ -645,12 +647,12 @@ async fn an_attachment_goes_up_and_down_through_presigned_urls_bound_to_its_type
     assert_eq!(att.len(), 1);
     assert_eq!(
         s(&att[0], "pk"),
-        Some(shared::keys::lead(&a, &lead).pk.as_str()),
+        Some(shared_core::keys::lead(&a, &lead).pk.as_str()),
         "the lead's partition: erased with it"
     );
     assert_eq!(
         s(&att[0], "object_key").unwrap(),
-        format!("{}{id}", shared::keys::lead_objects_prefix(&a, &lead))
+        format!("{}{id}", shared_core::keys::lead_objects_prefix(&a, &lead))
     );
     let head =
         t.w.clients
@@ -879,7 +881,7 @@ async fn upload_csv(t: &T, bearer: &str, csv: &str) -> String {
 }
 
 async fn suppress(t: &T, tenant: &TenantId, bidx: &str) {
-    let k = shared::keys::suppression(tenant, bidx);
+    let k = shared_core::keys::suppression(tenant, bidx);
     let mut it = Item::new();
     it.insert("pk".into(), AttributeValue::S(k.pk));
     it.insert("sk".into(), AttributeValue::S(k.sk));
@@ -979,7 +981,7 @@ async fn an_import_reports_every_row_dedupes_skips_suppressed_people_and_records
     assert_eq!(s(&one, "source_import_id"), Some(upload.as_str()));
     assert_eq!(
         s(&one, "tenant_pk"),
-        Some(shared::keys::leads_of_tenant(&a).as_str()),
+        Some(shared_core::keys::leads_of_tenant(&a).as_str()),
         "listed and exported like any lead"
     );
     assert_eq!(s(&one, "stage"), Some("new"));
@@ -995,7 +997,7 @@ async fn an_import_reports_every_row_dedupes_skips_suppressed_people_and_records
     assert_eq!(s(&two, "stage"), Some("qualified"));
     assert_eq!(
         s(&two, "stage_pk"),
-        Some(shared::keys::leads_in_stage(&a, "qualified").as_str())
+        Some(shared_core::keys::leads_in_stage(&a, "qualified").as_str())
     );
 
     // Existing leads: blanks filled, nothing overwritten, restricted untouched.
@@ -1202,7 +1204,8 @@ async fn a_token_issued_before_a_password_reset_cannot_start_an_export_or_an_imp
     let t = setup().await;
     let tenant = TenantId::parse(&unique("tn")).unwrap();
     let (user, sid, bearer) = member(&t, &tenant, Role::Owner).await;
-    let login = shared::dynamo::login_item(&t.w.key.email(&user.email), &tenant, &user.user_id);
+    let login =
+        shared_accounts::dynamo::login_item(&t.w.key.email(&user.email), &tenant, &user.user_id);
     put(&t, &t.w.table("TenantsTable"), login).await;
     seed_lead(&t, &tenant, "before-reset@example.com", None, false).await;
     let upload = json!({"size": 10});
@@ -1440,7 +1443,7 @@ async fn every_route_needs_a_token_and_writes_need_a_live_session() {
         .update_expression("SET revoked_at = :now")
         .expression_attribute_values(
             ":now",
-            AttributeValue::S(shared::clock::rfc3339(t.w.clock.now())),
+            AttributeValue::S(shared_core::clock::rfc3339(t.w.clock.now())),
         )
         .send()
         .await
@@ -1468,7 +1471,7 @@ async fn every_attribute_written_is_in_the_inventory_and_no_personal_data_reache
     let t = setup().await;
     let a = t.w.tenant.clone();
     let owner = token(&t, &a, Role::Owner).await;
-    let (logs, _guard) = shared::telemetry::capture();
+    let (logs, _guard) = shared_core::telemetry::capture();
 
     seed_lead(&t, &a, "known.person@example.com", None, false).await;
     let upload = upload_csv(&t, &owner, "email,name,phone,company\nvery.private@example.org,Privatus Maximus,+40799111222,Hidden Co\nknown.person@example.com,Known Person,,\nbroken@,Broken Person,,\n").await;
@@ -1567,7 +1570,10 @@ async fn leads_api_app(t: &T) -> leads_api::App {
         .expect("leads-api env");
     let config = leads_api::config::Config::from_env(&Env::from_pairs(env)).expect("config");
     leads_api::App {
-        store: shared::dynamo::LeadsStore::new(t.w.clients.dynamo.clone(), config.tables.clone()),
+        store: shared_leads::dynamo::LeadsStore::new(
+            t.w.clients.dynamo.clone(),
+            config.tables.clone(),
+        ),
         s3: t.w.clients.s3.clone(),
         attachments_bucket: config.attachments_bucket.clone(),
         keys: t.w.key.clone(),
@@ -1635,7 +1641,7 @@ async fn an_upload_that_lands_after_its_lead_was_deleted_is_deleted_on_arrival()
     let bob = seed_lead(&t, &a, "bob.live@example.com", None, false).await;
     let (_, url, headers, file) = signed_upload(&t, &bob, &owner).await;
     assert_eq!(http("PUT", &url, &headers, &file).await.status, 200);
-    let bob_prefix = shared::keys::lead_objects_prefix(&a, &bob);
+    let bob_prefix = shared_core::keys::lead_objects_prefix(&a, &bob);
     let bob_key = objects_under(&t, &bob_prefix).await.remove(0);
     let report = attachment_guard::handle(&guard, &event(&bob_key))
         .await
@@ -1658,7 +1664,7 @@ async fn an_upload_that_lands_after_its_lead_was_deleted_is_deleted_on_arrival()
     assert!(lead_item(&t, &a, &ana).await.is_none());
     let put = http("PUT", &url, &headers, &file).await;
     assert_eq!(put.status, 200, "the URL is still valid: S3 takes the file");
-    let ana_prefix = shared::keys::lead_objects_prefix(&a, &ana);
+    let ana_prefix = shared_core::keys::lead_objects_prefix(&a, &ana);
     let key = format!("{ana_prefix}{id}");
     assert_eq!(
         objects_under(&t, &ana_prefix).await,
@@ -1687,7 +1693,7 @@ async fn an_upload_that_lands_after_its_lead_was_deleted_is_deleted_on_arrival()
         .await
         .unwrap();
     assert_eq!(http("PUT", &url, &headers, &file).await.status, 200);
-    let carl_prefix = shared::keys::lead_objects_prefix(&a, &carl);
+    let carl_prefix = shared_core::keys::lead_objects_prefix(&a, &carl);
     let report = attachment_guard::handle(&guard, &event(&format!("{carl_prefix}{id}")))
         .await
         .unwrap();

@@ -40,18 +40,20 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use integration_tests::*;
 use serde_json::{json, Value};
-use shared::accounts::{Mfa, Session, Tenant, User};
-use shared::auth::permissions::Role;
-use shared::auth::tokens;
-use shared::clock::{rfc3339, Clock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{ContactDetails, Email, LeadId, SessionId, TenantId, TenantStatus, UserId};
-use shared::dynamo::{
-    new_lead_item, s as av_s, session_item, tenant_item, user_item, Item, LeadsStore,
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::auth::tokens;
+use shared_accounts::dynamo::{session_item, tenant_item, user_item};
+use shared_accounts::{Mfa, Session, Tenant, User};
+use shared_core::clock::{rfc3339, Clock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{
+    ContactDetails, Email, LeadId, SessionId, TenantId, TenantStatus, UserId,
 };
+use shared_core::dynamo::{s as av_s, Item};
+use shared_leads::dynamo::{new_lead_item, LeadsStore};
 use time::{Duration, OffsetDateTime};
 
-type AuthApp = auth::App<shared::mail::SesMailer>;
+type AuthApp = auth::App<shared_mail::SesMailer>;
 
 struct T {
     w: World,
@@ -160,7 +162,7 @@ async fn mint(t: &T, user: &User) -> String {
         .unwrap()
         .map_or(0, |(_, e)| e);
     let mut item = session_item(&session);
-    item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+    item.insert("cred_epoch".into(), shared_core::dynamo::n(epoch));
     put(t, "TenantsTable", item).await;
     t.auth.access_token(user, &sid, epoch, now)
 }
@@ -339,7 +341,7 @@ async fn seed_leads(t: &T, tenant: &TenantId, n: usize, seed: Seed<'_>) -> Vec<S
         );
         it.insert("source_form_id".into(), av_s(seed.form));
         it.insert("last_submission_at".into(), av_s(rfc3339(created)));
-        it.insert("submission_count".into(), shared::dynamo::n(1));
+        it.insert("submission_count".into(), shared_core::dynamo::n(1));
         requests.push(
             WriteRequest::builder()
                 .put_request(PutRequest::builder().set_item(Some(it)).build().unwrap())

@@ -15,20 +15,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 use integration_tests::*;
 use lambda_http::Request;
 use serde_json::{json, Value};
-use shared::accounts::{Mfa, Tenant, User};
-use shared::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
-use shared::auth::permissions::Role;
-use shared::clock::{rfc3339, Clock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{Email, SessionId, TenantId, TenantStatus, UserId};
-use shared::dsar::job::{DsarJob, JobDispatcher};
-use shared::dsar::store::DsarStore;
-use shared::dynamo::{login_item, session_item, tenant_item, user_item, AccountStore, Item};
-use shared::error::AppError;
-use shared::inventory::{self, Table};
-use shared::keys;
-use shared::mail::SesMailer;
-use shared::retention::rule;
+use shared_accounts::auth::jwt::{AccessClaims, TokenSigner, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::dynamo::{login_item, session_item, tenant_item, user_item, AccountStore};
+use shared_accounts::{Mfa, Tenant, User};
+use shared_core::clock::{rfc3339, Clock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{Email, SessionId, TenantId, TenantStatus, UserId};
+use shared_core::dynamo::Item;
+use shared_core::error::AppError;
+use shared_core::keys;
+use shared_core::retention::rule;
+use shared_mail::SesMailer;
+use shared_privacy::dsar::job::{DsarJob, JobDispatcher};
+use shared_privacy::dsar::store::DsarStore;
+use shared_privacy::inventory::{self, Table};
 use time::macros::datetime;
 use time::Duration;
 
@@ -155,7 +156,7 @@ async fn world() -> (World, AuthApp) {
 
 fn stored_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| shared::auth::password::hash_password(PASSWORD).expect("hashing"))
+    HASH.get_or_init(|| shared_accounts::auth::password::hash_password(PASSWORD).expect("hashing"))
 }
 
 async fn put(w: &World, table: &str, item: Item) {
@@ -245,8 +246,8 @@ async fn get(w: &World, table: &str, key: &keys::Key) -> Option<Item> {
         .dynamo
         .get_item()
         .table_name(w.table(table))
-        .key("pk", shared::dynamo::s(&key.pk))
-        .key("sk", shared::dynamo::s(&key.sk))
+        .key("pk", shared_core::dynamo::s(&key.pk))
+        .key("sk", shared_core::dynamo::s(&key.sk))
         .consistent_read(true)
         .send()
         .await
@@ -684,7 +685,7 @@ fn mail_events_app(w: &World) -> mail_events::App {
         infra::local::local_function_env(&w.template, "mail-events", emulator_endpoint()).unwrap();
     let config = mail_events::config::Config::from_env(&Env::from_pairs(env)).unwrap();
     mail_events::App {
-        gate: shared::dynamo::MailGate::new(w.clients.dynamo.clone(), config.ops_table),
+        gate: shared_mail::dynamo::MailGate::new(w.clients.dynamo.clone(), config.ops_table),
         keys: w.key.clone(),
         clock: w.clock.clone(),
         settings: config.settings,
@@ -811,7 +812,7 @@ async fn dsar_world() -> (World, DsarApp, TokenSigner) {
         store: DsarStore::new(w.clients.dynamo.clone(), config.tables.clone()),
         accounts: AccountStore::new(
             w.clients.dynamo.clone(),
-            shared::dynamo::AccountTables {
+            shared_accounts::dynamo::AccountTables {
                 tenants: config.tables.tenants.clone(),
                 security_log: String::new(),
                 ops: config.tables.ops.clone(),
@@ -870,7 +871,7 @@ async fn dsar_admin(w: &World, signing: &TokenSigner) -> String {
     put(
         w,
         "TenantsTable",
-        session_item(&shared::accounts::Session {
+        session_item(&shared_accounts::Session {
             session_id: sid.clone(),
             user_id: user.clone(),
             tenant_id: w.tenant.clone(),
@@ -1012,36 +1013,38 @@ async fn a_controllers_reason_reaches_the_subject_without_links() {
 /// What the `policy-notice` command builds from auth's configuration: the platform's mailer
 /// (configuration set, send-suppression list) with the one-click unsubscribe headers.
 struct NoticeParts {
-    mailer: shared::mail::WithUnsubscribe<SesMailer>,
-    suppression: shared::mail::SendSuppression,
-    gate: shared::dynamo::MailGate,
+    mailer: shared_mail::WithUnsubscribe<SesMailer>,
+    suppression: shared_mail::SendSuppression,
+    gate: shared_mail::dynamo::MailGate,
     tenants: String,
-    limits: shared::outbound::MailLimits,
-    notice: shared::policy::Notice,
+    limits: shared_mail::outbound::MailLimits,
+    notice: shared_accounts::policy::Notice,
 }
 
-fn notice_parts(w: &World, versions: shared::policy::PolicyVersions) -> NoticeParts {
+fn notice_parts(w: &World, versions: shared_accounts::policy::PolicyVersions) -> NoticeParts {
     let env = infra::local::local_function_env(&w.template, "auth", &w.endpoint).unwrap();
     let env = Env::from_pairs(env);
-    let gate =
-        shared::dynamo::MailGate::new(w.clients.dynamo.clone(), env.required("OPS_TABLE").unwrap());
-    let suppression = shared::mail::SendSuppression {
+    let gate = shared_mail::dynamo::MailGate::new(
+        w.clients.dynamo.clone(),
+        env.required("OPS_TABLE").unwrap(),
+    );
+    let suppression = shared_mail::SendSuppression {
         gate: gate.clone(),
         key: w.key.clone(),
         clock: w.clock.clone(),
     };
     NoticeParts {
-        mailer: shared::mail::WithUnsubscribe {
+        mailer: shared_mail::WithUnsubscribe {
             inner: w.platform_mailer("auth").unwrap(),
             key: w.key.clone(),
             api_base_url: env.required("API_BASE_URL").unwrap(),
-            scope: shared::dsar::tokens::UnsubscribeScope::Platform,
+            scope: shared_mail::unsubscribe::UnsubscribeScope::Platform,
         },
         suppression,
         gate,
         tenants: env.required("TENANTS_TABLE").unwrap(),
-        limits: shared::outbound::MailLimits::from_env(&env).unwrap(),
-        notice: shared::policy::Notice {
+        limits: shared_mail::outbound::MailLimits::from_env(&env).unwrap(),
+        notice: shared_accounts::policy::Notice {
             versions,
             link: "https://example.com/legal/privacy".into(),
             effective: "2027-02-01".into(),
@@ -1049,9 +1052,9 @@ fn notice_parts(w: &World, versions: shared::policy::PolicyVersions) -> NoticePa
     }
 }
 
-async fn notify(w: &World, p: &NoticeParts) -> shared::policy::NoticeReport {
-    shared::policy::notify_owners(
-        &shared::policy::NoticeRun {
+async fn notify(w: &World, p: &NoticeParts) -> shared_accounts::policy::NoticeReport {
+    shared_accounts::policy::notify_owners(
+        &shared_accounts::policy::NoticeRun {
             dynamo: &w.clients.dynamo,
             tenants_table: &p.tenants,
             mailer: &p.mailer,
@@ -1070,8 +1073,8 @@ async fn notify(w: &World, p: &NoticeParts) -> shared::policy::NoticeReport {
 #[tokio::test]
 async fn the_policy_notice_reaches_each_owner_once_even_run_twice_at_once_and_skips_suppressed() {
     let (w, app) = world().await;
-    const NOTICE: &str = shared::policy::NOTICE_SUBJECT;
-    let versions = shared::policy::PolicyVersions {
+    const NOTICE: &str = shared_accounts::policy::NOTICE_SUBJECT;
+    let versions = shared_accounts::policy::PolicyVersions {
         policy: "2027-02-01".into(),
         terms: "2027-02-01".into(),
     };
@@ -1086,7 +1089,7 @@ async fn the_policy_notice_reaches_each_owner_once_even_run_twice_at_once_and_sk
     p.gate
         .suppress(
             &w.key.email(&bounced.email),
-            shared::dynamo::SuppressionReason::Bounce,
+            shared_mail::dynamo::SuppressionReason::Bounce,
             w.clock.now(),
             w.clock.now() + Duration::days(180),
         )
@@ -1114,7 +1117,7 @@ async fn the_policy_notice_reaches_each_owner_once_even_run_twice_at_once_and_sk
         )
         .await
         .0;
-    current.policy = Some(shared::policy::PolicyAcceptance::both(
+    current.policy = Some(shared_accounts::policy::PolicyAcceptance::both(
         &versions,
         w.clock.now(),
     ));
@@ -1182,11 +1185,11 @@ async fn the_policy_notice_reaches_each_owner_once_even_run_twice_at_once_and_sk
         .dynamo
         .update_item()
         .table_name(&p.tenants)
-        .key("pk", shared::dynamo::s(key.pk))
-        .key("sk", shared::dynamo::s(key.sk))
+        .key("pk", shared_core::dynamo::s(key.pk))
+        .key("sk", shared_core::dynamo::s(key.sk))
         .update_expression("SET policy_notice_version = :v, policy_notice_state = :s")
-        .expression_attribute_values(":v", shared::dynamo::s(versions.notice_label()))
-        .expression_attribute_values(":s", shared::dynamo::s("sending"))
+        .expression_attribute_values(":v", shared_core::dynamo::s(versions.notice_label()))
+        .expression_attribute_values(":s", shared_core::dynamo::s("sending"))
         .send()
         .await
         .unwrap();
@@ -1201,7 +1204,7 @@ async fn the_policy_notice_reaches_each_owner_once_even_run_twice_at_once_and_sk
     // The next policy change is a new notice: each owner is mailed once more.
     let next = notice_parts(
         &w,
-        shared::policy::PolicyVersions {
+        shared_accounts::policy::PolicyVersions {
             policy: "2027-06-01".into(),
             terms: "2027-02-01".into(),
         },

@@ -9,15 +9,16 @@ use integration_tests::*;
 use retention_cleanup::config::Config;
 use retention_cleanup::{App, Limits};
 use serde_json::{json, Value};
-use shared::accounts::{OneTimeToken, SecurityEvent, Session, TokenKind};
-use shared::clock::{rfc3339, Clock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{Email, FormId, LeadId, SessionId, TenantId, TenantStatus, UserId};
-use shared::dynamo::legal_holds::{self, HeldItem, HoldKind};
-use shared::dynamo::{AccountStore, AccountTables, Item};
-use shared::inventory::{self, Table};
-use shared::keys::{self, Key};
-use shared::retention::{self, rule};
+use shared_accounts::dynamo::{AccountStore, AccountTables};
+use shared_accounts::{OneTimeToken, SecurityEvent, Session, TokenKind};
+use shared_core::clock::{rfc3339, Clock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{Email, FormId, LeadId, SessionId, TenantId, TenantStatus, UserId};
+use shared_core::dynamo::Item;
+use shared_core::keys::{self, Key};
+use shared_core::retention::{self, rule};
+use shared_privacy::inventory::{self, Table};
+use shared_privacy::legal_holds::{self, HeldItem, HoldKind};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -233,9 +234,19 @@ async fn tokens_and_sessions_disappear_on_the_day_after_their_end() {
         invited_by: None,
         expires_at: t0 + Duration::hours(2),
     };
-    put(&w, "TenantsTable", shared::dynamo::token_item(&token)).await;
+    put(
+        &w,
+        "TenantsTable",
+        shared_accounts::dynamo::token_item(&token),
+    )
+    .await;
     let s = session(&w.tenant, "u1", "s1", t0 + Duration::days(30));
-    put(&w, "TenantsTable", shared::dynamo::session_item(&s)).await;
+    put(
+        &w,
+        "TenantsTable",
+        shared_accounts::dynamo::session_item(&s),
+    )
+    .await;
     let _ = store; // the writers are the auth store's item builders
     let token_key = keys::one_time_token("tok1");
     let session_key = keys::session(&s.session_id);
@@ -333,12 +344,12 @@ async fn technical_data_leaves_after_90_days_and_the_submission_stays() {
     let sub_key = keys::submission(
         &w.tenant,
         &lead,
-        &shared::domain::SubmissionId::parse(&sub).unwrap(),
+        &shared_core::domain::SubmissionId::parse(&sub).unwrap(),
     );
     let held_key = keys::submission(
         &w.tenant,
         &held_lead,
-        &shared::domain::SubmissionId::parse(&held_sub).unwrap(),
+        &shared_core::domain::SubmissionId::parse(&held_sub).unwrap(),
     );
     let technical = ["ip", "user_agent", "referrer", "page_url"];
 
@@ -578,7 +589,7 @@ async fn export_records_and_objects_after_7_days_and_dsar_records_on_their_day()
     let w = world().await;
     let app = app(&w);
     let t0 = datetime!(2026-03-01 09:30 UTC);
-    let export = shared::transfers::ExportId::parse("ex1").unwrap();
+    let export = shared_leads::transfers::ExportId::parse("ex1").unwrap();
     let rec = keys::export_record(&w.tenant, &export);
     let bucket = retention::expiry_bucket_at(rule::EXPORT, t0 + Duration::days(7), &rec);
     put(
@@ -650,7 +661,7 @@ async fn export_records_and_objects_after_7_days_and_dsar_records_on_their_day()
 
 struct Workspace {
     tenant: TenantId,
-    form: shared::domain::FormRecord,
+    form: shared_core::domain::FormRecord,
     lead: LeadId,
     user_key: Key,
     login_key: Key,
@@ -681,7 +692,7 @@ async fn workspace(w: &World, name: &str, email: &str) -> Workspace {
         raw(&note_key, &[("text", "Called Ana Secret")]),
     )
     .await;
-    let att = shared::transfers::AttachmentId::parse("a1").unwrap();
+    let att = shared_leads::transfers::AttachmentId::parse("a1").unwrap();
     put(
         w,
         "LeadsTable",
@@ -698,10 +709,12 @@ async fn workspace(w: &World, name: &str, email: &str) -> Workspace {
         .to_string();
     let exports = w.template.bucket_name("ExportsBucket").unwrap().to_string();
     let attachment_object = keys::attachment_object(&t, &lead, &att);
-    let export = shared::transfers::ExportId::parse("ex1").unwrap();
+    let export = shared_leads::transfers::ExportId::parse("ex1").unwrap();
     let export_object = keys::export_object(&t, &export, "csv");
-    let import_object =
-        keys::import_upload_object(&t, &shared::transfers::ImportId::parse("im1").unwrap());
+    let import_object = keys::import_upload_object(
+        &t,
+        &shared_leads::transfers::ImportId::parse("im1").unwrap(),
+    );
     for (bucket, key) in [
         (&attachments, &attachment_object),
         (&exports, &export_object),
@@ -743,7 +756,7 @@ async fn workspace(w: &World, name: &str, email: &str) -> Workspace {
     put(
         w,
         "TenantsTable",
-        shared::dynamo::login_item(&bidx, &t, &user),
+        shared_accounts::dynamo::login_item(&bidx, &t, &user),
     )
     .await;
     let se = session(
@@ -753,7 +766,12 @@ async fn workspace(w: &World, name: &str, email: &str) -> Workspace {
         datetime!(2027-01-01 00:00 UTC),
     );
     let session_key = keys::session(&se.session_id);
-    put(w, "TenantsTable", shared::dynamo::session_item(&se)).await;
+    put(
+        w,
+        "TenantsTable",
+        shared_accounts::dynamo::session_item(&se),
+    )
+    .await;
     put(
         w,
         "TenantsTable",
@@ -1062,7 +1080,12 @@ async fn expired_sessions(w: &World, n: usize, absolute: OffsetDateTime) -> Vec<
             absolute,
         );
         out.push(keys::session(&se.session_id));
-        put(w, "TenantsTable", shared::dynamo::session_item(&se)).await;
+        put(
+            w,
+            "TenantsTable",
+            shared_accounts::dynamo::session_item(&se),
+        )
+        .await;
     }
     out
 }
@@ -1245,7 +1268,7 @@ async fn every_attribute_the_writers_add_is_declared() {
         "e1",
     );
     for (table, it) in [
-        (Table::Tenants, shared::dynamo::session_item(&s1)),
+        (Table::Tenants, shared_accounts::dynamo::session_item(&s1)),
         (Table::SecurityLog, ev),
     ] {
         let sk = s(&it, "sk").unwrap().to_string();
@@ -1263,8 +1286,8 @@ async fn every_attribute_the_writers_add_is_declared() {
 
 #[tokio::test]
 async fn closing_through_auth_schedules_the_erasure_and_reactivating_cancels_it() {
-    use shared::accounts::{Mfa, Tenant, User};
-    use shared::auth::permissions::Role;
+    use shared_accounts::auth::permissions::Role;
+    use shared_accounts::{Mfa, Tenant, User};
     const PASSWORD: &str = "Quartz-Meadow-Lantern-77";
     let w = world().await;
     let t0 = datetime!(2026-03-01 12:00 UTC);
@@ -1278,7 +1301,7 @@ async fn closing_through_auth_schedules_the_erasure_and_reactivating_cancels_it(
         name: "Closer Secret".into(),
         phone: None,
         role: Role::Owner,
-        password_hash: shared::auth::password::hash_password(PASSWORD).unwrap(),
+        password_hash: shared_accounts::auth::password::hash_password(PASSWORD).unwrap(),
         email_verified: true,
         created_at: t0,
         mfa: Mfa::default(),
@@ -1294,13 +1317,23 @@ async fn closing_through_auth_schedules_the_erasure_and_reactivating_cancels_it(
         closed_at: None,
         erase_after: None,
     };
-    put(&w, "TenantsTable", shared::dynamo::tenant_item(&record)).await;
-    put(&w, "TenantsTable", shared::dynamo::user_item(&user)).await;
+    put(
+        &w,
+        "TenantsTable",
+        shared_accounts::dynamo::tenant_item(&record),
+    )
+    .await;
+    put(
+        &w,
+        "TenantsTable",
+        shared_accounts::dynamo::user_item(&user),
+    )
+    .await;
     let bidx = w.key.email(&user.email);
     put(
         &w,
         "TenantsTable",
-        shared::dynamo::login_item(&bidx, &tenant, &user.user_id),
+        shared_accounts::dynamo::login_item(&bidx, &tenant, &user.user_id),
     )
     .await;
     let body = json!({"email": user.email.as_str(), "password": PASSWORD});
@@ -1377,8 +1410,8 @@ async fn closing_through_auth_schedules_the_erasure_and_reactivating_cancels_it(
 /// after the login (the user and the login's time stay); a later login keeps its own 90 days.
 #[tokio::test]
 async fn a_logins_ip_and_user_agent_leave_90_days_later_and_a_later_login_keeps_its_own() {
-    use shared::accounts::{Mfa, Tenant, User};
-    use shared::auth::permissions::Role;
+    use shared_accounts::auth::permissions::Role;
+    use shared_accounts::{Mfa, Tenant, User};
     const PASSWORD: &str = "Quartz-Meadow-Lantern-77";
     /// `rule::LOGIN_META`, as the report names it.
     const LOGIN_META: &str = "login-meta";
@@ -1403,19 +1436,24 @@ async fn a_logins_ip_and_user_agent_leave_90_days_later_and_a_later_login_keeps_
             } else {
                 Role::Admin
             },
-            password_hash: shared::auth::password::hash_password(PASSWORD).unwrap(),
+            password_hash: shared_accounts::auth::password::hash_password(PASSWORD).unwrap(),
             email_verified: true,
             created_at: t0,
             mfa: Mfa::default(),
             last_login: None,
             policy: None,
         };
-        put(&w, "TenantsTable", shared::dynamo::user_item(&user)).await;
+        put(
+            &w,
+            "TenantsTable",
+            shared_accounts::dynamo::user_item(&user),
+        )
+        .await;
         let bidx = w.key.email(&user.email);
         put(
             &w,
             "TenantsTable",
-            shared::dynamo::login_item(&bidx, &tenant, &user.user_id),
+            shared_accounts::dynamo::login_item(&bidx, &tenant, &user.user_id),
         )
         .await;
         users.push(user);
@@ -1423,7 +1461,7 @@ async fn a_logins_ip_and_user_agent_leave_90_days_later_and_a_later_login_keeps_
     put(
         &w,
         "TenantsTable",
-        shared::dynamo::tenant_item(&Tenant {
+        shared_accounts::dynamo::tenant_item(&Tenant {
             tenant_id: tenant.clone(),
             business_name: "Login Meta Co".into(),
             status: TenantStatus::Active,
@@ -1521,7 +1559,7 @@ async fn an_erased_workspace_closes_its_subscription_and_customer_link_and_keeps
     let link = |t: &TenantId, cus: &str| {
         let k = keys::billing_customer(
             "stripe",
-            &shared::billing::model::ProviderId::parse(cus).unwrap(),
+            &shared_billing::model::ProviderId::parse(cus).unwrap(),
         );
         raw(
             &k,
@@ -1553,7 +1591,7 @@ async fn an_erased_workspace_closes_its_subscription_and_customer_link_and_keeps
             .is_none(),
         "the subscription state goes with the workspace"
     );
-    let cus = shared::billing::model::ProviderId::parse("cus_gone").unwrap();
+    let cus = shared_billing::model::ProviderId::parse("cus_gone").unwrap();
     let l = get(&w, "BillingTable", &keys::billing_customer("stripe", &cus))
         .await
         .expect("the link is kept, closed");
@@ -1589,7 +1627,7 @@ async fn an_erased_workspace_closes_its_subscription_and_customer_link_and_keeps
         .await
         .expect("another tenant's state");
     assert_eq!(s(&still, "status"), Some("canceled"));
-    let cus = shared::billing::model::ProviderId::parse("cus_other").unwrap();
+    let cus = shared_billing::model::ProviderId::parse("cus_other").unwrap();
     let l = get(&w, "BillingTable", &keys::billing_customer("stripe", &cus))
         .await
         .unwrap();

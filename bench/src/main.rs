@@ -2,7 +2,7 @@
 //!
 //! 1. DynamoDB: requests and billed write units per submission, counted on the wire through
 //!    the real handler against the emulator (moto) and billed by DynamoDB's item-size rules
-//!    (`shared::metering`): never the emulator's wall time.
+//!    (`shared_core::metering`): never the emulator's wall time.
 //! 2. The size of the stripped release `lead-intake` binary.
 //! 3. Cold start: process start to the first poll of the Lambda Runtime API (a local stand-in),
 //!    as a ratio to a minimal `lambda_http` hello-world (`src/bin/hello.rs`), built with the same
@@ -20,14 +20,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context};
 use integration_tests::{fixture, request, response_json, World};
 use serde_json::{json, Value};
-use shared::clock::{FixedClock, UlidGenerator};
-use shared::dynamo::DynamoIntakeStore;
-use shared::metering::{Meter, Usage};
+use shared_core::clock::{FixedClock, UlidGenerator};
+use shared_core::metering::{Meter, Usage};
+use shared_leads::dynamo::DynamoIntakeStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-type Intake = shared::intake::Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator>;
+type Intake = shared_leads::intake::Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator>;
 
 /// DynamoDB on-demand list prices, us-east-1, as published in 2025 (after the November 2024
 /// price cut): $0.625 per million write request units, $0.125 per million read request units.
@@ -556,7 +556,7 @@ async fn dynamodb_cost() -> anyhow::Result<()> {
 }
 
 fn clock_now(clock: &FixedClock) -> time::OffsetDateTime {
-    use shared::clock::Clock;
+    use shared_core::clock::Clock;
     clock.now()
 }
 

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 pub const SEED_WRITERS: usize = 4;
 
 /// A put of `item`, for a batch.
-pub fn put(item: shared::dynamo::Item) -> anyhow::Result<WriteRequest> {
+pub fn put(item: shared_core::dynamo::Item) -> anyhow::Result<WriteRequest> {
     Ok(WriteRequest::builder()
         .put_request(PutRequest::builder().set_item(Some(item)).build()?)
         .build())

@@ -30,11 +30,11 @@ impl LocalClients {
     /// Clients for the emulator at `endpoint` (e.g. `http://127.0.0.1:4566`), with static test
     /// credentials and region us-east-1. Nothing is read from the environment or `~/.aws`, so a
     /// developer's real AWS profile can never be used by accident. Retries and timeouts are a
-    /// request-serving function's ([`shared::aws::Budget::Request`]), so tests that build
+    /// request-serving function's ([`shared_core::aws::Budget::Request`]), so tests that build
     /// functions over these clients see production's limits (and the fault proxy's faults
     /// are retried as in Lambda).
     pub fn new(endpoint: &str) -> LocalClients {
-        let budget = shared::aws::Budget::Request;
+        let budget = shared_core::aws::Budget::Request;
         let credentials = aws_sdk_dynamodb::config::Credentials::new(
             TEST_ACCESS_KEY_ID,
             TEST_SECRET_ACCESS_KEY,

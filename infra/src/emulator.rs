@@ -11,7 +11,7 @@ use crate::template::LOCAL_REGION;
 /// An SESv2 client for the emulator at `endpoint`, with test credentials and a request-serving
 /// function's retries and timeouts.
 pub fn sesv2_client(endpoint: &str) -> aws_sdk_sesv2::Client {
-    let budget = shared::aws::Budget::Request;
+    let budget = shared_core::aws::Budget::Request;
     let conf = aws_sdk_sesv2::Config::builder()
         .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
         .region(aws_sdk_sesv2::config::Region::new(LOCAL_REGION))

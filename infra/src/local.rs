@@ -157,7 +157,7 @@ pub fn emulator_env(endpoint: &str) -> BTreeMap<String, String> {
         ("AWS_EC2_METADATA_DISABLED", "true"),
         // The emulator applies one request at a time (moto_server.py): under load a call waits
         // for every other, seconds where DynamoDB takes milliseconds. Time limits x10 locally.
-        (shared::aws::TIMEOUT_SCALE_VAR, "10"),
+        (shared_core::aws::TIMEOUT_SCALE_VAR, "10"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))

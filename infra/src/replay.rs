@@ -1,5 +1,5 @@
 //! `devstack replay-erasures`: after a point-in-time restore, re-applies every erasure completed
-//! since the restore point (`shared::dsar::replay`, through the DSAR worker's own steps). The
+//! since the restore point (`shared_privacy::dsar::replay`, through the DSAR worker's own steps). The
 //! worker is built from the dsar-worker function's configuration (its table and bucket names and
 //! blind-index key parameter): the template's for the emulator, the deployed function's
 //! environment for AWS (docs/deploy.md, "Restoring a table").
@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use shared::clock::{SystemClock, UlidGenerator};
-use shared::dsar::checkpoint::CheckpointStore;
-use shared::dsar::export::Exports;
-use shared::dsar::job::{DsarJob, JobDispatcher, JobOutcome, RequestProgress};
-use shared::dsar::replay::{replay_erasures, ReplayReport, ReplaySources};
-use shared::dsar::subjects::{SubjectStore, SubjectTables};
-use shared::dsar::worker::{Worker, WorkerSettings};
-use shared::error::AppError;
-use shared::mail::MemoryMailer;
+use shared_core::clock::{SystemClock, UlidGenerator};
+use shared_core::error::AppError;
+use shared_mail::MemoryMailer;
+use shared_privacy::dsar::checkpoint::CheckpointStore;
+use shared_privacy::dsar::export::Exports;
+use shared_privacy::dsar::job::{DsarJob, JobDispatcher, JobOutcome, RequestProgress};
+use shared_privacy::dsar::replay::{replay_erasures, ReplayReport, ReplaySources};
+use shared_privacy::dsar::subjects::{SubjectStore, SubjectTables};
+use shared_privacy::dsar::worker::{Worker, WorkerSettings};
 use time::OffsetDateTime;
 
 /// The replay reports nothing to request records: the requests are closed and were answered.
@@ -71,7 +71,7 @@ pub async fn run(
         billing: var(env, "BILLING_TABLE")?.to_string(),
     };
     let keys =
-        shared::secrets::blind_index_key(ssm, var(env, "BLIND_INDEX_KEY_PARAMETER")?).await?;
+        shared_core::secrets::blind_index_key(ssm, var(env, "BLIND_INDEX_KEY_PARAMETER")?).await?;
     let sources = ReplaySources {
         records_table: records_table.unwrap_or(&tables.privacy).to_string(),
     };

@@ -6,15 +6,17 @@ use anyhow::Context;
 use aws_sdk_ssm::types::ParameterType;
 use base64::Engine;
 use rand::RngCore;
-use shared::accounts::{Mfa, Tenant, User};
-use shared::auth::permissions::Role;
-use shared::billing::{Entitlements, Plan, ProviderId};
-use shared::domain::{
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::dynamo::{login_item, tenant_item, user_item};
+use shared_accounts::{Mfa, Tenant, User};
+use shared_billing::dynamo::put_plan;
+use shared_billing::{Entitlements, Plan, ProviderId};
+use shared_core::domain::{
     ConsentDef, Email, FieldDef, FieldKind, FormId, FormRecord, TenantId, TenantRecord,
     TenantStatus, UserId, DEFAULT_HONEYPOT,
 };
-use shared::dynamo::{login_item, put_plan, tenant_item, user_item, DynamoFormAdmin};
-use shared::ports::FormAdmin;
+use shared_leads::dynamo::DynamoFormAdmin;
+use shared_leads::ports::FormAdmin;
 
 use crate::bootstrap::LocalClients;
 use crate::template::Template;
@@ -159,7 +161,7 @@ pub async fn ensure_token_keys(
     signing: &str,
     public: &str,
 ) -> anyhow::Result<()> {
-    use shared::auth::jwt::TokenSigner;
+    use shared_accounts::auth::jwt::TokenSigner;
     let exists = |name: &str| {
         let request = ssm.get_parameter().name(name).with_decryption(true).send();
         async move { request.await.is_ok() }
@@ -180,7 +182,7 @@ pub async fn ensure_token_keys(
     if new_pair.is_some() || !exists(public).await {
         let signer = match new_pair {
             Some(s) => s,
-            None => TokenSigner::from_json(&shared::secrets::parameter(ssm, signing).await?)?,
+            None => TokenSigner::from_json(&shared_core::secrets::parameter(ssm, signing).await?)?,
         };
         let value = serde_json::json!({ "keys": { signer.kid(): signer.public_key() } });
         ssm.put_parameter()
@@ -274,7 +276,7 @@ pub async fn seed_demo(
     let ses = crate::emulator::sesv2_client(endpoint);
     ensure_secrets(clients, &ses, template).await?;
     let param = template.function_env("lead-intake")?["BLIND_INDEX_KEY_PARAMETER"].clone();
-    let key = shared::secrets::blind_index_key(&clients.ssm, &param).await?;
+    let key = shared_core::secrets::blind_index_key(&clients.ssm, &param).await?;
 
     let tenant = TenantId::parse(DEMO_TENANT)?;
     let form = FormId::parse(DEMO_FORM)?;
@@ -292,16 +294,16 @@ pub async fn seed_demo(
         name: "Demo Owner".into(),
         phone: None,
         role: Role::Owner,
-        password_hash: shared::auth::password::hash_password(&password)?,
+        password_hash: shared_accounts::auth::password::hash_password(&password)?,
         email_verified: true,
         created_at: now,
         mfa: Mfa::default(),
         last_login: None,
         // The demo owner accepted the versions the template puts in force.
-        policy: Some(shared::policy::PolicyAcceptance::both(
-            &shared::policy::PolicyVersions::from_env(&shared::config::Env::from_pairs(
-                template.function_env("auth")?,
-            ))?,
+        policy: Some(shared_accounts::policy::PolicyAcceptance::both(
+            &shared_accounts::policy::PolicyVersions::from_env(
+                &shared_core::config::Env::from_pairs(template.function_env("auth")?),
+            )?,
             now,
         )),
     };

@@ -91,7 +91,7 @@ fn router_sends_submissions_to_lead_intake() {
 
 #[test]
 fn every_method_of_a_template_path_reaches_the_paths_function() {
-    // Undeclared methods are answered 405 with Allow by the function (shared::http::match_route),
+    // Undeclared methods are answered 405 with Allow by the function (shared_core::http::match_route),
     // in production through the template's ANY routes, locally through cargo-lambda's.
     let template = Template::load(default_template_path(), &[]).unwrap();
     let routes = routes_in_config(&committed_config());

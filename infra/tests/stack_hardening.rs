@@ -584,7 +584,7 @@ fn tables_are_on_demand_recoverable_encrypted_and_retained() {
     }
     // Items that expire carry `expires_at`: their table deletes them by TTL.
     let template = Template::load(default_template_path(), &[]).unwrap();
-    for attribute in shared::inventory::ATTRIBUTES
+    for attribute in shared_privacy::inventory::ATTRIBUTES
         .iter()
         .filter(|a| a.name == "expires_at")
     {
@@ -802,7 +802,7 @@ fn every_skipped_checkov_check_says_why() {
 #[test]
 fn routes_that_api_base_url_links_point_to_are_on_the_public_api() {
     // ApiBaseUrl is the PublicApi's URL: forms' embed snippets post to it and one-click
-    // unsubscribe links (built by shared::mail::unsubscribe_url) point to it.
+    // unsubscribe links (built by shared_mail::unsubscribe_url) point to it.
     let t = raw_template();
     let mut found = BTreeSet::new();
     for (fid, f) in of_type(&t, "AWS::Serverless::Function") {

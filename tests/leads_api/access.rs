@@ -1,7 +1,7 @@
 //! Tenant isolation (404, never 403), the role matrix, live sessions, cursors, and bad input.
 
 use super::*;
-use shared::auth::permissions::allows;
+use shared_accounts::auth::permissions::allows;
 
 #[tokio::test]
 async fn every_route_answers_404_for_another_tenants_ids() {
@@ -167,7 +167,7 @@ async fn a_token_issued_before_a_password_reset_cannot_write() {
     let t = setup().await;
     let (tenant, owner) = workspace(&t, "reset-owner").await;
     let email_bidx = t.auth.keys.email(&owner.user.email);
-    let login = shared::dynamo::login_item(&email_bidx, &tenant, &owner.user.user_id);
+    let login = shared_accounts::dynamo::login_item(&email_bidx, &tenant, &owner.user.user_id);
     put(&t, "TenantsTable", login).await;
     let ids = seed_leads(&t, &tenant, 1, one_seed("reset")).await;
     let path = format!("/v1/leads/{}", ids[0]);
@@ -188,7 +188,7 @@ async fn a_token_issued_before_a_password_reset_cannot_write() {
 
     t.w.reset_password(owner.user.email.as_str(), "Quartz-Meadow-Lantern-77")
         .await;
-    let sid = shared::auth::jwt::VerifyingKeys::from_json(&format!(
+    let sid = shared_accounts::auth::jwt::VerifyingKeys::from_json(&format!(
         r#"{{"keys":{{"{}":"{}"}}}}"#,
         t.auth.signer.kid(),
         t.auth.signer.public_key()

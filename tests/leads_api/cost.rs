@@ -30,7 +30,7 @@ impl Intercept for ScannedCounts {
                     .items()
                     .iter()
                     .flat_map(|it| it.iter())
-                    .map(|(name, v)| name.len() as u64 + shared::metering::av_size(v))
+                    .map(|(name, v)| name.len() as u64 + shared_core::metering::av_size(v))
                     .sum();
                 self.0
                     .lock()

@@ -84,8 +84,9 @@ async fn deleting_a_lead_deletes_every_item_under_it_and_its_objects() {
     );
 
     let lead_id = LeadId::parse(&lead).unwrap();
-    let prefix = shared::keys::lead_objects_prefix(&tenant, &lead_id);
-    let kept_prefix = shared::keys::lead_objects_prefix(&tenant, &LeadId::parse(&kept).unwrap());
+    let prefix = shared_core::keys::lead_objects_prefix(&tenant, &lead_id);
+    let kept_prefix =
+        shared_core::keys::lead_objects_prefix(&tenant, &LeadId::parse(&kept).unwrap());
     for i in 0..3 {
         put_object(&t, &format!("{prefix}at-{i}")).await;
     }
@@ -126,7 +127,8 @@ async fn deleting_a_lead_deletes_every_item_under_it_and_its_objects() {
 async fn deleting_under_a_prefix_pages_through_more_than_a_thousand_objects() {
     let t = setup().await;
     let tenant = TenantId::parse("tn-many").unwrap();
-    let prefix = shared::keys::lead_objects_prefix(&tenant, &LeadId::parse("ld-many").unwrap());
+    let prefix =
+        shared_core::keys::lead_objects_prefix(&tenant, &LeadId::parse("ld-many").unwrap());
     let mut puts = tokio::task::JoinSet::new();
     for i in 0..1005 {
         let s3 = t.w.clients.s3.clone();
@@ -148,13 +150,14 @@ async fn deleting_under_a_prefix_pages_through_more_than_a_thousand_objects() {
     while let Some(r) = puts.join_next().await {
         r.unwrap();
     }
-    let deleted = shared::s3::delete_prefix(&t.w.clients.s3, &t.app.attachments_bucket, &prefix)
-        .await
-        .unwrap();
+    let deleted =
+        shared_core::s3::delete_prefix(&t.w.clients.s3, &t.app.attachments_bucket, &prefix)
+            .await
+            .unwrap();
     assert_eq!(deleted, 1005);
     assert!(objects_under(&t, &prefix).await.is_empty());
     assert!(
-        shared::s3::delete_prefix(
+        shared_core::s3::delete_prefix(
             &t.w.clients.s3,
             &t.app.attachments_bucket,
             "tenants/tn-many/leads/ld-many"
@@ -164,7 +167,7 @@ async fn deleting_under_a_prefix_pages_through_more_than_a_thousand_objects() {
         "a prefix must end with /"
     );
     assert!(
-        shared::s3::delete_prefix(&t.w.clients.s3, &t.app.attachments_bucket, "")
+        shared_core::s3::delete_prefix(&t.w.clients.s3, &t.app.attachments_bucket, "")
             .await
             .is_err()
     );
@@ -172,10 +175,10 @@ async fn deleting_under_a_prefix_pages_through_more_than_a_thousand_objects() {
 
 /// Puts the lead under legal hold as the operators' tools do (item attribute + registry).
 async fn hold(t: &T, tenant: &TenantId, lead: &str, on: bool) {
-    use shared::dynamo::legal_holds::{set_legal_hold, HeldItem, HoldKind};
+    use shared_privacy::legal_holds::{set_legal_hold, HeldItem, HoldKind};
     let held = HeldItem {
         kind: HoldKind::Lead,
-        key: shared::keys::lead(tenant, &LeadId::parse(lead).unwrap()),
+        key: shared_core::keys::lead(tenant, &LeadId::parse(lead).unwrap()),
     };
     let found = set_legal_hold(
         &t.w.clients.dynamo,
@@ -210,7 +213,7 @@ async fn a_lead_under_legal_hold_refuses_delete_edit_and_note_removal() {
     .await;
     assert_eq!(note.status, 201, "{}", note.body);
     let note_id = note.body["id"].as_str().unwrap().to_string();
-    let prefix = shared::keys::lead_objects_prefix(&tenant, &LeadId::parse(&lead).unwrap());
+    let prefix = shared_core::keys::lead_objects_prefix(&tenant, &LeadId::parse(&lead).unwrap());
     put_object(&t, &format!("{prefix}evidence.pdf")).await;
     hold(&t, &tenant, &lead, true).await;
     let before = t.w.scan("LeadsTable").await.len();

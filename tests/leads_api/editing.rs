@@ -1,8 +1,8 @@
 //! Editing leads: versions, stage history, audit trail, restriction.
 
 use super::*;
-use shared::clock::IdGenerator;
-use shared::leads::{actions, AuditEntry};
+use shared_core::clock::IdGenerator;
+use shared_leads::{actions, AuditEntry};
 
 #[tokio::test]
 async fn edits_are_versioned_a_stale_one_gets_409_and_history_holds_names_not_values() {

@@ -1,8 +1,8 @@
 //! The data inventory and the logs.
 
 use super::*;
-use shared::inventory::{self, Table};
-use shared::leads::{actions, AuditEntry};
+use shared_leads::{actions, AuditEntry};
+use shared_privacy::inventory::{self, Table};
 
 #[tokio::test]
 async fn every_stored_attribute_is_declared_in_the_data_inventory() {
@@ -85,10 +85,10 @@ async fn every_stored_attribute_is_declared_in_the_data_inventory() {
 }
 
 fn capture_logs() -> (
-    shared::telemetry::CapturedLogs,
-    shared::telemetry::CaptureGuard,
+    shared_core::telemetry::CapturedLogs,
+    shared_core::telemetry::CaptureGuard,
 ) {
-    shared::telemetry::capture()
+    shared_core::telemetry::capture()
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! quota alerts at 80 % and 100 % (one email each per month, however many submissions race).
 
 use super::*;
-use shared::intake::IntakeSettings;
+use shared_leads::intake::IntakeSettings;
 
 /// Generous limits, so only the cap or the quota under test refuses anything.
 fn settings(t: &T, monthly_quota: u32) -> IntakeSettings {

@@ -15,12 +15,13 @@ use infra::local::{load_local_template, local_function_env};
 use infra::seed::{demo_form, ensure_blind_index_key, put_tenant_and_form};
 use infra::template::Template;
 use lambda_http::{Body, Request, Response};
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{FixedClock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{FormId, FormRecord, TenantId, TenantRecord, TenantStatus};
-use shared::dynamo::{DynamoIntakeStore, Item};
-use shared::intake::{Intake, IntakeSettings};
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{FixedClock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{FormId, FormRecord, TenantId, TenantRecord, TenantStatus};
+use shared_core::dynamo::Item;
+use shared_leads::dynamo::DynamoIntakeStore;
+use shared_leads::intake::{Intake, IntakeSettings};
 
 pub const WEB_ORIGIN: &str = "http://127.0.0.1:8080";
 
@@ -121,7 +122,7 @@ impl World {
         let env = local_function_env(&template, "lead-intake", endpoint)?;
         let param = env["BLIND_INDEX_KEY_PARAMETER"].clone();
         ensure_blind_index_key(&clients.ssm, &param).await?;
-        let key = shared::secrets::blind_index_key(&clients.ssm, &param).await?;
+        let key = shared_core::secrets::blind_index_key(&clients.ssm, &param).await?;
         let tenant = TenantId::parse("tenant-a")?;
         let form = demo_form(&tenant, &FormId::parse("demo-contact")?, WEB_ORIGIN);
         let world = World {
@@ -226,8 +227,8 @@ impl World {
     }
 
     /// A DynamoDB meter that knows this world's tables and their indexes, from the template.
-    pub fn meter(&self) -> shared::metering::Meter {
-        use shared::metering::{IndexSchema, Projection, TableSchema};
+    pub fn meter(&self) -> shared_core::metering::Meter {
+        use shared_core::metering::{IndexSchema, Projection, TableSchema};
         let names = |keys: &[infra::template::KeyElement]| -> Vec<String> {
             keys.iter().map(|k| k.attribute_name.clone()).collect()
         };
@@ -253,7 +254,7 @@ impl World {
                     .collect(),
             })
             .collect();
-        shared::metering::Meter::new(tables)
+        shared_core::metering::Meter::new(tables)
     }
 
     /// Every item of a table. Tests only: the code under test never scans.
@@ -334,26 +335,26 @@ pub fn s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
 impl World {
     /// The auth function's app over this world's tables, the emulator's SES, and the world's
     /// clock; its configuration exactly as the template gives it.
-    pub async fn auth_app(&self) -> anyhow::Result<auth::App<shared::mail::SesMailer>> {
+    pub async fn auth_app(&self) -> anyhow::Result<auth::App<shared_mail::SesMailer>> {
         let env = local_function_env(&self.template, "auth", &self.endpoint)?;
         let config = auth::config::Config::from_env(&Env::from_pairs(env))?;
         let ses = infra::emulator::sesv2_client(&self.endpoint);
         infra::seed::ensure_secrets(&self.direct, &self.direct_ses(), &self.template).await?;
         let ssm = &self.direct.ssm;
-        let signer = shared::auth::jwt::TokenSigner::from_json(
-            &shared::secrets::parameter(ssm, &config.jwt_signing_key_parameter).await?,
+        let signer = shared_accounts::auth::jwt::TokenSigner::from_json(
+            &shared_core::secrets::parameter(ssm, &config.jwt_signing_key_parameter).await?,
         )?;
-        let verifier = shared::auth::jwt::VerifyingKeys::from_json(
-            &shared::secrets::parameter(ssm, &config.jwt_public_keys_parameter).await?,
+        let verifier = shared_accounts::auth::jwt::VerifyingKeys::from_json(
+            &shared_core::secrets::parameter(ssm, &config.jwt_public_keys_parameter).await?,
         )?;
         verifier.require_published(&signer)?;
         Ok(auth::App {
-            store: shared::dynamo::AccountStore::new(
+            store: shared_accounts::dynamo::AccountStore::new(
                 self.clients.dynamo.clone(),
                 config.tables.clone(),
                 config.settings.security_log_days,
             ),
-            mailer: shared::mail::SesMailer::new(ses, config.sender_email.clone()),
+            mailer: shared_mail::SesMailer::new(ses, config.sender_email.clone()),
             keys: self.key.clone(),
             signer,
             verifier,
@@ -366,14 +367,14 @@ impl World {
 
     /// auth's access-token private key, from the parameter the template names in auth's
     /// configuration (and no other function's): the tests mint tokens with it as auth would.
-    pub async fn token_signer(&self) -> anyhow::Result<shared::auth::jwt::TokenSigner> {
+    pub async fn token_signer(&self) -> anyhow::Result<shared_accounts::auth::jwt::TokenSigner> {
         infra::seed::ensure_secrets(&self.direct, &self.direct_ses(), &self.template).await?;
         let env = local_function_env(&self.template, "auth", emulator_endpoint())?;
         let name = env
             .get("JWT_SIGNING_KEY_PARAMETER")
             .context("auth has no JWT_SIGNING_KEY_PARAMETER")?;
-        shared::auth::jwt::TokenSigner::from_json(
-            &shared::secrets::parameter(&self.direct.ssm, name).await?,
+        shared_accounts::auth::jwt::TokenSigner::from_json(
+            &shared_core::secrets::parameter(&self.direct.ssm, name).await?,
         )
     }
 
@@ -381,14 +382,14 @@ impl World {
     pub async fn token_verifier(
         &self,
         function: &str,
-    ) -> anyhow::Result<shared::auth::jwt::VerifyingKeys> {
+    ) -> anyhow::Result<shared_accounts::auth::jwt::VerifyingKeys> {
         infra::seed::ensure_secrets(&self.direct, &self.direct_ses(), &self.template).await?;
         let env = local_function_env(&self.template, function, emulator_endpoint())?;
         let name = env
             .get("JWT_PUBLIC_KEYS_PARAMETER")
             .with_context(|| format!("{function} has no JWT_PUBLIC_KEYS_PARAMETER"))?;
-        shared::auth::jwt::VerifyingKeys::from_json(
-            &shared::secrets::parameter(&self.direct.ssm, name).await?,
+        shared_accounts::auth::jwt::VerifyingKeys::from_json(
+            &shared_core::secrets::parameter(&self.direct.ssm, name).await?,
         )
     }
 
@@ -427,9 +428,9 @@ impl World {
 
     /// Makes an ended session live again, as if the change that ended it had committed and the
     /// function had stopped before its second step (ending the sessions) ran.
-    pub async fn lose_revocation(&self, session: &shared::domain::SessionId) {
+    pub async fn lose_revocation(&self, session: &shared_core::domain::SessionId) {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let key = shared::keys::session(session);
+        let key = shared_core::keys::session(session);
         self.direct
             .dynamo
             .update_item()
@@ -488,9 +489,9 @@ pub fn api_event(
 /// SES, and the world's clock; its configuration exactly as the template gives it. Seeds the
 /// local plans and the local webhook secret (`whsec_local_dev`).
 pub type BillingApp = billing_webhook::App<
-    shared::dynamo::DynamoBillingStore,
-    shared::mail::SesMailer,
-    shared::dynamo::AccountStore,
+    shared_billing::dynamo::DynamoBillingStore,
+    shared_mail::SesMailer,
+    shared_accounts::dynamo::AccountStore,
 >;
 
 impl World {
@@ -511,16 +512,19 @@ impl World {
         infra::seed::seed_plans(&self.direct, &self.template).await?;
         let ssm = &self.direct.ssm;
         let stripe = billing_webhook::stripe::Stripe::from_parameter(
-            &shared::secrets::parameter(ssm, &config.stripe_secrets_parameter).await?,
+            &shared_core::secrets::parameter(ssm, &config.stripe_secrets_parameter).await?,
             config.settings.tolerance_secs,
         )?;
         let verifier = self.token_verifier("billing-webhook").await?;
         Ok(billing_webhook::App {
-            store: shared::dynamo::DynamoBillingStore::new(client.clone(), config.tables.clone()),
-            mailer: shared::mail::SesMailer::new(ses, config.sender_email.clone()),
-            directory: shared::dynamo::AccountStore::new(
+            store: shared_billing::dynamo::DynamoBillingStore::new(
+                client.clone(),
+                config.tables.clone(),
+            ),
+            mailer: shared_mail::SesMailer::new(ses, config.sender_email.clone()),
+            directory: shared_accounts::dynamo::AccountStore::new(
                 client,
-                shared::dynamo::AccountTables {
+                shared_accounts::dynamo::AccountTables {
                     tenants: config.tenants_table.clone(),
                     security_log: String::new(),
                     ops: config.tables.ops.clone(),
@@ -535,12 +539,12 @@ impl World {
     }
 }
 
-/// Captures this thread's log lines while the guard lives (see `shared::telemetry::capture`).
+/// Captures this thread's log lines while the guard lives (see `shared_core::telemetry::capture`).
 pub fn capture_logs() -> (
-    shared::telemetry::CapturedLogs,
-    shared::telemetry::CaptureGuard,
+    shared_core::telemetry::CapturedLogs,
+    shared_core::telemetry::CaptureGuard,
 ) {
-    shared::telemetry::capture()
+    shared_core::telemetry::capture()
 }
 
 // ---------------------------------------------------------------- bodies that are not UTF-8
@@ -692,7 +696,7 @@ impl World {
 /// route, a message, an id they carry; at least one), then none of `must_not_hold` (the personal
 /// data and secrets the calls handled; at least one). Returns the captured text.
 pub fn assert_logs_hold_without(
-    logs: &shared::telemetry::CapturedLogs,
+    logs: &shared_core::telemetry::CapturedLogs,
     must_hold: &[&str],
     must_not_hold: &[&str],
 ) -> String {
@@ -749,7 +753,7 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
 /// Of the requests `meter` recorded (and forgets), the writes sent and the writes DynamoDB
 /// refused (a failed condition: the request reached the store, so the read-side pre-check had
 /// let it through and the condition itself said no).
-pub fn writes_sent_and_refused(meter: &shared::metering::Meter) -> (usize, usize) {
+pub fn writes_sent_and_refused(meter: &shared_core::metering::Meter) -> (usize, usize) {
     let writes: Vec<_> = meter
         .take()
         .into_iter()
@@ -773,7 +777,7 @@ impl World {
     /// The mailer `function`'s `main.rs` builds (`SesMailer::platform`): through the platform's
     /// configuration set, never to an address on the send-suppression list of this world's ops
     /// table; its sender and set exactly as the template gives them, the world's clock.
-    pub fn platform_mailer(&self, function: &str) -> anyhow::Result<shared::mail::SesMailer> {
+    pub fn platform_mailer(&self, function: &str) -> anyhow::Result<shared_mail::SesMailer> {
         let endpoint = self.endpoint.as_str();
         let env = local_function_env(&self.template, function, endpoint)?;
         let var = |name: &str| {
@@ -781,12 +785,15 @@ impl World {
                 .cloned()
                 .ok_or_else(|| anyhow::anyhow!("{function} has no {name}"))
         };
-        Ok(shared::mail::SesMailer::platform(
+        Ok(shared_mail::SesMailer::platform(
             infra::emulator::sesv2_client(endpoint),
             var("SENDER_EMAIL")?,
             var("SES_CONFIGURATION_SET")?,
-            shared::mail::SendSuppression {
-                gate: shared::dynamo::MailGate::new(self.clients.dynamo.clone(), var("OPS_TABLE")?),
+            shared_mail::SendSuppression {
+                gate: shared_mail::dynamo::MailGate::new(
+                    self.clients.dynamo.clone(),
+                    var("OPS_TABLE")?,
+                ),
                 key: self.key.clone(),
                 clock: self.clock.clone(),
             },
@@ -834,16 +841,18 @@ impl World {
 /// A session opened at `now` as a login opens it (7 days idle, 30 days in all), its refresh
 /// secret unknown to anyone: the tests that need a member act with an access token only.
 pub fn live_session(
-    sid: &shared::domain::SessionId,
-    user: &shared::domain::UserId,
+    sid: &shared_core::domain::SessionId,
+    user: &shared_core::domain::UserId,
     tenant: &TenantId,
     now: time::OffsetDateTime,
-) -> shared::accounts::Session {
-    shared::accounts::Session {
+) -> shared_accounts::Session {
+    shared_accounts::Session {
         session_id: sid.clone(),
         user_id: user.clone(),
         tenant_id: tenant.clone(),
-        refresh_hash: shared::auth::tokens::hash_secret(&shared::auth::tokens::new_secret()),
+        refresh_hash: shared_accounts::auth::tokens::hash_secret(
+            &shared_accounts::auth::tokens::new_secret(),
+        ),
         previous_hashes: vec![],
         created_at: now,
         last_used_at: now,
@@ -861,17 +870,17 @@ impl World {
     /// token for it minted with auth's key.
     pub async fn member(
         &self,
-        auth: &auth::App<shared::mail::SesMailer>,
+        auth: &auth::App<shared_mail::SesMailer>,
         tenant: &TenantId,
-        role: shared::auth::permissions::Role,
+        role: shared_accounts::auth::permissions::Role,
         who: &str,
-    ) -> (shared::accounts::User, String) {
-        use shared::clock::Clock;
+    ) -> (shared_accounts::User, String) {
+        use shared_core::clock::Clock;
         let now = self.clock.now();
-        let user = shared::accounts::User {
-            user_id: shared::domain::UserId::parse(&auth.new_id("us")).expect("a user id"),
+        let user = shared_accounts::User {
+            user_id: shared_core::domain::UserId::parse(&auth.new_id("us")).expect("a user id"),
             tenant_id: tenant.clone(),
-            email: shared::domain::Email::parse(&format!("{who}.{}@example.com", self.stage))
+            email: shared_core::domain::Email::parse(&format!("{who}.{}@example.com", self.stage))
                 .expect("an address"),
             name: who.to_string(),
             phone: None,
@@ -880,13 +889,13 @@ impl World {
             password_hash: "unused".into(),
             email_verified: true,
             created_at: now,
-            mfa: shared::accounts::Mfa::default(),
+            mfa: shared_accounts::Mfa::default(),
             last_login: None,
             policy: None,
         };
-        self.put_direct("TenantsTable", shared::dynamo::user_item(&user))
+        self.put_direct("TenantsTable", shared_accounts::dynamo::user_item(&user))
             .await;
-        let sid = shared::domain::SessionId::parse(&auth.new_id("se")).expect("a session id");
+        let sid = shared_core::domain::SessionId::parse(&auth.new_id("se")).expect("a session id");
         let session = live_session(&sid, &user.user_id, tenant, now);
         let epoch = auth
             .store
@@ -894,8 +903,8 @@ impl World {
             .await
             .expect("reading the user")
             .map_or(0, |(_, e)| e);
-        let mut item = shared::dynamo::session_item(&session);
-        item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+        let mut item = shared_accounts::dynamo::session_item(&session);
+        item.insert("cred_epoch".into(), shared_core::dynamo::n(epoch));
         self.put_direct("TenantsTable", item).await;
         let token = auth.access_token(&user, &sid, epoch, now);
         (user, token)
@@ -921,7 +930,7 @@ impl World {
         let config = leads_api::config::Config::from_env(&Env::from_pairs(env)).expect("config");
         let verifier = self.token_verifier("leads-api").await.expect("public keys");
         leads_api::App {
-            store: shared::dynamo::LeadsStore::new(
+            store: shared_leads::dynamo::LeadsStore::new(
                 self.clients.dynamo.clone(),
                 config.tables.clone(),
             ),

@@ -3,7 +3,7 @@
 //! records.
 //!
 //! Seeded with BatchWriteItem into an emulated world (tests/support's `World`), then executed
-//! through the worker's own code path (`shared::dsar::worker::Worker`). Measured:
+//! through the worker's own code path (`shared_privacy::dsar::worker::Worker`). Measured:
 //! - DynamoDB requests by operation (on the wire, the DynamoDB meter) and items read (the sum of
 //!   the Query responses' `ScannedCount` plus the items got, `SubjectStore::items_read`); the
 //!   goal (issue 6): equal within 10% at both sizes, no Scan at all;
@@ -20,16 +20,18 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bench::memory::{self, vm_kib, Counting, MIB};
 use bench::seed;
 use integration_tests::{emulator_endpoint, World};
-use shared::clock::{Clock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{ContactDetails, Email, LeadId, TenantId};
-use shared::dsar::checkpoint::CheckpointStore;
-use shared::dsar::export::Exports;
-use shared::dsar::job::{DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress};
-use shared::dsar::subjects::{SubjectStore, SubjectTables};
-use shared::dsar::worker::{RunResult, Unlimited, Worker, WorkerSettings};
-use shared::error::AppError;
-use shared::mail::MemoryMailer;
+use shared_core::clock::{Clock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{ContactDetails, Email, LeadId, TenantId};
+use shared_core::error::AppError;
+use shared_mail::MemoryMailer;
+use shared_privacy::dsar::checkpoint::CheckpointStore;
+use shared_privacy::dsar::export::Exports;
+use shared_privacy::dsar::job::{
+    DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, RequestProgress,
+};
+use shared_privacy::dsar::subjects::{SubjectStore, SubjectTables};
+use shared_privacy::dsar::worker::{RunResult, Unlimited, Worker, WorkerSettings};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -59,7 +61,11 @@ impl JobDispatcher for Dispatched {
 }
 
 /// Writes `items` with BatchWriteItem, 25 a request, a few requests at a time.
-async fn write_all(w: &World, table: &str, items: Vec<shared::dynamo::Item>) -> anyhow::Result<()> {
+async fn write_all(
+    w: &World,
+    table: &str,
+    items: Vec<shared_core::dynamo::Item>,
+) -> anyhow::Result<()> {
     let puts = items
         .into_iter()
         .map(seed::put)
@@ -74,7 +80,7 @@ fn filler(
     tenant: &TenantId,
     from: usize,
     to: usize,
-) -> anyhow::Result<Vec<shared::dynamo::Item>> {
+) -> anyhow::Result<Vec<shared_core::dynamo::Item>> {
     let now = w.clock.now();
     (from..to)
         .map(|i| {
@@ -88,7 +94,7 @@ fn filler(
                 name: Some(format!("Firstname{i} Lastname{i}")),
                 company: Some(format!("Company {} SRL", i % 1000)),
             };
-            Ok(shared::dynamo::new_lead_item(
+            Ok(shared_leads::dynamo::new_lead_item(
                 tenant,
                 &id,
                 &contact,
@@ -106,7 +112,7 @@ fn subject(
     tenant: &TenantId,
     email: &str,
     subs: std::ops::Range<usize>,
-) -> anyhow::Result<(LeadId, Vec<shared::dynamo::Item>)> {
+) -> anyhow::Result<(LeadId, Vec<shared_core::dynamo::Item>)> {
     let e = Email::parse(email).map_err(anyhow::Error::msg)?;
     let eb = w.key.email(&e);
     let id = w.key.lead_id(tenant, &eb);
@@ -120,7 +126,7 @@ fn subject(
     // The lead with the first range only; later ranges are its submissions alone.
     let mut items = Vec::new();
     if subs.start == 0 {
-        items.push(shared::dynamo::new_lead_item(
+        items.push(shared_leads::dynamo::new_lead_item(
             tenant,
             &id,
             &contact,
@@ -132,8 +138,8 @@ fn subject(
     let s = |v: &str| AttributeValue::S(v.to_string());
     for i in subs {
         let sid = format!("01jsub{i:020}");
-        let pk = shared::keys::lead_partition(tenant, &id);
-        items.push(shared::dynamo::Item::from([
+        let pk = shared_core::keys::lead_partition(tenant, &id);
+        items.push(shared_core::dynamo::Item::from([
             ("pk".to_string(), s(&pk)),
             ("sk".to_string(), s(&format!("SUB#{sid}"))),
             ("tenant_id".to_string(), s(tenant.as_str())),

@@ -26,10 +26,10 @@ use bench::memory::{self, Counting, MIB};
 use integration_tests::{emulator_endpoint, World};
 use lead_transfers::config::{Config, Settings};
 use lead_transfers::export_writer::ExportFormat;
-use shared::clock::{Clock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{ContactDetails, Email, Phone, TenantId, UserId};
-use shared::transfers::{ExportId, TransfersStore};
+use shared_core::clock::{Clock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{ContactDetails, Email, Phone, TenantId, UserId};
+use shared_leads::transfers::{ExportId, TransfersStore};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
@@ -52,7 +52,7 @@ async fn seed(w: &World, table: &str, tenant: &TenantId, n: usize) -> anyhow::Re
             name: Some(format!("Firstname{i} Lastname-Of-Person{i}")),
             company: Some(format!("Company Number {} SRL", i % 1000)),
         };
-        let mut it = shared::dynamo::new_lead_item(
+        let mut it = shared_leads::dynamo::new_lead_item(
             tenant,
             &id,
             &contact,

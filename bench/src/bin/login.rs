@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use integration_tests::{api_event, response_json, World};
 use serde_json::json;
-use shared::accounts::{Mfa, User};
-use shared::auth::password;
-use shared::auth::permissions::Role;
-use shared::domain::{Email, UserId};
-use shared::dynamo::{login_item, user_item};
+use shared_accounts::auth::password;
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::dynamo::{login_item, user_item};
+use shared_accounts::{Mfa, User};
+use shared_core::domain::{Email, UserId};
 
 const ROUNDS: usize = 12;
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -42,10 +42,10 @@ async fn main() -> anyhow::Result<()> {
         last_login: None,
         policy: None,
     };
-    let tenant = shared::accounts::Tenant {
+    let tenant = shared_accounts::Tenant {
         tenant_id: w.tenant.clone(),
         business_name: "Bench Co".into(),
-        status: shared::domain::TenantStatus::Active,
+        status: shared_core::domain::TenantStatus::Active,
         owner_user_id: user.user_id.clone(),
         created_at: user.created_at,
         closed_at: None,
@@ -53,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let table = w.table("TenantsTable");
     for item in [
-        shared::dynamo::tenant_item(&tenant),
+        shared_accounts::dynamo::tenant_item(&tenant),
         user_item(&user),
         login_item(&w.key.email(&email), &w.tenant, &user.user_id),
     ] {
@@ -92,7 +92,7 @@ async fn main() -> anyhow::Result<()> {
     // Requests per login and per authenticated request, counted by the DynamoDB meter.
     let meter = w.meter();
     let metered = auth::App {
-        store: shared::dynamo::AccountStore::new(
+        store: shared_accounts::dynamo::AccountStore::new(
             meter.instrument(&w.clients.dynamo),
             app.store.tables().clone(),
             app.settings.security_log_days,

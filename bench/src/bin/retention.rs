@@ -1,5 +1,5 @@
 //! Retention cost: DynamoDB requests and items read (the responses' ScannedCount) of one daily
-//! run, counted on the wire by `shared::metering` (never the emulator's time: moto's own cost
+//! run, counted on the wire by `shared_core::metering` (never the emulator's time: moto's own cost
 //! grows with the table, real DynamoDB's does not).
 //!
 //! Two rules, each in two worlds seeded with BatchWriteItem:
@@ -27,14 +27,15 @@ use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use integration_tests::{emulator_endpoint, World};
 use retention_cleanup::config::Config;
 use retention_cleanup::{App, Limits};
-use shared::accounts::SecurityEvent;
-use shared::clock::{rfc3339, FixedClock, UlidGenerator};
-use shared::config::Env;
-use shared::domain::{LeadId, SubmissionId, TenantId};
-use shared::dynamo::legal_holds::{self, HeldItem, HoldKind};
-use shared::dynamo::{s, AccountStore, AccountTables, Item};
-use shared::keys;
-use shared::retention::{self, rule};
+use shared_accounts::dynamo::{AccountStore, AccountTables};
+use shared_accounts::SecurityEvent;
+use shared_core::clock::{rfc3339, FixedClock, UlidGenerator};
+use shared_core::config::Env;
+use shared_core::domain::{LeadId, SubmissionId, TenantId};
+use shared_core::dynamo::{s, Item};
+use shared_core::keys;
+use shared_core::retention::{self, rule};
+use shared_privacy::legal_holds::{self, HeldItem, HoldKind};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -114,9 +115,9 @@ fn submissions(
         let lead = LeadId::parse(&format!("ld{i:07}"))?;
         let sub = SubmissionId::parse(&format!("sb{i:07}"))?;
         let lead_key = keys::lead(t, &lead);
-        let mut lead_item = shared::dynamo::key_item(&lead_key);
+        let mut lead_item = shared_core::dynamo::key_item(&lead_key);
         lead_item.insert("tenant_id".into(), s(t.as_str()));
-        let mut sub_item = shared::dynamo::key_item(&keys::submission(t, &lead, &sub));
+        let mut sub_item = shared_core::dynamo::key_item(&keys::submission(t, &lead, &sub));
         sub_item.insert("tenant_id".into(), s(t.as_str()));
         sub_item.insert("ip".into(), s(format!("203.0.113.{}", i % 250)));
         sub_item.insert("user_agent".into(), s("Mozilla/5.0 (bench)"));
@@ -183,7 +184,7 @@ fn invoices(
             pk: keys::billing_partition(t),
             sk: format!("INVOICE#in_{i:07}"),
         };
-        let mut it = shared::dynamo::key_item(&key);
+        let mut it = shared_core::dynamo::key_item(&key);
         it.insert("tenant_id".into(), s(t.as_str()));
         it.insert("retain_until".into(), s(day(i).to_string()));
         it.insert(
@@ -295,7 +296,7 @@ async fn measure(rule_name: &'static str, live: usize) -> anyhow::Result<Figures
     };
     let event = serde_json::json!({"time": rfc3339(RUN_AT), "detail": {}});
     // The run's log lines and metrics stay in memory (the figures are printed below).
-    let (_logs, guard) = shared::telemetry::capture();
+    let (_logs, guard) = shared_core::telemetry::capture();
     let report = retention_cleanup::handle(&app, &event, Limits::default()).await;
     drop(guard);
     anyhow::ensure!(report["status"] == "completed", "run: {report}");

@@ -23,9 +23,9 @@ use anyhow::{anyhow, Context};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use shared::domain::{LeadId, TenantId};
-use shared::keys::{self, Key};
-use shared::transfers::AttachmentId;
+use shared_core::domain::{LeadId, TenantId};
+use shared_core::keys::{self, Key};
+use shared_leads::transfers::AttachmentId;
 
 pub struct App {
     pub dynamo: aws_sdk_dynamodb::Client,

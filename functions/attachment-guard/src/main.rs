@@ -2,18 +2,18 @@
 
 use attachment_guard::config::{Config, ALLOW_LIST};
 use attachment_guard::App;
-use shared::runtime::{self, Error};
+use shared_core::runtime::{self, Error};
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     async fn app(&self) -> anyhow::Result<App> {
         Ok(App {
-            dynamo: shared::aws::dynamodb(&self.sdk),
-            s3: shared::s3::client(&self.sdk),
+            dynamo: shared_core::aws::dynamodb(&self.sdk),
+            s3: shared_core::s3::client(&self.sdk),
             leads_table: self.config.leads_table.clone(),
             attachments_bucket: self.config.attachments_bucket.clone(),
         })
@@ -23,7 +23,7 @@ impl State {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, sdk) =
-        runtime::init(shared::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
+        runtime::init(shared_core::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
     runtime::serve_events(
         State { config, sdk },
         State::app,

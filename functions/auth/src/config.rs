@@ -1,10 +1,10 @@
 //! The environment variables the auth function reads, and nothing else.
 
-use shared::billing::BillingPolicy;
-use shared::config::{ConfigError, Env};
-use shared::dynamo::AccountTables;
-use shared::outbound::MailLimits;
-use shared::policy::PolicyVersions;
+use shared_accounts::dynamo::AccountTables;
+use shared_accounts::policy::PolicyVersions;
+use shared_billing::BillingPolicy;
+use shared_core::config::{ConfigError, Env};
+use shared_mail::outbound::MailLimits;
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
@@ -17,7 +17,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "SENDER_EMAIL",
     // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
     "SES_CONFIGURATION_SET",
-    // Outbound-mail limits (shared::outbound::MailLimits::ENV; docs/mail.md).
+    // Outbound-mail limits (shared_mail::outbound::MailLimits::ENV; docs/mail.md).
     "MAIL_LIMIT_PER_ADDRESS_PER_HOUR",
     "MAIL_LIMIT_PUBLIC_PER_IP_PER_HOUR",
     "MAIL_LIMIT_TEAM_PER_IP_PER_HOUR",
@@ -31,7 +31,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "BILLING_TABLE",
     "FREE_TIER_SEATS",
     "SUBSCRIPTION_GRACE_DAYS",
-    // The privacy-policy and terms versions in force (shared::policy::ENV): a sign-up must
+    // The privacy-policy and terms versions in force (shared_accounts::policy::ENV): a sign-up must
     // accept them, a user who accepted older ones is asked again.
     "POLICY_VERSION",
     "TERMS_VERSION",
@@ -142,14 +142,14 @@ mod tests {
 
     #[test]
     fn the_mail_limits_are_read() {
-        for name in shared::outbound::MailLimits::ENV {
+        for name in shared_mail::outbound::MailLimits::ENV {
             assert!(ALLOW_LIST.contains(&name), "{name}");
         }
     }
 
     #[test]
     fn the_policy_versions_are_read() {
-        for name in shared::policy::ENV {
+        for name in shared_accounts::policy::ENV {
             assert!(ALLOW_LIST.contains(&name), "{name}");
         }
     }

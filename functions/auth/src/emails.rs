@@ -1,7 +1,7 @@
 //! The emails the auth function sends. Templates live in `templates/` (text and HTML).
 
-use shared::mail::{render, Mailer, OutgoingEmail};
-use shared::outbound::name_for_mail;
+use shared_mail::outbound::name_for_mail;
+use shared_mail::{render, Mailer, OutgoingEmail};
 
 pub struct Template {
     pub subject: &'static str,

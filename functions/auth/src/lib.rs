@@ -17,14 +17,14 @@ use std::sync::Arc;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use serde::de::DeserializeOwned;
-use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::{TokenSigner, VerifyingKeys};
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{Clock, IdGenerator};
-use shared::dynamo::AccountStore;
-use shared::error::AppError;
-use shared::http::{error_response, header_str, source_ip};
-use shared::mail::Mailer;
+use shared_accounts::auth::caller::{authenticate, Caller};
+use shared_accounts::auth::jwt::{TokenSigner, VerifyingKeys};
+use shared_accounts::dynamo::AccountStore;
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{Clock, IdGenerator};
+use shared_core::error::AppError;
+use shared_core::http::{error_response, header_str, source_ip};
+use shared_mail::Mailer;
 use time::OffsetDateTime;
 
 use crate::config::Settings;
@@ -158,21 +158,21 @@ pub fn step_up_is_recent(at: Option<OffsetDateTime>, now: OffsetDateTime) -> boo
     at.is_some_and(|at| at <= now && now - at < time::Duration::seconds(STEP_UP_TTL_SECS))
 }
 
-/// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].
+/// Parses a JSON body into `T` (unknown fields refused); see [`shared_core::http::json_body`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
-    shared::http::json_body(req, MAX_BODY_BYTES)
+    shared_core::http::json_body(req, MAX_BODY_BYTES)
 }
 
 pub fn created(body: serde_json::Value) -> Response<Body> {
-    shared::http::json_response(201, &body)
+    shared_core::http::json_response(201, &body)
 }
 
 pub fn ok(body: serde_json::Value) -> Response<Body> {
-    shared::http::json_response(200, &body)
+    shared_core::http::json_response(200, &body)
 }
 
 pub fn accepted(body: serde_json::Value) -> Response<Body> {
-    shared::http::json_response(202, &body)
+    shared_core::http::json_response(202, &body)
 }
 
 pub fn no_content() -> Response<Body> {

@@ -1,16 +1,16 @@
 //! The outbound-mail limits of the routes that mail an address their caller gives: sign-up,
-//! password reset and invitations (`shared::outbound`, docs/mail.md).
+//! password reset and invitations (`shared_mail::outbound`, docs/mail.md).
 //!
 //! A per-IP limit answers `429`: it counts the caller's own requests, whatever the addresses.
 //! The per-address and per-tenant limits never change the answer: the route answers as always
 //! and the email is just not sent, so a limit reveals nothing about whether an address has an
 //! account.
 
-use shared::domain::{Email, TenantId};
-use shared::dynamo::MailGate;
-use shared::error::AppError;
-use shared::mail::Mailer;
-use shared::outbound::{HourWindow, MailKind, MailRoute};
+use shared_core::domain::{Email, TenantId};
+use shared_core::error::AppError;
+use shared_mail::dynamo::MailGate;
+use shared_mail::outbound::{HourWindow, MailKind, MailRoute};
+use shared_mail::Mailer;
 
 use crate::{App, Ctx};
 

@@ -4,31 +4,32 @@ use std::sync::Arc;
 
 use auth::config::{Config, ALLOW_LIST};
 use auth::App;
-use shared::auth::jwt::{TokenSigner, VerifyingKeys};
-use shared::clock::{SystemClock, UlidGenerator};
-use shared::dsar::tokens::UnsubscribeScope;
-use shared::dynamo::AccountStore;
-use shared::dynamo::MailGate;
-use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
-use shared::runtime::{self, Error};
+use shared_accounts::auth::jwt::{TokenSigner, VerifyingKeys};
+use shared_accounts::dynamo::AccountStore;
+use shared_core::clock::{SystemClock, UlidGenerator};
+use shared_core::runtime::{self, Error};
+use shared_mail::dynamo::MailGate;
+use shared_mail::unsubscribe::UnsubscribeScope;
+use shared_mail::{SendSuppression, SesMailer, WithUnsubscribe};
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     /// The app, built on the first invocation: it needs the keys from SSM.
     async fn app(&self) -> anyhow::Result<App<WithUnsubscribe<SesMailer>>> {
-        let ssm = shared::aws::ssm(&self.sdk);
+        let ssm = shared_core::aws::ssm(&self.sdk);
         let keys =
-            shared::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter).await?;
+            shared_core::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter)
+                .await?;
         let signer = TokenSigner::from_json(
-            &shared::secrets::parameter(&ssm, &self.config.jwt_signing_key_parameter).await?,
+            &shared_core::secrets::parameter(&ssm, &self.config.jwt_signing_key_parameter).await?,
         )?;
-        let dynamodb = shared::aws::dynamodb(&self.sdk);
+        let dynamodb = shared_core::aws::dynamodb(&self.sdk);
         let verifier = VerifyingKeys::from_json(
-            &shared::secrets::parameter(&ssm, &self.config.jwt_public_keys_parameter).await?,
+            &shared_core::secrets::parameter(&ssm, &self.config.jwt_public_keys_parameter).await?,
         )?;
         // Never issue tokens that the other functions would refuse.
         verifier.require_published(&signer)?;
@@ -41,7 +42,7 @@ impl State {
             // Every email carries the one-click unsubscribe headers (docs/dsar.md).
             mailer: WithUnsubscribe {
                 inner: SesMailer::platform(
-                    shared::aws::sesv2(&self.sdk),
+                    shared_core::aws::sesv2(&self.sdk),
                     self.config.sender_email.clone(),
                     self.config.ses_configuration_set.clone(),
                     SendSuppression {
@@ -67,9 +68,15 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) =
-        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) = runtime::init(
+        shared_core::aws::Budget::Request,
+        ALLOW_LIST,
+        Config::from_env,
+    )
+    .await?;
     // Pay the dummy password hash's one-off setup now, not in a user's first failed login.
-    tokio::task::spawn_blocking(|| shared::auth::password::verify_against_dummy("warm-up"));
+    tokio::task::spawn_blocking(|| {
+        shared_accounts::auth::password::verify_against_dummy("warm-up")
+    });
     runtime::serve_http(State { config, sdk }, State::app, auth::handle).await
 }

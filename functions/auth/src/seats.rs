@@ -3,11 +3,11 @@
 //! invitations are not counted (they are stored by the hash of their secret, not listable per
 //! tenant); accepting one beyond the limit is possible, and the next invitation is refused.
 
-use shared::billing::entitlements::seat_limit_reached;
-use shared::domain::TenantId;
-use shared::dynamo::read_billing_state;
-use shared::error::AppError;
-use shared::mail::Mailer;
+use shared_billing::dynamo::read_billing_state;
+use shared_billing::entitlements::seat_limit_reached;
+use shared_core::domain::TenantId;
+use shared_core::error::AppError;
+use shared_mail::Mailer;
 use time::OffsetDateTime;
 
 use crate::App;

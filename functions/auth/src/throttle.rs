@@ -16,8 +16,8 @@
 //! attempts of which at most the free allowance is checked; a right password gives its count
 //! back.
 
-use shared::dynamo::Throttle;
-use shared::keys::{self, Key};
+use shared_accounts::dynamo::Throttle;
+use shared_core::keys::{self, Key};
 
 pub const WINDOW_SECS: i64 = 15 * 60;
 
@@ -84,8 +84,8 @@ pub fn counters_for(email_bidx: &str, ip_hash: Option<&str>) -> Vec<Counter> {
 /// of its own, so a thief guessing through a stolen access token cannot lock the real user out
 /// of logging in, and guesses no faster here than at the login.
 pub fn step_up_counters(
-    tenant: &shared::domain::TenantId,
-    user: &shared::domain::UserId,
+    tenant: &shared_core::domain::TenantId,
+    user: &shared_core::domain::UserId,
 ) -> Vec<Counter> {
     vec![Counter {
         key: keys::step_up_throttle(tenant, user),

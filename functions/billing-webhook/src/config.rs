@@ -1,8 +1,8 @@
 //! The environment variables the billing function reads, and nothing else.
 
-use shared::billing::BillingPolicy;
-use shared::config::{ConfigError, Env};
-use shared::dynamo::BillingTables;
+use shared_billing::dynamo::BillingTables;
+use shared_billing::BillingPolicy;
+use shared_core::config::{ConfigError, Env};
 
 pub const ALLOW_LIST: &[&str] = &[
     "BILLING_TABLE",

@@ -1,13 +1,13 @@
 //! What a verified event calls for: the tenant it concerns, its effects, the outcome to record,
 //! and whom to tell. Pure: everything it reads was loaded before (see [`crate::webhook`]).
 
-use shared::billing::ports::{CustomerLink, Effect, EventOutcome, EventRecord, StateGuard};
-use shared::billing::{
+use shared_billing::ports::{CustomerLink, Effect, EventOutcome, EventRecord, StateGuard};
+use shared_billing::{
     BillingState, InvoiceRecord, PaymentOutcome, PaymentRecord, Plan, RefundRecord,
 };
-use shared::domain::TenantId;
-use shared::error::AppError;
-use shared::retention::billing_retain_until_at;
+use shared_core::domain::TenantId;
+use shared_core::error::AppError;
+use shared_core::retention::billing_retain_until_at;
 use time::{Duration, OffsetDateTime};
 
 use crate::notices::Notice;

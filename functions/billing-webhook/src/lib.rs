@@ -16,17 +16,17 @@ use std::future::Future;
 use std::sync::Arc;
 
 use lambda_http::{Body, Request, RequestExt, Response};
-use shared::accounts::User;
-use shared::auth::caller::authenticate;
-use shared::auth::jwt::VerifyingKeys;
-use shared::auth::permissions::Permission;
-use shared::billing::ports::BillingStore;
-use shared::clock::Clock;
-use shared::domain::TenantId;
-use shared::dynamo::AccountStore;
-use shared::error::AppError;
-use shared::http::error_response;
-use shared::mail::Mailer;
+use shared_accounts::auth::caller::authenticate;
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_accounts::auth::permissions::Permission;
+use shared_accounts::dynamo::AccountStore;
+use shared_accounts::User;
+use shared_billing::ports::BillingStore;
+use shared_core::clock::Clock;
+use shared_core::domain::TenantId;
+use shared_core::error::AppError;
+use shared_core::http::error_response;
+use shared_mail::Mailer;
 
 use crate::config::Settings;
 use crate::stripe::Stripe;
@@ -53,22 +53,22 @@ pub struct App<S, M, D> {
 }
 
 /// A route and the permission it needs (`None`: public, the signature is the authentication).
-pub type Route = shared::http::Route<Option<Permission>>;
+pub type Route = shared_core::http::Route<Option<Permission>>;
 
 pub const ROUTES: &[Route] = &[
-    shared::http::route(
+    shared_core::http::route(
         "stripe_webhook",
         "POST",
         "/v1/billing/webhooks/stripe",
         None,
     ),
-    shared::http::route(
+    shared_core::http::route(
         "get_subscription",
         "GET",
         "/v1/billing/subscription",
         Some(Permission::BillingRead),
     ),
-    shared::http::route(
+    shared_core::http::route(
         "list_invoices",
         "GET",
         "/v1/billing/invoices",

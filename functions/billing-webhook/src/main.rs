@@ -5,40 +5,43 @@ use std::sync::Arc;
 use billing_webhook::config::{Config, ALLOW_LIST};
 use billing_webhook::stripe::Stripe;
 use billing_webhook::App;
-use shared::auth::jwt::VerifyingKeys;
-use shared::clock::SystemClock;
-use shared::dsar::tokens::UnsubscribeScope;
-use shared::dynamo::{AccountStore, AccountTables, DynamoBillingStore, MailGate};
-use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
-use shared::runtime::{self, Error};
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_accounts::dynamo::{AccountStore, AccountTables};
+use shared_billing::dynamo::DynamoBillingStore;
+use shared_core::clock::SystemClock;
+use shared_core::runtime::{self, Error};
+use shared_mail::dynamo::MailGate;
+use shared_mail::unsubscribe::UnsubscribeScope;
+use shared_mail::{SendSuppression, SesMailer, WithUnsubscribe};
 
 /// Every email carries the one-click unsubscribe headers (docs/dsar.md).
 type Live = App<DynamoBillingStore, WithUnsubscribe<SesMailer>, AccountStore>;
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     /// The app, built on the first invocation: it needs the webhook secrets and signing keys from SSM.
     async fn app(&self) -> anyhow::Result<Live> {
-        let ssm = shared::aws::ssm(&self.sdk);
+        let ssm = shared_core::aws::ssm(&self.sdk);
         let c = &self.config;
         let stripe = Stripe::from_parameter(
-            &shared::secrets::parameter(&ssm, &c.stripe_secrets_parameter).await?,
+            &shared_core::secrets::parameter(&ssm, &c.stripe_secrets_parameter).await?,
             c.settings.tolerance_secs,
         )?;
         let verifier = VerifyingKeys::from_json(
-            &shared::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
+            &shared_core::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
         )?;
-        let keys = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
-        let dynamo = shared::aws::dynamodb(&self.sdk);
+        let keys =
+            shared_core::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
+        let dynamo = shared_core::aws::dynamodb(&self.sdk);
         Ok(App {
             store: DynamoBillingStore::new(dynamo.clone(), c.tables.clone()),
             mailer: WithUnsubscribe {
                 inner: SesMailer::platform(
-                    shared::aws::sesv2(&self.sdk),
+                    shared_core::aws::sesv2(&self.sdk),
                     c.sender_email.clone(),
                     c.ses_configuration_set.clone(),
                     SendSuppression {
@@ -72,7 +75,11 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) =
-        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) = runtime::init(
+        shared_core::aws::Budget::Request,
+        ALLOW_LIST,
+        Config::from_env,
+    )
+    .await?;
     runtime::serve_http(State { config, sdk }, State::app, billing_webhook::handle).await
 }

@@ -8,11 +8,11 @@
 //! failure to send is logged, without the address, and does not fail the webhook: the provider
 //! sends its own reminders too.
 
-use shared::accounts::User;
-use shared::auth::permissions::Role;
-use shared::clock::rfc3339;
-use shared::domain::TenantId;
-use shared::mail::{render, Mailer, OutgoingEmail};
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::User;
+use shared_core::clock::rfc3339;
+use shared_core::domain::TenantId;
+use shared_mail::{render, Mailer, OutgoingEmail};
 use time::OffsetDateTime;
 
 use crate::{App, Directory};

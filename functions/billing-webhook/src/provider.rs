@@ -3,9 +3,9 @@
 //! second provider is another implementation and another route.
 
 use lambda_http::http::HeaderMap;
-use shared::billing::{PaymentOutcome, ProviderId, SubscriptionStatus};
-use shared::domain::TenantId;
-use shared::error::AppError;
+use shared_billing::{PaymentOutcome, ProviderId, SubscriptionStatus};
+use shared_core::domain::TenantId;
+use shared_core::error::AppError;
 use time::OffsetDateTime;
 
 /// Why a webhook's signature was refused. All of them answer 400 and store nothing.

@@ -3,12 +3,12 @@
 
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
-use shared::auth::caller::Caller;
-use shared::billing::ports::BillingStore;
-use shared::billing::{usage_month, InvoiceView, Standing};
-use shared::clock::rfc3339;
-use shared::error::AppError;
-use shared::mail::Mailer;
+use shared_accounts::auth::caller::Caller;
+use shared_billing::ports::BillingStore;
+use shared_billing::{usage_month, InvoiceView, Standing};
+use shared_core::clock::rfc3339;
+use shared_core::error::AppError;
+use shared_mail::Mailer;
 use time::OffsetDateTime;
 
 use crate::{App, Directory};
@@ -50,7 +50,7 @@ pub async fn subscription<S: BillingStore, M: Mailer, D: Directory>(
             "remaining": quota.saturating_sub(used),
         },
     });
-    Ok(shared::http::json_response(200, &body))
+    Ok(shared_core::http::json_response(200, &body))
 }
 
 fn invoice_json(v: &InvoiceView) -> Value {
@@ -95,7 +95,7 @@ pub async fn invoices<S: BillingStore, M: Mailer, D: Directory>(
 ) -> Result<Response<Body>, AppError> {
     let invoices = app.store.invoices(&caller.tenant_id).await?;
     let items: Vec<Value> = invoices.iter().map(invoice_json).collect();
-    Ok(shared::http::json_response(
+    Ok(shared_core::http::json_response(
         200,
         &json!({ "items": items, "next_cursor": null }),
     ))

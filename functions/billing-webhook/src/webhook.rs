@@ -19,13 +19,13 @@ use std::time::Duration as StdDuration;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::billing::ports::{
+use shared_billing::ports::{
     BillingStore, Effect, EventCommitError, EventLookup, EventOutcome, EventWrite,
 };
-use shared::domain::TenantId;
-use shared::error::AppError;
-use shared::http::body_bytes;
-use shared::mail::Mailer;
+use shared_core::domain::TenantId;
+use shared_core::error::AppError;
+use shared_core::http::body_bytes;
+use shared_mail::Mailer;
 use time::OffsetDateTime;
 
 use crate::decide::{resolve, Ctx, Decision, Resolution};
@@ -88,8 +88,8 @@ where
     };
     let mut dims = vec![("Function", "billing-webhook")];
     dims.extend(outcome.map(|o| ("Outcome", o)));
-    shared::telemetry::metric(name, 1.0, "Count", &dims);
-    Ok(shared::http::json_response(
+    shared_core::telemetry::metric(name, 1.0, "Count", &dims);
+    Ok(shared_core::http::json_response(
         200,
         &json!({ "received": true, "outcome": received.as_str() }),
     ))

@@ -11,15 +11,17 @@ use billing_webhook::stripe::{signature_header, Stripe};
 use billing_webhook::{App, Directory};
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
-use shared::accounts::{Mfa, User};
-use shared::auth::jwt::{AccessClaims, TokenSigner, VerifyingKeys, ACCESS_TOKEN_TTL_SECS, ISSUER};
-use shared::auth::permissions::Role;
-use shared::billing::ports::EventOutcome;
-use shared::billing::{Entitlements, Plan, ProviderId, SubscriptionStatus};
-use shared::clock::FixedClock;
-use shared::domain::{Email, TenantId, UserId};
-use shared::fakes::MemoryBillingStore;
-use shared::mail::MemoryMailer;
+use shared_accounts::auth::jwt::{
+    AccessClaims, TokenSigner, VerifyingKeys, ACCESS_TOKEN_TTL_SECS, ISSUER,
+};
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::{Mfa, User};
+use shared_billing::ports::EventOutcome;
+use shared_billing::{Entitlements, Plan, ProviderId, SubscriptionStatus};
+use shared_core::clock::FixedClock;
+use shared_core::domain::{Email, TenantId, UserId};
+use shared_leads::fakes::MemoryBillingStore;
+use shared_mail::MemoryMailer;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -183,7 +185,7 @@ async fn outcome(w: &World, body: &str) -> String {
     json_of(&r)["outcome"].as_str().unwrap().to_string()
 }
 
-use shared::clock::Clock;
+use shared_core::clock::Clock;
 
 fn get(w: &World, path: &str, role: Role) -> Request {
     let now = w.clock.now().unix_timestamp();
@@ -333,7 +335,7 @@ async fn invoices_move_forward_only() {
         .unwrap();
     assert_eq!(
         inv.payment_status,
-        Some(shared::billing::PaymentOutcome::ActionRequired)
+        Some(shared_billing::PaymentOutcome::ActionRequired)
     );
     drop(st);
     assert!(
@@ -558,7 +560,7 @@ async fn a_tenant_without_subscription_sees_the_free_tier() {
 #[tokio::test]
 async fn logs_hold_ids_never_personal_or_card_data() {
     let w = world();
-    let (logs, _guard) = shared::telemetry::capture();
+    let (logs, _guard) = shared_core::telemetry::capture();
     for name in [
         "checkout.session.completed",
         "invoice.payment_failed",
@@ -592,7 +594,7 @@ async fn logs_hold_ids_never_personal_or_card_data() {
 async fn processed_events_and_redeliveries_are_counted_as_metrics() {
     let w = world();
     let body = stripe_event("checkout.session.completed");
-    let (logs, guard) = shared::telemetry::capture();
+    let (logs, guard) = shared_core::telemetry::capture();
     assert_eq!(outcome(&w, &body).await, "applied");
     assert_eq!(outcome(&w, &body).await, "duplicate");
     drop(guard);

@@ -17,12 +17,12 @@ use billing_webhook::stripe::{signature_header, Stripe};
 use billing_webhook::{App, Directory};
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use shared::accounts::User;
-use shared::auth::jwt::{TokenSigner, VerifyingKeys};
-use shared::clock::FixedClock;
-use shared::domain::TenantId;
-use shared::fakes::MemoryBillingStore;
-use shared::mail::MemoryMailer;
+use shared_accounts::auth::jwt::{TokenSigner, VerifyingKeys};
+use shared_accounts::User;
+use shared_core::clock::FixedClock;
+use shared_core::domain::TenantId;
+use shared_leads::fakes::MemoryBillingStore;
+use shared_mail::MemoryMailer;
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -109,7 +109,7 @@ fn mutated_event() -> impl Strategy<Value = Vec<u8>> {
         })
 }
 
-fn assert_invalid_event(e: &shared::error::AppError) {
+fn assert_invalid_event(e: &shared_core::error::AppError) {
     assert_eq!((e.status(), e.code()), (400, "invalid_event"), "{e:?}");
     let msg = e.public_message();
     assert!(

@@ -1,7 +1,7 @@
 //! The environment variables the dsar-deadlines function reads, and nothing else.
 
-use shared::config::{ConfigError, Env};
-use shared::dsar::store::DsarTables;
+use shared_core::config::{ConfigError, Env};
+use shared_privacy::dsar::store::DsarTables;
 
 pub const ALLOW_LIST: &[&str] = &[
     "PRIVACY_TABLE",

@@ -13,16 +13,16 @@ pub mod config;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use shared::clock::Clock;
-use shared::dsar::deadlines::ymd;
-use shared::dsar::emails::{self, DigestLine};
-use shared::dsar::model::Controller;
-use shared::dsar::progress::{controller_recipients, send};
-use shared::dsar::store::DsarStore;
-use shared::dsar::store::DueEntry;
-use shared::dynamo::AccountStore;
-use shared::keys;
-use shared::mail::Mailer;
+use shared_accounts::dynamo::AccountStore;
+use shared_core::clock::Clock;
+use shared_core::keys;
+use shared_mail::Mailer;
+use shared_privacy::dsar::deadlines::ymd;
+use shared_privacy::dsar::emails::{self, DigestLine};
+use shared_privacy::dsar::model::Controller;
+use shared_privacy::dsar::progress::{controller_recipients, send};
+use shared_privacy::dsar::store::DsarStore;
+use shared_privacy::dsar::store::DueEntry;
 use time::Duration;
 
 pub struct App<M: Mailer> {
@@ -98,8 +98,8 @@ pub async fn run<M: Mailer>(app: &App<M>) -> anyhow::Result<Report> {
             report.digests_failed += 1;
         }
     }
-    shared::telemetry::metric("DsarRequestsOverdue", report.overdue as f64, "Count", &[]);
-    shared::telemetry::metric(
+    shared_core::telemetry::metric("DsarRequestsOverdue", report.overdue as f64, "Count", &[]);
+    shared_core::telemetry::metric(
         "DsarRequestsDueSoon",
         (report.requests - report.overdue) as f64,
         "Count",

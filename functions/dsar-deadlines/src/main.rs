@@ -4,25 +4,27 @@ use std::sync::Arc;
 
 use dsar_deadlines::config::{Config, ALLOW_LIST};
 use dsar_deadlines::App;
-use shared::clock::SystemClock;
-use shared::dsar::store::DsarStore;
-use shared::dsar::tokens::UnsubscribeScope;
-use shared::dynamo::{AccountStore, AccountTables, MailGate};
-use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
-use shared::runtime::{self, Error};
+use shared_accounts::dynamo::{AccountStore, AccountTables};
+use shared_core::clock::SystemClock;
+use shared_core::runtime::{self, Error};
+use shared_mail::dynamo::MailGate;
+use shared_mail::unsubscribe::UnsubscribeScope;
+use shared_mail::{SendSuppression, SesMailer, WithUnsubscribe};
+use shared_privacy::dsar::store::DsarStore;
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     /// The app, built on the first run: it needs the blind-index key from SSM.
     async fn app(&self) -> anyhow::Result<App<WithUnsubscribe<SesMailer>>> {
         let c = &self.config;
-        let ssm = shared::aws::ssm(&self.sdk);
-        let keys = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
-        let dynamo = shared::aws::dynamodb(&self.sdk);
+        let ssm = shared_core::aws::ssm(&self.sdk);
+        let keys =
+            shared_core::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
+        let dynamo = shared_core::aws::dynamodb(&self.sdk);
         Ok(App {
             store: DsarStore::new(dynamo.clone(), c.tables.clone()),
             accounts: AccountStore::new(
@@ -36,7 +38,7 @@ impl State {
             ),
             mailer: WithUnsubscribe {
                 inner: SesMailer::platform(
-                    shared::aws::sesv2(&self.sdk),
+                    shared_core::aws::sesv2(&self.sdk),
                     &c.sender_email,
                     &c.ses_configuration_set,
                     SendSuppression {
@@ -59,7 +61,7 @@ impl State {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, sdk) =
-        runtime::init(shared::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
+        runtime::init(shared_core::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
     runtime::serve_events(State { config, sdk }, State::app, |_, app, _| async move {
         let report = dsar_deadlines::run(app).await?;
         Ok(serde_json::to_value(report)?)

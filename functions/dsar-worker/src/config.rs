@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use shared::config::{ConfigError, Env};
-use shared::dsar::subjects::SubjectTables;
-use shared::dsar::worker::WorkerSettings;
+use shared_core::config::{ConfigError, Env};
+use shared_privacy::dsar::subjects::SubjectTables;
+use shared_privacy::dsar::worker::WorkerSettings;
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",

@@ -1,15 +1,15 @@
 //! The dsar-worker function: executes one approved data-subject request per invocation (or
-//! part of one, continuing itself), see `shared::dsar::worker` and `docs/dsar-execution.md`.
+//! part of one, continuing itself), see `shared_privacy::dsar::worker` and `docs/dsar-execution.md`.
 //! The handler is an ordinary async function over the worker's ports, called by `main.rs` and
 //! by the tests.
 
 pub mod config;
 
 use serde_json::{json, Value};
-use shared::dsar::job::{DsarJob, JobDispatcher, RequestProgress};
-use shared::dsar::worker::{Budget, RunResult, Worker};
-use shared::error::AppError;
-use shared::mail::Mailer;
+use shared_core::error::AppError;
+use shared_mail::Mailer;
+use shared_privacy::dsar::job::{DsarJob, JobDispatcher, RequestProgress};
+use shared_privacy::dsar::worker::{Budget, RunResult, Worker};
 use tracing::Instrument;
 
 /// Runs the job in `payload`. A payload that is not a job is answered (not retried: it can never
@@ -30,7 +30,7 @@ pub async fn handle<P: RequestProgress, D: JobDispatcher, M: Mailer>(
     };
     let result = worker
         .run(&job, budget)
-        .instrument(shared::telemetry::request_span(&job.request_id))
+        .instrument(shared_core::telemetry::request_span(&job.request_id))
         .await;
     match result {
         Ok(RunResult::Completed(outcome)) => Ok(json!({

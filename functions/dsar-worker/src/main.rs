@@ -5,18 +5,19 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use dsar_worker::config::{Config, ALLOW_LIST};
-use shared::clock::{SystemClock, UlidGenerator};
-use shared::dsar::checkpoint::CheckpointStore;
-use shared::dsar::dispatch::{lambda_client, LambdaDispatcher};
-use shared::dsar::export::Exports;
-use shared::dsar::progress::{Links, Progress};
-use shared::dsar::store::{DsarStore, DsarTables};
-use shared::dsar::subjects::SubjectStore;
-use shared::dsar::tokens::UnsubscribeScope;
-use shared::dsar::worker::{Deadline, Worker};
-use shared::dynamo::{AccountStore, AccountTables, MailGate};
-use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
-use shared::runtime::{self, Error};
+use shared_accounts::dynamo::{AccountStore, AccountTables};
+use shared_core::clock::{SystemClock, UlidGenerator};
+use shared_core::runtime::{self, Error};
+use shared_mail::dynamo::MailGate;
+use shared_mail::unsubscribe::UnsubscribeScope;
+use shared_mail::{SendSuppression, SesMailer, WithUnsubscribe};
+use shared_privacy::dsar::checkpoint::CheckpointStore;
+use shared_privacy::dsar::dispatch::{lambda_client, LambdaDispatcher};
+use shared_privacy::dsar::export::Exports;
+use shared_privacy::dsar::progress::{Links, Progress};
+use shared_privacy::dsar::store::{DsarStore, DsarTables};
+use shared_privacy::dsar::subjects::SubjectStore;
+use shared_privacy::dsar::worker::{Deadline, Worker};
 
 /// Every email carries the one-click unsubscribe headers (docs/dsar.md): the platform sends
 /// these answers, so the link opts the recipient out of the platform's own emails.
@@ -28,20 +29,21 @@ const CHECKPOINT_KEEP_DAYS: i64 = 30;
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     /// The app, built on the first invocation: it needs the blind-index key from SSM.
     async fn app(&self) -> anyhow::Result<App> {
         let c = &self.config;
-        let ssm = shared::aws::ssm(&self.sdk);
-        let keys = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
-        let dynamo = shared::aws::dynamodb(&self.sdk);
-        let s3 = shared::s3::client(&self.sdk);
+        let ssm = shared_core::aws::ssm(&self.sdk);
+        let keys =
+            shared_core::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
+        let dynamo = shared_core::aws::dynamodb(&self.sdk);
+        let s3 = shared_core::s3::client(&self.sdk);
         let mailer = WithUnsubscribe {
             inner: SesMailer::platform(
-                shared::aws::sesv2(&self.sdk),
+                shared_core::aws::sesv2(&self.sdk),
                 c.sender_email.clone(),
                 c.ses_configuration_set.clone(),
                 SendSuppression {
@@ -107,7 +109,7 @@ impl State {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, sdk) =
-        runtime::init(shared::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
+        runtime::init(shared_core::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
     runtime::serve_events(
         State { config, sdk },
         State::app,

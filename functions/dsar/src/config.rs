@@ -1,9 +1,9 @@
 //! The environment variables the dsar function reads, and nothing else.
 
-use shared::config::{ConfigError, Env};
-use shared::dsar::progress::Links;
-use shared::dsar::store::DsarTables;
-use shared::outbound::MailLimits;
+use shared_core::config::{ConfigError, Env};
+use shared_mail::outbound::MailLimits;
+use shared_privacy::dsar::progress::Links;
+use shared_privacy::dsar::store::DsarTables;
 
 pub const ALLOW_LIST: &[&str] = &[
     "PRIVACY_TABLE",
@@ -15,7 +15,7 @@ pub const ALLOW_LIST: &[&str] = &[
     "SENDER_EMAIL",
     // Every email goes through it, so SES reports bounces and complaints (docs/mail.md).
     "SES_CONFIGURATION_SET",
-    // Outbound-mail limits (shared::outbound::MailLimits::ENV; docs/mail.md).
+    // Outbound-mail limits (shared_mail::outbound::MailLimits::ENV; docs/mail.md).
     "MAIL_LIMIT_PER_ADDRESS_PER_HOUR",
     "MAIL_LIMIT_PUBLIC_PER_IP_PER_HOUR",
     "MAIL_LIMIT_TEAM_PER_IP_PER_HOUR",
@@ -66,7 +66,7 @@ pub struct Settings {
     /// Queue page size: default and maximum.
     pub page_size: i32,
     pub max_page_size: i32,
-    /// Emails per address, filings on behalf per client and per tenant (`shared::outbound`).
+    /// Emails per address, filings on behalf per client and per tenant (`shared_mail::outbound`).
     pub mail: MailLimits,
 }
 
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn the_mail_limits_are_read() {
-        for name in shared::outbound::MailLimits::ENV {
+        for name in shared_mail::outbound::MailLimits::ENV {
             assert!(ALLOW_LIST.contains(&name), "{name}");
         }
     }

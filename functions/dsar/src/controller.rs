@@ -6,20 +6,20 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::dsar::deadlines::{days_left, may_extend, ymd};
-use shared::dsar::emails;
-use shared::dsar::job::{DsarJob, JobDispatcher, JobKind};
-use shared::dsar::model::{
+use shared_core::dynamo::s;
+use shared_core::error::AppError;
+use shared_core::keys;
+use shared_leads::cursor;
+use shared_mail::{Mailer, OutgoingEmail};
+use shared_privacy::dsar::deadlines::{days_left, may_extend, ymd};
+use shared_privacy::dsar::emails;
+use shared_privacy::dsar::job::{DsarJob, JobDispatcher, JobKind};
+use shared_privacy::dsar::model::{
     Actor, Attestation, Controller, ControllerPart, HistoryEntry, RequestType, Status,
     SubjectRequest, Target,
 };
-use shared::dsar::progress::send;
-use shared::dsar::store::{tenant_of_lead_pk, Closing, PartChange};
-use shared::dynamo::s;
-use shared::error::AppError;
-use shared::keys;
-use shared::leads::cursor;
-use shared::mail::{Mailer, OutgoingEmail};
+use shared_privacy::dsar::progress::send;
+use shared_privacy::dsar::store::{tenant_of_lead_pk, Closing, PartChange};
 use time::Duration;
 
 use crate::subject::{
@@ -160,7 +160,7 @@ pub async fn get<M: Mailer, D: JobDispatcher>(
         return Err(not_found());
     };
     let lead_ids: Vec<String> = if let (true, Some(phone)) = (p.is_open(), &r.subject_phone_bidx) {
-        let (ids, _) = shared::dsar::subjects::phone_lead_ids(
+        let (ids, _) = shared_privacy::dsar::subjects::phone_lead_ids(
             app.store.client(),
             &app.store.tables().leads,
             tenant,
@@ -244,7 +244,7 @@ pub async fn approve<M: Mailer, D: JobDispatcher>(
 ) -> Result<Response<Body>, AppError> {
     let id = ctx.request_id()?;
     let (c, actor) = controller_of(ctx)?;
-    let choices: ApproveBody = if shared::http::body_bytes(req).is_empty() {
+    let choices: ApproveBody = if shared_core::http::body_bytes(req).is_empty() {
         ApproveBody::default()
     } else {
         json_body(req)?
@@ -283,7 +283,7 @@ pub async fn approve<M: Mailer, D: JobDispatcher>(
     }
     app.dispatcher.dispatch(&job).await?;
     tracing::info!(request_id = %id, request_type = p.request_type.as_str(), suppress_phone = choices.suppress_phone, "privacy request approved");
-    shared::telemetry::metric("DsarDecisions", 1.0, "Count", &[("Event", "approved")]);
+    shared_core::telemetry::metric("DsarDecisions", 1.0, "Count", &[("Event", "approved")]);
     Ok(request_status(200, &id, Status::Approved))
 }
 
@@ -337,7 +337,7 @@ pub async fn deny<M: Mailer, D: JobDispatcher>(
         ));
     }
     tracing::info!(request_id = %id, "privacy request denied");
-    shared::telemetry::metric("DsarDecisions", 1.0, "Count", &[("Event", "denied")]);
+    shared_core::telemetry::metric("DsarDecisions", 1.0, "Count", &[("Event", "denied")]);
     tell_subject(app, &id, |to, url| {
         emails::denied(to, p.request_type, &id, &reason, url)
     })
@@ -393,7 +393,7 @@ pub async fn extend<M: Mailer, D: JobDispatcher>(
         });
     }
     tracing::info!(request_id = %id, "privacy request extended");
-    shared::telemetry::metric("DsarDecisions", 1.0, "Count", &[("Event", "extended")]);
+    shared_core::telemetry::metric("DsarDecisions", 1.0, "Count", &[("Event", "extended")]);
     tell_subject(app, &id, |to, url| {
         emails::extended(to, p.request_type, &id, &reason, new_due, url)
     })
@@ -409,12 +409,12 @@ pub async fn extend<M: Mailer, D: JobDispatcher>(
 struct OnBehalfBody {
     #[serde(rename = "type")]
     request_type: String,
-    #[serde(default, deserialize_with = "shared::http::not_null")]
+    #[serde(default, deserialize_with = "shared_core::http::not_null")]
     email: Option<String>,
     /// A person the tenant knows by phone only (a phone-only form): the request finds the data
     /// by the phone's blind index. Needs `identity_attested` (no code can be sent to a phone);
     /// the answers go to the filing user's email, for the tenant to hand over.
-    #[serde(default, deserialize_with = "shared::http::not_null")]
+    #[serde(default, deserialize_with = "shared_core::http::not_null")]
     phone: Option<String>,
     #[serde(default)]
     details: Option<serde_json::Value>,
@@ -439,7 +439,7 @@ struct OnBehalfSubject {
 /// request needs an attested identity and is one the worker can answer by phone alone.
 async fn on_behalf_subject<M: Mailer, D: JobDispatcher>(
     app: &App<M, D>,
-    caller: &shared::auth::caller::Caller,
+    caller: &shared_accounts::auth::caller::Caller,
     body: &OnBehalfBody,
     attested: bool,
 ) -> Result<OnBehalfSubject, AppError> {
@@ -449,8 +449,8 @@ async fn on_behalf_subject<M: Mailer, D: JobDispatcher>(
             phone_bidx: None,
         }),
         (None, Some(raw)) => {
-            let phone = shared::domain::Phone::parse(raw).map_err(|m| {
-                let mut f = shared::error::FieldErrors::new();
+            let phone = shared_core::domain::Phone::parse(raw).map_err(|m| {
+                let mut f = shared_core::error::FieldErrors::new();
                 f.insert("phone".into(), m.to_string());
                 AppError::invalid_fields(f)
             })?;
@@ -682,7 +682,7 @@ pub async fn compelling_grounds<M: Mailer, D: JobDispatcher>(
         .await?;
     close_if_done(app, &id, ctx.now).await?;
     tracing::info!(request_id = %id, leads = lifted.len(), "objection answered with compelling grounds");
-    shared::telemetry::metric(
+    shared_core::telemetry::metric(
         "DsarDecisions",
         1.0,
         "Count",

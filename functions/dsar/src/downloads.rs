@@ -2,7 +2,7 @@
 //! certificates, attachments linked from an access export).
 //!
 //! The email carries a signed token naming one object of one request and its expiry
-//! (`shared::dsar::tokens::DownloadToken`, 72 hours by default); this route checks it and
+//! (`shared_privacy::dsar::tokens::DownloadToken`, 72 hours by default); this route checks it and
 //! answers with a redirect to a URL presigned at that moment for [`REDIRECT_TTL`]. A URL
 //! presigned by a Lambda role stops working when the role's session credentials expire (hours),
 //! whatever its `X-Amz-Expires` says, so nothing a subject keeps for days is a presigned URL.
@@ -10,9 +10,9 @@
 use std::time::Duration;
 
 use lambda_http::{Body, Response};
-use shared::blind_index::BlindIndexKey;
-use shared::dsar::tokens::{DownloadBucket, DownloadRefused, DownloadToken};
-use shared::error::AppError;
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::error::AppError;
+use shared_privacy::dsar::tokens::{DownloadBucket, DownloadRefused, DownloadToken};
 use time::OffsetDateTime;
 
 /// How long the redirect's presigned URL lives: enough to start the download, too short to be
@@ -54,7 +54,7 @@ pub async fn resolve(
         DownloadBucket::Exports => &d.exports_bucket,
         DownloadBucket::Attachments => &d.attachments_bucket,
     };
-    let url = shared::s3::presign_get(&d.s3, bucket, &token.key, REDIRECT_TTL).await?;
+    let url = shared_core::s3::presign_get(&d.s3, bucket, &token.key, REDIRECT_TTL).await?;
     tracing::info!(request_id = %token.request_id, bucket = ?token.bucket, "download link opened");
     Ok(url)
 }

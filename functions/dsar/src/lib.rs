@@ -23,18 +23,18 @@ use std::sync::Arc;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
-use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::VerifyingKeys;
-use shared::auth::permissions::Permission;
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{Clock, IdGenerator};
-use shared::dsar::job::JobDispatcher;
-use shared::dsar::progress::Links;
-use shared::dsar::store::DsarStore;
-use shared::dynamo::AccountStore;
-use shared::error::AppError;
-use shared::http::error_response;
-use shared::mail::Mailer;
+use shared_accounts::auth::caller::{authenticate, Caller};
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_accounts::auth::permissions::Permission;
+use shared_accounts::dynamo::AccountStore;
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{Clock, IdGenerator};
+use shared_core::error::AppError;
+use shared_core::http::error_response;
+use shared_mail::Mailer;
+use shared_privacy::dsar::job::JobDispatcher;
+use shared_privacy::dsar::progress::Links;
+use shared_privacy::dsar::store::DsarStore;
 use time::OffsetDateTime;
 
 pub use config::Settings;
@@ -73,9 +73,9 @@ pub enum Access {
 }
 
 /// A route and who may call it.
-pub type Route = shared::http::Route<Access>;
+pub type Route = shared_core::http::Route<Access>;
 
-use shared::http::route as r;
+use shared_core::http::route as r;
 
 const READ: Access = Access::Authenticated(Permission::PrivacyRequestsRead);
 const DECIDE: Access = Access::Authenticated(Permission::PrivacyRequestsDecide);
@@ -149,7 +149,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 pub fn find_route(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
-    shared::http::match_route(ROUTES, method.as_str(), path, |r| (r.method, r.path))
+    shared_core::http::match_route(ROUTES, method.as_str(), path, |r| (r.method, r.path))
 }
 
 /// What a handler knows besides the body.
@@ -240,19 +240,23 @@ async fn dispatch<M: Mailer, D: JobDispatcher>(
     }
 }
 
-/// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].
+/// Parses a JSON body into `T` (unknown fields refused); see [`shared_core::http::json_body`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
-    shared::http::json_body(req, MAX_BODY_BYTES)
+    shared_core::http::json_body(req, MAX_BODY_BYTES)
 }
 
-pub use shared::http::query_param;
+pub use shared_core::http::query_param;
 
 pub fn json(status: u16, body: serde_json::Value) -> Response<Body> {
-    shared::http::json_response(status, &body)
+    shared_core::http::json_response(status, &body)
 }
 
 /// The answer of a request's lifecycle step: its id and the status it is in now.
-pub fn request_status(code: u16, id: &str, status: shared::dsar::model::Status) -> Response<Body> {
+pub fn request_status(
+    code: u16,
+    id: &str,
+    status: shared_privacy::dsar::model::Status,
+) -> Response<Body> {
     json(
         code,
         serde_json::json!({ "request_id": id, "status": status.as_str() }),
@@ -260,7 +264,7 @@ pub fn request_status(code: u16, id: &str, status: shared::dsar::model::Status) 
 }
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    shared::clock::rfc3339(t)
+    shared_core::clock::rfc3339(t)
 }
 
 #[cfg(test)]

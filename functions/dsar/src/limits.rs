@@ -1,6 +1,6 @@
 //! The outbound-mail limits of the routes that mail an address their caller gives: a privacy
 //! request filed by anyone (its code), or by a controller on a subject's behalf
-//! (`shared::outbound`, docs/mail.md).
+//! (`shared_mail::outbound`, docs/mail.md).
 //!
 //! Filing keeps its own limits per client IP and per address ([`crate::subject::rate_limit`],
 //! `429`: they count filings, whatever the address). On top, every code or confirmation email
@@ -9,12 +9,12 @@
 //! tenant (`429`: the tenant's own volume, whatever the addresses).
 
 use lambda_http::Request;
-use shared::domain::{Email, TenantId};
-use shared::dsar::job::JobDispatcher;
-use shared::dynamo::MailGate;
-use shared::error::AppError;
-use shared::mail::Mailer;
-use shared::outbound::{HourWindow, MailKind, MailRoute};
+use shared_core::domain::{Email, TenantId};
+use shared_core::error::AppError;
+use shared_mail::dynamo::MailGate;
+use shared_mail::outbound::{HourWindow, MailKind, MailRoute};
+use shared_mail::Mailer;
+use shared_privacy::dsar::job::JobDispatcher;
 use time::OffsetDateTime;
 
 use crate::App;
@@ -58,7 +58,7 @@ impl<M: Mailer, D: JobDispatcher> App<M, D> {
             retry_after_secs: HourWindow::at(now).retry_after_secs,
         };
         let gate = self.mail_gate();
-        if let Some(ip) = shared::http::source_ip(req) {
+        if let Some(ip) = shared_core::http::source_ip(req) {
             let ip_hash = self.keys.ip(&ip);
             if !gate
                 .count_ip(route, &ip_hash, self.settings.mail.per_ip(route), now)

@@ -4,32 +4,34 @@ use std::sync::Arc;
 
 use dsar::config::{Config, ALLOW_LIST};
 use dsar::App;
-use shared::auth::jwt::VerifyingKeys;
-use shared::clock::{SystemClock, UlidGenerator};
-use shared::dsar::dispatch::{lambda_client, LambdaDispatcher};
-use shared::dsar::store::DsarStore;
-use shared::dsar::tokens::UnsubscribeScope;
-use shared::dynamo::{AccountStore, AccountTables, MailGate};
-use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
-use shared::runtime::{self, Error};
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_accounts::dynamo::{AccountStore, AccountTables};
+use shared_core::clock::{SystemClock, UlidGenerator};
+use shared_core::runtime::{self, Error};
+use shared_mail::dynamo::MailGate;
+use shared_mail::unsubscribe::UnsubscribeScope;
+use shared_mail::{SendSuppression, SesMailer, WithUnsubscribe};
+use shared_privacy::dsar::dispatch::{lambda_client, LambdaDispatcher};
+use shared_privacy::dsar::store::DsarStore;
 
 type DsarApp = App<WithUnsubscribe<SesMailer>, LambdaDispatcher>;
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     /// The app, built on the first invocation: it needs the keys from SSM.
     async fn app(&self) -> anyhow::Result<DsarApp> {
         let c = &self.config;
-        let ssm = shared::aws::ssm(&self.sdk);
-        let keys = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
+        let ssm = shared_core::aws::ssm(&self.sdk);
+        let keys =
+            shared_core::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
         let verifier = VerifyingKeys::from_json(
-            &shared::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
+            &shared_core::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
         )?;
-        let dynamo = shared::aws::dynamodb(&self.sdk);
+        let dynamo = shared_core::aws::dynamodb(&self.sdk);
         Ok(App {
             store: DsarStore::new(dynamo.clone(), c.tables.clone()),
             accounts: AccountStore::new(
@@ -43,7 +45,7 @@ impl State {
             ),
             mailer: WithUnsubscribe {
                 inner: SesMailer::platform(
-                    shared::aws::sesv2(&self.sdk),
+                    shared_core::aws::sesv2(&self.sdk),
                     &c.sender_email,
                     &c.ses_configuration_set,
                     SendSuppression {
@@ -66,7 +68,7 @@ impl State {
             ids: Arc::new(UlidGenerator),
             links: c.links.clone(),
             downloads: dsar::downloads::Downloads {
-                s3: shared::s3::client(&self.sdk),
+                s3: shared_core::s3::client(&self.sdk),
                 exports_bucket: c.exports_bucket.clone(),
                 attachments_bucket: c.attachments_bucket.clone(),
             },
@@ -77,7 +79,11 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) =
-        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) = runtime::init(
+        shared_core::aws::Budget::Request,
+        ALLOW_LIST,
+        Config::from_env,
+    )
+    .await?;
     runtime::serve_http(State { config, sdk }, State::app, dsar::handle).await
 }

@@ -9,21 +9,21 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::domain::{Email, FormId, TenantId};
-use shared::dsar::deadlines::{deadlines, ymd, Jurisdiction};
-use shared::dsar::emails;
-use shared::dsar::job::{DsarJob, JobDispatcher, JobKind};
-use shared::dsar::model::{
+use shared_core::domain::{Email, FormId, TenantId};
+use shared_core::dynamo::s;
+use shared_core::error::{AppError, FieldErrors};
+use shared_core::keys;
+use shared_mail::Mailer;
+use shared_privacy::dsar::deadlines::{deadlines, ymd, Jurisdiction};
+use shared_privacy::dsar::emails;
+use shared_privacy::dsar::job::{DsarJob, JobDispatcher, JobKind};
+use shared_privacy::dsar::model::{
     Actor, Attestation, Controller, ControllerPart, Details, HistoryEntry, RequestType, Status,
     SubjectRequest, Target,
 };
-use shared::dsar::progress::send;
-use shared::dsar::store::{Closing, PartChange};
-use shared::dsar::tokens;
-use shared::dynamo::s;
-use shared::error::{AppError, FieldErrors};
-use shared::keys;
-use shared::mail::Mailer;
+use shared_privacy::dsar::progress::send;
+use shared_privacy::dsar::store::{Closing, PartChange};
+use shared_privacy::dsar::tokens;
 use time::{Duration, OffsetDateTime};
 
 use crate::{json, json_body, query_param, request_status, rfc3339, App, Ctx};
@@ -174,7 +174,7 @@ pub async fn rate_limit<M: Mailer, D: JobDispatcher>(
     let limited = AppError::RateLimited {
         retry_after_secs: retry.max(1) as u64,
     };
-    if let Some(ip) = shared::http::source_ip(req) {
+    if let Some(ip) = shared_core::http::source_ip(req) {
         let k = keys::dsar_rate_ip(&app.keys.ip(&ip), hour);
         if !app
             .store
@@ -241,7 +241,7 @@ pub async fn create_unverified<M: Mailer, D: JobDispatcher>(
         )
         .await?;
     tracing::info!(request_id = %id, request_type = filing.request_type.as_str(), email_bidx = %bidx, "privacy request filed");
-    shared::telemetry::metric(
+    shared_core::telemetry::metric(
         "DsarRequestsFiled",
         1.0,
         "Count",
@@ -516,7 +516,7 @@ async fn decide_account_part<M: Mailer, D: JobDispatcher>(
                 .accounts
                 .user(&t, &u)
                 .await?
-                .is_some_and(|u| u.role == shared::auth::permissions::Role::Owner);
+                .is_some_and(|u| u.role == shared_accounts::auth::permissions::Role::Owner);
         }
     }
     if owner {
@@ -691,7 +691,7 @@ mod tests {
         let Err(err) = parse_filing("steal", "not-an-email", None, Some("mars")) else {
             panic!("invalid filing accepted");
         };
-        let body = shared::http::error_body(&err).to_string();
+        let body = shared_core::http::error_body(&err).to_string();
         assert!(
             body.contains("\"type\"")
                 && body.contains("\"email\"")

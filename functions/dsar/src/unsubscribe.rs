@@ -12,12 +12,12 @@
 
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::dsar::job::JobDispatcher;
-use shared::dsar::store::tenant_of_lead_pk;
-use shared::dsar::tokens::{UnsubscribeScope, UnsubscribeToken};
-use shared::error::AppError;
-use shared::keys;
-use shared::mail::Mailer;
+use shared_core::error::AppError;
+use shared_core::keys;
+use shared_mail::unsubscribe::{UnsubscribeScope, UnsubscribeToken};
+use shared_mail::Mailer;
+use shared_privacy::dsar::job::JobDispatcher;
+use shared_privacy::dsar::store::tenant_of_lead_pk;
 
 use crate::{json, query_param, App, Ctx};
 

@@ -1,9 +1,9 @@
 //! The environment variables this function reads, and nothing else.
 
-use shared::billing::BillingPolicy;
-use shared::config::{ConfigError, Env};
-use shared::dynamo::IntakeTables;
-use shared::intake::IntakeSettings;
+use shared_billing::BillingPolicy;
+use shared_core::config::{ConfigError, Env};
+use shared_leads::dynamo::IntakeTables;
+use shared_leads::intake::IntakeSettings;
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",

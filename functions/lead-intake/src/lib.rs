@@ -1,6 +1,6 @@
 //! `POST /v1/forms/{formId}/submissions` and its CORS preflight.
 //!
-//! This module is HTTP only: it reads the request, hands a [`shared::intake::IntakeRequest`] to
+//! This module is HTTP only: it reads the request, hands a [`shared_leads::intake::IntakeRequest`] to
 //! the intake use case, and renders the outcome as JSON (scripts) or as a redirect / small HTML
 //! page (a plain HTML form, no JavaScript).
 
@@ -11,21 +11,22 @@ use std::sync::Arc;
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{Clock, IdGenerator};
-use shared::domain::{FormId, RawSubmission};
-use shared::dsar::tokens::UnsubscribeScope;
-use shared::dynamo::{AccountStore, AccountTables, DynamoIntakeStore};
-use shared::error::AppError;
-use shared::http::{
+use shared_accounts::dynamo::{AccountStore, AccountTables};
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{Clock, IdGenerator};
+use shared_core::domain::{FormId, RawSubmission};
+use shared_core::error::AppError;
+use shared_core::http::{
     add_cors, body_bytes, error_body, error_response, header_str, json_response, path_param,
     source_ip,
 };
-use shared::intake::{DiscardReason, FormPresentation, Intake, IntakeRequest, Outcome};
-use shared::mail::{SesMailer, WithUnsubscribe};
-use shared::ports::IntakeStore;
-use shared::quota_alerts::MailedQuotaAlerts;
-use shared::telemetry::metric;
+use shared_core::telemetry::metric;
+use shared_leads::dynamo::DynamoIntakeStore;
+use shared_leads::intake::{DiscardReason, FormPresentation, Intake, IntakeRequest, Outcome};
+use shared_leads::ports::IntakeStore;
+use shared_leads::quota_alerts::MailedQuotaAlerts;
+use shared_mail::unsubscribe::UnsubscribeScope;
+use shared_mail::{SesMailer, WithUnsubscribe};
 
 pub const ROUTE: &str = "/v1/forms/{formId}/submissions";
 /// Larger bodies are refused before parsing: a contact form never needs more.

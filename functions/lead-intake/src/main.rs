@@ -1,13 +1,14 @@
 //! Wiring only: read configuration, build clients once at init, serve requests.
 
 use lead_intake::config::{Config, ALLOW_LIST};
-use shared::clock::{SystemClock, UlidGenerator};
+use shared_core::clock::{SystemClock, UlidGenerator};
 use std::sync::Arc;
 
-use shared::dynamo::{DynamoIntakeStore, MailGate};
-use shared::intake::Intake;
-use shared::mail::{SendSuppression, SesMailer};
-use shared::runtime::{self, Error};
+use shared_core::runtime::{self, Error};
+use shared_leads::dynamo::DynamoIntakeStore;
+use shared_leads::intake::Intake;
+use shared_mail::dynamo::MailGate;
+use shared_mail::{SendSuppression, SesMailer};
 
 type App = Intake<DynamoIntakeStore, SystemClock, UlidGenerator>;
 
@@ -15,16 +16,18 @@ struct State {
     config: Config,
     dynamo: aws_sdk_dynamodb::Client,
     ses: aws_sdk_sesv2::Client,
-    ssm: shared::aws::SsmClient,
+    ssm: shared_core::aws::SsmClient,
 }
 
 impl State {
     /// The app, built on the first invocation: it needs the blind-index key from SSM, and
     /// fetching it there keeps the cold start (init) to building clients only.
     async fn app(&self) -> anyhow::Result<App> {
-        let key =
-            shared::secrets::blind_index_key(&self.ssm, &self.config.blind_index_key_parameter)
-                .await?;
+        let key = shared_core::secrets::blind_index_key(
+            &self.ssm,
+            &self.config.blind_index_key_parameter,
+        )
+        .await?;
         let c = &self.config;
         // Through the configuration set, never to an address on the send-suppression list.
         let mailer = SesMailer::platform(
@@ -50,7 +53,7 @@ impl State {
 
 fn main() -> Result<(), Error> {
     // Before any thread exists: it may set an environment variable (see its docs).
-    shared::aws::prefer_system_ca_bundle();
+    shared_core::aws::prefer_system_ca_bundle();
     // One invocation at a time per container, on a fraction of a vCPU at 256 MB: a
     // single-threaded runtime does the same work without starting (and waking) worker threads,
     // which shortens the cold start.
@@ -61,12 +64,16 @@ fn main() -> Result<(), Error> {
 }
 
 async fn run() -> Result<(), Error> {
-    let (config, sdk) =
-        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) = runtime::init(
+        shared_core::aws::Budget::Request,
+        ALLOW_LIST,
+        Config::from_env,
+    )
+    .await?;
     let state = State {
-        dynamo: shared::aws::dynamodb(&sdk),
-        ses: shared::aws::sesv2(&sdk),
-        ssm: shared::aws::ssm(&sdk),
+        dynamo: shared_core::aws::dynamodb(&sdk),
+        ses: shared_core::aws::sesv2(&sdk),
+        ssm: shared_core::aws::ssm(&sdk),
         config,
     };
     runtime::serve_http(state, State::app, lead_intake::handle).await

@@ -11,12 +11,12 @@ use base64::Engine;
 use lambda_http::Body;
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{FixedClock, SequentialIds};
-use shared::domain::{FormId, FormRecord, TenantId, TenantRecord, TenantStatus};
-use shared::fakes::MemoryStore;
-use shared::intake::{Intake, IntakeSettings};
-use shared::ports::FormAdmin;
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{FixedClock, SequentialIds};
+use shared_core::domain::{FormId, FormRecord, TenantId, TenantRecord, TenantStatus};
+use shared_leads::fakes::MemoryStore;
+use shared_leads::intake::{Intake, IntakeSettings};
+use shared_leads::ports::FormAdmin;
 use time::macros::datetime;
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/lead-intake/");
@@ -42,12 +42,12 @@ fn app(rt: &tokio::runtime::Runtime) -> App {
         consents: vec![],
         allowed_origins: vec!["http://127.0.0.1:8080".into()],
         redirect_url: "http://127.0.0.1:8080/thanks.html".into(),
-        honeypot_field: shared::domain::DEFAULT_HONEYPOT.into(),
+        honeypot_field: shared_core::domain::DEFAULT_HONEYPOT.into(),
         daily_cap: None,
     };
-    form.fields.push(shared::domain::FieldDef {
+    form.fields.push(shared_core::domain::FieldDef {
         name: "phone".into(),
-        kind: shared::domain::FieldKind::Phone,
+        kind: shared_core::domain::FieldKind::Phone,
         required: false,
         max_len: None,
     });

@@ -5,15 +5,15 @@ use std::sync::Arc;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{FixedClock, SequentialIds};
-use shared::domain::{
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{FixedClock, SequentialIds};
+use shared_core::domain::{
     ConsentDef, FieldDef, FieldKind, FormId, FormRecord, TenantId, TenantRecord, TenantStatus,
     DEFAULT_HONEYPOT,
 };
-use shared::fakes::MemoryStore;
-use shared::intake::{Intake, IntakeSettings};
-use shared::ports::FormAdmin;
+use shared_leads::fakes::MemoryStore;
+use shared_leads::intake::{Intake, IntakeSettings};
+use shared_leads::ports::FormAdmin;
 use time::macros::datetime;
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/lead-intake/");
@@ -1040,11 +1040,11 @@ fn metric_lines(text: &str) -> Vec<(String, Value)> {
 #[tokio::test]
 async fn outcomes_are_counted_as_metrics_without_personal_data_or_a_visible_difference() {
     let app = app().await;
-    let suppressed = shared::domain::Email::parse("erased.person@example.com").unwrap();
+    let suppressed = shared_core::domain::Email::parse("erased.person@example.com").unwrap();
     let bidx = BlindIndexKey::new(vec![42; 32]).unwrap().email(&suppressed);
     app.store()
         .suppress(&TenantId::parse(TENANT).unwrap(), &bidx);
-    let (logs, guard) = shared::telemetry::capture();
+    let (logs, guard) = shared_core::telemetry::capture();
 
     let accepted = send(&app, &json_post(&valid_json())).await;
     let mut spam = valid_json();

@@ -4,7 +4,7 @@
 //! formats, and no name that hides one type behind another (`invoice.pdf.exe`, `cv.exe.pdf`,
 //! right-to-left override tricks, trailing dots).
 
-use shared::error::FieldErrors;
+use shared_core::error::FieldErrors;
 
 /// Allowed content types and the extensions that go with each.
 pub const ALLOWED: &[(&str, &[&str])] = &[

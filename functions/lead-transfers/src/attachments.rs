@@ -8,10 +8,10 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::domain::LeadId;
-use shared::error::AppError;
-use shared::keys;
-use shared::transfers::{AttachmentId, AttachmentRecord, AttachmentRefused};
+use shared_core::domain::LeadId;
+use shared_core::error::AppError;
+use shared_core::keys;
+use shared_leads::transfers::{AttachmentId, AttachmentRecord, AttachmentRefused};
 
 use crate::{attachment_rules, created, json_body, ok, query_param, rfc3339, s3, App, Ctx};
 

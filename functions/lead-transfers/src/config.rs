@@ -1,7 +1,7 @@
 //! The environment variables the lead-transfers function reads, and nothing else.
 
-use shared::config::{ConfigError, Env};
-use shared::transfers::TransfersTables;
+use shared_core::config::{ConfigError, Env};
+use shared_leads::transfers::TransfersTables;
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",

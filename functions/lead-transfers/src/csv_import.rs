@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use shared::domain::{ContactDetails, Email, Phone};
-use shared::error::{AppError, FieldErrors};
-use shared::keys::FIRST_STAGE;
+use shared_core::domain::{ContactDetails, Email, Phone};
+use shared_core::error::{AppError, FieldErrors};
+use shared_core::keys::FIRST_STAGE;
 
 pub const COLUMNS: &[&str] = &["email", "name", "phone", "company", "stage"];
 /// Same caps as a form's text fields.
@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn a_data_line_taken_for_a_header_is_not_echoed() {
         let e = parse(b"ana@example.com,Ana Pop\n", 10).unwrap_err();
-        let body = shared::http::error_body(&e).to_string();
+        let body = shared_core::http::error_body(&e).to_string();
         assert!(
             !body.contains("ana@example.com") && !body.contains("Ana Pop"),
             "{body}"

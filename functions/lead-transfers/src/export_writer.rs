@@ -7,7 +7,7 @@
 //! prefixed with `'` (OWASP "CSV injection"), except a phone number in E.164, which is data.
 //! JSON: one array of objects; absent fields are left out.
 
-use shared::transfers::ExportLead;
+use shared_leads::transfers::ExportLead;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {

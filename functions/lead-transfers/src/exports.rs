@@ -9,10 +9,10 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::domain::{TenantId, UserId};
-use shared::error::{AppError, FieldErrors};
-use shared::keys;
-use shared::transfers::{ExportId, ExportRecord};
+use shared_core::domain::{TenantId, UserId};
+use shared_core::error::{AppError, FieldErrors};
+use shared_core::keys;
+use shared_leads::transfers::{ExportId, ExportRecord};
 use time::OffsetDateTime;
 
 use crate::export_writer::{ExportFormat, LeadWriter};
@@ -119,8 +119,10 @@ pub async fn export_leads(
             // The SDK gave up, but the record may have landed with its answer lost: then the
             // export is done. A 503 would make the client export again, a second file.
             if let Err(e) = recorded {
-                shared::aws::landed_despite(e, || app.store.export_record_exists(t, export_id))
-                    .await?;
+                shared_core::aws::landed_despite(e, || {
+                    app.store.export_record_exists(t, export_id)
+                })
+                .await?;
             }
             tracing::info!(export_id = %export_id, count, scanned, pages, parts, "export completed");
             Ok(ExportOutcome {

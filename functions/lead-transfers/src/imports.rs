@@ -16,12 +16,12 @@ use std::collections::HashSet;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::domain::{LeadId, TenantId};
-use shared::error::{AppError, FieldErrors};
-use shared::keys;
-use shared::transfers::model::ImportTarget;
-use shared::transfers::store::BATCH_WRITE_MAX;
-use shared::transfers::{ImportId, ImportRecord, ImportReport, ImportedLead, LegalBasis};
+use shared_core::domain::{LeadId, TenantId};
+use shared_core::error::{AppError, FieldErrors};
+use shared_core::keys;
+use shared_leads::transfers::model::ImportTarget;
+use shared_leads::transfers::store::BATCH_WRITE_MAX;
+use shared_leads::transfers::{ImportId, ImportRecord, ImportReport, ImportedLead, LegalBasis};
 
 use crate::csv_import::{self, Parsed};
 use crate::{created, json_body, s3, App, Ctx};

@@ -20,13 +20,13 @@ use std::sync::Arc;
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
-use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::VerifyingKeys;
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{Clock, IdGenerator};
-use shared::error::AppError;
-use shared::http::error_response;
-use shared::transfers::TransfersStore;
+use shared_accounts::auth::caller::{authenticate, Caller};
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{Clock, IdGenerator};
+use shared_core::error::AppError;
+use shared_core::http::error_response;
+use shared_leads::transfers::TransfersStore;
 use time::OffsetDateTime;
 
 pub use config::{Buckets, Settings};
@@ -99,22 +99,22 @@ async fn require_live_session(
     app.store.require_live_for_write(caller, now).await
 }
 
-/// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].
+/// Parses a JSON body into `T` (unknown fields refused); see [`shared_core::http::json_body`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
-    shared::http::json_body(req, MAX_BODY_BYTES)
+    shared_core::http::json_body(req, MAX_BODY_BYTES)
 }
 
-pub use shared::http::query_param;
+pub use shared_core::http::query_param;
 
 pub fn created(body: serde_json::Value) -> Response<Body> {
-    shared::http::json_response(201, &body)
+    shared_core::http::json_response(201, &body)
 }
 
 pub fn ok(body: serde_json::Value) -> Response<Body> {
-    shared::http::json_response(200, &body)
+    shared_core::http::json_response(200, &body)
 }
 
 /// RFC 3339, as every timestamp of the API.
 pub fn rfc3339(t: OffsetDateTime) -> String {
-    shared::clock::rfc3339(t)
+    shared_core::clock::rfc3339(t)
 }

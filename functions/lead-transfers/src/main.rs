@@ -4,31 +4,32 @@ use std::sync::Arc;
 
 use lead_transfers::config::{Config, Settings, ALLOW_LIST};
 use lead_transfers::App;
-use shared::auth::jwt::VerifyingKeys;
-use shared::clock::{SystemClock, UlidGenerator};
-use shared::runtime::{self, Error};
-use shared::transfers::TransfersStore;
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_core::clock::{SystemClock, UlidGenerator};
+use shared_core::runtime::{self, Error};
+use shared_leads::transfers::TransfersStore;
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     /// The app, built on the first invocation: it needs the keys from SSM.
     async fn app(&self) -> anyhow::Result<App> {
-        let ssm = shared::aws::ssm(&self.sdk);
+        let ssm = shared_core::aws::ssm(&self.sdk);
         let keys =
-            shared::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter).await?;
+            shared_core::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter)
+                .await?;
         let verifier = VerifyingKeys::from_json(
-            &shared::secrets::parameter(&ssm, &self.config.jwt_public_keys_parameter).await?,
+            &shared_core::secrets::parameter(&ssm, &self.config.jwt_public_keys_parameter).await?,
         )?;
         Ok(App {
             store: TransfersStore::new(
-                shared::aws::dynamodb(&self.sdk),
+                shared_core::aws::dynamodb(&self.sdk),
                 self.config.tables.clone(),
             ),
-            s3: shared::s3::client(&self.sdk),
+            s3: shared_core::s3::client(&self.sdk),
             buckets: self.config.buckets.clone(),
             keys,
             verifier,
@@ -41,7 +42,11 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) =
-        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) = runtime::init(
+        shared_core::aws::Budget::Request,
+        ALLOW_LIST,
+        Config::from_env,
+    )
+    .await?;
     runtime::serve_http(State { config, sdk }, State::app, lead_transfers::handle).await
 }

@@ -3,15 +3,15 @@
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use shared::auth::permissions::Permission;
-use shared::error::AppError;
+use shared_accounts::auth::permissions::Permission;
+use shared_core::error::AppError;
 
 use crate::{attachments, exports, imports, App, Ctx};
 
 /// A route and the permission it needs.
-pub type Route = shared::http::Route<Permission>;
+pub type Route = shared_core::http::Route<Permission>;
 
-use shared::http::route as r;
+use shared_core::http::route as r;
 
 use Permission::*;
 
@@ -46,7 +46,7 @@ pub const ROUTES: &[Route] = &[
 
 /// The route matching a method and path, with its path parameters in order.
 pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
-    shared::http::match_route(ROUTES, method.as_str(), path, |r| (r.method, r.path))
+    shared_core::http::match_route(ROUTES, method.as_str(), path, |r| (r.method, r.path))
 }
 
 pub async fn call(

@@ -9,7 +9,7 @@
 use lead_transfers::csv_import::{parse, Parsed, STAGE_MAX_CHARS, TEXT_MAX_CHARS};
 use lead_transfers::export_writer::{ExportFormat, LeadWriter};
 use proptest::prelude::*;
-use shared::transfers::ExportLead;
+use shared_leads::transfers::ExportLead;
 
 const MAX_ROWS: usize = 50;
 
@@ -193,7 +193,7 @@ proptest! {
             prop_assert_eq!(r.contact.name.clone(), text(cell("name")));
             prop_assert_eq!(r.contact.company.clone(), text(cell("company")));
             prop_assert!(r.contact.email.is_some() || r.contact.phone.is_some());
-            let email = cell("email").filter(|s| !s.is_empty()).map(|s| shared::domain::Email::parse(s).unwrap());
+            let email = cell("email").filter(|s| !s.is_empty()).map(|s| shared_core::domain::Email::parse(s).unwrap());
             prop_assert_eq!(r.contact.email.clone(), email);
             if let Some(n) = &r.contact.name {
                 prop_assert!(n.chars().count() <= TEXT_MAX_CHARS);

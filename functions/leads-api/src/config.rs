@@ -1,7 +1,7 @@
 //! The environment variables the leads-api function reads, and nothing else.
 
-use shared::config::{ConfigError, Env};
-use shared::dynamo::LeadsTables;
+use shared_core::config::{ConfigError, Env};
+use shared_leads::dynamo::LeadsTables;
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",

@@ -16,13 +16,13 @@ use std::sync::Arc;
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
-use shared::auth::caller::{authenticate, Caller};
-use shared::auth::jwt::VerifyingKeys;
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{Clock, IdGenerator};
-use shared::dynamo::LeadsStore;
-use shared::error::AppError;
-use shared::http::{error_response, json_response};
+use shared_accounts::auth::caller::{authenticate, Caller};
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{Clock, IdGenerator};
+use shared_core::error::AppError;
+use shared_core::http::{error_response, json_response};
+use shared_leads::dynamo::LeadsStore;
 use time::OffsetDateTime;
 
 use crate::query::Query;
@@ -102,9 +102,9 @@ async fn dispatch(app: &App, req: &Request, seen: &mut Seen) -> Result<Response<
     routes::call(app, route.name, &ctx, req).await
 }
 
-/// Parses a JSON body into `T` (unknown fields refused); see [`shared::http::json_body`].
+/// Parses a JSON body into `T` (unknown fields refused); see [`shared_core::http::json_body`].
 pub fn json_body<T: DeserializeOwned>(req: &Request) -> Result<T, AppError> {
-    shared::http::json_body(req, MAX_BODY_BYTES)
+    shared_core::http::json_body(req, MAX_BODY_BYTES)
 }
 
 pub fn ok(body: serde_json::Value) -> Response<Body> {

@@ -4,27 +4,30 @@ use std::sync::Arc;
 
 use leads_api::config::{Config, ALLOW_LIST};
 use leads_api::App;
-use shared::auth::jwt::VerifyingKeys;
-use shared::clock::{SystemClock, UlidGenerator};
-use shared::dynamo::LeadsStore;
-use shared::runtime::{self, Error};
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_core::clock::{SystemClock, UlidGenerator};
+use shared_core::runtime::{self, Error};
+use shared_leads::dynamo::LeadsStore;
 
 struct State {
     config: Config,
     store: LeadsStore,
     s3: aws_sdk_s3::Client,
-    ssm: shared::aws::SsmClient,
+    ssm: shared_core::aws::SsmClient,
 }
 
 impl State {
     /// The app, built on the first invocation: it needs the keys from SSM, and fetching them
     /// there keeps the cold start (init) to building clients only.
     async fn app(&self) -> anyhow::Result<App> {
-        let keys =
-            shared::secrets::blind_index_key(&self.ssm, &self.config.blind_index_key_parameter)
-                .await?;
+        let keys = shared_core::secrets::blind_index_key(
+            &self.ssm,
+            &self.config.blind_index_key_parameter,
+        )
+        .await?;
         let verifier = VerifyingKeys::from_json(
-            &shared::secrets::parameter(&self.ssm, &self.config.jwt_public_keys_parameter).await?,
+            &shared_core::secrets::parameter(&self.ssm, &self.config.jwt_public_keys_parameter)
+                .await?,
         )?;
         Ok(App {
             store: self.store.clone(),
@@ -41,12 +44,16 @@ impl State {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let (config, sdk) =
-        runtime::init(shared::aws::Budget::Request, ALLOW_LIST, Config::from_env).await?;
+    let (config, sdk) = runtime::init(
+        shared_core::aws::Budget::Request,
+        ALLOW_LIST,
+        Config::from_env,
+    )
+    .await?;
     let state = State {
-        store: LeadsStore::new(shared::aws::dynamodb(&sdk), config.tables.clone()),
-        s3: shared::s3::client(&sdk),
-        ssm: shared::aws::ssm(&sdk),
+        store: LeadsStore::new(shared_core::aws::dynamodb(&sdk), config.tables.clone()),
+        s3: shared_core::s3::client(&sdk),
+        ssm: shared_core::aws::ssm(&sdk),
         config,
     };
     runtime::serve_http(state, State::app, leads_api::handle).await

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use lambda_http::{Request, RequestExt};
-use shared::domain::TenantId;
-use shared::error::{AppError, FieldErrors};
-use shared::leads::{cursor, StartKey, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+use shared_core::domain::TenantId;
+use shared_core::error::{AppError, FieldErrors};
+use shared_leads::{cursor, StartKey, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 use crate::App;
 

@@ -1,6 +1,6 @@
 //! The environment variables the mail-events function reads, and nothing else.
 
-use shared::config::{ConfigError, Env};
+use shared_core::config::{ConfigError, Env};
 
 pub const ALLOW_LIST: &[&str] = &[
     "OPS_TABLE",

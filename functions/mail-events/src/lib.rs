@@ -5,7 +5,7 @@
 //! rule hands them here. Each recipient that bounced for good (`bounceType` `Permanent`) or
 //! complained goes on the platform's send-suppression list, as the blind index of the address
 //! (never the address), for `MAIL_SUPPRESSION_DAYS`; every platform mailer checks that list
-//! before sending (`shared::mail::SesMailer::platform`). Transient bounces, and complaints whose
+//! before sending (`shared_mail::SesMailer::platform`). Transient bounces, and complaints whose
 //! feedback says "not spam", change nothing.
 //!
 //! A redelivered event writes nothing new (the list's end only moves later). An event whose
@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail};
 use serde_json::{json, Value};
-use shared::blind_index::BlindIndexKey;
-use shared::clock::Clock;
-use shared::domain::Email;
-use shared::dynamo::{MailGate, SuppressionReason};
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::Clock;
+use shared_core::domain::Email;
+use shared_mail::dynamo::{MailGate, SuppressionReason};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
@@ -141,7 +141,7 @@ pub async fn handle(app: &App, event: &Value) -> anyhow::Result<Value> {
             "recipients that are not an address were skipped"
         );
     }
-    shared::telemetry::metric(
+    shared_core::telemetry::metric(
         "EmailAddressesSuppressed",
         suppressed as f64,
         "Count",

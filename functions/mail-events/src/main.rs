@@ -4,23 +4,24 @@ use std::sync::Arc;
 
 use mail_events::config::{Config, ALLOW_LIST};
 use mail_events::App;
-use shared::clock::SystemClock;
-use shared::dynamo::MailGate;
-use shared::runtime::{self, Error};
+use shared_core::clock::SystemClock;
+use shared_core::runtime::{self, Error};
+use shared_mail::dynamo::MailGate;
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     /// The app, built on the first event: it needs the blind-index key from SSM.
     async fn app(&self) -> anyhow::Result<App> {
         let c = &self.config;
-        let ssm = shared::aws::ssm(&self.sdk);
-        let keys = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
+        let ssm = shared_core::aws::ssm(&self.sdk);
+        let keys =
+            shared_core::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
         Ok(App {
-            gate: MailGate::new(shared::aws::dynamodb(&self.sdk), c.ops_table.clone()),
+            gate: MailGate::new(shared_core::aws::dynamodb(&self.sdk), c.ops_table.clone()),
             keys,
             clock: Arc::new(SystemClock),
             settings: c.settings,
@@ -31,7 +32,7 @@ impl State {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, sdk) =
-        runtime::init(shared::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
+        runtime::init(shared_core::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
     runtime::serve_events(
         State { config, sdk },
         State::app,

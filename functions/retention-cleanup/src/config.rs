@@ -5,7 +5,7 @@
 //! also checks before it deletes come from the same template parameters as the writers', so a
 //! period raised after the fact is honoured for data already written.
 
-use shared::config::{ConfigError, Env};
+use shared_core::config::{ConfigError, Env};
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",

@@ -20,11 +20,11 @@
 
 use anyhow::{anyhow, Context};
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::billing::model::ProviderId;
-use shared::domain::{Email, TenantId};
-use shared::dynamo::unless_condition_failed;
-use shared::keys::{self, Key};
-use shared::retention::{self, rule, sweep_day};
+use shared_billing::model::ProviderId;
+use shared_core::domain::{Email, TenantId};
+use shared_core::dynamo::unless_condition_failed;
+use shared_core::keys::{self, Key};
+use shared_core::retention::{self, rule, sweep_day};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -317,8 +317,8 @@ async fn lead(r: &mut Run<'_>, t: &TenantId, pk: &str) -> anyhow::Result<Progres
             if str_attr(it, "sk") == Some("LEAD") {
                 is_held |= bool_attr(it, "legal_hold");
                 // The route item of the lead's address (outside its partition) goes with it.
-                route =
-                    shared::dynamo::routing::key_of_item(it).map(|k| keys::lead_route(t, &k.bidx));
+                route = shared_leads::dynamo::routing::key_of_item(it)
+                    .map(|k| keys::lead_route(t, &k.bidx));
             }
         }
         all.extend(items.iter().filter_map(key_of));
@@ -340,7 +340,7 @@ async fn lead(r: &mut Run<'_>, t: &TenantId, pk: &str) -> anyhow::Result<Progres
         .iter()
         .any(|k| k.sk.starts_with(keys::ATTACHMENT_PREFIX))
     {
-        let lead = shared::domain::LeadId::parse(&lead_id)?;
+        let lead = shared_core::domain::LeadId::parse(&lead_id)?;
         let attachments = r.app.buckets.attachments.clone();
         let n = r
             .delete_prefix(&attachments, &keys::lead_objects_prefix(t, &lead))

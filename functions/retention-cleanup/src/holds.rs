@@ -1,4 +1,4 @@
-//! The legal holds of a run, from the holds registry (`shared::dynamo::legal_holds`): read once,
+//! The legal holds of a run, from the holds registry (`shared_privacy::legal_holds`): read once,
 //! with one Query of a handful of items, the first time a rule needs them, then checked in
 //! memory. The cost of hold checks follows the number of holds, not the number of items swept.
 //!
@@ -9,8 +9,8 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::dynamo::legal_holds::{held_item_of, HoldKind};
-use shared::keys;
+use shared_core::keys;
+use shared_privacy::legal_holds::{held_item_of, HoldKind};
 
 use crate::store::QuerySpec;
 use crate::Run;

@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use shared::blind_index::BlindIndexKey;
-use shared::clock::{rfc3339, Clock, IdGenerator};
-use shared::keys;
-use shared::retention::{self, rule};
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{rfc3339, Clock, IdGenerator};
+use shared_core::keys;
+use shared_core::retention::{self, rule};
 use time::{Date, Duration};
 
 use crate::config::{Buckets, Settings, Tables};
@@ -100,7 +100,7 @@ pub async fn handle(app: &App, event: &Value, limits: Limits) -> Value {
         Ok(r) => r,
         Err(refusal) => {
             tracing::error!(code = refusal.code, "retention run refused");
-            shared::telemetry::metric(
+            shared_core::telemetry::metric(
                 "RetentionRuns",
                 1.0,
                 "Count",
@@ -229,14 +229,14 @@ async fn finish(r: &Run<'_>) {
     let json = serde_json::to_string(report).unwrap_or_default();
     tracing::info!(report = %json, status = report.status, dry_run = report.dry_run, "retention run report");
     for (rule_name, counts) in &report.rules {
-        shared::telemetry::metric(
+        shared_core::telemetry::metric(
             "RetentionDeleted",
             (counts.deleted + counts.workspace_items) as f64,
             "Count",
             &[("Function", "retention-cleanup"), ("Rule", rule_name)],
         );
         if counts.held > 0 {
-            shared::telemetry::metric(
+            shared_core::telemetry::metric(
                 "RetentionHeld",
                 counts.held as f64,
                 "Count",
@@ -244,13 +244,13 @@ async fn finish(r: &Run<'_>) {
             );
         }
     }
-    shared::telemetry::metric(
+    shared_core::telemetry::metric(
         "RetentionFailures",
         report.failures.len() as f64,
         "Count",
         &[("Function", "retention-cleanup")],
     );
-    shared::telemetry::metric(
+    shared_core::telemetry::metric(
         "RetentionRuns",
         1.0,
         "Count",

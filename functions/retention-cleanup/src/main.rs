@@ -7,23 +7,23 @@ use std::time::{Duration, Instant, SystemTime};
 use retention_cleanup::config::{Config, ALLOW_LIST};
 use retention_cleanup::{App, Limits};
 use serde_json::Value;
-use shared::clock::{SystemClock, UlidGenerator};
-use shared::runtime::{self, Error};
+use shared_core::clock::{SystemClock, UlidGenerator};
+use shared_core::runtime::{self, Error};
 
 struct State {
     config: Config,
-    sdk: shared::aws::SdkConfig,
+    sdk: shared_core::aws::SdkConfig,
 }
 
 impl State {
     /// The app, built on the first invocation: it needs the blind-index key from SSM.
     async fn app(&self) -> anyhow::Result<App> {
         let c = &self.config;
-        let ssm = shared::aws::ssm(&self.sdk);
-        let key = shared::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
+        let ssm = shared_core::aws::ssm(&self.sdk);
+        let key = shared_core::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
         Ok(App {
-            dynamo: shared::aws::dynamodb(&self.sdk),
-            s3: shared::s3::client(&self.sdk),
+            dynamo: shared_core::aws::dynamodb(&self.sdk),
+            s3: shared_core::s3::client(&self.sdk),
             tables: c.tables.clone(),
             buckets: c.buckets.clone(),
             key,
@@ -37,7 +37,7 @@ impl State {
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let (config, sdk) =
-        runtime::init(shared::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
+        runtime::init(shared_core::aws::Budget::Job, ALLOW_LIST, Config::from_env).await?;
     runtime::serve_events(
         State { config, sdk },
         State::app,

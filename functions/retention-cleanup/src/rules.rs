@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::domain::TenantId;
-use shared::inventory::{self, DataCategory, Table};
-use shared::keys::{self, Key};
-use shared::retention::{self, parse_day, rule, sweep_day};
-use shared::transfers::ExportId;
+use shared_core::domain::TenantId;
+use shared_core::keys::{self, Key};
+use shared_core::retention::{self, parse_day, rule, sweep_day};
+use shared_leads::transfers::ExportId;
+use shared_privacy::inventory::{self, DataCategory, Table};
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Duration, OffsetDateTime};
 
@@ -252,7 +252,7 @@ async fn billing(r: &mut Run<'_>, table: &str, found: Vec<Key>) -> anyhow::Resul
             .expression_attribute_values(":no", AttributeValue::Bool(false))
             .send()
             .await;
-        if shared::dynamo::unless_condition_failed(res, "DeleteItem billing")?.is_some() {
+        if shared_core::dynamo::unless_condition_failed(res, "DeleteItem billing")?.is_some() {
             r.report.rule(rule::BILLING).deleted += 1;
             continue;
         }
@@ -276,7 +276,7 @@ async fn billing_kept(
     r: &mut Run<'_>,
     table: &str,
     key: &Key,
-    it: &shared::dynamo::Item,
+    it: &shared_core::dynamo::Item,
 ) -> anyhow::Result<bool> {
     if bool_attr(it, "legal_hold") {
         billing_held(r, table, key).await?;
@@ -372,7 +372,7 @@ async fn tech_data(
                 req = req.expression_attribute_names(format!("#a{i}"), *name);
             }
             let res = req.send().await;
-            shared::dynamo::unless_condition_failed(res, "UpdateItem remove technical data")?;
+            shared_core::dynamo::unless_condition_failed(res, "UpdateItem remove technical data")?;
         }
         r.report.rule(rule::TECH_DATA).deleted += 1;
     }
@@ -422,7 +422,7 @@ async fn login_metadata(
             req = req.expression_attribute_names(format!("#a{i}"), *name);
         }
         let res = req.send().await;
-        if shared::dynamo::unless_condition_failed(res, "UpdateItem remove login metadata")?
+        if shared_core::dynamo::unless_condition_failed(res, "UpdateItem remove login metadata")?
             .is_some()
         {
             r.report.rule(rule::LOGIN_META).deleted += 1;

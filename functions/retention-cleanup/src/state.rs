@@ -6,9 +6,9 @@ use std::fmt;
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use shared::clock::rfc3339;
-use shared::keys;
-use shared::retention::{parse_day, rule};
+use shared_core::clock::rfc3339;
+use shared_core::keys;
+use shared_core::retention::{parse_day, rule};
 use time::{Date, Duration};
 
 use crate::store::{key_item, str_attr};
@@ -54,7 +54,7 @@ impl Cursor {
     }
 }
 
-fn state_from(item: &shared::dynamo::Item) -> State {
+fn state_from(item: &shared_core::dynamo::Item) -> State {
     State {
         done_through: str_attr(item, "done_through").and_then(parse_day),
         cursor: str_attr(item, "cursor").and_then(Cursor::parse),

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use shared::dynamo::Item;
-use shared::keys::{Key, PK, SK};
+use shared_core::dynamo::Item;
+use shared_core::keys::{Key, PK, SK};
 
 use crate::Run;
 
@@ -127,7 +127,7 @@ impl Run<'_> {
             return Ok(keys.len() as u64);
         }
         let items = keys.iter().map(key_item).collect();
-        shared::dynamo::batch_delete(&self.app.dynamo, table, items).await
+        shared_core::dynamo::batch_delete(&self.app.dynamo, table, items).await
     }
 
     /// Moves an item to another expiry bucket (`attribute` = `exp_bucket` or `tech_exp`), if it
@@ -156,7 +156,7 @@ impl Run<'_> {
             .await;
         // The item gone is not a failure: someone (a concurrent erasure, an earlier attempt of
         // this run) already did the work.
-        shared::dynamo::unless_condition_failed(res, "UpdateItem expiry bucket")?;
+        shared_core::dynamo::unless_condition_failed(res, "UpdateItem expiry bucket")?;
         Ok(())
     }
 
@@ -175,7 +175,7 @@ impl Run<'_> {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        shared::dynamo::unless_condition_failed(res, "UpdateItem remove bucket")?;
+        shared_core::dynamo::unless_condition_failed(res, "UpdateItem remove bucket")?;
         Ok(())
     }
 
@@ -186,20 +186,20 @@ impl Run<'_> {
         if self.dry_run {
             return Ok(keys.len() as u64);
         }
-        Ok(shared::s3::delete_keys(&self.app.s3, bucket, keys).await? as u64)
+        Ok(shared_core::s3::delete_keys(&self.app.s3, bucket, keys).await? as u64)
     }
 
     pub async fn delete_prefix(&mut self, bucket: &str, prefix: &str) -> anyhow::Result<u64> {
         let n = if self.dry_run {
-            shared::s3::count_prefix(&self.app.s3, bucket, prefix).await?
+            shared_core::s3::count_prefix(&self.app.s3, bucket, prefix).await?
         } else {
-            shared::s3::delete_prefix(&self.app.s3, bucket, prefix).await?
+            shared_core::s3::delete_prefix(&self.app.s3, bucket, prefix).await?
         };
         Ok(n as u64)
     }
 }
 
-pub use shared::dynamo::key_item;
+pub use shared_core::dynamo::key_item;
 
 pub fn str_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name)

@@ -112,7 +112,7 @@ async fn run(argv: Vec<String>) -> Result<()> {
         }
         "token-key" => {
             args.only(&["kid"])?;
-            let pair = shared::auth::jwt::TokenSigner::generate(args.required("kid")?)?;
+            let pair = shared_accounts::auth::jwt::TokenSigner::generate(args.required("kid")?)?;
             println!("{}", pair.private_json);
             println!("{}", pair.public_key);
         }
@@ -243,9 +243,9 @@ fn hold_target(
     tenant: &str,
     lead: Option<&str>,
     billing: Option<&str>,
-) -> Result<(&'static str, shared::keys::Key)> {
-    use shared::domain::{LeadId, TenantId};
-    use shared::keys;
+) -> Result<(&'static str, shared_core::keys::Key)> {
+    use shared_core::domain::{LeadId, TenantId};
+    use shared_core::keys;
     let t = TenantId::parse(tenant).context("--tenant")?;
     Ok(match (lead, billing) {
         (None, None) => ("TenantsTable", keys::tenant(&t)),
@@ -264,7 +264,7 @@ fn hold_target(
             }
             (
                 "BillingTable",
-                shared::keys::Key {
+                shared_core::keys::Key {
                     pk: keys::billing_partition(&t),
                     sk: sk.to_string(),
                 },
@@ -281,10 +281,10 @@ async fn set_legal_hold(
     table: &str,
     ops_table: &str,
     logical_id: &str,
-    key: shared::keys::Key,
+    key: shared_core::keys::Key,
     hold: bool,
 ) -> Result<()> {
-    use shared::dynamo::legal_holds::{self, HeldItem, HoldKind};
+    use shared_privacy::legal_holds::{self, HeldItem, HoldKind};
     let kind = match logical_id {
         "TenantsTable" => HoldKind::Tenant,
         "LeadsTable" => HoldKind::Lead,

@@ -1,6 +1,6 @@
 //! `policy-notice`: the operator's command that emails every verified account owner the notice
 //! of a new privacy-policy / terms version (docs/deploy.md, "Notifying owners of a policy
-//! change"; the logic is `shared::policy::notify_owners`).
+//! change"; the logic is `shared_accounts::policy::notify_owners`).
 //!
 //! ```text
 //! policy-notice --link https://example.com/legal/privacy --effective 2027-01-01 [--rate 5]
@@ -17,13 +17,13 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use shared::clock::SystemClock;
-use shared::config::Env;
-use shared::dsar::tokens::UnsubscribeScope;
-use shared::dynamo::MailGate;
-use shared::mail::{SendSuppression, SesMailer, WithUnsubscribe};
-use shared::outbound::MailLimits;
-use shared::policy::{notify_owners, Notice, NoticeRun, PolicyVersions};
+use shared_accounts::policy::{notify_owners, Notice, NoticeRun, PolicyVersions};
+use shared_core::clock::SystemClock;
+use shared_core::config::Env;
+use shared_mail::dynamo::MailGate;
+use shared_mail::outbound::MailLimits;
+use shared_mail::unsubscribe::UnsubscribeScope;
+use shared_mail::{SendSuppression, SesMailer, WithUnsubscribe};
 
 const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
@@ -93,11 +93,12 @@ async fn run(argv: Vec<String>) -> Result<i32> {
     };
     notice.validate()?;
 
-    let sdk = shared::aws::load_config(shared::aws::Budget::Job).await;
-    let dynamo = shared::aws::dynamodb(&sdk);
-    let ssm = shared::aws::ssm(&sdk);
+    let sdk = shared_core::aws::load_config(shared_core::aws::Budget::Job).await;
+    let dynamo = shared_core::aws::dynamodb(&sdk);
+    let ssm = shared_core::aws::ssm(&sdk);
     let key =
-        shared::secrets::blind_index_key(&ssm, &env.required("BLIND_INDEX_KEY_PARAMETER")?).await?;
+        shared_core::secrets::blind_index_key(&ssm, &env.required("BLIND_INDEX_KEY_PARAMETER")?)
+            .await?;
     let ops = env.required("OPS_TABLE")?;
     let gate = MailGate::new(dynamo.clone(), ops);
     let suppression = SendSuppression {
@@ -107,7 +108,7 @@ async fn run(argv: Vec<String>) -> Result<i32> {
     };
     let mailer = WithUnsubscribe {
         inner: SesMailer::platform(
-            shared::aws::sesv2(&sdk),
+            shared_core::aws::sesv2(&sdk),
             env.required("SENDER_EMAIL")?,
             env.required("SES_CONFIGURATION_SET")?,
             suppression.clone(),

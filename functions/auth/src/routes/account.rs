@@ -3,20 +3,20 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::accounts::{Mfa, OneTimeToken, Tenant, TokenKind, User};
-use shared::auth::permissions::Role;
-use shared::auth::{password, tokens};
-use shared::clock::rfc3339;
-use shared::domain::{Email, Phone, TenantId, TenantStatus, UserId};
-use shared::dynamo::{
-    s, tenant_item, timestamp, token_item, unverified_login_item, user_item, AttributeValue,
-    StoreError, Write, LOGIN_CLAIMABLE,
+use shared_accounts::auth::permissions::Role;
+use shared_accounts::auth::{password, tokens};
+use shared_accounts::dynamo::{
+    tenant_item, token_item, unverified_login_item, user_item, StoreError, Write, LOGIN_CLAIMABLE,
 };
-use shared::error::{AppError, FieldErrors};
-use shared::keys;
-use shared::mail::Mailer;
-use shared::outbound::{MailKind, MailRoute};
-use shared::policy::{PolicyAcceptance, PolicyVersions};
+use shared_accounts::policy::{PolicyAcceptance, PolicyVersions};
+use shared_accounts::{Mfa, OneTimeToken, Tenant, TokenKind, User};
+use shared_core::clock::rfc3339;
+use shared_core::domain::{Email, Phone, TenantId, TenantStatus, UserId};
+use shared_core::dynamo::{s, timestamp, AttributeValue};
+use shared_core::error::{AppError, FieldErrors};
+use shared_core::keys;
+use shared_mail::outbound::{MailKind, MailRoute};
+use shared_mail::Mailer;
 use time::Duration;
 
 use crate::{accepted, created, emails, json_body, ok, App, Ctx};
@@ -171,12 +171,12 @@ pub async fn signup<M: Mailer>(
     // address takes the login-index item over meanwhile.
     let mut user_it = user_item(&user);
     if let Some(a) = &user.policy {
-        user_it.extend(shared::policy::acceptance_attributes(a, "signup"));
+        user_it.extend(shared_accounts::policy::acceptance_attributes(a, "signup"));
     }
     user_it.insert(
         "exp_bucket".into(),
-        s(shared::retention::expiry_bucket_at(
-            shared::retention::rule::UNVERIFIED_SIGNUP,
+        s(shared_core::retention::expiry_bucket_at(
+            shared_core::retention::rule::UNVERIFIED_SIGNUP,
             token.expires_at,
             &keys::user(&tenant_id, &user_id),
         )),
@@ -214,7 +214,7 @@ pub async fn signup<M: Mailer>(
     // as for a success (the email goes out); a 503 would make the client sign up again and
     // leave a second, unverifiable workspace behind.
     let result = match result {
-        Err(StoreError::Other(e)) => shared::aws::landed_despite(e, || async {
+        Err(StoreError::Other(e)) => shared_core::aws::landed_despite(e, || async {
             Ok(app.store.user(&tenant_id, &user_id).await?.is_some())
         })
         .await
@@ -361,7 +361,7 @@ pub async fn verify_email<M: Mailer>(
         // Landed with its answer lost: the token gone and the user verified is exactly this
         // transaction's effect. A 503 would send the user back with a link that no longer works.
         Err(StoreError::Other(e)) => {
-            shared::aws::landed_despite(e, || async {
+            shared_core::aws::landed_despite(e, || async {
                 let token_gone = app.store.token(&token.secret_hash).await?.is_none();
                 Ok(token_gone
                     && app
@@ -425,7 +425,7 @@ pub async fn password_reset<M: Mailer>(
         None => return Ok(answer),
     };
     let mut item = token_item(&token);
-    item.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+    item.insert("cred_epoch".into(), shared_core::dynamo::n(epoch));
     app.store
         .transact(vec![(
             app.store.tables().tenants.as_str(),
@@ -518,8 +518,8 @@ pub async fn password_reset_confirm<M: Mailer>(
                     values: vec![
                         (":h".into(), s(hash)),
                         (":t".into(), AttributeValue::Bool(true)),
-                        (":one".into(), shared::dynamo::n(1)),
-                        (":tep".into(), shared::dynamo::n(token_epoch)),
+                        (":one".into(), shared_core::dynamo::n(1)),
+                        (":tep".into(), shared_core::dynamo::n(token_epoch)),
                     ],
                     names: vec![],
                 },
@@ -612,7 +612,7 @@ fn policy_json<M: Mailer>(app: &App<M>, user: &User) -> serde_json::Value {
         "terms_accepted_at": a.map(|a| rfc3339(a.terms_accepted_at)),
         "current_policy_version": current.policy,
         "current_terms_version": current.terms,
-        "reacceptance_due": shared::policy::reacceptance_due(a, current),
+        "reacceptance_due": shared_accounts::policy::reacceptance_due(a, current),
     })
 }
 
@@ -634,7 +634,8 @@ pub async fn accept_policy<M: Mailer>(
     let body: AcceptanceBody = json_body(req)?;
     let c = ctx.caller()?;
     let versions = require_current_versions(app, &body.policy_version, &body.terms_version)?;
-    let (sets, mut values) = shared::policy::acceptance_update(&versions, ctx.now, "reacceptance");
+    let (sets, mut values) =
+        shared_accounts::policy::acceptance_update(&versions, ctx.now, "reacceptance");
     values.push((":pv0".into(), s(&versions.policy)));
     values.push((":tv0".into(), s(&versions.terms)));
     let mut e = app.event("policy_accepted", ctx);
@@ -831,7 +832,7 @@ pub async fn change_password<M: Mailer>(
                     condition: Some("attribute_exists(pk)".into()),
                     values: vec![
                         (":h".into(), s(hash)),
-                        (":one".into(), shared::dynamo::n(1)),
+                        (":one".into(), shared_core::dynamo::n(1)),
                     ],
                     names: vec![],
                 },
@@ -890,8 +891,8 @@ pub async fn close_tenant<M: Mailer>(
                         (":erase".into(), timestamp(erase_after)),
                         (
                             ":bucket".into(),
-                            s(shared::retention::expiry_bucket_at(
-                                shared::retention::rule::TENANT_ERASE,
+                            s(shared_core::retention::expiry_bucket_at(
+                                shared_core::retention::rule::TENANT_ERASE,
                                 erase_after,
                                 &keys::tenant(&user.tenant_id),
                             )),

@@ -5,11 +5,12 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::{recovery, totp};
-use shared::dynamo::{n, s, str_list, AttributeValue, StoreError, Write};
-use shared::error::{AppError, FieldErrors};
-use shared::keys;
-use shared::mail::Mailer;
+use shared_accounts::auth::{recovery, totp};
+use shared_accounts::dynamo::{StoreError, Write};
+use shared_core::dynamo::{n, s, str_list, AttributeValue};
+use shared_core::error::{AppError, FieldErrors};
+use shared_core::keys;
+use shared_mail::Mailer;
 
 use super::account::current_user;
 use crate::{json_body, ok, App, Ctx};

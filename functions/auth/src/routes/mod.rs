@@ -7,16 +7,16 @@ mod team;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
-use shared::auth::permissions::Permission;
-use shared::error::AppError;
-use shared::mail::Mailer;
+use shared_accounts::auth::permissions::Permission;
+use shared_core::error::AppError;
+use shared_mail::Mailer;
 
 use crate::{App, Ctx};
 
 /// A route and the permission it needs.
-pub type Route = shared::http::Route<Option<Permission>>;
+pub type Route = shared_core::http::Route<Option<Permission>>;
 
-use shared::http::route as r;
+use shared_core::http::route as r;
 
 use Permission::*;
 
@@ -122,7 +122,7 @@ pub const STEP_UP_ROUTES: &[&str] = &["totp_setup", "totp_confirm", "totp_disabl
 
 /// The route matching a method and path, with its path parameters in order.
 pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
-    shared::http::match_route(ROUTES, method.as_str(), path, |r| (r.method, r.path))
+    shared_core::http::match_route(ROUTES, method.as_str(), path, |r| (r.method, r.path))
 }
 
 pub async fn call<M: Mailer>(

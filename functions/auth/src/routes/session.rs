@@ -4,15 +4,16 @@ use lambda_http::http::{header, HeaderValue};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::accounts::{SecurityEvent, Session, User};
-use shared::auth::jwt::{AccessClaims, ACCESS_TOKEN_TTL_SECS, ISSUER};
-use shared::auth::{password, recovery, tokens, totp};
-use shared::clock::rfc3339;
-use shared::domain::{Email, SessionId};
-use shared::dynamo::{s, session_item, str_list, timestamp, StoreError, Write};
-use shared::error::AppError;
-use shared::keys;
-use shared::mail::Mailer;
+use shared_accounts::auth::jwt::{AccessClaims, ACCESS_TOKEN_TTL_SECS, ISSUER};
+use shared_accounts::auth::{password, recovery, tokens, totp};
+use shared_accounts::dynamo::{session_item, StoreError, Write};
+use shared_accounts::{SecurityEvent, Session, User};
+use shared_core::clock::rfc3339;
+use shared_core::domain::{Email, SessionId};
+use shared_core::dynamo::{s, str_list, timestamp};
+use shared_core::error::AppError;
+use shared_core::keys;
+use shared_mail::Mailer;
 use time::{Duration, OffsetDateTime};
 
 use crate::throttle;
@@ -109,8 +110,8 @@ impl<M: Mailer> App<M> {
     /// `known`: ids read before the user item was deleted (removal).
     pub async fn end_sessions_of(
         &self,
-        tenant: &shared::domain::TenantId,
-        user: &shared::domain::UserId,
+        tenant: &shared_core::domain::TenantId,
+        user: &shared_core::domain::UserId,
         keep: Option<&SessionId>,
         known: Vec<SessionId>,
         now: OffsetDateTime,
@@ -308,7 +309,7 @@ pub async fn login<M: Mailer>(
         (":at".to_string(), timestamp(ctx.now)),
         (
             ":lmb".to_string(),
-            s(shared::retention::login_metadata_bucket(
+            s(shared_core::retention::login_metadata_bucket(
                 ctx.now,
                 &keys::user(&user.tenant_id, &user.user_id),
             )),
@@ -330,7 +331,7 @@ pub async fn login<M: Mailer>(
     match &mfa_update {
         Some(MfaUpdate::Step(step)) => {
             update.push_str(", totp_last_step = :step");
-            values.push((":step".into(), shared::dynamo::n(*step)));
+            values.push((":step".into(), shared_core::dynamo::n(*step)));
         }
         Some(MfaUpdate::Recovery { before, after }) => {
             update.push_str(", recovery_hashes = :rh");
@@ -351,9 +352,9 @@ pub async fn login<M: Mailer>(
     update.push_str(" ADD live_sessions :sid");
     values.push((
         ":sid".into(),
-        shared::dynamo::AttributeValue::Ss(vec![session.session_id.to_string()]),
+        shared_core::dynamo::AttributeValue::Ss(vec![session.session_id.to_string()]),
     ));
-    values.push((":ep".into(), shared::dynamo::n(epoch)));
+    values.push((":ep".into(), shared_core::dynamo::n(epoch)));
     let tables = app.store.tables().clone();
     let event_item = app.store.event_item(&event, &app.ids.new_id(ctx.now));
     let mfa_condition = match &mfa_update {
@@ -373,7 +374,7 @@ pub async fn login<M: Mailer>(
         "({mfa_condition}) AND (attribute_not_exists(cred_epoch) OR cred_epoch = :ep)"
     ));
     let mut session_it = session_item(&session);
-    session_it.insert("cred_epoch".into(), shared::dynamo::n(epoch));
+    session_it.insert("cred_epoch".into(), shared_core::dynamo::n(epoch));
     let mut writes = vec![
         (
             tables.tenants.as_str(),
@@ -404,7 +405,7 @@ pub async fn login<M: Mailer>(
         // A 503 would make the client log in again and leave this session open beside the
         // next one.
         Err(StoreError::Other(e)) => {
-            shared::aws::landed_despite(e, || async {
+            shared_core::aws::landed_despite(e, || async {
                 Ok(app
                     .store
                     .session_with_epoch(&session.session_id)
@@ -519,7 +520,7 @@ async fn reserve<'a, M: Mailer>(
     app: &App<M>,
     ctx: &Ctx,
     counters: &'a [throttle::Counter],
-    throttles: &[shared::dynamo::Throttle],
+    throttles: &[shared_accounts::dynamo::Throttle],
 ) -> Result<Result<Vec<Counted<'a>>, i64>, AppError> {
     use throttle::Decision;
     let now = ctx.now.unix_timestamp();
@@ -707,7 +708,7 @@ pub async fn refresh<M: Mailer>(
         // Landed with its answer lost: the session holds our hash. Answering 503 instead would
         // send the client back with the old token, which is by then a reused one.
         Err(err) => {
-            shared::aws::landed_despite(err, || async {
+            shared_core::aws::landed_despite(err, || async {
                 Ok(app
                     .store
                     .session_with_epoch(&sid)
@@ -788,7 +789,7 @@ pub async fn step_up<M: Mailer>(
     {
         record_failure(app, ctx, &reserved).await?;
         app.log_event(app.event("step_up_failed", ctx)).await;
-        let mut f = shared::error::FieldErrors::new();
+        let mut f = shared_core::error::FieldErrors::new();
         f.insert("password".into(), "is not your current password".into());
         return Err(AppError::invalid_fields(f));
     }

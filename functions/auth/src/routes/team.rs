@@ -3,22 +3,25 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::accounts::{Mfa, OneTimeToken, TokenKind, User};
-use shared::auth::permissions::{can_assign, Role};
-use shared::auth::{password, tokens};
-use shared::clock::rfc3339;
-use shared::domain::{Email, TenantStatus, UserId};
-use shared::dynamo::{login_item, s, token_item, user_item, StoreError, Write, LOGIN_CLAIMABLE};
-use shared::error::{AppError, FieldErrors};
-use shared::keys;
-use shared::mail::Mailer;
-use shared::outbound::{MailKind, MailRoute};
+use shared_accounts::auth::permissions::{can_assign, Role};
+use shared_accounts::auth::{password, tokens};
+use shared_accounts::dynamo::{
+    login_item, token_item, user_item, StoreError, Write, LOGIN_CLAIMABLE,
+};
+use shared_accounts::{Mfa, OneTimeToken, TokenKind, User};
+use shared_core::clock::rfc3339;
+use shared_core::domain::{Email, TenantStatus, UserId};
+use shared_core::dynamo::s;
+use shared_core::error::{AppError, FieldErrors};
+use shared_core::keys;
+use shared_mail::outbound::{MailKind, MailRoute};
+use shared_mail::Mailer;
 use time::Duration;
 
 use super::account::{consume, current_user, live_token, new_password, text_field};
 use crate::{created, emails, json_body, no_content, ok, App, Ctx};
 
-/// What the invited address is sealed for on an invitation record (`shared::auth::tokens::seal`).
+/// What the invited address is sealed for on an invitation record (`shared_accounts::auth::tokens::seal`).
 const INVITATION_EMAIL: &str = "invitation-email";
 
 fn not_assignable() -> AppError {
@@ -163,7 +166,7 @@ fn tenant_closed() -> AppError {
 
 /// A write that changes nothing and fails unless the tenant is still open: in the transaction
 /// that sends or accepts an invitation, so a closure racing it wins.
-fn tenant_still_open(t: &shared::domain::TenantId) -> Write {
+fn tenant_still_open(t: &shared_core::domain::TenantId) -> Write {
     Write::Update {
         key: keys::tenant(t),
         update: "SET #st = #st".into(),
@@ -226,7 +229,9 @@ pub async fn accept_invitation<M: Mailer>(
         created_at: ctx.now,
         mfa: Mfa::default(),
         last_login: None,
-        policy: Some(shared::policy::PolicyAcceptance::both(&versions, ctx.now)),
+        policy: Some(shared_accounts::policy::PolicyAcceptance::both(
+            &versions, ctx.now,
+        )),
     };
     let mut e = app.event("invitation_accepted", ctx);
     e.tenant_id = Some(user.tenant_id.clone());
@@ -234,7 +239,10 @@ pub async fn accept_invitation<M: Mailer>(
     e.actor_user_id = token.invited_by.clone();
     let mut user_it = user_item(&user);
     if let Some(a) = &user.policy {
-        user_it.extend(shared::policy::acceptance_attributes(a, "invitation"));
+        user_it.extend(shared_accounts::policy::acceptance_attributes(
+            a,
+            "invitation",
+        ));
     }
     let t = app.store.tables().clone();
     app.store
@@ -369,7 +377,7 @@ pub async fn change_role<M: Mailer>(
                     ),
                     values: vec![
                         (":r".into(), s(role.as_str())),
-                        (":one".into(), shared::dynamo::n(1)),
+                        (":one".into(), shared_core::dynamo::n(1)),
                     ],
                     names: vec![("#r".into(), "role".into())],
                 },

@@ -5,7 +5,7 @@ pub mod parse;
 pub mod signature;
 
 use lambda_http::http::HeaderMap;
-use shared::error::AppError;
+use shared_core::error::AppError;
 use time::OffsetDateTime;
 
 use crate::provider::{PaymentProvider, ProviderEvent, SignatureError};

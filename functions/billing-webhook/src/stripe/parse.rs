@@ -7,9 +7,9 @@
 //! under `parent.subscription_details`.
 
 use serde_json::Value;
-use shared::billing::{PaymentOutcome, ProviderId, SubscriptionStatus};
-use shared::domain::TenantId;
-use shared::error::AppError;
+use shared_billing::{PaymentOutcome, ProviderId, SubscriptionStatus};
+use shared_core::domain::TenantId;
+use shared_core::error::AppError;
 use time::OffsetDateTime;
 
 use crate::provider::{

@@ -2,10 +2,10 @@
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
-use shared::domain::FormId;
-use shared::error::AppError;
-use shared::leads::embed::{embed_html, submit_url};
-use shared::leads::forms::{FormDefinition, FormInput};
+use shared_core::domain::FormId;
+use shared_core::error::AppError;
+use shared_leads::embed::{embed_html, submit_url};
+use shared_leads::forms::{FormDefinition, FormInput};
 
 use super::param;
 use crate::query::next_cursor;

@@ -3,12 +3,12 @@
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::domain::{Email, FormId, LeadId, Phone, UserId};
-use shared::error::{AppError, FieldErrors};
-use shared::http::header_str;
-use shared::keys;
-use shared::leads::forms::nullable;
-use shared::leads::{
+use shared_core::domain::{Email, FormId, LeadId, Phone, UserId};
+use shared_core::error::{AppError, FieldErrors};
+use shared_core::http::header_str;
+use shared_core::keys;
+use shared_leads::forms::nullable;
+use shared_leads::{
     actions, contact_text, held, restricted, AuditEntry, Change, Lead, LeadEdit, LeadFilter,
     RouteMove, StageChange,
 };
@@ -52,7 +52,7 @@ fn parse_time(raw: &str, end_of_day: bool) -> Option<OffsetDateTime> {
 fn filter(q: &Query) -> Result<LeadFilter, AppError> {
     let mut errors = FieldErrors::new();
     let stage = q.get("stage").map(str::to_string);
-    if stage.as_deref().is_some_and(|s| !shared::leads::is_slug(s)) {
+    if stage.as_deref().is_some_and(|s| !shared_leads::is_slug(s)) {
         errors.insert("stage".into(), "is not a stage id".into());
     }
     let form = match q.get("form").map(FormId::parse) {
@@ -115,7 +115,7 @@ pub async fn list(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
         let email = Email::parse(raw)
             .map_err(|_| Query::field_error("email", "is not an email address"))?;
         if q.get("cursor").is_some() {
-            return Err(shared::leads::cursor::invalid());
+            return Err(shared_leads::cursor::invalid());
         }
         let found = app
             .store
@@ -257,7 +257,7 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
             .map(Some),
     };
     let stage = body.stage.map(|s| s.trim().to_string());
-    if stage.as_deref().is_some_and(|s| !shared::leads::is_slug(s)) {
+    if stage.as_deref().is_some_and(|s| !shared_leads::is_slug(s)) {
         errors.insert("stage".into(), "is not a stage id".into());
     }
     let owner: Change<UserId> = match body.owner_user_id {
@@ -286,7 +286,7 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
     // answered as done, without a write. Any other stale version is a conflict.
     let resent = current.version == version + 1;
     if current.version != version && !resent {
-        return Err(shared::leads::EditError::VersionConflict.into());
+        return Err(shared_leads::EditError::VersionConflict.into());
     }
 
     // Keep only real changes, and check those that need the tenant's data.
@@ -332,7 +332,7 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
         }
     }
 
-    let at = shared::clock::rfc3339(ctx.now);
+    let at = shared_core::clock::rfc3339(ctx.now);
     let actor = ctx.caller.user_id.to_string();
     let mut edit = LeadEdit {
         tenant: tenant.clone(),
@@ -388,7 +388,7 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
     );
     edit.audit.fields = edit.changed_fields();
     if resent && !edit.audit.fields.is_empty() {
-        return Err(shared::leads::EditError::VersionConflict.into());
+        return Err(shared_leads::EditError::VersionConflict.into());
     }
     if edit.audit.fields.is_empty() {
         // Nothing changes: no write, no new version.
@@ -452,7 +452,7 @@ pub async fn delete(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     let item_keys = found.keys;
     // Objects first, items after, the lead item last: a failure at any step leaves the lead,
     // and repeating the request finishes the job.
-    let objects = shared::s3::delete_prefix(
+    let objects = shared_core::s3::delete_prefix(
         &app.s3,
         &app.attachments_bucket,
         &keys::lead_objects_prefix(tenant, &id),

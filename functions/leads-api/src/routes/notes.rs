@@ -2,9 +2,9 @@
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
-use shared::auth::permissions::Role;
-use shared::error::AppError;
-use shared::leads::{actions, held, is_slug, note_text, restricted, AuditEntry, Note};
+use shared_accounts::auth::permissions::Role;
+use shared_core::error::AppError;
+use shared_leads::{actions, held, is_slug, note_text, restricted, AuditEntry, Note};
 
 use super::leads::lead_id;
 use super::param;
@@ -27,7 +27,7 @@ fn audit(app: &App, ctx: &Ctx, action: &str) -> AuditEntry {
         action: action.into(),
         fields: vec!["notes".into()],
         actor_user_id: Some(ctx.caller.user_id.to_string()),
-        at: shared::clock::rfc3339(ctx.now),
+        at: shared_core::clock::rfc3339(ctx.now),
     }
 }
 
@@ -57,7 +57,7 @@ pub async fn add(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, 
         note_id: app.new_id("nt", ctx.now),
         text: note_text(&body.text)?,
         author_user_id: ctx.caller.user_id.to_string(),
-        created_at: shared::clock::rfc3339(ctx.now),
+        created_at: shared_core::clock::rfc3339(ctx.now),
     };
     let added = app
         .store
@@ -73,8 +73,8 @@ pub async fn add(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, 
         // The SDK gave up, but an attempt may have landed with its answer lost: the note (its
         // id is this request's own) exists exactly when the transaction did. A 503 would make
         // the client add it again.
-        Err(shared::leads::EditError::Store(e)) => {
-            shared::aws::landed_despite(e, || async {
+        Err(shared_leads::EditError::Store(e)) => {
+            shared_core::aws::landed_despite(e, || async {
                 Ok(app
                     .store
                     .note(&ctx.caller.tenant_id, &lead, &note.note_id)

@@ -3,8 +3,8 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::error::AppError;
-use shared::leads::{Pipeline, StageInput};
+use shared_core::error::AppError;
+use shared_leads::{Pipeline, StageInput};
 
 use crate::{json_body, ok, App, Ctx};
 

@@ -1,0 +1,13 @@
+//! The DynamoDB adapters of the lead workspace: intake's one-transaction commit, forms, leads
+//! (lists, edits, notes, stages) and the routing of an address to its lead.
+
+mod forms;
+mod intake;
+mod leads;
+pub mod routing;
+
+pub use forms::DynamoFormAdmin;
+pub use intake::{new_lead_item, DynamoIntakeStore, IntakeTables};
+pub use leads::{
+    lead_pks_by_email, lead_pks_holding, LeadHolding, LeadKeys, LeadsStore, LeadsTables,
+};

@@ -1,0 +1,934 @@
+//! Lead intake: a web form's submission becomes a lead, atomically, with its consents and
+//! technical data, or is refused with a precise reason.
+//!
+//! Cost shape (see `bench/`): one `BatchGetItem` (form, tenant, lead, suppression entries,
+//! rate-limit window, idempotency record, billing state, this month's usage) and one
+//! `TransactWriteItems` (lead, submission, rate-limit window, usage counter, idempotency record
+//! when a key is sent). The form's tenant is immutable and
+//! cached per container, so only a container's first submission to a form pays one more read.
+//!
+//! The usage counter also carries what protects the quota: a form's daily cap (the form's count
+//! of the day, two attributes of the same item, only for a form with a cap) and the quota alerts
+//! (80 % and 100 %, emailed to the owners once a month). Neither adds a request: the counter is
+//! read in the `BatchGetItem` and written in the transaction anyway. Its condition names the
+//! range the count must be in, and a range holding a threshold's last count is that one count,
+//! so exactly one submission of the month crosses each threshold, however many race; a refused
+//! condition returns the counter as it is (`ALL_OLD`) and intake retries against it. Only the
+//! submission crossing a threshold pays for the email (a team Query and a send).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use time::{Duration, OffsetDateTime, UtcOffset};
+
+use crate::ports::{
+    CommitError, DailyIncrement, IdempotencyRecord, IntakeLookup, IntakeStore, IntakeWrite,
+    LeadWrite, NewLead, NewSubmission, RateIncrement, SubmissionRecord, UsageIncrement, UsageState,
+};
+use crate::routing::{self, RouteKey, Routed};
+use shared_billing::{entitlements, usage_expires_at, usage_month, BillingPolicy};
+use shared_core::blind_index::BlindIndexKey;
+use shared_core::clock::{Clock, IdGenerator};
+use shared_core::domain::{
+    FormId, FormRecord, LeadId, RawSubmission, SubmissionId, TechnicalData, TenantId, TenantStatus,
+    ValidSubmission,
+};
+use shared_core::error::AppError;
+
+/// The shares of the monthly quota (percent) at which the tenant's owners are emailed, once
+/// each per month.
+pub const QUOTA_ALERTS: [u8; 2] = [80, 100];
+
+/// The count at which `percent` of `quota` is reached (rounded up, at least 1).
+pub fn alert_threshold(quota: u32, percent: u8) -> u32 {
+    (u64::from(quota) * u64::from(percent)).div_ceil(100).max(1) as u32
+}
+
+/// What the owners are told: `used` of `quota` submissions in `month` (`YYYY-MM`, UTC).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaAlert {
+    pub tenant: TenantId,
+    pub month: String,
+    pub percent: u8,
+    pub used: u32,
+    pub quota: u32,
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Sends a quota alert to the tenant's owners (see `crate::quota_alerts`). An error means no
+/// owner was told: intake then removes the mark so a later submission tries again.
+pub trait QuotaAlerts: Send + Sync {
+    fn send<'a>(&'a self, alert: &'a QuotaAlert) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// The range of counts around `count` (below `quota`) whose increment crosses no alert
+/// threshold, with no alert; or `count` alone, with the alerts its increment crosses.
+fn usage_range(count: u32, quota: u32) -> ((u32, u32), Vec<u8>) {
+    let crossing: Vec<u8> = QUOTA_ALERTS
+        .into_iter()
+        .filter(|p| alert_threshold(quota, *p) == count + 1)
+        .collect();
+    if !crossing.is_empty() {
+        return ((count, count), crossing);
+    }
+    // The counts whose increment crosses a threshold bound the range on both sides.
+    let edges = QUOTA_ALERTS.map(|p| alert_threshold(quota, p) - 1);
+    let lo = edges
+        .iter()
+        .filter(|e| **e < count)
+        .max()
+        .map_or(0, |e| e + 1);
+    let hi = edges
+        .iter()
+        .filter(|e| **e > count)
+        .min()
+        .map_or(quota.saturating_sub(1), |e| e - 1);
+    ((lo, hi), vec![])
+}
+
+/// The calendar day (UTC) a form's daily count counts: `YYYY-MM-DD`.
+pub fn usage_day(at: OffsetDateTime) -> String {
+    let d = at.to_offset(UtcOffset::UTC).date();
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// A form's daily cap is reached: the visitor may retry from the next day (UTC).
+fn daily_cap_reached(now: OffsetDateTime) -> AppError {
+    let next_day = now.to_offset(UtcOffset::UTC).date().next_day();
+    let secs = next_day
+        .map(|d| (d.midnight().assume_utc() - now).whole_seconds())
+        .unwrap_or(86_400);
+    AppError::RateLimited {
+        retry_after_secs: secs.max(1) as u64,
+    }
+}
+
+/// What a submission leaves for the quota alerts, sent once its answer is decided.
+#[derive(Default)]
+struct AlertNote {
+    tenant: Option<TenantId>,
+    month: String,
+    quota: u32,
+    /// Count at the snapshot, and the alerts it shows due but not marked (a failed send, or a
+    /// month counted before alerts existed).
+    count: u32,
+    due: Vec<u8>,
+    /// Alerts the committed increment crossed (and marked at `received_at`), at which count.
+    crossed: Vec<u8>,
+    crossed_at: u32,
+    received_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IntakeSettings {
+    pub rate_limit_per_ip_per_minute: u32,
+    pub rate_limit_per_form_per_minute: u32,
+    pub technical_data_retention_days: i64,
+    pub idempotency_ttl: Duration,
+    /// The free tier's quota and the grace of a canceled or unpaid subscription.
+    pub billing: BillingPolicy,
+}
+
+impl Default for IntakeSettings {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_ip_per_minute: 10,
+            rate_limit_per_form_per_minute: 120,
+            technical_data_retention_days: 90,
+            idempotency_ttl: Duration::hours(24),
+            billing: BillingPolicy::default(),
+        }
+    }
+}
+
+/// A submission as the HTTP layer hands it over.
+#[derive(Debug)]
+pub struct IntakeRequest<'a> {
+    pub form_id: FormId,
+    pub body: RawSubmission,
+    pub raw_body: &'a [u8],
+    /// The browser's `Origin`, when there is one.
+    pub origin: Option<&'a str>,
+    pub source_ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    /// The `Referer` header: for a form post, the page the form is on.
+    pub referer_header: Option<&'a str>,
+    pub idempotency_key: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted {
+        lead_id: LeadId,
+        submission_id: SubmissionId,
+        new_lead: bool,
+    },
+    /// The same response as a first request under the same idempotency key.
+    Replayed {
+        lead_id: LeadId,
+        submission_id: SubmissionId,
+    },
+    /// Answered like success, nothing stored: a bot filled the honeypot, or the person asked to
+    /// be erased and is on the tenant's suppression list. The answer must not tell which.
+    Discarded {
+        lead_id: LeadId,
+        submission_id: SubmissionId,
+        reason: DiscardReason,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscardReason {
+    Honeypot,
+    Suppressed,
+}
+
+impl Outcome {
+    pub fn ids(&self) -> (&LeadId, &SubmissionId) {
+        match self {
+            Outcome::Accepted {
+                lead_id,
+                submission_id,
+                ..
+            }
+            | Outcome::Replayed {
+                lead_id,
+                submission_id,
+            }
+            | Outcome::Discarded {
+                lead_id,
+                submission_id,
+                ..
+            } => (lead_id, submission_id),
+        }
+    }
+}
+
+/// What the HTTP layer needs of the form even when the submission fails (CORS, redirect).
+#[derive(Debug, Clone)]
+pub struct FormPresentation {
+    pub allowed_origins: Vec<String>,
+    pub redirect_url: String,
+}
+
+impl From<&FormRecord> for FormPresentation {
+    fn from(f: &FormRecord) -> Self {
+        Self {
+            allowed_origins: f.allowed_origins.clone(),
+            redirect_url: f.redirect_url.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct IntakeResponse {
+    pub form: Option<FormPresentation>,
+    pub result: Result<Outcome, AppError>,
+}
+
+pub struct Intake<S, C, I> {
+    store: S,
+    clock: C,
+    ids: I,
+    key: BlindIndexKey,
+    settings: IntakeSettings,
+    form_tenants: Mutex<HashMap<FormId, TenantId>>,
+    /// Quota alerts to the owners; without them no alert is marked or sent.
+    alerts: Option<Arc<dyn QuotaAlerts>>,
+}
+
+/// Commit attempts. Concurrent submissions to one tenant touch the same counters, and DynamoDB
+/// cancels a transaction that overlaps another on an item: those retry with jittered backoff.
+const MAX_ATTEMPTS: usize = 6;
+
+/// Retries against a usage counter that moved. Each follows another submission's count (the
+/// counter only grows, through at most five ranges, and a form's day starts once), so a
+/// submission moves a few times at most, whatever the concurrency.
+const MAX_USAGE_MOVES: usize = 16;
+
+/// Reads of the lead's routing per submission: a second only when a concurrent write changed
+/// what the first saw (or the validated address differs from the body's probable one).
+const ROUTE_ROUNDS: usize = 3;
+
+impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
+    pub fn new(store: S, clock: C, ids: I, key: BlindIndexKey, settings: IntakeSettings) -> Self {
+        Self {
+            store,
+            clock,
+            ids,
+            key,
+            settings,
+            form_tenants: Mutex::new(HashMap::new()),
+            alerts: None,
+        }
+    }
+
+    /// Emails the owners at 80 % and 100 % of the monthly quota, once each per month.
+    pub fn with_alerts(mut self, alerts: Arc<dyn QuotaAlerts>) -> Self {
+        self.alerts = Some(alerts);
+        self
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The form as a browser's CORS preflight needs it.
+    pub async fn preflight(&self, form_id: &FormId) -> Result<FormPresentation, AppError> {
+        match self.store.form(form_id).await? {
+            Some(f) if f.enabled => Ok((&f).into()),
+            Some(_) => Err(form_disabled()),
+            None => Err(AppError::NotFound("form_not_found")),
+        }
+    }
+
+    #[tracing::instrument(name = "intake", skip_all, fields(form_id = %req.form_id, tenant_id, lead_id, submission_id, outcome))]
+    pub async fn submit(&self, req: IntakeRequest<'_>) -> IntakeResponse {
+        let mut form = None;
+        let mut note = AlertNote::default();
+        let result = self.submit_inner(&req, &mut form, &mut note).await;
+        self.notify(note).await;
+        let span = tracing::Span::current();
+        match &result {
+            Ok(outcome) => {
+                let (lead, sub) = outcome.ids();
+                span.record("lead_id", lead.as_str());
+                span.record("submission_id", sub.as_str());
+                let label = match outcome {
+                    Outcome::Accepted { new_lead: true, .. } => "accepted_new_lead",
+                    Outcome::Accepted { .. } => "accepted_existing_lead",
+                    Outcome::Replayed { .. } => "replayed",
+                    Outcome::Discarded {
+                        reason: DiscardReason::Honeypot,
+                        ..
+                    } => "spam_honeypot",
+                    Outcome::Discarded {
+                        reason: DiscardReason::Suppressed,
+                        ..
+                    } => "suppressed",
+                };
+                span.record("outcome", label);
+                tracing::info!("submission handled");
+            }
+            Err(e) => {
+                span.record("outcome", e.code());
+                if let AppError::Internal(err) = e {
+                    tracing::error!(error = %format!("{err:#}"), "submission failed");
+                } else {
+                    tracing::info!(status = e.status(), "submission rejected");
+                }
+            }
+        }
+        IntakeResponse { form, result }
+    }
+
+    async fn tenant_of(&self, form_id: &FormId) -> Result<TenantId, AppError> {
+        if let Some(t) = self.cache().get(form_id).cloned() {
+            return Ok(t);
+        }
+        let tenant = self
+            .store
+            .form_tenant(form_id)
+            .await?
+            .ok_or(AppError::NotFound("form_not_found"))?;
+        self.cache().insert(form_id.clone(), tenant.clone());
+        Ok(tenant)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<FormId, TenantId>> {
+        self.form_tenants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn submit_inner(
+        &self,
+        req: &IntakeRequest<'_>,
+        form_out: &mut Option<FormPresentation>,
+        note: &mut AlertNote,
+    ) -> Result<Outcome, AppError> {
+        let now = self.clock.now();
+        let tenant = self.tenant_of(&req.form_id).await?;
+        tracing::Span::current().record("tenant_id", tenant.as_str());
+
+        // The address the lead is looked up by: first the body's probable contact (known before
+        // the form's rules validate it); if the validated contact differs, or the routing read
+        // is overtaken by a concurrent write, the round is read again.
+        let mut contact: (Option<String>, Option<String>) = (
+            req.body.probable_email().map(|e| self.key.email(&e)),
+            req.body.probable_phone().map(|p| self.key.phone(&p)),
+        );
+        let idem_hash = req
+            .idempotency_key
+            .map(|k| self.key.idempotency_key(&tenant, k));
+        let window = now.unix_timestamp().div_euclid(60);
+        let ip_hash = req.source_ip.map(|ip| self.key.ip(ip));
+        let month = usage_month(now);
+
+        let mut round = 0;
+        'round: loop {
+            round += 1;
+            let (email_bidx, phone_bidx) = contact.clone();
+            let route_key = RouteKey::of(email_bidx.as_deref(), phone_bidx.as_deref());
+            let probable_lead = route_key
+                .as_ref()
+                .map(|k| self.key.lead_id(&tenant, &k.bidx));
+            let snapshot = self
+                .store
+                .load(&IntakeLookup {
+                    tenant: tenant.clone(),
+                    form_id: req.form_id.clone(),
+                    lead_id: probable_lead.clone(),
+                    route_key: route_key.clone(),
+                    contact_bidx: email_bidx
+                        .iter()
+                        .chain(phone_bidx.iter())
+                        .cloned()
+                        .collect(),
+                    rate_window: window,
+                    ip_hash: ip_hash.clone(),
+                    idempotency_key_hash: idem_hash.clone(),
+                    usage_month: month.clone(),
+                })
+                .await?;
+
+            let Some(form) = snapshot.form else {
+                // The form was deleted since we cached its tenant.
+                self.cache().remove(&req.form_id);
+                return Err(AppError::NotFound("form_not_found"));
+            };
+            *form_out = Some((&form).into());
+
+            if let Some(origin) = req.origin {
+                if !form.allows_origin(origin) {
+                    return Err(AppError::Forbidden {
+                        code: "origin_not_allowed",
+                        message: "This form does not accept submissions from this website.",
+                    });
+                }
+            }
+            if !form.enabled {
+                return Err(form_disabled());
+            }
+            match snapshot.tenant.map(|t| t.status) {
+                Some(TenantStatus::Active) => {}
+                _ => {
+                    return Err(AppError::Forbidden {
+                        code: "tenant_inactive",
+                        message: "This form's account is not accepting submissions.",
+                    })
+                }
+            }
+
+            let body_hash = self.key.body(req.raw_body);
+            // DynamoDB's TTL deletes lazily, so an expired record is ignored here.
+            if let Some(record) = snapshot.idempotency.filter(|r| r.expires_at > now) {
+                return replay(record, &body_hash);
+            }
+
+            if req.body.is_honeypot_filled(&form.honeypot_field) {
+                // A bot: no write at all, not even a rate-limit count.
+                let lead = snapshot.routed_lead.clone().or(probable_lead);
+                return Ok(self.discarded(now, lead, DiscardReason::Honeypot));
+            }
+
+            let valid = req.body.validate(&form)?;
+
+            // Rate limits apply before anything else is decided, so that being over a limit (429)
+            // looks the same for a suppressed person as for anyone else.
+            let retry_after = (60 - now.unix_timestamp().rem_euclid(60)).max(1) as u64;
+            let limits = &self.settings;
+            if snapshot.rate_form_count >= limits.rate_limit_per_form_per_minute
+                || (ip_hash.is_some()
+                    && snapshot.rate_ip_count >= limits.rate_limit_per_ip_per_minute)
+            {
+                return Err(AppError::RateLimited {
+                    retry_after_secs: retry_after,
+                });
+            }
+
+            // Entitlements, like the rate limit, before anything about the person is decided: a
+            // suppressed person's submission counts and is refused like anyone else's. The quota is
+            // enforced exactly by the commit's condition; this early answer only saves a write.
+            let quota = limits
+                .billing
+                .submission_quota(snapshot.billing.as_ref(), now)?;
+            let usage = &snapshot.usage;
+            if self.alerts.is_some() {
+                *note = AlertNote {
+                    tenant: Some(tenant.clone()),
+                    month: month.clone(),
+                    quota,
+                    count: usage.month_count,
+                    due: QUOTA_ALERTS
+                        .into_iter()
+                        .filter(|p| {
+                            usage.month_count >= alert_threshold(quota, *p)
+                                && !usage.alerts_sent.contains(p)
+                        })
+                        .collect(),
+                    ..AlertNote::default()
+                };
+            }
+            if usage.month_count >= quota {
+                return Err(entitlements::quota_exceeded());
+            }
+            // The form's daily cap, like the quota: exact by the commit's condition.
+            let today = usage_day(now);
+            if let (Some(cap), Some(d)) = (form.daily_cap, &usage.form_day) {
+                if d.day == today && d.count >= cap {
+                    return Err(daily_cap_reached(now));
+                }
+            }
+
+            // Recompute from the validated contact: the form's rules are the authority.
+            let email_bidx = valid.contact.email.as_ref().map(|e| self.key.email(e));
+            let phone_bidx = valid.contact.phone.as_ref().map(|p| self.key.phone(p));
+            if (email_bidx.clone(), phone_bidx.clone()) != contact && round < ROUTE_ROUNDS {
+                // The lookup was by another address than the validated one: read again by it.
+                contact = (email_bidx, phone_bidx);
+                continue 'round;
+            }
+            let key = RouteKey::of(email_bidx.as_deref(), phone_bidx.as_deref());
+            let new_id = || {
+                LeadId::parse(&format!("ld-{}", self.ids.new_id(now)))
+                    .map_err(|e| AppError::Internal(e.into()))
+            };
+            let (lead_id, routed) = match (&key, &probable_lead) {
+                (Some(k), Some(derived)) if route_key.as_ref() == Some(k) => {
+                    match routing::decide(
+                        snapshot.routed_lead.as_ref(),
+                        derived,
+                        snapshot.lead_exists,
+                        snapshot.lead_owned_by_key,
+                    ) {
+                        Routed::Existing(id) => (id, Routed::Existing(LeadId::clone(derived))),
+                        Routed::NewAtDerived => (derived.clone(), Routed::NewAtDerived),
+                        Routed::NewRouted => (new_id()?, Routed::NewRouted),
+                    }
+                }
+                // No contact to deduplicate on (a form without email or phone): a lead of its own.
+                // (Or the read was by another address after every round: a new lead, routed.)
+                (Some(_), _) => (new_id()?, Routed::NewRouted),
+                (None, _) => (new_id()?, Routed::NewAtDerived),
+            };
+            let submission_id = SubmissionId::parse(&format!("sb-{}", self.ids.new_id(now)))
+                .map_err(|e| AppError::Internal(e.into()))?;
+
+            let mut new_lead = !matches!((&routed, &key), (Routed::Existing(_), Some(_)));
+            let record = if snapshot.suppressed {
+                // Erased on request: nothing of the person is stored; the answer is a normal one.
+                None
+            } else {
+                let mut submission =
+                    self.new_submission(&form, &valid, submission_id.clone(), req, now);
+                submission.email_bidx = email_bidx.clone();
+                submission.phone_bidx = phone_bidx.clone();
+                Some(SubmissionRecord {
+                    lead: match (&routed, &key) {
+                        (Routed::Existing(_), Some(k)) => {
+                            LeadWrite::Touch(lead_id.clone(), k.clone())
+                        }
+                        _ => LeadWrite::Create(NewLead {
+                            lead_id: lead_id.clone(),
+                            contact: valid.contact.clone(),
+                            email_bidx: email_bidx.clone(),
+                            phone_bidx: phone_bidx.clone(),
+                            source_form: form.form_id.clone(),
+                            created_at: now,
+                            route: match routed {
+                                Routed::NewRouted => key.clone(),
+                                _ => None,
+                            },
+                        }),
+                    },
+                    submission,
+                })
+            };
+            let suppressed = record.is_none();
+            let mut write = IntakeWrite {
+                tenant: tenant.clone(),
+                form_id: form.form_id.clone(),
+                received_at: now,
+                record,
+                rate: RateIncrement {
+                    window,
+                    ip_hash: ip_hash.clone(),
+                    per_ip_limit: limits.rate_limit_per_ip_per_minute,
+                    per_form_limit: limits.rate_limit_per_form_per_minute,
+                    expires_at: now + Duration::minutes(10),
+                },
+                usage: self.usage_increment(&snapshot.usage, quota, form.daily_cap, now),
+                idempotency: idem_hash.clone().map(|key_hash| IdempotencyRecord {
+                    key_hash,
+                    body_hash: body_hash.clone(),
+                    lead_id: lead_id.clone(),
+                    submission_id: submission_id.clone(),
+                    expires_at: now + limits.idempotency_ttl,
+                }),
+            };
+
+            // One switch between creating and attaching without a new read: the usual race (two
+            // first submissions of one person) costs one more transaction, not a read too.
+            let mut switched = false;
+            let mut moves = 0;
+            let mut attempt = 0;
+            while attempt < MAX_ATTEMPTS {
+                attempt += 1;
+                let committed = self.store.commit(&write).await;
+                if committed.is_ok() {
+                    note.crossed = write.usage.alerts.clone();
+                    note.crossed_at = write.usage.expected.1 + 1;
+                    note.received_at = Some(write.received_at);
+                }
+                match committed {
+                    Ok(()) if suppressed => {
+                        return Ok(Outcome::Discarded {
+                            lead_id,
+                            submission_id,
+                            reason: DiscardReason::Suppressed,
+                        })
+                    }
+                    Ok(()) => {
+                        return Ok(Outcome::Accepted {
+                            lead_id,
+                            submission_id,
+                            new_lead,
+                        })
+                    }
+                    Err(CommitError::UsageMoved(state)) => {
+                        if state.month_count >= quota {
+                            return Err(entitlements::quota_exceeded());
+                        }
+                        if let (Some(cap), Some(d)) = (form.daily_cap, &state.form_day) {
+                            if d.day == today && d.count >= cap {
+                                return Err(daily_cap_reached(now));
+                            }
+                        }
+                        moves += 1;
+                        if moves > MAX_USAGE_MOVES {
+                            return Err(AppError::Internal(anyhow::anyhow!(
+                                "the usage counter moved {moves} times"
+                            )));
+                        }
+                        // Not a failed attempt: another submission counted first.
+                        attempt -= 1;
+                        write.usage = self.usage_increment(&state, quota, form.daily_cap, now);
+                    }
+                    Err(CommitError::LeadAlreadyExists)
+                        if !switched && matches!(routed, Routed::NewAtDerived) && key.is_some() =>
+                    {
+                        // Another submission of the same address created the lead first.
+                        switched = true;
+                        new_lead = false;
+                        if let (Some(r), Some(k)) = (write.record.as_mut(), &key) {
+                            r.lead = LeadWrite::Touch(lead_id.clone(), k.clone());
+                        }
+                    }
+                    Err(CommitError::LeadMissing)
+                        if !switched && probable_lead.as_ref() == Some(&lead_id) =>
+                    {
+                        // The lead was erased between our read and our write: start a new one.
+                        switched = true;
+                        new_lead = true;
+                        if let Some(r) = write.record.as_mut() {
+                            r.lead = LeadWrite::Create(NewLead {
+                                lead_id: lead_id.clone(),
+                                contact: valid.contact.clone(),
+                                email_bidx: email_bidx.clone(),
+                                phone_bidx: phone_bidx.clone(),
+                                source_form: form.form_id.clone(),
+                                created_at: now,
+                                route: None,
+                            });
+                        }
+                    }
+                    // Another request created the lead, the lead was erased or moved to another
+                    // address, or the address gained a route, between our read and our write:
+                    // read again and decide again (bounded: a retry then answers 503).
+                    Err(
+                        CommitError::LeadAlreadyExists
+                        | CommitError::LeadMissing
+                        | CommitError::Rerouted,
+                    ) if round < ROUTE_ROUNDS => continue 'round,
+                    Err(
+                        CommitError::LeadAlreadyExists
+                        | CommitError::LeadMissing
+                        | CommitError::Rerouted,
+                    ) => {
+                        tracing::warn!(
+                            rounds = ROUTE_ROUNDS,
+                            "the lead kept changing; answering 503"
+                        );
+                        return Err(AppError::Unavailable {
+                            retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                        });
+                    }
+                    Err(CommitError::RateLimited) => {
+                        return Err(AppError::RateLimited {
+                            retry_after_secs: retry_after,
+                        })
+                    }
+                    Err(CommitError::IdempotencyKeyTaken) => {
+                        let key_hash = write
+                            .idempotency
+                            .as_ref()
+                            .map(|r| r.key_hash.clone())
+                            .unwrap_or_default();
+                        let record = self
+                            .store
+                            .idempotency_record(&tenant, &req.form_id, &key_hash)
+                            .await?
+                            .ok_or_else(|| {
+                                AppError::Internal(anyhow::anyhow!(
+                                    "idempotency record vanished after a conflict"
+                                ))
+                            })?;
+                        return replay(record, &body_hash);
+                    }
+                    Err(CommitError::Conflict) if attempt < MAX_ATTEMPTS => {
+                        // Full jitter on an exponential base, so racing retries spread out.
+                        let cap = 10u64 << attempt.min(6);
+                        let wait = rand::random::<u64>() % cap + 5;
+                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    }
+                    Err(CommitError::Conflict) => {
+                        tracing::warn!(
+                            attempts = MAX_ATTEMPTS,
+                            "transaction conflicts persisted; answering 503"
+                        );
+                        return Err(AppError::Unavailable {
+                            retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                        });
+                    }
+                    // The store gave up, but an attempt may have landed with its answer lost:
+                    // the submission exists exactly when the transaction did. Answering 503
+                    // then would make a form without an idempotency key post it again.
+                    Err(CommitError::Store(e)) => {
+                        let tenant = &write.tenant;
+                        shared_core::aws::landed_despite(e, || {
+                            self.store
+                                .submission_exists(tenant, &lead_id, &submission_id)
+                        })
+                        .await?;
+                        if suppressed {
+                            return Err(AppError::Unavailable {
+                                retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                            });
+                        }
+                        note.crossed = write.usage.alerts.clone();
+                        note.crossed_at = write.usage.expected.1 + 1;
+                        note.received_at = Some(write.received_at);
+                        return Ok(Outcome::Accepted {
+                            lead_id,
+                            submission_id,
+                            new_lead,
+                        });
+                    }
+                }
+            }
+            tracing::warn!(
+                attempts = MAX_ATTEMPTS,
+                "submission not committed; answering 503"
+            );
+            return Err(AppError::Unavailable {
+                retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+            });
+        }
+    }
+
+    /// The increment of the usage counter as `state` shows it (below the quota): the range its
+    /// count must be in, the alerts crossing it marks, and the form's day count under its cap.
+    fn usage_increment(
+        &self,
+        state: &UsageState,
+        quota: u32,
+        daily_cap: Option<u32>,
+        now: OffsetDateTime,
+    ) -> UsageIncrement {
+        let (expected, alerts) = if self.alerts.is_some() {
+            usage_range(state.month_count, quota)
+        } else {
+            ((0, quota.saturating_sub(1)), vec![])
+        };
+        let today = usage_day(now);
+        UsageIncrement {
+            month: usage_month(now),
+            expected,
+            alerts,
+            daily: daily_cap.map(|cap| DailyIncrement {
+                continues: state.form_day.as_ref().is_some_and(|d| d.day == today),
+                day: today,
+                cap,
+            }),
+            expires_at: usage_expires_at(now),
+        }
+    }
+
+    /// Sends the alerts a submission crossed, or found due and claims; never fails the
+    /// submission (its answer is decided).
+    async fn notify(&self, note: AlertNote) {
+        let (Some(alerts), Some(tenant)) = (&self.alerts, note.tenant.as_ref()) else {
+            return;
+        };
+        if let (false, Some(at)) = (note.crossed.is_empty(), note.received_at) {
+            self.send_alert(
+                alerts.as_ref(),
+                tenant,
+                &note,
+                &note.crossed,
+                note.crossed_at,
+                at,
+            )
+            .await;
+        }
+        let now = self.clock.now();
+        if note.due.is_empty() {
+            return;
+        }
+        let at_least = note
+            .due
+            .iter()
+            .map(|p| alert_threshold(note.quota, *p))
+            .max()
+            .unwrap_or(note.quota);
+        match self
+            .store
+            .claim_alerts(tenant, &note.month, &note.due, at_least, now)
+            .await
+        {
+            Ok(true) => {
+                self.send_alert(alerts.as_ref(), tenant, &note, &note.due, note.count, now)
+                    .await
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %format!("{e:#}"), "quota alert not claimed"),
+        }
+    }
+
+    /// One email for the highest of `percents` (marked at `at`); the marks are removed again
+    /// when it cannot be sent.
+    async fn send_alert(
+        &self,
+        alerts: &dyn QuotaAlerts,
+        tenant: &TenantId,
+        note: &AlertNote,
+        percents: &[u8],
+        used: u32,
+        at: OffsetDateTime,
+    ) {
+        let Some(percent) = percents.iter().max().copied() else {
+            return;
+        };
+        let alert = QuotaAlert {
+            tenant: tenant.clone(),
+            month: note.month.clone(),
+            percent,
+            used,
+            quota: note.quota,
+        };
+        match alerts.send(&alert).await {
+            Ok(()) => tracing::info!(percent, "quota alert sent"),
+            Err(e) => {
+                // Only the outermost context: the provider's message could name the address.
+                tracing::error!(error = %e, percent, "quota alert not sent");
+                if let Err(e) = self
+                    .store
+                    .release_alerts(tenant, &note.month, percents, at)
+                    .await
+                {
+                    tracing::error!(error = %format!("{e:#}"), "quota alert mark not released");
+                }
+            }
+        }
+    }
+
+    fn new_submission(
+        &self,
+        form: &FormRecord,
+        valid: &ValidSubmission,
+        submission_id: SubmissionId,
+        req: &IntakeRequest<'_>,
+        now: OffsetDateTime,
+    ) -> NewSubmission {
+        let mut fields: BTreeMap<String, String> = valid.answers.clone();
+        let c = &valid.contact;
+        for (k, v) in [
+            ("email", c.email.as_ref().map(|e| e.as_str().to_string())),
+            ("phone", c.phone.as_ref().map(|p| p.as_str().to_string())),
+            ("name", c.name.clone()),
+            ("company", c.company.clone()),
+        ] {
+            if let Some(v) = v {
+                fields.insert(k.to_string(), v);
+            }
+        }
+        // The page the form is on: what the script reported, else the browser's Referer.
+        let page_url = valid
+            .page_url
+            .clone()
+            .or_else(|| req.referer_header.map(|r| r.chars().take(1024).collect()));
+        NewSubmission {
+            submission_id,
+            form_id: form.form_id.clone(),
+            received_at: now,
+            fields,
+            consents: valid.consents.clone(),
+            technical: TechnicalData::new(
+                req.source_ip,
+                req.user_agent,
+                valid.referrer.clone(),
+                page_url,
+            ),
+            technical_expires_on: (now
+                + Duration::days(self.settings.technical_data_retention_days))
+            .date(),
+            email_bidx: None,
+            phone_bidx: None,
+        }
+    }
+
+    fn discarded(
+        &self,
+        now: OffsetDateTime,
+        probable_lead: Option<LeadId>,
+        reason: DiscardReason,
+    ) -> Outcome {
+        // The ids look exactly like a real answer's (a real lead of this person would have this
+        // id), so the response does not reveal whether the person is suppressed.
+        let lead_id = probable_lead.unwrap_or_else(|| {
+            LeadId::parse(&format!("ld-{}", self.ids.new_id(now))).expect("valid id")
+        });
+        Outcome::Discarded {
+            lead_id,
+            submission_id: SubmissionId::parse(&format!("sb-{}", self.ids.new_id(now)))
+                .expect("valid id"),
+            reason,
+        }
+    }
+}
+
+fn form_disabled() -> AppError {
+    AppError::Forbidden {
+        code: "form_disabled",
+        message: "This form is not accepting submissions.",
+    }
+}
+
+fn replay(record: IdempotencyRecord, body_hash: &str) -> Result<Outcome, AppError> {
+    if record.body_hash != body_hash {
+        return Err(AppError::Unprocessable {
+            code: "idempotency_key_reused",
+            message: "This Idempotency-Key was used with a different request body.",
+        });
+    }
+    Ok(Outcome::Replayed {
+        lead_id: record.lead_id,
+        submission_id: record.submission_id,
+    })
+}
+
+#[cfg(test)]
+#[path = "intake_tests.rs"]
+mod tests;
