@@ -15,5 +15,5 @@ pub use form::{
 pub use ids::{FormId, IdError, LeadId, SessionId, SubmissionId, TenantId, UserId};
 pub use phone::Phone;
 pub use submission::{
-    ConsentRecord, ContactDetails, RawSubmission, TechnicalData, ValidSubmission,
+    ConsentRecord, ContactDetails, RawSubmission, RawValue, TechnicalData, ValidSubmission,
 };
