@@ -292,11 +292,9 @@ pub fn platform_marketing_opt_out(email_bidx: &str) -> Key {
 }
 
 // ---- ops table (rate limits, idempotency)
-
-/// One counter per form per minute window; per-IP counts are attributes of it.
-pub fn rate_window(t: &TenantId, f: &FormId, window: i64) -> Key {
-    Key::new(format!("TENANT#{t}#RATE#{f}#{window}"), "RATE")
-}
+//
+// Lead intake's per-minute rate counts are attributes of the tenant's usage counter item
+// ([`usage_month`]), written in the same update as the month's count.
 
 /// Failed-login throttle counters: per account (email blind index) and per client IP hash.
 pub fn login_throttle_account(email_bidx: &str) -> Key {
@@ -451,7 +449,8 @@ pub fn dsar_checkpoint(job_id: &str) -> Key {
     Key::new(format!("DSARJOB#{job_id}"), "CHECKPOINT")
 }
 
-/// A tenant's submissions in a calendar month (`YYYY-MM`, UTC).
+/// A tenant's submissions in a calendar month (`YYYY-MM`, UTC), and the rate limits' counts of
+/// the current minute (`crate::dynamo::intake`).
 pub fn usage_month(t: &TenantId, month: &str) -> Key {
     Key::new(format!("TENANT#{t}#USAGE#{month}"), "USAGE")
 }
