@@ -129,6 +129,14 @@ pub fn leads_in_stage(t: &TenantId, stage: &str) -> String {
     format!("TENANT#{t}#STAGE#{stage}")
 }
 
+/// The `stage_pk` a lead in `stage` carries: none in the first stage. `by_stage` is sparse: a
+/// new lead (every form submission's) writes no entry there, one index write less per new
+/// lead; the first stage is listed from `by_tenant` with a filter on `stage` (projected there),
+/// and it can never be removed from a pipeline, so no one asks whether it holds leads.
+pub fn stage_partition(t: &TenantId, stage: &str) -> Option<String> {
+    (stage != FIRST_STAGE).then(|| leads_in_stage(t, stage))
+}
+
 /// GSI sort key of a lead: creation time then id, so pages are stable and newest-first.
 pub fn lead_created_sort(created_at_rfc3339: &str, l: &LeadId) -> String {
     format!("{created_at_rfc3339}#{l}")

@@ -750,8 +750,9 @@ pub(crate) fn lead_to_item(tenant: &TenantId, l: &NewLead, sub: &NewSubmission) 
 }
 
 /// The attributes every new lead has however it arrived (a form submission, an import): its
-/// contact details and blind indexes `(email, phone)`, its stage, the `by_tenant` / `by_stage`
-/// index keys and version 1. Callers add how the lead came to be.
+/// contact details and blind indexes `(email, phone)`, its stage, the `by_tenant` index keys,
+/// the `by_stage` one for a lead past the first stage ([`keys::stage_partition`]) and version 1.
+/// Callers add how the lead came to be.
 pub fn new_lead_item(
     tenant: &TenantId,
     lead_id: &LeadId,
@@ -772,7 +773,7 @@ pub fn new_lead_item(
     put(&mut it, "created_at", timestamp(created_at));
     put(&mut it, "stage", s(stage));
     put(&mut it, "tenant_pk", s(keys::leads_of_tenant(tenant)));
-    put(&mut it, "stage_pk", s(keys::leads_in_stage(tenant, stage)));
+    put_opt(&mut it, "stage_pk", keys::stage_partition(tenant, stage));
     put(
         &mut it,
         "created_sk",
