@@ -1,19 +1,53 @@
-//! What one submission costs in DynamoDB requests and billed write units, through the real
+//! What one submission costs in DynamoDB requests, write units and read units, through the real
 //! handler against the emulator. These are counts (requests sent, item sizes by DynamoDB's
-//! rules), not timings: deterministic, so they are assertions. `make bench` prints the figures.
+//! rules), not timings: deterministic, so they are exact assertions. A change that moves a figure
+//! must change it here (and in `docs/cost.md`); `make bench` prints the same figures.
+//!
+//! How the units are computed (`shared_core::metering`, from the requests as sent on the wire, never
+//! from the emulator's `ConsumedCapacity`):
+//! - every request the instrumented client sends is recorded (operation and JSON body);
+//! - write units: each item written is billed `ceil(size / 1 KB)` units, at least 1, where size
+//!   is DynamoDB's item size (attribute name bytes + value bytes by type). A put is billed on the
+//!   item sent; an update on the item as stored after it (read back through an un-metered
+//!   client). Inside `TransactWriteItems` every unit counts twice;
+//! - index write units: each global secondary index whose key attributes the written item holds
+//!   (for an update: whose key or projected attributes it touches) costs one more write of
+//!   `ceil(entry size / 1 KB)` units, entry = table keys + index keys + projected attributes +
+//!   100 bytes, billed once (index writes are not transactional);
+//! - read units: 1 per key requested with a strongly consistent read (items under 4 KB), 0.5
+//!   eventually consistent; a key with no item costs the same.
 
 use integration_tests::*;
 use serde_json::json;
 use shared_core::metering::{Meter, Usage};
 
+const GET: &str = "GetItem";
 const BATCH_GET: &str = "BatchGetItem";
 const TRANSACT_WRITE: &str = "TransactWriteItems";
 
-/// The budget of transactional write units per accepted submission: lead, submission and
-/// rate-limit window (2 each: a transaction bills every unit twice), plus 2 for the monthly
-/// usage counter the submission quota needs (a 56-byte item; billing, issue 5). It was 6 before
-/// the quota: at $0.625 per million write units, $3.75 per million submissions then, $5.00 now.
-const MAX_WRITE_UNITS: u64 = 8;
+/// Table write units of an accepted submission: three items, each under 1 KB, in one
+/// transaction (2 units each): the lead (put or update), the submission, and the tenant's usage
+/// counter, which holds the month's count for the quota and the minute's rate-limit counts (one
+/// item for both: it was two, 8 units). A suppressed person's submission writes the counter only.
+const TABLE_WRU: u64 = 6;
+/// With an idempotency key (the embed snippet sends one): its record is a fourth item.
+const KEYED_TABLE_WRU: u64 = 8;
+/// Index write units of a new lead: `by_email_bidx` and `by_tenant` (the lead),
+/// `by_tech_expiry` (the submission). `by_stage` is sparse: a lead in the first stage has no
+/// entry there (it was 4).
+const NEW_LEAD_GSI_WRU: u64 = 3;
+const NEW_LEAD_INDEXES: [&str; 3] = ["by_email_bidx", "by_tech_expiry", "by_tenant"];
+/// Index write units of a submission to an existing lead: `by_tech_expiry` only (the lead's
+/// update touches no index key or projected attribute).
+const EXISTING_LEAD_GSI_WRU: u64 = 1;
+/// Read units of the decision's `BatchGetItem` (strongly consistent, one per key): form, tenant,
+/// lead, the address's route, its suppression entry, the usage counter (rate counts included),
+/// the billing state. An idempotency key adds its record.
+const DECIDE_RRU: f64 = 7.0;
+const KEYED_DECIDE_RRU: f64 = 8.0;
+/// A fresh container's first submission to a form reads the form's tenant first (eventually
+/// consistent `GetItem`), then caches it.
+const COLD_EXTRA_RRU: f64 = 0.5;
 
 async fn world() -> World {
     World::new().await.expect("test world")
@@ -41,6 +75,23 @@ async fn submit(
     usage
 }
 
+/// Every item written fits in 1 KB (2 transactional units), and the indexes written, by name.
+fn indexes_written(usage: &Usage) -> Vec<String> {
+    for w in &usage.writes {
+        assert!(
+            w.item_bytes <= 1024 && w.units == 2,
+            "an item over 1 KB costs more: {w:#?}"
+        );
+    }
+    let mut names: Vec<String> = usage
+        .writes
+        .iter()
+        .flat_map(|w| w.index_writes.iter().map(|(name, _, _)| name.clone()))
+        .collect();
+    names.sort();
+    names
+}
+
 type Intake = shared_leads::intake::Intake<
     shared_leads::dynamo::DynamoIntakeStore,
     std::sync::Arc<shared_core::clock::FixedClock>,
@@ -58,7 +109,7 @@ async fn warm(w: &World) -> (Meter, Intake) {
 }
 
 #[tokio::test]
-async fn warm_container_new_and_existing_lead_cost_two_requests_and_at_most_eight_units() {
+async fn warm_container_new_and_existing_lead_cost_two_requests_and_their_units() {
     let w = world().await;
     let (meter, intake) = warm(&w).await;
     let realistic = fixture("lead-intake/submit-json.json");
@@ -66,11 +117,16 @@ async fn warm_container_new_and_existing_lead_cost_two_requests_and_at_most_eigh
     let new_lead = submit(&w, &meter, &intake, &realistic, 201).await;
     assert_eq!(new_lead.operations, [BATCH_GET, TRANSACT_WRITE]);
     assert_eq!(new_lead.failed_requests, 0);
-    assert!(
-        new_lead.transactional_write_units <= MAX_WRITE_UNITS,
+    assert_eq!(new_lead.writes.len(), 3, "lead, submission, usage counter");
+    assert_eq!(
+        new_lead.transactional_write_units, TABLE_WRU,
         "{new_lead:#?}"
     );
     assert_eq!(new_lead.write_units, new_lead.transactional_write_units);
+    assert_eq!(new_lead.gsi_write_units, NEW_LEAD_GSI_WRU, "{new_lead:#?}");
+    assert_eq!(indexes_written(&new_lead), NEW_LEAD_INDEXES);
+    assert_eq!(new_lead.total_write_units(), 9);
+    assert_eq!(new_lead.read_units, DECIDE_RRU);
 
     let existing = submit(&w, &meter, &intake, &realistic, 201).await;
     assert_eq!(existing.operations, [BATCH_GET, TRANSACT_WRITE]);
@@ -78,10 +134,17 @@ async fn warm_container_new_and_existing_lead_cost_two_requests_and_at_most_eigh
         existing.failed_requests, 0,
         "the lead was seen, not created twice"
     );
-    assert!(
-        existing.transactional_write_units <= MAX_WRITE_UNITS,
+    assert_eq!(
+        existing.transactional_write_units, TABLE_WRU,
         "{existing:#?}"
     );
+    assert_eq!(
+        existing.gsi_write_units, EXISTING_LEAD_GSI_WRU,
+        "{existing:#?}"
+    );
+    assert_eq!(indexes_written(&existing), ["by_tech_expiry"]);
+    assert_eq!(existing.total_write_units(), 7);
+    assert_eq!(existing.read_units, DECIDE_RRU);
     assert_eq!(
         w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(),
         2,
@@ -89,20 +152,78 @@ async fn warm_container_new_and_existing_lead_cost_two_requests_and_at_most_eigh
     );
 }
 
+/// What the embed snippet posts: a CORS-simple request (URL-encoded, `Accept: application/json`,
+/// the idempotency key in the body), so no preflight reaches the API. Its key costs a fourth item
+/// in the transaction and a fourth key in the read; its retry is answered from the record.
+#[tokio::test]
+async fn the_embed_snippets_post_costs_two_requests_and_its_key_one_more_item() {
+    let w = world().await;
+    let (meter, intake) = warm(&w).await;
+    let snippet = fixture("lead-intake/submit-embed.json");
+
+    let new_lead = submit(&w, &meter, &intake, &snippet, 201).await;
+    assert_eq!(new_lead.operations, [BATCH_GET, TRANSACT_WRITE]);
+    assert_eq!(new_lead.failed_requests, 0);
+    assert_eq!(new_lead.writes.len(), 4, "lead, submission, counter, key");
+    assert_eq!(
+        new_lead.transactional_write_units, KEYED_TABLE_WRU,
+        "{new_lead:#?}"
+    );
+    assert_eq!(new_lead.gsi_write_units, NEW_LEAD_GSI_WRU, "{new_lead:#?}");
+    assert_eq!(indexes_written(&new_lead), NEW_LEAD_INDEXES);
+    assert_eq!(new_lead.total_write_units(), 11);
+    assert_eq!(new_lead.read_units, KEYED_DECIDE_RRU);
+
+    let retry = submit(&w, &meter, &intake, &snippet, 201).await;
+    assert_eq!(retry.operations, [BATCH_GET], "replayed from the read");
+    assert_eq!(retry.total_write_units(), 0);
+    assert_eq!(retry.read_units, KEYED_DECIDE_RRU);
+}
+
 #[tokio::test]
 async fn rejected_and_honeypot_submissions_cost_one_read_and_no_write() {
     let w = world().await;
     let (meter, intake) = warm(&w).await;
 
+    // Refused before the contact is known: form, tenant, counter and billing state only.
     let invalid = json_submission(&json!({"email": "nope", "phone": "12"}));
     let rejected = submit(&w, &meter, &intake, &invalid, 400).await;
     assert_eq!(rejected.operations, [BATCH_GET]);
     assert_eq!(rejected.total_write_units(), 0);
+    assert_eq!(rejected.read_units, 4.0);
 
     let bot = json_submission(&json!({"email": "bot@example.com", "_gotcha": "http://spam"}));
     let honeypot = submit(&w, &meter, &intake, &bot, 201).await;
     assert_eq!(honeypot.operations, [BATCH_GET]);
     assert_eq!(honeypot.total_write_units(), 0);
+    assert_eq!(honeypot.read_units, DECIDE_RRU);
+}
+
+/// A person erased on request (on the tenant's suppression list) is answered like anyone else
+/// and counts against the limits and the quota like anyone else: the usage counter is the one
+/// item written, nothing of the person.
+#[tokio::test]
+async fn a_suppressed_persons_submission_writes_the_usage_counter_only() {
+    let w = world().await;
+    let (meter, intake) = warm(&w).await;
+    let email = shared_core::domain::Email::parse("erased@example.com").unwrap();
+    let k = shared_core::keys::suppression(&w.tenant, &w.key.email(&email));
+    w.clients
+        .dynamo
+        .put_item()
+        .table_name(w.table("PrivacyTable"))
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S(k.pk))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S(k.sk))
+        .send()
+        .await
+        .unwrap();
+    let event = json_submission(&json!({"email": "erased@example.com"}));
+    let suppressed = submit(&w, &meter, &intake, &event, 201).await;
+    assert_eq!(suppressed.operations, [BATCH_GET, TRANSACT_WRITE]);
+    assert_eq!(suppressed.writes.len(), 1, "{suppressed:#?}");
+    assert_eq!(suppressed.transactional_write_units, 2);
+    assert_eq!(suppressed.gsi_write_units, 0);
+    assert_eq!(suppressed.read_units, DECIDE_RRU);
 }
 
 #[tokio::test]
@@ -118,11 +239,10 @@ async fn a_fresh_containers_first_submission_pays_one_more_read() {
         201,
     )
     .await;
-    assert_eq!(cold.operations, ["GetItem", BATCH_GET, TRANSACT_WRITE]);
-    assert!(
-        cold.transactional_write_units <= MAX_WRITE_UNITS,
-        "{cold:#?}"
-    );
+    assert_eq!(cold.operations, [GET, BATCH_GET, TRANSACT_WRITE]);
+    assert_eq!(cold.transactional_write_units, TABLE_WRU, "{cold:#?}");
+    assert_eq!(cold.gsi_write_units, NEW_LEAD_GSI_WRU, "{cold:#?}");
+    assert_eq!(cold.read_units, DECIDE_RRU + COLD_EXTRA_RRU);
 }
 
 /// A form with a daily cap keeps the shape: its day count is two attributes of the usage counter
@@ -146,10 +266,8 @@ async fn a_capped_forms_submission_costs_the_same_two_requests() {
     .await;
     assert_eq!(capped.operations, [BATCH_GET, TRANSACT_WRITE]);
     assert_eq!(capped.failed_requests, 0);
-    assert!(
-        capped.transactional_write_units <= MAX_WRITE_UNITS,
-        "{capped:#?}"
-    );
+    assert_eq!(capped.transactional_write_units, TABLE_WRU, "{capped:#?}");
+    assert_eq!(capped.gsi_write_units, NEW_LEAD_GSI_WRU);
     let usage = w
         .scan("OpsTable")
         .await

@@ -4,6 +4,7 @@ use std::collections::HashSet;
 
 use integration_tests::*;
 use serde_json::json;
+use shared_core::clock::Clock;
 use shared_core::domain::{Email, FormId, TenantId, TenantStatus};
 use shared_leads::intake::IntakeSettings;
 use shared_privacy::inventory::{self, Table};
@@ -590,6 +591,88 @@ fn a_capture_without_the_expected_lines_fails_the_no_personal_data_check() {
     let (logs, _capture) = capture_logs();
     tracing::info!("something else entirely");
     assert_logs_hold_without(&logs, &["request completed"], &["ana@example.com"]);
+}
+
+/// The rate limits count on the tenant's usage counter item, one count per form and one per form
+/// and IP, named by their minute: a past minute's counts never count again, and the next write
+/// removes them, so the item holds the current minute's only.
+#[tokio::test]
+async fn a_past_minutes_rate_counts_are_removed_by_the_next_submission() {
+    let w = world().await;
+    let settings = IntakeSettings {
+        rate_limit_per_ip_per_minute: 1,
+        ..IntakeSettings::default()
+    };
+    let intake = w.intake(Some(settings));
+    let from = |ip: &str, n: usize| {
+        let mut e = json_submission(&json!({"email": format!("minute{n}@example.com")}));
+        e["requestContext"]["http"]["sourceIp"] = json!(ip);
+        request(&e)
+    };
+    let rate_counts = || async {
+        let usage = w
+            .scan("OpsTable")
+            .await
+            .into_iter()
+            .filter(|it| s(it, "sk") == Some("USAGE"))
+            .collect::<Vec<_>>();
+        assert_eq!(usage.len(), 1, "one counter item: {usage:?}");
+        let mut names: Vec<String> = usage[0]
+            .keys()
+            .filter(|k| k.starts_with("rf_") || k.starts_with("ri_"))
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.7", 1))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.8", 2))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.7", 3))
+            .await
+            .status(),
+        429
+    );
+    let minute = w.clock.now().unix_timestamp().div_euclid(60);
+    let first = rate_counts().await;
+    assert_eq!(first.len(), 3, "the form's count and two IPs': {first:?}");
+    assert!(
+        first.iter().all(|n| n.contains(&format!("_{minute}_"))),
+        "{first:?}"
+    );
+    assert!(
+        first.contains(&format!("rf_{minute}_{}", w.form.form_id)),
+        "{first:?}"
+    );
+
+    w.clock.advance(time::Duration::seconds(60));
+    assert_eq!(
+        lead_intake::handle(&intake, from("192.0.2.7", 4))
+            .await
+            .status(),
+        201
+    );
+    let next = rate_counts().await;
+    assert_eq!(
+        next.len(),
+        2,
+        "the new minute's form and IP counts only: {next:?}"
+    );
+    assert!(
+        next.iter()
+            .all(|n| n.contains(&format!("_{}_", minute + 1))),
+        "{next:?}"
+    );
 }
 
 // ---------------------------------------------------------------- conditions under races

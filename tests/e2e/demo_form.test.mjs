@@ -1,5 +1,6 @@
 // Browser test of the demo contact form against the local stack that tests/e2e/run.sh started:
-// a visitor with JavaScript, one without, one who mistypes, and what landed in the emulator.
+// a visitor with JavaScript (whose post needs no CORS preflight), one without, one who mistypes,
+// and what landed in the emulator.
 //
 // Environment (from run.sh): WEB_URL, API_BASE, AWS_ENDPOINT, STAGE, DEVSTACK (path of the devstack
 // binary), STATE_DIR (screenshots of failures go there), CHROMIUM (default /usr/bin/chromium).
@@ -8,6 +9,7 @@
 
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 
 const env = (name, fallback) => {
@@ -51,6 +53,18 @@ function storedSubmissions() {
   return Number.parseInt(out.trim(), 10);
 }
 
+/**
+ * CORS preflights lead intake has answered so far: its "request completed" log lines for OPTIONS
+ * in the function log (dev.sh --quiet writes STATE_DIR/lambda.log). A preflight is the browser's
+ * own request, which the page's request events do not show; the function's log does.
+ */
+function preflightsAnswered() {
+  const log = readFileSync(path.join(STATE_DIR, "lambda.log"), "utf8");
+  return log
+    .split("\n")
+    .filter((line) => line.includes('"request completed"') && line.includes('"method":"OPTIONS"')).length;
+}
+
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
 
@@ -72,7 +86,8 @@ class Session {
   }
 }
 
-test("with JavaScript: the form posts JSON and shows the submission id", async (session) => {
+test("with JavaScript: the form posts a CORS-simple form body (no preflight) and shows the submission id", async (session) => {
+  const preflightsBefore = preflightsAnswered();
   const page = await session.newPage();
   const posted = [];
   page.on("request", (request) => {
@@ -101,14 +116,21 @@ test("with JavaScript: the form posts JSON and shows the submission id", async (
     `posted to ${request.url()}`,
   );
   const headers = await request.allHeaders();
-  assert(headers["content-type"] === "application/json", `content-type ${headers["content-type"]}`);
+  // A CORS-simple request: a safelisted content type, no header beyond the safelisted ones.
+  assert(
+    /^application\/x-www-form-urlencoded(;|$)/.test(headers["content-type"]),
+    `content-type ${headers["content-type"]}`,
+  );
   assert(headers["accept"] === "application/json", `accept ${headers["accept"]}`);
-  const body = JSON.parse(request.postData());
-  assert(body.email === "ada@example.com", `body.email ${body.email}`);
-  assert(body.consent_marketing === true, `consent_marketing is ${JSON.stringify(body.consent_marketing)}`);
-  assert(body._gotcha === "", "the honeypot was filled in");
-  assert(body._page_url === `${WEB_URL}/`, `_page_url ${body._page_url}`);
-  assert("_referrer" in body, "no _referrer");
+  assert(!("idempotency-key" in headers), "a custom header makes the browser send a preflight");
+  const body = new URLSearchParams(request.postData());
+  assert(body.get("email") === "ada@example.com", `email ${body.get("email")}`);
+  assert(body.get("consent_marketing") === "true", `consent_marketing is ${body.get("consent_marketing")}`);
+  assert(body.get("_gotcha") === "", "the honeypot was filled in");
+  assert(body.get("_page_url") === `${WEB_URL}/`, `_page_url ${body.get("_page_url")}`);
+  assert(body.has("_referrer"), "no _referrer");
+  const preflights = preflightsAnswered() - preflightsBefore;
+  assert(preflights === 0, `lead intake answered ${preflights} CORS preflight(s) for one submission`);
 });
 
 test("without JavaScript: the plain form post lands on thanks.html (303)", async (session) => {

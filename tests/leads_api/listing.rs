@@ -214,3 +214,86 @@ async fn leads_are_filtered_by_stage_form_created_range_and_exact_email() {
         );
     }
 }
+
+/// The first stage has no `by_stage` entries (a new lead writes one index entry less): its list
+/// is read from `by_tenant`, filtered on the stage, in as many Queries as fill the page. Leads
+/// written before (which still carry a first-stage `stage_pk`) are listed the same way.
+#[tokio::test]
+async fn the_first_stage_is_listed_in_full_pages_without_its_own_index_entries() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "first-stage-owner").await;
+    let base = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap() - Duration::days(3);
+    // Oldest: 6 new leads; then 40 won ones, newer than all of them.
+    let new = seed_leads(
+        &t,
+        &tenant,
+        6,
+        Seed {
+            newest: base,
+            ..one_seed("fresh")
+        },
+    )
+    .await;
+    seed_leads(
+        &t,
+        &tenant,
+        40,
+        Seed {
+            stage: "won",
+            newest: base + Duration::hours(2),
+            ..one_seed("done")
+        },
+    )
+    .await;
+    let leads = t.w.items_with_sk_prefix("LeadsTable", "LEAD").await;
+    assert_eq!(leads.len(), 46);
+    for it in &leads {
+        let stage = it["stage"].as_s().unwrap();
+        assert_eq!(
+            it.contains_key("stage_pk"),
+            stage != "new",
+            "only a lead past the first stage is in by_stage: {it:?}"
+        );
+    }
+    // A lead written before the first stage left `by_stage` still carries its key.
+    let legacy_key = shared_core::keys::lead(&tenant, &LeadId::parse(&new[5]).unwrap());
+    t.w.clients
+        .dynamo
+        .update_item()
+        .table_name(t.w.table("LeadsTable"))
+        .set_key(Some(shared_core::dynamo::key_item(&legacy_key)))
+        .update_expression("SET stage_pk = :p")
+        .expression_attribute_values(
+            ":p",
+            av_s(shared_core::keys::leads_in_stage(&tenant, "new")),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // 40 won leads come first in `by_tenant`: a page of 5 still comes back full (its reads are
+    // within 10 pages' worth, `FIRST_STAGE_READ_BUDGET`).
+    let first = get(&t, &owner, "/v1/leads?stage=new&limit=5").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.ids(), new[..5], "{}", first.body);
+    let second = get(
+        &t,
+        &owner,
+        &format!(
+            "/v1/leads?stage=new&limit=5&cursor={}",
+            first.cursor().unwrap()
+        ),
+    )
+    .await;
+    assert_eq!(second.ids(), new[5..], "{}", second.body);
+    assert!(second.items().iter().all(|l| l["stage"] == json!("new")));
+    // The other stages still come from `by_stage`, and every lead from `by_tenant`.
+    assert_eq!(
+        get(&t, &owner, "/v1/leads?stage=won&limit=100")
+            .await
+            .ids()
+            .len(),
+        40
+    );
+    assert_eq!(get(&t, &owner, "/v1/leads?limit=100").await.ids().len(), 46);
+}

@@ -14,7 +14,7 @@ use serde_json::json;
 use shared_accounts::dynamo::{AccountStore, AccountTables};
 use shared_core::blind_index::BlindIndexKey;
 use shared_core::clock::{Clock, IdGenerator};
-use shared_core::domain::{FormId, RawSubmission};
+use shared_core::domain::{FormId, RawSubmission, RawValue};
 use shared_core::error::AppError;
 use shared_core::http::{
     add_cors, body_bytes, error_body, error_response, header_str, json_response, path_param,
@@ -165,30 +165,16 @@ async fn submit<S: IntakeStore, C: Clock, I: IdGenerator>(
         };
         return early_error(intake, &render, &form_id, &e).await;
     }
-    // Read the raw bytes: a key that is not visible ASCII must be refused, not ignored.
-    let idempotency_key = match headers.get("idempotency-key").map(|v| v.as_bytes()) {
-        None => None,
-        Some(k)
-            if !k.is_empty()
-                && k.len() <= MAX_IDEMPOTENCY_KEY
-                && k.iter().all(|b| b.is_ascii_graphic()) =>
-        {
-            std::str::from_utf8(k).ok()
-        }
-        Some(_) => {
-            let e = AppError::validation(
-                "invalid_idempotency_key",
-                "Idempotency-Key must be 1 to 255 visible ASCII characters.",
-            );
-            return early_error(intake, &render, &form_id, &e).await;
-        }
-    };
     let body = match kind {
         BodyKind::Json => RawSubmission::from_json(raw),
         BodyKind::UrlEncoded => RawSubmission::from_urlencoded(raw),
     };
     let body = match body {
         Ok(b) => b,
+        Err(e) => return early_error(intake, &render, &form_id, &e).await,
+    };
+    let idempotency_key = match idempotency_key(headers, &body) {
+        Ok(k) => k,
         Err(e) => return early_error(intake, &render, &form_id, &e).await,
     };
 
@@ -202,13 +188,52 @@ async fn submit<S: IntakeStore, C: Clock, I: IdGenerator>(
             source_ip: ip.as_deref(),
             user_agent: header_str(headers, "user-agent"),
             referer_header: header_str(headers, "referer"),
-            idempotency_key,
+            idempotency_key: idempotency_key.as_deref(),
         })
         .await;
     record_metric(&response.result);
     match response.result {
         Ok(outcome) => render.success(&outcome, response.form.as_ref()),
         Err(e) => render.error(&e, response.form.as_ref()),
+    }
+}
+
+/// The request's idempotency key: the `Idempotency-Key` header (scripts) or the body's
+/// `_idempotency_key` field (the embed snippet: a header would make its request need a CORS
+/// preflight). Either must be 1 to 255 visible ASCII characters, and both, when sent, the same.
+fn idempotency_key(
+    headers: &lambda_http::http::HeaderMap,
+    body: &RawSubmission,
+) -> Result<Option<String>, AppError> {
+    let invalid = || {
+        AppError::validation(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+        )
+    };
+    // Read the raw bytes: a key that is not visible ASCII must be refused, not ignored.
+    let valid = |k: &[u8]| -> Result<String, AppError> {
+        if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || !k.iter().all(|b| b.is_ascii_graphic())
+        {
+            return Err(invalid());
+        }
+        String::from_utf8(k.to_vec()).map_err(|_| invalid())
+    };
+    let header = headers
+        .get("idempotency-key")
+        .map(|v| valid(v.as_bytes()))
+        .transpose()?;
+    let in_body = match body.idempotency_key() {
+        None => None,
+        Some(RawValue::Text(k)) => Some(valid(k.as_bytes())?),
+        Some(RawValue::Bool(_)) => return Err(invalid()),
+    };
+    match (header, in_body) {
+        (Some(h), Some(b)) if h != b => Err(AppError::validation(
+            "invalid_idempotency_key",
+            "The Idempotency-Key header and the body's _idempotency_key differ.",
+        )),
+        (h, b) => Ok(h.or(b)),
     }
 }
 

@@ -707,6 +707,116 @@ async fn a_non_ascii_idempotency_key_is_answered_400() {
     assert_eq!(submission_count(&app), 0);
 }
 
+/// What the embed snippet posts (`shared_leads::embed`): a CORS-simple request, so the browser
+/// sends no preflight. URL-encoded like a plain form, but `Accept: application/json` asks for the
+/// JSON answer, and the key a retry reuses is in the body.
+fn embed_post(body: &str) -> Value {
+    let mut ev = fixture("submit-embed.json");
+    ev["body"] = json!(body);
+    ev
+}
+
+#[tokio::test]
+async fn the_embed_snippets_form_post_is_answered_json_and_its_retry_is_replayed() {
+    let app = app().await;
+    let ev = fixture("submit-embed.json");
+    assert_eq!(
+        ev["headers"]["content-type"],
+        "application/x-www-form-urlencoded;charset=UTF-8"
+    );
+
+    let first = send(&app, &ev).await;
+    let retry = send(&app, &ev).await;
+
+    assert_eq!(first.status(), 201);
+    assert_eq!(header_of(&first, "content-type"), Some("application/json"));
+    let body = json_of(&first);
+    assert!(body["submission_id"].as_str().unwrap().starts_with("sb-"));
+    assert!(body["lead_id"].as_str().unwrap().starts_with("ld-"));
+    assert_cors(&first);
+    assert_eq!(retry.status(), 201);
+    assert_eq!(json_of(&retry), body);
+    assert_eq!(header_of(&retry, "idempotent-replayed"), Some("true"));
+    assert_eq!(submission_count(&app), 1);
+    // The key is the form machinery's: not stored among the answers.
+    let stored = format!("{:?}", app.store().lock().submissions);
+    assert!(!stored.contains("3f1c9a52"), "{stored}");
+
+    // The same key with another body is refused, in JSON, like the header's.
+    let other = embed_post(
+        "email=maria.ionescu%40example.com&message=Another&_idempotency_key=3f1c9a52-7d4e-4b8a-9c0e-2a6f1d8b7e43",
+    );
+    let resp = send(&app, &other).await;
+    assert_error(&resp, 422, "idempotency_key_reused");
+    assert_cors(&resp);
+    assert_eq!(submission_count(&app), 1);
+}
+
+#[tokio::test]
+async fn a_form_post_without_accept_json_is_still_redirected_whatever_the_key() {
+    let app = app().await;
+    let ev = without_header(fixture("submit-embed.json"), "accept");
+
+    let first = send(&app, &ev).await;
+    let retry = send(&app, &ev).await;
+
+    assert_eq!(first.status(), 303);
+    assert_eq!(header_of(&first, "location"), Some(REDIRECT));
+    assert_eq!(retry.status(), 303);
+    assert_eq!(header_of(&retry, "idempotent-replayed"), Some("true"));
+    assert_eq!(submission_count(&app), 1);
+}
+
+#[tokio::test]
+async fn a_body_idempotency_key_is_checked_like_the_header() {
+    let app = app().await;
+    let too_long = "k".repeat(256);
+    for key in [too_long.as_str(), "has space", "", "clé"] {
+        let body = format!(
+            "email=a%40example.com&_idempotency_key={}",
+            key.replace(' ', "+").replace('é', "%C3%A9")
+        );
+        let resp = send(&app, &embed_post(&body)).await;
+        assert_error(&resp, 400, "invalid_idempotency_key");
+    }
+    // In a JSON body: a string, like the header; no other type stands for one.
+    for key in [json!(true), json!(12), json!(null), json!(["k"])] {
+        let resp = send(
+            &app,
+            &json_post(&json!({"email": "a@example.com", "_idempotency_key": key})),
+        )
+        .await;
+        assert_error(&resp, 400, "invalid_idempotency_key");
+    }
+    // Header and body: the same key, or refused.
+    let both = |header: &str| {
+        with_header(
+            embed_post("email=a%40example.com&_idempotency_key=key-1"),
+            "idempotency-key",
+            header,
+        )
+    };
+    assert_error(
+        &send(&app, &both("key-2")).await,
+        400,
+        "invalid_idempotency_key",
+    );
+    assert_eq!(submission_count(&app), 0);
+    assert_eq!(send(&app, &both("key-1")).await.status(), 201);
+    let replayed = send(
+        &app,
+        &with_header(
+            json_post(&json!({"email": "a@example.com"})),
+            "idempotency-key",
+            "key-1",
+        ),
+    )
+    .await;
+    // The key is the same whichever way it came; the body differs, so the retry is refused.
+    assert_error(&replayed, 422, "idempotency_key_reused");
+    assert_eq!(submission_count(&app), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 429
 // ---------------------------------------------------------------------------------------------

@@ -129,6 +129,14 @@ pub fn leads_in_stage(t: &TenantId, stage: &str) -> String {
     format!("TENANT#{t}#STAGE#{stage}")
 }
 
+/// The `stage_pk` a lead in `stage` carries: none in the first stage. `by_stage` is sparse: a
+/// new lead (every form submission's) writes no entry there, one index write less per new
+/// lead; the first stage is listed from `by_tenant` with a filter on `stage` (projected there),
+/// and it can never be removed from a pipeline, so no one asks whether it holds leads.
+pub fn stage_partition(t: &TenantId, stage: &str) -> Option<String> {
+    (stage != FIRST_STAGE).then(|| leads_in_stage(t, stage))
+}
+
 /// GSI sort key of a lead: creation time then id, so pages are stable and newest-first.
 pub fn lead_created_sort(created_at_rfc3339: &str, l: &LeadId) -> String {
     format!("{created_at_rfc3339}#{l}")
@@ -292,11 +300,9 @@ pub fn platform_marketing_opt_out(email_bidx: &str) -> Key {
 }
 
 // ---- ops table (rate limits, idempotency)
-
-/// One counter per form per minute window; per-IP counts are attributes of it.
-pub fn rate_window(t: &TenantId, f: &FormId, window: i64) -> Key {
-    Key::new(format!("TENANT#{t}#RATE#{f}#{window}"), "RATE")
-}
+//
+// Lead intake's per-minute rate counts are attributes of the tenant's usage counter item
+// ([`usage_month`]), written in the same update as the month's count.
 
 /// Failed-login throttle counters: per account (email blind index) and per client IP hash.
 pub fn login_throttle_account(email_bidx: &str) -> Key {
@@ -451,7 +457,8 @@ pub fn dsar_checkpoint(job_id: &str) -> Key {
     Key::new(format!("DSARJOB#{job_id}"), "CHECKPOINT")
 }
 
-/// A tenant's submissions in a calendar month (`YYYY-MM`, UTC).
+/// A tenant's submissions in a calendar month (`YYYY-MM`, UTC), and the rate limits' counts of
+/// the current minute (`crate::dynamo::intake`).
 pub fn usage_month(t: &TenantId, month: &str) -> Key {
     Key::new(format!("TENANT#{t}#USAGE#{month}"), "USAGE")
 }

@@ -1,8 +1,12 @@
 //! The snippet a tenant pastes into its website: a plain HTML form that posts to lead intake and
 //! works without JavaScript (intake answers a form post with a redirect to the form's
-//! `redirect_url`), and a small inline script that, when it runs, sends the same fields as JSON
-//! with `fetch` and shows the API's per-field messages beside the fields instead of leaving the
-//! page.
+//! `redirect_url`), and a small inline script that, when it runs, sends the same fields with
+//! `fetch` and shows the API's per-field messages beside the fields instead of leaving the page.
+//!
+//! The script's request is a CORS "simple" one: a URL-encoded body (what the plain form posts),
+//! `Accept: application/json` and no other header, its idempotency key in the body
+//! (`_idempotency_key`) rather than a header. So the browser sends it without a preflight
+//! `OPTIONS`: one API request and one invocation per submission instead of two.
 //!
 //! Everything from the form's record is escaped for where it lands (HTML text, attribute, or a
 //! JavaScript string inside `<script>`), so a consent text or a field name cannot inject markup.
@@ -117,7 +121,7 @@ fn script(form_element_id: &str, redirect_url: &str) -> String {
 (function () {{
   "use strict";
   var form = document.getElementById({id});
-  if (!form || !window.fetch || !window.JSON) return;
+  if (!form || !window.fetch || !window.FormData || !window.URLSearchParams) return;
   var status = form.querySelector(".lf-status");
   var button = form.querySelector("button[type=submit]");
   // One key per filled-in form: a double click or a retry stores one submission.
@@ -125,21 +129,20 @@ fn script(form_element_id: &str, redirect_url: &str) -> String {
     : String(Date.now()) + "-" + Math.random().toString(16).slice(2);
   form.addEventListener("submit", function (event) {{
     event.preventDefault();
-    var body = {{}}, i, el, slots = form.querySelectorAll(".lf-error");
+    var i, slots = form.querySelectorAll(".lf-error");
     for (i = 0; i < slots.length; i++) {{ slots[i].hidden = true; slots[i].textContent = ""; }}
-    for (i = 0; i < form.elements.length; i++) {{
-      el = form.elements[i];
-      if (!el.name) continue;
-      el.removeAttribute("aria-invalid");
-      body[el.name] = el.type === "checkbox" ? el.checked : el.value;
-    }}
-    body._page_url = location.href;
+    for (i = 0; i < form.elements.length; i++) {{ form.elements[i].removeAttribute("aria-invalid"); }}
+    // What the plain form posts (URL-encoded), plus the page and the key. No custom header and
+    // no JSON content type: a CORS-simple request, which the browser sends without a preflight.
+    var body = new URLSearchParams(new FormData(form));
+    body.set("_page_url", location.href);
+    body.set("_idempotency_key", key);
     button.disabled = true;
     status.textContent = "Sending…";
     fetch(form.action, {{
       method: "POST",
-      headers: {{ "Content-Type": "application/json", "Accept": "application/json", "Idempotency-Key": key }},
-      body: JSON.stringify(body)
+      headers: {{ "Accept": "application/json" }},
+      body: body
     }}).then(function (response) {{
       return response.json().catch(function () {{ return {{}}; }}).then(function (data) {{
         return {{ ok: response.ok, data: data || {{}} }};
@@ -249,6 +252,65 @@ mod tests {
         assert!(html.contains(r#"name="_gotcha" tabindex="-1""#));
         assert!(html.contains("News &lt;b&gt;weekly&lt;/b&gt; &amp; &quot;offers&quot;"));
         assert!(html.contains("<script>") && html.contains("fetch(form.action"));
+    }
+
+    /// The `fetch` call's options object in the script: its header names and values, and the
+    /// expression of its body.
+    fn fetch_options(html: &str) -> (Vec<(String, String)>, String) {
+        let call = &html[html.find("fetch(form.action, {").expect("a fetch call")..];
+        let options = &call[..call.find("})").expect("the end of the fetch options")];
+        let headers = options
+            .split_once("headers: {")
+            .and_then(|(_, rest)| rest.split_once('}'))
+            .map(|(h, _)| h)
+            .expect("a headers object");
+        let headers = headers
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once(':').expect("name: value");
+                let unquote = |x: &str| x.trim().trim_matches('"').to_string();
+                (unquote(k), unquote(v))
+            })
+            .collect();
+        let body = options
+            .split_once("body:")
+            .map(|(_, b)| b.trim().trim_end_matches(',').trim().to_string())
+            .expect("a body");
+        (headers, body)
+    }
+
+    /// A cross-origin request is "simple" (no preflight) when its method is GET, HEAD or POST,
+    /// every header it sets is CORS-safelisted, and its content type, if set, is one of three
+    /// (Fetch standard, "CORS-safelisted request-header"). A `URLSearchParams` body is sent as
+    /// `application/x-www-form-urlencoded;charset=UTF-8`, one of them.
+    #[test]
+    fn the_script_posts_a_cors_simple_request_so_no_preflight_is_sent() {
+        let html = embed_html(&form(), "https://api.example.com");
+        let (headers, body) = fetch_options(&html);
+        assert!(html.contains(r#"method: "POST""#));
+        assert!(!headers.is_empty(), "the script asks for a JSON answer");
+        for (name, value) in &headers {
+            match name.to_ascii_lowercase().as_str() {
+                "accept" | "accept-language" | "content-language" => {}
+                "content-type" => assert!(
+                    [
+                        "application/x-www-form-urlencoded",
+                        "multipart/form-data",
+                        "text/plain"
+                    ]
+                    .contains(&value.as_str()),
+                    "content type {value} needs a preflight"
+                ),
+                other => panic!("header {other} is not CORS-safelisted: it needs a preflight"),
+            }
+        }
+        assert!(headers.contains(&("Accept".into(), "application/json".into())));
+        assert_eq!(body, "body", "{html}");
+        assert!(html.contains("var body = new URLSearchParams(new FormData(form));"));
+        // The key a retry reuses travels in the body, not in a header.
+        assert!(html.contains(r#"body.set("_idempotency_key", key);"#));
+        assert!(html.contains(r#"body.set("_page_url", location.href);"#));
     }
 
     #[test]

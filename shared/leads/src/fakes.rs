@@ -144,6 +144,7 @@ impl IntakeStore for MemoryStore {
                 (Some(r), Some(h)) => r.1.get(h).copied().unwrap_or(0),
                 _ => 0,
             },
+            rate_expired: Vec::new(),
             idempotency: l.idempotency_key_hash.as_ref().and_then(|h| {
                 st.idempotency
                     .get(&(l.tenant.clone(), l.form_id.clone(), h.clone()))

@@ -1,10 +1,10 @@
 //! Lead intake: a web form's submission becomes a lead, atomically, with its consents and
 //! technical data, or is refused with a precise reason.
 //!
-//! Cost shape (see `bench/`): one `BatchGetItem` (form, tenant, lead, suppression entries,
-//! rate-limit window, idempotency record, billing state, this month's usage) and one
-//! `TransactWriteItems` (lead, submission, rate-limit window, usage counter, idempotency record
-//! when a key is sent). The form's tenant is immutable and
+//! Cost shape (see `bench/`, `tests/cost.rs`): one `BatchGetItem` (form, tenant, lead, suppression
+//! entries, idempotency record, billing state, this month's usage counter, which also holds the
+//! minute's rate-limit counts) and one `TransactWriteItems` (lead, submission, usage counter,
+//! idempotency record when a key is sent). The form's tenant is immutable and
 //! cached per container, so only a container's first submission to a form pays one more read.
 //!
 //! The usage counter also carries what protects the quota: a form's daily cap (the form's count
@@ -558,6 +558,7 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                     per_ip_limit: limits.rate_limit_per_ip_per_minute,
                     per_form_limit: limits.rate_limit_per_form_per_minute,
                     expires_at: now + Duration::minutes(10),
+                    expired: snapshot.rate_expired.clone(),
                 },
                 usage: self.usage_increment(&snapshot.usage, quota, form.daily_cap, now),
                 idempotency: idem_hash.clone().map(|key_hash| IdempotencyRecord {

@@ -45,6 +45,9 @@ pub struct IntakeSnapshot {
     pub suppressed: bool,
     pub rate_form_count: u32,
     pub rate_ip_count: u32,
+    /// Counts of past rate windows the store still holds (opaque to intake): the commit
+    /// removes them ([`RateIncrement::expired`]).
+    pub rate_expired: Vec<String>,
     pub idempotency: Option<IdempotencyRecord>,
     /// The tenant's billing state (none: the free tier).
     pub billing: Option<BillingState>,
@@ -136,6 +139,9 @@ pub struct RateIncrement {
     pub per_ip_limit: u32,
     pub per_form_limit: u32,
     pub expires_at: OffsetDateTime,
+    /// What the snapshot found of past windows ([`IntakeSnapshot::rate_expired`]), removed by
+    /// this write: they no longer count.
+    pub expired: Vec<String>,
 }
 
 /// The month's submission counter, incremented only while it holds what intake expects: a

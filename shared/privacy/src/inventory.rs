@@ -1684,24 +1684,6 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(Table::Ops, "MAILSUPPRESS", "reason", Structural, "bounce or complaint"),
     a(Table::Ops, "MAILSUPPRESS", "suppressed_at", Structural, "when SES reported it"),
     a(Table::Ops, "MAILSUPPRESS", "expires_at", Structural, "TTL (MailSuppressionDays after the last report)"),
-    // ops table: rate limit window
-    a(Table::Ops, "RATE", "pk", Structural, "key"),
-    a(Table::Ops, "RATE", "sk", Structural, "key"),
-    a(
-        Table::Ops,
-        "RATE",
-        "n",
-        Structural,
-        "submissions in the window",
-    ),
-    a(
-        Table::Ops,
-        "RATE",
-        "ip_*",
-        Pseudonymous(TechnicalUsage),
-        "per-IP count keyed by a keyed IP hash",
-    ),
-    a(Table::Ops, "RATE", "expires_at", Structural, "TTL"),
     // ops table: login throttle
     a(
         Table::Ops,
@@ -1800,6 +1782,22 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "alert_*",
         Structural,
         "when a quota alert (percent) was marked sent this month",
+    ),
+    // The rate limits' counts of the current minute (removed by the next submission's write
+    // once the minute is past, else with the item by its TTL).
+    a(
+        Table::Ops,
+        "USAGE",
+        "rf_*",
+        Structural,
+        "a form's submissions in a minute (minute and form id in the name)",
+    ),
+    a(
+        Table::Ops,
+        "USAGE",
+        "ri_*",
+        Pseudonymous(TechnicalUsage),
+        "a client IP's submissions to a form in a minute (the name holds the minute and a hash of the form id and the keyed IP hash)",
     ),
     // ops table: a data-subject request's execution checkpoint (dsar-worker): phase, cursor,
     // partial counts, lead/user ids and upload ids; never a personal value.
@@ -2636,7 +2634,7 @@ mod tests {
     #[test]
     fn lookups_match_prefixes() {
         assert!(declaration(Table::Leads, "SUB#01h", "ip").is_some());
-        assert!(declaration(Table::Ops, "RATE", "ip_abcd").is_some());
+        assert!(declaration(Table::Ops, "USAGE", "ri_29932560_0123456789abcdef").is_some());
         assert!(declaration(Table::Leads, "LEAD", "shoe_size").is_none());
     }
 

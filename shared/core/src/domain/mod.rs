@@ -18,6 +18,6 @@ pub use ids::{FormId, IdError, LeadId, SessionId, SubmissionId, TenantId, UserId
 pub use phone::Phone;
 pub use provider_id::ProviderId;
 pub use submission::{
-    ConsentRecord, ContactDetails, RawSubmission, TechnicalData, ValidSubmission,
+    ConsentRecord, ContactDetails, RawSubmission, RawValue, TechnicalData, ValidSubmission,
 };
 pub use transfer_ids::{AttachmentId, ExportId, ImportId, TransferIdError};

@@ -11,6 +11,9 @@ use crate::error::{AppError, FieldErrors};
 /// Keys starting with `_` are the form machinery's, not the visitor's answers.
 const PAGE_URL_KEY: &str = "_page_url";
 const REFERRER_KEY: &str = "_referrer";
+/// The idempotency key in the body: what a browser script sends instead of the
+/// `Idempotency-Key` header, which would make its request need a CORS preflight.
+pub const IDEMPOTENCY_KEY: &str = "_idempotency_key";
 const CONSENT_PREFIX: &str = "consent_";
 /// Technical data is capped: it is context, not content.
 const TECH_MAX_LEN: usize = 1024;
@@ -39,6 +42,13 @@ impl RawSubmission {
         let mut errors = FieldErrors::new();
         for (k, v) in obj {
             match v {
+                // The key is a string, as in the header; no other JSON type stands for one.
+                _ if k == IDEMPOTENCY_KEY && !v.is_string() => {
+                    return Err(AppError::validation(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+                    ));
+                }
                 serde_json::Value::String(s) => {
                     values.insert(k.clone(), RawValue::Text(s.clone()));
                 }
@@ -101,6 +111,12 @@ impl RawSubmission {
             Some(RawValue::Text(s)) => Some(s.as_str()),
             _ => None,
         }
+    }
+
+    /// The idempotency key the body carries (`_idempotency_key`), as posted: the HTTP layer
+    /// checks it like the `Idempotency-Key` header.
+    pub fn idempotency_key(&self) -> Option<&RawValue> {
+        self.values.get(IDEMPOTENCY_KEY)
     }
 
     /// The email as posted, if it parses. Used to find the lead before the form is read (the

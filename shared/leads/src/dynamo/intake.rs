@@ -4,8 +4,13 @@
 //!
 //! The usage counter item (`TENANT#<t>#USAGE#<month>`) holds the month's count `n`, the day
 //! count of each form with a daily cap (`form_day_<form>`: the day, `form_n_<form>`: the count;
-//! two attributes per capped form, so the item stays small whatever the number of days) and the
-//! quota alerts marked sent (`alert_<percent>_at`).
+//! two attributes per capped form, so the item stays small whatever the number of days), the
+//! quota alerts marked sent (`alert_<percent>_at`) and the rate limits' counts of the current
+//! minute: `rf_<minute>_<form>` per form, `ri_<minute>_<hash>` per form and client IP (the hash
+//! of the form and the keyed IP hash). One item for both, so a submission's transaction writes
+//! one counter item, not two (a transaction bills every item twice). The minute is in the
+//! names, so a count of a past minute is never read as the current one; the next submission's
+//! write removes the ones its read found.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -96,8 +101,60 @@ fn find<'a>(items: Option<&'a Vec<Item>>, k: &Key) -> Option<&'a Item> {
     })
 }
 
-fn rate_ip_attr(ip_hash: &str) -> String {
-    format!("ip_{ip_hash}")
+/// Prefixes of the rate limits' counts on the usage counter item.
+const RATE_FORM_PREFIX: &str = "rf_";
+const RATE_IP_PREFIX: &str = "ri_";
+
+/// The stale counts one write removes at most (the rest go with the next writes), so the update
+/// expression stays small after a busy minute.
+const MAX_EXPIRED_REMOVED: usize = 64;
+
+/// A form's submissions in the minute `window`, on the usage counter item.
+fn rate_form_attr(window: i64, form: &FormId) -> String {
+    format!("{RATE_FORM_PREFIX}{window}_{form}")
+}
+
+/// One client IP's submissions to a form in the minute `window`, on the usage counter item: a
+/// 64-bit FNV-1a of the form id and the (already keyed) IP hash keeps the name short.
+fn rate_ip_attr(window: i64, form: &FormId, ip_hash: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in form.as_str().bytes().chain([0u8]).chain(ip_hash.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{RATE_IP_PREFIX}{window}_{h:016x}")
+}
+
+/// The minute a rate count attribute counts, if `name` is one.
+fn rate_window_of(name: &str) -> Option<i64> {
+    let rest = name
+        .strip_prefix(RATE_FORM_PREFIX)
+        .or_else(|| name.strip_prefix(RATE_IP_PREFIX))?;
+    rest.split_once('_')?.0.parse().ok()
+}
+
+/// The rate counts of minutes before `window` on the item: they no longer count.
+fn expired_rate_counts(it: Option<&Item>, window: i64) -> Vec<String> {
+    let mut names: Vec<String> = it
+        .into_iter()
+        .flat_map(|it| it.keys())
+        .filter(|name| rate_window_of(name).is_some_and(|w| w < window))
+        .cloned()
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether the item shows the form's or the IP's count of `window` at its limit.
+fn rate_limit_reached(it: Option<&Item>, form: &FormId, r: &crate::ports::RateIncrement) -> bool {
+    let Some(it) = it else {
+        return false;
+    };
+    let count = |name: &str| get_n_opt(it, name).ok().flatten().unwrap_or(0);
+    count(&rate_form_attr(r.window, form)) >= i64::from(r.per_form_limit)
+        || r.ip_hash
+            .as_ref()
+            .is_some_and(|h| count(&rate_ip_attr(r.window, form, h)) >= i64::from(r.per_ip_limit))
 }
 
 /// The day a form's daily count counts (`YYYY-MM-DD`), on the usage counter item.
@@ -182,7 +239,6 @@ impl IntakeStore for DynamoIntakeStore {
             .iter()
             .map(|b| keys::suppression(&l.tenant, b))
             .collect();
-        let rate_key = keys::rate_window(&l.tenant, &l.form_id, l.rate_window);
         let idem_key = l
             .idempotency_key_hash
             .as_ref()
@@ -217,7 +273,7 @@ impl IntakeStore for DynamoIntakeStore {
             req.insert(self.tables.privacy.clone(), keys_and_attributes(&sup_keys)?);
         }
         let usage_key = keys::usage_month(&l.tenant, &l.usage_month);
-        let mut ops_keys = vec![rate_key.clone(), usage_key.clone()];
+        let mut ops_keys = vec![usage_key.clone()];
         ops_keys.extend(idem_key.clone());
         req.insert(self.tables.ops.clone(), keys_and_attributes(&ops_keys)?);
         let billing_key = keys::subscription_state(&l.tenant);
@@ -250,16 +306,19 @@ impl IntakeStore for DynamoIntakeStore {
         let suppressed = sup_keys
             .iter()
             .any(|k| find(found.get(&self.tables.privacy), k).is_some());
-        let rate = find(ops, &rate_key);
-        let rate_form_count = rate
-            .map(|it| get_n_opt(it, "n"))
+        let counter = find(ops, &usage_key);
+        let rate_form_count = counter
+            .map(|it| get_n_opt(it, &rate_form_attr(l.rate_window, &l.form_id)))
             .transpose()?
             .flatten()
             .unwrap_or(0);
-        let rate_ip_count = match (rate, &l.ip_hash) {
-            (Some(it), Some(h)) => get_n_opt(it, &rate_ip_attr(h))?.unwrap_or(0),
+        let rate_ip_count = match (counter, &l.ip_hash) {
+            (Some(it), Some(h)) => {
+                get_n_opt(it, &rate_ip_attr(l.rate_window, &l.form_id, h))?.unwrap_or(0)
+            }
             _ => 0,
         };
+        let rate_expired = expired_rate_counts(counter, l.rate_window);
         let idempotency = idem_key
             .as_ref()
             .and_then(|k| find(ops, k))
@@ -271,7 +330,7 @@ impl IntakeStore for DynamoIntakeStore {
         let billing = find(found.get(&self.tables.billing), &billing_key)
             .map(billing_state_from_item)
             .transpose()?;
-        let usage = usage_state(find(ops, &usage_key), &l.form_id)?;
+        let usage = usage_state(counter, &l.form_id)?;
 
         Ok(IntakeSnapshot {
             form,
@@ -282,6 +341,7 @@ impl IntakeStore for DynamoIntakeStore {
             suppressed,
             rate_form_count: rate_form_count.clamp(0, u32::MAX as i64) as u32,
             rate_ip_count: rate_ip_count.clamp(0, u32::MAX as i64) as u32,
+            rate_expired,
             idempotency,
             billing,
             usage,
@@ -294,7 +354,7 @@ impl IntakeStore for DynamoIntakeStore {
             Lead,
             Route,
             Submission,
-            Rate,
+            /// The usage counter item: the month's count and the minute's rate counts.
             Usage,
             Idempotency,
         }
@@ -380,55 +440,53 @@ impl IntakeStore for DynamoIntakeStore {
             ));
         }
 
-        let r = &w.rate;
-        let mut upd = Update::builder()
-            .table_name(&self.tables.ops)
-            .set_key(Some(key_item(&keys::rate_window(
-                &w.tenant, &w.form_id, r.window,
-            ))))
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":flimit", n(r.per_form_limit))
-            .expression_attribute_values(":exp", epoch(r.expires_at));
-        upd = match &r.ip_hash {
-            Some(h) => upd
-                .update_expression("ADD n :one, #ip :one SET expires_at = :exp")
-                .condition_expression(
-                    "(attribute_not_exists(n) OR n < :flimit) AND (attribute_not_exists(#ip) OR #ip < :iplimit)",
-                )
-                .expression_attribute_names("#ip", rate_ip_attr(h))
-                .expression_attribute_values(":iplimit", n(r.per_ip_limit)),
-            None => upd
-                .update_expression("ADD n :one SET expires_at = :exp")
-                .condition_expression("attribute_not_exists(n) OR n < :flimit"),
-        };
-        parts.push((
-            TransactWriteItem::builder()
-                .update(upd.build().context("rate update")?)
-                .build(),
-            Part::Rate,
-        ));
-
         // Exact under concurrency: the count only grows from the range intake expects, which
         // is below the quota (a quota of 0 never reaches the commit: intake refuses it from the
         // snapshot) and, when the increment crosses an alert threshold, that one count. A form
         // with a daily cap adds to its count of the day only below the cap, or starts a new
-        // day. Any other state refuses, and returns the item as it is.
+        // day. The minute's counts of the form and of the client IP grow only below their
+        // limits. Any other state refuses, and returns the item as it is.
         let u = &w.usage;
+        let r = &w.rate;
         let (lo, hi) = u.expected;
         let mut condition = if lo == 0 {
             "(attribute_not_exists(n) OR n <= :hi)".to_string()
         } else {
             "n BETWEEN :lo AND :hi".to_string()
         };
-        let mut add = vec!["n :one".to_string()];
+        let mut add = vec!["n :one".to_string(), "#rf :one".to_string()];
         let mut set = vec!["expires_at = :exp".to_string()];
+        condition.push_str(" AND (attribute_not_exists(#rf) OR #rf < :flimit)");
         let mut upd = Update::builder()
             .table_name(&self.tables.ops)
             .set_key(Some(key_item(&keys::usage_month(&w.tenant, &u.month))))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":hi", n(hi))
             .expression_attribute_values(":exp", epoch(u.expires_at))
+            .expression_attribute_names("#rf", rate_form_attr(r.window, &w.form_id))
+            .expression_attribute_values(":flimit", n(r.per_form_limit))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(h) = &r.ip_hash {
+            add.push("#ri :one".into());
+            condition.push_str(" AND (attribute_not_exists(#ri) OR #ri < :iplimit)");
+            upd = upd
+                .expression_attribute_names("#ri", rate_ip_attr(r.window, &w.form_id, h))
+                .expression_attribute_values(":iplimit", n(r.per_ip_limit));
+        }
+        // Only counts of earlier minutes: a count of this minute (or a later one, on a clock
+        // ahead of ours) is still counting.
+        let mut remove = Vec::new();
+        for (i, name) in r
+            .expired
+            .iter()
+            .filter(|name| rate_window_of(name).is_some_and(|x| x < r.window))
+            .take(MAX_EXPIRED_REMOVED)
+            .enumerate()
+        {
+            let alias = format!("#old{i}");
+            remove.push(alias.clone());
+            upd = upd.expression_attribute_names(alias, name);
+        }
         if lo > 0 {
             upd = upd.expression_attribute_values(":lo", n(lo));
         }
@@ -456,8 +514,12 @@ impl IntakeStore for DynamoIntakeStore {
                 condition.push_str(" AND (attribute_not_exists(#fday) OR #fday < :today)");
             }
         }
+        let mut expression = format!("ADD {} SET {}", add.join(", "), set.join(", "));
+        if !remove.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
         let upd = upd
-            .update_expression(format!("ADD {} SET {}", add.join(", "), set.join(", ")))
+            .update_expression(expression)
             .condition_expression(condition);
         parts.push((
             TransactWriteItem::builder()
@@ -514,14 +576,16 @@ impl IntakeStore for DynamoIntakeStore {
                 {
                     return Err(CommitError::IdempotencyKeyTaken);
                 }
-                if conditional.iter().any(|k| matches!(k, Some(Part::Rate))) {
-                    return Err(CommitError::RateLimited);
-                }
                 let usage_at = kinds.iter().position(|k| matches!(k, Part::Usage));
                 if let Some(reason) = usage_at
                     .and_then(|i| reasons.get(i))
                     .filter(|r| r.code() == Some("ConditionalCheckFailed"))
                 {
+                    // The rate limit first, as intake decides it: a refusal it shows is 429,
+                    // whatever else moved.
+                    if rate_limit_reached(reason.item(), &w.form_id, &w.rate) {
+                        return Err(CommitError::RateLimited);
+                    }
                     return Err(CommitError::UsageMoved(usage_state(
                         reason.item(),
                         &w.form_id,
@@ -688,8 +752,9 @@ pub(crate) fn lead_to_item(tenant: &TenantId, l: &NewLead, sub: &NewSubmission) 
 }
 
 /// The attributes every new lead has however it arrived (a form submission, an import): its
-/// contact details and blind indexes `(email, phone)`, its stage, the `by_tenant` / `by_stage`
-/// index keys and version 1. Callers add how the lead came to be.
+/// contact details and blind indexes `(email, phone)`, its stage, the `by_tenant` index keys,
+/// the `by_stage` one for a lead past the first stage ([`keys::stage_partition`]) and version 1.
+/// Callers add how the lead came to be.
 pub fn new_lead_item(
     tenant: &TenantId,
     lead_id: &LeadId,
@@ -710,7 +775,7 @@ pub fn new_lead_item(
     put(&mut it, "created_at", timestamp(created_at));
     put(&mut it, "stage", s(stage));
     put(&mut it, "tenant_pk", s(keys::leads_of_tenant(tenant)));
-    put(&mut it, "stage_pk", s(keys::leads_in_stage(tenant, stage)));
+    put_opt(&mut it, "stage_pk", keys::stage_partition(tenant, stage));
     put(
         &mut it,
         "created_sk",

@@ -4,7 +4,10 @@
 //!
 //! Costs, by design:
 //! - a page of leads is one Query on `by_tenant` or `by_stage` with `Limit` = the page size and
-//!   no filter (the form filter adds one, and then a page may come back short);
+//!   no filter (the form filter adds one, and then a page may come back short); the first stage
+//!   has no `by_stage` entries (`keys::stage_partition`: a new lead writes one index entry
+//!   less), so its page is read from `by_tenant` with a filter on `stage`, in Queries until the
+//!   page is full, the list ends or [`FIRST_STAGE_READ_BUDGET`] pages' worth were read;
 //! - a lead with everything under it is one Query on its partition;
 //! - an edit is one `GetItem` (to know what changes) and one `TransactWriteItems` (the lead,
 //!   conditioned on its version, plus its stage-history and audit items);
@@ -77,6 +80,11 @@ const SUMMARY_ATTRIBUTES: [&str; 11] = [
 /// A key condition's upper bound on `created_sk`: sorts after every `<time>#<leadId>` of that
 /// second (ids are `[a-z0-9_-]`, all below `~`).
 const AFTER_ANY_ID: &str = "#~";
+
+/// How many pages' worth of `by_tenant` entries one page of the first stage reads at most
+/// before it answers short, with a cursor (the first stage's leads are the newest, as a rule,
+/// so a page is usually filled by the first Query).
+pub const FIRST_STAGE_READ_BUDGET: usize = 10;
 
 /// Retries of a batch write's unprocessed items, with exponential backoff from 25 ms.
 const BATCH_ATTEMPTS: u32 = 8;
@@ -184,9 +192,21 @@ impl LeadsStore {
         limit: usize,
         start: Option<StartKey>,
     ) -> anyhow::Result<Page<LeadSummary>> {
-        let (index, partition) = match &filter.stage {
-            Some(stage) => (BY_STAGE, ("stage_pk", keys::leads_in_stage(tenant, stage))),
-            None => (BY_TENANT, ("tenant_pk", keys::leads_of_tenant(tenant))),
+        let limit = limit.clamp(1, 1000);
+        let (index, partition, stage_filter) = match &filter.stage {
+            Some(stage) => match keys::stage_partition(tenant, stage) {
+                Some(p) => (BY_STAGE, ("stage_pk", p), None),
+                None => (
+                    BY_TENANT,
+                    ("tenant_pk", keys::leads_of_tenant(tenant)),
+                    Some(stage.as_str()),
+                ),
+            },
+            None => (
+                BY_TENANT,
+                ("tenant_pk", keys::leads_of_tenant(tenant)),
+                None,
+            ),
         };
         let mut condition = "#p = :p".to_string();
         let mut q = self
@@ -196,8 +216,7 @@ impl LeadsStore {
             .index_name(index)
             .expression_attribute_names("#p", partition.0)
             .expression_attribute_values(":p", s(partition.1))
-            .scan_index_forward(false)
-            .limit(limit.clamp(1, 1000) as i32);
+            .scan_index_forward(false);
         let from = filter.created_from.map(rfc3339);
         let to = filter
             .created_to
@@ -219,29 +238,53 @@ impl LeadsStore {
             }
             (None, None) => {}
         }
+        let mut filters = Vec::new();
         if let Some(form) = &filter.form {
-            q = q
-                .filter_expression("source_form_id = :f")
-                .expression_attribute_values(":f", s(form.as_str()));
+            filters.push("source_form_id = :f");
+            q = q.expression_attribute_values(":f", s(form.as_str()));
         }
-        let out = q
-            .key_condition_expression(condition)
-            .set_exclusive_start_key(start.map(start_key_item))
-            .send()
-            .await
-            .context("Query leads")?;
-        let items = out
-            .items
-            .unwrap_or_default()
-            .iter()
-            .map(summary_from)
-            .collect::<anyhow::Result<Vec<_>>>()?;
+        if let Some(stage) = stage_filter {
+            filters.push("#stage = :stage");
+            q = q
+                .expression_attribute_names("#stage", "stage")
+                .expression_attribute_values(":stage", s(stage));
+        }
+        if !filters.is_empty() {
+            q = q.filter_expression(filters.join(" AND "));
+        }
+        let q = q.key_condition_expression(condition);
+
+        // One Query, except for the first stage: Queries of the entries still missing (so a
+        // page never holds more than `limit`) until it is full, within the read budget.
+        let budget = if stage_filter.is_some() {
+            limit.saturating_mul(FIRST_STAGE_READ_BUDGET)
+        } else {
+            limit
+        };
+        let mut items = Vec::new();
+        let mut read = 0;
+        let mut start = start.map(start_key_item);
+        loop {
+            let want = (limit - items.len()).min(budget - read).max(1);
+            let out = q
+                .clone()
+                .limit(want as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .context("Query leads")?;
+            read += out.scanned_count.max(0) as usize;
+            for it in out.items.unwrap_or_default() {
+                items.push(summary_from(&it)?);
+            }
+            start = out.last_evaluated_key.filter(|k| !k.is_empty());
+            if start.is_none() || stage_filter.is_none() || items.len() >= limit || read >= budget {
+                break;
+            }
+        }
         Ok(Page {
             items,
-            next: out
-                .last_evaluated_key
-                .filter(|k| !k.is_empty())
-                .map(start_key_of),
+            next: start.map(start_key_of),
         })
     }
 

@@ -105,13 +105,33 @@ impl LeadsStore {
 
     /// Whether any lead of the tenant is in `stage` (one Query reading at most one key).
     pub async fn stage_in_use(&self, tenant: &TenantId, stage: &str) -> anyhow::Result<bool> {
+        let Some(partition) = keys::stage_partition(tenant, stage) else {
+            // The first stage has no `by_stage` entries, and a pipeline always keeps it
+            // (`Pipeline::parse`), so this is never asked; answered all the same, from
+            // `by_tenant`, page by page until a lead in it is found.
+            let page = crate::LeadFilter {
+                stage: Some(stage.to_string()),
+                ..Default::default()
+            };
+            let mut start = None;
+            loop {
+                let found = self.list_leads(tenant, &page, 1, start).await?;
+                if !found.items.is_empty() {
+                    return Ok(true);
+                }
+                match found.next {
+                    Some(next) => start = Some(next),
+                    None => return Ok(false),
+                }
+            }
+        };
         let out = self
             .client
             .query()
             .table_name(&self.tables.leads)
             .index_name(BY_STAGE)
             .key_condition_expression("stage_pk = :p")
-            .expression_attribute_values(":p", s(keys::leads_in_stage(tenant, stage)))
+            .expression_attribute_values(":p", s(partition))
             .projection_expression("#pk")
             .expression_attribute_names("#pk", PK)
             .limit(1)

@@ -72,7 +72,7 @@ impl LeadsStore {
         }
         if let Some(sc) = &e.stage {
             change("stage", Some(sc.to.clone()));
-            change("stage_pk", Some(keys::leads_in_stage(&e.tenant, &sc.to)));
+            change("stage_pk", keys::stage_partition(&e.tenant, &sc.to));
         }
         let mut expression = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
