@@ -92,11 +92,7 @@ fn indexes_written(usage: &Usage) -> Vec<String> {
     names
 }
 
-type Intake = shared_leads::intake::Intake<
-    shared_leads::dynamo::DynamoIntakeStore,
-    std::sync::Arc<shared_core::clock::FixedClock>,
-    shared_core::clock::UlidGenerator,
->;
+type Intake = shared_leads::intake::Intake<shared_leads::dynamo::DynamoIntakeStore>;
 
 /// A metered intake whose form-tenant cache is already warm, as in a warm container.
 async fn warm(w: &World) -> (Meter, Intake) {

@@ -14,20 +14,19 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use integration_tests::{fixture, request, response_json, World};
 use serde_json::{json, Value};
-use shared_core::clock::{FixedClock, UlidGenerator};
+use shared_core::clock::FixedClock;
 use shared_core::metering::{Meter, Usage};
 use shared_leads::dynamo::DynamoIntakeStore;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-type Intake = shared_leads::intake::Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator>;
+type Intake = shared_leads::intake::Intake<DynamoIntakeStore>;
 
 /// DynamoDB on-demand list prices, us-east-1, as published in 2025 (after the November 2024
 /// price cut): $0.625 per million write request units, $0.125 per million read request units.

@@ -196,10 +196,7 @@ impl World {
             .expect("template env is a valid config")
     }
 
-    pub fn intake(
-        &self,
-        settings: Option<IntakeSettings>,
-    ) -> Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator> {
+    pub fn intake(&self, settings: Option<IntakeSettings>) -> Intake<DynamoIntakeStore> {
         self.intake_with_client(self.clients.dynamo.clone(), settings)
     }
 
@@ -210,7 +207,7 @@ impl World {
         &self,
         client: aws_sdk_dynamodb::Client,
         settings: Option<IntakeSettings>,
-    ) -> Intake<DynamoIntakeStore, Arc<FixedClock>, UlidGenerator> {
+    ) -> Intake<DynamoIntakeStore> {
         let mut config = self.intake_config();
         if let Some(s) = settings {
             config.settings = s;

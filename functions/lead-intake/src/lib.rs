@@ -43,14 +43,14 @@ enum BodyKind {
 /// tenant's owners through `mailer` (the platform mailer `main.rs` builds: its sender, its
 /// configuration set and send-suppression list; one-click unsubscribe headers added here like
 /// on every platform email). `main.rs` and the tests build it here, so both run the same wiring.
-pub fn intake<C: Clock, I: IdGenerator>(
+pub fn intake(
     config: &config::Config,
     dynamo: aws_sdk_dynamodb::Client,
     mailer: SesMailer,
-    clock: C,
-    ids: I,
+    clock: impl Clock + 'static,
+    ids: impl IdGenerator + 'static,
     key: BlindIndexKey,
-) -> Intake<DynamoIntakeStore, C, I> {
+) -> Intake<DynamoIntakeStore> {
     let alerts = MailedQuotaAlerts {
         // Used for `team` only (a Query on the tenants table).
         accounts: AccountStore::new(
@@ -81,12 +81,7 @@ pub fn intake<C: Clock, I: IdGenerator>(
 }
 
 /// Handles one request. Never panics on input and never answers 5xx for bad input.
-pub async fn handle<S, C, I>(intake: &Intake<S, C, I>, req: Request) -> Response<Body>
-where
-    S: IntakeStore,
-    C: Clock,
-    I: IdGenerator,
-{
+pub async fn handle<S: IntakeStore>(intake: &Intake<S>, req: Request) -> Response<Body> {
     let origin = header_str(req.headers(), "origin").map(str::to_string);
     let form_id = match path_param(&req, "formId", ROUTE).map(|raw| FormId::parse(&raw)) {
         Some(Ok(id)) => id,
@@ -101,8 +96,8 @@ where
     resp
 }
 
-async fn preflight<S: IntakeStore, C: Clock, I: IdGenerator>(
-    intake: &Intake<S, C, I>,
+async fn preflight<S: IntakeStore>(
+    intake: &Intake<S>,
     form_id: &FormId,
     origin: Option<&str>,
 ) -> Response<Body> {
@@ -135,8 +130,8 @@ async fn preflight<S: IntakeStore, C: Clock, I: IdGenerator>(
     resp
 }
 
-async fn submit<S: IntakeStore, C: Clock, I: IdGenerator>(
-    intake: &Intake<S, C, I>,
+async fn submit<S: IntakeStore>(
+    intake: &Intake<S>,
     form_id: FormId,
     req: &Request,
     origin: Option<&str>,
@@ -296,8 +291,8 @@ fn early_rejection(e: &AppError) {
 /// An error found before the form was read. A browser script can only read the answer if it
 /// carries CORS headers, so when the request comes from a browser the form is read for its
 /// allowed origins (one read, on error paths only).
-async fn early_error<S: IntakeStore, C: Clock, I: IdGenerator>(
-    intake: &Intake<S, C, I>,
+async fn early_error<S: IntakeStore>(
+    intake: &Intake<S>,
     render: &Render<'_>,
     form_id: &FormId,
     err: &AppError,

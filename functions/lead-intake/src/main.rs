@@ -10,7 +10,7 @@ use shared_leads::intake::Intake;
 use shared_mail::dynamo::MailGate;
 use shared_mail::{SendSuppression, SesMailer};
 
-type App = Intake<DynamoIntakeStore, SystemClock, UlidGenerator>;
+type App = Intake<DynamoIntakeStore>;
 
 struct State {
     config: Config,

@@ -21,7 +21,7 @@ use time::macros::datetime;
 
 const EVENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/lead-intake/");
 
-type App = Intake<MemoryStore, Arc<FixedClock>, SequentialIds>;
+type App = Intake<MemoryStore>;
 
 fn config() -> ProptestConfig {
     ProptestConfig {

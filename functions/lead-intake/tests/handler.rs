@@ -27,7 +27,7 @@ const CONSENT_VERSION: &str = "2026-11-01";
 // The world: one active tenant with the demo contact form
 // ---------------------------------------------------------------------------------------------
 
-type App = Intake<MemoryStore, Arc<FixedClock>, SequentialIds>;
+type App = Intake<MemoryStore>;
 
 fn demo_form() -> FormRecord {
     let field = |name: &str, kind, required| FieldDef {

@@ -24,16 +24,17 @@ use std::sync::{Arc, Mutex};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::ports::{
-    CommitError, DailyIncrement, IdempotencyRecord, IntakeLookup, IntakeStore, IntakeWrite,
-    LeadWrite, NewLead, NewSubmission, RateIncrement, SubmissionRecord, UsageIncrement, UsageState,
+    CommitError, DailyIncrement, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore,
+    IntakeWrite, LeadWrite, NewLead, NewSubmission, RateIncrement, SubmissionRecord,
+    UsageIncrement, UsageState,
 };
 use crate::routing::{self, RouteKey, Routed};
 use shared_billing::{entitlements, usage_expires_at, usage_month, BillingPolicy};
 use shared_core::blind_index::BlindIndexKey;
 use shared_core::clock::{Clock, IdGenerator};
 use shared_core::domain::{
-    FormId, FormRecord, LeadId, RawSubmission, SubmissionId, TechnicalData, TenantId, TenantStatus,
-    ValidSubmission,
+    ContactDetails, FormId, FormRecord, LeadId, RawSubmission, SubmissionId, TechnicalData,
+    TenantId, TenantStatus, ValidSubmission,
 };
 use shared_core::error::AppError;
 
@@ -229,10 +230,13 @@ pub struct IntakeResponse {
     pub result: Result<Outcome, AppError>,
 }
 
-pub struct Intake<S, C, I> {
+/// The intake use case: generic over its store (the port it does its work through), with the
+/// clock and id generator as shared trait objects (docs/architecture.md, "Injecting
+/// dependencies").
+pub struct Intake<S> {
     store: S,
-    clock: C,
-    ids: I,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
     key: BlindIndexKey,
     settings: IntakeSettings,
     form_tenants: Mutex<HashMap<FormId, TenantId>>,
@@ -253,12 +257,77 @@ const MAX_USAGE_MOVES: usize = 16;
 /// what the first saw (or the validated address differs from the body's probable one).
 const ROUTE_ROUNDS: usize = 3;
 
-impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
-    pub fn new(store: S, clock: C, ids: I, key: BlindIndexKey, settings: IntakeSettings) -> Self {
+/// What the limits allowed, for the commit's conditions and its answers.
+struct Limits {
+    quota: u32,
+    today: String,
+    retry_after: u64,
+}
+
+/// A decided submission, as the commit loop needs it.
+struct Plan<'a> {
+    tenant: &'a TenantId,
+    form: &'a FormRecord,
+    contact: &'a ContactDetails,
+    email_bidx: Option<String>,
+    phone_bidx: Option<String>,
+    key: Option<RouteKey>,
+    probable_lead: Option<LeadId>,
+    lead_id: LeadId,
+    submission_id: SubmissionId,
+    routed: Routed,
+    new_lead: bool,
+    suppressed: bool,
+    limits: Limits,
+    body_hash: String,
+    now: OffsetDateTime,
+}
+
+enum Committed {
+    Done(Outcome),
+    /// The lead's routing changed between the read and the write: read and decide again.
+    ReadAgain,
+}
+
+/// Step 1: whether the form takes this submission at all: from this website, while enabled,
+/// for an active account.
+fn admit(
+    form: &FormRecord,
+    tenant_status: Option<TenantStatus>,
+    origin: Option<&str>,
+) -> Result<(), AppError> {
+    if let Some(origin) = origin {
+        if !form.allows_origin(origin) {
+            return Err(AppError::Forbidden {
+                code: "origin_not_allowed",
+                message: "This form does not accept submissions from this website.",
+            });
+        }
+    }
+    if !form.enabled {
+        return Err(form_disabled());
+    }
+    match tenant_status {
+        Some(TenantStatus::Active) => Ok(()),
+        _ => Err(AppError::Forbidden {
+            code: "tenant_inactive",
+            message: "This form's account is not accepting submissions.",
+        }),
+    }
+}
+
+impl<S: IntakeStore> Intake<S> {
+    pub fn new(
+        store: S,
+        clock: impl Clock + 'static,
+        ids: impl IdGenerator + 'static,
+        key: BlindIndexKey,
+        settings: IntakeSettings,
+    ) -> Self {
         Self {
             store,
-            clock,
-            ids,
+            clock: Arc::new(clock),
+            ids: Arc::new(ids),
             key,
             settings,
             form_tenants: Mutex::new(HashMap::new()),
@@ -374,7 +443,7 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
             let probable_lead = route_key
                 .as_ref()
                 .map(|k| self.key.lead_id(&tenant, &k.bidx));
-            let snapshot = self
+            let mut snapshot = self
                 .store
                 .load(&IntakeLookup {
                     tenant: tenant.clone(),
@@ -393,37 +462,22 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                 })
                 .await?;
 
-            let Some(form) = snapshot.form else {
+            let Some(form) = snapshot.form.take() else {
                 // The form was deleted since we cached its tenant.
                 self.cache().remove(&req.form_id);
                 return Err(AppError::NotFound("form_not_found"));
             };
             *form_out = Some((&form).into());
 
-            if let Some(origin) = req.origin {
-                if !form.allows_origin(origin) {
-                    return Err(AppError::Forbidden {
-                        code: "origin_not_allowed",
-                        message: "This form does not accept submissions from this website.",
-                    });
-                }
-            }
-            if !form.enabled {
-                return Err(form_disabled());
-            }
-            match snapshot.tenant.map(|t| t.status) {
-                Some(TenantStatus::Active) => {}
-                _ => {
-                    return Err(AppError::Forbidden {
-                        code: "tenant_inactive",
-                        message: "This form's account is not accepting submissions.",
-                    })
-                }
-            }
+            admit(
+                &form,
+                snapshot.tenant.as_ref().map(|t| t.status),
+                req.origin,
+            )?;
 
             let body_hash = self.key.body(req.raw_body);
             // DynamoDB's TTL deletes lazily, so an expired record is ignored here.
-            if let Some(record) = snapshot.idempotency.filter(|r| r.expires_at > now) {
+            if let Some(record) = snapshot.idempotency.take().filter(|r| r.expires_at > now) {
                 return replay(record, &body_hash);
             }
 
@@ -435,52 +489,8 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
 
             let valid = req.body.validate(&form)?;
 
-            // Rate limits apply before anything else is decided, so that being over a limit (429)
-            // looks the same for a suppressed person as for anyone else.
-            let retry_after = (60 - now.unix_timestamp().rem_euclid(60)).max(1) as u64;
-            let limits = &self.settings;
-            if snapshot.rate_form_count >= limits.rate_limit_per_form_per_minute
-                || (ip_hash.is_some()
-                    && snapshot.rate_ip_count >= limits.rate_limit_per_ip_per_minute)
-            {
-                return Err(AppError::RateLimited {
-                    retry_after_secs: retry_after,
-                });
-            }
-
-            // Entitlements, like the rate limit, before anything about the person is decided: a
-            // suppressed person's submission counts and is refused like anyone else's. The quota is
-            // enforced exactly by the commit's condition; this early answer only saves a write.
-            let quota = limits
-                .billing
-                .submission_quota(snapshot.billing.as_ref(), now)?;
-            let usage = &snapshot.usage;
-            if self.alerts.is_some() {
-                *note = AlertNote {
-                    tenant: Some(tenant.clone()),
-                    month: month.clone(),
-                    quota,
-                    count: usage.month_count,
-                    due: QUOTA_ALERTS
-                        .into_iter()
-                        .filter(|p| {
-                            usage.month_count >= alert_threshold(quota, *p)
-                                && !usage.alerts_sent.contains(p)
-                        })
-                        .collect(),
-                    ..AlertNote::default()
-                };
-            }
-            if usage.month_count >= quota {
-                return Err(entitlements::quota_exceeded());
-            }
-            // The form's daily cap, like the quota: exact by the commit's condition.
-            let today = usage_day(now);
-            if let (Some(cap), Some(d)) = (form.daily_cap, &usage.form_day) {
-                if d.day == today && d.count >= cap {
-                    return Err(daily_cap_reached(now));
-                }
-            }
+            let limits =
+                self.check_limits(&snapshot, &form, &tenant, ip_hash.is_some(), now, note)?;
 
             // Recompute from the validated contact: the form's rules are the authority.
             let email_bidx = valid.contact.email.as_ref().map(|e| self.key.email(e));
@@ -491,32 +501,17 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                 continue 'round;
             }
             let key = RouteKey::of(email_bidx.as_deref(), phone_bidx.as_deref());
-            let new_id = || {
-                LeadId::parse(&format!("ld-{}", self.ids.new_id(now)))
-                    .map_err(|e| AppError::Internal(e.into()))
-            };
-            let (lead_id, routed) = match (&key, &probable_lead) {
-                (Some(k), Some(derived)) if route_key.as_ref() == Some(k) => {
-                    match routing::decide(
-                        snapshot.routed_lead.as_ref(),
-                        derived,
-                        snapshot.lead_exists,
-                        snapshot.lead_owned_by_key,
-                    ) {
-                        Routed::Existing(id) => (id, Routed::Existing(LeadId::clone(derived))),
-                        Routed::NewAtDerived => (derived.clone(), Routed::NewAtDerived),
-                        Routed::NewRouted => (new_id()?, Routed::NewRouted),
-                    }
-                }
-                // No contact to deduplicate on (a form without email or phone): a lead of its own.
-                // (Or the read was by another address after every round: a new lead, routed.)
-                (Some(_), _) => (new_id()?, Routed::NewRouted),
-                (None, _) => (new_id()?, Routed::NewAtDerived),
-            };
+            let (lead_id, routed) = self.decide_lead(
+                &snapshot,
+                key.as_ref(),
+                route_key.as_ref(),
+                probable_lead.as_ref(),
+                now,
+            )?;
             let submission_id = SubmissionId::parse(&format!("sb-{}", self.ids.new_id(now)))
                 .map_err(|e| AppError::Internal(e.into()))?;
 
-            let mut new_lead = !matches!((&routed, &key), (Routed::Existing(_), Some(_)));
+            let new_lead = !matches!((&routed, &key), (Routed::Existing(_), Some(_)));
             let record = if snapshot.suppressed {
                 // Erased on request: nothing of the person is stored; the answer is a normal one.
                 None
@@ -547,7 +542,7 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                 })
             };
             let suppressed = record.is_none();
-            let mut write = IntakeWrite {
+            let write = IntakeWrite {
                 tenant: tenant.clone(),
                 form_id: form.form_id.clone(),
                 received_at: now,
@@ -555,188 +550,339 @@ impl<S: IntakeStore, C: Clock, I: IdGenerator> Intake<S, C, I> {
                 rate: RateIncrement {
                     window,
                     ip_hash: ip_hash.clone(),
-                    per_ip_limit: limits.rate_limit_per_ip_per_minute,
-                    per_form_limit: limits.rate_limit_per_form_per_minute,
+                    per_ip_limit: self.settings.rate_limit_per_ip_per_minute,
+                    per_form_limit: self.settings.rate_limit_per_form_per_minute,
                     expires_at: now + Duration::minutes(10),
                     expired: snapshot.rate_expired.clone(),
                 },
-                usage: self.usage_increment(&snapshot.usage, quota, form.daily_cap, now),
+                usage: self.usage_increment(&snapshot.usage, limits.quota, form.daily_cap, now),
                 idempotency: idem_hash.clone().map(|key_hash| IdempotencyRecord {
                     key_hash,
                     body_hash: body_hash.clone(),
                     lead_id: lead_id.clone(),
                     submission_id: submission_id.clone(),
-                    expires_at: now + limits.idempotency_ttl,
+                    expires_at: now + self.settings.idempotency_ttl,
                 }),
             };
 
-            // One switch between creating and attaching without a new read: the usual race (two
-            // first submissions of one person) costs one more transaction, not a read too.
-            let mut switched = false;
-            let mut moves = 0;
-            let mut attempt = 0;
-            while attempt < MAX_ATTEMPTS {
-                attempt += 1;
-                let committed = self.store.commit(&write).await;
-                if committed.is_ok() {
+            let plan = Plan {
+                tenant: &tenant,
+                form: &form,
+                contact: &valid.contact,
+                email_bidx,
+                phone_bidx,
+                key,
+                probable_lead,
+                lead_id,
+                submission_id,
+                routed,
+                new_lead,
+                suppressed,
+                limits,
+                body_hash,
+                now,
+            };
+            match self.commit(plan, write, note).await? {
+                Committed::Done(outcome) => return Ok(outcome),
+                Committed::ReadAgain if round < ROUTE_ROUNDS => continue 'round,
+                Committed::ReadAgain => {
+                    tracing::warn!(
+                        rounds = ROUTE_ROUNDS,
+                        "the lead kept changing; answering 503"
+                    );
+                    return Err(AppError::Unavailable {
+                        retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Step 2, after the form admitted the submission: the per-minute rate limits, the monthly
+    /// quota and the form's daily cap, each as the read saw them (the commit's conditions make
+    /// them exact). Notes the quota alerts due, whatever the answer.
+    fn check_limits(
+        &self,
+        snapshot: &IntakeSnapshot,
+        form: &FormRecord,
+        tenant: &TenantId,
+        has_ip: bool,
+        now: OffsetDateTime,
+        note: &mut AlertNote,
+    ) -> Result<Limits, AppError> {
+        // Rate limits apply before anything else is decided, so that being over a limit (429)
+        // looks the same for a suppressed person as for anyone else.
+        let retry_after = (60 - now.unix_timestamp().rem_euclid(60)).max(1) as u64;
+        let limits = &self.settings;
+        if snapshot.rate_form_count >= limits.rate_limit_per_form_per_minute
+            || (has_ip && snapshot.rate_ip_count >= limits.rate_limit_per_ip_per_minute)
+        {
+            return Err(AppError::RateLimited {
+                retry_after_secs: retry_after,
+            });
+        }
+
+        // Entitlements, like the rate limit, before anything about the person is decided: a
+        // suppressed person's submission counts and is refused like anyone else's. The quota is
+        // enforced exactly by the commit's condition; this early answer only saves a write.
+        let quota = limits
+            .billing
+            .submission_quota(snapshot.billing.as_ref(), now)?;
+        let usage = &snapshot.usage;
+        if self.alerts.is_some() {
+            *note = AlertNote {
+                tenant: Some(tenant.clone()),
+                month: usage_month(now),
+                quota,
+                count: usage.month_count,
+                due: QUOTA_ALERTS
+                    .into_iter()
+                    .filter(|p| {
+                        usage.month_count >= alert_threshold(quota, *p)
+                            && !usage.alerts_sent.contains(p)
+                    })
+                    .collect(),
+                ..AlertNote::default()
+            };
+        }
+        if usage.month_count >= quota {
+            return Err(entitlements::quota_exceeded());
+        }
+        // The form's daily cap, like the quota: exact by the commit's condition.
+        let today = usage_day(now);
+        if let (Some(cap), Some(d)) = (form.daily_cap, &usage.form_day) {
+            if d.day == today && d.count >= cap {
+                return Err(daily_cap_reached(now));
+            }
+        }
+        Ok(Limits {
+            quota,
+            today,
+            retry_after,
+        })
+    }
+
+    /// Step 3: which lead the submission goes to, from the routing read: the person's lead, a
+    /// new one at the id derived from the address, or a new one with a fresh id and a route
+    /// (the derived id belongs to a lead that moved to another address).
+    fn decide_lead(
+        &self,
+        snapshot: &IntakeSnapshot,
+        key: Option<&RouteKey>,
+        route_key: Option<&RouteKey>,
+        probable_lead: Option<&LeadId>,
+        now: OffsetDateTime,
+    ) -> Result<(LeadId, Routed), AppError> {
+        let new_id = || {
+            LeadId::parse(&format!("ld-{}", self.ids.new_id(now)))
+                .map_err(|e| AppError::Internal(e.into()))
+        };
+        let decided = match (key, probable_lead) {
+            (Some(k), Some(derived)) if route_key == Some(k) => {
+                match routing::decide(
+                    snapshot.routed_lead.as_ref(),
+                    derived,
+                    snapshot.lead_exists,
+                    snapshot.lead_owned_by_key,
+                ) {
+                    Routed::Existing(id) => (id, Routed::Existing(LeadId::clone(derived))),
+                    Routed::NewAtDerived => (derived.clone(), Routed::NewAtDerived),
+                    Routed::NewRouted => (new_id()?, Routed::NewRouted),
+                }
+            }
+            // No contact to deduplicate on (a form without email or phone): a lead of its own.
+            // (Or the read was by another address after every round: a new lead, routed.)
+            (Some(_), _) => (new_id()?, Routed::NewRouted),
+            (None, _) => (new_id()?, Routed::NewAtDerived),
+        };
+        Ok(decided)
+    }
+
+    /// Step 4: the one conditional transaction, retried as its failures allow: a usage counter
+    /// that moved is re-read from the refusal, a lead created or erased concurrently switches
+    /// the write once, conflicts back off with jitter, an ambiguous store failure is resolved
+    /// by whether the submission landed. `ReadAgain` when the lead's routing changed under us.
+    async fn commit(
+        &self,
+        plan: Plan<'_>,
+        mut write: IntakeWrite,
+        note: &mut AlertNote,
+    ) -> Result<Committed, AppError> {
+        let Plan {
+            tenant,
+            form,
+            contact,
+            email_bidx,
+            phone_bidx,
+            key,
+            probable_lead,
+            lead_id,
+            submission_id,
+            routed,
+            mut new_lead,
+            suppressed,
+            limits:
+                Limits {
+                    quota,
+                    today,
+                    retry_after,
+                },
+            body_hash,
+            now,
+        } = plan;
+        // One switch between creating and attaching without a new read: the usual race (two
+        // first submissions of one person) costs one more transaction, not a read too.
+        let mut switched = false;
+        let mut moves = 0;
+        let mut attempt = 0;
+        while attempt < MAX_ATTEMPTS {
+            attempt += 1;
+            let committed = self.store.commit(&write).await;
+            if committed.is_ok() {
+                note.crossed = write.usage.alerts.clone();
+                note.crossed_at = write.usage.expected.1 + 1;
+                note.received_at = Some(write.received_at);
+            }
+            match committed {
+                Ok(()) if suppressed => {
+                    return Ok(Committed::Done(Outcome::Discarded {
+                        lead_id,
+                        submission_id,
+                        reason: DiscardReason::Suppressed,
+                    }))
+                }
+                Ok(()) => {
+                    return Ok(Committed::Done(Outcome::Accepted {
+                        lead_id,
+                        submission_id,
+                        new_lead,
+                    }))
+                }
+                Err(CommitError::UsageMoved(state)) => {
+                    if state.month_count >= quota {
+                        return Err(entitlements::quota_exceeded());
+                    }
+                    if let (Some(cap), Some(d)) = (form.daily_cap, &state.form_day) {
+                        if d.day == today && d.count >= cap {
+                            return Err(daily_cap_reached(now));
+                        }
+                    }
+                    moves += 1;
+                    if moves > MAX_USAGE_MOVES {
+                        return Err(AppError::Internal(anyhow::anyhow!(
+                            "the usage counter moved {moves} times"
+                        )));
+                    }
+                    // Not a failed attempt: another submission counted first.
+                    attempt -= 1;
+                    write.usage = self.usage_increment(&state, quota, form.daily_cap, now);
+                }
+                Err(CommitError::LeadAlreadyExists)
+                    if !switched && matches!(routed, Routed::NewAtDerived) && key.is_some() =>
+                {
+                    // Another submission of the same address created the lead first.
+                    switched = true;
+                    new_lead = false;
+                    if let (Some(r), Some(k)) = (write.record.as_mut(), &key) {
+                        r.lead = LeadWrite::Touch(lead_id.clone(), k.clone());
+                    }
+                }
+                Err(CommitError::LeadMissing)
+                    if !switched && probable_lead.as_ref() == Some(&lead_id) =>
+                {
+                    // The lead was erased between our read and our write: start a new one.
+                    switched = true;
+                    new_lead = true;
+                    if let Some(r) = write.record.as_mut() {
+                        r.lead = LeadWrite::Create(NewLead {
+                            lead_id: lead_id.clone(),
+                            contact: contact.clone(),
+                            email_bidx: email_bidx.clone(),
+                            phone_bidx: phone_bidx.clone(),
+                            source_form: form.form_id.clone(),
+                            created_at: now,
+                            route: None,
+                        });
+                    }
+                }
+                // Another request created the lead, the lead was erased or moved to another
+                // address, or the address gained a route, between our read and our write:
+                // read again and decide again (bounded: a retry then answers 503).
+                Err(
+                    CommitError::LeadAlreadyExists
+                    | CommitError::LeadMissing
+                    | CommitError::Rerouted,
+                ) => return Ok(Committed::ReadAgain),
+                Err(CommitError::RateLimited) => {
+                    return Err(AppError::RateLimited {
+                        retry_after_secs: retry_after,
+                    })
+                }
+                Err(CommitError::IdempotencyKeyTaken) => {
+                    let key_hash = write
+                        .idempotency
+                        .as_ref()
+                        .map(|r| r.key_hash.clone())
+                        .unwrap_or_default();
+                    let record = self
+                        .store
+                        .idempotency_record(tenant, &form.form_id, &key_hash)
+                        .await?
+                        .ok_or_else(|| {
+                            AppError::Internal(anyhow::anyhow!(
+                                "idempotency record vanished after a conflict"
+                            ))
+                        })?;
+                    return replay(record, &body_hash).map(Committed::Done);
+                }
+                Err(CommitError::Conflict) if attempt < MAX_ATTEMPTS => {
+                    // Full jitter on an exponential base, so racing retries spread out.
+                    let cap = 10u64 << attempt.min(6);
+                    let wait = rand::random::<u64>() % cap + 5;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                Err(CommitError::Conflict) => {
+                    tracing::warn!(
+                        attempts = MAX_ATTEMPTS,
+                        "transaction conflicts persisted; answering 503"
+                    );
+                    return Err(AppError::Unavailable {
+                        retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                    });
+                }
+                // The store gave up, but an attempt may have landed with its answer lost:
+                // the submission exists exactly when the transaction did. Answering 503
+                // then would make a form without an idempotency key post it again.
+                Err(CommitError::Store(e)) => {
+                    let tenant = &write.tenant;
+                    shared_core::aws::landed_despite(e, || {
+                        self.store
+                            .submission_exists(tenant, &lead_id, &submission_id)
+                    })
+                    .await?;
+                    if suppressed {
+                        return Err(AppError::Unavailable {
+                            retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+                        });
+                    }
                     note.crossed = write.usage.alerts.clone();
                     note.crossed_at = write.usage.expected.1 + 1;
                     note.received_at = Some(write.received_at);
-                }
-                match committed {
-                    Ok(()) if suppressed => {
-                        return Ok(Outcome::Discarded {
-                            lead_id,
-                            submission_id,
-                            reason: DiscardReason::Suppressed,
-                        })
-                    }
-                    Ok(()) => {
-                        return Ok(Outcome::Accepted {
-                            lead_id,
-                            submission_id,
-                            new_lead,
-                        })
-                    }
-                    Err(CommitError::UsageMoved(state)) => {
-                        if state.month_count >= quota {
-                            return Err(entitlements::quota_exceeded());
-                        }
-                        if let (Some(cap), Some(d)) = (form.daily_cap, &state.form_day) {
-                            if d.day == today && d.count >= cap {
-                                return Err(daily_cap_reached(now));
-                            }
-                        }
-                        moves += 1;
-                        if moves > MAX_USAGE_MOVES {
-                            return Err(AppError::Internal(anyhow::anyhow!(
-                                "the usage counter moved {moves} times"
-                            )));
-                        }
-                        // Not a failed attempt: another submission counted first.
-                        attempt -= 1;
-                        write.usage = self.usage_increment(&state, quota, form.daily_cap, now);
-                    }
-                    Err(CommitError::LeadAlreadyExists)
-                        if !switched && matches!(routed, Routed::NewAtDerived) && key.is_some() =>
-                    {
-                        // Another submission of the same address created the lead first.
-                        switched = true;
-                        new_lead = false;
-                        if let (Some(r), Some(k)) = (write.record.as_mut(), &key) {
-                            r.lead = LeadWrite::Touch(lead_id.clone(), k.clone());
-                        }
-                    }
-                    Err(CommitError::LeadMissing)
-                        if !switched && probable_lead.as_ref() == Some(&lead_id) =>
-                    {
-                        // The lead was erased between our read and our write: start a new one.
-                        switched = true;
-                        new_lead = true;
-                        if let Some(r) = write.record.as_mut() {
-                            r.lead = LeadWrite::Create(NewLead {
-                                lead_id: lead_id.clone(),
-                                contact: valid.contact.clone(),
-                                email_bidx: email_bidx.clone(),
-                                phone_bidx: phone_bidx.clone(),
-                                source_form: form.form_id.clone(),
-                                created_at: now,
-                                route: None,
-                            });
-                        }
-                    }
-                    // Another request created the lead, the lead was erased or moved to another
-                    // address, or the address gained a route, between our read and our write:
-                    // read again and decide again (bounded: a retry then answers 503).
-                    Err(
-                        CommitError::LeadAlreadyExists
-                        | CommitError::LeadMissing
-                        | CommitError::Rerouted,
-                    ) if round < ROUTE_ROUNDS => continue 'round,
-                    Err(
-                        CommitError::LeadAlreadyExists
-                        | CommitError::LeadMissing
-                        | CommitError::Rerouted,
-                    ) => {
-                        tracing::warn!(
-                            rounds = ROUTE_ROUNDS,
-                            "the lead kept changing; answering 503"
-                        );
-                        return Err(AppError::Unavailable {
-                            retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
-                        });
-                    }
-                    Err(CommitError::RateLimited) => {
-                        return Err(AppError::RateLimited {
-                            retry_after_secs: retry_after,
-                        })
-                    }
-                    Err(CommitError::IdempotencyKeyTaken) => {
-                        let key_hash = write
-                            .idempotency
-                            .as_ref()
-                            .map(|r| r.key_hash.clone())
-                            .unwrap_or_default();
-                        let record = self
-                            .store
-                            .idempotency_record(&tenant, &req.form_id, &key_hash)
-                            .await?
-                            .ok_or_else(|| {
-                                AppError::Internal(anyhow::anyhow!(
-                                    "idempotency record vanished after a conflict"
-                                ))
-                            })?;
-                        return replay(record, &body_hash);
-                    }
-                    Err(CommitError::Conflict) if attempt < MAX_ATTEMPTS => {
-                        // Full jitter on an exponential base, so racing retries spread out.
-                        let cap = 10u64 << attempt.min(6);
-                        let wait = rand::random::<u64>() % cap + 5;
-                        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                    }
-                    Err(CommitError::Conflict) => {
-                        tracing::warn!(
-                            attempts = MAX_ATTEMPTS,
-                            "transaction conflicts persisted; answering 503"
-                        );
-                        return Err(AppError::Unavailable {
-                            retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
-                        });
-                    }
-                    // The store gave up, but an attempt may have landed with its answer lost:
-                    // the submission exists exactly when the transaction did. Answering 503
-                    // then would make a form without an idempotency key post it again.
-                    Err(CommitError::Store(e)) => {
-                        let tenant = &write.tenant;
-                        shared_core::aws::landed_despite(e, || {
-                            self.store
-                                .submission_exists(tenant, &lead_id, &submission_id)
-                        })
-                        .await?;
-                        if suppressed {
-                            return Err(AppError::Unavailable {
-                                retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
-                            });
-                        }
-                        note.crossed = write.usage.alerts.clone();
-                        note.crossed_at = write.usage.expected.1 + 1;
-                        note.received_at = Some(write.received_at);
-                        return Ok(Outcome::Accepted {
-                            lead_id,
-                            submission_id,
-                            new_lead,
-                        });
-                    }
+                    return Ok(Committed::Done(Outcome::Accepted {
+                        lead_id,
+                        submission_id,
+                        new_lead,
+                    }));
                 }
             }
-            tracing::warn!(
-                attempts = MAX_ATTEMPTS,
-                "submission not committed; answering 503"
-            );
-            return Err(AppError::Unavailable {
-                retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
-            });
         }
+        tracing::warn!(
+            attempts = MAX_ATTEMPTS,
+            "submission not committed; answering 503"
+        );
+        Err(AppError::Unavailable {
+            retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+        })
     }
 
     /// The increment of the usage counter as `state` shows it (below the quota): the range its

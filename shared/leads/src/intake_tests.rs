@@ -119,7 +119,7 @@ impl Memory for MemoryStore {
 }
 
 struct Harness<S = MemoryStore> {
-    intake: Intake<S, Arc<FixedClock>, SequentialIds>,
+    intake: Intake<S>,
     clock: Arc<FixedClock>,
 }
 
