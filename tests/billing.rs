@@ -16,6 +16,9 @@ use shared_privacy::inventory::{self, Table};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+#[path = "billing/selfserve.rs"]
+mod selfserve;
+
 const SECRET: &str = infra::seed::LOCAL_STRIPE_WEBHOOK_SECRET;
 /// The samples' reference time: every `created` in them is relative to it.
 const T0: OffsetDateTime = datetime!(2026-11-29 12:00 UTC);
