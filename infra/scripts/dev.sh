@@ -266,7 +266,7 @@ fi
 sed -i "s#=http://127.0.0.1:9000\$#=$api_base#" "$state_dir/lambda.env"
 # Likewise the Stripe stand-in, and the demo page Checkout and the portal return to.
 sed -i -e "s#=http://127.0.0.1:12111\$#=$stripe_base#" \
-    -e "s#=http://127.0.0.1:8080/#=$web_origin/#" "$state_dir/lambda.env"
+    -e "s#http://127.0.0.1:8080/billing.html#$web_origin/billing.html#" "$state_dir/lambda.env"
 # Each function runs up to $concurrency instances at once (cargo-lambda starts another when all
 # are busy), like Lambda's concurrent containers. The emulator behind them stays serialized: see
 # infra/scripts/moto_server.py.

@@ -165,6 +165,29 @@ pub fn local_function_env(
     Ok(env)
 }
 
+/// One `KEY=VALUE` line of the env file `cargo lambda watch --env-file` reads (the
+/// `env-file-reader` grammar): a value with whitespace, a quote, `#` or `=` (a URL with a query,
+/// say) is quoted, else it would not parse. A value holding both quote characters, or a line
+/// break, cannot be written.
+pub fn env_file_line(key: &str, value: &str) -> Result<String> {
+    if value.contains(['\n', '\r']) {
+        bail!("variable {key} has a line break, which an env file cannot carry");
+    }
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '#' | '='));
+    Ok(if plain {
+        format!("{key}={value}")
+    } else if !value.contains('\'') {
+        format!("{key}='{value}'")
+    } else if !value.contains('"') {
+        format!("{key}=\"{value}\"")
+    } else {
+        bail!("variable {key} holds both quote characters, which an env file cannot carry")
+    })
+}
+
 /// The variable naming the DSAR worker function (dsar, dsar-worker).
 const DSAR_WORKER_FUNCTION_VAR: &str = "DSAR_WORKER_FUNCTION";
 
@@ -250,6 +273,21 @@ mod tests {
         let prod = deployed.function_env("billing-webhook").unwrap();
         assert_eq!(prod["STRIPE_API_BASE_URL"], "https://api.stripe.com");
         assert!(prod["CHECKOUT_CANCEL_URL"].starts_with("https://"));
+    }
+
+    #[test]
+    fn env_file_lines_quote_what_the_env_file_grammar_cannot_hold_bare() {
+        let line = |k, v| env_file_line(k, v).unwrap();
+        assert_eq!(line("A", "http://x:1/p"), "A=http://x:1/p");
+        assert_eq!(
+            line("URL", "http://x/b.html?checkout=success"),
+            "URL='http://x/b.html?checkout=success'"
+        );
+        assert_eq!(line("T", "a b#c"), "T='a b#c'");
+        assert_eq!(line("Q", "it's"), "Q=\"it's\"");
+        assert_eq!(line("E", ""), "E=''");
+        assert!(env_file_line("N", "a\nb").is_err());
+        assert!(env_file_line("B", "'\"").is_err());
     }
 
     #[test]

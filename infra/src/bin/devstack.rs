@@ -101,10 +101,7 @@ async fn run(argv: Vec<String>) -> Result<()> {
                 None => all_functions_env(&template, &endpoint)?,
             };
             for (key, value) in env {
-                if value.contains('\n') {
-                    bail!("variable {key} has a line break, which an env file cannot carry");
-                }
-                println!("{key}={value}");
+                println!("{}", local::env_file_line(&key, &value)?);
             }
         }
         "router" => {
