@@ -210,7 +210,7 @@ async fn checkout_and_portal_requests_carry_exactly_the_required_fields_on_the_w
         (s(&it, "sk") == Some("SUBSCRIPTION")).then(|| s(&it, "customer_id").unwrap().to_string())
     });
     let customer = customer.expect("the state names the customer");
-    url_of(&l.portal().await);
+    let portal = url_of(&l.portal().await);
     let p = l.standin.calls().pop().unwrap();
     assert_eq!(p.path, "/v1/billing_portal/sessions");
     assert!(p.authorized && p.idempotency_key.is_some());
@@ -218,6 +218,11 @@ async fn checkout_and_portal_requests_carry_exactly_the_required_fields_on_the_w
         p.fields(),
         fields(&[("customer", &customer), ("return_url", RETURN)])
     );
+    // A double click on "Manage billing": one portal session. A minute later, a fresh one (a
+    // portal session expires minutes after it is made: never replay an old one).
+    assert_eq!(url_of(&l.portal().await), portal);
+    l.w.clock.advance(Duration::minutes(1));
+    assert_ne!(url_of(&l.portal().await), portal);
 }
 
 #[tokio::test]

@@ -10,11 +10,13 @@
 //! **One session per user action.** Each call carries an idempotency key, and the provider
 //! answers a repeat of a key with the session it made first. The key is a hash of everything the
 //! session is made of (tenant, price, customer, return URLs) and of either the client's
-//! `Idempotency-Key` header, or, without one, the current 10-minute window. So a double click, or
-//! a client retrying, makes one session; the same plan chosen again minutes later reopens the same
-//! (still open) checkout; a changed choice is a new key, never a key reused with other
-//! parameters (which the provider refuses). A client that sends its own key per click is exact;
-//! without it, two clicks that straddle a window boundary make two sessions, of which at most one
+//! `Idempotency-Key` header, or, without one, the current time window: 10 minutes for a checkout
+//! (its session stays open for 24 hours), 30 seconds for the portal (its session expires within
+//! minutes if not visited, and a replayed answer would be an expired URL). So a double click, or a
+//! client retrying, makes one session; the same plan chosen again minutes later reopens the same,
+//! still open, checkout; a changed choice is a new key, never a key reused with other parameters
+//! (which the provider refuses). A client that sends its own key per click is exact; without it,
+//! two clicks that straddle a window boundary make two sessions, of which at most one checkout
 //! is paid for (the second is refused `409 subscription_exists` once the first is).
 
 use lambda_http::{Body, Request, Response};
@@ -33,8 +35,11 @@ use crate::{App, Directory};
 
 /// `{ "plan": "pro", "interval": "month" }` and nothing else.
 pub const MAX_BODY_BYTES: usize = 1024;
-/// Without a client key, calls in the same window share a session.
-pub const IDEMPOTENCY_WINDOW_SECS: i64 = 600;
+/// Without a client key, checkouts in the same window share a session (open for 24 hours).
+pub const CHECKOUT_WINDOW_SECS: i64 = 600;
+/// Without a client key, portal calls in the same window share a session: short, as a portal
+/// session expires minutes after it is made unless visited.
+pub const PORTAL_WINDOW_SECS: i64 = 30;
 const MAX_CLIENT_KEY: usize = 255;
 
 #[derive(Debug, Deserialize)]
@@ -63,15 +68,16 @@ fn client_key(req: &Request) -> Result<Option<&str>, AppError> {
 }
 
 /// The provider idempotency key of a session made of `parts`, for the client's key or, without
-/// one, `now`'s window. Parts are length-prefixed, so no two lists hash alike.
+/// one, `now`'s window of `window_secs`. Parts are length-prefixed, so no two lists hash alike.
 pub fn idempotency_key(
     kind: &str,
     parts: &[&str],
     client_key: Option<&str>,
     now: OffsetDateTime,
+    window_secs: i64,
 ) -> String {
     let mut h = Sha256::new();
-    let window = (now.unix_timestamp().div_euclid(IDEMPOTENCY_WINDOW_SECS)).to_string();
+    let window = (now.unix_timestamp().div_euclid(window_secs.max(1))).to_string();
     let scope = match client_key {
         Some(k) => ["client", k],
         None => ["window", window.as_str()],
@@ -160,6 +166,7 @@ where
         ],
         client_key,
         now,
+        CHECKOUT_WINDOW_SECS,
     );
     let session = provider
         .create_checkout_session(&CheckoutSessionRequest {
@@ -212,6 +219,7 @@ where
         &[tenant.as_str(), customer.as_str(), &return_url],
         client_key,
         now,
+        PORTAL_WINDOW_SECS,
     );
     let session = provider
         .create_portal_session(&PortalSessionRequest {
@@ -236,7 +244,7 @@ mod tests {
     fn one_key_per_window_or_client_key_and_per_session_contents() {
         let t = datetime!(2026-11-29 12:00:01 UTC);
         let k = |parts: &[&str], client: Option<&str>, at| {
-            idempotency_key("checkout", parts, client, at)
+            idempotency_key("checkout", parts, client, at, CHECKOUT_WINDOW_SECS)
         };
         let base = k(&["tenant-a", "price_pro"], None, t);
         assert!(base.starts_with("lp-checkout-") && base.len() == "lp-checkout-".len() + 32);
@@ -275,9 +283,18 @@ mod tests {
         assert_ne!(c, k(&["tenant-a", "price_pro"], Some("click-2"), t));
         assert_ne!(c, k(&["tenant-b", "price_pro"], Some("click-1"), t));
         assert_ne!(c, base);
-        assert_ne!(
-            base,
-            idempotency_key("portal", &["tenant-a", "price_pro"], None, t)
-        );
+        let portal = |at| {
+            idempotency_key(
+                "portal",
+                &["tenant-a", "cus_1"],
+                None,
+                at,
+                PORTAL_WINDOW_SECS,
+            )
+        };
+        assert_ne!(base, portal(t));
+        // A portal session expires within minutes: its window is short.
+        assert_eq!(portal(t), portal(t + time::Duration::seconds(20)));
+        assert_ne!(portal(t), portal(t + time::Duration::seconds(40)));
     }
 }
