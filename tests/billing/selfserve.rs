@@ -494,6 +494,13 @@ async fn the_upgrade_loop_end_to_end_through_the_stand_in() {
     assert_eq!(types(&d), ["customer.subscription.updated", "invoice.paid"]);
     let view = l.subscription().await;
     assert_eq!(view["plan"], "pro");
+    assert_eq!(view["proration"]["amount_paid"], 1000);
+    assert_eq!(view["proration"]["currency"], "eur");
+    assert_eq!(
+        starter["proration"],
+        Value::Null,
+        "a downgrade is a credit, not charged"
+    );
     // (29.00 - 9.00) x 15 of 30 days remaining = 10.00 EUR.
     let t = token(&l.w, "tenant-a", Role::Billing).await;
     let invoices = body_json(
@@ -514,6 +521,13 @@ async fn the_upgrade_loop_end_to_end_through_the_stand_in() {
         [1000, 2900],
         "the proration, then the first invoice"
     );
+    let reasons: Vec<&str> = invoices["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["billing_reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["subscription_update", "subscription_create"]);
 
     // Cancel at the period's end: still pro until then, and says so.
     l.w.clock.advance(Duration::days(1));

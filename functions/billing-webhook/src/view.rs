@@ -24,6 +24,34 @@ pub async fn subscription<S: BillingStore, M: Mailer, D: Directory>(
 ) -> Result<Response<Body>, AppError> {
     let month = usage_month(now);
     let overview = app.store.overview(&caller.tenant_id, &month).await?;
+    // A plan change in the running period was charged at once (the portal's "invoice prorations
+    // immediately"): its invoice. One Query more, only for a tenant with a subscription.
+    let proration = match overview
+        .state
+        .as_ref()
+        .and_then(|s| s.subscription_id.as_ref())
+    {
+        Some(_) => app
+            .store
+            .invoices(&caller.tenant_id)
+            .await?
+            .into_iter()
+            .find(|v| {
+                v.invoice.billing_reason.as_deref() == Some("subscription_update")
+                    && v.invoice.period_end.is_some_and(|end| end > now)
+            })
+            .map(|v| {
+                let i = v.invoice;
+                json!({
+                    "invoice_id": i.invoice_id.as_str(),
+                    "amount_due": i.amount_due,
+                    "amount_paid": i.amount_paid,
+                    "currency": i.currency,
+                    "issued_at": rfc3339(i.issued_at),
+                })
+            }),
+        None => None,
+    };
     let policy = &app.settings.policy;
     let state = overview.state.as_ref();
     let standing = policy.standing(state, now);
@@ -42,6 +70,7 @@ pub async fn subscription<S: BillingStore, M: Mailer, D: Directory>(
         "canceled_at": ts(state.and_then(|s| s.canceled_at)),
         "trial_end": ts(state.and_then(|s| s.trial_end)),
         "provider": state.and_then(|s| s.provider.clone()),
+        "proration": proration,
         "entitlements": entitlements,
         "usage": {
             "month": month,
@@ -71,6 +100,7 @@ fn invoice_json(v: &InvoiceView) -> Value {
         "period_start": ts(i.period_start),
         "period_end": ts(i.period_end),
         "hosted_invoice_url": i.hosted_invoice_url,
+        "billing_reason": i.billing_reason,
         "payment_status": i.payment_status.map(|p| p.as_str()),
         "payments": v.payments.iter().map(|p| json!({
             "outcome": p.outcome.as_str(),
