@@ -8,6 +8,9 @@
 #   infra/scripts/billing-demo.sh portal                       only print the portal URL (open it)
 #   infra/scripts/billing-demo.sh change PLAN [INTERVAL]       POST /v1/billing/portal, then switch plan
 #   infra/scripts/billing-demo.sh cancel | cancel-now | resume POST /v1/billing/portal, then that button
+#   infra/scripts/billing-demo.sh renew [pay|fail]             the period ends: the renewal is paid, or its
+#                                                              payment fails (dunning: past_due, the
+#                                                              billing email; the 4th failure: unpaid)
 #
 # PLAN: starter or pro (the local plans table); INTERVAL: month (default) or year. Each step
 # prints the webhook deliveries it caused and then the subscription. Logs in as the demo owner
@@ -22,6 +25,7 @@ if [ ! -f "$state_dir/demo.env" ]; then
 fi
 # shellcheck disable=SC1091
 . "$state_dir/demo.env"
+stripe_base=${STRIPE_BASE:-http://127.0.0.1:${LOCAL_STRIPE_PORT:-12111}}
 
 json() { python3 -c 'import json,sys; v=json.load(sys.stdin)
 for k in sys.argv[1].split("."): v=v[k]
@@ -64,7 +68,13 @@ print("plan %s (%s, %s), quota %s/month, used %s, seats %s" % (s["plan"],
 if s["cancel_at_period_end"]:
     print("cancels at %s" % s["cancel_at"])
 if s["grace_until"]:
-    print("grace until %s" % s["grace_until"])'
+    print("grace until %s" % s["grace_until"])
+if s["payment_failing"]:
+    print("payment failing: billing members emailed; the plan stops %d days after the retries end"
+          % s["grace_days"])
+if s["proration"]:
+    p = s["proration"]
+    print("prorated plan change: %s %s (invoice %s)" % (p["amount_paid"], p["currency"], p["invoice_id"]))'
 }
 
 checkout_url() { api POST /v1/billing/checkout "{\"plan\":\"$1\",\"interval\":\"${2:-month}\"}" | json url; }
@@ -84,6 +94,10 @@ case "${1:-status}" in
         url=$(portal_url)
         echo "portal $url"
         press "$url/plan" "plan=${2:?plan}&interval=${3:-month}"
+        status
+        ;;
+    renew)
+        press "$stripe_base/_standin/tenants/demo-tenant/renew" "outcome=${2:-pay}"
         status
         ;;
     cancel | cancel-now | resume)

@@ -222,8 +222,8 @@ demo_email=$(printf '%s\n' "$seed" | sed -n 's/^owner  *//p')
 demo_password=$(printf '%s\n' "$seed" | sed -n 's/^password  *//p')
 # For infra/scripts/billing-demo.sh: where the API is and who the demo owner is (this run's
 # generated password; the state directory stays on this machine).
-(umask 077; printf 'API_BASE=%s\nDEMO_EMAIL=%s\nDEMO_PASSWORD=%s\n' "$api_base" "$demo_email" \
-    "$demo_password" >"$state_dir/demo.env")
+(umask 077; printf 'API_BASE=%s\nSTRIPE_BASE=%s\nDEMO_EMAIL=%s\nDEMO_PASSWORD=%s\n' "$api_base" \
+    "$stripe_base" "$demo_email" "$demo_password" >"$state_dir/demo.env")
 
 # ---------------------------------------------------------------- demo page
 www="$state_dir/www"

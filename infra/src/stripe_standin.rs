@@ -24,6 +24,13 @@
 //!   of the old price credited, the rest of the period on the new one charged at once, an
 //!   `invoice.paid` with `billing_reason` `subscription_update`), cancel at the period's end or
 //!   now, or resume a scheduled cancellation: `customer.subscription.updated`, or `.deleted`.
+//! - **Renewals** `POST /_standin/tenants/<tenant>/renew` (`outcome=pay`, the default, or
+//!   `fail`): the tenant's subscription reaches the end of its period. Paid: a new period and
+//!   `invoice.paid` (or, when it was set to cancel, `customer.subscription.deleted`). Failed: the
+//!   new period's invoice stays open, `invoice.payment_failed` with the next retry and
+//!   `customer.subscription.updated` to `past_due`; each further failure is the next retry, and
+//!   the fourth leaves the subscription `unpaid` (no retry left). A paid renewal of a failing
+//!   subscription pays its open invoice. The dunning loop, locally.
 //! - **Outages** for tests ([`StripeStandin::set_outage`]): the API answers `503`, or hangs.
 //!
 //! Deliveries follow Stripe's rules where they matter here: each event is signed at delivery time
@@ -133,6 +140,8 @@ struct State {
     subscriptions: BTreeMap<String, Value>,
     /// key -> (the request it was first used with, the status and answer)
     idempotency: HashMap<String, (String, u16, Value)>,
+    /// subscription -> its unpaid renewal invoice (dunning)
+    open_invoices: BTreeMap<String, Value>,
 }
 
 struct Checkout {
@@ -934,6 +943,13 @@ async fn page(shared: &Arc<Shared>, req: &HttpRequest) -> HttpResponse {
                 200,
                 page_html("Invoice", &format!("<p>Invoice {} (paid).</p>", esc(id))),
             )),
+            ("POST", ["_standin", "tenants", tenant, "renew"]) => {
+                let fail = req
+                    .form()
+                    .iter()
+                    .any(|(k, v)| k == "outcome" && v == "fail");
+                renew(shared, &mut st, tenant, fail)
+            }
             ("GET", ["_standin", "calls"]) => {
                 let calls: Vec<Value> = lock(&shared.calls)
                     .iter()
@@ -1063,6 +1079,107 @@ fn complete_checkout(shared: &Shared, st: &mut State, id: &str) -> Action {
         event(st, now, "customer.subscription.created", &sub, None),
         event(st, now, "invoice.paid", &inv, None),
     ];
+    Action::Events { events, then }
+}
+
+/// Stripe's default Smart Retries, simplified: a retry every 3 days, 4 attempts in all.
+const RETRY_SECS: i64 = 3 * 24 * 3600;
+const MAX_ATTEMPTS: i64 = 4;
+
+fn renew(shared: &Shared, st: &mut State, tenant: &str, fail: bool) -> Action {
+    let sub_id = st
+        .subscriptions
+        .values()
+        .filter(|s| s["metadata"]["tenant_id"] == tenant && s["status"] != "canceled")
+        .max_by_key(|s| s["created"].as_i64())
+        .and_then(|s| s["id"].as_str().map(str::to_string));
+    let Some(sub_id) = sub_id else {
+        return Action::Page(HttpResponse::html(
+            404,
+            page_html("No live subscription for this tenant", ""),
+        ));
+    };
+    let mut sub = st.subscriptions[&sub_id].clone();
+    let Some(price) = sub["items"]["data"][0]["price"]["id"]
+        .as_str()
+        .and_then(|p| shared.price(p))
+    else {
+        return Action::Page(HttpResponse::html(400, page_html("Unknown price", "")));
+    };
+    let now = shared.now();
+    let then = format!("{}/_standin/calls", shared.endpoint);
+    let mut events = Vec::new();
+    let open = st.open_invoices.get(&sub_id).cloned();
+    if open.is_none() && sub["cancel_at_period_end"] == true {
+        // The period ends and so does the subscription.
+        sub["status"] = json!("canceled");
+        sub["ended_at"] = sub["current_period_end"].clone();
+        events.push(event(st, now, "customer.subscription.deleted", &sub, None));
+        st.subscriptions.insert(sub_id, sub);
+        return Action::Events { events, then };
+    }
+    let mut inv = match open {
+        Some(inv) => inv,
+        None => {
+            // A new period, and its invoice.
+            let start = sub["current_period_end"].as_i64().unwrap_or(now);
+            let end = start + period_secs(&price);
+            sub["current_period_start"] = json!(start);
+            sub["current_period_end"] = json!(end);
+            sub["items"]["data"][0]["current_period_start"] = json!(start);
+            sub["items"]["data"][0]["current_period_end"] = json!(end);
+            let mut inv = invoice(
+                shared,
+                st,
+                now,
+                &sub,
+                &price,
+                price.unit_amount,
+                "subscription_cycle",
+                (start, end),
+            );
+            inv["attempt_count"] = json!(0);
+            sub["latest_invoice"] = inv["id"].clone();
+            inv
+        }
+    };
+    let attempts = inv["attempt_count"].as_i64().unwrap_or(0) + 1;
+    inv["attempt_count"] = json!(attempts);
+    let previous = json!({ "status": sub["status"].clone() });
+    if fail {
+        let last = attempts >= MAX_ATTEMPTS;
+        inv["status"] = json!("open");
+        inv["paid"] = json!(false);
+        inv["amount_paid"] = json!(0);
+        inv["amount_remaining"] = inv["amount_due"].clone();
+        inv["status_transitions"]["paid_at"] = Value::Null;
+        inv["next_payment_attempt"] = if last {
+            Value::Null
+        } else {
+            json!(now + RETRY_SECS)
+        };
+        sub["status"] = json!(if last { "unpaid" } else { "past_due" });
+        events.push(event(st, now, "invoice.payment_failed", &inv, None));
+        st.open_invoices.insert(sub_id.clone(), inv);
+    } else {
+        inv["status"] = json!("paid");
+        inv["paid"] = json!(true);
+        inv["amount_paid"] = inv["amount_due"].clone();
+        inv["amount_remaining"] = json!(0);
+        inv["next_payment_attempt"] = Value::Null;
+        inv["status_transitions"]["paid_at"] = json!(now);
+        sub["status"] = json!("active");
+        events.push(event(st, now, "invoice.paid", &inv, None));
+        st.open_invoices.remove(&sub_id);
+    }
+    events.push(event(
+        st,
+        now,
+        "customer.subscription.updated",
+        &sub,
+        Some(previous),
+    ));
+    st.subscriptions.insert(sub_id, sub);
     Action::Events { events, then }
 }
 
