@@ -561,3 +561,74 @@ async fn the_upgrade_loop_end_to_end_through_the_stand_in() {
     assert_eq!(starter["plan"], "starter");
     assert_eq!(starter["status"], "active");
 }
+
+#[tokio::test]
+async fn a_failed_renewal_emails_the_billing_members_the_portal_link_and_the_grace() {
+    let l = setup().await;
+    let tenant = l.w.tenant.clone();
+    let owner = format!("owner.{}@example.com", l.w.stage);
+    let billing = format!("billing.{}@example.com", l.w.stage);
+    put_user(&l.w, &tenant, "us-owner", Role::Owner, &owner).await;
+    put_user(&l.w, &tenant, "us-billing", Role::Billing, &billing).await;
+    let url = url_of(&l.checkout("pro", "month").await);
+    l.click(&format!("{url}/complete"), "").await;
+
+    // A month on, the renewal's payment fails: Stripe retries, the billing member is told.
+    l.w.clock.advance(Duration::days(30));
+    let renew = format!("{}/_standin/tenants/tenant-a/renew", l.standin.endpoint());
+    let d = l.click(&renew, "outcome=fail").await;
+    assert_eq!(
+        types(&d),
+        ["invoice.payment_failed", "customer.subscription.updated"]
+    );
+    assert!(
+        l.w.emails_to(&owner).is_empty(),
+        "the billing member, not the owner"
+    );
+    let mails = l.w.emails_to(&billing);
+    assert_eq!(mails.len(), 1);
+    let body = &mails[0].body;
+    assert_eq!(mails[0].subject, "Your payment failed");
+    for expected in [
+        "29.00 EUR",
+        "We will try again on 2027-01-01",
+        RETURN,
+        "Update the payment method in the billing portal",
+        "7 days later",
+        "your forms stop accepting submissions",
+    ] {
+        assert!(body.contains(expected), "{expected}: {body}");
+    }
+    let failing = l.subscription().await;
+    assert_eq!(failing["status"], "past_due");
+    assert_eq!(failing["payment_failing"], true);
+    assert_eq!(
+        failing["standing"], "subscribed",
+        "the plan holds while Stripe retries"
+    );
+    assert_eq!(failing["usage"]["quota"], 50_000);
+    assert_eq!(failing["grace_days"], 7);
+
+    // The retries fail too: unpaid, and the grace runs from then.
+    for _ in 0..3 {
+        l.w.clock.advance(Duration::days(3));
+        l.click(&renew, "outcome=fail").await;
+    }
+    assert_eq!(l.w.emails_to(&billing).len(), 4);
+    let unpaid = l.subscription().await;
+    assert_eq!(unpaid["status"], "unpaid");
+    assert_eq!(unpaid["standing"], "grace");
+    assert_eq!(
+        unpaid["grace_until"],
+        rfc3339(T0 + Duration::days(39) + Duration::days(7)).as_str()
+    );
+
+    // Paid at last (the portal's new card): active again, nothing failing.
+    l.w.clock.advance(Duration::days(1));
+    let d = l.click(&renew, "outcome=pay").await;
+    assert_eq!(types(&d), ["invoice.paid", "customer.subscription.updated"]);
+    let paid = l.subscription().await;
+    assert_eq!(paid["status"], "active");
+    assert_eq!(paid["payment_failing"], false);
+    assert_eq!(paid["grace_until"], Value::Null);
+}

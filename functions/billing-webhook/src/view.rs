@@ -5,7 +5,7 @@ use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use shared_accounts::auth::caller::Caller;
 use shared_billing::ports::BillingStore;
-use shared_billing::{usage_month, InvoiceView, Standing};
+use shared_billing::{usage_month, InvoiceView, Standing, SubscriptionStatus};
 use shared_core::clock::rfc3339;
 use shared_core::error::AppError;
 use shared_mail::Mailer;
@@ -64,6 +64,11 @@ pub async fn subscription<S: BillingStore, M: Mailer, D: Directory>(
         "status": state.and_then(|s| s.status).map(|s| s.as_str()),
         "standing": standing.as_str(),
         "grace_until": match standing { Standing::Grace { until } => json!(rfc3339(until)), _ => Value::Null },
+        // Dunning: a payment failed and the provider is retrying (past_due), or gave up
+        // (unpaid). The plan stops `grace_days` after it gave up (`grace_until`), or after the
+        // paid period of a canceled subscription.
+        "payment_failing": state.and_then(|s| s.status).is_some_and(|s| matches!(s, SubscriptionStatus::PastDue | SubscriptionStatus::Unpaid)),
+        "grace_days": policy.grace.whole_days(),
         "current_period_end": ts(state.and_then(|s| s.current_period_end)),
         "cancel_at_period_end": state.is_some_and(|s| s.cancel_at_period_end),
         "cancel_at": ts(state.and_then(|s| s.cancel_at)),
