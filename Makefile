@@ -2,8 +2,8 @@
 .PHONY: dev test fmt lint bench load
 
 # The whole local stack on one machine: emulated AWS, tables from template.yaml, demo data, the
-# functions behind the template's routes, and a demo page. Ctrl-C stops everything.
-# Ports: LOCAL_AWS_PORT (4566), LOCAL_WEB_PORT (8080), LOCAL_API_PORT (9000).
+# functions behind the template's routes, a demo page and a Stripe stand-in. Ctrl-C stops everything.
+# Ports: LOCAL_AWS_PORT (4566), LOCAL_WEB_PORT (8080), LOCAL_API_PORT (9000), LOCAL_STRIPE_PORT (12111).
 dev:
 	bash infra/scripts/dev.sh
 

@@ -16,6 +16,9 @@ use shared_privacy::inventory::{self, Table};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
+#[path = "billing/selfserve.rs"]
+mod selfserve;
+
 const SECRET: &str = infra::seed::LOCAL_STRIPE_WEBHOOK_SECRET;
 /// The samples' reference time: every `created` in them is relative to it.
 const T0: OffsetDateTime = datetime!(2026-11-29 12:00 UTC);
@@ -645,6 +648,32 @@ async fn payment_failed_and_trial_ending_emails_reach_the_right_people() {
     assert_eq!(mails[0].subject, "Your payment failed");
     assert!(mails[0].body.contains("29.00 EUR"), "{}", mails[0].body);
     assert!(mails[0].body.contains("https://invoice.stripe.com/"));
+    // Dunning: the billing page that opens the portal, the grace period and what stops.
+    let body = &mails[0].body;
+    assert!(
+        body.contains("Update the payment method in the billing portal")
+            && body.contains("http://127.0.0.1:8080/billing.html"),
+        "{body}"
+    );
+    assert!(
+        body.contains("7 days later") && body.contains("your forms stop accepting submissions"),
+        "{body}"
+    );
+    assert!(body.contains("limited to 3 members"), "{body}");
+    // And the subscription view says so too.
+    let t = token(&w, "tenant-a", Role::Billing).await;
+    let view = response_json(
+        &billing_webhook::handle(
+            &app,
+            api_event("GET", "/v1/billing/subscription", None, Some(&t)),
+        )
+        .await,
+    );
+    assert_eq!(
+        view["payment_failing"], false,
+        "an invoice failed, the state is not known yet"
+    );
+    assert_eq!(view["grace_days"], 7);
 
     put_user(&w, &tenant, "us-billing", Role::Billing, &billing).await;
     let again = edit(&stripe_event("invoice.payment_failed"), |v| {

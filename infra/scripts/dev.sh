@@ -4,14 +4,18 @@
 #   1. moto_server emulates AWS (DynamoDB, S3, SSM) on 127.0.0.1:$LOCAL_AWS_PORT (4566);
 #   2. `devstack bootstrap` creates the template's tables and buckets, `devstack seed` the demo data;
 #   3. a demo page with a contact form is served on 127.0.0.1:$LOCAL_WEB_PORT (8080);
-#   4. `cargo lambda watch` runs the functions on 127.0.0.1:$LOCAL_API_PORT (9000), routed by the
+#   4. a stand-in for Stripe (`devstack stripe`, infra/src/stripe_standin.rs) on
+#      127.0.0.1:$LOCAL_STRIPE_PORT (12111): the billing function's checkout and portal sessions,
+#      their pages, and the signed webhooks those pages send to the local webhook route;
+#   5. `cargo lambda watch` runs the functions on 127.0.0.1:$LOCAL_API_PORT (9000), routed by the
 #      committed CargoLambda.toml exactly as the HTTP API routes them in production.
 #
 # Ctrl-C (or SIGTERM) stops everything this script started. Running it again starts afresh: the
 # emulator keeps its data in memory, and bootstrap and seed are idempotent.
 #
 # Environment:
-#   LOCAL_AWS_PORT, LOCAL_WEB_PORT, LOCAL_API_PORT   ports (4566, 8080, 9000)
+#   LOCAL_AWS_PORT, LOCAL_WEB_PORT, LOCAL_API_PORT, LOCAL_STRIPE_PORT
+#                       ports (4566, 8080, 9000, 12111)
 #   LOCAL_CONCURRENCY   concurrent instances of each function (default 4), as Lambda runs many
 #                       containers at once: races between requests are reachable locally
 #   LOCAL_PARAMETERS    template parameter overrides, space-separated Name=value, e.g.
@@ -39,6 +43,7 @@ root=$PWD
 aws_port=${LOCAL_AWS_PORT:-4566}
 web_port=${LOCAL_WEB_PORT:-8080}
 api_port=${LOCAL_API_PORT:-9000}
+stripe_port=${LOCAL_STRIPE_PORT:-12111}
 concurrency=${LOCAL_CONCURRENCY:-4}
 # Without LOCAL_FAULTS the proxy still runs, faulting nothing: it gives TransactWriteItems the
 # ClientRequestToken idempotency of DynamoDB that moto lacks. Under load the serialized emulator
@@ -68,6 +73,7 @@ done
 aws_endpoint="http://127.0.0.1:$aws_port"
 web_origin="http://127.0.0.1:$web_port"
 api_base="http://127.0.0.1:$api_port"
+stripe_base="http://127.0.0.1:$stripe_port"
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
@@ -172,7 +178,8 @@ port_answers() {
 case "$concurrency" in
     '' | *[!0-9]* | 0) log "LOCAL_CONCURRENCY must be a positive number of instances, not '$concurrency'"; exit 2 ;;
 esac
-for spec in "LOCAL_AWS_PORT:$aws_port" "LOCAL_WEB_PORT:$web_port" "LOCAL_API_PORT:$api_port"; do
+for spec in "LOCAL_AWS_PORT:$aws_port" "LOCAL_WEB_PORT:$web_port" "LOCAL_API_PORT:$api_port" \
+    "LOCAL_STRIPE_PORT:$stripe_port"; do
     if ! port_is_free "${spec#*:}"; then
         log "port ${spec#*:} is in use (is another 'make dev' running?); choose another with ${spec%%:*}=PORT"
         exit 1
@@ -213,6 +220,10 @@ seed=$("$devstack" seed --endpoint "$aws_endpoint" --stage "$stage" --web-origin
 printf '%s\n' "$seed"
 demo_email=$(printf '%s\n' "$seed" | sed -n 's/^owner  *//p')
 demo_password=$(printf '%s\n' "$seed" | sed -n 's/^password  *//p')
+# For infra/scripts/billing-demo.sh: where the API is and who the demo owner is (this run's
+# generated password; the state directory stays on this machine).
+(umask 077; printf 'API_BASE=%s\nSTRIPE_BASE=%s\nDEMO_EMAIL=%s\nDEMO_PASSWORD=%s\n' "$api_base" \
+    "$stripe_base" "$demo_email" "$demo_password" >"$state_dir/demo.env")
 
 # ---------------------------------------------------------------- demo page
 www="$state_dir/www"
@@ -221,9 +232,18 @@ mkdir -p "$www"
 sed -e "s#{{API_BASE}}#$api_base#g" -e "s#{{FORM_ID}}#$form_id#g" \
     infra/demo/index.html.tmpl >"$www/index.html"
 cp infra/demo/thanks.html "$www/thanks.html"
+sed -e "s#{{STRIPE_BASE}}#$stripe_base#g" infra/demo/billing.html.tmpl >"$www/billing.html"
 log "serving the demo page on $web_origin (log: $state_dir/web.log)"
 start web "$state_dir/web.log" python3 -m http.server "$web_port" --bind 127.0.0.1 --directory "$www"
 wait_for "demo page server" "${pids[-1]}" 30 curl -sf "$web_origin/"
+
+# ---------------------------------------------------------------- Stripe stand-in
+# The billing function's STRIPE_API_BASE_URL points here (never at Stripe from a local stack).
+# Its pages' webhooks go to the local webhook route, signed with the local secret.
+log "starting the Stripe stand-in on $stripe_base (log: $state_dir/stripe.log)"
+start stripe "$state_dir/stripe.log" "$devstack" stripe --port "$stripe_port" \
+    --webhook-url "$api_base/v1/billing/webhooks/stripe"
+wait_for "Stripe stand-in" "${pids[-1]}" 30 port_answers "$stripe_port"
 
 # ---------------------------------------------------------------- injected faults (optional)
 functions_endpoint=$aws_endpoint
@@ -244,6 +264,9 @@ fi
 # The environment points the functions at the API on its default port (embed snippets, one-click
 # unsubscribe links, the DSAR worker's Invoke endpoint); follow LOCAL_API_PORT when it is another.
 sed -i "s#=http://127.0.0.1:9000\$#=$api_base#" "$state_dir/lambda.env"
+# Likewise the Stripe stand-in, and the demo page Checkout and the portal return to.
+sed -i -e "s#=http://127.0.0.1:12111\$#=$stripe_base#" \
+    -e "s#http://127.0.0.1:8080/billing.html#$web_origin/billing.html#" "$state_dir/lambda.env"
 # Each function runs up to $concurrency instances at once (cargo-lambda starts another when all
 # are busy), like Lambda's concurrent containers. The emulator behind them stays serialized: see
 # infra/scripts/moto_server.py.
@@ -291,6 +314,8 @@ cat >&2 <<EOF
     API base         $api_base   (e.g. POST $api_base/v1/forms/$form_id/submissions)
     Lambda invoke    $api_base/2015-03-31/functions/<binary>/invocations
     AWS emulator     $aws_endpoint   (moto_server; state: $aws_endpoint/moto-api/)
+    Stripe stand-in  $stripe_base   (checkout and portal pages; calls: $stripe_base/_standin/calls)
+    billing          infra/scripts/billing-demo.sh upgrade pro   (docs/billing.md, "Trying it locally")
     functions use    $functions_endpoint   (fault proxy: $faults)
     logs             $state_dir/
 
@@ -306,6 +331,7 @@ AWS_ENDPOINT=$aws_endpoint
 STAGE=$stage
 FORM_ID=$form_id
 STATE_DIR=$state_dir
+STRIPE_BASE=$stripe_base
 DEMO_EMAIL=$demo_email
 DEMO_PASSWORD=$demo_password
 EOF

@@ -6,6 +6,8 @@
 //! - [`local`]: what a function needs to run against the emulator (parameters, environment).
 //! - [`seed`]: demo data for `make dev`.
 //! - [`emulator`]: SES identities and reading back sent emails from the emulator.
+//! - [`stripe_standin`]: a local stand-in for Stripe's API, its hosted checkout and portal
+//!   pages, and the signed webhooks they cause (`make dev`, the billing tests).
 //! - [`faults`]: a proxy in front of the emulator that injects throttling, errors, timeouts and
 //!   lost answers (the fault tests, `LOCAL_FAULTS` in `make dev`).
 //!
@@ -18,6 +20,7 @@ pub mod local;
 pub mod replay;
 pub mod router;
 pub mod seed;
+pub mod stripe_standin;
 pub mod template;
 
 pub use bootstrap::{aws_clients, create_tables_and_buckets, LocalClients};

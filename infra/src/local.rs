@@ -25,16 +25,26 @@ pub const LOCAL_FREE_TIER_MONTHLY_SUBMISSIONS: &str = "1000";
 /// Where `make dev` serves the HTTP API (`cargo lambda watch`): forms' embed snippets post here.
 pub const LOCAL_API_BASE_URL: &str = "http://127.0.0.1:9000";
 
+/// Where `make dev` runs the stand-in for Stripe's API (`devstack stripe`; `LOCAL_STRIPE_PORT`).
+pub const LOCAL_STRIPE_API_BASE_URL: &str = "http://127.0.0.1:12111";
+
+/// Where `make dev` serves the demo pages (`LOCAL_WEB_PORT`): Checkout and the portal return to
+/// its billing page.
+pub const LOCAL_BILLING_RETURN_URL: &str = "http://127.0.0.1:8080/billing.html";
+
 /// Template parameter overrides for a local `stage`: `Stage`, every SSM parameter name
 /// (`*ParameterName`, default `/lead-platform/prod/...`) moved to `/lead-platform/<stage>/...`,
 /// so stages (dev, one per test) never share resources or secrets, and the free tier's quota
-/// raised to [`LOCAL_FREE_TIER_MONTHLY_SUBMISSIONS`], and the API's base URL set to
-/// [`LOCAL_API_BASE_URL`].
+/// raised to [`LOCAL_FREE_TIER_MONTHLY_SUBMISSIONS`], the API's base URL set to
+/// [`LOCAL_API_BASE_URL`], Stripe's API to the local stand-in ([`LOCAL_STRIPE_API_BASE_URL`]) and
+/// the billing return URL to the demo page ([`LOCAL_BILLING_RETURN_URL`]).
 pub fn local_overrides(template_yaml: &str, stage: &str) -> Result<Vec<(String, String)>> {
     let defaults = Template::parse(template_yaml, &[])?.parameters;
     let has_free_tier = defaults.contains_key("FreeTierMonthlySubmissions");
     let has_api_base_url = defaults.contains_key("ApiBaseUrl");
     let has_retention_skew = defaults.contains_key("RetentionAllowEventTimeSkew");
+    let has_stripe_api = defaults.contains_key("StripeApiBaseUrl");
+    let has_billing_return = defaults.contains_key("BillingReturnUrl");
     let mut overrides = vec![("Stage".to_string(), stage.to_string())];
     for (name, default) in defaults {
         if let Some(rest) = default.strip_prefix(PROD_PARAMETER_PREFIX) {
@@ -45,6 +55,19 @@ pub fn local_overrides(template_yaml: &str, stage: &str) -> Result<Vec<(String, 
     }
     if has_api_base_url {
         overrides.push(("ApiBaseUrl".to_string(), LOCAL_API_BASE_URL.to_string()));
+    }
+    if has_stripe_api {
+        // Never Stripe itself from a local stack: the stand-in (infra/src/stripe_standin.rs).
+        overrides.push((
+            "StripeApiBaseUrl".to_string(),
+            LOCAL_STRIPE_API_BASE_URL.to_string(),
+        ));
+    }
+    if has_billing_return {
+        overrides.push((
+            "BillingReturnUrl".to_string(),
+            LOCAL_BILLING_RETURN_URL.to_string(),
+        ));
     }
     if has_retention_skew {
         // A local run of retention-cleanup may be dated in the future (docs/retention.md).
@@ -142,6 +165,29 @@ pub fn local_function_env(
     Ok(env)
 }
 
+/// One `KEY=VALUE` line of the env file `cargo lambda watch --env-file` reads (the
+/// `env-file-reader` grammar): a value with whitespace, a quote, `#` or `=` (a URL with a query,
+/// say) is quoted, else it would not parse. A value holding both quote characters, or a line
+/// break, cannot be written.
+pub fn env_file_line(key: &str, value: &str) -> Result<String> {
+    if value.contains(['\n', '\r']) {
+        bail!("variable {key} has a line break, which an env file cannot carry");
+    }
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '#' | '='));
+    Ok(if plain {
+        format!("{key}={value}")
+    } else if !value.contains('\'') {
+        format!("{key}='{value}'")
+    } else if !value.contains('"') {
+        format!("{key}=\"{value}\"")
+    } else {
+        bail!("variable {key} holds both quote characters, which an env file cannot carry")
+    })
+}
+
 /// The variable naming the DSAR worker function (dsar, dsar-worker).
 const DSAR_WORKER_FUNCTION_VAR: &str = "DSAR_WORKER_FUNCTION";
 
@@ -207,6 +253,41 @@ mod tests {
         assert_eq!(env["API_BASE_URL"], LOCAL_API_BASE_URL);
         let deployed = Template::load(crate::template::default_template_path(), &[]).unwrap();
         assert!(deployed.parameters["ApiBaseUrl"].starts_with("https://"));
+    }
+
+    #[test]
+    fn local_billing_calls_the_stripe_stand_in_and_returns_to_the_demo_page() {
+        let t = load_local_template("dev").unwrap();
+        let env = local_function_env(&t, "billing-webhook", "http://127.0.0.1:4566").unwrap();
+        assert_eq!(env["STRIPE_API_BASE_URL"], LOCAL_STRIPE_API_BASE_URL);
+        assert_eq!(
+            env["STRIPE_SECRET_KEY_PARAMETER"],
+            "/lead-platform/dev/stripe-secret-key"
+        );
+        assert_eq!(
+            env["CHECKOUT_SUCCESS_URL"],
+            format!("{LOCAL_BILLING_RETURN_URL}?checkout=success")
+        );
+        assert_eq!(env["PORTAL_RETURN_URL"], LOCAL_BILLING_RETURN_URL);
+        let deployed = Template::load(crate::template::default_template_path(), &[]).unwrap();
+        let prod = deployed.function_env("billing-webhook").unwrap();
+        assert_eq!(prod["STRIPE_API_BASE_URL"], "https://api.stripe.com");
+        assert!(prod["CHECKOUT_CANCEL_URL"].starts_with("https://"));
+    }
+
+    #[test]
+    fn env_file_lines_quote_what_the_env_file_grammar_cannot_hold_bare() {
+        let line = |k, v| env_file_line(k, v).unwrap();
+        assert_eq!(line("A", "http://x:1/p"), "A=http://x:1/p");
+        assert_eq!(
+            line("URL", "http://x/b.html?checkout=success"),
+            "URL='http://x/b.html?checkout=success'"
+        );
+        assert_eq!(line("T", "a b#c"), "T='a b#c'");
+        assert_eq!(line("Q", "it's"), "Q=\"it's\"");
+        assert_eq!(line("E", ""), "E=''");
+        assert!(env_file_line("N", "a\nb").is_err());
+        assert!(env_file_line("B", "'\"").is_err());
     }
 
     #[test]

@@ -9,8 +9,8 @@ use rand::RngCore;
 use shared_accounts::auth::permissions::Role;
 use shared_accounts::dynamo::{login_item, tenant_item, user_item};
 use shared_accounts::{Mfa, Tenant, User};
-use shared_billing::dynamo::put_plan;
-use shared_billing::{Entitlements, Plan, ProviderId};
+use shared_billing::dynamo::{put_plan, put_plan_price};
+use shared_billing::{BillingInterval, Entitlements, Plan, PlanPrice, ProviderId};
 use shared_core::domain::{
     ConsentDef, Email, FieldDef, FieldKind, FormId, FormRecord, TenantId, TenantRecord,
     TenantStatus, UserId, DEFAULT_HONEYPOT,
@@ -31,31 +31,99 @@ pub const DEMO_OWNER_EMAIL: &str = "demo@example.com";
 /// with it: `billing_webhook::stripe::signature_header`.
 pub const LOCAL_STRIPE_WEBHOOK_SECRET: &str = "whsec_local_dev";
 
-/// The plans of a local stack, by the (fake) Stripe prices that sell them.
-pub fn local_plans() -> Vec<Plan> {
-    let plan = |name: &str, price: &str, monthly_submissions, seats, forms| Plan {
-        provider: "stripe".into(),
-        price_id: ProviderId::parse(price).expect("a valid price id"),
-        name: name.into(),
-        entitlements: Entitlements {
-            monthly_submissions,
-            seats,
-            forms,
-        },
-    };
-    vec![
-        plan("starter", "price_starter_local", 5_000, 5, 5),
-        plan("pro", "price_pro_local", 50_000, 20, 50),
-    ]
+/// Stripe's secret key on every local stack: the billing function sends it, the local stand-in
+/// (`crate::stripe_standin`) accepts it and nothing else.
+pub const LOCAL_STRIPE_SECRET_KEY: &str = "sk_test_local_standin";
+
+/// A price of a local stack: the plan it sells, per interval, and what the stand-in charges.
+#[derive(Debug, Clone, Copy)]
+pub struct LocalPrice {
+    pub plan: &'static str,
+    pub price_id: &'static str,
+    pub interval: BillingInterval,
+    /// Minor units of `currency`.
+    pub unit_amount: i64,
+    pub currency: &'static str,
+    /// monthly submissions, seats, forms
+    pub entitlements: (u32, u32, u32),
 }
 
-/// Writes [`local_plans`] into the template's plans table (idempotent).
+/// The (fake) Stripe prices of a local stack: `starter` and `pro`, monthly and yearly.
+pub const LOCAL_PRICES: &[LocalPrice] = &[
+    LocalPrice {
+        plan: "starter",
+        price_id: "price_starter_local",
+        interval: BillingInterval::Month,
+        unit_amount: 900,
+        currency: "eur",
+        entitlements: (5_000, 5, 5),
+    },
+    LocalPrice {
+        plan: "starter",
+        price_id: "price_starter_yearly_local",
+        interval: BillingInterval::Year,
+        unit_amount: 9_000,
+        currency: "eur",
+        entitlements: (5_000, 5, 5),
+    },
+    LocalPrice {
+        plan: "pro",
+        price_id: "price_pro_local",
+        interval: BillingInterval::Month,
+        unit_amount: 2_900,
+        currency: "eur",
+        entitlements: (50_000, 20, 50),
+    },
+    LocalPrice {
+        plan: "pro",
+        price_id: "price_pro_yearly_local",
+        interval: BillingInterval::Year,
+        unit_amount: 29_000,
+        currency: "eur",
+        entitlements: (50_000, 20, 50),
+    },
+];
+
+/// The plans of a local stack, by the (fake) Stripe prices that sell them.
+pub fn local_plans() -> Vec<Plan> {
+    LOCAL_PRICES
+        .iter()
+        .map(|p| Plan {
+            provider: "stripe".into(),
+            price_id: ProviderId::parse(p.price_id).expect("a valid price id"),
+            name: p.plan.into(),
+            entitlements: Entitlements {
+                monthly_submissions: p.entitlements.0,
+                seats: p.entitlements.1,
+                forms: p.entitlements.2,
+            },
+        })
+        .collect()
+}
+
+/// The price of each local plan per interval (what a checkout asks for).
+pub fn local_plan_prices() -> Vec<PlanPrice> {
+    LOCAL_PRICES
+        .iter()
+        .map(|p| PlanPrice {
+            plan: p.plan.into(),
+            provider: "stripe".into(),
+            interval: p.interval,
+            price_id: ProviderId::parse(p.price_id).expect("a valid price id"),
+        })
+        .collect()
+}
+
+/// Writes [`local_plans`] and [`local_plan_prices`] into the template's plans table (idempotent).
 pub async fn seed_plans(clients: &LocalClients, template: &Template) -> anyhow::Result<()> {
     let table = template
         .table_name("PlansTable")
         .context("template has no PlansTable")?;
     for plan in local_plans() {
         put_plan(&clients.dynamo, table, &plan).await?;
+    }
+    for price in local_plan_prices() {
+        put_plan_price(&clients.dynamo, table, &price).await?;
     }
     Ok(())
 }
@@ -198,8 +266,8 @@ pub async fn ensure_token_keys(
 }
 
 /// The secrets and identities the functions of `template` need in the emulator: the blind-index
-/// key, the access-token key pair, the SES sender identity, and the Stripe webhook secret
-/// ([`LOCAL_STRIPE_WEBHOOK_SECRET`]).
+/// key, the access-token key pair, the SES sender identity, the Stripe webhook secret
+/// ([`LOCAL_STRIPE_WEBHOOK_SECRET`]) and Stripe's secret key ([`LOCAL_STRIPE_SECRET_KEY`]).
 pub async fn ensure_secrets(
     clients: &LocalClients,
     ses: &aws_sdk_sesv2::Client,
@@ -235,6 +303,14 @@ pub async fn ensure_secrets(
             .get("STRIPE_WEBHOOK_SECRETS_PARAMETER")
             .context("billing-webhook has no STRIPE_WEBHOOK_SECRETS_PARAMETER")?,
         LOCAL_STRIPE_WEBHOOK_SECRET,
+    )
+    .await?;
+    ensure_parameter(
+        &clients.ssm,
+        billing
+            .get("STRIPE_SECRET_KEY_PARAMETER")
+            .context("billing-webhook has no STRIPE_SECRET_KEY_PARAMETER")?,
+        LOCAL_STRIPE_SECRET_KEY,
     )
     .await?;
     Ok(())

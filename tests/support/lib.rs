@@ -536,6 +536,113 @@ impl World {
     }
 }
 
+impl World {
+    /// [`World::billing_app`] whose Stripe API client calls `api_base` (a stand-in) with the
+    /// secret key of the stage's SSM parameter, as `main.rs` reads it, and these time limits.
+    pub async fn billing_app_with_stripe_api(
+        &self,
+        api_base: &str,
+        policy: billing_webhook::stripe::CallPolicy,
+    ) -> anyhow::Result<BillingApp> {
+        let mut app = self.billing_app().await?;
+        let env = local_function_env(&self.template, "billing-webhook", &self.endpoint)?;
+        let config = billing_webhook::config::Config::from_env(&Env::from_pairs(env))?;
+        let key = billing_webhook::stripe::SecretKey::new(
+            &shared_core::secrets::parameter(&self.direct.ssm, &config.stripe_secret_key_parameter)
+                .await?,
+        )?;
+        app.stripe = app
+            .stripe
+            .clone()
+            .with_api(billing_webhook::stripe::StripeApi::new(
+                api_base, key, policy,
+            )?);
+        Ok(app)
+    }
+}
+
+/// Serves `app` over plain HTTP on `listener`, as API Gateway would hand it requests: each
+/// request becomes an HTTP API (v2) event. What a provider's webhooks reach in the tests.
+pub fn serve_billing_over_http(listener: tokio::net::TcpListener, app: Arc<BillingApp>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                continue;
+            };
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 16 * 1024];
+                let head_end = loop {
+                    if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+                let mut lines = head.split("\r\n").filter(|l| !l.is_empty());
+                let first: Vec<&str> = lines.next().unwrap_or_default().split(' ').collect();
+                let mut headers = serde_json::Map::new();
+                for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+                    headers.insert(k.trim().to_ascii_lowercase(), serde_json::json!(v.trim()));
+                }
+                let length: usize = headers
+                    .get("content-length")
+                    .and_then(|v| v.as_str())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                while raw.len() < head_end + length {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => raw.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&raw[head_end..head_end + length]).to_string();
+                let (method, target) = (
+                    first.first().copied().unwrap_or("GET"),
+                    first.get(1).copied().unwrap_or("/"),
+                );
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let event = serde_json::json!({
+                    "version": "2.0",
+                    "routeKey": "$default",
+                    "rawPath": path,
+                    "rawQueryString": query,
+                    "headers": headers,
+                    "requestContext": {
+                        "accountId": "123456789012", "apiId": "api", "domainName": "127.0.0.1",
+                        "domainPrefix": "api",
+                        "http": { "method": method, "path": path, "protocol": "HTTP/1.1",
+                                  "sourceIp": "127.0.0.1", "userAgent": "test" },
+                        "requestId": "req-over-http", "routeKey": "$default", "stage": "$default",
+                        "time": "29/Nov/2026:12:00:00 +0000", "timeEpoch": 0
+                    },
+                    "body": body,
+                    "isBase64Encoded": false
+                });
+                let resp = billing_webhook::handle(&app, request(&event)).await;
+                let body: Vec<u8> = match resp.body() {
+                    Body::Text(t) => t.clone().into_bytes(),
+                    Body::Binary(b) => b.clone(),
+                    _ => Vec::new(),
+                };
+                let head = format!(
+                    "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    resp.status().as_u16(),
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(&body).await;
+                let _ = conn.shutdown().await;
+            });
+        }
+    });
+}
+
 /// Captures this thread's log lines while the guard lives (see `shared_core::telemetry::capture`).
 pub fn capture_logs() -> (
     shared_core::telemetry::CapturedLogs,

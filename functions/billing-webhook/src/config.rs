@@ -11,6 +11,14 @@ pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
     "STRIPE_WEBHOOK_SECRETS_PARAMETER",
     "STRIPE_WEBHOOK_TOLERANCE_SECS",
+    // Checkout and Customer Portal sessions: Stripe's API (the local stand-in in `make dev`) and
+    // the SSM SecureString holding the secret key.
+    "STRIPE_API_BASE_URL",
+    "STRIPE_SECRET_KEY_PARAMETER",
+    // Where Checkout sends the user back (paid, or given up), and the portal's way back.
+    "CHECKOUT_SUCCESS_URL",
+    "CHECKOUT_CANCEL_URL",
+    "PORTAL_RETURN_URL",
     "JWT_PUBLIC_KEYS_PARAMETER",
     // Signs the one-click unsubscribe link every email carries (docs/dsar.md).
     "BLIND_INDEX_KEY_PARAMETER",
@@ -33,6 +41,10 @@ pub struct Config {
     /// SSM SecureString: the Stripe endpoint's signing secrets, comma- or newline-separated
     /// (two during a rotation).
     pub stripe_secrets_parameter: String,
+    /// Stripe's API: `https://api.stripe.com`, or a loopback `http://` stand-in locally.
+    pub stripe_api_base_url: String,
+    /// SSM SecureString: Stripe's secret (or restricted) key, read once per container.
+    pub stripe_secret_key_parameter: String,
     /// SSM parameter listing the access-token public keys by key id: this function verifies
     /// tokens and cannot sign one (only auth reads the private key).
     pub jwt_public_keys_parameter: String,
@@ -54,6 +66,43 @@ pub struct Settings {
     pub event_retention_days: i64,
     /// Links in emails point here (`<base>/billing`).
     pub app_base_url: String,
+    pub return_urls: ReturnUrls,
+}
+
+/// Where the provider's hosted pages send the user back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnUrls {
+    /// After a completed checkout.
+    pub checkout_success: String,
+    /// After a checkout given up.
+    pub checkout_cancel: String,
+    /// The portal's "return" link.
+    pub portal_return: String,
+}
+
+impl Default for ReturnUrls {
+    fn default() -> Self {
+        Self {
+            checkout_success: "https://app.example.com/billing?checkout=success".into(),
+            checkout_cancel: "https://app.example.com/billing?checkout=canceled".into(),
+            portal_return: "https://app.example.com/billing".into(),
+        }
+    }
+}
+
+/// An absolute `https://` URL (or `http://` on the loopback interface, for local stacks) the
+/// provider may send a browser to.
+fn return_url(env: &Env, name: &'static str) -> Result<String, ConfigError> {
+    let v = env.required(name)?;
+    let loopback = v.starts_with("http://127.0.0.1") || v.starts_with("http://localhost");
+    if !(v.starts_with("https://") || loopback) || v.len() > 2000 || v.contains(char::is_whitespace)
+    {
+        return Err(ConfigError::Invalid {
+            name,
+            reason: "must be an https:// URL (http:// only on the loopback interface)".into(),
+        });
+    }
+    Ok(v)
 }
 
 impl Default for Settings {
@@ -63,6 +112,7 @@ impl Default for Settings {
             tolerance_secs: 300,
             event_retention_days: 90,
             app_base_url: "https://app.example.com".into(),
+            return_urls: ReturnUrls::default(),
         }
     }
 }
@@ -86,6 +136,8 @@ impl Config {
             },
             tenants_table: env.required("TENANTS_TABLE")?,
             stripe_secrets_parameter: env.required("STRIPE_WEBHOOK_SECRETS_PARAMETER")?,
+            stripe_api_base_url: stripe_api_base_url(env)?,
+            stripe_secret_key_parameter: env.required("STRIPE_SECRET_KEY_PARAMETER")?,
             jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             sender_email: env.required("SENDER_EMAIL")?,
@@ -101,10 +153,29 @@ impl Config {
                     .required("APP_BASE_URL")?
                     .trim_end_matches('/')
                     .to_string(),
+                return_urls: ReturnUrls {
+                    checkout_success: return_url(env, "CHECKOUT_SUCCESS_URL")?,
+                    checkout_cancel: return_url(env, "CHECKOUT_CANCEL_URL")?,
+                    portal_return: return_url(env, "PORTAL_RETURN_URL")?,
+                },
                 ..d
             },
         })
     }
+}
+
+fn stripe_api_base_url(env: &Env) -> Result<String, ConfigError> {
+    let v = env
+        .optional("STRIPE_API_BASE_URL")
+        .unwrap_or_else(|| crate::stripe::api::DEFAULT_BASE_URL.to_string());
+    let v = v.trim_end_matches('/').to_string();
+    if !crate::stripe::api::valid_base_url(&v) {
+        return Err(ConfigError::Invalid {
+            name: "STRIPE_API_BASE_URL",
+            reason: "must be https:// (http:// only on the loopback interface)".into(),
+        });
+    }
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -124,6 +195,16 @@ mod tests {
             ("SENDER_EMAIL", "no-reply@example.com"),
             ("SES_CONFIGURATION_SET", "lead-platform-test-mail"),
             ("APP_BASE_URL", "https://app.example.com/"),
+            ("STRIPE_SECRET_KEY_PARAMETER", "/k"),
+            (
+                "CHECKOUT_SUCCESS_URL",
+                "https://app.example.com/billing?checkout=success",
+            ),
+            (
+                "CHECKOUT_CANCEL_URL",
+                "https://app.example.com/billing?checkout=canceled",
+            ),
+            ("PORTAL_RETURN_URL", "https://app.example.com/billing"),
         ];
         pairs.extend_from_slice(extra);
         Env::from_pairs(pairs)
@@ -136,6 +217,30 @@ mod tests {
         assert_eq!(c.settings.policy.free_tier.monthly_submissions, 100);
         assert_eq!(c.settings.policy.free_tier.seats, 3);
         assert_eq!(c.settings.app_base_url, "https://app.example.com");
+        assert_eq!(c.stripe_api_base_url, "https://api.stripe.com");
+        assert_eq!(c.settings.return_urls, ReturnUrls::default());
+    }
+
+    #[test]
+    fn the_api_and_the_return_urls_are_https_except_on_loopback() {
+        let c = Config::from_env(&env(&[
+            ("STRIPE_API_BASE_URL", "http://127.0.0.1:12111/"),
+            ("CHECKOUT_SUCCESS_URL", "http://127.0.0.1:8080/billing.html"),
+        ]))
+        .unwrap();
+        assert_eq!(c.stripe_api_base_url, "http://127.0.0.1:12111");
+        for (name, value) in [
+            ("STRIPE_API_BASE_URL", "http://api.stripe.com"),
+            ("CHECKOUT_SUCCESS_URL", "http://app.example.com/billing"),
+            ("CHECKOUT_CANCEL_URL", "javascript:alert(1)"),
+            ("PORTAL_RETURN_URL", "https://app.example.com/a b"),
+        ] {
+            let err = Config::from_env(&env(&[(name, value)])).unwrap_err();
+            assert!(
+                matches!(err, ConfigError::Invalid { name: n, .. } if n == name),
+                "{name}: {err:?}"
+            );
+        }
     }
 
     #[test]

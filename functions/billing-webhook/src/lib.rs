@@ -1,9 +1,11 @@
 //! The `billing-webhook` function: payment provider webhooks (Stripe), the tenant's subscription
-//! state and billing records, and the tenant's billing view. See `docs/billing.md`.
+//! state and billing records, the tenant's billing view, and the hosted checkout and customer
+//! portal sessions a tenant pays and manages its subscription in. See `docs/billing.md`.
 //!
 //! Every route is declared once in [`ROUTES`] with the permission it needs (`None`: public, the
 //! provider's signature is the authentication).
 
+pub mod checkout;
 pub mod config;
 mod decide;
 pub mod notices;
@@ -74,6 +76,18 @@ pub const ROUTES: &[Route] = &[
         "/v1/billing/invoices",
         Some(Permission::BillingRead),
     ),
+    shared_core::http::route(
+        "create_checkout",
+        "POST",
+        "/v1/billing/checkout",
+        Some(Permission::BillingManage),
+    ),
+    shared_core::http::route(
+        "create_portal",
+        "POST",
+        "/v1/billing/portal",
+        Some(Permission::BillingManage),
+    ),
 ];
 
 fn find(method: &str, path: &str) -> Result<&'static Route, AppError> {
@@ -125,6 +139,8 @@ where
         ("stripe_webhook", _) => webhook::receive(app, &app.stripe, req).await,
         ("get_subscription", Some(c)) => view::subscription(app, c, now).await,
         ("list_invoices", Some(c)) => view::invoices(app, c).await,
+        ("create_checkout", Some(c)) => checkout::checkout(app, &app.stripe, c, req, now).await,
+        ("create_portal", Some(c)) => checkout::portal(app, &app.stripe, c, req, now).await,
         _ => Err(AppError::NotFound("route_not_found")),
     }
 }
@@ -147,6 +163,14 @@ mod tests {
             find("GET", "/v1/billing/webhooks/stripe"),
             Err(AppError::MethodNotAllowed { .. })
         ));
+        assert_eq!(
+            find("POST", "/v1/billing/checkout").unwrap().access,
+            Some(Permission::BillingManage)
+        );
+        assert_eq!(
+            find("POST", "/v1/billing/portal").unwrap().access,
+            Some(Permission::BillingManage)
+        );
         assert!(matches!(
             find("GET", "/v1/billing"),
             Err(AppError::NotFound(_))

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use billing_webhook::config::{Config, ALLOW_LIST};
-use billing_webhook::stripe::Stripe;
+use billing_webhook::stripe::{CallPolicy, SecretKey, Stripe, StripeApi};
 use billing_webhook::App;
 use shared_accounts::auth::jwt::VerifyingKeys;
 use shared_accounts::dynamo::{AccountStore, AccountTables};
@@ -27,10 +27,18 @@ impl State {
     async fn app(&self) -> anyhow::Result<Live> {
         let ssm = shared_core::aws::ssm(&self.sdk);
         let c = &self.config;
+        let secret_key = SecretKey::new(
+            &shared_core::secrets::parameter(&ssm, &c.stripe_secret_key_parameter).await?,
+        )?;
         let stripe = Stripe::from_parameter(
             &shared_core::secrets::parameter(&ssm, &c.stripe_secrets_parameter).await?,
             c.settings.tolerance_secs,
-        )?;
+        )?
+        .with_api(StripeApi::new(
+            &c.stripe_api_base_url,
+            secret_key,
+            CallPolicy::default(),
+        )?);
         let verifier = VerifyingKeys::from_json(
             &shared_core::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
         )?;

@@ -1,7 +1,8 @@
 //! The emails billing events trigger. Templates live in `templates/` (text and HTML).
 //!
-//! - Payment failed: to the tenant's billing contacts (members with the `billing` role), or to
-//!   the owner when it has none.
+//! - Payment failed (dunning): to the tenant's billing contacts (members with the `billing` role),
+//!   or to the owner when it has none: the amount, the next retry, the billing page that opens the
+//!   portal, and the grace period and what stops when it ends.
 //! - Trial ending: to the owner.
 //!
 //! Sent after the event is committed, once (a redelivery is a duplicate and sends nothing). A
@@ -102,6 +103,11 @@ pub async fn send<S, M: Mailer, D: Directory>(app: &App<S, M, D>, notice: &Notic
         }
     };
     let billing_url = format!("{}/billing", app.settings.app_base_url);
+    // The app's billing page, where "Manage billing" opens a portal session after sign-in: a
+    // portal session's own URL expires within minutes and signs its holder in as the customer,
+    // so one is never emailed.
+    let portal_url = app.settings.return_urls.portal_return.clone();
+    let policy = &app.settings.policy;
     let (template, vars): (&Template, Vec<(&str, String)>) = match notice {
         Notice::PaymentFailed {
             amount,
@@ -129,9 +135,11 @@ pub async fn send<S, M: Mailer, D: Directory>(app: &App<S, M, D>, notice: &Notic
                     "invoice_url",
                     hosted_invoice_url
                         .clone()
-                        .unwrap_or_else(|| billing_url.clone()),
+                        .unwrap_or_else(|| portal_url.clone()),
                 ),
-                ("billing_url", billing_url.clone()),
+                ("portal_url", portal_url.clone()),
+                ("grace_days", policy.grace.whole_days().to_string()),
+                ("free_seats", policy.free_tier.seats.to_string()),
             ],
         ),
         Notice::TrialWillEnd {

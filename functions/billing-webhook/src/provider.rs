@@ -1,6 +1,9 @@
-//! The payment provider port: verify a webhook's signature over the raw body, and read the body
-//! as a provider-neutral [`ProviderEvent`]. Stripe is the one adapter ([`crate::stripe`]); a
-//! second provider is another implementation and another route.
+//! The payment provider port: verify a webhook's signature over the raw body, read the body as a
+//! provider-neutral [`ProviderEvent`], and create the hosted sessions a tenant pays and manages
+//! its subscription in (checkout, customer portal). Stripe is the one adapter
+//! ([`crate::stripe`]); a second provider is another implementation and another route.
+
+use std::future::Future;
 
 use lambda_http::http::HeaderMap;
 use shared_billing::{PaymentOutcome, ProviderId, SubscriptionStatus};
@@ -38,6 +41,66 @@ pub fn invalid_event(why: &str) -> AppError {
     AppError::validation("invalid_event", format!("The event cannot be read: {why}."))
 }
 
+/// A page the provider hosts (a checkout, a customer portal): where the user is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostedSession {
+    pub id: ProviderId,
+    pub url: String,
+}
+
+/// A checkout of a subscription to one price, for one tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutSessionRequest {
+    /// The checkout's reference: the webhook links the customer to this tenant.
+    pub tenant: TenantId,
+    pub price_id: ProviderId,
+    /// The tenant's provider customer, reused when it has one (else the provider creates one).
+    pub customer: Option<ProviderId>,
+    pub success_url: String,
+    pub cancel_url: String,
+    /// The same for every attempt of one user action (a double click, a client's retry, this
+    /// function's own retries): the provider makes one session per key.
+    pub idempotency_key: String,
+}
+
+/// A customer portal session: plan changes, payment method, invoices, cancellation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortalSessionRequest {
+    pub customer: ProviderId,
+    pub return_url: String,
+    pub idempotency_key: String,
+}
+
+/// Why a call to the provider's API failed. None of it reaches the caller (they get `502
+/// payment_provider_unavailable`); the logs get this, never the secret key or a response body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderCallError {
+    /// Unreachable, too slow, or answering 5xx/409/429 after the retries its idempotency keys
+    /// make safe.
+    #[error("payment provider unavailable: {0}")]
+    Unavailable(String),
+    /// It answered and refused the request (4xx): configuration or data on our side (an unknown
+    /// price, a deleted customer, a wrong key).
+    #[error("payment provider refused the request: HTTP {status} {code}")]
+    Refused { status: u16, code: String },
+    /// A 2xx answer without what a session has (id, URL).
+    #[error("payment provider answer unreadable: {0}")]
+    BadAnswer(&'static str),
+    /// No API client (a webhook-only configuration, as in some tests).
+    #[error("payment provider API not configured")]
+    NotConfigured,
+}
+
+impl From<ProviderCallError> for AppError {
+    fn from(e: ProviderCallError) -> Self {
+        tracing::error!(error = %e, "payment provider call failed; answering 502");
+        AppError::BadGateway {
+            code: "payment_provider_unavailable",
+            message: "The payment provider could not be reached or refused the request; nothing was changed. Try again in a moment.",
+        }
+    }
+}
+
 pub trait PaymentProvider: Send + Sync {
     /// The provider's name in keys and records (`stripe`).
     fn name(&self) -> &'static str;
@@ -52,6 +115,18 @@ pub trait PaymentProvider: Send + Sync {
 
     /// Reads a verified body. Card and bank details in the payload are never read.
     fn parse(&self, raw_body: &[u8]) -> Result<ProviderEvent, AppError>;
+
+    /// A hosted checkout of a subscription (one per idempotency key).
+    fn create_checkout_session(
+        &self,
+        request: &CheckoutSessionRequest,
+    ) -> impl Future<Output = Result<HostedSession, ProviderCallError>> + Send;
+
+    /// A hosted customer portal session (one per idempotency key).
+    fn create_portal_session(
+        &self,
+        request: &PortalSessionRequest,
+    ) -> impl Future<Output = Result<HostedSession, ProviderCallError>> + Send;
 }
 
 /// An event, whatever the provider.

@@ -5,7 +5,7 @@ use lambda_http::{Body, Response};
 use serde_json::{json, Value};
 use shared_accounts::auth::caller::Caller;
 use shared_billing::ports::BillingStore;
-use shared_billing::{usage_month, InvoiceView, Standing};
+use shared_billing::{usage_month, InvoiceView, Standing, SubscriptionStatus};
 use shared_core::clock::rfc3339;
 use shared_core::error::AppError;
 use shared_mail::Mailer;
@@ -24,6 +24,34 @@ pub async fn subscription<S: BillingStore, M: Mailer, D: Directory>(
 ) -> Result<Response<Body>, AppError> {
     let month = usage_month(now);
     let overview = app.store.overview(&caller.tenant_id, &month).await?;
+    // A plan change in the running period was charged at once (the portal's "invoice prorations
+    // immediately"): its invoice. One Query more, only for a tenant with a subscription.
+    let proration = match overview
+        .state
+        .as_ref()
+        .and_then(|s| s.subscription_id.as_ref())
+    {
+        Some(_) => app
+            .store
+            .invoices(&caller.tenant_id)
+            .await?
+            .into_iter()
+            .find(|v| {
+                v.invoice.billing_reason.as_deref() == Some("subscription_update")
+                    && v.invoice.period_end.is_some_and(|end| end > now)
+            })
+            .map(|v| {
+                let i = v.invoice;
+                json!({
+                    "invoice_id": i.invoice_id.as_str(),
+                    "amount_due": i.amount_due,
+                    "amount_paid": i.amount_paid,
+                    "currency": i.currency,
+                    "issued_at": rfc3339(i.issued_at),
+                })
+            }),
+        None => None,
+    };
     let policy = &app.settings.policy;
     let state = overview.state.as_ref();
     let standing = policy.standing(state, now);
@@ -36,12 +64,18 @@ pub async fn subscription<S: BillingStore, M: Mailer, D: Directory>(
         "status": state.and_then(|s| s.status).map(|s| s.as_str()),
         "standing": standing.as_str(),
         "grace_until": match standing { Standing::Grace { until } => json!(rfc3339(until)), _ => Value::Null },
+        // Dunning: a payment failed and the provider is retrying (past_due), or gave up
+        // (unpaid). The plan stops `grace_days` after it gave up (`grace_until`), or after the
+        // paid period of a canceled subscription.
+        "payment_failing": state.and_then(|s| s.status).is_some_and(|s| matches!(s, SubscriptionStatus::PastDue | SubscriptionStatus::Unpaid)),
+        "grace_days": policy.grace.whole_days(),
         "current_period_end": ts(state.and_then(|s| s.current_period_end)),
         "cancel_at_period_end": state.is_some_and(|s| s.cancel_at_period_end),
         "cancel_at": ts(state.and_then(|s| s.cancel_at)),
         "canceled_at": ts(state.and_then(|s| s.canceled_at)),
         "trial_end": ts(state.and_then(|s| s.trial_end)),
         "provider": state.and_then(|s| s.provider.clone()),
+        "proration": proration,
         "entitlements": entitlements,
         "usage": {
             "month": month,
@@ -71,6 +105,7 @@ fn invoice_json(v: &InvoiceView) -> Value {
         "period_start": ts(i.period_start),
         "period_end": ts(i.period_end),
         "hosted_invoice_url": i.hosted_invoice_url,
+        "billing_reason": i.billing_reason,
         "payment_status": i.payment_status.map(|p| p.as_str()),
         "payments": v.payments.iter().map(|p| json!({
             "outcome": p.outcome.as_str(),

@@ -10,6 +10,7 @@
 //! devstack count-items [--endpoint URL] [--stage dev] --table LeadsTable [--where ATTR^=PREFIX]
 //! devstack legal-hold  [--endpoint URL] [--stage dev] --tenant T [--lead L | --billing SK] --hold on|off
 //! devstack faults      [--endpoint URL] --port P --spec 'rate=0.2,seed=1,...'
+//! devstack stripe      [--port 12111] --webhook-url URL
 //! devstack replay-erasures [--endpoint URL | --aws] --since RFC3339 [--records-table NAME] [--dry-run]
 //! ```
 //!
@@ -24,7 +25,7 @@ use infra::{router, LocalClients, Template};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold|faults|replay-erasures> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
+const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold|faults|stripe|replay-erasures> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
   bootstrap    create the template's tables and buckets in the emulator (idempotent)
   seed         create the demo tenant, form and blind-index key (needs --web-origin URL)
   env          print KEY=VALUE lines for running a function locally (--binary NAME, default: all)
@@ -38,6 +39,9 @@ const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-
                emulator at --endpoint, faulting calls as --spec says (LOCAL_FAULTS' syntax:
                rate=0.2,seed=1,services=dynamodb+s3+ses+ssm+lambda,kinds=...,hang_ms=3000);
                prints what it injected every 10 s and when stopped
+  stripe       run the local stand-in for Stripe (infra/src/stripe_standin.rs) on --port (12111):
+               its API for checkout and portal sessions (the local secret key), their pages,
+               and the signed webhooks the pages send to --webhook-url
   replay-erasures  after a point-in-time restore, re-apply every erasure completed since
                --since (RFC 3339): read the certificates, the completed erasure records and the
                suppression list of --records-table (the privacy table before the restore;
@@ -97,10 +101,7 @@ async fn run(argv: Vec<String>) -> Result<()> {
                 None => all_functions_env(&template, &endpoint)?,
             };
             for (key, value) in env {
-                if value.contains('\n') {
-                    bail!("variable {key} has a line break, which an env file cannot carry");
-                }
-                println!("{key}={value}");
+                println!("{}", local::env_file_line(&key, &value)?);
             }
         }
         "router" => {
@@ -157,6 +158,26 @@ async fn run(argv: Vec<String>) -> Result<()> {
                 }
             }
             println!("faults: {}", proxy.stats());
+        }
+        "stripe" => {
+            args.only(&["port", "webhook-url"])?;
+            let port: u16 = match args.get("port") {
+                Some(p) => p.parse().context("--port: a port number")?,
+                None => infra::stripe_standin::DEFAULT_PORT,
+            };
+            let config = infra::stripe_standin::StandinConfig::local(args.required("webhook-url")?);
+            let standin = infra::stripe_standin::StripeStandin::start(
+                config,
+                port,
+                std::sync::Arc::new(shared_core::clock::SystemClock),
+            )
+            .await?;
+            println!(
+                "stripe stand-in on {} (webhooks to {})",
+                standin.endpoint(),
+                args.required("webhook-url")?
+            );
+            tokio::signal::ctrl_c().await?;
         }
         "legal-hold" => {
             args.only(&[

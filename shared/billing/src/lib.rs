@@ -17,6 +17,7 @@ pub mod memory;
 
 pub use entitlements::{BillingPolicy, Standing};
 pub use model::{
-    usage_expires_at, usage_month, BillingState, Entitlements, InvoiceRecord, InvoiceView,
-    PaymentOutcome, PaymentRecord, Plan, ProviderId, RefundRecord, SubscriptionStatus,
+    usage_expires_at, usage_month, valid_plan_name, BillingInterval, BillingState, Entitlements,
+    InvoiceRecord, InvoiceView, PaymentOutcome, PaymentRecord, Plan, PlanPrice, ProviderId,
+    RefundRecord, SubscriptionStatus,
 };

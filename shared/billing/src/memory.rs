@@ -4,10 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::model::{BillingState, InvoiceView, PaymentRecord, Plan, RefundRecord};
+use super::model::{
+    BillingInterval, BillingState, InvoiceView, PaymentRecord, Plan, PlanPrice, RefundRecord,
+};
 use super::ports::{
-    BillingOverview, BillingStore, CustomerLink, Effect, EventCommitError, EventLookup,
-    EventRecord, EventSnapshot, EventWrite, StateGuard,
+    BillingOverview, BillingStore, CheckoutSnapshot, CustomerLink, Effect, EventCommitError,
+    EventLookup, EventRecord, EventSnapshot, EventWrite, StateGuard,
 };
 use super::InvoiceRecord;
 use shared_core::domain::TenantId;
@@ -26,6 +28,8 @@ pub struct MemoryBillingState {
     /// (provider, event type) -> count
     pub counters: HashMap<ProviderKey, u64>,
     pub plans: HashMap<ProviderKey, Plan>,
+    /// (plan, provider, interval) -> price
+    pub plan_prices: HashMap<(String, String, BillingInterval), PlanPrice>,
     /// (tenant, month) -> submissions
     pub usage: HashMap<(TenantId, String), u32>,
 }
@@ -54,6 +58,13 @@ impl MemoryBillingStore {
 
     pub fn calls(&self) -> Vec<&'static str> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn add_plan_price(&self, price: PlanPrice) {
+        self.lock().plan_prices.insert(
+            (price.plan.clone(), price.provider.clone(), price.interval),
+            price,
+        );
     }
 
     pub fn add_plan(&self, plan: Plan) {
@@ -228,6 +239,24 @@ impl BillingStore for MemoryBillingStore {
                 .get(&(tenant.clone(), month.to_string()))
                 .copied()
                 .unwrap_or(0),
+        })
+    }
+
+    async fn checkout_lookup(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        plan: &str,
+        interval: BillingInterval,
+    ) -> anyhow::Result<CheckoutSnapshot> {
+        self.record("checkout_lookup");
+        let st = self.lock();
+        Ok(CheckoutSnapshot {
+            state: st.states.get(tenant).cloned(),
+            price: st
+                .plan_prices
+                .get(&(plan.to_string(), provider.to_string(), interval))
+                .cloned(),
         })
     }
 

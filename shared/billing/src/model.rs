@@ -28,6 +28,48 @@ pub struct Plan {
     pub entitlements: Entitlements,
 }
 
+/// How often a recurring price bills.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingInterval {
+    Month,
+    Year,
+}
+
+impl BillingInterval {
+    pub const ALL: [BillingInterval; 2] = [BillingInterval::Month, BillingInterval::Year];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Month => "month",
+            Self::Year => "year",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|i| i.as_str() == s)
+    }
+}
+
+/// A plan's name as the API and the plans table spell it: 1 to 40 lowercase letters, digits,
+/// `_` or `-` (it is part of a key).
+pub fn valid_plan_name(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// The provider price that sells a plan per interval (the plans table): what a checkout asks the
+/// provider for. Adding a plan is writing its [`Plan`] (by price) and its [`PlanPrice`]s.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanPrice {
+    pub plan: String,
+    pub provider: String,
+    pub interval: BillingInterval,
+    pub price_id: ProviderId,
+}
+
 /// A subscription's status, as the platform reads it. Providers with more statuses map onto
 /// these (Stripe: `incomplete` -> past_due, `incomplete_expired` -> canceled, `paused` -> unpaid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -234,6 +276,20 @@ mod tests {
         for bad in ["", "a#b", "a b", "é", "a-b", "a/b", &"x".repeat(256)] {
             assert!(ProviderId::parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn plan_names_are_safe_in_keys_and_intervals_round_trip() {
+        for ok in ["pro", "starter", "team-2026", "a_b", &"x".repeat(40)] {
+            assert!(valid_plan_name(ok), "{ok}");
+        }
+        for bad in ["", "Pro", "p#1", "p ro", "é", &"x".repeat(41)] {
+            assert!(!valid_plan_name(bad), "{bad:?}");
+        }
+        for i in BillingInterval::ALL {
+            assert_eq!(BillingInterval::parse(i.as_str()), Some(i));
+        }
+        assert_eq!(BillingInterval::parse("week"), None);
     }
 
     #[test]

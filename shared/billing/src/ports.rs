@@ -6,7 +6,8 @@ use std::future::Future;
 use time::OffsetDateTime;
 
 use super::model::{
-    BillingState, InvoiceRecord, InvoiceView, PaymentRecord, Plan, ProviderId, RefundRecord,
+    BillingInterval, BillingState, InvoiceRecord, InvoiceView, PaymentRecord, Plan, PlanPrice,
+    ProviderId, RefundRecord,
 };
 use shared_core::domain::TenantId;
 
@@ -183,6 +184,15 @@ pub enum EventCommitError {
     Store(#[from] anyhow::Error),
 }
 
+/// What a checkout reads before it asks the provider for a session, in one round trip.
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutSnapshot {
+    /// The tenant's billing state: its customer (reused) and whether a subscription is live.
+    pub state: Option<BillingState>,
+    /// The price that sells the plan per the interval; `None`: no such plan or interval.
+    pub price: Option<PlanPrice>,
+}
+
 /// The tenant's billing state with this month's usage.
 #[derive(Debug, Clone, Default)]
 pub struct BillingOverview {
@@ -213,6 +223,16 @@ pub trait BillingStore: Send + Sync {
         tenant: &TenantId,
         month: &str,
     ) -> impl Future<Output = anyhow::Result<BillingOverview>> + Send;
+
+    /// The tenant's billing state and the price of `plan` per `interval` with `provider`, in one
+    /// read (a checkout).
+    fn checkout_lookup(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        plan: &str,
+        interval: BillingInterval,
+    ) -> impl Future<Output = anyhow::Result<CheckoutSnapshot>> + Send;
 
     /// The tenant's invoices with their payments and refunds, newest first.
     fn invoices(

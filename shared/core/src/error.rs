@@ -69,6 +69,14 @@ pub enum AppError {
     /// `Retry-After`). Nothing was half-written: the caller sends the same request again.
     #[error("unavailable")]
     Unavailable { retry_after_secs: u64 },
+    /// An outside service the request needed (the payment provider) failed, refused or did not
+    /// answer in time, after the retries that were safe (502). Nothing was changed here; the
+    /// provider's own answer is logged, never returned.
+    #[error("bad gateway: {code}")]
+    BadGateway {
+        code: &'static str,
+        message: &'static str,
+    },
     /// Anything we did not expect. The source chain is logged with the request id; the caller
     /// only learns that something went wrong on our side.
     #[error("internal error")]
@@ -114,6 +122,7 @@ impl AppError {
             AppError::Unprocessable { .. } => 422,
             AppError::RateLimited { .. } => 429,
             AppError::Internal(_) => 500,
+            AppError::BadGateway { .. } => 502,
             AppError::Unavailable { .. } => 503,
         }
     }
@@ -128,6 +137,7 @@ impl AppError {
             AppError::Conflict { code, .. } => code,
             AppError::Unprocessable { code, .. } => code,
             AppError::Gone { code, .. } => code,
+            AppError::BadGateway { code, .. } => code,
             AppError::NotFound(what) => what,
             AppError::MethodNotAllowed { .. } => "method_not_allowed",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
@@ -147,7 +157,8 @@ impl AppError {
             | AppError::Unauthorized { message, .. }
             | AppError::Conflict { message, .. }
             | AppError::Unprocessable { message, .. }
-            | AppError::Gone { message, .. } => (*message).to_string(),
+            | AppError::Gone { message, .. }
+            | AppError::BadGateway { message, .. } => (*message).to_string(),
             AppError::NotFound(_) => "The requested resource does not exist.".into(),
             AppError::MethodNotAllowed { .. } => "This method is not allowed here.".into(),
             AppError::PayloadTooLarge { limit } => {

@@ -448,6 +448,16 @@ pub fn plan_by_price(provider: &str, price_id: &ProviderId) -> Key {
     Key::new(format!("PRICE#{provider}#{price_id}"), "PLAN")
 }
 
+/// The provider price that sells `plan` per `interval` (`month`, `year`): what a checkout asks
+/// the provider for. `plan` and `interval` are checked by the caller (lowercase letters, digits,
+/// `_` and `-`).
+pub fn plan_price(plan: &str, provider: &str, interval: &str) -> Key {
+    Key::new(
+        format!("PLAN#{plan}"),
+        &format!("PRICE#{provider}#{interval}"),
+    )
+}
+
 // ---- ops table: usage
 
 /// The execution checkpoint of one job of a data-subject request (dsar-worker): phase, cursor,

@@ -2548,6 +2548,43 @@ pub const ATTRIBUTES: &[Attribute] = &[
     ),
     a(Table::Plans, "PLAN", "seats", Structural, "entitlement"),
     a(Table::Plans, "PLAN", "forms", Structural, "entitlement"),
+    // plans table: the price that sells a plan per interval (checkout)
+    a(
+        Table::Plans,
+        "PRICE#",
+        "pk",
+        Structural,
+        "key (plan name)",
+    ),
+    a(
+        Table::Plans,
+        "PRICE#",
+        "sk",
+        Structural,
+        "key (provider and interval)",
+    ),
+    a(Table::Plans, "PRICE#", "plan", Structural, "plan name"),
+    a(
+        Table::Plans,
+        "PRICE#",
+        "provider",
+        Structural,
+        "payment provider",
+    ),
+    a(
+        Table::Plans,
+        "PRICE#",
+        "interval",
+        Structural,
+        "billing interval (month, year)",
+    ),
+    a(
+        Table::Plans,
+        "PRICE#",
+        "price_id",
+        Structural,
+        "provider price id",
+    ),
     // retention (docs/retention.md): the expiry index and legal holds on the items they apply to
     a(Table::Tenants, "TENANT", "exp_bucket", Structural, "expiry index: workspace erasure day"),
     a(Table::Tenants, "TENANT", "legal_hold", Structural, "legal hold: never erased"),

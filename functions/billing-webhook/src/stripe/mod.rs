@@ -1,25 +1,34 @@
-//! The Stripe adapter of [`PaymentProvider`]: signature verification ([`signature`]) and event
-//! parsing ([`parse`]).
+//! The Stripe adapter of [`PaymentProvider`]: signature verification ([`signature`]), event
+//! parsing ([`parse`]), and Checkout and Customer Portal sessions through the API ([`api`]).
 
+pub mod api;
 pub mod parse;
 pub mod signature;
+
+use std::sync::Arc;
 
 use lambda_http::http::HeaderMap;
 use shared_core::error::AppError;
 use time::OffsetDateTime;
 
-use crate::provider::{PaymentProvider, ProviderEvent, SignatureError};
+use crate::provider::{
+    CheckoutSessionRequest, HostedSession, PaymentProvider, PortalSessionRequest,
+    ProviderCallError, ProviderEvent, SignatureError,
+};
+pub use api::{CallPolicy, SecretKey, StripeApi};
 
 pub use signature::signature_header;
 
 pub const NAME: &str = "stripe";
 pub const SIGNATURE_HEADER: &str = "stripe-signature";
 
-/// Stripe, with the endpoint's signing secrets (more than one during a rotation).
+/// Stripe, with the endpoint's signing secrets (more than one during a rotation) and the API
+/// client that creates sessions.
 #[derive(Clone)]
 pub struct Stripe {
     secrets: Vec<String>,
     tolerance_secs: i64,
+    api: Option<Arc<StripeApi>>,
 }
 
 /// Never prints the secrets.
@@ -28,6 +37,7 @@ impl std::fmt::Debug for Stripe {
         f.debug_struct("Stripe")
             .field("secrets", &self.secrets.len())
             .field("tolerance_secs", &self.tolerance_secs)
+            .field("api", &self.api)
             .finish()
     }
 }
@@ -37,7 +47,18 @@ impl Stripe {
         Self {
             secrets,
             tolerance_secs,
+            api: None,
         }
+    }
+
+    /// Sessions are created through `api`.
+    pub fn with_api(mut self, api: StripeApi) -> Self {
+        self.api = Some(Arc::new(api));
+        self
+    }
+
+    fn api(&self) -> Result<&StripeApi, ProviderCallError> {
+        self.api.as_deref().ok_or(ProviderCallError::NotConfigured)
     }
 
     /// The secrets of the SSM parameter's value: comma- or newline-separated, blanks ignored.
@@ -86,6 +107,70 @@ impl PaymentProvider for Stripe {
     fn parse(&self, raw_body: &[u8]) -> Result<ProviderEvent, AppError> {
         parse::parse_event(raw_body)
     }
+
+    async fn create_checkout_session(
+        &self,
+        r: &CheckoutSessionRequest,
+    ) -> Result<HostedSession, ProviderCallError> {
+        let api = self.api()?;
+        let answer = api
+            .post_form(
+                "/v1/checkout/sessions",
+                &checkout_form(r),
+                &r.idempotency_key,
+            )
+            .await?;
+        api.session(&answer)
+    }
+
+    async fn create_portal_session(
+        &self,
+        r: &PortalSessionRequest,
+    ) -> Result<HostedSession, ProviderCallError> {
+        let api = self.api()?;
+        let answer = api
+            .post_form(
+                "/v1/billing_portal/sessions",
+                &portal_form(r),
+                &r.idempotency_key,
+            )
+            .await?;
+        api.session(&answer)
+    }
+}
+
+/// `POST /v1/checkout/sessions`: a subscription to one price, referenced to the tenant.
+///
+/// - `client_reference_id`: the tenant, which `checkout.session.completed` links the customer to.
+/// - `subscription_data[metadata][tenant_id]`: the tenant again, on the subscription, so its
+///   events and its invoices' (`subscription_details.metadata`) name the tenant even when they
+///   arrive before the checkout's (Stripe does not deliver in order).
+/// - `customer` only when the tenant has one: otherwise Checkout creates it.
+pub fn checkout_form(r: &CheckoutSessionRequest) -> Vec<(String, String)> {
+    let mut form: Vec<(String, String)> = [
+        ("mode", "subscription"),
+        ("line_items[0][price]", r.price_id.as_str()),
+        ("line_items[0][quantity]", "1"),
+        ("client_reference_id", r.tenant.as_str()),
+        ("subscription_data[metadata][tenant_id]", r.tenant.as_str()),
+        ("success_url", &r.success_url),
+        ("cancel_url", &r.cancel_url),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if let Some(c) = &r.customer {
+        form.push(("customer".into(), c.as_str().into()));
+    }
+    form
+}
+
+/// `POST /v1/billing_portal/sessions`: the customer's portal, returning to the app.
+pub fn portal_form(r: &PortalSessionRequest) -> Vec<(String, String)> {
+    vec![
+        ("customer".into(), r.customer.as_str().into()),
+        ("return_url".into(), r.return_url.clone()),
+    ]
 }
 
 #[cfg(test)]

@@ -13,14 +13,15 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Put, TransactWr
 use aws_sdk_dynamodb::Client;
 
 pub use super::billing_items::{
-    billing_state_from_item, billing_state_to_item, invoice_views, plan_from_item, plan_to_item,
+    billing_state_from_item, billing_state_to_item, invoice_views, plan_from_item,
+    plan_price_from_item, plan_price_to_item, plan_to_item,
 };
 use super::billing_items::{event_item, invoice_item, n_u32, payment_item, refund_item, tenant_of};
 use crate::ports::{
-    BillingOverview, BillingStore, CustomerLink, Effect, EventCommitError, EventLookup,
-    EventSnapshot, EventWrite, StateGuard,
+    BillingOverview, BillingStore, CheckoutSnapshot, CustomerLink, Effect, EventCommitError,
+    EventLookup, EventSnapshot, EventWrite, StateGuard,
 };
-use crate::{BillingState, InvoiceView, Plan};
+use crate::{BillingInterval, BillingState, InvoiceView, Plan, PlanPrice};
 use shared_core::domain::TenantId;
 use shared_core::dynamo::attrs::{get_s, item, key_item, n, put, s, timestamp, Item};
 use shared_core::keys::{self, Key, PK, SK};
@@ -114,6 +115,22 @@ pub async fn put_plan(client: &Client, plans_table: &str, plan: &Plan) -> anyhow
         .send()
         .await
         .context("PutItem plan")?;
+    Ok(())
+}
+
+/// Writes the price that sells a plan per interval (seeding; later the admin tooling).
+pub async fn put_plan_price(
+    client: &Client,
+    plans_table: &str,
+    price: &PlanPrice,
+) -> anyhow::Result<()> {
+    client
+        .put_item()
+        .table_name(plans_table)
+        .set_item(Some(plan_price_to_item(price)))
+        .send()
+        .await
+        .context("PutItem plan price")?;
     Ok(())
 }
 
@@ -453,6 +470,35 @@ impl BillingStore for DynamoBillingStore {
 
     async fn billing_state(&self, tenant: &TenantId) -> anyhow::Result<Option<BillingState>> {
         read_billing_state(&self.client, &self.tables.billing, tenant).await
+    }
+
+    async fn checkout_lookup(
+        &self,
+        tenant: &TenantId,
+        provider: &str,
+        plan: &str,
+        interval: BillingInterval,
+    ) -> anyhow::Result<CheckoutSnapshot> {
+        let state_key = keys::subscription_state(tenant);
+        let price_key = keys::plan_price(plan, provider, interval.as_str());
+        let mut req = HashMap::new();
+        req.insert(
+            self.tables.billing.clone(),
+            keys_and_attributes(std::slice::from_ref(&state_key))?,
+        );
+        req.insert(
+            self.tables.plans.clone(),
+            keys_and_attributes(std::slice::from_ref(&price_key))?,
+        );
+        let found = batch_get(&self.client, req).await?;
+        Ok(CheckoutSnapshot {
+            state: find(found.get(&self.tables.billing), &state_key)
+                .map(billing_state_from_item)
+                .transpose()?,
+            price: find(found.get(&self.tables.plans), &price_key)
+                .map(plan_price_from_item)
+                .transpose()?,
+        })
     }
 
     async fn commit(&self, w: &EventWrite) -> Result<(), EventCommitError> {

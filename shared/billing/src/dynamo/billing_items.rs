@@ -7,8 +7,8 @@ use time::{Date, OffsetDateTime};
 
 use crate::ports::EventRecord;
 use crate::{
-    BillingState, Entitlements, InvoiceRecord, InvoiceView, PaymentOutcome, PaymentRecord, Plan,
-    ProviderId, RefundRecord, SubscriptionStatus,
+    BillingInterval, BillingState, Entitlements, InvoiceRecord, InvoiceView, PaymentOutcome,
+    PaymentRecord, Plan, PlanPrice, ProviderId, RefundRecord, SubscriptionStatus,
 };
 use shared_core::domain::TenantId;
 use shared_core::dynamo::attrs::{
@@ -108,6 +108,25 @@ pub fn plan_to_item(p: &Plan) -> Item {
     put(&mut it, "seats", n(p.entitlements.seats));
     put(&mut it, "forms", n(p.entitlements.forms));
     it
+}
+
+pub fn plan_price_to_item(p: &PlanPrice) -> Item {
+    let mut it = item(&keys::plan_price(&p.plan, &p.provider, p.interval.as_str()));
+    put(&mut it, "plan", s(&p.plan));
+    put(&mut it, "provider", s(&p.provider));
+    put(&mut it, "interval", s(p.interval.as_str()));
+    put(&mut it, "price_id", s(p.price_id.as_str()));
+    it
+}
+
+pub fn plan_price_from_item(it: &Item) -> anyhow::Result<PlanPrice> {
+    Ok(PlanPrice {
+        plan: get_s(it, "plan")?.to_string(),
+        provider: get_s(it, "provider")?.to_string(),
+        interval: BillingInterval::parse(get_s(it, "interval")?)
+            .ok_or_else(|| anyhow!("interval is not month or year"))?,
+        price_id: req_id(it, "price_id")?,
+    })
 }
 
 fn entitlements_from(it: &Item) -> anyhow::Result<Option<Entitlements>> {

@@ -5,6 +5,6 @@ mod billing;
 mod billing_items;
 
 pub use billing::{
-    billing_state_from_item, billing_state_to_item, put_plan, read_billing_state, BillingTables,
-    DynamoBillingStore,
+    billing_state_from_item, billing_state_to_item, put_plan, put_plan_price, read_billing_state,
+    BillingTables, DynamoBillingStore,
 };
