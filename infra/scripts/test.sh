@@ -16,6 +16,12 @@ checks_log=$(mktemp)
 bash infra/scripts/venv.sh checks >"$checks_log" 2>&1 &
 checks_venv=$!
 
+# CI builds once from a fresh clone: incremental state would only be written, never reused, and
+# it is ~40% of target/ (the disk a CI run has is finite: a run has failed on "No space left").
+if [ -n "${CI:-}" ]; then
+    export CARGO_INCREMENTAL=0
+fi
+
 step "local tools (.venv: moto_server, cargo-lambda, cfn-lint)"
 bash infra/scripts/venv.sh
 export MOTO_SERVER="$PWD/.venv/bin/python $PWD/infra/scripts/moto_server.py"
