@@ -58,6 +58,7 @@ fn demo_form() -> FormRecord {
         redirect_url: REDIRECT.into(),
         honeypot_field: DEFAULT_HONEYPOT.into(),
         daily_cap: None,
+        spam: Default::default(),
     }
 }
 

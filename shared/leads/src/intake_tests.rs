@@ -91,6 +91,7 @@ fn contact_form() -> FormRecord {
         redirect_url: format!("{ORIGIN}/thanks"),
         honeypot_field: DEFAULT_HONEYPOT.into(),
         daily_cap: None,
+        spam: Default::default(),
     }
 }
 
