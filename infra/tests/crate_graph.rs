@@ -92,9 +92,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "lead-transfers",
         &["shared-core", "shared-accounts", "shared-leads"],
     ),
+    // shared-billing: releasing a quarantined submission counts it against the monthly quota
+    // (the billing policy from the environment, as lead-intake reads it); shared-leads built it
+    // already.
     (
         "leads-api",
-        &["shared-core", "shared-accounts", "shared-leads"],
+        &[
+            "shared-core",
+            "shared-accounts",
+            "shared-billing",
+            "shared-leads",
+        ],
     ),
     ("mail-events", &["shared-core", "shared-mail"]),
     (

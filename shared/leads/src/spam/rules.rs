@@ -112,14 +112,12 @@ pub fn word_list(input: &[String]) -> Result<Vec<String>, &'static str> {
     }
     let mut out = Vec::with_capacity(input.len());
     for w in input {
-        let w = w
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_lowercase();
+        let w = w.split_whitespace().collect::<Vec<_>>().join(" ");
+        // Counted as given: lower-casing may lengthen a word (`İ`).
         if w.is_empty() || w.chars().count() > 50 || w.chars().any(char::is_control) {
             return Err("must list words of 1 to 50 characters");
         }
+        let w = w.to_lowercase();
         if !out.contains(&w) {
             out.push(w);
         }
