@@ -29,6 +29,8 @@ mod listing;
 mod notes_pipeline;
 #[path = "leads_api/privacy.rs"]
 mod privacy;
+#[path = "leads_api/quarantine.rs"]
+mod quarantine;
 #[path = "leads_api/quotas.rs"]
 mod quotas;
 #[path = "leads_api/races.rs"]
