@@ -188,9 +188,14 @@ test("with JavaScript: a mistyped email shows the API's field error beside the f
 });
 
 test("a scripted bot that solves the challenge and posts at once is answered like a person and quarantined", async () => {
-  const challenge = await (await fetch(`${API_BASE}/v1/forms/demo-contact/challenge`)).json();
+  const response = await fetch(`${API_BASE}/v1/forms/demo-contact/challenge`);
+  assert(response.status === 200, `the challenge route answered ${response.status}`);
+  const challenge = await response.json();
   let number = 0;
-  while (createHash("sha256").update(challenge.salt + number).digest("hex") !== challenge.challenge) number++;
+  while (createHash("sha256").update(challenge.salt + number).digest("hex") !== challenge.challenge) {
+    number++;
+    assert(number <= challenge.maxnumber, "the challenge has no solution up to its maxnumber");
+  }
   const altcha = Buffer.from(JSON.stringify({ ...challenge, number, maxnumber: undefined })).toString("base64");
   const post = () =>
     fetch(`${API_BASE}/v1/forms/demo-contact/submissions`, {
