@@ -280,7 +280,8 @@ async fn a_capped_forms_submission_costs_the_same_two_requests() {
 
 /// A submission with a solved challenge: still one read and one transaction; the challenge's
 /// guard is a fourth item of that transaction. A quarantined one is one read and one
-/// transaction of one item (the record; no lead, no counter), its guard a second.
+/// transaction of two items: the record and the usage counter (the minute's rate counts only;
+/// no lead, no quota count), its guard a third.
 #[tokio::test]
 async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_item() {
     let w = world().await;
@@ -317,15 +318,15 @@ async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_ite
     assert_eq!(replay.failed_requests, 1, "the refused transaction");
     assert_eq!(
         replay.writes.len(),
-        5,
-        "the refused transaction's four items, then the quarantine record"
+        6,
+        "the refused transaction's four items, then the record and the counter"
     );
 
     // A bot without a challenge and with a disposable address: one item, no index.
     let bot = json_submission(&json!({"email": "x@mailinator.com", "message": "hi"}));
     let quarantined = submit(&w, &meter, &intake, &bot, 201).await;
     assert_eq!(quarantined.operations, [BATCH_GET, TRANSACT_WRITE]);
-    assert_eq!(quarantined.writes.len(), 1);
-    assert_eq!(quarantined.transactional_write_units, 2);
+    assert_eq!(quarantined.writes.len(), 2, "the record and the counter");
+    assert_eq!(quarantined.transactional_write_units, 4);
     assert_eq!(quarantined.gsi_write_units, 0);
 }

@@ -52,14 +52,22 @@ async fn a_bot_is_quarantined_listed_with_its_reasons_and_released_as_a_lead_onc
     assert!(answer["submission_id"].as_str().unwrap().starts_with("sb-"));
     // Not a lead, not counted.
     assert_eq!(get(&t, &owner, "/v1/leads").await.items().len(), 0);
-    let usage = t
+    // The usage counter holds the minute's rate counts (a flood of spam is limited too), not
+    // the month's count.
+    let usage: Vec<_> = t
         .w
         .scan("OpsTable")
         .await
         .into_iter()
         .filter(|it| s(it, "sk") == Some("USAGE") && s(it, "pk").unwrap().contains(tenant.as_str()))
-        .count();
-    assert_eq!(usage, 0, "no usage counter written");
+        .collect();
+    assert_eq!(usage.len(), 1);
+    assert!(!usage[0].contains_key("n"), "not counted in the quota");
+    assert!(
+        usage[0].keys().any(|k| k.starts_with("rf_")),
+        "{:?}",
+        usage[0]
+    );
 
     let list = get(&t, &owner, &quarantine_path(&form)).await;
     assert_eq!(list.status, 200, "{}", list.body);
@@ -308,4 +316,32 @@ async fn the_forms_spam_settings_are_edited_through_the_form_and_apply_at_once()
     assert_eq!(get(&t, &owner, "/v1/leads").await.items().len(), 1);
     let q = get(&t, &owner, &quarantine_path(&form)).await.items();
     assert_eq!(q[0]["reasons"], json!(["pow_missing", "blocked_word"]));
+}
+
+#[tokio::test]
+async fn quarantined_posts_count_against_the_minutes_limit_in_the_emulator_too() {
+    let t = setup().await;
+    let (_tenant, owner) = workspace(&t, "quarantine-rate").await;
+    let form = create_form(&t, &owner, contact_form()).await;
+    let intake = t.w.intake(Some(shared_leads::intake::IntakeSettings {
+        rate_limit_per_ip_per_minute: 2,
+        ..t.w.intake_config().settings
+    }));
+    let mut statuses = vec![];
+    for n in 0..3 {
+        let mut e = json_submission(&bot(n));
+        e["rawPath"] = json!(format!("/v1/forms/{form}/submissions"));
+        e["pathParameters"]["formId"] = json!(form);
+        statuses.push(
+            lead_intake::handle(&intake, request(&e))
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [201, 201, 429]);
+    assert_eq!(
+        get(&t, &owner, &quarantine_path(&form)).await.items().len(),
+        2
+    );
 }

@@ -325,13 +325,33 @@ impl IntakeStore for MemoryStore {
                 }
             }
         }
+        let rate_key = (w.tenant.clone(), form.clone(), w.rate.window);
+        if let Some((count, ips)) = st.rates.get(&rate_key) {
+            let ip_count = w
+                .rate
+                .ip_hash
+                .as_ref()
+                .and_then(|h| ips.get(h))
+                .copied()
+                .unwrap_or(0);
+            if *count >= w.rate.per_form_limit || ip_count >= w.rate.per_ip_limit {
+                return Err(CommitError::RateLimited);
+            }
+        }
         if let Some(c) = &w.challenge {
-            if !st
+            if st
                 .used_challenges
-                .insert((w.tenant.clone(), c.challenge.clone()))
+                .contains(&(w.tenant.clone(), c.challenge.clone()))
             {
                 return Err(CommitError::ChallengeUsed);
             }
+            st.used_challenges
+                .insert((w.tenant.clone(), c.challenge.clone()));
+        }
+        let entry = st.rates.entry(rate_key).or_default();
+        entry.0 += 1;
+        if let Some(h) = &w.rate.ip_hash {
+            *entry.1.entry(h.clone()).or_default() += 1;
         }
         if let Some(rec) = &w.idempotency {
             st.idempotency.insert(

@@ -562,6 +562,8 @@ impl<S: IntakeStore> Intake<S> {
                         idem_hash: idem_hash.clone(),
                         body_hash,
                         bidx: (email_bidx, phone_bidx),
+                        rate: self.rate_increment(window, ip_hash.clone(), now),
+                        retry_after: limits.retry_after,
                     };
                     return self.quarantine(q, req, now, assessment).await;
                 }
@@ -571,6 +573,7 @@ impl<S: IntakeStore> Intake<S> {
                 expires_at: v.expires_at,
             });
             let quarantine_later = (email_bidx.clone(), phone_bidx.clone(), body_hash.clone());
+            let quarantine_retry_after = limits.retry_after;
 
             let key = RouteKey::of(email_bidx.as_deref(), phone_bidx.as_deref());
             let (lead_id, routed) = self.decide_lead(
@@ -671,6 +674,8 @@ impl<S: IntakeStore> Intake<S> {
                         idem_hash: idem_hash.clone(),
                         body_hash,
                         bidx: (email_bidx, phone_bidx),
+                        rate: self.rate_increment(window, ip_hash.clone(), now),
+                        retry_after: quarantine_retry_after,
                     };
                     return self.quarantine(q, req, now, assessment).await;
                 }
@@ -1088,6 +1093,24 @@ impl<S: IntakeStore> Intake<S> {
         }
     }
 
+    /// The minute's rate-limit increment of a submission (past minutes' counts are left to the
+    /// next accepted submission to remove).
+    fn rate_increment(
+        &self,
+        window: i64,
+        ip_hash: Option<String>,
+        now: OffsetDateTime,
+    ) -> RateIncrement {
+        RateIncrement {
+            window,
+            ip_hash,
+            per_ip_limit: self.settings.rate_limit_per_ip_per_minute,
+            per_form_limit: self.settings.rate_limit_per_form_per_minute,
+            expires_at: now + Duration::minutes(10),
+            expired: vec![],
+        }
+    }
+
     /// The spam defence's layers over a validated submission.
     fn assess(
         &self,
@@ -1163,6 +1186,9 @@ impl<S: IntakeStore> Intake<S> {
                     submission_id: submission_id.clone(),
                     expires_at: now + self.settings.idempotency_ttl,
                 }),
+                rate: q.rate.clone(),
+                usage_month: usage_month(now),
+                usage_expires_at: usage_expires_at(now),
             };
             match self.store.quarantine(&write).await {
                 Ok(()) => {
@@ -1196,6 +1222,12 @@ impl<S: IntakeStore> Intake<S> {
                     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
                 Err(CommitError::Store(e)) => return Err(AppError::Internal(e)),
+                // Over the minute's limit, like any submission from there: 429.
+                Err(CommitError::RateLimited) => {
+                    return Err(AppError::RateLimited {
+                        retry_after_secs: q.retry_after,
+                    })
+                }
                 Err(other) => {
                     tracing::warn!(error = %other, "quarantine not stored; answering 503");
                     break;
@@ -1460,6 +1492,9 @@ struct Quarantine<'a> {
     idem_hash: Option<String>,
     body_hash: String,
     bidx: (Option<String>, Option<String>),
+    /// The minute's rate counts it adds to (not the month's: it is not counted in the quota).
+    rate: RateIncrement,
+    retry_after: u64,
 }
 
 fn form_disabled() -> AppError {

@@ -2128,3 +2128,25 @@ async fn a_challenge_is_issued_for_an_enabled_form_only_with_its_difficulty() {
     let r = h.intake.challenge(&FormId::parse("nope").unwrap()).await;
     assert_eq!(r.unwrap_err().code(), "form_not_found");
 }
+
+#[tokio::test]
+async fn quarantined_posts_count_against_the_minutes_rate_limit_but_not_the_quota() {
+    let h = Harness::with_settings(limits(2, 100)).await;
+    for n in 0..2 {
+        let post = Post::from(if n == 0 {
+            "a@yopmail.com"
+        } else {
+            "b@yopmail.com"
+        });
+        quarantined_reasons(h.submit(&post).await);
+    }
+    // A third from the same IP this minute: refused like anyone's, nothing stored.
+    let r = h.submit(&Post::from("c@yopmail.com")).await;
+    assert!(rate_limited_after(r) > 0);
+    assert_eq!(h.quarantined().len(), 2);
+    assert_eq!(h.month_count(), 0, "not counted in the quota");
+    // The IP's person is refused too this minute; the next minute they get through.
+    assert!(rate_limited_after(h.submit(&Post::from("ana@example.com")).await) > 0);
+    h.clock.advance(Duration::minutes(1));
+    h.accept(&Post::from("ana@example.com")).await;
+}

@@ -236,12 +236,17 @@ pub struct QuarantinedSubmission {
 /// How long a quarantined submission is kept (the retention rule `quarantine`).
 pub const QUARANTINE_RETENTION_DAYS: i64 = 30;
 
-/// The writes of a quarantined submission, atomically: the record, the challenge's guard and
-/// the idempotency record (a retry gets the same answer). No lead, no usage count.
+/// The writes of a quarantined submission, atomically: the record, the challenge's guard, the
+/// idempotency record (a retry gets the same answer) and the minute's rate counts (a flood of
+/// spam is limited like any other; the month's count, the quota's, is not touched).
 #[derive(Debug, Clone)]
 pub struct QuarantineWrite {
     pub tenant: TenantId,
     pub record: QuarantinedSubmission,
+    pub rate: RateIncrement,
+    /// The usage counter item the rate counts are on (`YYYY-MM`) and its expiry.
+    pub usage_month: String,
+    pub usage_expires_at: OffsetDateTime,
     pub challenge: Option<UsedChallenge>,
     pub idempotency: Option<IdempotencyRecord>,
 }

@@ -119,13 +119,13 @@ const RATE_IP_PREFIX: &str = "ri_";
 const MAX_EXPIRED_REMOVED: usize = 64;
 
 /// A form's submissions in the minute `window`, on the usage counter item.
-fn rate_form_attr(window: i64, form: &FormId) -> String {
+pub(crate) fn rate_form_attr(window: i64, form: &FormId) -> String {
     format!("{RATE_FORM_PREFIX}{window}_{form}")
 }
 
 /// One client IP's submissions to a form in the minute `window`, on the usage counter item: a
 /// 64-bit FNV-1a of the form id and the (already keyed) IP hash keeps the name short.
-fn rate_ip_attr(window: i64, form: &FormId, ip_hash: &str) -> String {
+pub(crate) fn rate_ip_attr(window: i64, form: &FormId, ip_hash: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in form.as_str().bytes().chain([0u8]).chain(ip_hash.bytes()) {
         h ^= u64::from(b);

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
-use super::intake::{idempotency_to_item, DynamoIntakeStore};
+use super::intake::{idempotency_to_item, rate_form_attr, rate_ip_attr, DynamoIntakeStore};
 use crate::ports::{CommitError, QuarantineWrite, QuarantinedSubmission, UsedChallenge};
 use crate::{Page, StartKey};
 use shared_core::domain::{ConsentRecord, FormId, LeadId, SubmissionId, TechnicalData, TenantId};
@@ -209,6 +209,8 @@ impl DynamoIntakeStore {
             Record,
             Challenge,
             Idempotency,
+            /// The usage counter item: the minute's rate counts only.
+            Rate,
         }
         let ops = &self.tables().ops;
         let mut parts = vec![(
@@ -243,6 +245,39 @@ impl DynamoIntakeStore {
                 Part::Idempotency,
             ));
         }
+        // The minute's counts grow only below their limits, as intake's own increment does;
+        // the month's count `n` (the quota's) is not touched.
+        let r = &w.rate;
+        let mut add = vec!["#rf :one".to_string()];
+        let mut condition = "(attribute_not_exists(#rf) OR #rf < :flimit)".to_string();
+        let mut upd = Update::builder()
+            .table_name(ops)
+            .set_key(Some(key_item(&keys::usage_month(
+                &w.tenant,
+                &w.usage_month,
+            ))))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":exp", epoch(w.usage_expires_at))
+            .expression_attribute_names("#rf", rate_form_attr(r.window, &w.record.form_id))
+            .expression_attribute_values(":flimit", n(r.per_form_limit));
+        if let Some(h) = &r.ip_hash {
+            add.push("#ri :one".into());
+            condition.push_str(" AND (attribute_not_exists(#ri) OR #ri < :iplimit)");
+            upd = upd
+                .expression_attribute_names("#ri", rate_ip_attr(r.window, &w.record.form_id, h))
+                .expression_attribute_values(":iplimit", n(r.per_ip_limit));
+        }
+        parts.push((
+            TransactWriteItem::builder()
+                .update(
+                    upd.update_expression(format!("ADD {} SET expires_at = :exp", add.join(", ")))
+                        .condition_expression(condition)
+                        .build()
+                        .context("rate update")?,
+                )
+                .build(),
+            Part::Rate,
+        ));
         let kinds: Vec<Part> = parts.iter().map(|(_, k)| *k).collect();
         let result = self
             .client()
@@ -265,6 +300,9 @@ impl DynamoIntakeStore {
                 };
                 if failed(Part::Idempotency) {
                     return Err(CommitError::IdempotencyKeyTaken);
+                }
+                if failed(Part::Rate) {
+                    return Err(CommitError::RateLimited);
                 }
                 if failed(Part::Challenge) {
                     return Err(CommitError::ChallengeUsed);
