@@ -20,6 +20,7 @@ pub mod local;
 pub mod replay;
 pub mod router;
 pub mod seed;
+pub mod streams;
 pub mod stripe_standin;
 pub mod template;
 

@@ -31,7 +31,14 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "shared-leads",
         ],
     ),
+    // The outbound channel's domain (events of the change stream, webhook signatures, the SSRF
+    // address rules, the retry schedule) and its records: it needs only core's ids, keys and
+    // item helpers; no capability depends on it but the functions that send or manage webhooks.
+    ("shared-outbound", &["shared-core"]),
     ("attachment-guard", &["shared-core", "shared-leads"]),
+    // The change stream's consumer: events and deliveries only (no lead, account or privacy
+    // code: a stream record carries what it needs).
+    ("outbound", &["shared-core", "shared-outbound"]),
     (
         "auth",
         &[

@@ -1,0 +1,640 @@
+//! The outbound channel (docs/outbound.md) against the emulator: the leads table's change stream
+//! read through the Streams API (as Lambda's mapping reads it), its events, signed deliveries to
+//! a local sink, retries, and the refusal of private addresses.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use integration_tests::*;
+use serde_json::{json, Value};
+use shared_accounts::auth::permissions::Role;
+use shared_core::clock::{rfc3339, Clock};
+use shared_core::config::Env;
+use shared_outbound::dynamo::{self as store, Endpoint, EndpointStatus};
+use shared_outbound::events::EventType;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---------------------------------------------------------------- a local webhook receiver
+
+#[derive(Debug, Clone)]
+struct Received {
+    path: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// A small HTTP/1.1 receiver on loopback: records every request and answers `status` (with a
+/// `Location` when it is a redirect).
+#[derive(Clone)]
+struct Sink {
+    port: u16,
+    got: Arc<Mutex<Vec<Received>>>,
+    status: Arc<Mutex<u16>>,
+}
+
+impl Sink {
+    async fn start() -> Sink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sink = Sink {
+            port,
+            got: Arc::default(),
+            status: Arc::new(Mutex::new(200)),
+        };
+        let s = sink.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let head_end = loop {
+                        let n = conn.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                    let mut lines = head.split("\r\n");
+                    let path = lines
+                        .next()
+                        .and_then(|l| l.split(' ').nth(1))
+                        .unwrap_or("")
+                        .to_string();
+                    let headers: HashMap<String, String> = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                        .collect();
+                    let len: usize = headers
+                        .get("content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    while buf.len() < head_end + len {
+                        let n = conn.read(&mut chunk).await.unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                    }
+                    let body = buf[head_end..].to_vec();
+                    s.got.lock().unwrap().push(Received {
+                        path,
+                        headers,
+                        body,
+                    });
+                    let status = *s.status.lock().unwrap();
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nlocation: http://169.254.169.254/latest/meta-data/\r\nconnection: close\r\n\r\nok"
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        sink
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/hook", self.port)
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.got.lock().unwrap().clone()
+    }
+
+    fn answer(&self, status: u16) {
+        *self.status.lock().unwrap() = status;
+    }
+}
+
+// ---------------------------------------------------------------- the function under test
+
+struct Outbound {
+    w: World,
+    app: outbound::App,
+    stream: infra::streams::StreamReader,
+    queue_url: String,
+}
+
+/// Names resolved by the tests' resolver (anything else: not found).
+fn resolver(names: &[(&str, &str)]) -> outbound::deliver::ResolveFn {
+    let names: HashMap<String, Vec<SocketAddr>> = names
+        .iter()
+        .map(|(n, a)| (n.to_string(), vec![a.parse().unwrap()]))
+        .collect();
+    Arc::new(move |host: String, port: u16| {
+        let found = names.get(&host).cloned();
+        Box::pin(async move {
+            match found {
+                Some(addrs) => Ok(addrs
+                    .into_iter()
+                    .map(|mut a| {
+                        a.set_port(port);
+                        a
+                    })
+                    .collect()),
+                None => match host.parse::<std::net::IpAddr>() {
+                    Ok(ip) => Ok(vec![SocketAddr::new(ip, port)]),
+                    Err(_) => Err(std::io::Error::other("no such name")),
+                },
+            }
+        })
+    })
+}
+
+async fn outbound(sink: &Sink, names: &[(&str, &str)]) -> Outbound {
+    let w = World::new().await.unwrap();
+    infra::bootstrap::create_queues(&w.template, &w.direct.sqs)
+        .await
+        .unwrap();
+    let env = infra::local::local_function_env(&w.template, "outbound", &w.endpoint).unwrap();
+    let mut config = outbound::config::Config::from_env(&Env::from_pairs(env)).unwrap();
+    // The test's sink, as `make dev` allows its own (WebhookLoopbackPorts).
+    config.local.loopback_http_ports = vec![sink.port];
+    let app = outbound::App {
+        dynamo: w.clients.dynamo.clone(),
+        sqs: w.clients.sqs.clone(),
+        tenants_table: config.tenants_table.clone(),
+        ops_table: config.ops_table.clone(),
+        retry_queue_url: config.retry_queue_url.clone(),
+        deliverer: outbound::deliver::Deliverer::new(config.local.clone(), resolver(names))
+            .unwrap(),
+        clock: w.clock.clone(),
+        jitter: Arc::new(|| 0.5),
+    };
+    let stream = infra::streams::StreamReader::open(
+        w.direct.streams.clone(),
+        &w.direct.dynamo,
+        &w.table("LeadsTable"),
+    )
+    .await
+    .unwrap();
+    Outbound {
+        queue_url: config.retry_queue_url,
+        w,
+        app,
+        stream,
+    }
+}
+
+impl Outbound {
+    /// Reads the stream's new records and hands them to the function as one batch.
+    async fn run_stream(&mut self) -> (outbound::BatchReport, Vec<Value>) {
+        let records = self.stream.poll(1000).await.unwrap();
+        let event = json!({ "Records": records });
+        let (report, failure) = outbound::process_stream(&self.app, &event).await;
+        assert_eq!(failure, None, "{report:?}");
+        (report, records)
+    }
+
+    async fn register(&self, url: &str, secret: &str, types: &[EventType]) -> Endpoint {
+        let now = rfc3339(self.w.clock.now());
+        let ep = Endpoint {
+            tenant: self.w.tenant.clone(),
+            id: format!("wh-{}", ulid::Ulid::new().to_string().to_lowercase()),
+            url: url.to_string(),
+            event_types: types.to_vec(),
+            enabled: true,
+            status: EndpointStatus::Active,
+            secret: secret.to_string(),
+            previous_secret: None,
+            created_at: now.clone(),
+            updated_at: now,
+            failing_since: None,
+        };
+        self.w.put_direct("TenantsTable", ep.to_item()).await;
+        ep
+    }
+
+    async fn submit(&self, email: &str) -> Value {
+        let intake = self.w.intake(None);
+        let resp = lead_intake::handle(
+            &intake,
+            request(&json_submission(&json!({
+                "email": email, "name": "Ana", "message": "a private answer",
+                "consent_marketing": true
+            }))),
+        )
+        .await;
+        assert_eq!(resp.status(), 201);
+        response_json(&resp)
+    }
+
+    async fn delivery(&self, ep: &Endpoint, event_id: &str) -> store::Delivery {
+        store::delivery(
+            &self.w.direct.dynamo,
+            &self.app.ops_table,
+            &self.w.tenant,
+            &ep.id,
+            event_id,
+        )
+        .await
+        .unwrap()
+        .expect("a delivery")
+    }
+
+    async fn queued(&self) -> (i64, i64) {
+        let a = self
+            .w
+            .direct
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let get = |n: &str| {
+            a.attributes()
+                .and_then(|m| m.get(&aws_sdk_sqs::types::QueueAttributeName::from(n)))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            get("ApproximateNumberOfMessages"),
+            get("ApproximateNumberOfMessagesDelayed"),
+        )
+    }
+}
+
+fn kinds(r: &outbound::BatchReport) -> Vec<&str> {
+    r.events.iter().map(|(_, k)| k.as_str()).collect()
+}
+
+// ---------------------------------------------------------------- the change stream
+
+#[tokio::test]
+async fn the_stream_gives_each_change_its_event_with_a_stable_id() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let ep = o
+        .register(&sink.url(), "whsec_stream", &EventType::ALL)
+        .await;
+
+    let submitted = o.submit("stream-a@example.com").await;
+    let (report, records) = o.run_stream().await;
+    assert_eq!(
+        kinds(&report),
+        vec!["lead.created", "submission.created"],
+        "{report:?}"
+    );
+    assert_eq!(report.delivered, 2);
+    let got = sink.received();
+    let bodies: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let sub = bodies
+        .iter()
+        .find(|b| b["type"] == "submission.created")
+        .expect("submission.created delivered");
+    assert_eq!(sub["data"]["submission_id"], submitted["submission_id"]);
+    assert_eq!(sub["data"]["lead_id"], submitted["lead_id"]);
+    assert_eq!(sub["tenant_id"], json!(o.w.tenant.as_str()));
+    assert_eq!(sub["form_id"], json!("demo-contact"));
+    for r in &got {
+        let text = String::from_utf8_lossy(&r.body);
+        assert!(
+            !text.contains("a private answer") && !text.contains("stream-a@"),
+            "{text}"
+        );
+        assert_eq!(
+            r.headers["webhook-id"],
+            serde_json::from_slice::<Value>(&r.body).unwrap()["id"]
+        );
+    }
+
+    // The same records handed over again (a retried batch): the same ids, nothing sent twice.
+    let (again, _) = {
+        let event = json!({ "Records": records });
+        outbound::process_stream(&o.app, &event).await
+    };
+    assert_eq!(again.events, report.events);
+    assert_eq!(
+        sink.received().len(),
+        2,
+        "a redelivered record sends nothing again"
+    );
+
+    // A second submission of the same person: one submission.created, no lead event (the
+    // lead's counters changed, not its stage or owner).
+    o.submit("stream-a@example.com").await;
+    let (report, _) = o.run_stream().await;
+    assert_eq!(kinds(&report), vec!["submission.created"], "{report:?}");
+
+    // The workspace moves the lead and deletes it.
+    let auth = o.w.auth_app().await.unwrap();
+    let (_, token) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "stream-owner")
+            .await;
+    let leads = o.w.leads_app().await;
+    let lead_path = format!("/v1/leads/{}", submitted["lead_id"].as_str().unwrap());
+    let current = leads_api::handle(&leads, api_event("GET", &lead_path, None, Some(&token))).await;
+    let version = response_json(&current)["version"].clone();
+    let resp = leads_api::handle(
+        &leads,
+        api_event(
+            "PATCH",
+            &lead_path,
+            Some(&json!({"version": version, "stage": "contacted"})),
+            Some(&token),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "{:?}", response_json(&resp));
+    let (report, _) = o.run_stream().await;
+    assert!(kinds(&report).contains(&"lead.updated"), "{report:?}");
+    let updated = sink
+        .received()
+        .iter()
+        .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap())
+        .find(|b| b["type"] == "lead.updated")
+        .expect("lead.updated delivered");
+    assert_eq!(
+        updated["data"]["changes"]["stage"],
+        json!({"from": "new", "to": "contacted"})
+    );
+    let resp = leads_api::handle(&leads, api_event("DELETE", &lead_path, None, Some(&token))).await;
+    assert_eq!(resp.status(), 204, "{:?}", response_json(&resp));
+    let (report, _) = o.run_stream().await;
+    assert!(kinds(&report).contains(&"lead.deleted"), "{report:?}");
+    assert!(!kinds(&report).contains(&"lead.erased"));
+    let _ = ep;
+}
+
+// ---------------------------------------------------------------- signatures
+
+/// Verifies a delivery as a receiver would, with Python's standard library (not this project's
+/// code): HMAC-SHA256 over "<t>.<body>" compared with each v1 of the header.
+fn python_verifies(secret: &str, header: &str, body: &[u8]) -> bool {
+    let dir = std::env::temp_dir().join(format!("outbound-verify-{}", ulid::Ulid::new()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("body"), body).unwrap();
+    let script = r#"
+import hmac, hashlib, sys
+secret, header, path = sys.argv[1], sys.argv[2], sys.argv[3]
+body = open(path, "rb").read()
+parts = dict(p.split("=", 1) for p in header.split(",") if p.startswith("t="))
+t = parts["t"]
+sigs = [p.split("=", 1)[1] for p in header.split(",") if p.startswith("v1=")]
+expected = hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+sys.exit(0 if any(hmac.compare_digest(expected, s) for s in sigs) else 1)
+"#;
+    let python = workspace_root().join(".venv/bin/python");
+    let status = std::process::Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(secret)
+        .arg(header)
+        .arg(dir.join("body"))
+        .status()
+        .expect("python runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    status.success()
+}
+
+#[tokio::test]
+async fn deliveries_are_signed_so_a_receiver_in_another_language_verifies_them() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let mut ep = o
+        .register(
+            &sink.url(),
+            "whsec_python_check",
+            &[EventType::SubmissionCreated],
+        )
+        .await;
+    o.submit("signed@example.com").await;
+    let (report, _) = o.run_stream().await;
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "only the subscribed type");
+    let r = &got[0];
+    assert_eq!(r.path, "/hook");
+    assert_eq!(r.headers["content-type"], "application/json");
+    let sig = &r.headers["webhook-signature"];
+    assert!(sig.starts_with("t="), "{sig}");
+    assert!(python_verifies("whsec_python_check", sig, &r.body));
+    assert!(!python_verifies("whsec_other", sig, &r.body));
+    let mut tampered = r.body.clone();
+    tampered.push(b' ');
+    assert!(!python_verifies("whsec_python_check", sig, &tampered));
+
+    // A rotation's overlap window: both secrets sign.
+    let now = o.w.clock.now().unix_timestamp();
+    ep.previous_secret = Some(("whsec_python_check".into(), now + 3600));
+    ep.secret = "whsec_rotated".into();
+    o.w.put_direct("TenantsTable", ep.to_item()).await;
+    o.submit("signed-2@example.com").await;
+    o.run_stream().await;
+    let r = sink.received().pop().unwrap();
+    let sig = &r.headers["webhook-signature"];
+    assert!(python_verifies("whsec_rotated", sig, &r.body));
+    assert!(python_verifies("whsec_python_check", sig, &r.body));
+}
+
+// ---------------------------------------------------------------- retries
+
+#[tokio::test]
+async fn a_failing_endpoint_is_retried_with_backoff_for_a_day_then_marked_failing() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let ep = o
+        .register(&sink.url(), "whsec_retry", &[EventType::SubmissionCreated])
+        .await;
+    sink.answer(500);
+    o.submit("retry@example.com").await;
+    let (report, _) = o.run_stream().await;
+    assert_eq!((report.delivered, report.failed_attempts), (0, 1));
+    let event_id = report
+        .events
+        .iter()
+        .find(|(_, k)| k == "submission.created")
+        .unwrap()
+        .0
+        .clone();
+    let d = o.delivery(&ep, &event_id).await;
+    assert_eq!(
+        (d.state.as_str(), d.attempts, d.last_status),
+        ("pending", 1, Some(500))
+    );
+    // The retry waits in the queue (delayed), not in a sleeping function.
+    assert_eq!(o.queued().await, (0, 1));
+
+    // Too early: the retry hops through the queue again and nothing is sent.
+    let first = outbound::Retry {
+        tenant: o.w.tenant.clone(),
+        webhook_id: ep.id.clone(),
+        event_id: event_id.clone(),
+        not_before: o.w.clock.now().unix_timestamp() + 45,
+    };
+    outbound::retry_one(&o.app, &first).await.unwrap();
+    assert_eq!(sink.received().len(), 1);
+    assert_eq!(o.queued().await.1, 2);
+
+    // Attempts go on, each wait longer, until a day has passed: then the delivery has failed
+    // and the endpoint is marked failing (nothing more is sent to it).
+    let mut attempts = 1;
+    let mut waits = vec![];
+    let start = o.w.clock.now();
+    while o.delivery(&ep, &event_id).await.state == "pending" {
+        let wait = shared_outbound::retry::wait_after(attempts, 0.5);
+        waits.push(wait);
+        o.w.clock
+            .advance(time::Duration::seconds(wait.as_secs() as i64));
+        outbound::retry_one(
+            &o.app,
+            &outbound::Retry {
+                not_before: o.w.clock.now().unix_timestamp(),
+                ..first.clone()
+            },
+        )
+        .await
+        .unwrap();
+        attempts += 1;
+        assert!(attempts < 40);
+    }
+    assert!(o.w.clock.now() - start >= time::Duration::hours(24));
+    assert!(waits.windows(2).all(|w| w[0] <= w[1]), "{waits:?}");
+    let d = o.delivery(&ep, &event_id).await;
+    assert_eq!(d.state, "failed");
+    assert_eq!(d.attempts as u32, attempts);
+    assert_eq!(sink.received().len() as u32, attempts);
+    let stored = store::endpoint(
+        &o.w.direct.dynamo,
+        &o.app.tenants_table,
+        &o.w.tenant,
+        &ep.id,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(stored.status, EndpointStatus::Failing);
+    sink.answer(200);
+    o.submit("retry-2@example.com").await;
+    o.run_stream().await;
+    assert_eq!(
+        sink.received().len() as u32,
+        attempts,
+        "a failing endpoint gets nothing"
+    );
+}
+
+// ---------------------------------------------------------------- server-side request forgery
+
+#[tokio::test]
+async fn deliveries_never_reach_private_loopback_or_metadata_addresses() {
+    let sink = Sink::start().await;
+    // A name that resolves to a private address (set up after registration: rebinding), and
+    // one that resolves to the sink's loopback address.
+    let mut o = outbound(
+        &sink,
+        &[
+            ("hooks.rebind.example", "10.0.0.5:0"),
+            ("sink.example", "127.0.0.1:0"),
+        ],
+    )
+    .await;
+    let urls = [
+        "https://hooks.rebind.example/in".to_string(),
+        "https://169.254.169.254/latest/meta-data/".to_string(),
+        "https://[fd00:ec2::254]/".to_string(),
+        // The sink's own port, but by name and over https: loopback is allowed only as the
+        // local stage's literal http sink.
+        format!("https://sink.example:{}/hook", sink.port),
+        // Loopback on a port the stage does not allow.
+        format!("http://127.0.0.1:{}/hook", sink.port + 1),
+    ];
+    let mut eps = vec![];
+    for u in &urls {
+        eps.push(
+            o.register(u, "whsec_ssrf", &[EventType::SubmissionCreated])
+                .await,
+        );
+    }
+    o.submit("ssrf@example.com").await;
+    let (report, _) = o.run_stream().await;
+    assert_eq!(report.delivered, 0, "{report:?}");
+    let event_id = report
+        .events
+        .iter()
+        .find(|(_, k)| k == "submission.created")
+        .unwrap()
+        .0
+        .clone();
+    for (ep, u) in eps.iter().zip(&urls) {
+        let d = o.delivery(ep, &event_id).await;
+        assert!(
+            matches!(
+                d.last_error.as_deref(),
+                Some("refused_address" | "refused_url")
+            ),
+            "{u}: {d:?}"
+        );
+        assert_eq!(d.last_status, None, "{u}: never connected");
+    }
+    assert!(sink.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let ep = o
+        .register(
+            &sink.url(),
+            "whsec_redirect",
+            &[EventType::SubmissionCreated],
+        )
+        .await;
+    sink.answer(302);
+    o.submit("redirect@example.com").await;
+    let (report, _) = o.run_stream().await;
+    assert_eq!(report.delivered, 0);
+    let event_id = report
+        .events
+        .iter()
+        .find(|(_, k)| k == "submission.created")
+        .unwrap()
+        .0
+        .clone();
+    let d = o.delivery(&ep, &event_id).await;
+    assert_eq!(
+        (d.last_status, d.last_error.as_deref()),
+        (Some(302), Some("http_status"))
+    );
+    assert_eq!(
+        sink.received().len(),
+        1,
+        "the Location (the metadata address) is not requested"
+    );
+}
+
+#[test]
+fn the_sample_events_are_the_events_their_readme_names() {
+    let kinds_of = |file: &str| -> Vec<&'static str> {
+        shared_outbound::stream::records(&fixture(file))
+            .into_iter()
+            .flat_map(|(_, r)| shared_outbound::events::events_of(&r.unwrap()))
+            .map(|e| e.kind.as_str())
+            .collect()
+    };
+    assert_eq!(
+        kinds_of("outbound/stream-new-lead.json"),
+        vec!["lead.created", "submission.created"]
+    );
+    assert_eq!(
+        kinds_of("outbound/stream-stage-change.json"),
+        vec!["lead.updated"]
+    );
+    let retry = &fixture("outbound/retry.json")["Records"][0]["body"];
+    let body: Value = serde_json::from_str(retry.as_str().unwrap()).unwrap();
+    assert!(outbound::Retry::from_json(&body).is_some());
+}
