@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use shared_accounts::auth::permissions::Role;
 use shared_core::clock::{rfc3339, Clock};
 use shared_core::config::Env;
+use shared_core::domain::TenantId;
 use shared_outbound::dynamo::{self as store, Endpoint, EndpointStatus};
 use shared_outbound::events::EventType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -637,4 +638,394 @@ fn the_sample_events_are_the_events_their_readme_names() {
     let retry = &fixture("outbound/retry.json")["Records"][0]["body"];
     let body: Value = serde_json::from_str(retry.as_str().unwrap()).unwrap();
     assert!(outbound::Retry::from_json(&body).is_some());
+}
+
+// ---------------------------------------------------------------- the webhooks API
+
+impl Outbound {
+    async fn webhooks_app(&self, sink: &Sink, names: &[(&str, &str)]) -> webhooks::App {
+        let env = infra::local::local_function_env(&self.w.template, "webhooks", &self.w.endpoint)
+            .unwrap();
+        let mut config = webhooks::config::Config::from_env(&Env::from_pairs(env)).unwrap();
+        config.local.loopback_http_ports = vec![sink.port];
+        webhooks::App {
+            dynamo: self.w.clients.dynamo.clone(),
+            sqs: self.w.clients.sqs.clone(),
+            tenants_table: config.tenants_table,
+            ops_table: config.ops_table,
+            retry_queue_url: config.retry_queue_url,
+            local: config.local,
+            resolve: resolver(names),
+            verifier: self.w.token_verifier("webhooks").await.unwrap(),
+            clock: self.w.clock.clone(),
+            ids: Arc::new(shared_core::clock::UlidGenerator),
+        }
+    }
+}
+
+async fn call(
+    app: &webhooks::App,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    token: &str,
+) -> (u16, Value) {
+    let resp = webhooks::handle(app, api_event(method, path, body.as_ref(), Some(token))).await;
+    (resp.status().as_u16(), response_json(&resp))
+}
+
+#[tokio::test]
+async fn endpoints_are_managed_by_owners_and_admins_of_their_own_tenant_only() {
+    let sink = Sink::start().await;
+    let o = outbound(&sink, &[]).await;
+    let api = o.webhooks_app(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (_, owner) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "wh-owner")
+            .await;
+    let (_, admin) =
+        o.w.member(&auth, &o.w.tenant, Role::Admin, "wh-admin")
+            .await;
+    let (_, member) =
+        o.w.member(&auth, &o.w.tenant, Role::Member, "wh-member")
+            .await;
+    let other_tenant = TenantId::parse("tenant-other").unwrap();
+    let (_, stranger) =
+        o.w.member(&auth, &other_tenant, Role::Owner, "wh-stranger")
+            .await;
+
+    let (status, created) = call(
+        &api,
+        "POST",
+        "/v1/webhooks",
+        Some(json!({"url": sink.url(), "event_types": ["lead.erased", "submission.created", "lead.erased"]})),
+        &owner,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let secret = created["secret"].as_str().unwrap().to_string();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() == 49,
+        "{secret}"
+    );
+    assert_eq!(
+        created["event_types"],
+        json!(["submission.created", "lead.erased"])
+    );
+    assert_eq!(
+        (created["enabled"].clone(), created["status"].clone()),
+        (json!(true), json!("active"))
+    );
+
+    // The secret is shown once: never in a list or a read.
+    let (status, list) = call(&api, "GET", "/v1/webhooks", None, &admin).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+    assert!(!list.to_string().contains(&secret));
+    let (status, one) = call(&api, "GET", &format!("/v1/webhooks/{id}"), None, &owner).await;
+    assert_eq!(status, 200);
+    assert!(one.get("secret").is_none());
+
+    // Members (and every role below admin) cannot read or change endpoints.
+    for (method, path) in [
+        ("GET", "/v1/webhooks".to_string()),
+        ("GET", format!("/v1/webhooks/{id}")),
+        ("DELETE", format!("/v1/webhooks/{id}")),
+    ] {
+        let (status, body) = call(&api, method, &path, None, &member).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("forbidden")),
+            "{method} {path}"
+        );
+    }
+
+    // Another tenant's owner: the id does not exist for them, and their list is empty.
+    let (status, list) = call(&api, "GET", "/v1/webhooks", None, &stranger).await;
+    assert_eq!((status, list["items"].as_array().unwrap().len()), (200, 0));
+    for (method, path, body) in [
+        ("GET", format!("/v1/webhooks/{id}"), None),
+        (
+            "PATCH",
+            format!("/v1/webhooks/{id}"),
+            Some(json!({"enabled": false})),
+        ),
+        ("DELETE", format!("/v1/webhooks/{id}"), None),
+        ("POST", format!("/v1/webhooks/{id}/rotate-secret"), None),
+        ("GET", format!("/v1/webhooks/{id}/deliveries"), None),
+        (
+            "POST",
+            format!("/v1/webhooks/{id}/deliveries/evt_00000000000000000000000000000000/replay"),
+            None,
+        ),
+    ] {
+        let (status, body) = call(&api, method, &path, body, &stranger).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("webhook_not_found")),
+            "{method} {path}"
+        );
+    }
+    let (_, still) = call(&api, "GET", &format!("/v1/webhooks/{id}"), None, &owner).await;
+    assert_eq!(
+        still["enabled"],
+        json!(true),
+        "the stranger changed nothing"
+    );
+
+    // Rotation: a new secret, shown once; the old one signs until the overlap ends.
+    o.w.clock.advance(time::Duration::seconds(1));
+    let (status, rotated) = call(
+        &api,
+        "POST",
+        &format!("/v1/webhooks/{id}/rotate-secret"),
+        Some(json!({"overlap_hours": 2})),
+        &admin,
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().unwrap();
+    assert_ne!(new_secret, secret);
+    assert!(rotated["previous_secret_valid_until"].is_string());
+    let stored = store::endpoint(&o.w.direct.dynamo, &o.app.tenants_table, &o.w.tenant, &id)
+        .await
+        .unwrap()
+        .unwrap();
+    let now = o.w.clock.now().unix_timestamp();
+    assert_eq!(
+        stored.signing_secrets(now),
+        vec![new_secret.as_bytes(), secret.as_bytes()]
+    );
+    assert_eq!(
+        stored.signing_secrets(now + 2 * 3600),
+        vec![new_secret.as_bytes()]
+    );
+
+    // Disable, then delete.
+    o.w.clock.advance(time::Duration::seconds(1));
+    let (status, patched) = call(
+        &api,
+        "PATCH",
+        &format!("/v1/webhooks/{id}"),
+        Some(json!({"enabled": false})),
+        &owner,
+    )
+    .await;
+    assert_eq!((status, patched["enabled"].clone()), (200, json!(false)));
+    let (status, _) = call(&api, "DELETE", &format!("/v1/webhooks/{id}"), None, &owner).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(&api, "GET", &format!("/v1/webhooks/{id}"), None, &owner).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn registration_refuses_what_is_not_a_public_https_endpoint() {
+    let sink = Sink::start().await;
+    let o = outbound(&sink, &[]).await;
+    let api = o
+        .webhooks_app(
+            &sink,
+            &[
+                ("hooks.example.com", "93.184.216.34:0"),
+                ("internal.example.com", "10.0.0.5:0"),
+                ("meta.example.com", "169.254.169.254:0"),
+                ("v6.example.com", "[fd00:ec2::254]:0"),
+            ],
+        )
+        .await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (_, owner) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "reg-owner")
+            .await;
+    let post = |url: &str| json!({"url": url, "event_types": ["submission.created"]});
+    for (url, code) in [
+        ("http://hooks.example.com/in", "invalid_fields"),
+        ("https://user:pw@hooks.example.com/in", "invalid_fields"),
+        ("https://127.0.0.1/in", "invalid_fields"),
+        (
+            "https://169.254.169.254/latest/meta-data/",
+            "invalid_fields",
+        ),
+        ("https://localhost/in", "invalid_fields"),
+        ("https://internal.example.com/in", "webhook_url_forbidden"),
+        ("https://meta.example.com/in", "webhook_url_forbidden"),
+        ("https://v6.example.com/in", "webhook_url_forbidden"),
+        ("https://nowhere.example.com/in", "webhook_url_unresolvable"),
+        (
+            &format!("http://127.0.0.1:{}/in", sink.port + 1),
+            "invalid_fields",
+        ),
+    ] {
+        let (status, body) = call(&api, "POST", "/v1/webhooks", Some(post(url)), &owner).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{url}: {body}"
+        );
+    }
+    for bad in [
+        json!({"url": "https://hooks.example.com/in", "event_types": []}),
+        json!({"url": "https://hooks.example.com/in", "event_types": ["lead.exploded"]}),
+        json!({"url": "https://hooks.example.com/in"}),
+        json!({"url": "https://hooks.example.com/in", "event_types": ["lead.created"], "secret": "mine"}),
+    ] {
+        let (status, body) = call(&api, "POST", "/v1/webhooks", Some(bad.clone()), &owner).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, body) = call(
+        &api,
+        "POST",
+        "/v1/webhooks",
+        Some(post("https://hooks.example.com/in")),
+        &owner,
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap();
+    // A change of URL is checked the same way.
+    let (status, body) = call(
+        &api,
+        "PATCH",
+        &format!("/v1/webhooks/{id}"),
+        Some(json!({"url": "https://internal.example.com/x"})),
+        &owner,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("webhook_url_forbidden"))
+    );
+}
+
+#[tokio::test]
+async fn a_failed_delivery_is_logged_and_a_replay_delivers_it() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let api = o.webhooks_app(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (_, owner) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "replay-owner")
+            .await;
+    let (_, created) = call(
+        &api,
+        "POST",
+        "/v1/webhooks",
+        Some(json!({"url": sink.url(), "event_types": ["submission.created"]})),
+        &owner,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let secret = created["secret"].as_str().unwrap().to_string();
+
+    sink.answer(503);
+    o.submit("replay@example.com").await;
+    o.run_stream().await;
+    let (status, log) = call(
+        &api,
+        "GET",
+        &format!("/v1/webhooks/{id}/deliveries"),
+        None,
+        &owner,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let d = &log["items"][0];
+    assert_eq!(
+        (
+            d["state"].clone(),
+            d["attempts"].clone(),
+            d["last_status"].clone()
+        ),
+        (json!("pending"), json!(1), json!(503)),
+        "{log}"
+    );
+    assert!(d["last_latency_ms"].is_number());
+    assert!(
+        !log.to_string().contains("replay@"),
+        "the log holds no personal data"
+    );
+    let event_id = d["id"].as_str().unwrap().to_string();
+
+    // Drain the scheduled (delayed) retry: the replay below is what delivers.
+    o.app
+        .sqs
+        .purge_queue()
+        .queue_url(&o.queue_url)
+        .send()
+        .await
+        .unwrap();
+    sink.answer(200);
+    let (status, replayed) = call(
+        &api,
+        "POST",
+        &format!("/v1/webhooks/{id}/deliveries/{event_id}/replay"),
+        None,
+        &owner,
+    )
+    .await;
+    assert_eq!(
+        (status, replayed["state"].clone()),
+        (202, json!("pending")),
+        "{replayed}"
+    );
+    // The outbound function takes it from the queue, as Lambda's SQS mapping hands it over.
+    let msgs = o
+        .app
+        .sqs
+        .receive_message()
+        .queue_url(&o.queue_url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<Value> = msgs
+        .messages()
+        .iter()
+        .map(|m| json!({"messageId": m.message_id(), "body": m.body(), "eventSource": "aws:sqs"}))
+        .collect();
+    assert_eq!(records.len(), 1);
+    let answer = outbound::handle(&o.app, &json!({ "Records": records }))
+        .await
+        .unwrap();
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let got = sink.received();
+    let last = got.last().unwrap();
+    assert_eq!(
+        last.headers["webhook-id"], event_id,
+        "the same event id again"
+    );
+    assert!(python_verifies(
+        &secret,
+        &last.headers["webhook-signature"],
+        &last.body
+    ));
+    let (_, log) = call(
+        &api,
+        "GET",
+        &format!("/v1/webhooks/{id}/deliveries"),
+        None,
+        &owner,
+    )
+    .await;
+    assert_eq!(
+        (
+            log["items"][0]["state"].clone(),
+            log["items"][0]["attempts"].clone()
+        ),
+        (json!("delivered"), json!(2))
+    );
+    // An unknown delivery id: 404.
+    let (status, body) = call(
+        &api,
+        "POST",
+        &format!("/v1/webhooks/{id}/deliveries/evt_0123456789abcdef0123456789abcdef/replay"),
+        None,
+        &owner,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("delivery_not_found"))
+    );
 }

@@ -39,6 +39,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // The change stream's consumer: events and deliveries only (no lead, account or privacy
     // code: a stream record carries what it needs).
     ("outbound", &["shared-core", "shared-outbound"]),
+    // Webhook endpoints' API: authenticates callers (accounts) and manages the outbound
+    // channel's records; no lead or privacy code.
+    (
+        "webhooks",
+        &["shared-core", "shared-accounts", "shared-outbound"],
+    ),
     (
         "auth",
         &[

@@ -497,8 +497,8 @@ fn only_auth_can_read_the_access_token_signing_key() {
         verifiers += usize::from(names_public);
     }
     assert_eq!(
-        verifiers, 5,
-        "auth, leads-api, lead-transfers, dsar, billing-webhook verify tokens"
+        verifiers, 6,
+        "auth, leads-api, lead-transfers, dsar, billing-webhook, webhooks verify tokens"
     );
 }
 

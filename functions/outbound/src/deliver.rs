@@ -5,9 +5,7 @@
 //! attempt), the answer's body is read to at most 4 KiB and dropped, and the whole attempt is
 //! bounded in time.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -27,20 +25,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_ANSWER_BYTES: usize = 4096;
 
-pub type Resolved = std::io::Result<Vec<SocketAddr>>;
-/// Name resolution, injectable so tests can make a name resolve to a private address.
-pub type ResolveFn =
-    Arc<dyn Fn(String, u16) -> Pin<Box<dyn Future<Output = Resolved> + Send>> + Send + Sync>;
-
-pub fn system_resolver() -> ResolveFn {
-    Arc::new(|host: String, port: u16| {
-        Box::pin(async move {
-            Ok(tokio::net::lookup_host((host.as_str(), port))
-                .await?
-                .collect())
-        })
-    })
-}
+pub use shared_outbound::address::{system_resolver, ResolveFn, Resolved};
 
 /// A resolver that answers every name with the one address already checked.
 #[derive(Clone)]
@@ -113,30 +98,13 @@ impl Deliverer {
                 error: Some(error),
                 address,
             };
-        let endpoint = match address::parse_url(url, &self.local) {
-            Ok(e) => e,
-            Err(_) => return fail("refused_url", None, None),
-        };
-        let addr = match endpoint.local_sink() {
-            // A local stage's own sink (`http://127.0.0.1:<allowed port>`): never resolved.
-            Some(sink) => sink,
-            None => {
-                let answers = match tokio::time::timeout(
-                    CONNECT_TIMEOUT,
-                    (self.resolve)(endpoint.host.clone(), endpoint.port),
-                )
-                .await
-                {
-                    Ok(Ok(a)) => a,
-                    Ok(Err(_)) => return fail("dns", None, None),
-                    Err(_) => return fail("timeout", None, None),
-                };
-                match address::pick_address(&answers) {
-                    Some(a) => a,
-                    None => return fail("refused_address", None, None),
-                }
-            }
-        };
+        let (endpoint, addr) =
+            match address::check(url, &self.local, &self.resolve, CONNECT_TIMEOUT).await {
+                Ok(ok) => ok,
+                Err(address::Refusal::Url(_)) => return fail("refused_url", None, None),
+                Err(address::Refusal::Unresolvable) => return fail("dns", None, None),
+                Err(address::Refusal::Address) => return fail("refused_address", None, None),
+            };
         let mut http = HttpConnector::new_with_resolver(Pinned(addr));
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);

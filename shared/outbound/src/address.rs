@@ -248,6 +248,59 @@ impl Endpoint {
     }
 }
 
+/// Name resolution's answer.
+pub type Resolved = std::io::Result<Vec<std::net::SocketAddr>>;
+/// Name resolution, injectable so tests can make a name resolve to a private address.
+pub type ResolveFn = std::sync::Arc<
+    dyn Fn(String, u16) -> std::pin::Pin<Box<dyn std::future::Future<Output = Resolved> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The system's resolver.
+pub fn system_resolver() -> ResolveFn {
+    std::sync::Arc::new(|host: String, port: u16| {
+        Box::pin(async move {
+            Ok(tokio::net::lookup_host((host.as_str(), port))
+                .await?
+                .collect())
+        })
+    })
+}
+
+/// Why an endpoint may not be delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Url(UrlError),
+    /// The name does not resolve (now).
+    Unresolvable,
+    /// An answer is a forbidden address.
+    Address,
+}
+
+/// Checks a URL as a delivery would: its form, then (unless it is the local sink) every address
+/// its host resolves to. Returns the endpoint and the one address to connect to.
+pub async fn check(
+    url: &str,
+    local: &LocalSinks,
+    resolve: &ResolveFn,
+    timeout: std::time::Duration,
+) -> Result<(Endpoint, std::net::SocketAddr), Refusal> {
+    let e = parse_url(url, local).map_err(Refusal::Url)?;
+    if let Some(sink) = e.local_sink() {
+        return Ok((e, sink));
+    }
+    let answers = match tokio::time::timeout(timeout, resolve(e.host.clone(), e.port)).await {
+        Ok(Ok(a)) => a,
+        _ => return Err(Refusal::Unresolvable),
+    };
+    match pick_address(&answers) {
+        Some(a) => Ok((e, a)),
+        None if answers.is_empty() => Err(Refusal::Unresolvable),
+        None => Err(Refusal::Address),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

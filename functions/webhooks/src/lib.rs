@@ -1,0 +1,509 @@
+//! The `webhooks` function: a tenant's webhook endpoints (docs/outbound.md) — registration
+//! (`https` only, never a private address), the signing secret (shown once, rotatable with an
+//! overlap window in which both secrets sign), the delivery log and replays.
+//!
+//! Owners and admins only (`FormsWrite`: endpoints are workspace configuration, like forms and
+//! the pipeline). Every key is built from the caller's tenant (from the access token), so
+//! another tenant's endpoint ids do not exist here (404).
+
+pub mod config;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use lambda_http::http::{Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared_accounts::auth::caller::{authenticate, Caller};
+use shared_accounts::auth::jwt::VerifyingKeys;
+use shared_accounts::auth::permissions::Permission;
+use shared_core::clock::{rfc3339, Clock, IdGenerator};
+use shared_core::error::AppError;
+use shared_core::http::{error_response, json_response, route as r, Route as HttpRoute};
+use shared_outbound::address::{self, LocalSinks, Refusal, ResolveFn};
+use shared_outbound::dynamo::{self as store, Delivery, Endpoint, EndpointStatus};
+use shared_outbound::events::EventType;
+use time::OffsetDateTime;
+
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Endpoints per tenant.
+pub const MAX_ENDPOINTS: usize = 10;
+/// How long the previous secret keeps signing after a rotation, by default and at most.
+pub const DEFAULT_OVERLAP_HOURS: i64 = 24;
+pub const MAX_OVERLAP_HOURS: i64 = 168;
+/// Registration resolves the host: this long at most.
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub struct App {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub tenants_table: String,
+    pub ops_table: String,
+    pub retry_queue_url: String,
+    pub local: LocalSinks,
+    pub resolve: ResolveFn,
+    pub verifier: VerifyingKeys,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+type Route = HttpRoute<Permission>;
+
+pub const ROUTES: &[Route] = &[
+    r("list", "GET", "/v1/webhooks", Permission::FormsWrite),
+    r("create", "POST", "/v1/webhooks", Permission::FormsWrite),
+    r(
+        "get",
+        "GET",
+        "/v1/webhooks/{webhookId}",
+        Permission::FormsWrite,
+    ),
+    r(
+        "patch",
+        "PATCH",
+        "/v1/webhooks/{webhookId}",
+        Permission::FormsWrite,
+    ),
+    r(
+        "delete",
+        "DELETE",
+        "/v1/webhooks/{webhookId}",
+        Permission::FormsWrite,
+    ),
+    r(
+        "rotate",
+        "POST",
+        "/v1/webhooks/{webhookId}/rotate-secret",
+        Permission::FormsWrite,
+    ),
+    r(
+        "deliveries",
+        "GET",
+        "/v1/webhooks/{webhookId}/deliveries",
+        Permission::FormsWrite,
+    ),
+    r(
+        "replay",
+        "POST",
+        "/v1/webhooks/{webhookId}/deliveries/{deliveryId}/replay",
+        Permission::FormsWrite,
+    ),
+];
+
+struct Ctx {
+    now: OffsetDateTime,
+    caller: Caller,
+    params: Vec<String>,
+}
+
+/// Handles one request: never panics on input, never 5xx for bad input.
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    let mut route_name = "";
+    let mut tenant = String::new();
+    let resp = match dispatch(app, &req, &mut route_name, &mut tenant).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    tracing::info!(
+        status = resp.status().as_u16(),
+        method = %req.method(),
+        route = route_name,
+        tenant_id = tenant.as_str(),
+        "request completed"
+    );
+    resp
+}
+
+async fn dispatch(
+    app: &App,
+    req: &Request,
+    route_name: &mut &'static str,
+    tenant: &mut String,
+) -> Result<Response<Body>, AppError> {
+    let (route, params) =
+        shared_core::http::match_route(ROUTES, req.method().as_str(), req.raw_http_path(), |r| {
+            (r.method, r.path)
+        })?;
+    *route_name = route.name;
+    let now = app.clock.now();
+    let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
+    *tenant = caller.tenant_id.to_string();
+    caller.require(route.access)?;
+    if *req.method() != Method::GET {
+        shared_accounts::dynamo::require_live_for_write(
+            &app.dynamo,
+            &app.tenants_table,
+            &caller,
+            now,
+        )
+        .await?;
+    }
+    let ctx = Ctx {
+        now,
+        caller,
+        params,
+    };
+    match route.name {
+        "list" => list(app, &ctx).await,
+        "create" => create(app, &ctx, req).await,
+        "get" => get(app, &ctx).await,
+        "patch" => patch(app, &ctx, req).await,
+        "delete" => delete(app, &ctx).await,
+        "rotate" => rotate(app, &ctx, req).await,
+        "deliveries" => deliveries(app, &ctx).await,
+        "replay" => replay(app, &ctx).await,
+        _ => Err(AppError::NotFound("route_not_found")),
+    }
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, AppError> {
+    shared_core::http::json_body(req, MAX_BODY_BYTES)
+}
+
+/// A webhook id as this function makes them; anything else cannot exist.
+fn webhook_id(ctx: &Ctx) -> Result<&str, AppError> {
+    let id = ctx.params.first().map(String::as_str).unwrap_or("");
+    let ok = id.len() <= 64
+        && id.strip_prefix("wh-").is_some_and(|rest| {
+            !rest.is_empty()
+                && rest
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if ok {
+        Ok(id)
+    } else {
+        Err(AppError::NotFound("webhook_not_found"))
+    }
+}
+
+fn event_id(ctx: &Ctx) -> Result<&str, AppError> {
+    let id = ctx.params.get(1).map(String::as_str).unwrap_or("");
+    let ok = id
+        .strip_prefix("evt_")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if ok {
+        Ok(id)
+    } else {
+        Err(AppError::NotFound("delivery_not_found"))
+    }
+}
+
+fn view(e: &Endpoint) -> Value {
+    let previous_until = e.previous_secret.as_ref().and_then(|(_, until)| {
+        OffsetDateTime::from_unix_timestamp(*until)
+            .ok()
+            .map(rfc3339)
+    });
+    json!({
+        "id": e.id,
+        "url": e.url,
+        "event_types": e.event_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "enabled": e.enabled,
+        "status": match e.status { EndpointStatus::Active => "active", EndpointStatus::Failing => "failing" },
+        "failing_since": e.failing_since,
+        "previous_secret_valid_until": previous_until,
+        "created_at": e.created_at,
+        "updated_at": e.updated_at,
+    })
+}
+
+fn delivery_view(d: &Delivery) -> Value {
+    json!({
+        "id": d.event_id,
+        "event_type": d.event_type,
+        "created_at": d.created_at,
+        "state": d.state,
+        "attempts": d.attempts,
+        "last_attempt_at": d.last_attempt_at,
+        "last_status": d.last_status,
+        "last_latency_ms": d.last_latency_ms,
+        "last_error": d.last_error,
+    })
+}
+
+/// A new signing secret: `whsec_` and 32 random bytes (base64url), shown once.
+fn new_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+fn invalid(field: &str, message: &str) -> AppError {
+    let mut fields = shared_core::error::FieldErrors::new();
+    fields.insert(field.to_string(), message.to_string());
+    AppError::invalid_fields(fields)
+}
+
+fn event_types(raw: &[String]) -> Result<Vec<EventType>, AppError> {
+    if raw.is_empty() || raw.len() > EventType::ALL.len() {
+        return Err(invalid(
+            "event_types",
+            "between one and six event types are required",
+        ));
+    }
+    let mut out = vec![];
+    for t in raw {
+        let Some(t) = EventType::parse(t) else {
+            return Err(invalid("event_types", "an unknown event type"));
+        };
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The URL's form, and every address its host resolves to now (delivery checks again).
+async fn checked_url(app: &App, url: &str) -> Result<String, AppError> {
+    match address::check(url, &app.local, &app.resolve, RESOLVE_TIMEOUT).await {
+        Ok(_) => Ok(url.to_string()),
+        Err(Refusal::Url(e)) => Err(invalid("url", e.message())),
+        Err(Refusal::Unresolvable) => Err(AppError::validation(
+            "webhook_url_unresolvable",
+            "The URL's host name does not resolve.",
+        )),
+        Err(Refusal::Address) => Err(AppError::validation(
+            "webhook_url_forbidden",
+            "The URL's host resolves to a private, loopback, link-local or metadata address.",
+        )),
+    }
+}
+
+async fn list(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let eps = store::endpoints(&app.dynamo, &app.tenants_table, &ctx.caller.tenant_id).await?;
+    Ok(json_response(
+        200,
+        &json!({ "items": eps.iter().map(view).collect::<Vec<_>>() }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    url: String,
+    event_types: Vec<String>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+async fn create(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, AppError> {
+    let body: CreateBody = json_body(req)?;
+    let types = event_types(&body.event_types)?;
+    let url = checked_url(app, &body.url).await?;
+    let t = &ctx.caller.tenant_id;
+    let existing = store::endpoints(&app.dynamo, &app.tenants_table, t).await?;
+    if existing.len() >= MAX_ENDPOINTS {
+        return Err(AppError::Conflict {
+            code: "webhook_limit_reached",
+            message: "A workspace has at most 10 webhook endpoints.",
+        });
+    }
+    let now = rfc3339(ctx.now);
+    let ep = Endpoint {
+        tenant: t.clone(),
+        id: format!("wh-{}", app.ids.new_id(ctx.now).to_ascii_lowercase()),
+        url,
+        event_types: types,
+        enabled: body.enabled.unwrap_or(true),
+        status: EndpointStatus::Active,
+        secret: new_secret(),
+        previous_secret: None,
+        created_at: now.clone(),
+        updated_at: now,
+        failing_since: None,
+    };
+    app.dynamo
+        .put_item()
+        .table_name(&app.tenants_table)
+        .set_item(Some(ep.to_item()))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("PutItem webhook")))?;
+    let mut v = view(&ep);
+    // Shown once: it is never returned again.
+    v["secret"] = json!(ep.secret);
+    Ok(json_response(201, &v))
+}
+
+async fn load(app: &App, ctx: &Ctx) -> Result<Endpoint, AppError> {
+    let id = webhook_id(ctx)?;
+    store::endpoint(&app.dynamo, &app.tenants_table, &ctx.caller.tenant_id, id)
+        .await?
+        .ok_or(AppError::NotFound("webhook_not_found"))
+}
+
+async fn get(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    Ok(json_response(200, &view(&load(app, ctx).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    event_types: Option<Vec<String>>,
+    #[serde(default)]
+    enabled: Option<bool>,
+}
+
+/// Writes the endpoint back on the condition that it was not changed meanwhile.
+async fn replace(app: &App, before: &Endpoint, after: &Endpoint) -> Result<(), AppError> {
+    let r = app
+        .dynamo
+        .put_item()
+        .table_name(&app.tenants_table)
+        .set_item(Some(after.to_item()))
+        .condition_expression("attribute_exists(pk) AND updated_at = :u")
+        .expression_attribute_values(":u", shared_core::dynamo::s(&before.updated_at))
+        .send()
+        .await;
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = e.into_service_error();
+            if e.is_conditional_check_failed_exception() {
+                Err(AppError::Conflict {
+                    code: "webhook_changed",
+                    message: "The endpoint changed meanwhile; read it and try again.",
+                })
+            } else {
+                Err(AppError::Internal(
+                    anyhow::Error::new(e).context("PutItem webhook"),
+                ))
+            }
+        }
+    }
+}
+
+async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, AppError> {
+    let body: PatchBody = json_body(req)?;
+    if body.url.is_none() && body.event_types.is_none() && body.enabled.is_none() {
+        return Err(AppError::validation(
+            "empty_patch",
+            "Name at least one of url, event_types, enabled.",
+        ));
+    }
+    let before = load(app, ctx).await?;
+    let mut ep = before.clone();
+    if let Some(types) = &body.event_types {
+        ep.event_types = event_types(types)?;
+    }
+    if let Some(url) = &body.url {
+        ep.url = checked_url(app, url).await?;
+    }
+    if let Some(enabled) = body.enabled {
+        ep.enabled = enabled;
+        if enabled {
+            // Enabling again is the tenant's word that the endpoint works now.
+            ep.status = EndpointStatus::Active;
+            ep.failing_since = None;
+        }
+    }
+    ep.updated_at = rfc3339(ctx.now);
+    if ep.updated_at == before.updated_at {
+        // Two writes in one second: the condition needs a new value.
+        ep.updated_at = format!("{}#{}", ep.updated_at, app.ids.new_id(ctx.now));
+    }
+    replace(app, &before, &ep).await?;
+    Ok(json_response(200, &view(&ep)))
+}
+
+async fn delete(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let ep = load(app, ctx).await?;
+    let k = store::webhook_key(&ep.tenant, &ep.id);
+    app.dynamo
+        .delete_item()
+        .table_name(&app.tenants_table)
+        .key("pk", shared_core::dynamo::s(&k.pk))
+        .key("sk", shared_core::dynamo::s(&k.sk))
+        .send()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("DeleteItem webhook")))?;
+    let mut r = Response::new(Body::Empty);
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    Ok(r)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    #[serde(default)]
+    overlap_hours: Option<i64>,
+}
+
+async fn rotate(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, AppError> {
+    let body: RotateBody = match req.body() {
+        Body::Empty => RotateBody::default(),
+        Body::Text(t) if t.is_empty() => RotateBody::default(),
+        _ => json_body(req)?,
+    };
+    let hours = body.overlap_hours.unwrap_or(DEFAULT_OVERLAP_HOURS);
+    if !(0..=MAX_OVERLAP_HOURS).contains(&hours) {
+        return Err(invalid("overlap_hours", "between 0 and 168 hours"));
+    }
+    let before = load(app, ctx).await?;
+    let mut ep = before.clone();
+    let until = ctx.now.unix_timestamp() + hours * 3600;
+    ep.previous_secret = (hours > 0).then(|| (before.secret.clone(), until));
+    ep.secret = new_secret();
+    ep.updated_at = rfc3339(ctx.now);
+    if ep.updated_at == before.updated_at {
+        ep.updated_at = format!("{}#{}", ep.updated_at, app.ids.new_id(ctx.now));
+    }
+    replace(app, &before, &ep).await?;
+    let mut v = view(&ep);
+    v["secret"] = json!(ep.secret);
+    Ok(json_response(200, &v))
+}
+
+async fn deliveries(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let ep = load(app, ctx).await?;
+    let ds = store::deliveries(&app.dynamo, &app.ops_table, &ep.tenant, &ep.id).await?;
+    Ok(json_response(
+        200,
+        &json!({ "items": ds.iter().take(100).map(delivery_view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn replay(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let ep = load(app, ctx).await?;
+    let event = event_id(ctx)?;
+    let found = store::restart_delivery(
+        &app.dynamo,
+        &app.ops_table,
+        &ep.tenant,
+        &ep.id,
+        event,
+        ctx.now.unix_timestamp(),
+    )
+    .await?;
+    if !found {
+        return Err(AppError::NotFound("delivery_not_found"));
+    }
+    // The outbound function attempts it from the queue, as any retry.
+    let message = json!({
+        "tenant_id": ep.tenant.as_str(),
+        "webhook_id": ep.id,
+        "event_id": event,
+        "not_before": ctx.now.unix_timestamp(),
+    });
+    app.sqs
+        .send_message()
+        .queue_url(&app.retry_queue_url)
+        .message_body(message.to_string())
+        .send()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("SendMessage replay")))?;
+    let d = store::delivery(&app.dynamo, &app.ops_table, &ep.tenant, &ep.id, event)
+        .await?
+        .ok_or(AppError::NotFound("delivery_not_found"))?;
+    Ok(json_response(202, &delivery_view(&d)))
+}
