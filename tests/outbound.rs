@@ -1029,3 +1029,132 @@ async fn a_failed_delivery_is_logged_and_a_replay_delivers_it() {
         (404, Some("delivery_not_found"))
     );
 }
+
+// ---------------------------------------------------------------- data-subject requests
+
+mod dsar_jobs {
+    use super::*;
+    use shared_core::error::AppError;
+    use shared_mail::SesMailer;
+    use shared_privacy::dsar::checkpoint::CheckpointStore;
+    use shared_privacy::dsar::export::Exports;
+    use shared_privacy::dsar::job::{
+        DsarJob, JobDispatcher, JobKind, JobOutcome, JobScope, JobSubject, RequestProgress,
+    };
+    use shared_privacy::dsar::subjects::SubjectStore;
+    use shared_privacy::dsar::worker::{Unlimited, Worker};
+
+    /// The request lifecycle around the worker, as no-ops: only the job's effect on the leads
+    /// table matters here.
+    #[derive(Clone, Default)]
+    struct Quiet;
+
+    impl RequestProgress for Quiet {
+        async fn started(&self, _: &DsarJob) -> Result<(), AppError> {
+            Ok(())
+        }
+        async fn completed(&self, _: &DsarJob, _: &JobOutcome) -> Result<(), AppError> {
+            Ok(())
+        }
+        async fn failed(&self, _: &DsarJob, reason: &str) -> Result<(), AppError> {
+            panic!("job failed: {reason}")
+        }
+        async fn subject(&self, _: &str) -> Result<Option<JobSubject>, AppError> {
+            Ok(None)
+        }
+    }
+
+    impl JobDispatcher for Quiet {
+        async fn dispatch(&self, _: &DsarJob) -> Result<(), AppError> {
+            Ok(())
+        }
+    }
+
+    async fn run(w: &World, kind: JobKind, email: &str) -> String {
+        let endpoint = emulator_endpoint();
+        let env = infra::local::local_function_env(&w.template, "dsar-worker", endpoint).unwrap();
+        let config = dsar_worker::config::Config::from_env(&Env::from_pairs(env)).unwrap();
+        let ses = infra::emulator::sesv2_client(endpoint);
+        infra::seed::ensure_secrets(&w.clients, &ses, &w.template)
+            .await
+            .unwrap();
+        let worker: Worker<Quiet, Quiet, SesMailer> = Worker {
+            store: SubjectStore::new(w.clients.dynamo.clone(), config.tables.clone()),
+            checkpoints: CheckpointStore::new(
+                w.clients.dynamo.clone(),
+                config.tables.ops.clone(),
+                30,
+            ),
+            exports: Exports {
+                s3: w.clients.s3.clone(),
+                bucket: config.exports_bucket.clone(),
+                part_bytes: 5 * 1024 * 1024,
+            },
+            attachments_bucket: config.attachments_bucket.clone(),
+            mailer: SesMailer::new(ses, config.sender_email.clone()),
+            progress: Quiet,
+            dispatcher: Quiet,
+            keys: w.key.clone(),
+            clock: w.clock.clone(),
+            ids: Arc::new(shared_core::clock::UlidGenerator),
+            settings: config.settings.clone(),
+        };
+        let job = DsarJob {
+            request_id: format!("dsr_{}", ulid::Ulid::new().to_string().to_lowercase()),
+            scope: JobScope::Tenant {
+                tenant_id: w.tenant.clone(),
+            },
+            kind,
+            subject_email: email.to_string(),
+        };
+        worker.run(&job, &Unlimited).await.unwrap();
+        job.request_id
+    }
+
+    #[tokio::test]
+    async fn an_erasure_and_a_withdrawal_reach_the_tenants_connected_systems() {
+        let sink = Sink::start().await;
+        let mut o = outbound(&sink, &[]).await;
+        o.register(
+            &sink.url(),
+            "whsec_dsar",
+            &[
+                EventType::LeadErased,
+                EventType::ConsentWithdrawn,
+                EventType::LeadDeleted,
+            ],
+        )
+        .await;
+        let ana = "ana.outbound@example.com";
+        let lead = o.submit(ana).await["lead_id"].as_str().unwrap().to_string();
+        o.run_stream().await;
+        assert!(sink.received().is_empty(), "not subscribed to creations");
+
+        run(&o.w, JobKind::ConsentWithdrawal, ana).await;
+        let (report, _) = o.run_stream().await;
+        assert!(kinds(&report).contains(&"consent.withdrawn"), "{report:?}");
+
+        let request = run(
+            &o.w,
+            JobKind::Erasure {
+                suppress_phone: false,
+            },
+            ana,
+        )
+        .await;
+        let (report, _) = o.run_stream().await;
+        assert!(kinds(&report).contains(&"lead.erased"), "{report:?}");
+        assert!(!kinds(&report).contains(&"lead.deleted"), "{report:?}");
+        let bodies: Vec<Value> = sink
+            .received()
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        let types: Vec<&str> = bodies.iter().map(|b| b["type"].as_str().unwrap()).collect();
+        assert_eq!(types, vec!["consent.withdrawn", "lead.erased"]);
+        let erased = &bodies[1];
+        assert_eq!(erased["data"]["lead_id"], json!(lead));
+        let text = erased.to_string();
+        assert!(!text.contains(ana) && !text.contains(&request), "{text}");
+    }
+}
