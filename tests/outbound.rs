@@ -119,7 +119,7 @@ impl Sink {
 
 struct Outbound {
     w: World,
-    app: outbound::App,
+    app: outbound::App<shared_mail::WithUnsubscribe<shared_mail::SesMailer>>,
     stream: infra::streams::StreamReader,
     queue_url: String,
 }
@@ -155,6 +155,14 @@ async fn outbound(sink: &Sink, names: &[(&str, &str)]) -> Outbound {
     infra::bootstrap::create_queues(&w.template, &w.direct.sqs)
         .await
         .unwrap();
+    // The sender identity (notifications), as `make dev` seeds it.
+    infra::seed::ensure_secrets(
+        &w.direct,
+        &infra::emulator::sesv2_client(emulator_endpoint()),
+        &w.template,
+    )
+    .await
+    .unwrap();
     let env = infra::local::local_function_env(&w.template, "outbound", &w.endpoint).unwrap();
     let mut config = outbound::config::Config::from_env(&Env::from_pairs(env)).unwrap();
     // The test's sink, as `make dev` allows its own (WebhookLoopbackPorts).
@@ -169,6 +177,13 @@ async fn outbound(sink: &Sink, names: &[(&str, &str)]) -> Outbound {
             .unwrap(),
         clock: w.clock.clone(),
         jitter: Arc::new(|| 0.5),
+        mailer: shared_mail::WithUnsubscribe {
+            inner: w.platform_mailer("outbound").unwrap(),
+            key: w.key.clone(),
+            api_base_url: config.api_base_url.clone(),
+            scope: shared_mail::unsubscribe::UnsubscribeScope::Platform,
+        },
+        app_base_url: config.app_base_url.clone(),
     };
     let stream = infra::streams::StreamReader::open(
         w.direct.streams.clone(),
@@ -1157,4 +1172,144 @@ mod dsar_jobs {
         let text = erased.to_string();
         assert!(!text.contains(ana) && !text.contains(&request), "{text}");
     }
+}
+
+// ---------------------------------------------------------------- notifications
+
+#[tokio::test]
+async fn a_new_lead_is_told_to_the_owner_once_without_the_answers() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (owner, _) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "notify-owner")
+            .await;
+    let (member, _) =
+        o.w.member(&auth, &o.w.tenant, Role::Member, "notify-member")
+            .await;
+    let submitted = o.submit("notify-lead@example.com").await;
+    let (_, records) = o.run_stream().await;
+    let mails = o.w.emails_to(owner.email.as_str());
+    assert_eq!(mails.len(), 1, "the owner, by default");
+    assert_eq!(mails[0].subject, "New lead on your form demo-contact");
+    assert!(mails[0]
+        .body
+        .contains(submitted["lead_id"].as_str().unwrap()));
+    assert!(!mails[0].body.contains("a private answer") && !mails[0].body.contains("notify-lead@"));
+    assert!(
+        o.w.emails_to(member.email.as_str()).is_empty(),
+        "members only when chosen"
+    );
+    // The batch handed over again: no second email.
+    outbound::process_stream(&o.app, &json!({ "Records": records })).await;
+    assert_eq!(o.w.emails_to(owner.email.as_str()).len(), 1);
+    // Every platform email carries the one-click unsubscribe headers.
+    let headers = o
+        .app
+        .mailer
+        .headers_for(&shared_mail::email(owner.email.as_str(), "s", "t"));
+    assert!(headers
+        .iter()
+        .any(|(n, v)| n == "List-Unsubscribe-Post" && v == "List-Unsubscribe=One-Click"));
+    assert!(headers
+        .iter()
+        .any(|(n, v)| n == "List-Unsubscribe" && v.contains("/v1/privacy/unsubscribe?t=")));
+}
+
+#[tokio::test]
+async fn a_digest_counts_the_period_and_is_sent_once_even_when_the_run_is_retried() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (owner, _) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "digest-owner")
+            .await;
+    let (admin, _) =
+        o.w.member(&auth, &o.w.tenant, Role::Admin, "digest-admin")
+            .await;
+    // Set through the API: an hourly digest to the admin.
+    let api = o.webhooks_app(&sink, &[]).await;
+    let (_, owner_token) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "digest-owner-2")
+            .await;
+    let (_, member_token) =
+        o.w.member(&auth, &o.w.tenant, Role::Member, "digest-member")
+            .await;
+    let (_, stranger) =
+        o.w.member(
+            &auth,
+            &TenantId::parse("tenant-other").unwrap(),
+            Role::Owner,
+            "digest-stranger",
+        )
+        .await;
+    let path = "/v1/forms/demo-contact/notifications";
+    let (status, current) = call(&api, "GET", path, None, &owner_token).await;
+    assert_eq!(
+        (
+            status,
+            current["mode"].clone(),
+            current["recipients"].clone()
+        ),
+        (200, json!("instant"), json!([])),
+        "the default"
+    );
+    let body = json!({"enabled": true, "mode": "hourly", "recipients": [admin.user_id.as_str()]});
+    let (status, _) = call(&api, "PUT", path, Some(body.clone()), &member_token).await;
+    assert_eq!(status, 403);
+    let (status, err) = call(&api, "PUT", path, Some(body.clone()), &stranger).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (404, Some("form_not_found")),
+        "another tenant's form"
+    );
+    let (status, err) = call(
+        &api,
+        "PUT",
+        path,
+        Some(json!({"enabled": true, "mode": "hourly", "recipients": ["us-nobody"]})),
+        &owner_token,
+    )
+    .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("invalid_fields"))
+    );
+    let (status, set) = call(&api, "PUT", path, Some(body), &owner_token).await;
+    assert_eq!(
+        (status, set["mode"].clone()),
+        (200, json!("hourly")),
+        "{set}"
+    );
+    o.w.clock.set(time::macros::datetime!(2026-12-03 10:20 UTC));
+    for who in ["d1@example.com", "d2@example.com", "d1@example.com"] {
+        o.submit(who).await;
+    }
+    let (_, records) = o.run_stream().await;
+    // A retried batch counts nothing twice.
+    outbound::process_stream(&o.app, &json!({ "Records": records })).await;
+    assert!(
+        o.w.emails_to(admin.email.as_str()).is_empty(),
+        "nothing at once in digest mode"
+    );
+    // During the hour: nothing due yet.
+    assert_eq!(outbound::digests(&o.app).await.unwrap(), 0);
+    o.w.clock.set(time::macros::datetime!(2026-12-03 11:05 UTC));
+    assert_eq!(outbound::digests(&o.app).await.unwrap(), 1);
+    assert_eq!(
+        outbound::digests(&o.app).await.unwrap(),
+        0,
+        "a retried run sends nothing again"
+    );
+    let mails = o.w.emails_to(admin.email.as_str());
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0].subject,
+        "3 new submissions on your form demo-contact"
+    );
+    assert!(!mails[0].body.contains("d1@") && !mails[0].body.contains("a private answer"));
+    assert!(
+        o.w.emails_to(owner.email.as_str()).is_empty(),
+        "the chosen recipients only"
+    );
 }

@@ -36,9 +36,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // item helpers; no capability depends on it but the functions that send or manage webhooks.
     ("shared-outbound", &["shared-core"]),
     ("attachment-guard", &["shared-core", "shared-leads"]),
-    // The change stream's consumer: events and deliveries only (no lead, account or privacy
-    // code: a stream record carries what it needs).
-    ("outbound", &["shared-core", "shared-outbound"]),
+    // The change stream's consumer: events, deliveries and notification emails (the platform
+    // mailer); no lead, account or privacy code: a stream record carries what it needs.
+    (
+        "outbound",
+        &["shared-core", "shared-mail", "shared-outbound"],
+    ),
     // Webhook endpoints' API: authenticates callers (accounts) and manages the outbound
     // channel's records; no lead or privacy code.
     (

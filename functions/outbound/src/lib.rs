@@ -28,15 +28,17 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 use shared_core::clock::{rfc3339, Clock};
 use shared_core::domain::TenantId;
+use shared_mail::Mailer;
 use shared_outbound::dynamo::{self as store, AttemptLog, Endpoint};
-use shared_outbound::events::{events_of, Event};
+use shared_outbound::events::{events_of, Event, EventType};
+use shared_outbound::notify;
 use shared_outbound::retry::{self, After};
 use shared_outbound::signing;
 use shared_outbound::stream;
 
 use crate::deliver::Deliverer;
 
-pub struct App {
+pub struct App<M = shared_mail::WithUnsubscribe<shared_mail::SesMailer>> {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub tenants_table: String,
@@ -46,6 +48,11 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// A number in [0, 1) for each retry's jitter (random in production; fixed in tests).
     pub jitter: Arc<dyn Fn() -> f64 + Send + Sync>,
+    /// New-lead notifications: the platform's mailer (configuration set, suppression list,
+    /// one-click unsubscribe headers).
+    pub mailer: M,
+    /// The web app's site: notifications link to the lead there.
+    pub app_base_url: String,
 }
 
 /// A retry, as queued.
@@ -80,12 +87,16 @@ impl Retry {
 
 /// Handles one invocation: a stream batch or a batch of the retry queue. The answer is the
 /// partial batch response (`batchItemFailures`).
-pub async fn handle(app: &App, event: &Value) -> anyhow::Result<Value> {
+pub async fn handle<M: Mailer>(app: &App<M>, event: &Value) -> anyhow::Result<Value> {
     let from_queue = event["Records"]
         .as_array()
         .and_then(|r| r.first())
         .and_then(|r| r["eventSource"].as_str())
         == Some("aws:sqs");
+    if event["detail-type"].as_str() == Some("Scheduled Event") {
+        let report = digests(app).await?;
+        return Ok(json!({ "digests_sent": report }));
+    }
     if from_queue {
         retries(app, event).await
     } else {
@@ -102,7 +113,7 @@ pub struct BatchReport {
     pub failed_attempts: usize,
 }
 
-async fn stream_batch(app: &App, event: &Value) -> anyhow::Result<Value> {
+async fn stream_batch<M: Mailer>(app: &App<M>, event: &Value) -> anyhow::Result<Value> {
     let (report, failure) = process_stream(app, event).await;
     tracing::info!(
         records = report.records,
@@ -120,7 +131,10 @@ async fn stream_batch(app: &App, event: &Value) -> anyhow::Result<Value> {
 
 /// Handles a stream batch in order; stops at the first record that fails (for a reason of ours:
 /// a table or queue call), returning its sequence number, so the stream resumes from it.
-pub async fn process_stream(app: &App, event: &Value) -> (BatchReport, Option<String>) {
+pub async fn process_stream<M: Mailer>(
+    app: &App<M>,
+    event: &Value,
+) -> (BatchReport, Option<String>) {
     let mut report = BatchReport::default();
     let mut endpoints: HashMap<TenantId, Vec<Endpoint>> = HashMap::new();
     for (seq, record) in stream::records(event) {
@@ -146,12 +160,15 @@ pub async fn process_stream(app: &App, event: &Value) -> (BatchReport, Option<St
     (report, None)
 }
 
-async fn fan_out(
-    app: &App,
+async fn fan_out<M: Mailer>(
+    app: &App<M>,
     e: &Event,
     cache: &mut HashMap<TenantId, Vec<Endpoint>>,
     report: &mut BatchReport,
 ) -> anyhow::Result<()> {
+    if e.kind == EventType::SubmissionCreated {
+        notify_submission(app, e).await?;
+    }
     if !cache.contains_key(&e.tenant) {
         let eps = store::endpoints(&app.dynamo, &app.tenants_table, &e.tenant).await?;
         cache.insert(e.tenant.clone(), eps);
@@ -191,8 +208,8 @@ async fn fan_out(
 
 /// One signed attempt, its retry scheduled (or the endpoint marked failing) and its log entry
 /// written. True when delivered.
-pub async fn attempt(
-    app: &App,
+pub async fn attempt<M: Mailer>(
+    app: &App<M>,
     ep: &Endpoint,
     event_id: &str,
     event_type: &str,
@@ -280,7 +297,7 @@ pub async fn attempt(
 }
 
 /// Queues a retry to be attempted after `wait` (in hops of at most 15 minutes).
-pub async fn enqueue(app: &App, r: &Retry, wait: Duration) -> anyhow::Result<()> {
+pub async fn enqueue<M: Mailer>(app: &App<M>, r: &Retry, wait: Duration) -> anyhow::Result<()> {
     let delay = wait.min(retry::MAX_QUEUE_DELAY).as_secs() as i32;
     app.sqs
         .send_message()
@@ -293,7 +310,7 @@ pub async fn enqueue(app: &App, r: &Retry, wait: Duration) -> anyhow::Result<()>
     Ok(())
 }
 
-async fn retries(app: &App, event: &Value) -> anyhow::Result<Value> {
+async fn retries<M: Mailer>(app: &App<M>, event: &Value) -> anyhow::Result<Value> {
     let mut failures = vec![];
     for rec in event["Records"].as_array().into_iter().flatten() {
         let id = rec["messageId"].as_str().unwrap_or_default().to_string();
@@ -316,7 +333,7 @@ async fn retries(app: &App, event: &Value) -> anyhow::Result<Value> {
 
 /// One queued retry: too early, it hops again; else the delivery is attempted if it is still
 /// pending and its endpoint still wants it.
-pub async fn retry_one(app: &App, r: &Retry) -> anyhow::Result<()> {
+pub async fn retry_one<M: Mailer>(app: &App<M>, r: &Retry) -> anyhow::Result<()> {
     let now = app.clock.now().unix_timestamp();
     if now < r.not_before {
         return enqueue(app, r, Duration::from_secs((r.not_before - now) as u64)).await;
@@ -340,7 +357,7 @@ pub async fn retry_one(app: &App, r: &Retry) -> anyhow::Result<()> {
     else {
         return Ok(());
     };
-    let Some(kind) = shared_outbound::events::EventType::parse(&d.event_type) else {
+    let Some(kind) = EventType::parse(&d.event_type) else {
         return Ok(());
     };
     if !ep.wants(kind) {
@@ -360,4 +377,95 @@ pub async fn retry_one(app: &App, r: &Retry) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// A new submission's notification: at once to each recipient (claimed per event and
+/// recipient, so a retried record mails no one twice), or counted into the form's digest.
+async fn notify_submission<M: Mailer>(app: &App<M>, e: &Event) -> anyhow::Result<()> {
+    let Some(form) = e.form_id.as_deref() else {
+        return Ok(());
+    };
+    let st = notify::settings(&app.dynamo, &app.tenants_table, &e.tenant, form).await?;
+    if !st.enabled {
+        return Ok(());
+    }
+    let now = app.clock.now();
+    if let Some(period) = notify::period(st.mode, now) {
+        return notify::add_to_digest(
+            &app.dynamo,
+            &app.ops_table,
+            &e.tenant,
+            form,
+            &period,
+            &e.id,
+            now.unix_timestamp(),
+        )
+        .await;
+    }
+    let members = notify::members(&app.dynamo, &app.tenants_table, &e.tenant).await?;
+    let (subject, text) = notify::instant_text(&app.app_base_url, form, e.lead.as_str());
+    for m in notify::recipients(&st, &members) {
+        if !notify::claim_instant(
+            &app.dynamo,
+            &app.ops_table,
+            &e.tenant,
+            &e.id,
+            &m.user_id,
+            now.unix_timestamp(),
+        )
+        .await?
+        {
+            continue;
+        }
+        let email = shared_mail::email(&m.email, &subject, &text);
+        if let Err(err) = shared_mail::send(&app.mailer, &email).await {
+            notify::release_instant(&app.dynamo, &app.ops_table, &e.tenant, &e.id, &m.user_id)
+                .await?;
+            return Err(err);
+        }
+        tracing::info!(tenant_id = %e.tenant, user_id = %m.user_id, event_id = %e.id, "new-lead notification sent");
+    }
+    Ok(())
+}
+
+/// The scheduled run: the digests of the hour and the day that ended, each sent once.
+pub async fn digests<M: Mailer>(app: &App<M>) -> anyhow::Result<usize> {
+    let now = app.clock.now();
+    let mut sent = 0;
+    for period in notify::ended_periods(now) {
+        for (tenant, form) in notify::due(&app.dynamo, &app.ops_table, &period).await? {
+            let Some(count) = notify::claim_digest(
+                &app.dynamo,
+                &app.ops_table,
+                &tenant,
+                &form,
+                &period,
+                &rfc3339(now),
+            )
+            .await?
+            else {
+                continue;
+            };
+            if count == 0 {
+                continue;
+            }
+            let st = notify::settings(&app.dynamo, &app.tenants_table, &tenant, &form).await?;
+            if !st.enabled {
+                continue;
+            }
+            let members = notify::members(&app.dynamo, &app.tenants_table, &tenant).await?;
+            let (subject, text) = notify::digest_text(&app.app_base_url, &form, count, &period);
+            for m in notify::recipients(&st, &members) {
+                // Claimed already: a failure here is logged and not retried (at most once).
+                if shared_mail::send(&app.mailer, &shared_mail::email(&m.email, &subject, &text))
+                    .await
+                    .is_ok()
+                {
+                    sent += 1;
+                }
+            }
+            tracing::info!(tenant_id = %tenant, form_id = %form, period = %period, count, "digest sent");
+        }
+    }
+    Ok(sent)
 }

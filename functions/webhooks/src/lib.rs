@@ -5,6 +5,9 @@
 //! Owners and admins only (`FormsWrite`: endpoints are workspace configuration, like forms and
 //! the pipeline). Every key is built from the caller's tenant (from the access token), so
 //! another tenant's endpoint ids do not exist here (404).
+//!
+//! Also a form's new-lead notification settings (`/v1/forms/{formId}/notifications`): who of the
+//! members gets them (default: the owners), instant or as an hourly or daily digest.
 
 pub mod config;
 
@@ -25,6 +28,7 @@ use shared_core::http::{error_response, json_response, route as r, Route as Http
 use shared_outbound::address::{self, LocalSinks, Refusal, ResolveFn};
 use shared_outbound::dynamo::{self as store, Delivery, Endpoint, EndpointStatus};
 use shared_outbound::events::EventType;
+use shared_outbound::notify;
 use time::OffsetDateTime;
 
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -88,6 +92,18 @@ pub const ROUTES: &[Route] = &[
         "replay",
         "POST",
         "/v1/webhooks/{webhookId}/deliveries/{deliveryId}/replay",
+        Permission::FormsWrite,
+    ),
+    r(
+        "get_notifications",
+        "GET",
+        "/v1/forms/{formId}/notifications",
+        Permission::FormsWrite,
+    ),
+    r(
+        "put_notifications",
+        "PUT",
+        "/v1/forms/{formId}/notifications",
         Permission::FormsWrite,
     ),
 ];
@@ -154,6 +170,8 @@ async fn dispatch(
         "rotate" => rotate(app, &ctx, req).await,
         "deliveries" => deliveries(app, &ctx).await,
         "replay" => replay(app, &ctx).await,
+        "get_notifications" => get_notifications(app, &ctx).await,
+        "put_notifications" => put_notifications(app, &ctx, req).await,
         _ => Err(AppError::NotFound("route_not_found")),
     }
 }
@@ -506,4 +524,109 @@ async fn replay(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
         .await?
         .ok_or(AppError::NotFound("delivery_not_found"))?;
     Ok(json_response(202, &delivery_view(&d)))
+}
+
+// ---------------------------------------------------------------- notification settings
+
+/// The caller's form (404 for another tenant's or an unknown one).
+async fn own_form(app: &App, ctx: &Ctx) -> Result<String, AppError> {
+    let raw = ctx.params.first().map(String::as_str).unwrap_or("");
+    let form = shared_core::domain::FormId::parse(raw)
+        .map_err(|_| AppError::NotFound("form_not_found"))?;
+    let k = shared_core::keys::form(&form);
+    let out = app
+        .dynamo
+        .get_item()
+        .table_name(&app.tenants_table)
+        .key("pk", shared_core::dynamo::s(&k.pk))
+        .key("sk", shared_core::dynamo::s(&k.sk))
+        .projection_expression("tenant_id")
+        .send()
+        .await
+        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("GetItem form")))?;
+    let owner = out
+        .item()
+        .and_then(|it| it.get("tenant_id"))
+        .and_then(|v| v.as_s().ok());
+    if owner.map(String::as_str) == Some(ctx.caller.tenant_id.as_str()) {
+        Ok(form.as_str().to_string())
+    } else {
+        Err(AppError::NotFound("form_not_found"))
+    }
+}
+
+fn settings_view(st: &notify::Settings) -> Value {
+    json!({
+        "form_id": st.form_id,
+        "enabled": st.enabled,
+        "mode": st.mode.as_str(),
+        "recipients": st.recipients,
+        "include_answers": false,
+    })
+}
+
+async fn get_notifications(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    let form = own_form(app, ctx).await?;
+    let st = notify::settings(
+        &app.dynamo,
+        &app.tenants_table,
+        &ctx.caller.tenant_id,
+        &form,
+    )
+    .await?;
+    Ok(json_response(200, &settings_view(&st)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsBody {
+    enabled: bool,
+    mode: String,
+    #[serde(default)]
+    recipients: Vec<String>,
+}
+
+async fn put_notifications(
+    app: &App,
+    ctx: &Ctx,
+    req: &Request,
+) -> Result<Response<Body>, AppError> {
+    let body: SettingsBody = json_body(req)?;
+    let form = own_form(app, ctx).await?;
+    let Some(mode) = notify::Mode::parse(&body.mode) else {
+        return Err(invalid("mode", "instant, hourly or daily"));
+    };
+    if body.recipients.len() > 20 {
+        return Err(invalid("recipients", "at most 20 members"));
+    }
+    let t = &ctx.caller.tenant_id;
+    let members = notify::members(&app.dynamo, &app.tenants_table, t).await?;
+    let mut recipients: Vec<String> = vec![];
+    for r in &body.recipients {
+        if !members.iter().any(|m| &m.user_id == r) {
+            return Err(invalid(
+                "recipients",
+                "every recipient must be a member of the team",
+            ));
+        }
+        if !recipients.contains(r) {
+            recipients.push(r.clone());
+        }
+    }
+    let st = notify::Settings {
+        form_id: form,
+        enabled: body.enabled,
+        mode,
+        recipients,
+    };
+    app.dynamo
+        .put_item()
+        .table_name(&app.tenants_table)
+        .set_item(Some(notify::settings_item(t, &st, &rfc3339(ctx.now))))
+        .send()
+        .await
+        .map_err(|e| {
+            AppError::Internal(anyhow::Error::new(e).context("PutItem notification settings"))
+        })?;
+    Ok(json_response(200, &settings_view(&st)))
 }

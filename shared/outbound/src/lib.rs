@@ -17,6 +17,7 @@
 pub mod address;
 pub mod dynamo;
 pub mod events;
+pub mod notify;
 pub mod retry;
 pub mod signing;
 pub mod stream;
