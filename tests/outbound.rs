@@ -1313,3 +1313,153 @@ async fn a_digest_counts_the_period_and_is_sent_once_even_when_the_run_is_retrie
         "the chosen recipients only"
     );
 }
+
+// ---------------------------------------------------------------- the local stack's poller
+
+/// A stand-in for `cargo lambda watch`'s Invoke API serving `outbound`: each invocation runs the
+/// function's handler on the event, as the local stack does.
+async fn invoke_api(
+    app: Arc<outbound::App<shared_mail::WithUnsubscribe<shared_mail::SesMailer>>>,
+) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 65536];
+                let (head_end, len) = loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+                        assert!(
+                            head.starts_with("post /2015-03-31/functions/outbound/invocations"),
+                            "{head}"
+                        );
+                        let len = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (i + 4, len);
+                    }
+                };
+                while buf.len() < head_end + len {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let event: Value = serde_json::from_slice(&buf[head_end..]).unwrap();
+                let answer = outbound::handle(&app, &event).await.unwrap().to_string();
+                let out = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = conn.write_all(out.as_bytes()).await;
+            });
+        }
+    });
+    base
+}
+
+#[tokio::test]
+async fn the_local_poller_carries_a_submission_from_the_stream_to_a_signed_delivery() {
+    let sink = Sink::start().await;
+    let o = outbound(&sink, &[]).await;
+    let ep = o
+        .register(&sink.url(), "whsec_local", &[EventType::SubmissionCreated])
+        .await;
+    let api = o.webhooks_app(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (_, owner) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "poller-owner")
+            .await;
+    let Outbound {
+        w, app, queue_url, ..
+    } = o;
+    let ops_table = app.ops_table.clone();
+    let base = invoke_api(Arc::new(app)).await;
+    let poller = tokio::spawn(infra::outbound_local::run_poller(
+        w.direct.clone(),
+        w.template.clone(),
+        base,
+    ));
+
+    let started = std::time::Instant::now();
+    let resp = lead_intake::handle(
+        &w.intake(None),
+        request(&json_submission(
+            &json!({"email": "poller@example.com", "name": "P", "message": "m"}),
+        )),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    let deadline = started + std::time::Duration::from_secs(20);
+    while sink.received().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let latency = started.elapsed();
+    let got = sink.received();
+    assert_eq!(got.len(), 1, "delivered through the poller within 20 s");
+    println!(
+        "stream-to-delivery latency (local poller): {} ms",
+        latency.as_millis()
+    );
+    assert!(python_verifies(
+        "whsec_local",
+        &got[0].headers["webhook-signature"],
+        &got[0].body
+    ));
+
+    // A replay goes through the retry queue, which the poller reads too.
+    let event_id = got[0].headers["webhook-id"].clone();
+    let d = store::delivery(&w.direct.dynamo, &ops_table, &w.tenant, &ep.id, &event_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.state, "delivered");
+    let resp = webhooks::handle(
+        &api,
+        api_event(
+            "POST",
+            &format!("/v1/webhooks/{}/deliveries/{event_id}/replay", ep.id),
+            None,
+            Some(&owner),
+        ),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while sink.received().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sink.received().len(), 2, "the replay, from the queue");
+    assert_eq!(sink.received()[1].headers["webhook-id"], event_id);
+    // The handled message was deleted from the queue.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let left = w
+        .direct
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        left.attributes()
+            .and_then(
+                |a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            )
+            .map(String::as_str),
+        Some("0")
+    );
+    poller.abort();
+}

@@ -17,6 +17,7 @@ pub mod bootstrap;
 pub mod emulator;
 pub mod faults;
 pub mod local;
+pub mod outbound_local;
 pub mod replay;
 pub mod router;
 pub mod seed;
