@@ -465,6 +465,10 @@ async fn a_failing_endpoint_is_retried_with_backoff_for_a_day_then_marked_failin
     let ep = o
         .register(&sink.url(), "whsec_retry", &[EventType::SubmissionCreated])
         .await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (owner, _) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "retry-owner")
+            .await;
     sink.answer(500);
     o.submit("retry@example.com").await;
     let (report, _) = o.run_stream().await;
@@ -533,6 +537,14 @@ async fn a_failing_endpoint_is_retried_with_backoff_for_a_day_then_marked_failin
     .unwrap()
     .unwrap();
     assert_eq!(stored.status, EndpointStatus::Failing);
+    // The owner is told, once (the new-lead email of the submission is the other one).
+    let told: Vec<_> =
+        o.w.emails_to(owner.email.as_str())
+            .into_iter()
+            .filter(|m| m.subject == "A webhook endpoint of your workspace is failing")
+            .collect();
+    assert_eq!(told.len(), 1);
+    assert!(told[0].body.contains(&ep.id));
     sink.answer(200);
     o.submit("retry-2@example.com").await;
     o.run_stream().await;

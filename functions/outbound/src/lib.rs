@@ -262,6 +262,7 @@ pub async fn attempt<M: Mailer>(
                 .await?
                 {
                     tracing::warn!(tenant_id = %ep.tenant, webhook_id = %ep.id, "webhook endpoint marked failing after 24 hours of failed deliveries");
+                    tell_owners_failing(app, ep).await;
                 }
                 "failed"
             }
@@ -468,4 +469,22 @@ pub async fn digests<M: Mailer>(app: &App<M>) -> anyhow::Result<usize> {
         }
     }
     Ok(sent)
+}
+
+/// The owners learn that an endpoint was marked failing (once: only the call that marked it
+/// sends). A failure to email is logged, never retried: the endpoint's status shows it too.
+async fn tell_owners_failing<M: Mailer>(app: &App<M>, ep: &Endpoint) {
+    let members = match notify::members(&app.dynamo, &app.tenants_table, &ep.tenant).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "owners not read; failing endpoint not emailed");
+            return;
+        }
+    };
+    let owners = notify::Settings::default_for("");
+    let (subject, text) = notify::failing_text(&app.app_base_url, &ep.id);
+    for m in notify::recipients(&owners, &members) {
+        let _ =
+            shared_mail::send(&app.mailer, &shared_mail::email(&m.email, &subject, &text)).await;
+    }
 }

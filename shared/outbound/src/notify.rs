@@ -423,6 +423,21 @@ pub fn digest_text(
     )
 }
 
+/// The email to the owners when an endpoint is marked failing: its id, never its URL's secrets.
+pub fn failing_text(app_base_url: &str, webhook_id: &str) -> (String, String) {
+    let base = app_base_url.trim_end_matches('/');
+    (
+        "A webhook endpoint of your workspace is failing".to_string(),
+        format!(
+            "Deliveries to your webhook endpoint {webhook_id} have failed for 24 hours, so it \
+             is marked failing and nothing more is sent to it.\n\n\
+             Its delivery log shows each attempt's status: {base}/settings/webhooks/{webhook_id}\n\n\
+             Once the endpoint answers again, enable it (PATCH /v1/webhooks/{webhook_id} with \
+             {{\"enabled\": true}}) and replay the deliveries you need."
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
