@@ -224,6 +224,7 @@ impl Outbound {
             created_at: now.clone(),
             updated_at: now,
             failing_since: None,
+            rev: 0,
         };
         self.w.put_direct("TenantsTable", ep.to_item()).await;
         ep
@@ -910,6 +911,27 @@ async fn registration_refuses_what_is_not_a_public_https_endpoint() {
     .await;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_str().unwrap();
+    // An explicit null is not "absent" (the document's fields are not nullable).
+    for (method, path, body) in [
+        (
+            "PATCH",
+            format!("/v1/webhooks/{id}"),
+            json!({"enabled": false, "url": null}),
+        ),
+        (
+            "POST",
+            format!("/v1/webhooks/{id}/rotate-secret"),
+            json!({"overlap_hours": null}),
+        ),
+        (
+            "POST",
+            "/v1/webhooks".to_string(),
+            json!({"url": "https://hooks.example.com/in", "event_types": ["lead.created"], "enabled": null}),
+        ),
+    ] {
+        let (status, body) = call(&api, method, &path, Some(body), &owner).await;
+        assert_eq!(status, 400, "{method} {path}: {body}");
+    }
     // A change of URL is checked the same way.
     let (status, body) = call(
         &api,

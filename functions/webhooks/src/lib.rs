@@ -306,7 +306,7 @@ async fn list(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
 struct CreateBody {
     url: String,
     event_types: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared_core::http::not_null")]
     enabled: Option<bool>,
 }
 
@@ -335,6 +335,7 @@ async fn create(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, A
         created_at: now.clone(),
         updated_at: now,
         failing_since: None,
+        rev: 0,
     };
     app.dynamo
         .put_item()
@@ -364,11 +365,11 @@ async fn get(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared_core::http::not_null")]
     url: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared_core::http::not_null")]
     event_types: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared_core::http::not_null")]
     enabled: Option<bool>,
 }
 
@@ -379,8 +380,9 @@ async fn replace(app: &App, before: &Endpoint, after: &Endpoint) -> Result<(), A
         .put_item()
         .table_name(&app.tenants_table)
         .set_item(Some(after.to_item()))
-        .condition_expression("attribute_exists(pk) AND updated_at = :u")
-        .expression_attribute_values(":u", shared_core::dynamo::s(&before.updated_at))
+        .condition_expression("attribute_exists(pk) AND #rev = :r")
+        .expression_attribute_names("#rev", "rev")
+        .expression_attribute_values(":r", shared_core::dynamo::n(before.rev))
         .send()
         .await;
     match r {
@@ -426,10 +428,7 @@ async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, Ap
         }
     }
     ep.updated_at = rfc3339(ctx.now);
-    if ep.updated_at == before.updated_at {
-        // Two writes in one second: the condition needs a new value.
-        ep.updated_at = format!("{}#{}", ep.updated_at, app.ids.new_id(ctx.now));
-    }
+    ep.rev = before.rev + 1;
     replace(app, &before, &ep).await?;
     Ok(json_response(200, &view(&ep)))
 }
@@ -453,7 +452,7 @@ async fn delete(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RotateBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared_core::http::not_null")]
     overlap_hours: Option<i64>,
 }
 
@@ -473,9 +472,7 @@ async fn rotate(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, A
     ep.previous_secret = (hours > 0).then(|| (before.secret.clone(), until));
     ep.secret = new_secret();
     ep.updated_at = rfc3339(ctx.now);
-    if ep.updated_at == before.updated_at {
-        ep.updated_at = format!("{}#{}", ep.updated_at, app.ids.new_id(ctx.now));
-    }
+    ep.rev = before.rev + 1;
     replace(app, &before, &ep).await?;
     let mut v = view(&ep);
     v["secret"] = json!(ep.secret);

@@ -66,6 +66,8 @@ pub struct Endpoint {
     pub created_at: String,
     pub updated_at: String,
     pub failing_since: Option<String>,
+    /// Incremented by every change through the API: a write is conditioned on the value read.
+    pub rev: i64,
 }
 
 impl std::fmt::Debug for Endpoint {
@@ -120,6 +122,7 @@ impl Endpoint {
             ("secret".into(), s(&self.secret)),
             ("created_at".into(), s(&self.created_at)),
             ("updated_at".into(), s(&self.updated_at)),
+            ("rev".into(), n(self.rev)),
         ]);
         if let Some((prev, until)) = &self.previous_secret {
             it.insert("previous_secret".into(), s(prev));
@@ -160,6 +163,7 @@ impl Endpoint {
             created_at: get_s(it, "created_at")?.to_string(),
             updated_at: get_s(it, "updated_at")?.to_string(),
             failing_since: get_s(it, "failing_since").ok().map(String::from),
+            rev: get_n_opt(it, "rev")?.unwrap_or(0),
         })
     }
 }

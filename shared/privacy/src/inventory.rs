@@ -2648,6 +2648,7 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(Table::Tenants, "WEBHOOK#", "created_at", Structural, "timestamp"),
     a(Table::Tenants, "WEBHOOK#", "updated_at", Structural, "timestamp"),
     a(Table::Tenants, "WEBHOOK#", "failing_since", Structural, "timestamp"),
+    a(Table::Tenants, "WEBHOOK#", "rev", Structural, "revision (optimistic concurrency)"),
     // ops table: webhook deliveries (sk: the event id; ids only, 7-day TTL)
     a(Table::Ops, "evt_", "pk", Structural, "key"),
     a(Table::Ops, "evt_", "sk", Structural, "event id"),
