@@ -1346,6 +1346,33 @@ async fn a_digest_counts_the_period_and_is_sent_once_even_when_the_run_is_retrie
         o.w.emails_to(owner.email.as_str()).is_empty(),
         "the chosen recipients only"
     );
+    // A deleted form (kept as proof, gone for its workspace) has no settings to read or set.
+    o.w.direct
+        .dynamo
+        .update_item()
+        .table_name(o.w.table("TenantsTable"))
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S("FORM#demo-contact".into()),
+        )
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S("FORM".into()),
+        )
+        .update_expression("SET deleted_at = :at")
+        .expression_attribute_values(
+            ":at",
+            aws_sdk_dynamodb::types::AttributeValue::S("2026-12-03T12:00:00Z".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    // (A token minted at the test's clock, which moved.)
+    let (_, late_owner) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "digest-owner-3")
+            .await;
+    let (status, _) = call(&api, "GET", path, None, &late_owner).await;
+    assert_eq!(status, 404);
 }
 
 // ---------------------------------------------------------------- the local stack's poller

@@ -537,7 +537,7 @@ async fn own_form(app: &App, ctx: &Ctx) -> Result<String, AppError> {
         .table_name(&app.tenants_table)
         .key("pk", shared_core::dynamo::s(&k.pk))
         .key("sk", shared_core::dynamo::s(&k.sk))
-        .projection_expression("tenant_id")
+        .projection_expression("tenant_id, deleted_at")
         .send()
         .await
         .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("GetItem form")))?;
@@ -545,7 +545,9 @@ async fn own_form(app: &App, ctx: &Ctx) -> Result<String, AppError> {
         .item()
         .and_then(|it| it.get("tenant_id"))
         .and_then(|v| v.as_s().ok());
-    if owner.map(String::as_str) == Some(ctx.caller.tenant_id.as_str()) {
+    // A deleted form is kept (its consent texts are proof) but is gone for its workspace.
+    let deleted = out.item().is_some_and(|it| it.contains_key("deleted_at"));
+    if !deleted && owner.map(String::as_str) == Some(ctx.caller.tenant_id.as_str()) {
         Ok(form.as_str().to_string())
     } else {
         Err(AppError::NotFound("form_not_found"))
