@@ -1164,16 +1164,17 @@ mod dsar_jobs {
     async fn an_erasure_and_a_withdrawal_reach_the_tenants_connected_systems() {
         let sink = Sink::start().await;
         let mut o = outbound(&sink, &[]).await;
-        o.register(
-            &sink.url(),
-            "whsec_dsar",
-            &[
-                EventType::LeadErased,
-                EventType::ConsentWithdrawn,
-                EventType::LeadDeleted,
-            ],
-        )
-        .await;
+        let ep = o
+            .register(
+                &sink.url(),
+                "whsec_dsar",
+                &[
+                    EventType::LeadErased,
+                    EventType::ConsentWithdrawn,
+                    EventType::LeadDeleted,
+                ],
+            )
+            .await;
         let ana = "ana.outbound@example.com";
         let lead = o.submit(ana).await["lead_id"].as_str().unwrap().to_string();
         o.run_stream().await;
@@ -1205,6 +1206,22 @@ mod dsar_jobs {
         assert_eq!(erased["data"]["lead_id"], json!(lead));
         let text = erased.to_string();
         assert!(!text.contains(ana) && !text.contains(&request), "{text}");
+        // The erasure certificate names the endpoint told (its id and host, not its URL).
+        let cert =
+            o.w.direct
+                .s3
+                .get_object()
+                .bucket(o.w.template.bucket_name("ExportsBucket").unwrap())
+                .key(format!("dsar/certificates/{request}.json"))
+                .send()
+                .await
+                .unwrap();
+        let cert: Value =
+            serde_json::from_slice(&cert.body.collect().await.unwrap().into_bytes()).unwrap();
+        let told = &cert["connected_systems_notified"];
+        assert_eq!(told["event"], json!("lead.erased"));
+        assert_eq!(told["endpoints"][0]["webhook_id"], json!(ep.id), "{cert}");
+        assert!(!told.to_string().contains("/hook"), "{told}");
     }
 }
 

@@ -29,6 +29,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "shared-mail",
             "shared-accounts",
             "shared-leads",
+            // An erasure certificate names the tenant's endpoints told `lead.erased`.
+            "shared-outbound",
         ],
     ),
     // The outbound channel's domain (events of the change stream, webhook signatures, the SSRF
