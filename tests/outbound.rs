@@ -685,6 +685,15 @@ impl Outbound {
             local: config.local,
             resolve: resolver(names),
             verifier: self.w.token_verifier("webhooks").await.unwrap(),
+            accounts: shared_accounts::dynamo::AccountStore::new(
+                self.w.clients.dynamo.clone(),
+                shared_accounts::dynamo::AccountTables {
+                    tenants: self.w.table("TenantsTable"),
+                    security_log: config.security_log_table.clone(),
+                    ops: self.w.table("OpsTable"),
+                },
+                config.security_log_retention_days,
+            ),
             clock: self.w.clock.clone(),
             ids: Arc::new(shared_core::clock::UlidGenerator),
         }
@@ -1540,4 +1549,73 @@ async fn the_local_poller_carries_a_submission_from_the_stream_to_a_signed_deliv
         Some("0")
     );
     poller.abort();
+}
+
+#[tokio::test]
+async fn answers_reach_the_mailbox_only_once_turned_on_and_the_change_is_logged() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let api = o.webhooks_app(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (owner, token) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "answers-owner")
+            .await;
+    let path = "/v1/forms/demo-contact/notifications";
+    let (status, set) = call(
+        &api,
+        "PUT",
+        path,
+        Some(json!({"enabled": true, "mode": "instant", "include_answers": true})),
+        &token,
+    )
+    .await;
+    assert_eq!(
+        (status, set["include_answers"].clone()),
+        (200, json!(true)),
+        "{set}"
+    );
+    let logged: Vec<_> =
+        o.w.scan("SecurityLogTable")
+            .await
+            .into_iter()
+            .filter(|it| s(it, "event") == Some("notifications.answers_on"))
+            .collect();
+    assert_eq!(logged.len(), 1);
+    assert_eq!(s(&logged[0], "actor_user_id"), Some(owner.user_id.as_str()));
+    assert_eq!(s(&logged[0], "detail"), Some("form demo-contact"));
+    o.submit("answers@example.com").await;
+    o.run_stream().await;
+    let mails = o.w.emails_to(owner.email.as_str());
+    assert_eq!(mails.len(), 1);
+    assert!(
+        mails[0].body.contains("message: a private answer"),
+        "{}",
+        mails[0].body
+    );
+    // Setting the same value again logs nothing; turning it off does.
+    call(
+        &api,
+        "PUT",
+        path,
+        Some(json!({"enabled": true, "mode": "instant", "include_answers": true})),
+        &token,
+    )
+    .await;
+    call(
+        &api,
+        "PUT",
+        path,
+        Some(json!({"enabled": true, "mode": "instant"})),
+        &token,
+    )
+    .await;
+    let events: Vec<String> =
+        o.w.scan("SecurityLogTable")
+            .await
+            .iter()
+            .filter_map(|it| s(it, "event").map(String::from))
+            .filter(|e| e.starts_with("notifications."))
+            .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert!(events.contains(&"notifications.answers_off".to_string()));
 }

@@ -404,7 +404,11 @@ async fn notify_submission<M: Mailer>(app: &App<M>, e: &Event) -> anyhow::Result
         .await;
     }
     let members = notify::members(&app.dynamo, &app.tenants_table, &e.tenant).await?;
-    let (subject, text) = notify::instant_text(&app.app_base_url, form, e.lead.as_str());
+    let (subject, text) = if st.include_answers {
+        notify::instant_text_with_answers(&app.app_base_url, form, e.lead.as_str(), &e.answers)
+    } else {
+        notify::instant_text(&app.app_base_url, form, e.lead.as_str())
+    };
     for m in notify::recipients(&st, &members) {
         if !notify::claim_instant(
             &app.dynamo,

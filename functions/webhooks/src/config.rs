@@ -8,6 +8,9 @@ pub const ALLOW_LIST: &[&str] = &[
     "OPS_TABLE",
     "RETRY_QUEUE_URL",
     "JWT_PUBLIC_KEYS_PARAMETER",
+    // Turning a form's answers-in-notifications on or off is a security event.
+    "SECURITY_LOG_TABLE",
+    "SECURITY_LOG_RETENTION_DAYS",
     // "none" in every deployed stage; `make dev` names its local sink's port.
     "WEBHOOK_LOOPBACK_PORTS",
 ];
@@ -19,6 +22,8 @@ pub struct Config {
     /// Replays are queued here, as the outbound function's retries are.
     pub retry_queue_url: String,
     pub jwt_public_keys_parameter: String,
+    pub security_log_table: String,
+    pub security_log_retention_days: i64,
     pub local: LocalSinks,
 }
 
@@ -48,6 +53,8 @@ impl Config {
             ops_table: env.required("OPS_TABLE")?,
             retry_queue_url: env.required("RETRY_QUEUE_URL")?,
             jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
+            security_log_table: env.required("SECURITY_LOG_TABLE")?,
+            security_log_retention_days: env.parse_or("SECURITY_LOG_RETENTION_DAYS", 180)?,
             local: LocalSinks {
                 loopback_http_ports: parse_ports(
                     &env.optional("WEBHOOK_LOOPBACK_PORTS").unwrap_or_default(),

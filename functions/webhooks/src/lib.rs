@@ -49,6 +49,8 @@ pub struct App {
     pub local: LocalSinks,
     pub resolve: ResolveFn,
     pub verifier: VerifyingKeys,
+    /// The security log (a form's answers turned on or off in its notifications).
+    pub accounts: shared_accounts::dynamo::AccountStore,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
 }
@@ -560,7 +562,7 @@ fn settings_view(st: &notify::Settings) -> Value {
         "enabled": st.enabled,
         "mode": st.mode.as_str(),
         "recipients": st.recipients,
-        "include_answers": false,
+        "include_answers": st.include_answers,
     })
 }
 
@@ -583,6 +585,8 @@ struct SettingsBody {
     mode: String,
     #[serde(default)]
     recipients: Vec<String>,
+    #[serde(default)]
+    include_answers: bool,
 }
 
 async fn put_notifications(
@@ -612,12 +616,32 @@ async fn put_notifications(
             recipients.push(r.clone());
         }
     }
+    let before = notify::settings(&app.dynamo, &app.tenants_table, t, &form).await?;
     let st = notify::Settings {
         form_id: form,
         enabled: body.enabled,
         mode,
         recipients,
+        include_answers: body.include_answers,
     };
+    if before.include_answers != st.include_answers {
+        // Who sent a form's answers to the team's mailboxes, and when: in the security log.
+        let mut e = shared_accounts::SecurityEvent::new(
+            if st.include_answers {
+                "notifications.answers_on"
+            } else {
+                "notifications.answers_off"
+            },
+            ctx.now,
+        );
+        e.tenant_id = Some(t.clone());
+        e.actor_user_id = Some(ctx.caller.user_id.clone());
+        e.session_id = Some(ctx.caller.session_id.clone());
+        e.detail = Some(format!("form {}", st.form_id));
+        app.accounts
+            .log_event(&e, &app.ids.new_id(ctx.now).to_ascii_lowercase())
+            .await?;
+    }
     app.dynamo
         .put_item()
         .table_name(&app.tenants_table)

@@ -30,6 +30,15 @@ impl State {
             local: c.local.clone(),
             resolve: shared_outbound::address::system_resolver(),
             verifier,
+            accounts: shared_accounts::dynamo::AccountStore::new(
+                self.dynamo.clone(),
+                shared_accounts::dynamo::AccountTables {
+                    tenants: c.tenants_table.clone(),
+                    security_log: c.security_log_table.clone(),
+                    ops: c.ops_table.clone(),
+                },
+                c.security_log_retention_days,
+            ),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGenerator),
         })

@@ -75,6 +75,9 @@ pub struct Event {
     pub occurred_at: Option<String>,
     /// Type-specific fields (ids and workflow state only).
     pub data: Map<String, Value>,
+    /// A submission's answers (name, text), for a notification whose form turned them on;
+    /// never part of [`Event::payload`].
+    pub answers: Vec<(String, String)>,
 }
 
 impl Event {
@@ -124,6 +127,36 @@ fn text(img: Option<&Image>, name: &str) -> Option<String> {
     img.and_then(|i| i.s(name)).map(String::from)
 }
 
+/// A submission image's `fields` map, as (name, text) pairs in name order.
+fn answers_of(img: Option<&Image>) -> Vec<(String, String)> {
+    let Some(fields) = img
+        .and_then(|i| i.0.get("fields"))
+        .and_then(|f| f.get("M"))
+        .and_then(Value::as_object)
+    else {
+        return vec![];
+    };
+    let mut out: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| {
+            let text = v
+                .get("S")
+                .and_then(Value::as_str)
+                .map(String::from)
+                .or_else(|| v.get("N").and_then(Value::as_str).map(String::from))
+                .or_else(|| {
+                    v.get("BOOL")
+                        .and_then(Value::as_bool)
+                        .map(|b| b.to_string())
+                })
+                .unwrap_or_default();
+            (k.clone(), text)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The events of one record (none, one, or two: a lead can change stage and opt out in one write).
 pub fn events_of(record: &StreamRecord) -> Vec<Event> {
     let (Some(pk), Some(sk)) = (record.pk(), record.sk()) else {
@@ -146,19 +179,22 @@ pub fn events_of(record: &StreamRecord) -> Vec<Event> {
         form_id: form,
         occurred_at: at,
         data,
+        answers: vec![],
     };
     let mut out = vec![];
     if let Some(sub) = sk.strip_prefix("SUB#") {
         if record.change == Change::Insert {
             let mut data = Map::new();
             data.insert("submission_id".into(), json!(sub));
-            out.push(make(
+            let mut e = make(
                 EventType::SubmissionCreated,
                 sub,
                 text(new, "form_id"),
                 text(new, "received_at").or_else(|| text(new, "created_at")),
                 data,
-            ));
+            );
+            e.answers = answers_of(new);
+            out.push(e);
         }
         return out;
     }
@@ -284,6 +320,10 @@ mod tests {
         let body = e.payload().to_string();
         assert!(body.contains("\"submission_id\":\"s-1\""), "{body}");
         assert!(!body.contains("secret answer"), "no answers in a payload");
+        assert_eq!(
+            e.answers,
+            vec![("message".to_string(), "secret answer".to_string())]
+        );
         let l = record(
             "INSERT",
             "LEAD",

@@ -12,7 +12,7 @@
 //! | item | table | pk | sk |
 //! |---|---|---|---|
 //! | settings | tenants | `TENANT#<t>` | `NOTIFY#<formId>` |
-//! | instant email claimed | ops | `TENANT#<t>#NOTIFYSENT#<eventId>` | `<userId>` (TTL 2 days) |
+//! | instant email claimed | ops | `TENANT#<t>#NOTIFYSENT#<eventId>` | `NOTIFYSENT#<userId>` (TTL 2 days) |
 //! | digest of a period | ops | `TENANT#<t>#DIGEST#<formId>` | `H#<YYYY-MM-DDTHH>` / `D#<YYYY-MM-DD>` (TTL 3 days) |
 //! | periods due | ops | `DIGESTDUE#<period>` | `DIGESTDUE` (TTL 3 days) |
 
@@ -55,6 +55,10 @@ pub struct Settings {
     pub mode: Mode,
     /// User ids of members; empty: the tenant's owners.
     pub recipients: Vec<String>,
+    /// The instant email repeats the submitted answers (off unless the tenant turns it on for
+    /// the form; every change is in the security log, and the Art. 15 facts name the team as
+    /// recipients by email).
+    pub include_answers: bool,
 }
 
 impl Settings {
@@ -65,6 +69,7 @@ impl Settings {
             enabled: true,
             mode: Mode::Instant,
             recipients: vec![],
+            include_answers: false,
         }
     }
 }
@@ -88,6 +93,10 @@ pub fn settings_item(t: &TenantId, st: &Settings, updated_at: &str) -> Item {
             "recipients".into(),
             AttributeValue::L(st.recipients.iter().map(s).collect()),
         ),
+        (
+            "include_answers".into(),
+            AttributeValue::Bool(st.include_answers),
+        ),
         ("updated_at".into(), s(updated_at)),
     ])
 }
@@ -105,6 +114,7 @@ pub fn settings_from_item(form_id: &str, it: &Item) -> Settings {
             Some(AttributeValue::L(l)) => l.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
             _ => vec![],
         },
+        include_answers: matches!(it.get("include_answers"), Some(AttributeValue::Bool(true))),
     }
 }
 
@@ -341,7 +351,7 @@ pub async fn claim_instant(
         .put_item()
         .table_name(ops_table)
         .item(PK, s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")))
-        .item(SK, s(user_id))
+        .item(SK, s(format!("NOTIFYSENT#{user_id}")))
         .item("expires_at", n(now_unix + 2 * 86_400))
         .condition_expression("attribute_not_exists(pk)")
         .send()
@@ -371,7 +381,7 @@ pub async fn release_instant(
         .delete_item()
         .table_name(ops_table)
         .key(PK, s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")))
-        .key(SK, s(user_id))
+        .key(SK, s(format!("NOTIFYSENT#{user_id}")))
         .send()
         .await
         .context("DeleteItem notification claim")?;
@@ -389,6 +399,32 @@ pub fn instant_text(app_base_url: &str, form_id: &str, lead_id: &str) -> (String
              This email does not repeat what was submitted: it stays in your workspace.\n\n\
              You get this email as a recipient of the form's notifications; an owner or admin \
              changes who gets them, and how often, in the form's notification settings."
+        ),
+    )
+}
+
+/// The instant email with the answers, for a form whose settings turned them on: the answers
+/// as submitted (names and values), after the link.
+pub fn instant_text_with_answers(
+    app_base_url: &str,
+    form_id: &str,
+    lead_id: &str,
+    answers: &[(String, String)],
+) -> (String, String) {
+    let base = app_base_url.trim_end_matches('/');
+    let mut lines = String::new();
+    for (k, v) in answers {
+        lines.push_str(&format!("{k}: {v}\n"));
+    }
+    (
+        format!("New lead on your form {form_id}"),
+        format!(
+            "A new submission arrived on your form {form_id}.\n\n\
+             Open it in your workspace: {base}/leads/{lead_id}\n\n\
+             What was submitted (this form's notifications include the answers):\n{lines}\n\
+             You get this email as a recipient of the form's notifications; an owner or admin \
+             changes who gets them, how often, and whether they carry the answers, in the \
+             form's notification settings."
         ),
     )
 }
@@ -470,6 +506,10 @@ mod tests {
             recipients: vec!["u3".into(), "u4".into(), "gone".into()],
             ..Settings::default_for("f")
         };
+        assert!(
+            !Settings::default_for("f").include_answers,
+            "off by default"
+        );
         assert_eq!(ids(&chosen), vec!["u3"]);
     }
 
