@@ -19,8 +19,8 @@
 #
 # Environment:
 #   LOCAL_AWS_PORT, LOCAL_WEB_PORT, LOCAL_API_PORT, LOCAL_STRIPE_PORT, LOCAL_SINK_PORT
-#                       ports (4566, 8080, 9000, 12111, 12112; another sink port also needs
-#                       LOCAL_PARAMETERS="WebhookLoopbackPorts=<port>")
+#                       ports (4566, 8080, 9000, 12111, 12112; the sink's port is the one the
+#                       local stage may deliver webhooks to: WebhookLoopbackPorts, set here)
 #   LOCAL_CONCURRENCY   concurrent instances of each function (default 4), as Lambda runs many
 #                       containers at once: races between requests are reachable locally
 #   LOCAL_PARAMETERS    template parameter overrides, space-separated Name=value, e.g.
@@ -50,6 +50,12 @@ web_port=${LOCAL_WEB_PORT:-8080}
 api_port=${LOCAL_API_PORT:-9000}
 stripe_port=${LOCAL_STRIPE_PORT:-12111}
 sink_port=${LOCAL_SINK_PORT:-12112}
+# The local stage delivers webhooks to its own sink only (docs/outbound.md): its port is the
+# template's WebhookLoopbackPorts, unless the caller names that parameter itself.
+case " ${LOCAL_PARAMETERS:-} " in
+    *" WebhookLoopbackPorts="*) ;;
+    *) export LOCAL_PARAMETERS="${LOCAL_PARAMETERS:+$LOCAL_PARAMETERS }WebhookLoopbackPorts=$sink_port" ;;
+esac
 concurrency=${LOCAL_CONCURRENCY:-4}
 # Without LOCAL_FAULTS the proxy still runs, faulting nothing: it gives TransactWriteItems the
 # ClientRequestToken idempotency of DynamoDB that moto lacks. Under load the serialized emulator
