@@ -33,5 +33,5 @@ bench:
 	cargo run --release -p bench --bin bench
 	cargo run --release -p bench --bin login
 	cargo run --release -p bench --bin export_memory
-	cargo run --release -p bench --bin dsar
+	cargo run --release -p bench --bin dsar_access
 	cargo run --release -p bench --bin retention

@@ -631,6 +631,12 @@ async fn password_reset_is_single_use_ends_every_session_and_never_reveals_accou
         "sessions ended"
     );
     assert_eq!(patch_me(&app, &a.access).await.code(), "session_ended");
+    let (copy, hash) = login_copy_and_user_hash(&w, &app, &a.email).await;
+    assert_eq!(
+        copy.as_deref(),
+        Some(hash.as_str()),
+        "the login index's copy follows"
+    );
     assert_eq!(login(&app, &a.email, PASSWORD, None).await.status, 401);
     assert_eq!(login(&app, &a.email, NEW_PASSWORD, None).await.status, 200);
     latest_email(&a.email, "Your password was changed");
@@ -679,6 +685,12 @@ async fn changing_the_password_needs_the_current_one_and_ends_the_other_sessions
     assert_eq!(r.status, 200, "this one continues: {}", r.body);
     assert_eq!(patch_me(&app, &r.str("access_token")).await.status, 200);
     latest_email(&a.email, "Your password was changed");
+    let (copy, hash) = login_copy_and_user_hash(&w, &app, &a.email).await;
+    assert_eq!(
+        copy.as_deref(),
+        Some(hash.as_str()),
+        "the login index's copy follows"
+    );
     assert_eq!(login(&app, &a.email, NEW_PASSWORD, None).await.status, 200);
 }
 
@@ -1013,6 +1025,171 @@ async fn an_unknown_email_gets_the_same_answer_and_the_same_argon2_work_as_a_wro
     }
 }
 
+/// The login index's copy of the password hash, and the hash of the user it names, as stored.
+async fn login_copy_and_user_hash(w: &World, app: &App, email: &str) -> (Option<String>, String) {
+    let bidx = app.keys.email(&Email::parse(email).unwrap());
+    let get = |key: shared_core::keys::Key| async move {
+        w.clients
+            .dynamo
+            .get_item()
+            .table_name(w.table("TenantsTable"))
+            .key("pk", shared_core::dynamo::s(&key.pk))
+            .key("sk", shared_core::dynamo::s(&key.sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+            .expect("the item")
+    };
+    let login = get(shared_core::keys::login(&bidx)).await;
+    let tenant = TenantId::parse(s(&login, "tenant_id").unwrap()).unwrap();
+    let user = UserId::parse(s(&login, "user_id").unwrap()).unwrap();
+    let user = get(shared_core::keys::user(&tenant, &user)).await;
+    (
+        s(&login, "password_hash").map(str::to_string),
+        s(&user, "password_hash").unwrap().to_string(),
+    )
+}
+
+/// Another auth app over `w`, its DynamoDB requests counted on the wire.
+async fn metered(w: &World) -> (App, shared_core::metering::Meter) {
+    let meter = w.meter();
+    let app = w.auth_app().await.expect("auth app");
+    let metered = auth::App {
+        store: AccountStore::new(
+            meter.instrument(&w.clients.dynamo),
+            app.store.tables().clone(),
+            app.settings.security_log_days,
+        ),
+        ..app
+    };
+    (metered, meter)
+}
+
+#[tokio::test]
+async fn a_login_checks_the_hash_from_the_login_index_and_writes_once() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "oneread").await;
+    let email = a.email.as_str().to_string();
+    // The first login finds an item from before the copy: it works and leaves the copy.
+    assert_eq!(login_copy_and_user_hash(&w, &app, &email).await.0, None);
+    assert_eq!(login(&app, &email, PASSWORD, None).await.status, 200);
+    let (copy, hash) = login_copy_and_user_hash(&w, &app, &email).await;
+    assert_eq!(
+        copy.as_deref(),
+        Some(hash.as_str()),
+        "the login left the copy"
+    );
+
+    // From then on: one read (the login index with the throttle counters), the counts (one
+    // atomic ADD per counter) and the user read while the hash runs, one write.
+    let (metered, meter) = metered(&w).await;
+    meter.reset();
+    assert_eq!(login(&metered, &email, PASSWORD, None).await.status, 200);
+    let ops = meter.usage(&w.clients.dynamo).await.unwrap().operations;
+    let count = |op: &str| ops.iter().filter(|o| *o == op).count();
+    assert_eq!(
+        ops.first().map(String::as_str),
+        Some("BatchGetItem"),
+        "{ops:?}"
+    );
+    assert_eq!(
+        ops.last().map(String::as_str),
+        Some("TransactWriteItems"),
+        "{ops:?}"
+    );
+    assert_eq!(
+        (
+            count("GetItem"),
+            count("UpdateItem"),
+            count("TransactWriteItems"),
+            ops.len()
+        ),
+        (1, 3, 1, 6),
+        "the counts are given back inside the login's write: {ops:?}"
+    );
+    // Given back: the next wrong password of this address is still the account's first.
+    let wrong = login(&app, &email, "Wrong-Guess-Number-1", None).await;
+    assert_eq!(wrong.code(), "invalid_credentials");
+    let bidx = app.keys.email(&Email::parse(&email).unwrap());
+    let ip = app.keys.ip("203.0.113.20");
+    for key in [
+        shared_core::keys::login_throttle_account(&bidx),
+        shared_core::keys::login_throttle_ip(&ip),
+    ] {
+        let item = ops_item(&w, &key).await.expect("a counter");
+        assert_eq!(n_attr(&item, "failures"), Some(1), "{key:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_functions_secrets_are_read_in_one_request_in_the_order_asked() {
+    let (w, _app) = world().await;
+    let env = infra::local::local_function_env(&w.template, "auth", &w.endpoint).unwrap();
+    let names = [
+        env["JWT_PUBLIC_KEYS_PARAMETER"].as_str(),
+        env["BLIND_INDEX_KEY_PARAMETER"].as_str(),
+        env["JWT_SIGNING_KEY_PARAMETER"].as_str(),
+    ];
+    let together = shared_core::secrets::parameters(&w.direct.ssm, names)
+        .await
+        .unwrap();
+    for (name, value) in names.iter().zip(&together) {
+        assert_eq!(
+            value,
+            &shared_core::secrets::parameter(&w.direct.ssm, name)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+    }
+    let key = shared_core::secrets::blind_index_key_from(names[1], &together[1]).unwrap();
+    assert_eq!(
+        key.email(&Email::parse("ana@example.com").unwrap()),
+        w.key.email(&Email::parse("ana@example.com").unwrap())
+    );
+    let missing = format!("/lead-platform/{}/no-such-parameter", w.stage);
+    let err = shared_core::secrets::parameters(&w.direct.ssm, [names[0], missing.as_str()])
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains(&missing), "{err:#}");
+}
+
+#[tokio::test]
+async fn a_copy_of_the_hash_that_is_not_the_users_is_never_trusted() {
+    let (w, app) = world().await;
+    let a = seed_tenant(&w, &app, "stale").await;
+    let email = a.email.as_str().to_string();
+    // The login index holds the hash of an old password (a write that changed the user's hash
+    // without refreshing the copy).
+    const OLD: &str = "Old-Password-Number-9";
+    let old_hash = password::hash_password(OLD).unwrap();
+    let mut item = login_item(&app.keys.email(&a.email), &a.tenant_id, &a.user_id);
+    item.insert("password_hash".into(), shared_core::dynamo::s(&old_hash));
+    put(&w, item).await;
+
+    let r = login(&app, &email, OLD, None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "invalid_credentials"),
+        "{}",
+        r.body
+    );
+    let r = login(&app, &email, PASSWORD, None).await;
+    assert_eq!(r.status, 200, "the user's hash counts: {}", r.body);
+    let (copy, hash) = login_copy_and_user_hash(&w, &app, &email).await;
+    assert_eq!(
+        copy.as_deref(),
+        Some(hash.as_str()),
+        "and the login refreshed the copy"
+    );
+    assert_eq!(
+        login(&app, &email, OLD, None).await.code(),
+        "invalid_credentials"
+    );
+}
+
 // ---------------------------------------------------------------- 9. team
 
 #[tokio::test]
@@ -1087,6 +1264,12 @@ async fn team_invitations_roles_and_removal() {
     .await;
     assert_eq!((r.status, r.code()), (400, "invalid_token"), "single use");
 
+    let (copy, hash) = login_copy_and_user_hash(&w, &app, &invitee).await;
+    assert_eq!(
+        copy.as_deref(),
+        Some(hash.as_str()),
+        "joining writes the copy"
+    );
     let r = login(&app, &invitee, NEW_PASSWORD, None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let (newbie_access, newbie_refresh) = (r.str("access_token"), r.str("refresh_token"));

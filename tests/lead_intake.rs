@@ -809,3 +809,94 @@ async fn concurrent_retries_with_one_idempotency_key_store_one_submission() {
     );
     assert_eq!(w.items_with_sk_prefix("LeadsTable", "SUB#").await.len(), 2);
 }
+
+/// Loses the answer of the first `TransactWriteItems` it sees, after the emulator applied it: the
+/// SDK sees a 500 and sends the same transaction again (what a dropped connection or an attempt
+/// timeout does in Lambda).
+#[derive(Debug, Default, Clone)]
+struct LoseFirstTransactionAnswer(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+#[derive(Debug, Clone, Copy)]
+struct LoseThisOne;
+
+impl aws_smithy_types::config_bag::Storable for LoseThisOne {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_sdk_dynamodb::config::Intercept for LoseFirstTransactionAnswer {
+    fn name(&self) -> &'static str {
+        "LoseFirstTransactionAnswer"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or_default();
+        if target.ends_with(".TransactWriteItems")
+            && self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0
+        {
+            cfg.interceptor_state().store_put(LoseThisOne);
+        }
+        Ok(())
+    }
+
+    fn modify_before_deserialization(
+        &self,
+        context: &mut aws_sdk_dynamodb::config::interceptors::BeforeDeserializationInterceptorContextMut<'_>,
+        _rc: &aws_sdk_dynamodb::config::RuntimeComponents,
+        cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        if cfg.load::<LoseThisOne>().is_some() {
+            cfg.interceptor_state().unset::<LoseThisOne>();
+            let response = context.response_mut();
+            *response.status_mut() = 500.try_into()?;
+            *response.body_mut() = aws_smithy_types::body::SdkBody::from(
+                r#"{"__type":"com.amazonaws.dynamodb.v20120810#InternalServerError","message":"answer lost"}"#,
+            );
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_resent_after_it_landed_is_one_submission_not_a_second_or_an_error() {
+    // DynamoDB answers a resent transaction by its client request token; the emulator applies
+    // it again, and its conditions then meet the first attempt's own items. Either way the
+    // write happened once: the request must be answered as stored, with nothing doubled.
+    let w = world().await;
+    for (i, body) in [
+        json!({"email": "resent@example.com", "name": "First", "message": "new lead"}),
+        json!({"email": "resent@example.com", "name": "First", "message": "same person again"}),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let lose = LoseFirstTransactionAnswer::default();
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            w.clients
+                .dynamo
+                .config()
+                .to_builder()
+                .interceptor(lose.clone())
+                .build(),
+        );
+        let intake = w.intake_with_client(client, None);
+        let mut e = json_submission(body);
+        e["requestContext"]["http"]["sourceIp"] = json!(format!("198.51.100.{}", 10 + i));
+        let resp = lead_intake::handle(&intake, request(&e)).await;
+        assert_eq!(resp.status(), 201, "{}", response_json(&resp));
+        assert!(
+            lose.0.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+            "the transaction was sent again"
+        );
+    }
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "SUB#").await.len(), 2);
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 1);
+}

@@ -51,3 +51,17 @@ pub async fn write_batches(
     }
     Ok(())
 }
+
+/// `client` with no time limit on its calls. The emulator answers a `Query` over a large table
+/// in seconds (it reads the whole table for an index query), past the 5 s a request-serving
+/// function's calls may take (`shared_core::aws::Budget::Request`); the memory benchmarks measure
+/// what the code holds, not how fast the emulator is.
+pub fn patient(client: &aws_sdk_dynamodb::Client) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .timeout_config(aws_sdk_dynamodb::config::timeout::TimeoutConfig::disabled())
+            .build(),
+    )
+}

@@ -7,7 +7,7 @@ use aws_sdk_ssm::types::ParameterType;
 use base64::Engine;
 use rand::RngCore;
 use shared_accounts::auth::permissions::Role;
-use shared_accounts::dynamo::{login_item, tenant_item, user_item};
+use shared_accounts::dynamo::{login_item_of, tenant_item, user_item};
 use shared_accounts::{Mfa, Tenant, User};
 use shared_billing::dynamo::{put_plan, put_plan_price};
 use shared_billing::{BillingInterval, Entitlements, Plan, PlanPrice, ProviderId};
@@ -395,7 +395,7 @@ pub async fn seed_demo(
     for item in [
         tenant_item(&record),
         user_item(&user),
-        login_item(&key.email(&email), &tenant, &owner),
+        login_item_of(&key.email(&email), &user),
     ] {
         clients
             .dynamo

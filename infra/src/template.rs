@@ -102,6 +102,15 @@ pub struct Function {
     /// `Globals.Function.Environment.Variables` overlaid with the function's own variables.
     pub env: BTreeMap<String, String>,
     pub routes: Vec<HttpRoute>,
+    /// `MemorySize` in MB: the function's own, else `Globals.Function.MemorySize`, else
+    /// Lambda's default (128).
+    pub memory_mb: u32,
+    /// `Tracing` (`Active` or `PassThrough`): the function's own, else `Globals.Function.Tracing`,
+    /// else Lambda's default (`PassThrough`).
+    pub tracing: String,
+    /// `Timeout` in seconds: the function's own, else `Globals.Function.Timeout`, else Lambda's
+    /// default (3).
+    pub timeout_s: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -217,11 +226,36 @@ impl Template {
             None => BTreeMap::new(),
         };
 
+        let global_function = root.get("Globals").and_then(|g| get(g, "Function"));
+        let global_memory_mb = global_function
+            .and_then(|f| get(f, "MemorySize"))
+            .map(memory_size)
+            .transpose()
+            .context("Globals.Function.MemorySize")?;
+        let global_timeout_s = global_function
+            .and_then(|f| get(f, "Timeout"))
+            .map(timeout)
+            .transpose()
+            .context("Globals.Function.Timeout")?;
+        let global_tracing = global_function
+            .and_then(|f| get(f, "Tracing"))
+            .map(tracing_mode)
+            .transpose()
+            .context("Globals.Function.Tracing")?;
+
         let mut functions = Vec::new();
         for id in function_ids {
             let resource = &resources[id];
-            let function = function(&resolver, id, resource, &global_env)
-                .with_context(|| format!("resource {id} (AWS::Serverless::Function)"))?;
+            let function = function(
+                &resolver,
+                id,
+                resource,
+                &global_env,
+                global_memory_mb,
+                global_tracing.as_deref(),
+                global_timeout_s,
+            )
+            .with_context(|| format!("resource {id} (AWS::Serverless::Function)"))?;
             functions.push(function);
         }
 
@@ -462,8 +496,24 @@ fn function(
     id: &str,
     resource: &Value,
     global_env: &BTreeMap<String, String>,
+    global_memory_mb: Option<u32>,
+    global_tracing: Option<&str>,
+    global_timeout_s: Option<u32>,
 ) -> Result<Function> {
     let props = get(resource, "Properties");
+    let memory_mb = match props.and_then(|p| get(p, "MemorySize")) {
+        Some(v) => Some(memory_size(v)?),
+        None => global_memory_mb,
+    }
+    .unwrap_or(LAMBDA_DEFAULT_MEMORY_MB);
+    let timeout_s = match props.and_then(|p| get(p, "Timeout")) {
+        Some(v) => timeout(v)?,
+        None => global_timeout_s.unwrap_or(3),
+    };
+    let tracing = match props.and_then(|p| get(p, "Tracing")) {
+        Some(v) => tracing_mode(v)?,
+        None => global_tracing.unwrap_or("PassThrough").to_string(),
+    };
     let name = resolver.physical_names[id].0.clone();
     let binary = get(resource, "Metadata")
         .and_then(|m| get(m, "BuildProperties"))
@@ -519,7 +569,45 @@ fn function(
         binary,
         env,
         routes,
+        memory_mb,
+        tracing,
+        timeout_s,
     })
+}
+
+/// Lambda's memory size when a function and the globals set none.
+pub const LAMBDA_DEFAULT_MEMORY_MB: u32 = 128;
+
+/// A `Timeout`: a plain number of seconds (1 to 900).
+fn timeout(v: &Value) -> Result<u32> {
+    let s = v
+        .as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .context("Timeout is a number of seconds")?;
+    if !(1..=900).contains(&s) {
+        bail!("Timeout {s} is outside Lambda's 1 to 900 seconds");
+    }
+    Ok(s as u32)
+}
+
+/// A `Tracing` mode, as this template writes it (a plain string).
+fn tracing_mode(v: &Value) -> Result<String> {
+    match v.as_str() {
+        Some(m @ ("Active" | "PassThrough")) => Ok(m.to_string()),
+        _ => bail!("Tracing is Active or PassThrough"),
+    }
+}
+
+/// A `MemorySize`: a plain number of MB (128 to 10,240), as this template writes it.
+fn memory_size(v: &Value) -> Result<u32> {
+    let mb = v
+        .as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .context("MemorySize is a number of MB")?;
+    if !(128..=10_240).contains(&mb) {
+        bail!("MemorySize {mb} is outside Lambda's 128 to 10,240 MB");
+    }
+    Ok(mb as u32)
 }
 
 /// Resolves intrinsic functions against parameter values and the names of the resources read so far.
@@ -752,6 +840,43 @@ mod tests {
             other.table_name("LeadsTable"),
             Some("lead-platform-it-1234-leads")
         );
+    }
+
+    #[test]
+    fn memory_and_tracing_come_from_the_function_else_the_globals() {
+        let yaml = r#"
+Globals:
+  Function:
+    MemorySize: 256
+    Tracing: Active
+Resources:
+  A:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: a } }
+    Properties: { MemorySize: 128, Tracing: PassThrough }
+  B:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: b } }
+"#;
+        let t = Template::parse(yaml, &[]).unwrap();
+        let a = t.function("a").unwrap();
+        assert_eq!((a.memory_mb, a.tracing.as_str()), (128, "PassThrough"));
+        assert_eq!((a.timeout_s, t.function("b").unwrap().timeout_s), (3, 3));
+        let b = t.function("b").unwrap();
+        assert_eq!((b.memory_mb, b.tracing.as_str()), (256, "Active"));
+
+        let bare = r#"
+Resources:
+  C:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: c } }
+"#;
+        let c = Template::parse(bare, &[]).unwrap();
+        let c = c.function("c").unwrap();
+        assert_eq!((c.memory_mb, c.tracing.as_str()), (128, "PassThrough"));
+
+        let bad = bare.replace("Metadata:", "Properties: { MemorySize: 64 }\n    Metadata:");
+        assert!(Template::parse(&bad, &[]).is_err());
     }
 
     #[test]

@@ -92,11 +92,57 @@ struct Figures {
     secs: f64,
 }
 
+/// An import at its limits: a file of `import_max_rows` rows just within `import_max_bytes`,
+/// read into memory as the function reads it from S3 and parsed (`csv_import::parse`, which
+/// keeps every row until the import ends). Returns the peak heap (bytes) and the file's size.
+fn import_parse_peak() -> anyhow::Result<(usize, usize, usize)> {
+    let limits = Settings::default();
+    let baseline = memory::start();
+    let mut csv = String::from("email,name,phone,company,stage\n");
+    let mut rows = 0;
+    // Long but ordinary rows: the most rows the row limit allows, as close to the size limit as
+    // they get.
+    let per_row = limits.import_max_bytes as usize / limits.import_max_rows;
+    for i in 0..limits.import_max_rows {
+        let mut row = format!(
+            "firstname.lastname.{i}@example-company-domain.com,Firstname Lastname {i},+40 721 {:06},",
+            i % 1_000_000
+        );
+        let company = format!("Company {i} Logistics and Consulting Services Group SRL");
+        row.push_str(&company[..company.len().min(per_row.saturating_sub(row.len() + 8))]);
+        row.push_str(",new\n");
+        if csv.len() + row.len() > limits.import_max_bytes as usize {
+            break;
+        }
+        csv.push_str(&row);
+        rows += 1;
+    }
+    let bytes = csv.into_bytes();
+    let size = bytes.len();
+    let parsed = lead_transfers::csv_import::parse(&bytes, limits.import_max_rows)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    ensure!(
+        parsed.rows.len() == rows,
+        "parsed {} of {rows} rows",
+        parsed.rows.len()
+    );
+    let peak = memory::peak_heap_since(baseline);
+    drop(parsed);
+    Ok((peak, size, rows))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let w = World::new()
+    let (import_peak, import_bytes, import_rows) = import_parse_peak()?;
+    println!(
+        "import at its limits: {import_rows} rows, {:.1} MiB file, peak heap {:.1} MiB (file + parsed rows)\n",
+        import_bytes as f64 / MIB,
+        import_peak as f64 / MIB
+    );
+    let mut w = World::new()
         .await
         .context("test world (moto_server from .venv)")?;
+    w.clients.dynamo = bench::seed::patient(&w.clients.dynamo);
     let env = infra::local::local_function_env(&w.template, "lead-transfers", emulator_endpoint())?;
     let config = Config::from_env(&Env::from_pairs(env))?;
     let verifier = w.token_verifier("lead-transfers").await?;
@@ -221,5 +267,15 @@ async fn main() -> anyhow::Result<()> {
         if ok { "met" } else { "NOT met" }
     );
     ensure!(ok, "goal not met");
-    Ok(())
+    let export_peak = figures.iter().map(|f| f.peak_heap).max().unwrap_or(0);
+    bench::figures::store(
+        "transfers_memory",
+        serde_json::json!({
+            "export_peak_heap_mib": (export_peak as f64 / MIB * 10.0).round() / 10.0,
+            "export_leads": SIZES.iter().max(),
+            "import_peak_heap_mib": (import_peak as f64 / MIB * 10.0).round() / 10.0,
+            "import_rows": import_rows,
+            "import_file_mib": (import_bytes as f64 / MIB * 10.0).round() / 10.0,
+        }),
+    )
 }

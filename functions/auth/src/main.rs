@@ -21,16 +21,21 @@ impl State {
     /// The app, built on the first invocation: it needs the keys from SSM.
     async fn app(&self) -> anyhow::Result<App<WithUnsubscribe<SesMailer>>> {
         let ssm = shared_core::aws::ssm(&self.sdk);
-        let keys =
-            shared_core::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter)
-                .await?;
-        let signer = TokenSigner::from_json(
-            &shared_core::secrets::parameter(&ssm, &self.config.jwt_signing_key_parameter).await?,
-        )?;
+        let c = &self.config;
+        // One request for the three.
+        let [key, signing, public] = shared_core::secrets::parameters(
+            &ssm,
+            [
+                &c.blind_index_key_parameter,
+                &c.jwt_signing_key_parameter,
+                &c.jwt_public_keys_parameter,
+            ],
+        )
+        .await?;
+        let keys = shared_core::secrets::blind_index_key_from(&c.blind_index_key_parameter, &key)?;
+        let signer = TokenSigner::from_json(&signing)?;
         let dynamodb = shared_core::aws::dynamodb(&self.sdk);
-        let verifier = VerifyingKeys::from_json(
-            &shared_core::secrets::parameter(&ssm, &self.config.jwt_public_keys_parameter).await?,
-        )?;
+        let verifier = VerifyingKeys::from_json(&public)?;
         // Never issue tokens that the other functions would refuse.
         verifier.require_published(&signer)?;
         Ok(App {
@@ -74,9 +79,5 @@ async fn main() -> Result<(), Error> {
         Config::from_env,
     )
     .await?;
-    // Pay the dummy password hash's one-off setup now, not in a user's first failed login.
-    tokio::task::spawn_blocking(|| {
-        shared_accounts::auth::password::verify_against_dummy("warm-up")
-    });
     runtime::serve_http(State { config, sdk }, State::app, auth::handle).await
 }

@@ -124,6 +124,25 @@ pub fn decide(rule: Rule, rank: u32, locked_until: Option<i64>, now: i64) -> Dec
     }
 }
 
+/// Whether every counter will admit the attempt (check it), as the counters read before it is
+/// counted say: no lock on, and its rank within the free allowance. A forecast only (attempts
+/// racing with this one move the counts); the counts taken decide. A login that expects to be
+/// admitted runs the hash while it is counted.
+pub fn admits(counters: &[Counter], read: &[Throttle], now: i64) -> bool {
+    counters.iter().zip(read).all(|(c, t)| {
+        // A window that has ended is reset before the count: it starts again at rank 1.
+        let (rank, locked) = if t.window_ends != 0 && t.window_ends <= now {
+            (1, None)
+        } else {
+            (
+                t.failures.saturating_add(1),
+                (t.locked_until != 0).then_some(t.locked_until),
+            )
+        };
+        decide(c.rule, rank, locked, now) == Decision::Check
+    })
+}
+
 /// Failures still counting at `now` (a window that has ended counts as none).
 pub fn live_failures(t: &Throttle, now: i64) -> u32 {
     if t.window_ends > now {
@@ -151,6 +170,39 @@ pub fn delay_after(rule: Rule, failures: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_is_forecast_from_the_counters_read() {
+        let counters = counters_for("bidx", Some("iphash"));
+        let now = 1_000_000;
+        let fresh = vec![Throttle::default(); 3];
+        assert!(admits(&counters, &fresh, now));
+        // The 5th failure of this address on the account: the next attempt waits.
+        let mut busy = fresh.clone();
+        busy[0] = Throttle {
+            failures: 5,
+            locked_until: now + 1,
+            window_ends: now + 600,
+        };
+        assert!(!admits(&counters, &busy, now));
+        // Past the free allowance with the lock ended: a claim decides, not a forecast.
+        busy[0].locked_until = now - 1;
+        assert!(!admits(&counters, &busy, now));
+        // Four failures, no lock: the fifth attempt is still free.
+        busy[0] = Throttle {
+            failures: 4,
+            locked_until: 0,
+            window_ends: now + 600,
+        };
+        assert!(admits(&counters, &busy, now));
+        // The window has ended: it starts again.
+        busy[0] = Throttle {
+            failures: 30,
+            locked_until: now - 10,
+            window_ends: now,
+        };
+        assert!(admits(&counters, &busy, now));
+    }
 
     #[test]
     fn delays_grow_then_cap() {

@@ -27,23 +27,25 @@ impl State {
     async fn app(&self) -> anyhow::Result<Live> {
         let ssm = shared_core::aws::ssm(&self.sdk);
         let c = &self.config;
-        let secret_key = SecretKey::new(
-            &shared_core::secrets::parameter(&ssm, &c.stripe_secret_key_parameter).await?,
-        )?;
-        let stripe = Stripe::from_parameter(
-            &shared_core::secrets::parameter(&ssm, &c.stripe_secrets_parameter).await?,
-            c.settings.tolerance_secs,
-        )?
-        .with_api(StripeApi::new(
-            &c.stripe_api_base_url,
-            secret_key,
-            CallPolicy::default(),
-        )?);
-        let verifier = VerifyingKeys::from_json(
-            &shared_core::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
-        )?;
-        let keys =
-            shared_core::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
+        // One request for the four.
+        let [webhook, api_key, public, key] = shared_core::secrets::parameters(
+            &ssm,
+            [
+                &c.stripe_secrets_parameter,
+                &c.stripe_secret_key_parameter,
+                &c.jwt_public_keys_parameter,
+                &c.blind_index_key_parameter,
+            ],
+        )
+        .await?;
+        let stripe =
+            Stripe::from_parameter(&webhook, c.settings.tolerance_secs)?.with_api(StripeApi::new(
+                &c.stripe_api_base_url,
+                SecretKey::new(&api_key)?,
+                CallPolicy::default(),
+            )?);
+        let verifier = VerifyingKeys::from_json(&public)?;
+        let keys = shared_core::secrets::blind_index_key_from(&c.blind_index_key_parameter, &key)?;
         let dynamo = shared_core::aws::dynamodb(&self.sdk);
         Ok(App {
             store: DynamoBillingStore::new(dynamo.clone(), c.tables.clone()),

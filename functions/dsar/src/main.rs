@@ -16,22 +16,41 @@ use shared_privacy::dsar::store::DsarStore;
 
 type DsarApp = App<WithUnsubscribe<SesMailer>, LambdaDispatcher>;
 
+/// What init builds: the configuration and every client (building a client is cheap; its
+/// first use over the network happens in the first invocation anyway).
 struct State {
     config: Config,
-    sdk: shared_core::aws::SdkConfig,
+    ssm: shared_core::aws::SsmClient,
+    dynamo: aws_sdk_dynamodb::Client,
+    ses: aws_sdk_sesv2::Client,
+    s3: aws_sdk_s3::Client,
+    lambda: aws_sdk_lambda::Client,
 }
 
 impl State {
-    /// The app, built on the first invocation: it needs the keys from SSM.
+    fn new(config: Config, sdk: &shared_core::aws::SdkConfig) -> State {
+        State {
+            ssm: shared_core::aws::ssm(sdk),
+            dynamo: shared_core::aws::dynamodb(sdk),
+            ses: shared_core::aws::sesv2(sdk),
+            s3: shared_core::s3::client(sdk),
+            lambda: lambda_client(sdk, config.lambda_endpoint.as_deref()),
+            config,
+        }
+    }
+
+    /// The app, built on the first invocation: it needs the keys from SSM, and the first
+    /// invocation reads nothing else before them.
     async fn app(&self) -> anyhow::Result<DsarApp> {
         let c = &self.config;
-        let ssm = shared_core::aws::ssm(&self.sdk);
-        let keys =
-            shared_core::secrets::blind_index_key(&ssm, &c.blind_index_key_parameter).await?;
-        let verifier = VerifyingKeys::from_json(
-            &shared_core::secrets::parameter(&ssm, &c.jwt_public_keys_parameter).await?,
-        )?;
-        let dynamo = shared_core::aws::dynamodb(&self.sdk);
+        let [key, public] = shared_core::secrets::parameters(
+            &self.ssm,
+            [&c.blind_index_key_parameter, &c.jwt_public_keys_parameter],
+        )
+        .await?;
+        let keys = shared_core::secrets::blind_index_key_from(&c.blind_index_key_parameter, &key)?;
+        let verifier = VerifyingKeys::from_json(&public)?;
+        let dynamo = self.dynamo.clone();
         Ok(App {
             store: DsarStore::new(dynamo.clone(), c.tables.clone()),
             accounts: AccountStore::new(
@@ -45,7 +64,7 @@ impl State {
             ),
             mailer: WithUnsubscribe {
                 inner: SesMailer::platform(
-                    shared_core::aws::sesv2(&self.sdk),
+                    self.ses.clone(),
                     &c.sender_email,
                     &c.ses_configuration_set,
                     SendSuppression {
@@ -58,17 +77,14 @@ impl State {
                 api_base_url: c.links.api_base_url.clone(),
                 scope: UnsubscribeScope::Platform,
             },
-            dispatcher: LambdaDispatcher::new(
-                lambda_client(&self.sdk, c.lambda_endpoint.as_deref()),
-                &c.worker_function,
-            ),
+            dispatcher: LambdaDispatcher::new(self.lambda.clone(), &c.worker_function),
             keys,
             verifier,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGenerator),
             links: c.links.clone(),
             downloads: dsar::downloads::Downloads {
-                s3: shared_core::s3::client(&self.sdk),
+                s3: self.s3.clone(),
                 exports_bucket: c.exports_bucket.clone(),
                 attachments_bucket: c.attachments_bucket.clone(),
             },
@@ -85,5 +101,5 @@ async fn main() -> Result<(), Error> {
         Config::from_env,
     )
     .await?;
-    runtime::serve_http(State { config, sdk }, State::app, dsar::handle).await
+    runtime::serve_http(State::new(config, &sdk), State::app, dsar::handle).await
 }

@@ -52,8 +52,6 @@ impl State {
 }
 
 fn main() -> Result<(), Error> {
-    // Before any thread exists: it may set an environment variable (see its docs).
-    shared_core::aws::prefer_system_ca_bundle();
     // One invocation at a time per container, on a fraction of a vCPU at 256 MB: a
     // single-threaded runtime does the same work without starting (and waking) worker threads,
     // which shortens the cold start.

@@ -18,12 +18,14 @@ impl State {
     /// The app, built on the first invocation: it needs the keys from SSM.
     async fn app(&self) -> anyhow::Result<App> {
         let ssm = shared_core::aws::ssm(&self.sdk);
-        let keys =
-            shared_core::secrets::blind_index_key(&ssm, &self.config.blind_index_key_parameter)
-                .await?;
-        let verifier = VerifyingKeys::from_json(
-            &shared_core::secrets::parameter(&ssm, &self.config.jwt_public_keys_parameter).await?,
-        )?;
+        let c = &self.config;
+        let [key, public] = shared_core::secrets::parameters(
+            &ssm,
+            [&c.blind_index_key_parameter, &c.jwt_public_keys_parameter],
+        )
+        .await?;
+        let keys = shared_core::secrets::blind_index_key_from(&c.blind_index_key_parameter, &key)?;
+        let verifier = VerifyingKeys::from_json(&public)?;
         Ok(App {
             store: TransfersStore::new(
                 shared_core::aws::dynamodb(&self.sdk),

@@ -20,15 +20,14 @@ impl State {
     /// The app, built on the first invocation: it needs the keys from SSM, and fetching them
     /// there keeps the cold start (init) to building clients only.
     async fn app(&self) -> anyhow::Result<App> {
-        let keys = shared_core::secrets::blind_index_key(
+        let c = &self.config;
+        let [key, public] = shared_core::secrets::parameters(
             &self.ssm,
-            &self.config.blind_index_key_parameter,
+            [&c.blind_index_key_parameter, &c.jwt_public_keys_parameter],
         )
         .await?;
-        let verifier = VerifyingKeys::from_json(
-            &shared_core::secrets::parameter(&self.ssm, &self.config.jwt_public_keys_parameter)
-                .await?,
-        )?;
+        let keys = shared_core::secrets::blind_index_key_from(&c.blind_index_key_parameter, &key)?;
+        let verifier = VerifyingKeys::from_json(&public)?;
         Ok(App {
             store: self.store.clone(),
             s3: self.s3.clone(),

@@ -306,6 +306,21 @@ pub fn login_item(email_bidx: &str, tenant: &TenantId, user: &UserId) -> Item {
     it
 }
 
+/// The login-index item of `user`, carrying a copy of the user's password hash
+/// ([`LOGIN_PASSWORD_HASH`]): a login checks the password as soon as it has read this item.
+pub fn login_item_of(email_bidx: &str, user: &User) -> Item {
+    let mut it = login_item(email_bidx, &user.tenant_id, &user.user_id);
+    put(&mut it, LOGIN_PASSWORD_HASH, s(&user.password_hash));
+    it
+}
+
+/// The login-index attribute holding a copy of the user's password hash, so a login verifies
+/// the password while the user item is still being read (one round trip less on the way to the
+/// hash). The user item's hash stays the one that counts: a login compares the two and checks
+/// again against the user's when they differ (an item written before the copy existed, or by a
+/// write that did not refresh it); a successful login then refreshes the copy.
+pub const LOGIN_PASSWORD_HASH: &str = "password_hash";
+
 /// The login-index item of a sign-up not verified yet: it does not claim the address. A later
 /// sign-up, an accepted invitation or the verification of another sign-up of the address takes
 /// the item over; verifying this one removes `unverified`.
@@ -321,6 +336,16 @@ pub const UNVERIFIED: &str = "unverified";
 /// The condition of a write that claims an address's login-index item: none yet, or one of a
 /// sign-up not verified yet.
 pub const LOGIN_CLAIMABLE: &str = "attribute_not_exists(pk) OR attribute_exists(unverified)";
+
+/// The account a login names, as its login-index item holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginAccount {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    /// The copy of the password hash ([`LOGIN_PASSWORD_HASH`]); `None` on an item written
+    /// before the copy existed.
+    pub password_hash: Option<String>,
+}
 
 /// Who an email's login-index item names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -495,6 +520,17 @@ impl AccountStore {
         email_bidx: &str,
         throttle_keys: &[Key],
     ) -> anyhow::Result<(Option<(TenantId, UserId)>, Vec<Throttle>)> {
+        let (account, throttles) = self.login_account(email_bidx, throttle_keys).await?;
+        Ok((account.map(|a| (a.tenant_id, a.user_id)), throttles))
+    }
+
+    /// The account an email belongs to, with the copy of its password hash, and the given
+    /// failed-login throttles, in one read (consistent).
+    pub async fn login_account(
+        &self,
+        email_bidx: &str,
+        throttle_keys: &[Key],
+    ) -> anyhow::Result<(Option<LoginAccount>, Vec<Throttle>)> {
         let login_key = keys::login(email_bidx);
         let mut req = HashMap::new();
         req.insert(
@@ -535,10 +571,14 @@ impl AccountStore {
         };
         let account = find(&self.tables.tenants, &login_key)
             .map(|it| -> anyhow::Result<_> {
-                Ok((
-                    TenantId::parse(get_s(&it, "tenant_id")?)?,
-                    UserId::parse(get_s(&it, "user_id")?)?,
-                ))
+                Ok(LoginAccount {
+                    tenant_id: TenantId::parse(get_s(&it, "tenant_id")?)?,
+                    user_id: UserId::parse(get_s(&it, "user_id")?)?,
+                    password_hash: it
+                        .get(LOGIN_PASSWORD_HASH)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned(),
+                })
             })
             .transpose()?;
         let mut throttles = Vec::with_capacity(throttle_keys.len());

@@ -10,7 +10,8 @@
 //! profile files, build the profile, web-identity, ECS and IMDS credential providers, and read a
 //! dozen optional settings from the environment and profiles, none of which Lambda uses
 //! (`make bench` measures the difference). Without them (a developer's shell with an AWS
-//! profile, say) the full default chain runs as before.
+//! profile, say) the full default chain runs as before. On the Lambda path every client shares
+//! one HTTP client that trusts Amazon's roots only ([`http_client`]).
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -319,47 +320,52 @@ fn from_lambda_environment(var: impl Fn(&str) -> Option<String>) -> Option<SdkCo
     if let Some(endpoint) = set("AWS_ENDPOINT_URL") {
         builder = builder.endpoint_url(endpoint);
     }
+    if let Some(client) = http_client(&var) {
+        builder = builder.http_client(client);
+    }
     Some(builder.build())
 }
 
-/// CA bundle files, in the order `openssl-probe` (which the SDK's TLS stack asks) tries them.
-#[cfg(target_os = "linux")]
-const CA_BUNDLE_FILES: &[&str] = &[
-    "/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu
-    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem", // Amazon Linux 2023 (Lambda), RHEL
-    "/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL 6
-    "/etc/ssl/ca-bundle.pem",             // openSUSE
-    "/etc/ssl/cert.pem",                  // Alpine
-];
+/// The roots of Amazon Trust Services, AWS's own certificate authority: Amazon Root CA 1 to 4
+/// and the Starfield Services Root G2 that cross-signs them (the set AWS tells clients that pin
+/// to trust). Every AWS endpoint's certificate chains to one of them.
+const AWS_ROOT_CAS: &str = include_str!("../data/aws-root-cas.pem");
 
-/// Makes the SDK trust the system's CA bundle file alone, unless `SSL_CERT_FILE` or
-/// `SSL_CERT_DIR` already say where the roots are.
+/// The one HTTP client of every SDK client of a function, trusting [`AWS_ROOT_CAS`] only; `None`
+/// when `SSL_CERT_FILE` or `SSL_CERT_DIR` is set (then the SDK's own client and the system's
+/// roots, e.g. behind a TLS-inspecting proxy on a developer's machine).
 ///
-/// Why: building an SDK client loads the system's root certificates (the SDK does it at client
-/// construction on purpose, so that the first request does not pay for it). Left to probe, it
-/// reads the bundle file *and* then every file of the certificate directory (`/etc/ssl/certs`,
-/// `/etc/pki/tls/certs`): on Debian the same roots again, one file each; on Amazon Linux the
-/// bundle again in its other formats. Decoding that PEM is the largest part of this function's
-/// init (`make bench`); the directory adds no root the bundle lacks (both are generated from one
-/// store by `update-ca-certificates` / `update-ca-trust`), so reading the bundle alone trusts the
-/// same authorities for about half the work. No bundle file found: nothing changes.
-///
-/// Call it first thing in `main`, before the async runtime or any other thread starts: it sets
-/// an environment variable, which is only sound while the process has a single thread.
-pub fn prefer_system_ca_bundle() {
-    #[cfg(target_os = "linux")]
-    {
-        if std::env::var_os("SSL_CERT_FILE").is_some() || std::env::var_os("SSL_CERT_DIR").is_some()
-        {
-            return;
-        }
-        if let Some(file) = CA_BUNDLE_FILES
-            .iter()
-            .find(|f| std::path::Path::new(f).is_file())
-        {
-            std::env::set_var("SSL_CERT_FILE", file);
-        }
+/// Why: left to itself, every SDK client builds its own HTTP client, which loads the system's
+/// root certificates when the client is built: it reads the CA bundle and then every file of
+/// the certificate directory (about 150 files on Debian; the bundle again in its other formats
+/// on Amazon Linux) and decodes all of it. That was the largest part of a function's cold start
+/// (`make bench`: 2.7× a hello-world for leads-api, which builds three clients at init). A
+/// function talks to AWS endpoints only, and their certificates chain to Amazon's roots: five
+/// roots compiled in cost no file and almost no decoding, one client shares its connection
+/// pool, and no other authority can vouch for an AWS endpoint. The emulator is plain HTTP.
+pub fn http_client(
+    var: impl Fn(&str) -> Option<String>,
+) -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+    use aws_smithy_http_client::tls;
+    if var("SSL_CERT_FILE").is_some() || var("SSL_CERT_DIR").is_some() {
+        return None;
     }
+    let context = tls::TlsContext::builder()
+        .with_trust_store(
+            tls::TrustStore::empty()
+                .with_native_roots(false)
+                .with_pem_certificate(AWS_ROOT_CAS.as_bytes()),
+        )
+        .build()
+        .expect("a trust store of compiled-in certificates builds");
+    Some(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(context)
+            .build_https(),
+    )
 }
 
 /// Clients inherit the config's [`Budget`] (retries and timeouts).
@@ -404,6 +410,53 @@ mod tests {
         assert!(c.credentials_provider().is_some());
         assert_eq!(c.endpoint_url(), None);
         assert!(c.behavior_version().is_some());
+    }
+
+    #[test]
+    fn every_client_shares_one_http_client_trusting_amazons_roots_unless_told_otherwise() {
+        let c = from_lambda_environment(env(LAMBDA)).expect("a config");
+        assert!(
+            c.http_client().is_some(),
+            "one HTTP client for every SDK client"
+        );
+        let mut pairs = LAMBDA.to_vec();
+        pairs.push(("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt"));
+        let c = from_lambda_environment(env(&pairs)).expect("a config");
+        assert!(
+            c.http_client().is_none(),
+            "the SDK's own, with the system's roots"
+        );
+
+        // Exactly the five roots of Amazon Trust Services, by their SHA-256 fingerprints as
+        // Amazon publishes them (www.amazontrust.com/repository).
+        use base64::Engine;
+        use sha2::Digest;
+        let fingerprints: Vec<String> = AWS_ROOT_CAS
+            .split("-----END CERTIFICATE-----")
+            .filter(|p| p.contains("-----BEGIN CERTIFICATE-----"))
+            .map(|pem| {
+                let b64: String = pem
+                    .lines()
+                    .filter(|l| !l.starts_with("-----") && !l.trim().is_empty())
+                    .collect();
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .expect("base64");
+                crate::blind_index::hex(&sha2::Sha256::digest(der))
+            })
+            .collect();
+        assert_eq!(
+            fingerprints,
+            [
+                // Amazon Root CA 1 to 4
+                "8ecde6884f3d87b1125ba31ac3fcb13d7016de7f57cc904fe1cb97c6ae98196e",
+                "1ba5b2aa8c65401a82960118f80bec4f62304d83cec4713a19c39c011ea46db4",
+                "18ce6cfe7bf14e60b2e347b8dfe868cb31d02ebb3ada271569f50343b46db3a4",
+                "e35d28419ed02025cfa69038cd623962458da5c695fbdea3c22b0bfb25897092",
+                // Starfield Services Root Certificate Authority - G2
+                "568d6905a2c88708a4b3025190edcfedb1974a606a13c6e5290fcb2ae63edab5",
+            ]
+        );
     }
 
     #[test]

@@ -405,6 +405,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(
         Table::Tenants,
         "LOGIN",
+        "password_hash",
+        Personal(AccountProfile),
+        "copy of the user's argon2id PHC string (a login reads it with the login index)",
+    ),
+    a(
+        Table::Tenants,
+        "LOGIN",
         "unverified",
         Structural,
         "a sign-up not verified yet: it holds no claim on the address",

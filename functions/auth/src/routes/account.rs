@@ -7,6 +7,7 @@ use shared_accounts::auth::permissions::Role;
 use shared_accounts::auth::{password, tokens};
 use shared_accounts::dynamo::{
     tenant_item, token_item, unverified_login_item, user_item, StoreError, Write, LOGIN_CLAIMABLE,
+    LOGIN_PASSWORD_HASH,
 };
 use shared_accounts::policy::{PolicyAcceptance, PolicyVersions};
 use shared_accounts::{Mfa, OneTimeToken, Tenant, TokenKind, User};
@@ -296,15 +297,40 @@ fn tenant_exists(t: &TenantId) -> Write {
 
 /// Makes the email's login-index item name this user for good: it may take over the item of a
 /// sign-up not verified yet (receiving the emailed link proves the address), never the item of
-/// another verified account.
-pub(crate) fn claim_login(email_bidx: &str, tenant: &TenantId, user: &UserId) -> Write {
+/// another verified account. It carries the copy of the user's password hash (`password_hash`,
+/// as the user item has it after the same transaction) that a login checks first.
+pub(crate) fn claim_login(
+    email_bidx: &str,
+    tenant: &TenantId,
+    user: &UserId,
+    password_hash: &str,
+) -> Write {
     Write::Update {
         key: keys::login(email_bidx),
-        update: "SET tenant_id = :tn, user_id = :us REMOVE unverified".into(),
+        update: format!(
+            "SET tenant_id = :tn, user_id = :us, {LOGIN_PASSWORD_HASH} = :ph REMOVE unverified"
+        ),
         condition: Some(format!("{LOGIN_CLAIMABLE} OR user_id = :us")),
         values: vec![
             (":tn".into(), s(tenant.as_str())),
             (":us".into(), s(user.as_str())),
+            (":ph".into(), s(password_hash)),
+        ],
+        names: vec![],
+    }
+}
+
+/// Refreshes the login index's copy of the user's password hash, in the transaction that
+/// changes the hash; the item must still name the user.
+fn refresh_login_copy(email_bidx: &str, user: &User, password_hash: &str) -> Write {
+    Write::Update {
+        key: keys::login(email_bidx),
+        update: format!("SET {LOGIN_PASSWORD_HASH} = :ph"),
+        condition: Some("tenant_id = :tn AND user_id = :us".into()),
+        values: vec![
+            (":ph".into(), s(password_hash)),
+            (":tn".into(), s(user.tenant_id.as_str())),
+            (":us".into(), s(user.user_id.as_str())),
         ],
         names: vec![],
     }
@@ -347,7 +373,12 @@ pub async fn verify_email<M: Mailer>(
             // The address is now this account's, unless another account holds it for good.
             (
                 t.tenants.as_str(),
-                claim_login(&app.keys.email(&user.email), &user.tenant_id, &user.user_id),
+                claim_login(
+                    &app.keys.email(&user.email),
+                    &user.tenant_id,
+                    &user.user_id,
+                    &user.password_hash,
+                ),
             ),
             (
                 t.security_log.as_str(),
@@ -516,7 +547,7 @@ pub async fn password_reset_confirm<M: Mailer>(
                             .into(),
                     ),
                     values: vec![
-                        (":h".into(), s(hash)),
+                        (":h".into(), s(&hash)),
                         (":t".into(), AttributeValue::Bool(true)),
                         (":one".into(), shared_core::dynamo::n(1)),
                         (":tep".into(), shared_core::dynamo::n(token_epoch)),
@@ -527,7 +558,12 @@ pub async fn password_reset_confirm<M: Mailer>(
             // The link proved the address: an unverified sign-up's claim becomes a real one.
             (
                 t.tenants.as_str(),
-                claim_login(&app.keys.email(&user.email), &user.tenant_id, &user.user_id),
+                claim_login(
+                    &app.keys.email(&user.email),
+                    &user.tenant_id,
+                    &user.user_id,
+                    &hash,
+                ),
             ),
             (
                 t.security_log.as_str(),
@@ -831,11 +867,15 @@ pub async fn change_password<M: Mailer>(
                     update: "SET password_hash = :h ADD cred_epoch :one".into(),
                     condition: Some("attribute_exists(pk)".into()),
                     values: vec![
-                        (":h".into(), s(hash)),
+                        (":h".into(), s(&hash)),
                         (":one".into(), shared_core::dynamo::n(1)),
                     ],
                     names: vec![],
                 },
+            ),
+            (
+                t.tenants.as_str(),
+                refresh_login_copy(&app.keys.email(&user.email), &user, &hash),
             ),
             (
                 t.security_log.as_str(),

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared_accounts::auth::jwt::{AccessClaims, ACCESS_TOKEN_TTL_SECS, ISSUER};
 use shared_accounts::auth::{password, recovery, tokens, totp};
-use shared_accounts::dynamo::{session_item, StoreError, Write};
+use shared_accounts::dynamo::{session_item, LoginAccount, StoreError, Write, LOGIN_PASSWORD_HASH};
 use shared_accounts::{SecurityEvent, Session, User};
 use shared_core::clock::rfc3339;
 use shared_core::domain::{Email, SessionId};
@@ -185,18 +185,33 @@ pub async fn login<M: Mailer>(
     let ip_hash = app.ip_hash(ctx);
     let counters = throttle::counters_for(&email_bidx, ip_hash.as_deref());
     let counter_keys: Vec<_> = counters.iter().map(|c| c.key.clone()).collect();
-    let (account, throttles) = app.store.login_lookup(&email_bidx, &counter_keys).await?;
+    let (account, throttles) = app.store.login_account(&email_bidx, &counter_keys).await?;
     let now = ctx.now.unix_timestamp();
 
-    // The attempt is counted (and maybe refused) before the password is checked.
-    let reserved = match reserve(app, ctx, &counters, &throttles).await? {
+    // The attempt is counted (and maybe refused) before the password check's answer is used.
+    // When the counters just read say it will be admitted, the hash runs while it is counted
+    // (and while the user is read), so a login waits for the hash, not for the hash after the
+    // counts: a refused attempt's result is never looked at. Otherwise (a lock, a window past
+    // its free allowance) the count comes first and the hash runs only if admitted, so a
+    // throttled guesser costs no hash.
+    let (reserved, checked) = if throttle::admits(&counters, &throttles, now) {
+        // Boxed: both futures side by side would make every caller's future (and stack) large.
+        let (reserved, checked) = tokio::join!(
+            Box::pin(reserve(app, ctx, &counters, &throttles)),
+            Box::pin(check_password(app, account.as_ref(), &body.password))
+        );
+        (reserved?, Some(checked?))
+    } else {
+        (reserve(app, ctx, &counters, &throttles).await?, None)
+    };
+    let reserved = match reserved {
         Ok(r) => r,
         Err(wait) => {
             let mut e = app.event("login_throttled", ctx);
             e.email_hash = Some(email_bidx.clone());
-            if let Some((t, u)) = &account {
-                e.tenant_id = Some(t.clone());
-                e.user_id = Some(u.clone());
+            if let Some(a) = &account {
+                e.tenant_id = Some(a.tenant_id.clone());
+                e.user_id = Some(a.user_id.clone());
             }
             app.log_event(e).await;
             return Err(AppError::RateLimited {
@@ -204,21 +219,21 @@ pub async fn login<M: Mailer>(
             });
         }
     };
-
-    let user = match &account {
-        Some((t, u)) => app.store.user_with_epoch(t, u).await?,
-        None => None,
+    let checked = match checked {
+        Some(c) => c,
+        None => Box::pin(check_password(app, account.as_ref(), &body.password)).await?,
     };
-    let Some((mut user, epoch)) = user else {
-        // Same work, same answer as a wrong password: no account enumeration.
-        password::verify_against_dummy(&body.password);
+
+    let Some((mut user, epoch)) = checked.user else {
+        // The same work (one hash) and the same answer as a wrong password: no account
+        // enumeration.
         record_failure(app, ctx, &reserved).await?;
         let mut e = app.event("login_failed", ctx);
         e.email_hash = Some(email_bidx);
         app.log_event(e).await;
         return Err(invalid_credentials());
     };
-    if !password::verify_password(&body.password, &user.password_hash) {
+    if !checked.verified {
         record_failure(app, ctx, &reserved).await?;
         let mut e = app.event("login_failed", ctx);
         e.tenant_id = Some(user.tenant_id.clone());
@@ -396,6 +411,43 @@ pub async fn login<M: Mailer>(
         // This client proved it knows the password: its own counter for the account resets,
         // in the same round trip.
         writes.push((tables.ops.as_str(), Write::Delete(c.key.clone(), None)));
+    }
+    // The other counts are given back in the same round trip too (a count whose lock this
+    // attempt claimed is given back after, see `give_back`). This attempt's own count is still
+    // there (its window runs 15 minutes; nothing else takes a count back but its own attempt),
+    // so the condition holds.
+    for c in reserved.iter().filter(|c| folded_give_back(c)) {
+        writes.push((
+            tables.ops.as_str(),
+            Write::Update {
+                key: c.counter.key.clone(),
+                update: "ADD failures :minus".into(),
+                condition: Some("failures > :zero".into()),
+                values: vec![
+                    (":minus".into(), shared_core::dynamo::n(-1)),
+                    (":zero".into(), shared_core::dynamo::n(0)),
+                ],
+                names: vec![],
+            },
+        ));
+    }
+    if checked.copy_stale {
+        // The login index's copy of the hash was missing (an item from before the copy) or
+        // not the user's: the user's, as read under the epoch the condition above holds.
+        writes.push((
+            tables.tenants.as_str(),
+            Write::Update {
+                key: keys::login(&email_bidx),
+                update: format!("SET {LOGIN_PASSWORD_HASH} = :ph"),
+                condition: Some("tenant_id = :tn AND user_id = :us".into()),
+                values: vec![
+                    (":ph".into(), s(&user.password_hash)),
+                    (":tn".into(), s(user.tenant_id.as_str())),
+                    (":us".into(), s(user.user_id.as_str())),
+                ],
+                names: vec![],
+            },
+        ));
     }
     match app.store.transact(writes).await {
         Ok(()) => {}
@@ -579,7 +631,8 @@ async fn give_back<M: Mailer>(
     full_success: bool,
 ) {
     for c in counted {
-        if full_success && c.counter.cleared_by_success {
+        // A full success cleared or gave back the others in its own transaction.
+        if full_success && (c.counter.cleared_by_success || folded_give_back(c)) {
             continue;
         }
         if let Err(err) = app
@@ -590,6 +643,92 @@ async fn give_back<M: Mailer>(
             tracing::warn!(error = %format!("{err:#}"), "login attempt not given back");
         }
     }
+}
+
+/// A count a successful login gives back inside its own transaction: one this attempt added
+/// without claiming a lock (a claimed lock is lifted only if unchanged, which a transaction
+/// could not tell from a failure of the login itself).
+fn folded_give_back(c: &Counted<'_>) -> bool {
+    !c.counter.cleared_by_success && c.claimed.is_none()
+}
+
+/// A login's password check: the user read, and whether the password is theirs.
+struct Checked {
+    /// The user and its credential epoch; `None`: no such account (the dummy hash ran).
+    user: Option<(User, i64)>,
+    verified: bool,
+    /// The login index's copy of the hash is missing or not the user's: the login refreshes it.
+    copy_stale: bool,
+}
+
+/// Reads the user the login index names and verifies the password: against the login index's
+/// copy of the hash while the user item is read, then, should the copy not be the user's hash,
+/// against the user's (the user item is what counts). An unknown account costs the dummy hash:
+/// the same work as a wrong password.
+async fn check_password<M: Mailer>(
+    app: &App<M>,
+    account: Option<&LoginAccount>,
+    password: &str,
+) -> Result<Checked, AppError> {
+    let Some(account) = account else {
+        verify(password, None).await;
+        return Ok(Checked {
+            user: None,
+            verified: false,
+            copy_stale: false,
+        });
+    };
+    let (user, early) = match &account.password_hash {
+        Some(copy) => {
+            let (user, verified) = tokio::join!(
+                app.store
+                    .user_with_epoch(&account.tenant_id, &account.user_id),
+                verify(password, Some(copy.clone()))
+            );
+            (user?, Some((copy, verified)))
+        }
+        None => (
+            app.store
+                .user_with_epoch(&account.tenant_id, &account.user_id)
+                .await?,
+            None,
+        ),
+    };
+    let Some((user, epoch)) = user else {
+        if early.is_none() {
+            verify(password, None).await;
+        }
+        return Ok(Checked {
+            user: None,
+            verified: false,
+            copy_stale: false,
+        });
+    };
+    let verified = match early {
+        Some((copy, verified)) if *copy == user.password_hash => verified,
+        _ => verify(password, Some(user.password_hash.clone())).await,
+    };
+    let copy_stale = account.password_hash.as_deref() != Some(user.password_hash.as_str());
+    Ok(Checked {
+        user: Some((user, epoch)),
+        verified,
+        copy_stale,
+    })
+}
+
+/// One argon2id verification, on a blocking thread so the requests of the same login proceed
+/// meanwhile; `None`: against the dummy hash (never a match).
+async fn verify(password: &str, phc: Option<String>) -> bool {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || match phc {
+        Some(phc) => password::verify_password(&password, &phc),
+        None => {
+            password::verify_against_dummy(&password);
+            false
+        }
+    })
+    .await
+    .unwrap_or(false)
 }
 
 pub fn new_session<M: Mailer>(app: &App<M>, user: &User, ctx: &Ctx) -> (Session, String) {

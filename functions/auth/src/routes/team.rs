@@ -6,7 +6,7 @@ use serde_json::json;
 use shared_accounts::auth::permissions::{can_assign, Role};
 use shared_accounts::auth::{password, tokens};
 use shared_accounts::dynamo::{
-    login_item, token_item, user_item, StoreError, Write, LOGIN_CLAIMABLE,
+    login_item_of, token_item, user_item, StoreError, Write, LOGIN_CLAIMABLE,
 };
 use shared_accounts::{Mfa, OneTimeToken, TokenKind, User};
 use shared_core::clock::rfc3339;
@@ -253,7 +253,7 @@ pub async fn accept_invitation<M: Mailer>(
                 t.tenants.as_str(),
                 // Takes the address over from a sign-up not verified yet, never from an account.
                 Write::Put(
-                    login_item(&app.keys.email(&email), &user.tenant_id, &user.user_id),
+                    login_item_of(&app.keys.email(&email), &user),
                     Some(LOGIN_CLAIMABLE),
                 ),
             ),

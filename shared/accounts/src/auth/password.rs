@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use anyhow::anyhow;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 
@@ -92,6 +92,11 @@ pub fn hash_password(password: &str) -> anyhow::Result<String> {
 /// True when `password` matches the PHC string. Verification uses the parameters recorded in
 /// the PHC string (so older hashes still verify) and compares in constant time. A malformed or
 /// non-argon2 PHC string, or an oversized password, is simply a mismatch.
+///
+/// The argon2 memory (19 MiB at the current parameters) is a buffer kept for the next
+/// verification ([`with_blocks`]), not allocated and freed each time: a warm function pays no
+/// page faults for it, and its resident memory stays one buffer however many threads verify in
+/// turn (freed, an allocation that size stays in the allocator's per-thread arena).
 pub fn verify_password(password: &str, phc: &str) -> bool {
     if password.len() > MAX_BYTES {
         return false;
@@ -99,28 +104,83 @@ pub fn verify_password(password: &str, phc: &str) -> bool {
     let Ok(parsed) = PasswordHash::new(phc) else {
         return false;
     };
-    if Algorithm::try_from(parsed.algorithm).is_err() {
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
         return false;
-    }
-    hasher()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_ok()
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; argon2::password_hash::Salt::MAX_LENGTH];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let hashed = with_blocks(blocks, |memory| {
+        argon2
+            .hash_password_into_with_memory(password.as_bytes(), salt, &mut out, memory)
+            .is_ok()
+    });
+    // `Output`'s equality is constant-time.
+    hashed && argon2::password_hash::Output::new(&out).is_ok_and(|o| o == expected)
 }
 
+/// Buffers of argon2 memory kept between verifications (at most [`KEPT_BUFFERS`]).
+static BLOCKS: std::sync::Mutex<Vec<Vec<argon2::Block>>> = std::sync::Mutex::new(Vec::new());
+/// A function verifies one password at a time; tests verify a few at once.
+const KEPT_BUFFERS: usize = 2;
+
+/// Runs `f` with `count` blocks of argon2 memory: a kept buffer when one is free, else a new
+/// one, kept afterwards unless [`KEPT_BUFFERS`] are. Argon2 writes every block before it reads
+/// it, so a buffer needs no clearing between uses.
+fn with_blocks<T>(count: usize, f: impl FnOnce(&mut [argon2::Block]) -> T) -> T {
+    let kept = BLOCKS
+        .lock()
+        .map(|mut free| {
+            free.iter()
+                .position(|b| b.len() >= count)
+                .map(|i| free.swap_remove(i))
+        })
+        .unwrap_or(None);
+    let mut buffer = kept.unwrap_or_else(|| vec![argon2::Block::default(); count]);
+    let result = f(&mut buffer[..count]);
+    if let Ok(mut free) = BLOCKS.lock() {
+        if free.len() < KEPT_BUFFERS {
+            free.push(buffer);
+        }
+    }
+    result
+}
+
+/// A PHC string at the current parameters whose salt and output are random bytes: verifying
+/// against it costs exactly what verifying against a real hash costs, and no password matches
+/// it (that would take finding a preimage of a random output). Built without hashing anything,
+/// so no function pays an argon2 run for it (it used to be the hash of a random password: one
+/// hash, 19 MiB, at a cold start or in the first failed login).
 fn dummy_phc() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        // A random password nobody knows: the dummy must never verify.
-        let mut pw = [0u8; 32];
-        rand::rng().fill_bytes(&mut pw);
-        hash_password(&shared_core::blind_index::hex(&pw)).expect("hashing a short ASCII password")
+        let mut salt = [0u8; SALT_LEN];
+        let mut output = [0u8; 32];
+        rand::rng().fill_bytes(&mut salt);
+        rand::rng().fill_bytes(&mut output);
+        let salt = SaltString::encode_b64(&salt).expect("16 bytes encode");
+        let output = argon2::password_hash::Output::new(&output).expect("32 bytes are an output");
+        format!("$argon2id$v=19$m={ARGON2_M_KIB},t={ARGON2_T},p={ARGON2_P}${salt}${output}")
     })
 }
 
 /// Runs one verification of the same cost as [`verify_password`] against a fixed dummy hash
 /// and discards the result, so a login for an unknown email takes as long as a wrong password
-/// (no account enumeration by timing). The dummy hash is built on first use; a function may call
-/// this once at cold start so the first real request does not pay for building it.
+/// (no account enumeration by timing).
 pub fn verify_against_dummy(password: &str) {
     let _ = verify_password(password, dummy_phc());
 }
@@ -241,11 +301,67 @@ mod tests {
     }
 
     #[test]
+    fn verification_matches_the_reference_and_reuses_its_memory() {
+        // The argon2 crate's own verification is the reference.
+        use argon2::password_hash::PasswordVerifier;
+        let reference = |pw: &str, phc: &str| {
+            PasswordHash::new(phc)
+                .map(|h| hasher().verify_password(pw.as_bytes(), &h).is_ok())
+                .unwrap_or(false)
+        };
+        let older = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 1, 1, Some(24)).unwrap(),
+        )
+        .hash_password(b"older", &SaltString::encode_b64(&[3u8; 16]).unwrap())
+        .unwrap()
+        .to_string();
+        let argon2i = Argon2::new(
+            Algorithm::Argon2i,
+            Version::V0x10,
+            Params::new(8192, 1, 1, None).unwrap(),
+        )
+        .hash_password(b"legacy", &SaltString::encode_b64(&[4u8; 16]).unwrap())
+        .unwrap()
+        .to_string();
+        let cases = [
+            ("correct horse battery", shared_hash()),
+            ("Correct horse battery", shared_hash()),
+            ("older", older.as_str()),
+            ("older!", older.as_str()),
+            ("legacy", argon2i.as_str()),
+            ("legacy", "$argon2id$v=19$m=19456,t=2,p=1$bm90LWJhc2U2NA"),
+            ("legacy", "not a phc string"),
+        ];
+        for _ in 0..2 {
+            for (pw, phc) in cases {
+                assert_eq!(verify_password(pw, phc), reference(pw, phc), "{pw} / {phc}");
+            }
+        }
+        assert!(verify_password("older", &older) && verify_password("legacy", &argon2i));
+        assert!(verify_password("correct horse battery", shared_hash()));
+        // One buffer serves verification after verification.
+        assert!(BLOCKS.lock().unwrap().len() <= KEPT_BUFFERS);
+        let big = BLOCKS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| b.len() >= ARGON2_M_KIB as usize)
+            .count();
+        assert!(big >= 1, "the buffer at the current cost is kept");
+    }
+
+    #[test]
     fn dummy_verification_runs_and_never_matches() {
         verify_against_dummy("correct horse battery");
         verify_against_dummy("");
         assert!(!verify_password("correct horse battery", dummy_phc()));
         assert!(dummy_phc().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        // A well-formed PHC string at the current parameters: verifying runs argon2 in full.
+        let parsed = PasswordHash::new(dummy_phc()).expect("a PHC string");
+        assert_eq!(parsed.hash.map(|h| h.len()), Some(32));
+        assert!(!needs_rehash(dummy_phc()));
     }
 
     #[test]

@@ -576,6 +576,17 @@ impl IntakeStore for DynamoIntakeStore {
                 {
                     return Err(CommitError::IdempotencyKeyTaken);
                 }
+                // The submission's id is this request's own (a fresh ULID): when it is already
+                // stored, this is the SDK sending the transaction again after it landed with
+                // its answer lost. DynamoDB answers such a resend by its client request token;
+                // an emulator applies it again, and its conditions meet the first attempt's own
+                // items (the lead, the counter). All or nothing: the whole write is there.
+                if conditional
+                    .iter()
+                    .any(|k| matches!(k, Some(Part::Submission)))
+                {
+                    return Ok(());
+                }
                 let usage_at = kinds.iter().position(|k| matches!(k, Part::Usage));
                 if let Some(reason) = usage_at
                     .and_then(|i| reasons.get(i))
@@ -599,12 +610,6 @@ impl IntakeStore for DynamoIntakeStore {
                 }
                 if conditional.iter().any(|k| matches!(k, Some(Part::Route))) {
                     return Err(CommitError::Rerouted);
-                }
-                if conditional
-                    .iter()
-                    .any(|k| matches!(k, Some(Part::Submission)))
-                {
-                    return Err(CommitError::Store(anyhow!("submission id collision")));
                 }
                 if !failed("TransactionConflict").is_empty() || reasons.is_empty() {
                     return Err(CommitError::Conflict);
