@@ -35,3 +35,4 @@ bench:
 	cargo run --release -p bench --bin export_memory
 	cargo run --release -p bench --bin dsar_access
 	cargo run --release -p bench --bin retention
+	cargo run --release -p bench --bin spam

@@ -49,6 +49,11 @@ const KEYED_DECIDE_RRU: f64 = 8.0;
 /// consistent `GetItem`), then caches it.
 const COLD_EXTRA_RRU: f64 = 0.5;
 
+/// With a solved proof-of-work challenge (what the embed snippet posts, issue 19): its
+/// single-use guard is one more item in the same transaction (a put of a small item: 2 units),
+/// no request added. A plain post without one costs exactly what it did.
+const POW_TABLE_WRU: u64 = TABLE_WRU + 2;
+
 async fn world() -> World {
     World::new().await.expect("test world")
 }
@@ -271,4 +276,57 @@ async fn a_capped_forms_submission_costs_the_same_two_requests() {
         .find(|it| s(it, "sk") == Some("USAGE"))
         .expect("the usage counter");
     assert_eq!(usage["form_n_demo-contact"].as_n().unwrap(), "2");
+}
+
+/// A submission with a solved challenge: still one read and one transaction; the challenge's
+/// guard is a fourth item of that transaction. A quarantined one is one read and one
+/// transaction of two items: the record and the usage counter (the minute's rate counts only;
+/// no lead, no quota count), its guard a third.
+#[tokio::test]
+async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_item() {
+    let w = world().await;
+    let (meter, intake) = warm(&w).await;
+    let (_, challenge) = intake.challenge(&w.form.form_id).await.unwrap();
+    let pow = shared_leads::spam::pow::solve(&challenge).unwrap().encode();
+    w.clock.advance(time::Duration::seconds(10));
+    let mut body: serde_json::Value = serde_json::from_str(
+        fixture("lead-intake/submit-json.json")["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    body["_altcha"] = json!(pow);
+    let person = submit(&w, &meter, &intake, &json_submission(&body), 201).await;
+    assert_eq!(person.operations, [BATCH_GET, TRANSACT_WRITE]);
+    assert_eq!(person.failed_requests, 0);
+    assert_eq!(person.writes.len(), 4, "lead, submission, counter, guard");
+    assert_eq!(
+        person.transactional_write_units, POW_TABLE_WRU,
+        "{person:#?}"
+    );
+    assert_eq!(person.gsi_write_units, NEW_LEAD_GSI_WRU, "{person:#?}");
+    assert_eq!(indexes_written(&person), NEW_LEAD_INDEXES);
+    assert_eq!(person.read_units, DECIDE_RRU, "nothing more read");
+
+    // Its replay: refused by the guard's condition, then quarantined.
+    body["email"] = json!("replay@example.com");
+    let replay = submit(&w, &meter, &intake, &json_submission(&body), 201).await;
+    assert_eq!(
+        replay.operations,
+        [BATCH_GET, TRANSACT_WRITE, TRANSACT_WRITE]
+    );
+    assert_eq!(replay.failed_requests, 1, "the refused transaction");
+    assert_eq!(
+        replay.writes.len(),
+        6,
+        "the refused transaction's four items, then the record and the counter"
+    );
+
+    // A bot without a challenge and with a disposable address: one item, no index.
+    let bot = json_submission(&json!({"email": "x@mailinator.com", "message": "hi"}));
+    let quarantined = submit(&w, &meter, &intake, &bot, 201).await;
+    assert_eq!(quarantined.operations, [BATCH_GET, TRANSACT_WRITE]);
+    assert_eq!(quarantined.writes.len(), 2, "the record and the counter");
+    assert_eq!(quarantined.transactional_write_units, 4);
+    assert_eq!(quarantined.gsi_write_units, 0);
 }

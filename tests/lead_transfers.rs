@@ -1581,6 +1581,13 @@ async fn leads_api_app(t: &T) -> leads_api::App {
         clock: t.w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         api_base_url: config.api_base_url.clone(),
+        intake: leads_api::release_intake(
+            &config,
+            t.w.clients.dynamo.clone(),
+            t.w.clock.clone(),
+            Arc::new(UlidGenerator),
+            t.w.key.clone(),
+        ),
     }
 }
 

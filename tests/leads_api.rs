@@ -29,6 +29,8 @@ mod listing;
 mod notes_pipeline;
 #[path = "leads_api/privacy.rs"]
 mod privacy;
+#[path = "leads_api/quarantine.rs"]
+mod quarantine;
 #[path = "leads_api/quotas.rs"]
 mod quotas;
 #[path = "leads_api/races.rs"]
@@ -76,7 +78,7 @@ async fn leads_app(w: &World, dynamo: aws_sdk_dynamodb::Client) -> leads_api::Ap
     let config = leads_api::config::Config::from_env(&Env::from_pairs(env)).expect("config");
     let verifier = w.token_verifier("leads-api").await.expect("public keys");
     leads_api::App {
-        store: LeadsStore::new(dynamo, config.tables.clone()),
+        store: LeadsStore::new(dynamo.clone(), config.tables.clone()),
         s3: w.clients.s3.clone(),
         attachments_bucket: config.attachments_bucket.clone(),
         keys: w.key.clone(),
@@ -84,6 +86,13 @@ async fn leads_app(w: &World, dynamo: aws_sdk_dynamodb::Client) -> leads_api::Ap
         clock: w.clock.clone(),
         ids: Arc::new(UlidGenerator),
         api_base_url: config.api_base_url.clone(),
+        intake: leads_api::release_intake(
+            &config,
+            dynamo,
+            w.clock.clone(),
+            Arc::new(UlidGenerator),
+            w.key.clone(),
+        ),
     }
 }
 

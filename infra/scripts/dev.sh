@@ -8,14 +8,19 @@
 #      127.0.0.1:$LOCAL_STRIPE_PORT (12111): the billing function's checkout and portal sessions,
 #      their pages, and the signed webhooks those pages send to the local webhook route;
 #   5. `cargo lambda watch` runs the functions on 127.0.0.1:$LOCAL_API_PORT (9000), routed by the
-#      committed CargoLambda.toml exactly as the HTTP API routes them in production.
+#      committed CargoLambda.toml exactly as the HTTP API routes them in production;
+#   6. `devstack outbound` (infra/src/outbound_local.rs) reads the leads table's change stream
+#      and the webhook retry queue in the emulator and invokes `outbound` through the local
+#      Invoke API, as Lambda's event source mappings do, and serves a webhook sink on
+#      127.0.0.1:$LOCAL_SINK_PORT (12112; docs/outbound.md, "Trying it locally").
 #
 # Ctrl-C (or SIGTERM) stops everything this script started. Running it again starts afresh: the
 # emulator keeps its data in memory, and bootstrap and seed are idempotent.
 #
 # Environment:
-#   LOCAL_AWS_PORT, LOCAL_WEB_PORT, LOCAL_API_PORT, LOCAL_STRIPE_PORT
-#                       ports (4566, 8080, 9000, 12111)
+#   LOCAL_AWS_PORT, LOCAL_WEB_PORT, LOCAL_API_PORT, LOCAL_STRIPE_PORT, LOCAL_SINK_PORT
+#                       ports (4566, 8080, 9000, 12111, 12112; the sink's port is the one the
+#                       local stage may deliver webhooks to: WebhookLoopbackPorts, set here)
 #   LOCAL_CONCURRENCY   concurrent instances of each function (default 4), as Lambda runs many
 #                       containers at once: races between requests are reachable locally
 #   LOCAL_PARAMETERS    template parameter overrides, space-separated Name=value, e.g.
@@ -44,6 +49,13 @@ aws_port=${LOCAL_AWS_PORT:-4566}
 web_port=${LOCAL_WEB_PORT:-8080}
 api_port=${LOCAL_API_PORT:-9000}
 stripe_port=${LOCAL_STRIPE_PORT:-12111}
+sink_port=${LOCAL_SINK_PORT:-12112}
+# The local stage delivers webhooks to its own sink only (docs/outbound.md): its port is the
+# template's WebhookLoopbackPorts, unless the caller names that parameter itself.
+case " ${LOCAL_PARAMETERS:-} " in
+    *" WebhookLoopbackPorts="*) ;;
+    *) export LOCAL_PARAMETERS="${LOCAL_PARAMETERS:+$LOCAL_PARAMETERS }WebhookLoopbackPorts=$sink_port" ;;
+esac
 concurrency=${LOCAL_CONCURRENCY:-4}
 # Without LOCAL_FAULTS the proxy still runs, faulting nothing: it gives TransactWriteItems the
 # ClientRequestToken idempotency of DynamoDB that moto lacks. Under load the serialized emulator
@@ -179,7 +191,7 @@ case "$concurrency" in
     '' | *[!0-9]* | 0) log "LOCAL_CONCURRENCY must be a positive number of instances, not '$concurrency'"; exit 2 ;;
 esac
 for spec in "LOCAL_AWS_PORT:$aws_port" "LOCAL_WEB_PORT:$web_port" "LOCAL_API_PORT:$api_port" \
-    "LOCAL_STRIPE_PORT:$stripe_port"; do
+    "LOCAL_STRIPE_PORT:$stripe_port" "LOCAL_SINK_PORT:$sink_port"; do
     if ! port_is_free "${spec#*:}"; then
         log "port ${spec#*:} is in use (is another 'make dev' running?); choose another with ${spec%%:*}=PORT"
         exit 1
@@ -306,6 +318,15 @@ case "$preflight" in
         ;;
 esac
 
+# ---------------------------------------------------------------- the outbound channel
+# What Lambda's event source mappings do in AWS: the leads table's stream and the retry queue,
+# read from the emulator (never through the fault proxy), handed to `outbound` through the
+# Invoke API; and the webhook sink the local stage may deliver to.
+log "starting the outbound poller and the webhook sink on http://127.0.0.1:$sink_port/hook (log: $state_dir/outbound.log)"
+start outbound "$state_dir/outbound.log" "$devstack" outbound --endpoint "$aws_endpoint" \
+    --stage "$stage" --invoke "$api_base" --sink-port "$sink_port"
+wait_for "webhook sink" "${pids[-1]}" 30 port_answers "$sink_port"
+
 # ---------------------------------------------------------------- ready
 cat >&2 <<EOF
 
@@ -315,6 +336,7 @@ cat >&2 <<EOF
     Lambda invoke    $api_base/2015-03-31/functions/<binary>/invocations
     AWS emulator     $aws_endpoint   (moto_server; state: $aws_endpoint/moto-api/)
     Stripe stand-in  $stripe_base   (checkout and portal pages; calls: $stripe_base/_standin/calls)
+    webhook sink     http://127.0.0.1:$sink_port/hook   (register it: POST $api_base/v1/webhooks; received: /_sink/deliveries)
     billing          infra/scripts/billing-demo.sh upgrade pro   (docs/billing.md, "Trying it locally")
     functions use    $functions_endpoint   (fault proxy: $faults)
     logs             $state_dir/
@@ -332,6 +354,7 @@ STAGE=$stage
 FORM_ID=$form_id
 STATE_DIR=$state_dir
 STRIPE_BASE=$stripe_base
+SINK_BASE=http://127.0.0.1:$sink_port
 DEMO_EMAIL=$demo_email
 DEMO_PASSWORD=$demo_password
 EOF

@@ -44,11 +44,11 @@ stop_tree() {
 stack_pid=
 stack_state_dir=
 
-# stack_ports: five distinct free loopback ports, held open at once so they differ.
+# stack_ports: six distinct free loopback ports, held open at once so they differ.
 stack_ports() {
     python3 - <<'PY'
 import socket
-socks = [socket.socket() for _ in range(5)]
+socks = [socket.socket() for _ in range(6)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*(s.getsockname()[1] for s in socks))
@@ -58,14 +58,14 @@ PY
 }
 
 stack_start() {
-    local name=$1 aws_port web_port api_port faults_port stripe_port ready_file
-    read -r aws_port web_port api_port faults_port stripe_port < <(stack_ports)
+    local name=$1 aws_port web_port api_port faults_port stripe_port sink_port ready_file
+    read -r aws_port web_port api_port faults_port stripe_port sink_port < <(stack_ports)
     stack_state_dir="$root/.dev/$name-$$"
     ready_file="$stack_state_dir/ready"
     mkdir -p "$stack_state_dir"
     log "starting the stack (AWS :$aws_port, web :$web_port, API :$api_port; logs: $stack_state_dir)"
     LOCAL_AWS_PORT=$aws_port LOCAL_WEB_PORT=$web_port LOCAL_API_PORT=$api_port \
-        LOCAL_FAULTS_PORT=$faults_port LOCAL_STRIPE_PORT=$stripe_port \
+        LOCAL_FAULTS_PORT=$faults_port LOCAL_STRIPE_PORT=$stripe_port LOCAL_SINK_PORT=$sink_port \
         bash infra/scripts/dev.sh --ready-file "$ready_file" --state-dir "$stack_state_dir" \
         --no-reload --quiet >"$stack_state_dir/dev.log" 2>&1 &
     stack_pid=$!

@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
-    KeyType as SdkKeyType, Projection, ProjectionType, ScalarAttributeType,
-    TimeToLiveSpecification, TimeToLiveStatus,
+    KeyType as SdkKeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification, TimeToLiveStatus,
 };
 
 /// Credentials the emulator accepts (it accepts any); never real ones.
@@ -24,6 +24,8 @@ pub struct LocalClients {
     pub dynamo: aws_sdk_dynamodb::Client,
     pub s3: aws_sdk_s3::Client,
     pub ssm: aws_sdk_ssm::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub streams: aws_sdk_dynamodbstreams::Client,
 }
 
 impl LocalClients {
@@ -65,6 +67,22 @@ impl LocalClients {
             .build();
         let ssm = aws_sdk_ssm::Config::builder()
             .behavior_version(behavior)
+            .region(region.clone())
+            .credentials_provider(credentials.clone())
+            .endpoint_url(endpoint)
+            .retry_config(budget.retry())
+            .timeout_config(budget.timeouts())
+            .build();
+        let sqs = aws_sdk_sqs::Config::builder()
+            .behavior_version(behavior)
+            .region(region.clone())
+            .credentials_provider(credentials.clone())
+            .endpoint_url(endpoint)
+            .retry_config(budget.retry())
+            .timeout_config(budget.timeouts())
+            .build();
+        let streams = aws_sdk_dynamodbstreams::Config::builder()
+            .behavior_version(behavior)
             .region(region)
             .credentials_provider(credentials)
             .endpoint_url(endpoint)
@@ -75,6 +93,8 @@ impl LocalClients {
             dynamo: aws_sdk_dynamodb::Client::from_conf(dynamo),
             s3: aws_sdk_s3::Client::from_conf(s3),
             ssm: aws_sdk_ssm::Client::from_conf(ssm),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
+            streams: aws_sdk_dynamodbstreams::Client::from_conf(streams),
         }
     }
 }
@@ -159,6 +179,16 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &Table) -> Resul
         );
     }
 
+    if let Some(view) = &table.stream_view_type {
+        request = request.stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::from(view.as_str()))
+                .build()
+                .context("stream specification")?,
+        );
+    }
+
     match request.send().await {
         Ok(_) => {}
         Err(err) if err.code() == Some("ResourceInUseException") => {}
@@ -196,6 +226,18 @@ async fn create_table(dynamo: &aws_sdk_dynamodb::Client, table: &Table) -> Resul
                 .await
                 .context("UpdateTimeToLive")?;
         }
+    }
+    Ok(())
+}
+
+/// Creates every queue of `template` (by name; creating an existing one changes nothing).
+pub async fn create_queues(template: &Template, sqs: &aws_sdk_sqs::Client) -> Result<()> {
+    for q in &template.queues {
+        sqs.create_queue()
+            .queue_name(&q.name)
+            .send()
+            .await
+            .with_context(|| format!("creating queue {} ({})", q.name, q.logical_id))?;
     }
     Ok(())
 }

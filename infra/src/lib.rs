@@ -17,9 +17,11 @@ pub mod bootstrap;
 pub mod emulator;
 pub mod faults;
 pub mod local;
+pub mod outbound_local;
 pub mod replay;
 pub mod router;
 pub mod seed;
+pub mod streams;
 pub mod stripe_standin;
 pub mod template;
 

@@ -45,6 +45,7 @@ pub fn local_overrides(template_yaml: &str, stage: &str) -> Result<Vec<(String, 
     let has_retention_skew = defaults.contains_key("RetentionAllowEventTimeSkew");
     let has_stripe_api = defaults.contains_key("StripeApiBaseUrl");
     let has_billing_return = defaults.contains_key("BillingReturnUrl");
+    let has_webhook_ports = defaults.contains_key("WebhookLoopbackPorts");
     let mut overrides = vec![("Stage".to_string(), stage.to_string())];
     for (name, default) in defaults {
         if let Some(rest) = default.strip_prefix(PROD_PARAMETER_PREFIX) {
@@ -67,6 +68,14 @@ pub fn local_overrides(template_yaml: &str, stage: &str) -> Result<Vec<(String, 
         overrides.push((
             "BillingReturnUrl".to_string(),
             LOCAL_BILLING_RETURN_URL.to_string(),
+        ));
+    }
+    if has_webhook_ports {
+        // The local webhook sink (`devstack outbound`): the one plain-HTTP loopback endpoint a
+        // local stage delivers to (docs/outbound.md).
+        overrides.push((
+            "WebhookLoopbackPorts".to_string(),
+            crate::outbound_local::DEFAULT_SINK_PORT.to_string(),
         ));
     }
     if has_retention_skew {

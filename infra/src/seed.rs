@@ -190,6 +190,7 @@ pub fn demo_form(tenant: &TenantId, form: &FormId, web_origin: &str) -> FormReco
         redirect_url: format!("{}/thanks.html", web_origin.trim_end_matches('/')),
         honeypot_field: DEFAULT_HONEYPOT.into(),
         daily_cap: None,
+        spam: Default::default(),
     }
 }
 

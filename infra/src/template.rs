@@ -32,7 +32,17 @@ pub struct Template {
     pub parameters: BTreeMap<String, String>,
     pub tables: Vec<Table>,
     pub buckets: Vec<Bucket>,
+    /// SQS queues (`QueueName`); `!Ref` gives the queue's URL.
+    pub queues: Vec<Queue>,
     pub functions: Vec<Function>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub logical_id: String,
+    pub name: String,
+    /// What `!Ref` gives: the queue's URL (the emulator reads the name from its last segment).
+    pub url: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +54,8 @@ pub struct Table {
     pub global_secondary_indexes: Vec<GlobalSecondaryIndex>,
     /// The TTL attribute, when `TimeToLiveSpecification` enables one.
     pub ttl_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType`, when the table has a change stream.
+    pub stream_view_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +150,7 @@ impl Template {
         };
         let mut tables = Vec::new();
         let mut buckets = Vec::new();
+        let mut queues = Vec::new();
         let mut function_ids = Vec::new();
         for (id, resource) in resources {
             let id = id.as_str().context("resource logical id is not a string")?;
@@ -165,6 +178,22 @@ impl Template {
                     buckets.push(Bucket {
                         logical_id: id.to_string(),
                         name,
+                    });
+                }
+                Some("AWS::SQS::Queue") => {
+                    let name = required_string(&resolver, props, "QueueName")
+                        .with_context(|| format!("resource {id} (AWS::SQS::Queue)"))?;
+                    let url = format!(
+                        "https://sqs.{LOCAL_REGION}.amazonaws.com/{LOCAL_ACCOUNT_ID}/{name}"
+                    );
+                    let arn = format!("arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:{name}");
+                    resolver
+                        .physical_names
+                        .insert(id.to_string(), (url.clone(), Some(arn)));
+                    queues.push(Queue {
+                        logical_id: id.to_string(),
+                        name,
+                        url,
                     });
                 }
                 Some("AWS::Serverless::Function") => {
@@ -234,6 +263,7 @@ impl Template {
             parameters,
             tables,
             buckets,
+            queues,
             functions,
         })
     }
@@ -418,6 +448,14 @@ fn table(resolver: &Resolver, id: &str, props: Option<&Value>) -> Result<Table> 
         None => None,
     };
 
+    let stream_view_type = match props
+        .and_then(|p| get(p, "StreamSpecification"))
+        .and_then(|spec| get(spec, "StreamViewType"))
+    {
+        Some(v) => Some(resolver.string(v).context("StreamSpecification")?),
+        None => None,
+    };
+
     Ok(Table {
         logical_id: id.to_string(),
         name,
@@ -425,6 +463,7 @@ fn table(resolver: &Resolver, id: &str, props: Option<&Value>) -> Result<Table> 
         attribute_definitions,
         global_secondary_indexes,
         ttl_attribute,
+        stream_view_type,
     })
 }
 

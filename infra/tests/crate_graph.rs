@@ -29,9 +29,27 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "shared-mail",
             "shared-accounts",
             "shared-leads",
+            // An erasure certificate names the tenant's endpoints told `lead.erased`.
+            "shared-outbound",
         ],
     ),
+    // The outbound channel's domain (events of the change stream, webhook signatures, the SSRF
+    // address rules, the retry schedule) and its records: it needs only core's ids, keys and
+    // item helpers; no capability depends on it but the functions that send or manage webhooks.
+    ("shared-outbound", &["shared-core"]),
     ("attachment-guard", &["shared-core", "shared-leads"]),
+    // The change stream's consumer: events, deliveries and notification emails (the platform
+    // mailer); no lead, account or privacy code: a stream record carries what it needs.
+    (
+        "outbound",
+        &["shared-core", "shared-mail", "shared-outbound"],
+    ),
+    // Webhook endpoints' API: authenticates callers (accounts) and manages the outbound
+    // channel's records; no lead or privacy code.
+    (
+        "webhooks",
+        &["shared-core", "shared-accounts", "shared-outbound"],
+    ),
     (
         "auth",
         &[
@@ -92,9 +110,17 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "lead-transfers",
         &["shared-core", "shared-accounts", "shared-leads"],
     ),
+    // shared-billing: releasing a quarantined submission counts it against the monthly quota
+    // (the billing policy from the environment, as lead-intake reads it); shared-leads built it
+    // already.
     (
         "leads-api",
-        &["shared-core", "shared-accounts", "shared-leads"],
+        &[
+            "shared-core",
+            "shared-accounts",
+            "shared-billing",
+            "shared-leads",
+        ],
     ),
     ("mail-events", &["shared-core", "shared-mail"]),
     (

@@ -294,6 +294,10 @@ fn resolve(t: &Value, v: &Value) -> String {
                 .unwrap_or_else(|| panic!("!Ref {name}: resolve a parameter only here")),
             ("GetAtt", Value::String(path)) => match path.split_once('.') {
                 Some((logical, "Arn")) => resource_arn(t, logical),
+                // The table's current stream (its label is chosen by DynamoDB at creation).
+                Some((logical, "StreamArn")) => {
+                    format!("{}/stream/LABEL", resource_arn(t, logical))
+                }
                 _ => panic!("!GetAtt {path}: only .Arn is resolved"),
             },
             ("Select", Value::Sequence(args)) if args.len() == 2 => {
@@ -493,8 +497,8 @@ fn only_auth_can_read_the_access_token_signing_key() {
         verifiers += usize::from(names_public);
     }
     assert_eq!(
-        verifiers, 5,
-        "auth, leads-api, lead-transfers, dsar, billing-webhook verify tokens"
+        verifiers, 6,
+        "auth, leads-api, lead-transfers, dsar, billing-webhook, webhooks verify tokens"
     );
 }
 
@@ -511,6 +515,67 @@ fn asynchronous_functions_retry_then_land_in_the_failure_queue() {
             !events.is_empty() && events.iter().all(|e| e["Type"].as_str() == Some("HttpApi"));
         if http_only {
             continue;
+        }
+        // Fed by event source mappings (a table's stream, a queue): no asynchronous invocation
+        // to configure; each mapping retries, splits a failing batch, reports the failed record
+        // (partial batch responses) and sends what fails every retry to the failure queue.
+        let mapped: Vec<&Value> = events
+            .iter()
+            .copied()
+            .filter(|e| matches!(e["Type"].as_str(), Some("DynamoDB" | "SQS")))
+            .collect();
+        {
+            for e in &mapped {
+                let p = &e["Properties"];
+                let types: Vec<&str> = p["FunctionResponseTypes"]
+                    .as_sequence()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                assert_eq!(
+                    types,
+                    vec!["ReportBatchItemFailures"],
+                    "{id}: partial batch responses"
+                );
+                if e["Type"].as_str() == Some("DynamoDB") {
+                    assert_eq!(
+                        p["BisectBatchOnFunctionError"].as_bool(),
+                        Some(true),
+                        "{id}"
+                    );
+                    assert!(
+                        p["MaximumRecordAgeInSeconds"].as_u64().is_some(),
+                        "{id}: a record's maximum age"
+                    );
+                    assert!(
+                        p["MaximumRetryAttempts"].as_u64().is_some(),
+                        "{id}: bounded retries"
+                    );
+                    let on_failure = &p["DestinationConfig"]["OnFailure"];
+                    assert_eq!(on_failure["Type"].as_str(), Some("SQS"), "{id}");
+                    assert_eq!(
+                        tagged(&on_failure["Destination"], "GetAtt").and_then(Value::as_str),
+                        Some("AsyncFailureQueue.Arn"),
+                        "{id}: a stream batch that fails every retry lands in the failure queue"
+                    );
+                } else {
+                    let queue = tagged(&p["Queue"], "GetAtt")
+                        .and_then(Value::as_str)
+                        .and_then(|q| q.strip_suffix(".Arn"))
+                        .unwrap_or_else(|| panic!("{id}: Queue is !GetAtt <queue>.Arn"));
+                    let redrive = &resources(&t)[queue]["Properties"]["RedrivePolicy"];
+                    assert_eq!(
+                        tagged(&redrive["deadLetterTargetArn"], "GetAtt").and_then(Value::as_str),
+                        Some("AsyncFailureQueue.Arn"),
+                        "{id}: {queue}'s messages that fail every receive land in the failure queue"
+                    );
+                    assert!(redrive["maxReceiveCount"].as_u64().is_some(), "{id}");
+                }
+            }
+            if !mapped.is_empty() && mapped.len() == events.len() {
+                continue;
+            }
         }
         // Scheduled, or invoked asynchronously by another function.
         let config = &props["EventInvokeConfig"];
@@ -929,7 +994,7 @@ fn every_email_goes_through_the_configuration_set_and_the_suppression_list() {
         );
     }
     assert_eq!(
-        senders, 6,
-        "auth, billing-webhook, dsar, dsar-deadlines, dsar-worker, lead-intake (quota alerts)"
+        senders, 7,
+        "auth, billing-webhook, dsar, dsar-deadlines, dsar-worker, lead-intake (quota alerts), outbound (new-lead notifications)"
     );
 }

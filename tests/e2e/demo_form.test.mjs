@@ -1,6 +1,8 @@
 // Browser test of the demo contact form against the local stack that tests/e2e/run.sh started:
-// a visitor with JavaScript (whose post needs no CORS preflight), one without, one who mistypes,
-// and what landed in the emulator.
+// a visitor with JavaScript (who solves the proof of work, and whose post needs no CORS
+// preflight), one without (who falls to the other layers of the spam defence and still
+// submits), one who mistypes, a scripted bot that posts at once (quarantined, answered like
+// success), and what landed in the emulator.
 //
 // Environment (from run.sh): WEB_URL, API_BASE, AWS_ENDPOINT, STAGE, DEVSTACK (path of the devstack
 // binary), STATE_DIR (screenshots of failures go there), CHROMIUM (default /usr/bin/chromium).
@@ -9,6 +11,7 @@
 
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 
@@ -43,15 +46,20 @@ async function fillContactForm(page, { email, name, company, phone, message, con
   if (consent) await page.getByRole("checkbox", { name: /news and offers/ }).check();
 }
 
-/** Submissions stored in the emulator's leads table (sort keys `SUB#…`). */
-function storedSubmissions() {
+/** Items of a table of the emulator whose sort key starts with `prefix`. */
+function countItems(table, prefix) {
   const out = execFileSync(
     DEVSTACK,
-    ["count-items", "--endpoint", AWS_ENDPOINT, "--stage", STAGE, "--table", "LeadsTable", "--where", "sk^=SUB#"],
+    ["count-items", "--endpoint", AWS_ENDPOINT, "--stage", STAGE, "--table", table, "--where", `sk^=${prefix}`],
     { encoding: "utf8" },
   );
   return Number.parseInt(out.trim(), 10);
 }
+
+/** Submissions stored in the emulator's leads table (sort keys `SUB#…`). */
+const storedSubmissions = () => countItems("LeadsTable", "SUB#");
+/** Submissions the spam defence quarantined (ops table, sort keys `Q#…`). */
+const quarantined = () => countItems("OpsTable", "Q#");
 
 /**
  * CORS preflights lead intake has answered so far: its "request completed" log lines for OPTIONS
@@ -94,6 +102,10 @@ test("with JavaScript: the form posts a CORS-simple form body (no preflight) and
     if (request.method() === "POST" && request.url().startsWith(API_BASE)) posted.push(request);
   });
   await page.goto(`${WEB_URL}/`);
+  // The script fetched and solved the form's challenge; a person takes longer than the form's
+  // minimum (3 s) to fill it in.
+  await page.locator("#contact[data-pow=ready]").waitFor({ timeout: TIMEOUT_MS });
+  await page.waitForTimeout(3500);
   await fillContactForm(page, {
     email: "ada@example.com",
     name: "Ada Lovelace",
@@ -129,6 +141,11 @@ test("with JavaScript: the form posts a CORS-simple form body (no preflight) and
   assert(body.get("_gotcha") === "", "the honeypot was filled in");
   assert(body.get("_page_url") === `${WEB_URL}/`, `_page_url ${body.get("_page_url")}`);
   assert(body.has("_referrer"), "no _referrer");
+  const solution = JSON.parse(Buffer.from(body.get("_altcha") ?? "", "base64").toString());
+  assert(
+    createHash("sha256").update(solution.salt + solution.number).digest("hex") === solution.challenge,
+    `_altcha is not a solved challenge: ${body.get("_altcha")}`,
+  );
   const preflights = preflightsAnswered() - preflightsBefore;
   assert(preflights === 0, `lead intake answered ${preflights} CORS preflight(s) for one submission`);
 });
@@ -168,6 +185,32 @@ test("with JavaScript: a mistyped email shows the API's field error beside the f
   const fieldError = page.locator("#email-error");
   assert(await fieldError.isVisible(), "no error message beside the email field");
   assert((await fieldError.innerText()).trim() !== "", "the email error message is empty");
+});
+
+test("a scripted bot that solves the challenge and posts at once is answered like a person and quarantined", async () => {
+  const response = await fetch(`${API_BASE}/v1/forms/demo-contact/challenge`);
+  assert(response.status === 200, `the challenge route answered ${response.status}`);
+  const challenge = await response.json();
+  let number = 0;
+  while (createHash("sha256").update(challenge.salt + number).digest("hex") !== challenge.challenge) {
+    number++;
+    assert(number <= challenge.maxnumber, "the challenge has no solution up to its maxnumber");
+  }
+  const altcha = Buffer.from(JSON.stringify({ ...challenge, number, maxnumber: undefined })).toString("base64");
+  const post = () =>
+    fetch(`${API_BASE}/v1/forms/demo-contact/submissions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "bot@example.com", message: "Buy now", _altcha: altcha }),
+    });
+  const first = await post();
+  const answer = await first.json();
+  assert(first.status === 201, `the bot got ${first.status}: ${JSON.stringify(answer)}`);
+  assert(/^sb-/.test(answer.submission_id) && /^ld-/.test(answer.lead_id), JSON.stringify(answer));
+  // Its replay of the same solution: the same answer again, kept apart too.
+  const replay = await post();
+  assert(replay.status === 201, `the replay got ${replay.status}`);
+  assert(quarantined() === 2, `expected 2 quarantined submissions, found ${quarantined()}`);
 });
 
 test("the emulator holds exactly the two accepted submissions", async () => {

@@ -20,6 +20,12 @@ async fn every_route_answers_404_for_another_tenants_ids() {
     )
     .await;
     let note = note.str("id");
+    // A submission of A's kept in its form's quarantine (a disposable address).
+    submit(&t, &form, json!({"email": "bot@mailinator.com"})).await;
+    let quarantined = get(&t, &owner_a, &format!("/v1/forms/{form}/quarantine"))
+        .await
+        .ids()[0]
+        .clone();
 
     let mut checked = 0;
     for route in leads_api::routes::ROUTES {
@@ -30,7 +36,8 @@ async fn every_route_answers_404_for_another_tenants_ids() {
             .path
             .replace("{formId}", &form)
             .replace("{leadId}", &lead)
-            .replace("{noteId}", &note);
+            .replace("{noteId}", &note)
+            .replace("{quarantineId}", &quarantined);
         let body = match (route.method, route.name) {
             ("PATCH", "patch_lead") => Some(json!({"version": 1, "name": "Hijacked"})),
             ("PATCH", _) => Some(json!({"name": "Hijacked"})),
@@ -45,7 +52,7 @@ async fn every_route_answers_404_for_another_tenants_ids() {
         );
         checked += 1;
     }
-    assert_eq!(checked, 9);
+    assert_eq!(checked, 12);
     // Nor do the tenant-wide routes show A's data to B.
     assert!(get(&t, &owner_b, "/v1/leads").await.items().is_empty());
     assert!(get(&t, &owner_b, "/v1/forms").await.items().is_empty());
@@ -59,6 +66,13 @@ async fn every_route_answers_404_for_another_tenants_ids() {
     assert_eq!(
         get(&t, &owner_a, &format!("/v1/forms/{form}")).await.body["name"],
         json!("Contact us")
+    );
+    assert_eq!(
+        get(&t, &owner_a, &format!("/v1/forms/{form}/quarantine"))
+            .await
+            .ids(),
+        [quarantined],
+        "A's quarantine is untouched"
     );
     let _ = tenant_a;
 }

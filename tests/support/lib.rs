@@ -1045,6 +1045,13 @@ impl World {
             clock: self.clock.clone(),
             ids: Arc::new(UlidGenerator),
             api_base_url: config.api_base_url.clone(),
+            intake: leads_api::release_intake(
+                &config,
+                self.clients.dynamo.clone(),
+                self.clock.clone(),
+                Arc::new(UlidGenerator),
+                self.key.clone(),
+            ),
         }
     }
 }

@@ -9,7 +9,7 @@ pub mod config;
 use std::sync::Arc;
 
 use lambda_http::http::{header, HeaderValue, Method, StatusCode};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use shared_accounts::dynamo::{AccountStore, AccountTables};
 use shared_core::blind_index::BlindIndexKey;
@@ -29,6 +29,8 @@ use shared_mail::unsubscribe::UnsubscribeScope;
 use shared_mail::{SesMailer, WithUnsubscribe};
 
 pub const ROUTE: &str = "/v1/forms/{formId}/submissions";
+/// The proof-of-work challenge the embed snippet fetches (issue 19).
+pub const CHALLENGE_ROUTE: &str = "/v1/forms/{formId}/challenge";
 /// Larger bodies are refused before parsing: a contact form never needs more.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -83,16 +85,53 @@ pub fn intake(
 /// Handles one request. Never panics on input and never answers 5xx for bad input.
 pub async fn handle<S: IntakeStore>(intake: &Intake<S>, req: Request) -> Response<Body> {
     let origin = header_str(req.headers(), "origin").map(str::to_string);
-    let form_id = match path_param(&req, "formId", ROUTE).map(|raw| FormId::parse(&raw)) {
+    let challenge_route = req
+        .raw_http_path()
+        .trim_end_matches('/')
+        .ends_with("/challenge");
+    let template = if challenge_route {
+        CHALLENGE_ROUTE
+    } else {
+        ROUTE
+    };
+    let form_id = match path_param(&req, "formId", template).map(|raw| FormId::parse(&raw)) {
         Some(Ok(id)) => id,
         _ => return error_response(&AppError::NotFound("form_not_found")),
     };
+    if challenge_route {
+        let resp = match *req.method() {
+            Method::GET => challenge(intake, &form_id, origin.as_deref()).await,
+            _ => error_response(&AppError::method_not_allowed(["GET"])),
+        };
+        tracing::info!(status = resp.status().as_u16(), method = %req.method(), "request completed");
+        return resp;
+    }
     let resp = match *req.method() {
         Method::OPTIONS => preflight(intake, &form_id, origin.as_deref()).await,
         Method::POST => submit(intake, form_id, &req, origin.as_deref()).await,
         _ => error_response(&AppError::method_not_allowed(["OPTIONS", "POST"])),
     };
     tracing::info!(status = resp.status().as_u16(), method = %req.method(), "request completed");
+    resp
+}
+
+/// A proof-of-work challenge for the form (ALTCHA's JSON), readable by the form's own origins:
+/// a CORS-simple `GET`, so no preflight. Never cached: each is single use.
+async fn challenge<S: IntakeStore>(
+    intake: &Intake<S>,
+    form_id: &FormId,
+    origin: Option<&str>,
+) -> Response<Body> {
+    let (form, c) = match intake.challenge(form_id).await {
+        Ok(x) => x,
+        Err(e) => return error_response(&e),
+    };
+    let mut resp = json_response(200, &json!(c));
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(origin) = origin.filter(|o| form.allowed_origins.iter().any(|a| a == o)) {
+        add_cors(&mut resp, origin);
+    }
     resp
 }
 
@@ -272,6 +311,9 @@ fn record_metric(result: &Result<Outcome, AppError>) {
                 "Count",
                 &[FUNCTION, ("Outcome", outcome)],
             );
+        }
+        Ok(Outcome::Quarantined { .. }) => {
+            metric("SubmissionsQuarantined", 1.0, "Count", &[FUNCTION]);
         }
         // A server fault is not the submitter's rejection: the API's 5xx alarm covers it.
         Err(e) if e.status() >= 500 => {}

@@ -44,6 +44,7 @@ fn app(rt: &tokio::runtime::Runtime) -> App {
         redirect_url: "http://127.0.0.1:8080/thanks.html".into(),
         honeypot_field: shared_core::domain::DEFAULT_HONEYPOT.into(),
         daily_cap: None,
+        spam: Default::default(),
     };
     form.fields.push(shared_core::domain::FieldDef {
         name: "phone".into(),

@@ -58,6 +58,7 @@ fn demo_form() -> FormRecord {
         redirect_url: REDIRECT.into(),
         honeypot_field: DEFAULT_HONEYPOT.into(),
         daily_cap: None,
+        spam: Default::default(),
     }
 }
 
@@ -1214,4 +1215,53 @@ async fn outcomes_are_counted_as_metrics_without_personal_data_or_a_visible_diff
     ] {
         assert!(!text.contains(leaked), "{leaked} leaked:\n{text}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The proof-of-work challenge (issue 19)
+// ---------------------------------------------------------------------------------------------
+
+fn body_json(resp: &Response<Body>) -> Value {
+    match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        Body::Binary(b) => serde_json::from_slice(b).unwrap(),
+        Body::Empty => Value::Null,
+        _ => Value::Null,
+    }
+}
+
+#[tokio::test]
+async fn a_challenge_is_altcha_json_never_cached_and_readable_by_the_forms_origin_only() {
+    let app = app().await;
+    let resp = send(&app, &fixture("challenge.json")).await;
+    assert_eq!(resp.status(), 200);
+    let c = body_json(&resp);
+    assert_eq!(c["algorithm"], json!("SHA-256"));
+    assert_eq!(c["maxnumber"], json!(50_000));
+    assert!(c["salt"].as_str().unwrap().contains("form=demo-contact"));
+    assert_eq!(c["challenge"].as_str().unwrap().len(), 64);
+    assert_eq!(c["signature"].as_str().unwrap().len(), 64);
+    let h = resp.headers();
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["access-control-allow-origin"], ORIGIN);
+
+    let mut other = fixture("challenge.json");
+    other["headers"]["origin"] = json!("https://evil.example");
+    let resp = send(&app, &other).await;
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("access-control-allow-origin"));
+
+    let mut post = fixture("challenge.json");
+    post["requestContext"]["http"]["method"] = json!("POST");
+    let resp = send(&app, &post).await;
+    assert_eq!(resp.status(), 405);
+    assert_eq!(resp.headers()["allow"], "GET");
+
+    let mut missing = fixture("challenge.json");
+    missing["rawPath"] = json!("/v1/forms/nope/challenge");
+    missing["requestContext"]["http"]["path"] = json!("/v1/forms/nope/challenge");
+    missing["pathParameters"]["formId"] = json!("nope");
+    let resp = send(&app, &missing).await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(body_json(&resp)["error"]["code"], json!("form_not_found"));
 }

@@ -1,7 +1,8 @@
 //! The environment variables the leads-api function reads, and nothing else.
 
+use shared_billing::BillingPolicy;
 use shared_core::config::{ConfigError, Env};
-use shared_leads::dynamo::LeadsTables;
+use shared_leads::dynamo::{IntakeTables, LeadsTables};
 
 pub const ALLOW_LIST: &[&str] = &[
     "TENANTS_TABLE",
@@ -10,6 +11,12 @@ pub const ALLOW_LIST: &[&str] = &[
     "BLIND_INDEX_KEY_PARAMETER",
     "JWT_PUBLIC_KEYS_PARAMETER",
     "API_BASE_URL",
+    // Releasing a quarantined submission runs lead intake's decision and commit (issue 19).
+    "PRIVACY_TABLE",
+    "OPS_TABLE",
+    "BILLING_TABLE",
+    "FREE_TIER_MONTHLY_SUBMISSIONS",
+    "SUBSCRIPTION_GRACE_DAYS",
 ];
 
 #[derive(Debug, Clone)]
@@ -24,6 +31,11 @@ pub struct Config {
     pub jwt_public_keys_parameter: String,
     /// Public base URL of the HTTP API: the forms' embed snippets post to it.
     pub api_base_url: String,
+    /// What releasing a quarantined submission reads and writes, as lead intake does: the
+    /// suppression list (privacy), the usage counter, idempotency and quarantine records (ops),
+    /// the subscription state (billing) for the quota.
+    pub intake_tables: IntakeTables,
+    pub billing: BillingPolicy,
 }
 
 impl Config {
@@ -49,6 +61,14 @@ impl Config {
             attachments_bucket: env.required("ATTACHMENTS_BUCKET")?,
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
+            intake_tables: IntakeTables {
+                tenants: env.required("TENANTS_TABLE")?,
+                leads: env.required("LEADS_TABLE")?,
+                privacy: env.required("PRIVACY_TABLE")?,
+                ops: env.required("OPS_TABLE")?,
+                billing: env.required("BILLING_TABLE")?,
+            },
+            billing: BillingPolicy::from_env(env)?,
             api_base_url,
         })
     }
@@ -66,6 +86,9 @@ mod tests {
             ("BLIND_INDEX_KEY_PARAMETER", "/k"),
             ("JWT_PUBLIC_KEYS_PARAMETER", "/j"),
             ("API_BASE_URL", api),
+            ("PRIVACY_TABLE", "p"),
+            ("OPS_TABLE", "o"),
+            ("BILLING_TABLE", "bl"),
         ])
     }
 

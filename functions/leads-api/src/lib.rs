@@ -22,7 +22,8 @@ use shared_core::blind_index::BlindIndexKey;
 use shared_core::clock::{Clock, IdGenerator};
 use shared_core::error::AppError;
 use shared_core::http::{error_response, json_response};
-use shared_leads::dynamo::LeadsStore;
+use shared_leads::dynamo::{DynamoIntakeStore, LeadsStore};
+use shared_leads::intake::{Intake, IntakeSettings};
 use time::OffsetDateTime;
 
 use crate::query::Query;
@@ -41,6 +42,31 @@ pub struct App {
     pub ids: Arc<dyn IdGenerator>,
     /// The HTTP API's public base URL, for the forms' embed snippets.
     pub api_base_url: String,
+    /// Lead intake, for the forms' quarantines: listing, deleting and releasing (a release
+    /// becomes a lead through intake's own decision and transaction).
+    pub intake: Intake<DynamoIntakeStore>,
+}
+
+/// The intake a release goes through, over the same tables and the same billing policy as the
+/// lead-intake function (its rate limits at their defaults: a release counts as one submission
+/// of the form's minute, with no client IP).
+pub fn release_intake(
+    config: &config::Config,
+    dynamo: aws_sdk_dynamodb::Client,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+    key: BlindIndexKey,
+) -> Intake<DynamoIntakeStore> {
+    Intake::new(
+        DynamoIntakeStore::new(dynamo, config.intake_tables.clone()),
+        clock,
+        ids,
+        key,
+        IntakeSettings {
+            billing: config.billing.clone(),
+            ..IntakeSettings::default()
+        },
+    )
 }
 
 impl App {

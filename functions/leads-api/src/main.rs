@@ -12,6 +12,7 @@ use shared_leads::dynamo::LeadsStore;
 struct State {
     config: Config,
     store: LeadsStore,
+    dynamo: aws_sdk_dynamodb::Client,
     s3: aws_sdk_s3::Client,
     ssm: shared_core::aws::SsmClient,
 }
@@ -32,11 +33,18 @@ impl State {
             store: self.store.clone(),
             s3: self.s3.clone(),
             attachments_bucket: self.config.attachments_bucket.clone(),
-            keys,
             verifier,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UlidGenerator),
             api_base_url: self.config.api_base_url.clone(),
+            intake: leads_api::release_intake(
+                &self.config,
+                self.dynamo.clone(),
+                Arc::new(SystemClock),
+                Arc::new(UlidGenerator),
+                keys.clone(),
+            ),
+            keys,
         })
     }
 }
@@ -51,6 +59,7 @@ async fn main() -> Result<(), Error> {
     .await?;
     let state = State {
         store: LeadsStore::new(shared_core::aws::dynamodb(&sdk), config.tables.clone()),
+        dynamo: shared_core::aws::dynamodb(&sdk),
         s3: shared_core::s3::client(&sdk),
         ssm: shared_core::aws::ssm(&sdk),
         config,

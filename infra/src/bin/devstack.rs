@@ -11,6 +11,7 @@
 //! devstack legal-hold  [--endpoint URL] [--stage dev] --tenant T [--lead L | --billing SK] --hold on|off
 //! devstack faults      [--endpoint URL] --port P --spec 'rate=0.2,seed=1,...'
 //! devstack stripe      [--port 12111] --webhook-url URL
+//! devstack outbound    [--endpoint URL] [--stage dev] --invoke URL [--sink-port 12112]
 //! devstack replay-erasures [--endpoint URL | --aws] --since RFC3339 [--records-table NAME] [--dry-run]
 //! ```
 //!
@@ -25,7 +26,7 @@ use infra::{router, LocalClients, Template};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold|faults|stripe|replay-erasures> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
+const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-items|legal-hold|faults|stripe|outbound|replay-erasures> [--endpoint URL] [--stage STAGE] [--template PATH] [...]
   bootstrap    create the template's tables and buckets in the emulator (idempotent)
   seed         create the demo tenant, form and blind-index key (needs --web-origin URL)
   env          print KEY=VALUE lines for running a function locally (--binary NAME, default: all)
@@ -42,6 +43,10 @@ const USAGE: &str = "usage: devstack <bootstrap|seed|env|router|token-key|count-
   stripe       run the local stand-in for Stripe (infra/src/stripe_standin.rs) on --port (12111):
                its API for checkout and portal sessions (the local secret key), their pages,
                and the signed webhooks the pages send to --webhook-url
+  outbound     the outbound channel on one machine (infra/src/outbound_local.rs): poll the leads
+               table's stream and the retry queue in the emulator and invoke `outbound` through
+               the local Invoke API at --invoke (as Lambda's mappings would), and serve the
+               webhook sink on 127.0.0.1:--sink-port (12112; GET /_sink/deliveries)
   replay-erasures  after a point-in-time restore, re-apply every erasure completed since
                --since (RFC 3339): read the certificates, the completed erasure records and the
                suppression list of --records-table (the privacy table before the restore;
@@ -71,6 +76,10 @@ async fn run(argv: Vec<String>) -> Result<()> {
             let template = args.template()?;
             let clients = LocalClients::new(&args.endpoint());
             infra::create_tables_and_buckets(&template, &clients.dynamo, &clients.s3).await?;
+            infra::bootstrap::create_queues(&template, &clients.sqs).await?;
+            for queue in &template.queues {
+                println!("queue  {}", queue.name);
+            }
             for table in &template.tables {
                 println!("table  {}", table.name);
             }
@@ -178,6 +187,24 @@ async fn run(argv: Vec<String>) -> Result<()> {
                 args.required("webhook-url")?
             );
             tokio::signal::ctrl_c().await?;
+        }
+        "outbound" => {
+            args.only(&["endpoint", "stage", "template", "invoke", "sink-port"])?;
+            let template = args.template()?;
+            let clients = LocalClients::new(&args.endpoint());
+            let port: u16 = match args.get("sink-port") {
+                Some(p) => p.parse().context("--sink-port: a port number")?,
+                None => infra::outbound_local::DEFAULT_SINK_PORT,
+            };
+            infra::outbound_local::start_sink(port).await?;
+            println!(
+                "webhook sink on http://127.0.0.1:{port}/hook (deliveries: /_sink/deliveries)"
+            );
+            let invoke = args.required("invoke")?.to_string();
+            tokio::select! {
+                r = infra::outbound_local::run_poller(clients, template, invoke) => r?,
+                _ = tokio::signal::ctrl_c() => {}
+            }
         }
         "legal-hold" => {
             args.only(&[

@@ -87,6 +87,15 @@ impl BlindIndexKey {
     }
 }
 
+impl BlindIndexKey {
+    /// A key of its own for another use of the platform key (the spam defence's challenge
+    /// signatures): a keyed hash under a `derive:` domain, so it reveals nothing of this key
+    /// and collides with no hash above.
+    pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        self.mac(&format!("derive:{purpose}"), &[])
+    }
+}
+
 impl fmt::Debug for BlindIndexKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("BlindIndexKey(<secret>)")

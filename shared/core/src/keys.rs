@@ -469,6 +469,21 @@ pub fn dsar_checkpoint(job_id: &str) -> Key {
 
 /// A tenant's submissions in a calendar month (`YYYY-MM`, UTC), and the rate limits' counts of
 /// the current minute (`crate::dynamo::intake`).
+/// The partition of a form's quarantined submissions (ops table, TTL `expires_at`).
+pub fn quarantine_partition(t: &TenantId, f: &FormId) -> String {
+    format!("TENANT#{t}#QUARANTINE#{f}")
+}
+
+/// A quarantined submission: under its form, sorted by arrival (its id is a ULID).
+pub fn quarantine(t: &TenantId, f: &FormId, quarantine_id: &str) -> Key {
+    Key::new(quarantine_partition(t, f), &format!("Q#{quarantine_id}"))
+}
+
+/// A used proof-of-work challenge (ops table, TTL `expires_at`): its single use.
+pub fn used_challenge(t: &TenantId, challenge: &str) -> Key {
+    Key::new(format!("TENANT#{t}#POW#{challenge}"), "POW")
+}
+
 pub fn usage_month(t: &TenantId, month: &str) -> Key {
     Key::new(format!("TENANT#{t}#USAGE#{month}"), "USAGE")
 }

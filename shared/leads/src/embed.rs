@@ -3,6 +3,13 @@
 //! `redirect_url`), and a small inline script that, when it runs, sends the same fields with
 //! `fetch` and shows the API's per-field messages beside the fields instead of leaving the page.
 //!
+//! The script also solves the form's proof of work (issue 19): on page load it fetches a
+//! challenge (`GET …/challenge`, CORS-simple too) and finds its number with the browser's
+//! SHA-256 (`crypto.subtle`), 200 hashes at a time so the page stays responsive; the solution
+//! goes with the submission as `_altcha` (the ALTCHA payload). Without JavaScript, or when the
+//! challenge cannot be fetched or solved, the form posts without one and the other layers of the
+//! spam defence decide.
+//!
 //! The script's request is a CORS "simple" one: a URL-encoded body (what the plain form posts),
 //! `Accept: application/json` and no other header, its idempotency key in the body
 //! (`_idempotency_key`) rather than a header. So the browser sends it without a preflight
@@ -123,6 +130,8 @@ fn script(form_element_id: &str, redirect_url: &str) -> String {
   var form = document.getElementById({id});
   if (!form || !window.fetch || !window.FormData || !window.URLSearchParams) return;
   var status = form.querySelector(".lf-status");
+  // The proof of work, started at once: the challenge's issue time is the time trap's start.
+  var pow = solvePow(form.action.replace(/\/submissions$/, "/challenge"));
   var button = form.querySelector("button[type=submit]");
   // One key per filled-in form: a double click or a retry stores one submission.
   var key = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
@@ -139,10 +148,13 @@ fn script(form_element_id: &str, redirect_url: &str) -> String {
     body.set("_idempotency_key", key);
     button.disabled = true;
     status.textContent = "Sending…";
-    fetch(form.action, {{
+    pow.then(function (solution) {{
+      if (solution) body.set("_altcha", solution);
+      return fetch(form.action, {{
       method: "POST",
       headers: {{ "Accept": "application/json" }},
       body: body
+    }});
     }}).then(function (response) {{
       return response.json().catch(function () {{ return {{}}; }}).then(function (data) {{
         return {{ ok: response.ok, data: data || {{}} }};
@@ -161,6 +173,37 @@ fn script(form_element_id: &str, redirect_url: &str) -> String {
       status.textContent = "The form could not be sent; please try again.";
     }}).then(function () {{ button.disabled = false; }});
   }});
+  function solvePow(url) {{
+    var subtle = window.crypto && crypto.subtle;
+    if (!subtle || !window.TextEncoder || !window.btoa) return Promise.resolve(null);
+    var encoder = new TextEncoder();
+    function hex(buffer) {{
+      var bytes = new Uint8Array(buffer), out = "";
+      for (var i = 0; i < bytes.length; i++) out += (bytes[i] < 16 ? "0" : "") + bytes[i].toString(16);
+      return out;
+    }}
+    function search(c, from) {{
+      var tries = [];
+      for (var n = from; n <= c.maxnumber && n < from + 200; n++) {{
+        tries.push(subtle.digest("SHA-256", encoder.encode(c.salt + n)));
+      }}
+      if (!tries.length) return null;
+      return Promise.all(tries).then(function (hashes) {{
+        for (var i = 0; i < hashes.length; i++) if (hex(hashes[i]) === c.challenge) return from + i;
+        return search(c, from + tries.length);
+      }});
+    }}
+    return fetch(url, {{ headers: {{ "Accept": "application/json" }} }}).then(function (r) {{
+      return r.ok ? r.json() : null;
+    }}).then(function (c) {{
+      if (!c || c.algorithm !== "SHA-256") return null;
+      return Promise.resolve(search(c, 0)).then(function (number) {{
+        if (number === null || number === undefined) return null;
+        return btoa(JSON.stringify({{ algorithm: c.algorithm, challenge: c.challenge,
+          number: number, salt: c.salt, signature: c.signature }}));
+      }});
+    }}).catch(function () {{ return null; }});
+  }}
 }})();
 </script>
 "#,
@@ -311,6 +354,20 @@ mod tests {
         // The key a retry reuses travels in the body, not in a header.
         assert!(html.contains(r#"body.set("_idempotency_key", key);"#));
         assert!(html.contains(r#"body.set("_page_url", location.href);"#));
+    }
+
+    #[test]
+    fn the_script_solves_the_forms_challenge_and_posts_it_with_the_submission() {
+        let html = embed_html(&form(), "https://api.example.com");
+        // Fetched from the challenge route beside the submit URL, at page load.
+        assert!(html.contains(r#"solvePow(form.action.replace(/\/submissions$/, "/challenge"))"#));
+        assert!(html.contains(r#"subtle.digest("SHA-256", encoder.encode(c.salt + n))"#));
+        assert!(html.contains(r#"if (solution) body.set("_altcha", solution);"#));
+        // Its GET is CORS-simple too: only the safelisted Accept header.
+        assert!(html.contains(r#"fetch(url, { headers: { "Accept": "application/json" } })"#));
+        // Without crypto.subtle (or on any failure) the form still posts, without a solution.
+        assert!(html.contains("return Promise.resolve(null);"));
+        assert!(html.contains(".catch(function () { return null; });"));
     }
 
     #[test]

@@ -6,7 +6,8 @@ use std::sync::Mutex;
 
 use crate::ports::{
     CommitError, FormAdmin, FormDayCount, IdempotencyRecord, IntakeLookup, IntakeSnapshot,
-    IntakeStore, IntakeWrite, LeadWrite, NewLead, NewSubmission, UsageState,
+    IntakeStore, IntakeWrite, LeadWrite, NewLead, NewSubmission, QuarantineWrite,
+    QuarantinedSubmission, UsageState,
 };
 use shared_billing::BillingState;
 use shared_core::domain::{FormId, FormRecord, LeadId, TenantId, TenantRecord};
@@ -37,6 +38,10 @@ pub struct MemoryState {
     pub form_days: HashMap<(TenantId, String, FormId), (String, u32)>,
     /// (tenant, `YYYY-MM`) -> quota alerts (percent) marked sent, and when.
     pub alerts: HashMap<(TenantId, String), BTreeMap<u8, time::OffsetDateTime>>,
+    /// (tenant, form, quarantine id) -> a quarantined submission.
+    pub quarantine: BTreeMap<(TenantId, FormId, String), QuarantinedSubmission>,
+    /// (tenant, challenge) of the proof-of-work challenges used.
+    pub used_challenges: HashSet<(TenantId, String)>,
 }
 
 impl MemoryState {
@@ -197,6 +202,22 @@ impl IntakeStore for MemoryStore {
         if !in_range || !day_ok {
             return Err(CommitError::UsageMoved(usage));
         }
+        if let Some(c) = &w.challenge {
+            if st
+                .used_challenges
+                .contains(&(w.tenant.clone(), c.challenge.clone()))
+            {
+                return Err(CommitError::ChallengeUsed);
+            }
+        }
+        if let Some(r) = &w.release {
+            let q = st
+                .quarantine
+                .get(&(w.tenant.clone(), form.clone(), r.quarantine_id.clone()));
+            if q.is_none_or(|q| q.released.is_some()) {
+                return Err(CommitError::AlreadyReleased);
+            }
+        }
         if let Some(record) = &w.record {
             let lead_key = (w.tenant.clone(), record.lead.lead_id().clone());
             match &record.lead {
@@ -244,6 +265,26 @@ impl IntakeStore for MemoryStore {
                 record.submission.clone(),
             );
         }
+        if let Some(c) = &w.challenge {
+            st.used_challenges
+                .insert((w.tenant.clone(), c.challenge.clone()));
+        }
+        if let (Some(r), Some(record)) = (&w.release, &w.record) {
+            let released = (
+                record.lead.lead_id().clone(),
+                record.submission.submission_id.clone(),
+            );
+            if let Some(q) =
+                st.quarantine
+                    .get_mut(&(w.tenant.clone(), form.clone(), r.quarantine_id.clone()))
+            {
+                // Its personal data moved to the lead: the record keeps what it became.
+                q.fields.clear();
+                q.consents.clear();
+                q.technical = Default::default();
+                q.released = Some(released);
+            }
+        }
         *st.usage.entry(usage_key.clone()).or_default() += 1;
         for p in &w.usage.alerts {
             st.alerts
@@ -268,6 +309,77 @@ impl IntakeStore for MemoryStore {
                 .insert((w.tenant.clone(), form, rec.key_hash.clone()), rec.clone());
         }
         Ok(())
+    }
+
+    async fn quarantine(&self, w: &QuarantineWrite) -> Result<(), CommitError> {
+        self.record("quarantine");
+        let mut st = self.lock();
+        let form = w.record.form_id.clone();
+        if let Some(rec) = &w.idempotency {
+            if let Some(old) =
+                st.idempotency
+                    .get(&(w.tenant.clone(), form.clone(), rec.key_hash.clone()))
+            {
+                if old.expires_at > w.record.received_at {
+                    return Err(CommitError::IdempotencyKeyTaken);
+                }
+            }
+        }
+        let rate_key = (w.tenant.clone(), form.clone(), w.rate.window);
+        if let Some((count, ips)) = st.rates.get(&rate_key) {
+            let ip_count = w
+                .rate
+                .ip_hash
+                .as_ref()
+                .and_then(|h| ips.get(h))
+                .copied()
+                .unwrap_or(0);
+            if *count >= w.rate.per_form_limit || ip_count >= w.rate.per_ip_limit {
+                return Err(CommitError::RateLimited);
+            }
+        }
+        if let Some(c) = &w.challenge {
+            if st
+                .used_challenges
+                .contains(&(w.tenant.clone(), c.challenge.clone()))
+            {
+                return Err(CommitError::ChallengeUsed);
+            }
+            st.used_challenges
+                .insert((w.tenant.clone(), c.challenge.clone()));
+        }
+        let entry = st.rates.entry(rate_key).or_default();
+        entry.0 += 1;
+        if let Some(h) = &w.rate.ip_hash {
+            *entry.1.entry(h.clone()).or_default() += 1;
+        }
+        if let Some(rec) = &w.idempotency {
+            st.idempotency.insert(
+                (w.tenant.clone(), form.clone(), rec.key_hash.clone()),
+                rec.clone(),
+            );
+        }
+        st.quarantine.insert(
+            (w.tenant.clone(), form, w.record.quarantine_id.clone()),
+            w.record.clone(),
+        );
+        Ok(())
+    }
+
+    async fn quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        quarantine_id: &str,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<Option<QuarantinedSubmission>> {
+        self.record("quarantined");
+        Ok(self
+            .lock()
+            .quarantine
+            .get(&(tenant.clone(), form.clone(), quarantine_id.to_string()))
+            .filter(|q| q.expires_at > now)
+            .cloned())
     }
 
     async fn submission_exists(

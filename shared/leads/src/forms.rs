@@ -19,7 +19,8 @@ use time::OffsetDateTime;
 use super::urls::{parse_origin, parse_redirect_url};
 use shared_core::clock::rfc3339;
 use shared_core::domain::{
-    ConsentDef, FieldDef, FieldKind, FormId, FormRecord, TenantId, DEFAULT_HONEYPOT, MAX_DAILY_CAP,
+    ConsentDef, FieldDef, FieldKind, FormId, FormRecord, SpamSettings, TenantId, DEFAULT_HONEYPOT,
+    MAX_DAILY_CAP,
 };
 use shared_core::error::{AppError, FieldErrors};
 
@@ -73,6 +74,8 @@ pub struct FormDefinition {
     pub special_category_basis: Option<String>,
     /// At most this many submissions a day (UTC); `None`: only the monthly quota.
     pub daily_cap: Option<u32>,
+    /// The spam defence's layers and threshold (`crate::spam`).
+    pub spam: SpamSettings,
     /// `None` on forms written before the forms API (seeded ones).
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
@@ -94,6 +97,7 @@ impl FormDefinition {
             redirect_url: self.redirect_url.clone(),
             honeypot_field: self.honeypot_field.clone(),
             daily_cap: self.daily_cap,
+            spam: self.spam.clone(),
         }
     }
 
@@ -139,6 +143,7 @@ impl FormDefinition {
             honeypot_field: DEFAULT_HONEYPOT.into(),
             special_category_basis: None,
             daily_cap: None,
+            spam: SpamSettings::default(),
             created_at: Some(at.clone()),
             updated_at: Some(at),
             version: 0,
@@ -247,6 +252,9 @@ impl FormDefinition {
                 },
             }
         }
+        if let Some(spam) = input.spam {
+            next.spam = spam.apply(&self.spam, &mut errors);
+        }
         if let Some(consents) = input.consents {
             let (current, history) = version_consents(
                 consents,
@@ -302,6 +310,103 @@ pub struct FormInput {
     /// with the other fields.
     #[serde(default, deserialize_with = "nullable")]
     pub daily_cap: Option<Option<i64>>,
+    /// The spam defence: only the keys given change.
+    #[serde(default)]
+    pub spam: Option<SpamInput>,
+}
+
+/// An edit of a form's spam defence (`SpamSettings`): absent keys keep their value.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpamInput {
+    #[serde(default)]
+    pub pow: Option<bool>,
+    #[serde(default)]
+    pub pow_max_number: Option<i64>,
+    #[serde(default)]
+    pub pow_required: Option<bool>,
+    #[serde(default)]
+    pub time_trap: Option<bool>,
+    #[serde(default)]
+    pub min_seconds: Option<i64>,
+    #[serde(default)]
+    pub max_links: Option<i64>,
+    #[serde(default)]
+    pub disposable_emails: Option<bool>,
+    #[serde(default)]
+    pub blocked_email_domains: Option<Vec<String>>,
+    #[serde(default)]
+    pub blocked_words: Option<Vec<String>>,
+    #[serde(default)]
+    pub threshold: Option<i64>,
+}
+
+impl SpamInput {
+    fn apply(self, current: &SpamSettings, errors: &mut FieldErrors) -> SpamSettings {
+        let mut next = current.clone();
+        let mut number = |key: &str, v: Option<i64>, lo: u32, hi: u32, slot: &mut u32| {
+            if let Some(v) = v {
+                match u32::try_from(v) {
+                    Ok(v) if (lo..=hi).contains(&v) => *slot = v,
+                    _ => {
+                        errors.insert(
+                            format!("spam.{key}"),
+                            format!("must be a whole number from {lo} to {hi}"),
+                        );
+                    }
+                }
+            }
+        };
+        number(
+            "pow_max_number",
+            self.pow_max_number,
+            1000,
+            SpamSettings::MAX_POW_MAX_NUMBER,
+            &mut next.pow_max_number,
+        );
+        number(
+            "min_seconds",
+            self.min_seconds,
+            0,
+            SpamSettings::MAX_MIN_SECONDS,
+            &mut next.min_seconds,
+        );
+        number("max_links", self.max_links, 0, 100, &mut next.max_links);
+        number(
+            "threshold",
+            self.threshold,
+            1,
+            SpamSettings::MAX_THRESHOLD,
+            &mut next.threshold,
+        );
+        for (flag, slot) in [
+            (self.pow, &mut next.pow),
+            (self.pow_required, &mut next.pow_required),
+            (self.time_trap, &mut next.time_trap),
+            (self.disposable_emails, &mut next.disposable_emails),
+        ] {
+            if let Some(v) = flag {
+                *slot = v;
+            }
+        }
+        if let Some(domains) = self.blocked_email_domains {
+            match crate::spam::rules::domain_list(&domains) {
+                Ok(d) => next.blocked_email_domains = d,
+                Err(m) => {
+                    errors.insert("spam.blocked_email_domains".into(), m.into());
+                }
+            }
+        }
+        if let Some(words) = self.blocked_words {
+            match crate::spam::rules::word_list(&words) {
+                Ok(w) => next.blocked_words = w,
+                Err(m) => {
+                    errors.insert("spam.blocked_words".into(), m.into());
+                }
+            }
+        }
+        next
+    }
 }
 
 #[derive(Deserialize)]
@@ -559,6 +664,46 @@ mod tests {
         assert_eq!(f.honeypot_field, "_gotcha");
         assert_eq!(f.record().allowed_origins, ["https://www.example.com"]);
         assert_eq!(f.version, 1);
+    }
+
+    #[test]
+    fn spam_defence_is_on_by_default_and_an_edit_changes_only_the_keys_given() {
+        let f = create(minimal()).unwrap();
+        assert_eq!(f.spam, SpamSettings::default());
+        assert!(f.spam.pow && f.spam.time_trap && f.spam.disposable_emails);
+        assert!(
+            !f.spam.pow_required,
+            "a form without JavaScript still submits"
+        );
+        let input: FormInput = serde_json::from_value(serde_json::json!({"spam": {
+            "min_seconds": 8, "blocked_email_domains": ["@Rival.Example"], "threshold": 10
+        }}))
+        .unwrap();
+        let g = f.apply(input, NOW).unwrap();
+        assert_eq!(g.spam.min_seconds, 8);
+        assert_eq!(g.spam.blocked_email_domains, ["rival.example"]);
+        assert_eq!(g.spam.threshold, 10);
+        assert_eq!(g.spam.max_links, 2, "unchanged");
+        assert_eq!(g.record().spam, g.spam);
+        let input: FormInput = serde_json::from_value(serde_json::json!({"spam": {
+            "threshold": 0, "pow_max_number": 5, "blocked_words": [""]
+        }}))
+        .unwrap();
+        let AppError::Validation { fields, .. } = g.apply(input, NOW).unwrap_err() else {
+            panic!()
+        };
+        let keys: Vec<&String> = fields.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "spam.blocked_words",
+                "spam.pow_max_number",
+                "spam.threshold"
+            ]
+        );
+        assert!(
+            serde_json::from_value::<FormInput>(serde_json::json!({"spam": {"x": 1}})).is_err()
+        );
     }
 
     #[test]

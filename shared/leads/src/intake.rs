@@ -25,16 +25,18 @@ use time::{Duration, OffsetDateTime, UtcOffset};
 
 use crate::ports::{
     CommitError, DailyIncrement, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore,
-    IntakeWrite, LeadWrite, NewLead, NewSubmission, RateIncrement, SubmissionRecord,
-    UsageIncrement, UsageState,
+    IntakeWrite, LeadWrite, NewLead, NewSubmission, QuarantineWrite, QuarantinedSubmission,
+    RateIncrement, ReleaseMark, SubmissionRecord, UsageIncrement, UsageState, UsedChallenge,
+    QUARANTINE_RETENTION_DAYS,
 };
 use crate::routing::{self, RouteKey, Routed};
+use crate::spam::{self, pow, Assessment, Reason};
 use shared_billing::{entitlements, usage_expires_at, usage_month, BillingPolicy};
 use shared_core::blind_index::BlindIndexKey;
 use shared_core::clock::{Clock, IdGenerator};
 use shared_core::domain::{
-    ContactDetails, FormId, FormRecord, LeadId, RawSubmission, SubmissionId, TechnicalData,
-    TenantId, TenantStatus, ValidSubmission,
+    ContactDetails, Email, FormId, FormRecord, LeadId, Phone, RawSubmission, SubmissionId,
+    TechnicalData, TenantId, TenantStatus, ValidSubmission,
 };
 use shared_core::error::AppError;
 
@@ -179,6 +181,14 @@ pub enum Outcome {
         submission_id: SubmissionId,
         reason: DiscardReason,
     },
+    /// Answered like success, kept apart: the spam defence scored it at or above the form's
+    /// threshold. Not a lead, not counted in the quota, nobody notified; the tenant reviews it.
+    Quarantined {
+        lead_id: LeadId,
+        submission_id: SubmissionId,
+        quarantine_id: String,
+        reasons: Vec<Reason>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +210,11 @@ impl Outcome {
                 submission_id,
             }
             | Outcome::Discarded {
+                lead_id,
+                submission_id,
+                ..
+            }
+            | Outcome::Quarantined {
                 lead_id,
                 submission_id,
                 ..
@@ -238,6 +253,8 @@ pub struct Intake<S> {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     key: BlindIndexKey,
+    /// Signs and checks the proof-of-work challenges (derived from `key`).
+    pow: pow::PowKey,
     settings: IntakeSettings,
     form_tenants: Mutex<HashMap<FormId, TenantId>>,
     /// Quota alerts to the owners; without them no alert is marked or sent.
@@ -285,6 +302,10 @@ struct Plan<'a> {
 
 enum Committed {
     Done(Outcome),
+    /// The submission's proof-of-work challenge was used before: not a proof of anything.
+    ChallengeUsed,
+    /// Releasing: the quarantined submission was released meanwhile (or is gone).
+    AlreadyReleased,
     /// The lead's routing changed between the read and the write: read and decide again.
     ReadAgain,
 }
@@ -328,6 +349,7 @@ impl<S: IntakeStore> Intake<S> {
             store,
             clock: Arc::new(clock),
             ids: Arc::new(ids),
+            pow: pow::PowKey::from_platform_key(&key),
             key,
             settings,
             form_tenants: Mutex::new(HashMap::new()),
@@ -354,6 +376,30 @@ impl<S: IntakeStore> Intake<S> {
         }
     }
 
+    /// A proof-of-work challenge for the form's embed snippet, with the form's CORS origins.
+    /// Issued for an enabled form only; its difficulty is the form's.
+    pub async fn challenge(
+        &self,
+        form_id: &FormId,
+    ) -> Result<(FormPresentation, pow::Challenge), AppError> {
+        let form = match self.store.form(form_id).await? {
+            Some(f) if f.enabled => f,
+            Some(_) => return Err(form_disabled()),
+            None => return Err(AppError::NotFound("form_not_found")),
+        };
+        // A form without the proof of work still gets a (trivial) challenge: it carries the
+        // signed issue time the time trap reads.
+        let max = if form.spam.pow {
+            form.spam.pow_max_number
+        } else {
+            1
+        };
+        let random = shared_core::blind_index::hex(&rand::random::<[u8; 12]>());
+        let number = rand::random::<u64>() % (u64::from(max) + 1);
+        let c = pow::issue(&self.pow, form_id, self.clock.now(), max, &random, number);
+        Ok(((&form).into(), c))
+    }
+
     #[tracing::instrument(name = "intake", skip_all, fields(form_id = %req.form_id, tenant_id, lead_id, submission_id, outcome))]
     pub async fn submit(&self, req: IntakeRequest<'_>) -> IntakeResponse {
         let mut form = None;
@@ -378,6 +424,7 @@ impl<S: IntakeStore> Intake<S> {
                         reason: DiscardReason::Suppressed,
                         ..
                     } => "suppressed",
+                    Outcome::Quarantined { .. } => "quarantined",
                 };
                 span.record("outcome", label);
                 tracing::info!("submission handled");
@@ -500,6 +547,34 @@ impl<S: IntakeStore> Intake<S> {
                 contact = (email_bidx, phone_bidx);
                 continue 'round;
             }
+            // The spam defence. A suppressed person's submission stays as it is: nothing of
+            // it is stored, quarantined or not.
+            let lead_hint = snapshot.routed_lead.clone().or(probable_lead.clone());
+            let mut assessment = Assessment::default();
+            if !snapshot.suppressed {
+                assessment = self.assess(&form, &valid, req, now);
+                if assessment.quarantined(&form.spam) {
+                    let q = Quarantine {
+                        tenant: &tenant,
+                        form: &form,
+                        valid: &valid,
+                        lead_hint,
+                        idem_hash: idem_hash.clone(),
+                        body_hash,
+                        bidx: (email_bidx, phone_bidx),
+                        rate: self.rate_increment(window, ip_hash.clone(), now),
+                        retry_after: limits.retry_after,
+                    };
+                    return self.quarantine(q, req, now, assessment).await;
+                }
+            }
+            let used_challenge = assessment.challenge.as_ref().map(|v| UsedChallenge {
+                challenge: v.challenge.clone(),
+                expires_at: v.expires_at,
+            });
+            let quarantine_later = (email_bidx.clone(), phone_bidx.clone(), body_hash.clone());
+            let quarantine_retry_after = limits.retry_after;
+
             let key = RouteKey::of(email_bidx.as_deref(), phone_bidx.as_deref());
             let (lead_id, routed) = self.decide_lead(
                 &snapshot,
@@ -563,6 +638,8 @@ impl<S: IntakeStore> Intake<S> {
                     submission_id: submission_id.clone(),
                     expires_at: now + self.settings.idempotency_ttl,
                 }),
+                challenge: used_challenge,
+                release: None,
             };
 
             let plan = Plan {
@@ -584,6 +661,29 @@ impl<S: IntakeStore> Intake<S> {
             };
             match self.commit(plan, write, note).await? {
                 Committed::Done(outcome) => return Ok(outcome),
+                Committed::ChallengeUsed => {
+                    // A replayed challenge proves nothing: kept apart for the tenant to judge.
+                    assessment.add(Reason::PowReplayed, spam::SURE);
+                    assessment.challenge = None;
+                    let (email_bidx, phone_bidx, body_hash) = quarantine_later;
+                    let q = Quarantine {
+                        tenant: &tenant,
+                        form: &form,
+                        valid: &valid,
+                        lead_hint,
+                        idem_hash: idem_hash.clone(),
+                        body_hash,
+                        bidx: (email_bidx, phone_bidx),
+                        rate: self.rate_increment(window, ip_hash.clone(), now),
+                        retry_after: quarantine_retry_after,
+                    };
+                    return self.quarantine(q, req, now, assessment).await;
+                }
+                Committed::AlreadyReleased => {
+                    return Err(AppError::Internal(anyhow::anyhow!(
+                        "a submission's commit reported a release"
+                    )))
+                }
                 Committed::ReadAgain if round < ROUTE_ROUNDS => continue 'round,
                 Committed::ReadAgain => {
                     tracing::warn!(
@@ -813,6 +913,8 @@ impl<S: IntakeStore> Intake<S> {
                     | CommitError::LeadMissing
                     | CommitError::Rerouted,
                 ) => return Ok(Committed::ReadAgain),
+                Err(CommitError::ChallengeUsed) => return Ok(Committed::ChallengeUsed),
+                Err(CommitError::AlreadyReleased) => return Ok(Committed::AlreadyReleased),
                 Err(CommitError::RateLimited) => {
                     return Err(AppError::RateLimited {
                         retry_after_secs: retry_after,
@@ -991,6 +1093,330 @@ impl<S: IntakeStore> Intake<S> {
         }
     }
 
+    /// The minute's rate-limit increment of a submission (past minutes' counts are left to the
+    /// next accepted submission to remove).
+    fn rate_increment(
+        &self,
+        window: i64,
+        ip_hash: Option<String>,
+        now: OffsetDateTime,
+    ) -> RateIncrement {
+        RateIncrement {
+            window,
+            ip_hash,
+            per_ip_limit: self.settings.rate_limit_per_ip_per_minute,
+            per_form_limit: self.settings.rate_limit_per_form_per_minute,
+            expires_at: now + Duration::minutes(10),
+            expired: vec![],
+        }
+    }
+
+    /// The spam defence's layers over a validated submission.
+    fn assess(
+        &self,
+        form: &FormRecord,
+        valid: &ValidSubmission,
+        req: &IntakeRequest<'_>,
+        now: OffsetDateTime,
+    ) -> Assessment {
+        let c = &valid.contact;
+        let mut texts: Vec<&str> = valid.answers.values().map(String::as_str).collect();
+        texts.extend(c.name.as_deref());
+        texts.extend(c.company.as_deref());
+        spam::assess(
+            &self.pow,
+            &form.spam,
+            &form.form_id,
+            now,
+            &spam::Submitted {
+                pow: req.body.pow_solution(),
+                email: c.email.as_ref().map(|e| e.as_str()),
+                texts,
+            },
+        )
+    }
+
+    /// Keeps a submission apart: one transaction (the record, the challenge's guard, the
+    /// idempotency record), no lead, no count. The answer looks like an accepted one.
+    async fn quarantine(
+        &self,
+        q: Quarantine<'_>,
+        req: &IntakeRequest<'_>,
+        now: OffsetDateTime,
+        mut assessment: Assessment,
+    ) -> Result<Outcome, AppError> {
+        let new_id = |prefix: &str| format!("{prefix}-{}", self.ids.new_id(now));
+        let lead_id = match q.lead_hint {
+            Some(l) => l,
+            None => LeadId::parse(&new_id("ld")).map_err(|e| AppError::Internal(e.into()))?,
+        };
+        let submission_id =
+            SubmissionId::parse(&new_id("sb")).map_err(|e| AppError::Internal(e.into()))?;
+        let quarantine_id = new_id("qr");
+        let sub = self.new_submission(q.form, q.valid, submission_id.clone(), req, now);
+        for attempt in 1..=MAX_ATTEMPTS {
+            let write = QuarantineWrite {
+                tenant: q.tenant.clone(),
+                record: QuarantinedSubmission {
+                    quarantine_id: quarantine_id.clone(),
+                    form_id: q.form.form_id.clone(),
+                    received_at: now,
+                    fields: sub.fields.clone(),
+                    consents: sub.consents.clone(),
+                    technical: sub.technical.clone(),
+                    email_bidx: q.bidx.0.clone(),
+                    phone_bidx: q.bidx.1.clone(),
+                    score: assessment.score,
+                    reasons: assessment
+                        .reasons
+                        .iter()
+                        .map(|r| r.code().to_string())
+                        .collect(),
+                    expires_at: now + Duration::days(QUARANTINE_RETENTION_DAYS),
+                    released: None,
+                },
+                challenge: assessment.challenge.as_ref().map(|v| UsedChallenge {
+                    challenge: v.challenge.clone(),
+                    expires_at: v.expires_at,
+                }),
+                idempotency: q.idem_hash.clone().map(|key_hash| IdempotencyRecord {
+                    key_hash,
+                    body_hash: q.body_hash.clone(),
+                    lead_id: lead_id.clone(),
+                    submission_id: submission_id.clone(),
+                    expires_at: now + self.settings.idempotency_ttl,
+                }),
+                rate: q.rate.clone(),
+                usage_month: usage_month(now),
+                usage_expires_at: usage_expires_at(now),
+            };
+            match self.store.quarantine(&write).await {
+                Ok(()) => {
+                    return Ok(Outcome::Quarantined {
+                        lead_id,
+                        submission_id,
+                        quarantine_id,
+                        reasons: assessment.reasons,
+                    })
+                }
+                Err(CommitError::ChallengeUsed) => {
+                    assessment.add(Reason::PowReplayed, spam::SURE);
+                    assessment.challenge = None;
+                }
+                Err(CommitError::IdempotencyKeyTaken) => {
+                    let key_hash = q.idem_hash.clone().unwrap_or_default();
+                    let record = self
+                        .store
+                        .idempotency_record(q.tenant, &q.form.form_id, &key_hash)
+                        .await?
+                        .ok_or_else(|| {
+                            AppError::Internal(anyhow::anyhow!(
+                                "idempotency record vanished after a conflict"
+                            ))
+                        })?;
+                    return replay(record, &q.body_hash);
+                }
+                Err(CommitError::Conflict) if attempt < MAX_ATTEMPTS => {
+                    let cap = 10u64 << attempt.min(6);
+                    let wait = rand::random::<u64>() % cap + 5;
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                Err(CommitError::Store(e)) => return Err(AppError::Internal(e)),
+                // Over the minute's limit, like any submission from there: 429.
+                Err(CommitError::RateLimited) => {
+                    return Err(AppError::RateLimited {
+                        retry_after_secs: q.retry_after,
+                    })
+                }
+                Err(other) => {
+                    tracing::warn!(error = %other, "quarantine not stored; answering 503");
+                    break;
+                }
+            }
+        }
+        Err(AppError::Unavailable {
+            retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+        })
+    }
+
+    /// Releases a quarantined submission of the tenant's form: it becomes a lead as if it had
+    /// been accepted when it arrived (its answers, consents and technical data, its time),
+    /// counted against this month's quota and limits like a submission now. Idempotent: a
+    /// released one answers the lead it became (`Replayed`).
+    #[tracing::instrument(name = "release", skip_all, fields(form_id = %form_id, tenant_id = %tenant))]
+    pub async fn release(
+        &self,
+        tenant: &TenantId,
+        form_id: &FormId,
+        quarantine_id: &str,
+    ) -> Result<Outcome, AppError> {
+        let mut note = AlertNote::default();
+        let result = self
+            .release_inner(tenant, form_id, quarantine_id, &mut note)
+            .await;
+        self.notify(note).await;
+        result
+    }
+
+    async fn release_inner(
+        &self,
+        tenant: &TenantId,
+        form_id: &FormId,
+        quarantine_id: &str,
+        note: &mut AlertNote,
+    ) -> Result<Outcome, AppError> {
+        let not_found = || AppError::NotFound("quarantine_not_found");
+        let now = self.clock.now();
+        for round in 1..=ROUTE_ROUNDS {
+            let q = self
+                .store
+                .quarantined(tenant, form_id, quarantine_id, now)
+                .await?
+                .ok_or_else(not_found)?;
+            if let Some((lead_id, submission_id)) = q.released.clone() {
+                return Ok(Outcome::Replayed {
+                    lead_id,
+                    submission_id,
+                });
+            }
+            let contact = ContactDetails {
+                email: q.fields.get("email").and_then(|e| Email::parse(e).ok()),
+                phone: q.fields.get("phone").and_then(|p| Phone::parse(p).ok()),
+                name: q.fields.get("name").cloned(),
+                company: q.fields.get("company").cloned(),
+            };
+            let email_bidx = contact.email.as_ref().map(|e| self.key.email(e));
+            let phone_bidx = contact.phone.as_ref().map(|p| self.key.phone(p));
+            let key = RouteKey::of(email_bidx.as_deref(), phone_bidx.as_deref());
+            let probable_lead = key.as_ref().map(|k| self.key.lead_id(tenant, &k.bidx));
+            let window = now.unix_timestamp().div_euclid(60);
+            let mut snapshot = self
+                .store
+                .load(&IntakeLookup {
+                    tenant: tenant.clone(),
+                    form_id: form_id.clone(),
+                    lead_id: probable_lead.clone(),
+                    route_key: key.clone(),
+                    contact_bidx: email_bidx
+                        .iter()
+                        .chain(phone_bidx.iter())
+                        .cloned()
+                        .collect(),
+                    rate_window: window,
+                    ip_hash: None,
+                    idempotency_key_hash: None,
+                    usage_month: usage_month(now),
+                })
+                .await?;
+            let form = snapshot
+                .form
+                .take()
+                .filter(|f| &f.tenant_id == tenant)
+                .ok_or(AppError::NotFound("form_not_found"))?;
+            if !matches!(
+                snapshot.tenant.as_ref().map(|t| t.status),
+                Some(TenantStatus::Active)
+            ) {
+                return Err(AppError::Forbidden {
+                    code: "tenant_inactive",
+                    message: "This account is not accepting submissions.",
+                });
+            }
+            if snapshot.suppressed {
+                return Err(AppError::Conflict {
+                    code: "subject_suppressed",
+                    message: "The person asked to be erased: their submission cannot become a lead. Delete it.",
+                });
+            }
+            let limits = self.check_limits(&snapshot, &form, tenant, false, now, note)?;
+            let (lead_id, routed) = self.decide_lead(
+                &snapshot,
+                key.as_ref(),
+                key.as_ref(),
+                probable_lead.as_ref(),
+                now,
+            )?;
+            let submission_id = SubmissionId::parse(&format!("sb-{}", self.ids.new_id(now)))
+                .map_err(|e| AppError::Internal(e.into()))?;
+            let new_lead = !matches!((&routed, &key), (Routed::Existing(_), Some(_)));
+            let submission = NewSubmission {
+                submission_id: submission_id.clone(),
+                form_id: form.form_id.clone(),
+                received_at: q.received_at,
+                fields: q.fields.clone(),
+                consents: q.consents.clone(),
+                technical: q.technical.clone(),
+                technical_expires_on: (q.received_at
+                    + Duration::days(self.settings.technical_data_retention_days))
+                .date(),
+                email_bidx: email_bidx.clone(),
+                phone_bidx: phone_bidx.clone(),
+            };
+            let lead = match (&routed, &key) {
+                (Routed::Existing(_), Some(k)) => LeadWrite::Touch(lead_id.clone(), k.clone()),
+                _ => LeadWrite::Create(NewLead {
+                    lead_id: lead_id.clone(),
+                    contact: contact.clone(),
+                    email_bidx: email_bidx.clone(),
+                    phone_bidx: phone_bidx.clone(),
+                    source_form: form.form_id.clone(),
+                    created_at: q.received_at,
+                    route: match routed {
+                        Routed::NewRouted => key.clone(),
+                        _ => None,
+                    },
+                }),
+            };
+            let write = IntakeWrite {
+                tenant: tenant.clone(),
+                form_id: form.form_id.clone(),
+                received_at: now,
+                record: Some(SubmissionRecord { lead, submission }),
+                rate: RateIncrement {
+                    window,
+                    ip_hash: None,
+                    per_ip_limit: self.settings.rate_limit_per_ip_per_minute,
+                    per_form_limit: self.settings.rate_limit_per_form_per_minute,
+                    expires_at: now + Duration::minutes(10),
+                    expired: snapshot.rate_expired.clone(),
+                },
+                usage: self.usage_increment(&snapshot.usage, limits.quota, form.daily_cap, now),
+                idempotency: None,
+                challenge: None,
+                release: Some(ReleaseMark {
+                    quarantine_id: quarantine_id.to_string(),
+                }),
+            };
+            let plan = Plan {
+                tenant,
+                form: &form,
+                contact: &contact,
+                email_bidx,
+                phone_bidx,
+                key: key.clone(),
+                probable_lead,
+                lead_id,
+                submission_id,
+                routed,
+                new_lead,
+                suppressed: false,
+                limits,
+                body_hash: String::new(),
+                now,
+            };
+            match self.commit(plan, write, note).await? {
+                Committed::Done(outcome) => return Ok(outcome),
+                // Released by a concurrent request: answer what it became.
+                Committed::AlreadyReleased => continue,
+                Committed::ReadAgain if round < ROUTE_ROUNDS => continue,
+                Committed::ReadAgain | Committed::ChallengeUsed => break,
+            }
+        }
+        Err(AppError::Unavailable {
+            retry_after_secs: shared_core::http::RETRY_AFTER_UNAVAILABLE_SECS,
+        })
+    }
+
     fn new_submission(
         &self,
         form: &FormRecord,
@@ -1054,6 +1480,21 @@ impl<S: IntakeStore> Intake<S> {
             reason,
         }
     }
+}
+
+/// What a quarantined submission is stored with, besides the request.
+struct Quarantine<'a> {
+    tenant: &'a TenantId,
+    form: &'a FormRecord,
+    valid: &'a ValidSubmission,
+    /// The lead id the answer shows (as a real answer would: the person's lead, if known).
+    lead_hint: Option<LeadId>,
+    idem_hash: Option<String>,
+    body_hash: String,
+    bidx: (Option<String>, Option<String>),
+    /// The minute's rate counts it adds to (not the month's: it is not counted in the quota).
+    rate: RateIncrement,
+    retry_after: u64,
 }
 
 fn form_disabled() -> AppError {

@@ -91,6 +91,7 @@ fn contact_form() -> FormRecord {
         redirect_url: format!("{ORIGIN}/thanks"),
         honeypot_field: DEFAULT_HONEYPOT.into(),
         daily_cap: None,
+        spam: Default::default(),
     }
 }
 
@@ -1169,6 +1170,20 @@ impl IntakeStore for Racy {
         }
     }
 
+    async fn quarantine(&self, write: &crate::ports::QuarantineWrite) -> Result<(), CommitError> {
+        self.mem.quarantine(write).await
+    }
+
+    async fn quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        quarantine_id: &str,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<Option<crate::ports::QuarantinedSubmission>> {
+        self.mem.quarantined(tenant, form, quarantine_id, now).await
+    }
+
     async fn idempotency_record(
         &self,
         tenant: &TenantId,
@@ -1883,4 +1898,255 @@ async fn an_edit_racing_a_submission_never_attaches_it_to_the_moved_lead() {
         1,
         "only the submission made before the edit"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Spam defence: proof of work, time trap, rules, quarantine and release
+// ---------------------------------------------------------------------------------------------
+
+impl Harness<MemoryStore> {
+    /// A challenge of the test form issued now, solved as the embed snippet would.
+    async fn solved_challenge(&self) -> String {
+        let (_, c) = self.intake.challenge(&form_id()).await.unwrap();
+        spam::pow::solve(&c).unwrap().encode()
+    }
+
+    fn quarantined(&self) -> Vec<QuarantinedSubmission> {
+        self.mem().lock().quarantine.values().cloned().collect()
+    }
+
+    fn month_count(&self) -> u32 {
+        let st = self.mem().lock();
+        st.usage
+            .get(&(tenant(), usage_month(self.clock.now())))
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+impl Post {
+    fn with_pow(email: &str, pow: &str) -> Self {
+        Self::json(json!({
+            "email": email, "name": "Ana Pop", "message": "Call me",
+            "consent_marketing": true, "_altcha": pow,
+        }))
+    }
+}
+
+fn quarantined_reasons(r: Result<Outcome, AppError>) -> Vec<Reason> {
+    match r {
+        Ok(Outcome::Quarantined { reasons, .. }) => reasons,
+        other => panic!("expected Quarantined, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_person_who_solved_the_challenge_and_took_their_time_becomes_a_lead_and_uses_it_up() {
+    let h = Harness::new().await;
+    let pow = h.solved_challenge().await;
+    h.clock.advance(Duration::seconds(20));
+    h.accept(&Post::with_pow("ana@example.com", &pow)).await;
+    assert_eq!(h.mem().lock().used_challenges.len(), 1, "marked used");
+    assert!(h.quarantined().is_empty());
+    assert_eq!(h.month_count(), 1);
+}
+
+#[tokio::test]
+async fn an_instant_post_is_quarantined_answered_like_a_lead_and_counts_nothing() {
+    let h = Harness::new().await;
+    let pow = h.solved_challenge().await;
+    h.clock.advance(Duration::seconds(1));
+    let r = h.submit(&Post::with_pow("bot@example.com", &pow)).await;
+    let Ok(Outcome::Quarantined {
+        lead_id,
+        submission_id,
+        reasons,
+        ..
+    }) = r
+    else {
+        panic!("expected Quarantined, got {r:?}")
+    };
+    assert_eq!(reasons, [Reason::TooFast]);
+    // The answer's ids look like an accepted one's: the lead this address would have.
+    assert_eq!(lead_id, lead_id_of("bot@example.com"));
+    assert!(submission_id.as_str().starts_with("sb-"));
+    assert_eq!(
+        (h.lead_count(), h.submission_count(), h.month_count()),
+        (0, 0, 0)
+    );
+    let q = h.quarantined();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0].reasons, ["too_fast"]);
+    assert_eq!(q[0].fields["email"], "bot@example.com");
+    assert_eq!(q[0].consents.len(), 2, "consents kept for a release");
+    assert_eq!(q[0].expires_at, h.clock.now() + Duration::days(30));
+    assert_eq!(h.mem().lock().used_challenges.len(), 1, "used up too");
+}
+
+#[tokio::test]
+async fn a_replayed_challenge_is_refused_as_proof_and_quarantined() {
+    let h = Harness::new().await;
+    let pow = h.solved_challenge().await;
+    h.clock.advance(Duration::seconds(30));
+    h.accept(&Post::with_pow("ana@example.com", &pow)).await;
+    let again = h.submit(&Post::with_pow("bot@example.com", &pow)).await;
+    assert_eq!(quarantined_reasons(again), [Reason::PowReplayed]);
+    assert_eq!((h.lead_count(), h.month_count()), (1, 1));
+    // A replay that is quarantined anyway (too many links) is marked replayed too.
+    let h2 = Harness::new().await;
+    let pow = h2.solved_challenge().await;
+    h2.clock.advance(Duration::seconds(30));
+    h2.accept(&Post::with_pow("ana@example.com", &pow)).await;
+    let links = Post::json(json!({
+        "email": "bot@example.com",
+        "message": "http://a.example http://b.example http://c.example",
+        "_altcha": pow,
+    }));
+    assert_eq!(
+        quarantined_reasons(h2.submit(&links).await),
+        [Reason::TooManyLinks, Reason::PowReplayed]
+    );
+}
+
+#[tokio::test]
+async fn a_plain_html_post_without_the_challenge_is_accepted_unless_the_rules_say_otherwise() {
+    let h = Harness::new().await;
+    h.accept(&Post::from("ana@example.com")).await;
+    let disposable = Post::from("x@mailinator.com");
+    assert_eq!(
+        quarantined_reasons(h.submit(&disposable).await),
+        [Reason::PowMissing, Reason::DisposableEmail]
+    );
+}
+
+#[tokio::test]
+async fn a_suppressed_persons_spam_is_discarded_as_before_not_quarantined() {
+    let h = Harness::new().await;
+    h.mem().suppress(&tenant(), &bidx_of("x@mailinator.com"));
+    let r = h.submit(&Post::from("x@mailinator.com")).await;
+    assert!(
+        matches!(
+            r,
+            Ok(Outcome::Discarded {
+                reason: DiscardReason::Suppressed,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(h.quarantined().is_empty());
+}
+
+#[tokio::test]
+async fn a_quarantined_post_retried_under_its_key_gets_the_same_answer() {
+    let h = Harness::new().await;
+    let post = Post::from("x@yopmail.com").idempotency_key("k-1");
+    let first = h.submit(&post).await.unwrap();
+    let retry = h.submit(&post).await.unwrap();
+    assert_eq!(first.ids(), retry.ids());
+    assert!(matches!(retry, Outcome::Replayed { .. }));
+    assert_eq!(h.quarantined().len(), 1);
+}
+
+#[tokio::test]
+async fn a_released_submission_becomes_the_lead_it_would_have_been_once() {
+    let h = Harness::new().await;
+    let r = h
+        .submit(&Post::with_pow("x@yopmail.com", "not-a-solution"))
+        .await;
+    assert_eq!(
+        quarantined_reasons(r),
+        [Reason::PowInvalid, Reason::DisposableEmail]
+    );
+    let q = h.quarantined().remove(0);
+    h.clock.advance(Duration::hours(5));
+    let released = h
+        .intake
+        .release(&tenant(), &form_id(), &q.quarantine_id)
+        .await
+        .unwrap();
+    let Outcome::Accepted {
+        lead_id, new_lead, ..
+    } = released.clone()
+    else {
+        panic!("{released:?}")
+    };
+    assert!(new_lead);
+    assert_eq!(lead_id, lead_id_of("x@yopmail.com"));
+    let sub = h.only_submission();
+    assert_eq!(sub.received_at, T0, "as if accepted when it arrived");
+    assert_eq!(sub.consents.len(), 2);
+    assert!(sub
+        .consents
+        .iter()
+        .any(|c| c.key == "marketing" && c.granted));
+    assert_eq!(h.month_count(), 1, "counted when released");
+    let q = h.quarantined().remove(0);
+    assert!(q.fields.is_empty(), "its data moved to the lead");
+    assert!(q.released.is_some());
+    // Again: the same lead, nothing new.
+    let again = h
+        .intake
+        .release(&tenant(), &form_id(), &q.quarantine_id)
+        .await
+        .unwrap();
+    assert_eq!(again.ids(), released.ids());
+    assert!(matches!(again, Outcome::Replayed { .. }));
+    assert_eq!((h.submission_count(), h.month_count()), (1, 1));
+}
+
+#[tokio::test]
+async fn another_tenant_cannot_release_a_quarantined_submission() {
+    let h = Harness::new().await;
+    h.submit(&Post::from("x@yopmail.com")).await.unwrap();
+    let q = h.quarantined().remove(0);
+    let other = TenantId::parse("other-tenant").unwrap();
+    let r = h.intake.release(&other, &form_id(), &q.quarantine_id).await;
+    assert!(
+        matches!(r, Err(AppError::NotFound("quarantine_not_found"))),
+        "{r:?}"
+    );
+    assert_eq!(h.lead_count(), 0);
+}
+
+#[tokio::test]
+async fn a_challenge_is_issued_for_an_enabled_form_only_with_its_difficulty() {
+    let mut form = contact_form();
+    form.spam.pow_max_number = 12_345;
+    let h = Harness::with(
+        form.clone(),
+        Some(TenantStatus::Active),
+        IntakeSettings::default(),
+    )
+    .await;
+    let (_, c) = h.intake.challenge(&form_id()).await.unwrap();
+    assert_eq!(c.maxnumber, 12_345);
+    form.enabled = false;
+    h.mem().put_form(&form).await.unwrap();
+    let r = h.intake.challenge(&form_id()).await;
+    assert_eq!(r.unwrap_err().code(), "form_disabled");
+    let r = h.intake.challenge(&FormId::parse("nope").unwrap()).await;
+    assert_eq!(r.unwrap_err().code(), "form_not_found");
+}
+
+#[tokio::test]
+async fn quarantined_posts_count_against_the_minutes_rate_limit_but_not_the_quota() {
+    let h = Harness::with_settings(limits(2, 100)).await;
+    for n in 0..2 {
+        let post = Post::from(if n == 0 {
+            "a@yopmail.com"
+        } else {
+            "b@yopmail.com"
+        });
+        quarantined_reasons(h.submit(&post).await);
+    }
+    // A third from the same IP this minute: refused like anyone's, nothing stored.
+    let r = h.submit(&Post::from("c@yopmail.com")).await;
+    assert!(rate_limited_after(r) > 0);
+    assert_eq!(h.quarantined().len(), 2);
+    assert_eq!(h.month_count(), 0, "not counted in the quota");
+    // The IP's person is refused too this minute; the next minute they get through.
+    assert!(rate_limited_after(h.submit(&Post::from("ana@example.com")).await) > 0);
+    h.clock.advance(Duration::minutes(1));
+    h.accept(&Post::from("ana@example.com")).await;
 }

@@ -27,6 +27,7 @@ pub mod embed;
 pub mod forms;
 mod pipeline;
 pub mod routing;
+pub mod spam;
 pub mod urls;
 
 pub use pipeline::{Pipeline, Stage, StageInput};

@@ -189,6 +189,66 @@ pub struct IntakeWrite {
     pub rate: RateIncrement,
     pub usage: UsageIncrement,
     pub idempotency: Option<IdempotencyRecord>,
+    /// The solved proof-of-work challenge, marked used in the same transaction (single use).
+    pub challenge: Option<UsedChallenge>,
+    /// A release from the quarantine: the quarantined submission is marked released to this
+    /// lead in the same transaction, once.
+    pub release: Option<ReleaseMark>,
+}
+
+/// A proof-of-work challenge a submission used: its guard item is put on the condition that
+/// none exists, and expires with the challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsedChallenge {
+    /// The challenge (hex of a SHA-256): unique per issued challenge.
+    pub challenge: String,
+    pub expires_at: OffsetDateTime,
+}
+
+/// Marks a quarantined submission released (see [`IntakeWrite::release`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseMark {
+    pub quarantine_id: String,
+}
+
+/// A submission the spam defence kept apart: not a lead, not counted, nobody notified; the
+/// tenant lists, releases or deletes it. Kept [`QUARANTINE_RETENTION_DAYS`] days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedSubmission {
+    /// `qr-<ulid>`: sorts by arrival.
+    pub quarantine_id: String,
+    pub form_id: FormId,
+    pub received_at: OffsetDateTime,
+    /// Everything the visitor answered, contact fields included, as validated.
+    pub fields: BTreeMap<String, String>,
+    pub consents: Vec<ConsentRecord>,
+    pub technical: TechnicalData,
+    pub email_bidx: Option<String>,
+    pub phone_bidx: Option<String>,
+    pub score: u32,
+    /// Reason codes (`crate::spam::Reason::code`).
+    pub reasons: Vec<String>,
+    pub expires_at: OffsetDateTime,
+    /// Set once released: the lead and submission it became.
+    pub released: Option<(LeadId, SubmissionId)>,
+}
+
+/// How long a quarantined submission is kept (the retention rule `quarantine`).
+pub const QUARANTINE_RETENTION_DAYS: i64 = 30;
+
+/// The writes of a quarantined submission, atomically: the record, the challenge's guard, the
+/// idempotency record (a retry gets the same answer) and the minute's rate counts (a flood of
+/// spam is limited like any other; the month's count, the quota's, is not touched).
+#[derive(Debug, Clone)]
+pub struct QuarantineWrite {
+    pub tenant: TenantId,
+    pub record: QuarantinedSubmission,
+    pub rate: RateIncrement,
+    /// The usage counter item the rate counts are on (`YYYY-MM`) and its expiry.
+    pub usage_month: String,
+    pub usage_expires_at: OffsetDateTime,
+    pub challenge: Option<UsedChallenge>,
+    pub idempotency: Option<IdempotencyRecord>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +268,12 @@ pub enum CommitError {
     UsageMoved(UsageState),
     #[error("the idempotency key is already used")]
     IdempotencyKeyTaken,
+    /// The proof-of-work challenge was used by another submission.
+    #[error("the challenge was already used")]
+    ChallengeUsed,
+    /// The quarantined submission is released already (or no longer exists).
+    #[error("the quarantined submission was released already")]
+    AlreadyReleased,
     /// Another transaction held one of the items; safe to retry.
     #[error("transaction conflict")]
     Conflict,
@@ -236,6 +302,21 @@ pub trait IntakeStore: Send + Sync {
     ) -> impl Future<Output = anyhow::Result<IntakeSnapshot>> + Send;
 
     fn commit(&self, write: &IntakeWrite) -> impl Future<Output = Result<(), CommitError>> + Send;
+
+    /// Stores a quarantined submission (with its challenge guard and idempotency record).
+    fn quarantine(
+        &self,
+        write: &QuarantineWrite,
+    ) -> impl Future<Output = Result<(), CommitError>> + Send;
+
+    /// A quarantined submission of the tenant's form, released or not (expired ones: none).
+    fn quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        quarantine_id: &str,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = anyhow::Result<Option<QuarantinedSubmission>>> + Send;
 
     fn idempotency_record(
         &self,

@@ -106,6 +106,7 @@ fn form() -> FormRecord {
         redirect_url: "https://example.com/thanks".into(),
         honeypot_field: DEFAULT_HONEYPOT.into(),
         daily_cap: None,
+        spam: Default::default(),
     }
 }
 

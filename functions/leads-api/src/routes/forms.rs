@@ -48,6 +48,7 @@ fn form_json(app: &App, f: &FormDefinition, embed: bool) -> Value {
         "honeypot_field": f.honeypot_field,
         "special_category_basis": f.special_category_basis,
         "daily_cap": f.daily_cap,
+        "spam": f.spam,
         "created_at": f.created_at,
         "updated_at": f.updated_at,
         "submit_url": submit_url(&app.api_base_url, f),

@@ -5,6 +5,7 @@ mod forms;
 mod leads;
 mod notes;
 mod pipeline;
+mod quarantine;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
@@ -26,6 +27,25 @@ pub const ROUTES: &[Route] = &[
     r("get_form", "GET", "/v1/forms/{formId}", FormsRead),
     r("patch_form", "PATCH", "/v1/forms/{formId}", FormsWrite),
     r("delete_form", "DELETE", "/v1/forms/{formId}", FormsWrite),
+    // A form's quarantine holds submissions (personal data): the leads' permissions.
+    r(
+        "list_quarantine",
+        "GET",
+        "/v1/forms/{formId}/quarantine",
+        LeadsRead,
+    ),
+    r(
+        "release_quarantined",
+        "POST",
+        "/v1/forms/{formId}/quarantine/{quarantineId}/release",
+        LeadsWrite,
+    ),
+    r(
+        "delete_quarantined",
+        "DELETE",
+        "/v1/forms/{formId}/quarantine/{quarantineId}",
+        LeadsDelete,
+    ),
     r("list_leads", "GET", "/v1/leads", LeadsRead),
     r("get_lead", "GET", "/v1/leads/{leadId}", LeadsRead),
     r("patch_lead", "PATCH", "/v1/leads/{leadId}", LeadsWrite),
@@ -60,6 +80,9 @@ pub async fn call(
         "get_form" => forms::get(app, ctx).await,
         "patch_form" => forms::patch(app, ctx, req).await,
         "delete_form" => forms::delete(app, ctx).await,
+        "list_quarantine" => quarantine::list(app, ctx).await,
+        "release_quarantined" => quarantine::release(app, ctx).await,
+        "delete_quarantined" => quarantine::delete(app, ctx).await,
         "list_leads" => leads::list(app, ctx).await,
         "get_lead" => leads::get(app, ctx).await,
         "patch_lead" => leads::patch(app, ctx, req).await,

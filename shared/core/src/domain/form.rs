@@ -77,6 +77,65 @@ pub struct FormRecord {
     /// At most this many submissions a day (UTC), set by the tenant; `None`: no cap but the
     /// monthly quota.
     pub daily_cap: Option<u32>,
+    /// The spam defence's layers and threshold (issue 19): no third party, no cookie.
+    pub spam: SpamSettings,
+}
+
+/// A form's spam defence: which layers score a submission, and the score at which it is
+/// quarantined (kept apart for the tenant to review) instead of becoming a lead. Every layer
+/// is on by default where it cannot turn a person away: the proof of work is solved by the
+/// embed snippet's script and only a missing one from a form that `requires` it scores high, so
+/// a plain HTML form without JavaScript still submits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpamSettings {
+    /// Proof of work: the challenge's difficulty is `pow_max_number` (the solver tries up to
+    /// that many hashes; half of it on average). `false`: the challenge is trivial (it still
+    /// carries the signed issue time the time trap reads).
+    pub pow: bool,
+    pub pow_max_number: u32,
+    /// A submission without a solved challenge scores the threshold (a form only scripts post).
+    pub pow_required: bool,
+    /// Time trap: submitted sooner than this after the challenge was issued is too fast.
+    pub time_trap: bool,
+    pub min_seconds: u32,
+    /// More links than this in the free-text answers scores the threshold.
+    pub max_links: u32,
+    /// Addresses of a known disposable-mail domain (the list shipped with the project).
+    pub disposable_emails: bool,
+    /// Lower-case domains (`example.com` also blocks `mail.example.com`) and words.
+    pub blocked_email_domains: Vec<String>,
+    pub blocked_words: Vec<String>,
+    /// At this score or above a submission is quarantined.
+    pub threshold: u32,
+}
+
+impl Default for SpamSettings {
+    fn default() -> Self {
+        Self {
+            pow: true,
+            pow_max_number: SpamSettings::DEFAULT_POW_MAX_NUMBER,
+            pow_required: false,
+            time_trap: true,
+            min_seconds: 3,
+            max_links: 2,
+            disposable_emails: true,
+            blocked_email_domains: vec![],
+            blocked_words: vec![],
+            threshold: SpamSettings::DEFAULT_THRESHOLD,
+        }
+    }
+}
+
+impl SpamSettings {
+    /// About 25,000 SHA-256 hashes on average: well under a second in a browser.
+    pub const DEFAULT_POW_MAX_NUMBER: u32 = 50_000;
+    pub const MAX_POW_MAX_NUMBER: u32 = 10_000_000;
+    /// The score a layer adds when it is sure (one such finding quarantines by default).
+    pub const DEFAULT_THRESHOLD: u32 = 5;
+    pub const MAX_THRESHOLD: u32 = 100;
+    pub const MAX_MIN_SECONDS: u32 = 3600;
+    pub const MAX_LIST_LEN: usize = 200;
 }
 
 /// The largest daily cap a form may have.

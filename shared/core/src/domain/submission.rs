@@ -14,6 +14,9 @@ const REFERRER_KEY: &str = "_referrer";
 /// The idempotency key in the body: what a browser script sends instead of the
 /// `Idempotency-Key` header, which would make its request need a CORS preflight.
 pub const IDEMPOTENCY_KEY: &str = "_idempotency_key";
+/// The solved proof-of-work challenge (an ALTCHA payload): what the embed snippet's script
+/// posts; a plain HTML form without JavaScript has none.
+pub const POW_KEY: &str = "_altcha";
 const CONSENT_PREFIX: &str = "consent_";
 /// Technical data is capped: it is context, not content.
 const TECH_MAX_LEN: usize = 1024;
@@ -127,6 +130,11 @@ impl RawSubmission {
 
     pub fn probable_phone(&self) -> Option<Phone> {
         self.text("phone").and_then(|s| Phone::parse(s).ok())
+    }
+
+    /// The proof-of-work payload as posted (`_altcha`), if any.
+    pub fn pow_solution(&self) -> Option<&str> {
+        self.text(POW_KEY).map(str::trim).filter(|s| !s.is_empty())
     }
 
     /// True when the honeypot field holds anything: a bot filled a field people cannot see.
@@ -391,6 +399,7 @@ mod tests {
             redirect_url: "https://example.com/thanks".into(),
             honeypot_field: DEFAULT_HONEYPOT.into(),
             daily_cap: None,
+            spam: Default::default(),
         }
     }
 

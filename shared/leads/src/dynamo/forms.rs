@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::ports::FormAdmin;
-use shared_core::domain::{FormId, FormRecord, TenantId, TenantRecord, TenantStatus};
+use shared_core::domain::{FormId, FormRecord, SpamSettings, TenantId, TenantRecord, TenantStatus};
 use shared_core::dynamo::attrs::{get_bool, get_n_opt, get_s, item, n, put, s, Item};
 use shared_core::keys;
 
@@ -30,6 +30,11 @@ pub(crate) fn form_to_item(f: &FormRecord) -> anyhow::Result<Item> {
     if let Some(cap) = f.daily_cap {
         put(&mut it, "daily_cap", n(cap));
     }
+    // Only a form whose spam defence differs from the defaults carries it (a form written
+    // before it existed reads as the defaults).
+    if f.spam != SpamSettings::default() {
+        put(&mut it, "spam", s(serde_json::to_string(&f.spam)?));
+    }
     Ok(it)
 }
 
@@ -52,6 +57,10 @@ pub(crate) fn form_from_item(it: &Item) -> anyhow::Result<FormRecord> {
             .map(u32::try_from)
             .transpose()
             .context("form daily cap")?,
+        spam: match it.get("spam").and_then(|v| v.as_s().ok()) {
+            Some(json) => serde_json::from_str(json).context("form spam settings")?,
+            None => SpamSettings::default(),
+        },
     })
 }
 

@@ -24,10 +24,11 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::forms::{form_from_item, tenant_from_item};
-use crate::dynamo::routing;
+use crate::dynamo::{quarantine, routing};
 use crate::ports::{
     CommitError, FormDayCount, IdempotencyRecord, IntakeLookup, IntakeSnapshot, IntakeStore,
-    IntakeWrite, LeadWrite, NewLead, NewSubmission, UsageState,
+    IntakeWrite, LeadWrite, NewLead, NewSubmission, QuarantineWrite, QuarantinedSubmission,
+    UsageState,
 };
 use shared_billing::dynamo::billing_state_from_item;
 use shared_core::domain::{FormId, LeadId, SubmissionId, TenantId};
@@ -55,6 +56,14 @@ pub struct DynamoIntakeStore {
 impl DynamoIntakeStore {
     pub fn new(client: Client, tables: IntakeTables) -> Self {
         Self { client, tables }
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn tables(&self) -> &IntakeTables {
+        &self.tables
     }
 
     async fn batch_get(
@@ -110,13 +119,13 @@ const RATE_IP_PREFIX: &str = "ri_";
 const MAX_EXPIRED_REMOVED: usize = 64;
 
 /// A form's submissions in the minute `window`, on the usage counter item.
-fn rate_form_attr(window: i64, form: &FormId) -> String {
+pub(crate) fn rate_form_attr(window: i64, form: &FormId) -> String {
     format!("{RATE_FORM_PREFIX}{window}_{form}")
 }
 
 /// One client IP's submissions to a form in the minute `window`, on the usage counter item: a
 /// 64-bit FNV-1a of the form id and the (already keyed) IP hash keeps the name short.
-fn rate_ip_attr(window: i64, form: &FormId, ip_hash: &str) -> String {
+pub(crate) fn rate_ip_attr(window: i64, form: &FormId, ip_hash: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in form.as_str().bytes().chain([0u8]).chain(ip_hash.bytes()) {
         h ^= u64::from(b);
@@ -357,8 +366,12 @@ impl IntakeStore for DynamoIntakeStore {
             /// The usage counter item: the month's count and the minute's rate counts.
             Usage,
             Idempotency,
+            /// The used proof-of-work challenge's guard.
+            Challenge,
+            /// The quarantined submission this one releases.
+            Release,
         }
-        let mut parts: Vec<(TransactWriteItem, Part)> = Vec::with_capacity(5);
+        let mut parts: Vec<(TransactWriteItem, Part)> = Vec::with_capacity(7);
 
         if let Some(record) = &w.record {
             let lead_id = record.lead.lead_id();
@@ -546,6 +559,27 @@ impl IntakeStore for DynamoIntakeStore {
             ));
         }
 
+        if let Some(c) = &w.challenge {
+            parts.push((
+                quarantine::challenge_put(&self.tables.ops, &w.tenant, c)?,
+                Part::Challenge,
+            ));
+        }
+        if let (Some(r), Some(record)) = (&w.release, &w.record) {
+            parts.push((
+                quarantine::release_update(
+                    &self.tables.ops,
+                    &w.tenant,
+                    &w.form_id,
+                    &r.quarantine_id,
+                    record.lead.lead_id(),
+                    &record.submission.submission_id,
+                    w.received_at,
+                )?,
+                Part::Release,
+            ));
+        }
+
         let kinds: Vec<Part> = parts.iter().map(|(_, k)| *k).collect();
         let result = self
             .client
@@ -587,6 +621,15 @@ impl IntakeStore for DynamoIntakeStore {
                 {
                     return Ok(());
                 }
+                if conditional.iter().any(|k| matches!(k, Some(Part::Release))) {
+                    return Err(CommitError::AlreadyReleased);
+                }
+                if conditional
+                    .iter()
+                    .any(|k| matches!(k, Some(Part::Challenge)))
+                {
+                    return Err(CommitError::ChallengeUsed);
+                }
                 let usage_at = kinds.iter().position(|k| matches!(k, Part::Usage));
                 if let Some(reason) = usage_at
                     .and_then(|i| reasons.get(i))
@@ -626,6 +669,20 @@ impl IntakeStore for DynamoIntakeStore {
                 anyhow::Error::new(other).context("TransactWriteItems"),
             )),
         }
+    }
+
+    async fn quarantine(&self, w: &QuarantineWrite) -> Result<(), CommitError> {
+        self.put_quarantined(w).await
+    }
+
+    async fn quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        quarantine_id: &str,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<Option<QuarantinedSubmission>> {
+        self.get_quarantined(tenant, form, quarantine_id, now).await
     }
 
     async fn submission_exists(
@@ -849,7 +906,7 @@ pub(crate) fn submission_to_item(tenant: &TenantId, lead: &LeadId, sub: &NewSubm
     it
 }
 
-fn idempotency_to_item(tenant: &TenantId, form: &FormId, r: &IdempotencyRecord) -> Item {
+pub(crate) fn idempotency_to_item(tenant: &TenantId, form: &FormId, r: &IdempotencyRecord) -> Item {
     let mut it = item(&keys::idempotency(tenant, form, &r.key_hash));
     put(&mut it, "body_hash", s(&r.body_hash));
     put(&mut it, "lead_id", s(r.lead_id.as_str()));

@@ -4,6 +4,7 @@
 mod forms;
 mod intake;
 mod leads;
+mod quarantine;
 pub mod routing;
 
 pub use forms::DynamoFormAdmin;

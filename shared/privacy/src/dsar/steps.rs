@@ -219,15 +219,25 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 // is deleted on arrival by attachment-guard, which keeps nothing under a marked
                 // or missing lead; one that landed before is listed below.
                 if let Some(k) = lead_item.and_then(item_key) {
-                    let marked = client
+                    // A lead this erasure removes also names the request, so the leads table's
+                    // change stream reads its removal as `lead.erased` and the tenant's connected
+                    // systems are told to erase too (docs/outbound.md).
+                    let removes_lead = lead_key.is_some() && !others_remain;
+                    let mut mark = client
                         .update_item()
                         .table_name(leads)
                         .set_key(Some(k))
-                        .update_expression("SET deleting_at = :at")
+                        .update_expression(if removes_lead {
+                            "SET deleting_at = :at, erasure_request_id = :rid"
+                        } else {
+                            "SET deleting_at = :at"
+                        })
                         .condition_expression("attribute_exists(pk)")
-                        .expression_attribute_values(":at", s(&at))
-                        .send()
-                        .await;
+                        .expression_attribute_values(":at", s(&at));
+                    if removes_lead {
+                        mark = mark.expression_attribute_values(":rid", s(&job.request_id));
+                    }
+                    let marked = mark.send().await;
                     if let Err(e) = marked {
                         let e = e.into_service_error();
                         // Gone meanwhile: nothing to mark.

@@ -723,8 +723,41 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                         .await?;
                 add(&mut outcome.counts, "tenant_bulk_export_object", n as u64);
             }
+            // The tenant's connected systems told to erase too: its enabled endpoints that want
+            // `lead.erased` (the stream delivers the event once the lead's removal is read; ids
+            // and hosts only, never a URL's path or query).
+            let mut notified = vec![];
+            if let JobScope::Tenant { tenant_id } = &job.scope {
+                if outcome.counts.get("lead").copied().unwrap_or(0) > 0 {
+                    let endpoints = shared_outbound::dynamo::endpoints(
+                        self.store.client(),
+                        &self.store.tables().tenants,
+                        tenant_id,
+                    )
+                    .await?;
+                    for ep in endpoints
+                        .iter()
+                        .filter(|e| e.wants(shared_outbound::events::EventType::LeadErased))
+                    {
+                        let host = shared_outbound::address::parse_url(
+                            &ep.url,
+                            &shared_outbound::address::LocalSinks {
+                                loopback_http_ports: vec![],
+                            },
+                        )
+                        .map(|u| u.host)
+                        .unwrap_or_else(|_| ep.url.split('/').nth(2).unwrap_or("").to_string());
+                        notified.push(json!({ "webhook_id": ep.id, "host": host }));
+                    }
+                }
+            }
             let key = format!("dsar/certificates/{}.json", job.request_id);
             let certificate = json!({
+                "connected_systems_notified": {
+                    "event": "lead.erased",
+                    "endpoints": notified,
+                    "note": "each endpoint receives a signed lead.erased event for every erased lead, retried for 24 hours",
+                },
                 "certificate": "erasure completed",
                 "request_id": job.request_id,
                 "scope": job.scope,

@@ -63,6 +63,7 @@ fn form_from(it: &Item) -> anyhow::Result<FormDefinition> {
         honeypot_field: r.honeypot_field,
         special_category_basis: opt("special_category_basis"),
         daily_cap: r.daily_cap,
+        spam: r.spam,
         created_at: opt("created_at"),
         updated_at: opt("updated_at"),
         version: get_n_opt(it, "version")?.unwrap_or(0),

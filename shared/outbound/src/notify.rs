@@ -1,0 +1,536 @@
+//! New-lead notifications by email (docs/outbound.md, "Notifications"): per form, to chosen
+//! members of the tenant (by default its owners), instant or as an hourly or daily digest.
+//! Privacy first: an email says which form and how many new leads, and links to them; it never
+//! carries the submitted answers or the person's contact details.
+//!
+//! A digest is counted from the stream without a scan: each `submission.created` adds its event
+//! id to the form's digest item of the period (a string set: a retried record adds nothing), and
+//! the period is registered on a due item (`DIGESTDUE#<period>`); the hourly run reads the due
+//! items of the periods that ended and claims each digest once (a conditional write) before
+//! sending it, so a retried run sends nothing twice.
+//!
+//! | item | table | pk | sk |
+//! |---|---|---|---|
+//! | settings | tenants | `TENANT#<t>` | `NOTIFY#<formId>` |
+//! | instant email claimed | ops | `TENANT#<t>#NOTIFYSENT#<eventId>` | `NOTIFYSENT#<userId>` (TTL 2 days) |
+//! | digest of a period | ops | `TENANT#<t>#DIGEST#<formId>` | `H#<YYYY-MM-DDTHH>` / `D#<YYYY-MM-DD>` (TTL 3 days) |
+//! | periods due | ops | `DIGESTDUE#<period>` | `DIGESTDUE` (TTL 3 days) |
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::AttributeValue;
+use shared_core::domain::TenantId;
+use shared_core::dynamo::attrs::{n, s, Item};
+use shared_core::keys::{Key, PK, SK};
+use time::OffsetDateTime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Instant,
+    Hourly,
+    Daily,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Instant => "instant",
+            Mode::Hourly => "hourly",
+            Mode::Daily => "daily",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Mode> {
+        [Mode::Instant, Mode::Hourly, Mode::Daily]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// A form's notification settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub form_id: String,
+    pub enabled: bool,
+    pub mode: Mode,
+    /// User ids of members; empty: the tenant's owners.
+    pub recipients: Vec<String>,
+    /// The instant email repeats the submitted answers (off unless the tenant turns it on for
+    /// the form; every change is in the security log, and the Art. 15 facts name the team as
+    /// recipients by email).
+    pub include_answers: bool,
+}
+
+impl Settings {
+    /// Without settings of its own, a form notifies the owners at once.
+    pub fn default_for(form_id: &str) -> Settings {
+        Settings {
+            form_id: form_id.to_string(),
+            enabled: true,
+            mode: Mode::Instant,
+            recipients: vec![],
+            include_answers: false,
+        }
+    }
+}
+
+pub fn settings_key(t: &TenantId, form_id: &str) -> Key {
+    Key {
+        pk: format!("TENANT#{t}"),
+        sk: format!("NOTIFY#{form_id}"),
+    }
+}
+
+pub fn settings_item(t: &TenantId, st: &Settings, updated_at: &str) -> Item {
+    let k = settings_key(t, &st.form_id);
+    HashMap::from([
+        (PK.to_string(), s(&k.pk)),
+        (SK.to_string(), s(&k.sk)),
+        ("form_id".into(), s(&st.form_id)),
+        ("enabled".into(), AttributeValue::Bool(st.enabled)),
+        ("mode".into(), s(st.mode.as_str())),
+        (
+            "recipients".into(),
+            AttributeValue::L(st.recipients.iter().map(s).collect()),
+        ),
+        (
+            "include_answers".into(),
+            AttributeValue::Bool(st.include_answers),
+        ),
+        ("updated_at".into(), s(updated_at)),
+    ])
+}
+
+pub fn settings_from_item(form_id: &str, it: &Item) -> Settings {
+    Settings {
+        form_id: form_id.to_string(),
+        enabled: !matches!(it.get("enabled"), Some(AttributeValue::Bool(false))),
+        mode: it
+            .get("mode")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|m| Mode::parse(m))
+            .unwrap_or(Mode::Instant),
+        recipients: match it.get("recipients") {
+            Some(AttributeValue::L(l)) => l.iter().filter_map(|v| v.as_s().ok().cloned()).collect(),
+            _ => vec![],
+        },
+        include_answers: matches!(it.get("include_answers"), Some(AttributeValue::Bool(true))),
+    }
+}
+
+pub async fn settings(
+    client: &aws_sdk_dynamodb::Client,
+    tenants_table: &str,
+    t: &TenantId,
+    form_id: &str,
+) -> anyhow::Result<Settings> {
+    let k = settings_key(t, form_id);
+    let out = client
+        .get_item()
+        .table_name(tenants_table)
+        .key(PK, s(&k.pk))
+        .key(SK, s(&k.sk))
+        .send()
+        .await
+        .context("GetItem notification settings")?;
+    Ok(out
+        .item()
+        .map(|it| settings_from_item(form_id, it))
+        .unwrap_or_else(|| Settings::default_for(form_id)))
+}
+
+/// A member as notifications need it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Member {
+    pub user_id: String,
+    pub email: String,
+    pub role: String,
+    /// Verified and not unsubscribed (the one-click link every platform email carries).
+    pub reachable: bool,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("user_id", &self.user_id)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tenant's members: one Query of its partition on `USER#`.
+pub async fn members(
+    client: &aws_sdk_dynamodb::Client,
+    tenants_table: &str,
+    t: &TenantId,
+) -> anyhow::Result<Vec<Member>> {
+    let mut out = vec![];
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(tenants_table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
+            .expression_attribute_values(":pk", s(format!("TENANT#{t}")))
+            .expression_attribute_values(":u", s("USER#"))
+            .projection_expression("user_id, email, #r, email_verified, marketing_opt_out")
+            .expression_attribute_names("#r", "role")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .context("Query members")?;
+        for it in page.items() {
+            let text = |n: &str| it.get(n).and_then(|v| v.as_s().ok()).cloned();
+            let flag = |n: &str| matches!(it.get(n), Some(AttributeValue::Bool(true)));
+            if let (Some(user_id), Some(email), Some(role)) =
+                (text("user_id"), text("email"), text("role"))
+            {
+                out.push(Member {
+                    user_id,
+                    email,
+                    role,
+                    reachable: flag("email_verified") && !flag("marketing_opt_out"),
+                });
+            }
+        }
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Who a form's notification goes to: the chosen members, or the owners; only reachable ones.
+pub fn recipients<'a>(st: &Settings, members: &'a [Member]) -> Vec<&'a Member> {
+    members
+        .iter()
+        .filter(|m| {
+            if st.recipients.is_empty() {
+                m.role == "owner"
+            } else {
+                st.recipients.contains(&m.user_id)
+            }
+        })
+        .filter(|m| m.reachable)
+        .collect()
+}
+
+/// The period an event falls in for a digest mode (`H#2026-12-03T10`, `D#2026-12-03`).
+pub fn period(mode: Mode, at: OffsetDateTime) -> Option<String> {
+    let d = at.date();
+    match mode {
+        Mode::Instant => None,
+        Mode::Hourly => Some(format!("H#{d}T{:02}", at.hour())),
+        Mode::Daily => Some(format!("D#{d}")),
+    }
+}
+
+/// The hour and the day that ended last at `now`: what the hourly run sends.
+pub fn ended_periods(now: OffsetDateTime) -> Vec<String> {
+    let hour_ago = now - time::Duration::hours(1);
+    let day_ago = now - time::Duration::days(1);
+    vec![
+        period(Mode::Hourly, hour_ago).expect("hourly"),
+        period(Mode::Daily, day_ago).expect("daily"),
+    ]
+}
+
+const DIGEST_TTL_S: i64 = 3 * 86_400;
+
+/// Counts `event_id` into the form's digest of `period` and registers the period as due.
+/// Idempotent: a set of event ids, not a counter.
+pub async fn add_to_digest(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    form_id: &str,
+    period: &str,
+    event_id: &str,
+    now_unix: i64,
+) -> anyhow::Result<()> {
+    client
+        .update_item()
+        .table_name(ops_table)
+        .key(PK, s(format!("TENANT#{t}#DIGEST#{form_id}")))
+        .key(SK, s(period))
+        .update_expression("ADD events :e SET expires_at = :x")
+        .expression_attribute_values(":e", AttributeValue::Ss(vec![event_id.to_string()]))
+        .expression_attribute_values(":x", n(now_unix + DIGEST_TTL_S))
+        .send()
+        .await
+        .context("UpdateItem digest")?;
+    client
+        .update_item()
+        .table_name(ops_table)
+        .key(PK, s(format!("DIGESTDUE#{period}")))
+        .key(SK, s("DIGESTDUE"))
+        .update_expression("ADD forms :f SET expires_at = :x")
+        .expression_attribute_values(":f", AttributeValue::Ss(vec![format!("{t}|{form_id}")]))
+        .expression_attribute_values(":x", n(now_unix + DIGEST_TTL_S))
+        .send()
+        .await
+        .context("UpdateItem digest due")?;
+    Ok(())
+}
+
+/// The (tenant, form) digests of a period.
+pub async fn due(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    period: &str,
+) -> anyhow::Result<Vec<(TenantId, String)>> {
+    let out = client
+        .get_item()
+        .table_name(ops_table)
+        .key(PK, s(format!("DIGESTDUE#{period}")))
+        .key(SK, s("DIGESTDUE"))
+        .consistent_read(true)
+        .send()
+        .await
+        .context("GetItem digest due")?;
+    let Some(AttributeValue::Ss(forms)) = out.item().and_then(|it| it.get("forms")) else {
+        return Ok(vec![]);
+    };
+    Ok(forms
+        .iter()
+        .filter_map(|f| {
+            let (t, form) = f.split_once('|')?;
+            Some((TenantId::parse(t).ok()?, form.to_string()))
+        })
+        .collect())
+}
+
+/// Claims a digest for sending: the number of new submissions, or None when it was claimed
+/// before (sent once, however often the run is retried).
+pub async fn claim_digest(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    form_id: &str,
+    period: &str,
+    now_rfc3339: &str,
+) -> anyhow::Result<Option<usize>> {
+    let r = client
+        .update_item()
+        .table_name(ops_table)
+        .key(PK, s(format!("TENANT#{t}#DIGEST#{form_id}")))
+        .key(SK, s(period))
+        .update_expression("SET sent_at = :at")
+        .condition_expression("attribute_exists(pk) AND attribute_not_exists(sent_at)")
+        .expression_attribute_values(":at", s(now_rfc3339))
+        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+        .send()
+        .await;
+    match r {
+        Ok(out) => Ok(Some(match out.attributes().and_then(|a| a.get("events")) {
+            Some(AttributeValue::Ss(ids)) => ids.len(),
+            _ => 0,
+        })),
+        Err(e) => {
+            let e = e.into_service_error();
+            if e.is_conditional_check_failed_exception() {
+                Ok(None)
+            } else {
+                Err(anyhow::Error::new(e).context("UpdateItem digest claim"))
+            }
+        }
+    }
+}
+
+/// Claims the instant email of an event to one member: true the first time only.
+pub async fn claim_instant(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    event_id: &str,
+    user_id: &str,
+    now_unix: i64,
+) -> anyhow::Result<bool> {
+    let r = client
+        .put_item()
+        .table_name(ops_table)
+        .item(PK, s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")))
+        .item(SK, s(format!("NOTIFYSENT#{user_id}")))
+        .item("expires_at", n(now_unix + 2 * 86_400))
+        .condition_expression("attribute_not_exists(pk)")
+        .send()
+        .await;
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) => {
+            let e = e.into_service_error();
+            if e.is_conditional_check_failed_exception() {
+                Ok(false)
+            } else {
+                Err(anyhow::Error::new(e).context("PutItem notification claim"))
+            }
+        }
+    }
+}
+
+/// Gives a claim back (the email could not be sent: the retried record tries again).
+pub async fn release_instant(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    event_id: &str,
+    user_id: &str,
+) -> anyhow::Result<()> {
+    client
+        .delete_item()
+        .table_name(ops_table)
+        .key(PK, s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")))
+        .key(SK, s(format!("NOTIFYSENT#{user_id}")))
+        .send()
+        .await
+        .context("DeleteItem notification claim")?;
+    Ok(())
+}
+
+/// The instant email: the form, a link to the lead; no answers, no contact details.
+pub fn instant_text(app_base_url: &str, form_id: &str, lead_id: &str) -> (String, String) {
+    let base = app_base_url.trim_end_matches('/');
+    (
+        format!("New lead on your form {form_id}"),
+        format!(
+            "A new submission arrived on your form {form_id}.\n\n\
+             Open it in your workspace: {base}/leads/{lead_id}\n\n\
+             This email does not repeat what was submitted: it stays in your workspace.\n\n\
+             You get this email as a recipient of the form's notifications; an owner or admin \
+             changes who gets them, and how often, in the form's notification settings."
+        ),
+    )
+}
+
+/// The instant email with the answers, for a form whose settings turned them on: the answers
+/// as submitted (names and values), after the link.
+pub fn instant_text_with_answers(
+    app_base_url: &str,
+    form_id: &str,
+    lead_id: &str,
+    answers: &[(String, String)],
+) -> (String, String) {
+    let base = app_base_url.trim_end_matches('/');
+    let mut lines = String::new();
+    for (k, v) in answers {
+        lines.push_str(&format!("{k}: {v}\n"));
+    }
+    (
+        format!("New lead on your form {form_id}"),
+        format!(
+            "A new submission arrived on your form {form_id}.\n\n\
+             Open it in your workspace: {base}/leads/{lead_id}\n\n\
+             What was submitted (this form's notifications include the answers):\n{lines}\n\
+             You get this email as a recipient of the form's notifications; an owner or admin \
+             changes who gets them, how often, and whether they carry the answers, in the \
+             form's notification settings."
+        ),
+    )
+}
+
+/// The digest email: the form, how many, a link; no answers, no contact details.
+pub fn digest_text(
+    app_base_url: &str,
+    form_id: &str,
+    count: usize,
+    period: &str,
+) -> (String, String) {
+    let base = app_base_url.trim_end_matches('/');
+    let (span, when) = match period.split_once('#') {
+        Some(("H", at)) => ("hour", format!("{at}:00 UTC")),
+        Some((_, day)) => ("day", day.to_string()),
+        None => ("period", period.to_string()),
+    };
+    let leads = if count == 1 {
+        "1 new submission".to_string()
+    } else {
+        format!("{count} new submissions")
+    };
+    (
+        format!("{leads} on your form {form_id}"),
+        format!(
+            "{leads} arrived on your form {form_id} in the {span} of {when}.\n\n\
+             See them in your workspace: {base}/leads?form={form_id}\n\n\
+             This email does not repeat what was submitted: it stays in your workspace.\n\n\
+             You get this digest as a recipient of the form's notifications; an owner or admin \
+             changes who gets them, and how often, in the form's notification settings."
+        ),
+    )
+}
+
+/// The email to the owners when an endpoint is marked failing: its id, never its URL's secrets.
+pub fn failing_text(app_base_url: &str, webhook_id: &str) -> (String, String) {
+    let base = app_base_url.trim_end_matches('/');
+    (
+        "A webhook endpoint of your workspace is failing".to_string(),
+        format!(
+            "Deliveries to your webhook endpoint {webhook_id} have failed for 24 hours, so it \
+             is marked failing and nothing more is sent to it.\n\n\
+             Its delivery log shows each attempt's status: {base}/settings/webhooks/{webhook_id}\n\n\
+             Once the endpoint answers again, enable it (PATCH /v1/webhooks/{webhook_id} with \
+             {{\"enabled\": true}}) and replay the deliveries you need."
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(id: &str, role: &str, reachable: bool) -> Member {
+        Member {
+            user_id: id.into(),
+            email: format!("{id}@example.com"),
+            role: role.into(),
+            reachable,
+        }
+    }
+
+    #[test]
+    fn recipients_default_to_the_owners_and_skip_the_unreachable() {
+        let ms = vec![
+            member("u1", "owner", true),
+            member("u2", "admin", true),
+            member("u3", "member", true),
+            member("u4", "owner", false),
+        ];
+        let ids = |st: &Settings| -> Vec<String> {
+            recipients(st, &ms)
+                .iter()
+                .map(|m| m.user_id.clone())
+                .collect()
+        };
+        assert_eq!(ids(&Settings::default_for("f")), vec!["u1"]);
+        let chosen = Settings {
+            recipients: vec!["u3".into(), "u4".into(), "gone".into()],
+            ..Settings::default_for("f")
+        };
+        assert!(
+            !Settings::default_for("f").include_answers,
+            "off by default"
+        );
+        assert_eq!(ids(&chosen), vec!["u3"]);
+    }
+
+    #[test]
+    fn periods_and_the_ones_that_ended() {
+        let at = time::macros::datetime!(2026-12-03 10:59:59 UTC);
+        assert_eq!(period(Mode::Hourly, at).as_deref(), Some("H#2026-12-03T10"));
+        assert_eq!(period(Mode::Daily, at).as_deref(), Some("D#2026-12-03"));
+        assert_eq!(period(Mode::Instant, at), None);
+        let run = time::macros::datetime!(2026-12-04 00:05:00 UTC);
+        assert_eq!(ended_periods(run), vec!["H#2026-12-03T23", "D#2026-12-03"]);
+    }
+
+    #[test]
+    fn emails_name_the_form_and_link_but_hold_no_answers() {
+        let (subject, text) = instant_text("https://app.example.com/", "contact", "ld-1");
+        assert_eq!(subject, "New lead on your form contact");
+        assert!(text.contains("https://app.example.com/leads/ld-1"));
+        let (subject, text) =
+            digest_text("https://app.example.com", "contact", 3, "H#2026-12-03T10");
+        assert_eq!(subject, "3 new submissions on your form contact");
+        assert!(text.contains("hour of 2026-12-03T10:00 UTC"));
+    }
+}
