@@ -165,16 +165,7 @@ async fn main() -> anyhow::Result<()> {
         let mut event = shared_accounts::SecurityEvent::new("login_succeeded", now);
         event.tenant_id = Some(user.tenant_id.clone());
         let tables = app.store.tables().clone();
-        let give_back = |k: &shared_core::keys::Key| Write::Update {
-            key: k.clone(),
-            update: "ADD failures :minus".into(),
-            condition: Some("failures > :zero".into()),
-            values: vec![
-                (":minus".into(), shared_core::dynamo::n(-1)),
-                (":zero".into(), shared_core::dynamo::n(0)),
-            ],
-            names: vec![],
-        };
+        let give_back = auth::throttle::give_back_write;
         let batch = vec![
             (
                 tables.tenants.as_str(),

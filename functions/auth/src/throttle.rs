@@ -143,6 +143,21 @@ pub fn admits(counters: &[Counter], read: &[Throttle], now: i64) -> bool {
     })
 }
 
+/// Gives back one counted failure of the counter at `key`, in the same round trip as the
+/// successful login that counted it; the condition keeps a count from going below zero.
+pub fn give_back_write(key: &Key) -> shared_accounts::dynamo::Write {
+    shared_accounts::dynamo::Write::Update {
+        key: key.clone(),
+        update: "ADD failures :minus".into(),
+        condition: Some("failures > :zero".into()),
+        values: vec![
+            (":minus".into(), shared_core::dynamo::n(-1)),
+            (":zero".into(), shared_core::dynamo::n(0)),
+        ],
+        names: vec![],
+    }
+}
+
 /// Failures still counting at `now` (a window that has ended counts as none).
 pub fn live_failures(t: &Throttle, now: i64) -> u32 {
     if t.window_ends > now {

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use dsar::config::{Config, ALLOW_LIST};
 use dsar::App;
-use shared_accounts::auth::jwt::VerifyingKeys;
 use shared_accounts::dynamo::{AccountStore, AccountTables};
 use shared_core::clock::{SystemClock, UlidGenerator};
 use shared_core::runtime::{self, Error};
@@ -43,13 +42,12 @@ impl State {
     /// invocation reads nothing else before them.
     async fn app(&self) -> anyhow::Result<DsarApp> {
         let c = &self.config;
-        let [key, public] = shared_core::secrets::parameters(
+        let (keys, verifier) = shared_accounts::auth::jwt::read_api_keys(
             &self.ssm,
-            [&c.blind_index_key_parameter, &c.jwt_public_keys_parameter],
+            &c.blind_index_key_parameter,
+            &c.jwt_public_keys_parameter,
         )
         .await?;
-        let keys = shared_core::secrets::blind_index_key_from(&c.blind_index_key_parameter, &key)?;
-        let verifier = VerifyingKeys::from_json(&public)?;
         let dynamo = self.dynamo.clone();
         Ok(App {
             store: DsarStore::new(dynamo.clone(), c.tables.clone()),

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use lead_transfers::config::{Config, Settings, ALLOW_LIST};
 use lead_transfers::App;
-use shared_accounts::auth::jwt::VerifyingKeys;
 use shared_core::clock::{SystemClock, UlidGenerator};
 use shared_core::runtime::{self, Error};
 use shared_leads::transfers::TransfersStore;
@@ -19,13 +18,12 @@ impl State {
     async fn app(&self) -> anyhow::Result<App> {
         let ssm = shared_core::aws::ssm(&self.sdk);
         let c = &self.config;
-        let [key, public] = shared_core::secrets::parameters(
+        let (keys, verifier) = shared_accounts::auth::jwt::read_api_keys(
             &ssm,
-            [&c.blind_index_key_parameter, &c.jwt_public_keys_parameter],
+            &c.blind_index_key_parameter,
+            &c.jwt_public_keys_parameter,
         )
         .await?;
-        let keys = shared_core::secrets::blind_index_key_from(&c.blind_index_key_parameter, &key)?;
-        let verifier = VerifyingKeys::from_json(&public)?;
         Ok(App {
             store: TransfersStore::new(
                 shared_core::aws::dynamodb(&self.sdk),

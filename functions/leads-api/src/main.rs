@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use leads_api::config::{Config, ALLOW_LIST};
 use leads_api::App;
-use shared_accounts::auth::jwt::VerifyingKeys;
 use shared_core::clock::{SystemClock, UlidGenerator};
 use shared_core::runtime::{self, Error};
 use shared_leads::dynamo::LeadsStore;
@@ -22,13 +21,12 @@ impl State {
     /// there keeps the cold start (init) to building clients only.
     async fn app(&self) -> anyhow::Result<App> {
         let c = &self.config;
-        let [key, public] = shared_core::secrets::parameters(
+        let (keys, verifier) = shared_accounts::auth::jwt::read_api_keys(
             &self.ssm,
-            [&c.blind_index_key_parameter, &c.jwt_public_keys_parameter],
+            &c.blind_index_key_parameter,
+            &c.jwt_public_keys_parameter,
         )
         .await?;
-        let keys = shared_core::secrets::blind_index_key_from(&c.blind_index_key_parameter, &key)?;
-        let verifier = VerifyingKeys::from_json(&public)?;
         Ok(App {
             store: self.store.clone(),
             s3: self.s3.clone(),

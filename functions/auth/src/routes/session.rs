@@ -419,16 +419,7 @@ pub async fn login<M: Mailer>(
     for c in reserved.iter().filter(|c| folded_give_back(c)) {
         writes.push((
             tables.ops.as_str(),
-            Write::Update {
-                key: c.counter.key.clone(),
-                update: "ADD failures :minus".into(),
-                condition: Some("failures > :zero".into()),
-                values: vec![
-                    (":minus".into(), shared_core::dynamo::n(-1)),
-                    (":zero".into(), shared_core::dynamo::n(0)),
-                ],
-                names: vec![],
-            },
+            throttle::give_back_write(&c.counter.key),
         ));
     }
     if checked.copy_stale {

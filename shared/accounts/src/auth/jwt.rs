@@ -213,6 +213,22 @@ struct PublicKeysFile {
     keys: HashMap<String, String>,
 }
 
+/// What an API function (every one but auth) reads from SSM on its first invocation, in one
+/// request: the blind-index key and the keys tokens are verified with.
+pub async fn read_api_keys(
+    ssm: &shared_core::aws::SsmClient,
+    blind_index_key_parameter: &str,
+    public_keys_parameter: &str,
+) -> anyhow::Result<(shared_core::blind_index::BlindIndexKey, VerifyingKeys)> {
+    let [key, public] =
+        shared_core::secrets::parameters(ssm, [blind_index_key_parameter, public_keys_parameter])
+            .await?;
+    Ok((
+        shared_core::secrets::blind_index_key_from(blind_index_key_parameter, &key)?,
+        VerifyingKeys::from_json(&public)?,
+    ))
+}
+
 /// The public keys tokens are verified with, by key id. Holding them allows verifying only.
 #[derive(Clone, Debug)]
 pub struct VerifyingKeys {
