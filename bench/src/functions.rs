@@ -600,6 +600,20 @@ impl Scenarios {
             }),
             // The daily retention run.
             "retention-cleanup" => scheduled("RetentionCleanupFunctionDaily"),
+            // The change stream's batch of a new person's submission: its lead and submission
+            // become events (the owner's instant notification is sent; no endpoint registered).
+            "outbound" => {
+                let text = integration_tests::fixture("outbound/stream-new-lead.json")
+                    .to_string()
+                    .replace("demo-tenant", self.w.tenant.as_str())
+                    .replace("ld-sample", &format!("ld-bench{u:08}"))
+                    .replace("sb-sample", &format!("sb-bench{u:08}"))
+                    .replace("c4ca4238a0b923820dcc509a6f75849b", &format!("bench-lead-{u}"))
+                    .replace("c81e728d9d4c2f636f067f89cc14862c", &format!("bench-sub-{u}"));
+                serde_json::from_str(&text)?
+            }
+            // The tenant's webhook endpoints.
+            "webhooks" => api("GET", "/v1/webhooks", Some(&token), None),
             other => bail!("no scenario for function {other}: add one in bench/src/functions.rs"),
         })
     }
@@ -701,6 +715,12 @@ impl Scenarios {
             None => {
                 if name == "dsar-worker" {
                     ensure!(v["status"] == "completed", "{name} answered {v}");
+                }
+                if name == "outbound" {
+                    ensure!(
+                        v["batchItemFailures"].as_array().is_some_and(Vec::is_empty),
+                        "{name} answered {v}"
+                    );
                 }
             }
         }

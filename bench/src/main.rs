@@ -76,7 +76,8 @@ async fn main() -> anyhow::Result<()> {
 
 async fn function_figures() -> anyhow::Result<()> {
     let mut names = functions::function_names()?;
-    // BENCH_ONLY=dsar,auth: those functions alone (looking into a figure; nothing is stored).
+    // BENCH_ONLY=dsar,auth: those functions alone (looking into a figure; nothing is stored
+    // unless BENCH_MERGE=1).
     let only = std::env::var("BENCH_ONLY").ok();
     if let Some(only) = &only {
         names.retain(|n| only.split(',').any(|o| o == n));
@@ -191,7 +192,34 @@ async fn function_figures() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     if only.is_some() {
-        return Ok(());
+        // BENCH_MERGE=1 with BENCH_ONLY: these functions' rows replace or join the stored ones
+        // (a function added since the last full run). Each ratio is to the hello-world of its
+        // own run, so rows of two runs stay comparable; the stored hello-world row stays.
+        if std::env::var_os("BENCH_MERGE").is_none() {
+            return Ok(());
+        }
+        let mut stored = bench::figures::load()?["functions"].clone();
+        let kept: Vec<Value> = stored["rows"]
+            .as_array()
+            .context("stored function rows")?
+            .iter()
+            .filter(|r| {
+                !rows
+                    .iter()
+                    .any(|n| n["name"] == r["name"] && r["name"] != functions::HELLO)
+            })
+            .cloned()
+            .collect();
+        let mut merged: Vec<Value> = kept
+            .into_iter()
+            .chain(rows.into_iter().filter(|r| r["name"] != functions::HELLO))
+            .collect();
+        merged.sort_by_key(|r| {
+            let name = r["name"].as_str().unwrap_or_default().to_string();
+            (name != functions::HELLO, name)
+        });
+        stored["rows"] = json!(merged);
+        return bench::figures::store("functions", stored);
     }
     bench::figures::store(
         "functions",
