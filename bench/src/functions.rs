@@ -608,8 +608,14 @@ impl Scenarios {
                     .replace("demo-tenant", self.w.tenant.as_str())
                     .replace("ld-sample", &format!("ld-bench{u:08}"))
                     .replace("sb-sample", &format!("sb-bench{u:08}"))
-                    .replace("c4ca4238a0b923820dcc509a6f75849b", &format!("bench-lead-{u}"))
-                    .replace("c81e728d9d4c2f636f067f89cc14862c", &format!("bench-sub-{u}"));
+                    .replace(
+                        "c4ca4238a0b923820dcc509a6f75849b",
+                        &format!("bench-lead-{u}"),
+                    )
+                    .replace(
+                        "c81e728d9d4c2f636f067f89cc14862c",
+                        &format!("bench-sub-{u}"),
+                    );
                 serde_json::from_str(&text)?
             }
             // The tenant's webhook endpoints.

@@ -297,17 +297,7 @@ pub async fn create_delivery(
         .condition_expression("attribute_not_exists(pk)")
         .send()
         .await;
-    match put {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let e = e.into_service_error();
-            if e.is_conditional_check_failed_exception() {
-                Ok(false)
-            } else {
-                Err(anyhow::Error::new(e).context("PutItem delivery"))
-            }
-        }
-    }
+    Ok(shared_core::dynamo::unless_condition_failed(put, "PutItem delivery")?.is_some())
 }
 
 pub async fn delivery(
@@ -442,17 +432,7 @@ pub async fn restart_delivery(
         .condition_expression("attribute_exists(pk)")
         .send()
         .await;
-    match r {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let e = e.into_service_error();
-            if e.is_conditional_check_failed_exception() {
-                Ok(false)
-            } else {
-                Err(anyhow::Error::new(e).context("UpdateItem delivery replay"))
-            }
-        }
-    }
+    Ok(shared_core::dynamo::unless_condition_failed(r, "UpdateItem delivery replay")?.is_some())
 }
 
 /// Marks an endpoint failing (deliveries failed for 24 hours); true when this call did it
@@ -477,15 +457,5 @@ pub async fn mark_failing(
         .condition_expression("attribute_exists(pk) AND #status <> :f")
         .send()
         .await;
-    match r {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let e = e.into_service_error();
-            if e.is_conditional_check_failed_exception() {
-                Ok(false)
-            } else {
-                Err(anyhow::Error::new(e).context("UpdateItem webhook failing"))
-            }
-        }
-    }
+    Ok(shared_core::dynamo::unless_condition_failed(r, "UpdateItem webhook failing")?.is_some())
 }

@@ -356,17 +356,7 @@ pub async fn claim_instant(
         .condition_expression("attribute_not_exists(pk)")
         .send()
         .await;
-    match r {
-        Ok(_) => Ok(true),
-        Err(e) => {
-            let e = e.into_service_error();
-            if e.is_conditional_check_failed_exception() {
-                Ok(false)
-            } else {
-                Err(anyhow::Error::new(e).context("PutItem notification claim"))
-            }
-        }
-    }
+    Ok(shared_core::dynamo::unless_condition_failed(r, "PutItem notification claim")?.is_some())
 }
 
 /// Gives a claim back (the email could not be sent: the retried record tries again).

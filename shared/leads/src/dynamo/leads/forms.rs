@@ -170,17 +170,7 @@ impl LeadsStore {
             .expression_attribute_values(":old", n(previous))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(anyhow::Error::new(e).context("PutItem form"))
-                }
-            }
-        }
+        Ok(shared_core::dynamo::unless_condition_failed(result, "PutItem form")?.is_some())
     }
 
     /// Retires a form of this tenant: disabled for intake, gone from the API, its consent texts
@@ -213,16 +203,9 @@ impl LeadsStore {
             .expression_attribute_values(":t", s(tenant.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(false)
-                } else {
-                    Err(anyhow::Error::new(e).context("UpdateItem retire form"))
-                }
-            }
-        }
+        Ok(
+            shared_core::dynamo::unless_condition_failed(result, "UpdateItem retire form")?
+                .is_some(),
+        )
     }
 }
