@@ -97,13 +97,25 @@ pub fn epoch_of(it: &Item) -> anyhow::Result<i64> {
 /// session whose revocation was lost or an access token issued before it, and a removed user
 /// (no item) cannot write. One consistent `BatchGetItem` of the session and the user
 /// (`tenants_table`).
+///
+/// An API-key caller has no session: its key, its creator's membership and role and the
+/// workspace were read consistently as the request was authenticated
+/// ([`crate::api_keys::ApiKeyStore::for_auth`]), so a revoked key or a removed creator is
+/// already refused there, and nothing more is read here.
 pub async fn require_live_for_write(
     client: &Client,
     tenants_table: &str,
     caller: &crate::auth::caller::Caller,
     now: OffsetDateTime,
 ) -> Result<(), shared_core::error::AppError> {
-    let session_key = keys::session(&caller.session_id);
+    let crate::auth::caller::Via::Session {
+        session_id,
+        cred_epoch,
+    } = &caller.via
+    else {
+        return Ok(());
+    };
+    let session_key = keys::session(session_id);
     let user_key = keys::user(&caller.tenant_id, &caller.user_id);
     let mut req = HashMap::new();
     req.insert(
@@ -136,7 +148,7 @@ pub async fn require_live_for_write(
     crate::auth::session::require_live(session.as_ref(), caller, now)?;
     let session_epoch = find(&session_key).map(epoch_of).transpose()?;
     let user_epoch = find(&user_key).map(epoch_of).transpose()?;
-    crate::auth::session::require_current_epoch(session_epoch, user_epoch, caller.cred_epoch)
+    crate::auth::session::require_current_epoch(session_epoch, user_epoch, *cred_epoch)
 }
 
 fn ts(it: &Item, name: &str) -> anyhow::Result<Option<OffsetDateTime>> {

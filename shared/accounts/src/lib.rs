@@ -1,6 +1,7 @@
 //! The platform's own account data (it is the controller here): tenants, users, sessions,
 //! one-time tokens and security events.
 
+pub mod api_keys;
 pub mod auth;
 pub mod dynamo;
 pub mod policy;

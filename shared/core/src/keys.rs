@@ -3,8 +3,8 @@
 //! The access patterns these keys serve are documented in `docs/data-model.md`.
 
 use crate::domain::ProviderId;
+use crate::domain::{ApiKeyId, FormId, LeadId, SessionId, SubmissionId, TenantId, UserId};
 use crate::domain::{AttachmentId, ExportId, ImportId};
-use crate::domain::{FormId, LeadId, SessionId, SubmissionId, TenantId, UserId};
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -66,6 +66,16 @@ pub fn session_by_user(u: &UserId, s: &SessionId) -> Key {
 pub fn sessions_of_user(u: &UserId) -> String {
     format!("USER#{u}")
 }
+
+/// An API key of a tenant, under the tenant's partition: a key is found only with the tenant it
+/// names, so another tenant's key cannot be read from a tenant's context. A tenant's keys are
+/// the Query `pk = TENANT#t, sk begins_with APIKEY#`.
+pub fn api_key(t: &TenantId, k: &ApiKeyId) -> Key {
+    Key::new(format!("TENANT#{t}"), &format!("{API_KEY_PREFIX}{k}"))
+}
+
+/// The sort-key prefix of a tenant's API keys.
+pub const API_KEY_PREFIX: &str = "APIKEY#";
 
 /// A one-time token (email verification, password reset, invitation) by the hash of its secret.
 pub fn one_time_token(secret_hash: &str) -> Key {

@@ -4,6 +4,7 @@
 //!
 //! Everything here is pure (no I/O), so it is unit-tested directly.
 
+pub mod api_key;
 pub mod caller;
 pub mod jwt;
 pub mod password;

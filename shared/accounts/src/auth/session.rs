@@ -69,8 +69,10 @@ mod tests {
             user_id: UserId::parse(user).unwrap(),
             tenant_id: TenantId::parse("t").unwrap(),
             role: Role::Member,
-            session_id: SessionId::parse("se-1").unwrap(),
-            cred_epoch: 0,
+            via: crate::auth::caller::Via::Session {
+                session_id: SessionId::parse("se-1").unwrap(),
+                cred_epoch: 0,
+            },
         }
     }
 

@@ -63,6 +63,11 @@ id_type!(LeadId, "lead id", 64);
 id_type!(UserId, "user id", 64);
 id_type!(SessionId, "session id", 64);
 id_type!(SubmissionId, "submission id", 64);
+id_type!(
+    /// An API key's public id (`ak-<ulid>`), the part of the key a listing shows and a lookup
+    /// reads by; never the secret.
+    ApiKeyId, "api key id", 64
+);
 
 #[cfg(test)]
 mod tests {

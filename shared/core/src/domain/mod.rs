@@ -14,7 +14,7 @@ pub use form::{
     ConsentDef, FieldDef, FieldKind, FormRecord, SpamSettings, TenantRecord, TenantStatus,
     DEFAULT_HONEYPOT, MAX_DAILY_CAP,
 };
-pub use ids::{FormId, IdError, LeadId, SessionId, SubmissionId, TenantId, UserId};
+pub use ids::{ApiKeyId, FormId, IdError, LeadId, SessionId, SubmissionId, TenantId, UserId};
 pub use phone::Phone;
 pub use provider_id::ProviderId;
 pub use submission::{
