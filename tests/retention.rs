@@ -193,6 +193,7 @@ fn security_event(t: &TenantId, at: OffsetDateTime) -> SecurityEvent {
         user_id: None,
         actor_user_id: None,
         session_id: None,
+        api_key_id: None,
         ip_hash: Some("abc".into()),
         email_hash: None,
         detail: None,

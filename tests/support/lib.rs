@@ -519,6 +519,10 @@ impl World {
                 config.tables.clone(),
             ),
             mailer: shared_mail::SesMailer::new(ses, config.sender_email.clone()),
+            api_keys: Some(shared_accounts::api_keys::DynamoApiKeys::new(
+                client.clone(),
+                config.tenants_table.clone(),
+            )),
             directory: shared_accounts::dynamo::AccountStore::new(
                 client,
                 shared_accounts::dynamo::AccountTables {

@@ -73,6 +73,7 @@ async fn seed_security_log(w: &World, live: usize) -> anyhow::Result<f64> {
             user_id: None,
             actor_user_id: None,
             session_id: None,
+            api_key_id: None,
             ip_hash: Some(format!("{i:016x}")),
             email_hash: None,
             detail: None,

@@ -101,8 +101,11 @@ async fn dispatch<M: Mailer>(app: &App<M>, req: &Request) -> Result<Response<Bod
     let caller = match route.access {
         None => None,
         Some(p) => {
-            let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
+            let caller = authenticate(req.headers(), &app.verifier, &app.store, now).await?;
             caller.require(p)?;
+            if !routes::API_KEY_ROUTES.contains(&route.name) {
+                caller.require_session()?;
+            }
             tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
             if *req.method() != Method::GET {
                 require_live_session(app, &caller, now).await?;
@@ -141,7 +144,7 @@ async fn require_step_up<M: Mailer>(
     caller: &Caller,
     now: OffsetDateTime,
 ) -> Result<(), AppError> {
-    let at = app.store.step_up_at(&caller.session_id).await?;
+    let at = app.store.step_up_at(caller.require_session()?).await?;
     if step_up_is_recent(at, now) {
         Ok(())
     } else {

@@ -50,6 +50,8 @@ pub struct App<S, M, D> {
     pub directory: D,
     pub stripe: Stripe,
     pub verifier: VerifyingKeys,
+    /// API keys, read from the tenants table (`None`: none accepted, in unit tests).
+    pub api_keys: Option<shared_accounts::api_keys::DynamoApiKeys>,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }
@@ -129,7 +131,7 @@ where
     let caller = match route.access {
         None => None,
         Some(p) => {
-            let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
+            let caller = authenticate(req.headers(), &app.verifier, &app.api_keys, now).await?;
             caller.require(p)?;
             tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
             Some(caller)

@@ -66,6 +66,10 @@ impl State {
             },
             // Used for `team` only (a Query on the tenants table). This function writes
             // no security events and its role has no access to that table.
+            api_keys: Some(shared_accounts::api_keys::DynamoApiKeys::new(
+                dynamo.clone(),
+                c.tenants_table.clone(),
+            )),
             directory: AccountStore::new(
                 dynamo,
                 AccountTables {

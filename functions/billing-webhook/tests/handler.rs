@@ -123,6 +123,7 @@ fn world() -> World {
             directory: team,
             stripe: Stripe::new(vec![SECRET.into()], 300),
             verifier: verifier(),
+            api_keys: None,
             clock: clock.clone(),
             settings: Settings::default(),
         },

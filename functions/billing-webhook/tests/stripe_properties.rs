@@ -134,6 +134,7 @@ fn app() -> App<MemoryBillingStore, MemoryMailer, NoTeam> {
         mailer: MemoryMailer::default(),
         directory: NoTeam,
         stripe: Stripe::new(vec![SECRET.into()], TOLERANCE),
+        api_keys: None,
         verifier: VerifyingKeys::from_json(&format!(
             r#"{{"keys":{{"k1":"{}"}}}}"#,
             TokenSigner::from_json(&format!(

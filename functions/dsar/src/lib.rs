@@ -204,7 +204,7 @@ async fn dispatch<M: Mailer, D: JobDispatcher>(
     let caller = match route.access {
         Access::Public => None,
         Access::Authenticated(p) => {
-            let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
+            let caller = authenticate(req.headers(), &app.verifier, &app.accounts, now).await?;
             caller.require(p)?;
             tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
             if *req.method() != Method::GET {

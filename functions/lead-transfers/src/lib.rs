@@ -73,7 +73,7 @@ async fn dispatch(app: &App, req: &Request) -> Result<Response<Body>, AppError> 
     let path = req.raw_http_path();
     let (route, params) = routes::find(req.method(), path)?;
     let now = app.clock.now();
-    let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
+    let caller = authenticate(req.headers(), &app.verifier, &app.store.api_keys(), now).await?;
     caller.require(route.access)?;
     tracing::Span::current().record("tenant_id", caller.tenant_id.as_str());
     if *req.method() != Method::GET {

@@ -90,6 +90,8 @@ pub struct Ctx {
 struct Seen {
     route: &'static str,
     tenant: Option<String>,
+    /// The API key the request was made with (its public id), if one.
+    api_key: Option<String>,
 }
 
 /// Handles one request: never panics on input, never 5xx for bad input.
@@ -104,6 +106,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
         method = %req.method(),
         route = seen.route,
         tenant_id = seen.tenant.as_deref().unwrap_or(""),
+        api_key_id = seen.api_key.as_deref().unwrap_or(""),
         "request completed"
     );
     resp
@@ -113,8 +116,9 @@ async fn dispatch(app: &App, req: &Request, seen: &mut Seen) -> Result<Response<
     let (route, params) = routes::find(req.method(), req.raw_http_path())?;
     seen.route = route.name;
     let now = app.clock.now();
-    let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
+    let caller = authenticate(req.headers(), &app.verifier, &app.store.api_keys(), now).await?;
     seen.tenant = Some(caller.tenant_id.to_string());
+    seen.api_key = caller.api_key_id().map(|k| k.to_string());
     caller.require(route.access)?;
     if *req.method() != Method::GET {
         app.store.require_live_for_write(&caller, now).await?;

@@ -146,7 +146,7 @@ async fn dispatch(
         })?;
     *route_name = route.name;
     let now = app.clock.now();
-    let caller = authenticate(req.headers(), &app.verifier, now.unix_timestamp())?;
+    let caller = authenticate(req.headers(), &app.verifier, &app.accounts, now).await?;
     *tenant = caller.tenant_id.to_string();
     caller.require(route.access)?;
     if *req.method() != Method::GET {
@@ -636,7 +636,8 @@ async fn put_notifications(
         );
         e.tenant_id = Some(t.clone());
         e.actor_user_id = Some(ctx.caller.user_id.clone());
-        e.session_id = Some(ctx.caller.session_id.clone());
+        e.session_id = ctx.caller.session_id().cloned();
+        e.api_key_id = ctx.caller.api_key_id().cloned();
         e.detail = Some(format!("form {}", st.form_id));
         app.accounts
             .log_event(&e, &app.ids.new_id(ctx.now).to_ascii_lowercase())

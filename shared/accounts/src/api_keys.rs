@@ -51,6 +51,22 @@ impl ApiKeyStore for NoApiKeys {
     }
 }
 
+/// `None`: no keys (a function's unit tests with fakes).
+impl<S: ApiKeyStore> ApiKeyStore for Option<S> {
+    async fn for_auth(&self, presented: &PresentedKey) -> anyhow::Result<Option<KeyForAuth>> {
+        match self {
+            Some(s) => s.for_auth(presented).await,
+            None => Ok(None),
+        }
+    }
+    async fn touch(&self, t: &TenantId, k: &ApiKeyId, now: OffsetDateTime) -> anyhow::Result<()> {
+        match self {
+            Some(s) => s.touch(t, k, now).await,
+            None => Ok(()),
+        }
+    }
+}
+
 impl<S: ApiKeyStore> ApiKeyStore for &S {
     fn for_auth(
         &self,
@@ -133,6 +149,41 @@ fn same_key(it: &Item, k: &Key) -> bool {
 
 impl ApiKeyStore for DynamoApiKeys {
     async fn for_auth(&self, p: &PresentedKey) -> anyhow::Result<Option<KeyForAuth>> {
+        for_auth(&self.client, &self.tenants_table, p).await
+    }
+
+    async fn touch(
+        &self,
+        tenant: &TenantId,
+        key: &ApiKeyId,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        touch(&self.client, &self.tenants_table, tenant, key, now).await
+    }
+}
+
+/// The account store reads keys from its own tenants table (auth, dsar, webhooks hold one).
+impl ApiKeyStore for crate::dynamo::AccountStore {
+    async fn for_auth(&self, p: &PresentedKey) -> anyhow::Result<Option<KeyForAuth>> {
+        for_auth(self.client(), &self.tables().tenants, p).await
+    }
+
+    async fn touch(
+        &self,
+        tenant: &TenantId,
+        key: &ApiKeyId,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<()> {
+        touch(self.client(), &self.tables().tenants, tenant, key, now).await
+    }
+}
+
+async fn for_auth(
+    client: &Client,
+    tenants_table: &str,
+    p: &PresentedKey,
+) -> anyhow::Result<Option<KeyForAuth>> {
+    {
         let key_key = keys::api_key(&p.tenant_id, &p.key_id);
         let user_key = keys::user(&p.tenant_id, &p.creator);
         let tenant_key = keys::tenant(&p.tenant_id);
@@ -146,22 +197,21 @@ impl ApiKeyStore for DynamoApiKeys {
         let mut items = Vec::new();
         // Unprocessed keys (throttling) are asked again, a few times.
         for _ in 0..4 {
-            let out = self
-                .client
+            let out = client
                 .batch_get_item()
-                .request_items(&self.tenants_table, pending)
+                .request_items(tenants_table, pending)
                 .send()
                 .await
                 .context("BatchGetItem API key, creator and tenant")?;
             items.extend(
                 out.responses
                     .unwrap_or_default()
-                    .remove(&self.tenants_table)
+                    .remove(tenants_table)
                     .unwrap_or_default(),
             );
             match out
                 .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.tenants_table))
+                .and_then(|mut u| u.remove(tenants_table))
             {
                 Some(rest) if !rest.keys().is_empty() => pending = rest,
                 _ => {
@@ -184,17 +234,19 @@ impl ApiKeyStore for DynamoApiKeys {
         }
         Err(anyhow!("BatchGetItem left keys unprocessed"))
     }
+}
 
-    async fn touch(
-        &self,
-        tenant: &TenantId,
-        key: &ApiKeyId,
-        now: OffsetDateTime,
-    ) -> anyhow::Result<()> {
-        let r = self
-            .client
+async fn touch(
+    client: &Client,
+    tenants_table: &str,
+    tenant: &TenantId,
+    key: &ApiKeyId,
+    now: OffsetDateTime,
+) -> anyhow::Result<()> {
+    {
+        let r = client
             .update_item()
-            .table_name(&self.tenants_table)
+            .table_name(tenants_table)
             .set_key(Some(key_item(&keys::api_key(tenant, key))))
             .update_expression("SET last_used_at = :now")
             .condition_expression(

@@ -1043,6 +1043,11 @@ impl AccountStore {
             "session_id",
             e.session_id.as_ref().map(|x| x.as_str()),
         );
+        put_opt(
+            &mut it,
+            "api_key_id",
+            e.api_key_id.as_ref().map(|k| k.as_str()),
+        );
         put_opt(&mut it, "ip_hash", e.ip_hash.clone());
         put_opt(&mut it, "email_hash", e.email_hash.clone());
         put_opt(&mut it, "detail", e.detail.clone());

@@ -9,7 +9,7 @@ pub mod policy;
 use time::OffsetDateTime;
 
 use crate::auth::permissions::Role;
-use shared_core::domain::{Email, Phone, SessionId, TenantId, TenantStatus, UserId};
+use shared_core::domain::{ApiKeyId, Email, Phone, SessionId, TenantId, TenantStatus, UserId};
 
 #[derive(Debug, Clone)]
 pub struct Tenant {
@@ -141,6 +141,8 @@ pub struct SecurityEvent {
     pub user_id: Option<UserId>,
     pub actor_user_id: Option<UserId>,
     pub session_id: Option<SessionId>,
+    /// The API key the actor used (its public id, never the secret).
+    pub api_key_id: Option<ApiKeyId>,
     /// Keyed hash of the client IP.
     pub ip_hash: Option<String>,
     /// Keyed hash of the email an event concerns when no user is known (a failed login).
@@ -158,6 +160,7 @@ impl SecurityEvent {
             user_id: None,
             actor_user_id: None,
             session_id: None,
+            api_key_id: None,
             ip_hash: None,
             email_hash: None,
             detail: None,

@@ -885,7 +885,7 @@ pub async fn change_password<M: Mailer>(
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
     let caller = ctx.caller()?;
-    app.continue_after_epoch_bump(&user, &caller.session_id, ctx.now)
+    app.continue_after_epoch_bump(&user, caller.require_session()?, ctx.now)
         .await?;
     notify_password_changed(app, ctx, &user).await;
     Ok(ok(json!({ "status": "password_changed" })))

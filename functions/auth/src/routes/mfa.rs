@@ -110,7 +110,7 @@ pub async fn confirm<M: Mailer>(
             StoreError::Other(e) => AppError::Internal(e),
         })?;
     let caller = ctx.caller()?;
-    app.continue_after_epoch_bump(&user, &caller.session_id, ctx.now)
+    app.continue_after_epoch_bump(&user, caller.require_session()?, ctx.now)
         .await?;
     Ok(ok(json!({
         "mfa_enabled": true,
@@ -174,7 +174,7 @@ pub async fn disable<M: Mailer>(
         .await
         .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))?;
     let caller = ctx.caller()?;
-    app.continue_after_epoch_bump(&user, &caller.session_id, ctx.now)
+    app.continue_after_epoch_bump(&user, caller.require_session()?, ctx.now)
         .await?;
     Ok(ok(json!({ "mfa_enabled": false })))
 }

@@ -1,6 +1,7 @@
 //! The route table: every route of the function with the permission it needs (`None`: public).
 
 mod account;
+mod api_keys;
 mod mfa;
 mod session;
 mod team;
@@ -105,6 +106,14 @@ pub const ROUTES: &[Route] = &[
         "/v1/team/{userId}",
         Some(TeamManage),
     ),
+    r("create_api_key", "POST", "/v1/api-keys", Some(TeamManage)),
+    r("list_api_keys", "GET", "/v1/api-keys", Some(TeamManage)),
+    r(
+        "revoke_api_key",
+        "DELETE",
+        "/v1/api-keys/{apiKeyId}",
+        Some(TeamManage),
+    ),
     r("close_tenant", "DELETE", "/v1/tenant", Some(TenantClose)),
     r(
         "reactivate_tenant",
@@ -117,8 +126,15 @@ pub const ROUTES: &[Route] = &[
 /// Routes that change how the account is secured: besides an access token they need the
 /// password re-entered in the last [`crate::STEP_UP_TTL_SECS`] (`POST /v1/auth/step-up`),
 /// else `403 step_up_required`. So a stolen access token cannot enrol the thief's authenticator
-/// or turn the second factor off. (No route changes the email or creates API credentials.)
+/// or turn the second factor off. (No route changes the email. API keys are created only at a login session, never with a key:
+/// [`API_KEY_ROUTES`].)
 pub const STEP_UP_ROUTES: &[&str] = &["totp_setup", "totp_confirm", "totp_disable"];
+
+/// The routes of this function an API key may call (its role permitting). Every other
+/// authenticated route here is about a person at a login session — their profile, password,
+/// sessions, second factor, the team, the workspace, API keys themselves — and answers an API key
+/// `403 api_key_not_allowed`, so a key can neither mint keys nor change who has access.
+pub const API_KEY_ROUTES: &[&str] = &["list_team"];
 
 /// The route matching a method and path, with its path parameters in order.
 pub fn find(method: &Method, path: &str) -> Result<(&'static Route, Vec<String>), AppError> {
@@ -156,6 +172,9 @@ pub async fn call<M: Mailer>(
         "list_team" => team::list(app, ctx).await,
         "change_role" => team::change_role(app, ctx, req).await,
         "remove_member" => team::remove(app, ctx).await,
+        "create_api_key" => api_keys::create(app, ctx, req).await,
+        "list_api_keys" => api_keys::list(app, ctx).await,
+        "revoke_api_key" => api_keys::revoke(app, ctx).await,
         "close_tenant" => account::close_tenant(app, ctx, req).await,
         "reactivate_tenant" => account::reactivate_tenant(app, ctx).await,
         _ => Err(AppError::NotFound("route_not_found")),

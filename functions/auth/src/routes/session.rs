@@ -60,7 +60,8 @@ impl<M: Mailer> App<M> {
             e.tenant_id = Some(c.tenant_id.clone());
             e.user_id = Some(c.user_id.clone());
             e.actor_user_id = Some(c.user_id.clone());
-            e.session_id = Some(c.session_id.clone());
+            e.session_id = c.session_id().cloned();
+            e.api_key_id = c.api_key_id().cloned();
         }
         e
     }
@@ -864,7 +865,7 @@ pub async fn refresh<M: Mailer>(
 pub async fn logout<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     let caller = ctx.caller()?;
     app.store
-        .revoke_sessions([caller.session_id.clone()], ctx.now)
+        .revoke_sessions([caller.require_session()?.clone()], ctx.now)
         .await?;
     app.log_event(app.event("logout", ctx)).await;
     Ok(no_content())
@@ -924,7 +925,11 @@ pub async fn step_up<M: Mailer>(
         return Err(AppError::invalid_fields(f));
     }
     give_back(app, ctx, &reserved, false).await;
-    if !app.store.mark_step_up(&caller.session_id, ctx.now).await? {
+    if !app
+        .store
+        .mark_step_up(caller.require_session()?, ctx.now)
+        .await?
+    {
         return Err(AppError::Unauthorized {
             code: "session_ended",
             message: "This session has ended; log in again.",
@@ -949,7 +954,7 @@ pub async fn list<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, 
                 "expires_at": rfc3339(s.idle_expires_at.min(s.absolute_expires_at)),
                 "ip": s.ip,
                 "user_agent": s.user_agent,
-                "current": s.session_id == caller.session_id,
+                "current": caller.session_id() == Some(&s.session_id),
             })
         })
         .collect();

@@ -120,6 +120,14 @@ impl TransfersStore {
         .await
     }
 
+    /// API keys, read from the tenants table by the caller extractor.
+    pub fn api_keys(&self) -> shared_accounts::api_keys::DynamoApiKeys {
+        shared_accounts::api_keys::DynamoApiKeys::new(
+            self.client.clone(),
+            self.tables.tenants.clone(),
+        )
+    }
+
     /// Whether a lead of the tenant exists, and whether it is restricted.
     pub async fn lead(&self, t: &TenantId, l: &LeadId) -> anyhow::Result<Option<ExistingLead>> {
         let out = self

@@ -32,6 +32,14 @@ impl LeadsStore {
         .await
     }
 
+    /// API keys, read from the tenants table by the caller extractor.
+    pub fn api_keys(&self) -> shared_accounts::api_keys::DynamoApiKeys {
+        shared_accounts::api_keys::DynamoApiKeys::new(
+            self.client.clone(),
+            self.tables.tenants.clone(),
+        )
+    }
+
     /// Whether `user` is a member of `tenant` (a lead's owner must be).
     pub async fn is_member(&self, tenant: &TenantId, user: &UserId) -> anyhow::Result<bool> {
         let out = self
