@@ -13,6 +13,8 @@
 
 #[path = "leads_api/access.rs"]
 mod access;
+#[path = "leads_api/api_keys.rs"]
+mod api_keys;
 #[path = "leads_api/bodies.rs"]
 mod bodies;
 #[path = "leads_api/cost.rs"]

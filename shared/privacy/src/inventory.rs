@@ -514,6 +514,38 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "login metadata",
     ),
     a(Table::Tenants, "SESSION", "expires_at", Structural, "TTL"),
+    // tenants table: API key (issue 17; the key itself is never stored, only its SHA-256)
+    a(Table::Tenants, "APIKEY#", "pk", Structural, "key: the tenant"),
+    a(Table::Tenants, "APIKEY#", "sk", Structural, "key: the key's public id"),
+    a(Table::Tenants, "APIKEY#", "key_id", Structural, "the key's public id"),
+    a(Table::Tenants, "APIKEY#", "tenant_id", Structural, "tenant"),
+    a(
+        Table::Tenants,
+        "APIKEY#",
+        "name",
+        Structural,
+        "the label the tenant gave the key (an integration's name)",
+    ),
+    a(Table::Tenants, "APIKEY#", "role", Structural, "the key's role"),
+    a(Table::Tenants, "APIKEY#", "created_by", Structural, "user who created it"),
+    a(Table::Tenants, "APIKEY#", "created_at", Structural, "when"),
+    a(Table::Tenants, "APIKEY#", "valid_until", Structural, "expiry"),
+    a(
+        Table::Tenants,
+        "APIKEY#",
+        "secret_hash",
+        Structural,
+        "SHA-256 of the key (256 random bits; not reversible)",
+    ),
+    a(
+        Table::Tenants,
+        "APIKEY#",
+        "last_used_at",
+        Structural,
+        "last use, to the minute",
+    ),
+    a(Table::Tenants, "APIKEY#", "revoked_at", Structural, "when revoked"),
+    a(Table::Tenants, "APIKEY#", "revoked_by", Structural, "user who revoked it"),
     // tenants table: one-time token
     a(
         Table::Tenants,
@@ -589,6 +621,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
         "who acted",
     ),
     a(Table::SecurityLog, "", "session_id", Structural, "session"),
+    a(
+        Table::SecurityLog,
+        "",
+        "api_key_id",
+        Structural,
+        "the API key used (its public id)",
+    ),
     a(
         Table::SecurityLog,
         "",

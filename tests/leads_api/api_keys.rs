@@ -1,0 +1,501 @@
+//! API keys (issue 17): created, listed and revoked through the auth function, used on the
+//! leads API through the same extractor as access tokens: a key lists leads and a revoked,
+//! expired or tampered one gets 401; tenant isolation; roles; the secret is neither stored nor
+//! logged; a revocation holds against requests running at the same time.
+
+use super::*;
+use shared_accounts::auth::api_key;
+use shared_core::dynamo::Item;
+
+/// A call to the auth function with `bearer` (an access token or a key).
+async fn auth_call(t: &T, bearer: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+    let resp = auth::handle(
+        &t.auth,
+        api_event(method, path, body.as_ref(), Some(bearer)),
+    )
+    .await;
+    Reply {
+        status: resp.status().as_u16(),
+        body: response_json(&resp),
+        etag: None,
+    }
+}
+
+/// A key created by `creator` with `body`; its reply (201) with the key in `key`.
+async fn create_key(t: &T, creator: &Member, body: Value) -> Reply {
+    let r = auth_call(t, &creator.token, "POST", "/v1/api-keys", Some(body)).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    r
+}
+
+/// Whoever holds the key, as a caller of the leads API.
+fn holder(creator: &Member, key: &str) -> Member {
+    Member {
+        user: creator.user.clone(),
+        token: key.to_string(),
+    }
+}
+
+/// The stored item of a key.
+async fn key_item(t: &T, tenant: &TenantId, id: &str) -> Option<Item> {
+    let k = shared_core::keys::api_key(tenant, &shared_core::domain::ApiKeyId::parse(id).unwrap());
+    t.w.clients
+        .dynamo
+        .get_item()
+        .table_name(t.w.table("TenantsTable"))
+        .key("pk", av_s(&k.pk))
+        .key("sk", av_s(&k.sk))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap()
+        .item
+}
+
+#[tokio::test]
+async fn an_api_key_lists_leads_and_a_revoked_one_gets_401() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "keys-owner").await;
+    let leads = seed_leads(&t, &tenant, 3, one_seed("keyed")).await;
+    let r = create_key(
+        &t,
+        &owner,
+        json!({"name": "CRM sync", "role": "member", "expires_in_days": 30}),
+    )
+    .await;
+    let key = r.str("key");
+    let id = r.str("id");
+    assert!(key.starts_with("lmk_live_"), "{key}");
+    assert_eq!(r.body["role"], "member");
+    assert_eq!(r.body["prefix"], "lmk_live_");
+    assert_eq!(
+        r.str("expires_at"),
+        rfc3339(t.w.clock.now() + Duration::days(30))
+    );
+    let by_key = holder(&owner, &key);
+
+    let r = get(&t, &by_key, "/v1/leads").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.ids(), leads);
+    // A member's write goes through too (its role permits it): no session needed.
+    let r = call(
+        &t,
+        &by_key,
+        "POST",
+        &format!("/v1/leads/{}/notes", leads[0]),
+        Some(json!({"text": "from the CRM"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+
+    // Listed without the key, with its use recorded.
+    let r = auth_call(&t, &owner.token, "GET", "/v1/api-keys", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let items = r.items();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], id.as_str());
+    assert_eq!(items[0]["name"], "CRM sync");
+    assert_eq!(items[0]["created_by"], owner.id().as_str());
+    assert_eq!(items[0]["last_used_at"], rfc3339(t.w.clock.now()).as_str());
+    assert!(items[0]["revoked_at"].is_null());
+    assert!(items[0].get("key").is_none(), "{}", r.body);
+    assert!(!r.body.to_string().contains(key.rsplit('.').next().unwrap()));
+
+    let r = auth_call(
+        &t,
+        &owner.token,
+        "DELETE",
+        &format!("/v1/api-keys/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = get(&t, &by_key, "/v1/leads").await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"), "{}", r.body);
+    // Revoking again changes nothing; the listing shows when.
+    let r = auth_call(
+        &t,
+        &owner.token,
+        "DELETE",
+        &format!("/v1/api-keys/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    let r = auth_call(&t, &owner.token, "GET", "/v1/api-keys", None).await;
+    assert_eq!(
+        r.items()[0]["revoked_at"],
+        rfc3339(t.w.clock.now()).as_str()
+    );
+}
+
+#[tokio::test]
+async fn an_expired_or_tampered_key_gets_401() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "keys-expiry").await;
+    seed_leads(&t, &tenant, 1, one_seed("expiring")).await;
+    let key = create_key(
+        &t,
+        &owner,
+        json!({"name": "short", "role": "viewer", "expires_in_days": 1}),
+    )
+    .await
+    .str("key");
+    assert_eq!(
+        get(&t, &holder(&owner, &key), "/v1/leads").await.status,
+        200
+    );
+
+    // The secret changed in one character; the id part changed (another key's id).
+    let mut tampered = key.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    let (public, secret) = key.rsplit_once('.').unwrap();
+    let other_id = format!("{}x.{secret}", public);
+    for bad in [
+        tampered,
+        other_id,
+        format!("{key}x"),
+        "lmk_live_".to_string(),
+    ] {
+        let r = get(&t, &holder(&owner, &bad), "/v1/leads").await;
+        assert_eq!((r.status, r.code()), (401, "unauthorized"), "{bad}");
+    }
+
+    t.w.clock.advance(Duration::days(1));
+    let r = get(&t, &holder(&owner, &key), "/v1/leads").await;
+    assert_eq!((r.status, r.code()), (401, "unauthorized"));
+}
+
+#[tokio::test]
+async fn a_key_of_one_tenant_never_reads_another() {
+    let t = setup().await;
+    let (tenant_a, owner_a) = workspace(&t, "keys-a").await;
+    let (tenant_b, owner_b) = workspace(&t, "keys-b").await;
+    let a_leads = seed_leads(&t, &tenant_a, 2, one_seed("tenant-a")).await;
+    let b_leads = seed_leads(&t, &tenant_b, 2, one_seed("tenant-b")).await;
+    let r = create_key(&t, &owner_a, json!({"name": "a", "role": "admin"})).await;
+    let (key_a, id_a) = (r.str("key"), r.str("id"));
+    let by_a = holder(&owner_a, &key_a);
+
+    assert_eq!(get(&t, &by_a, "/v1/leads").await.ids(), a_leads);
+    let r = get(&t, &by_a, &format!("/v1/leads/{}", b_leads[0])).await;
+    assert_eq!((r.status, r.code()), (404, "lead_not_found"), "{}", r.body);
+
+    // B's owner sees no key of A's and cannot revoke it.
+    let r = auth_call(&t, &owner_b.token, "GET", "/v1/api-keys", None).await;
+    assert!(r.items().is_empty(), "{}", r.body);
+    let r = auth_call(
+        &t,
+        &owner_b.token,
+        "DELETE",
+        &format!("/v1/api-keys/{id_a}"),
+        None,
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (404, "api_key_not_found"));
+    assert_eq!(get(&t, &by_a, "/v1/leads").await.status, 200);
+
+    // A's key presented as B's (the tenant part rewritten): no such key under B.
+    let forged = key_a.replacen(tenant_a.as_str(), tenant_b.as_str(), 1);
+    let r = get(&t, &holder(&owner_b, &forged), "/v1/leads").await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn a_key_role_is_at_most_its_creators_and_a_viewer_key_cannot_write() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "keys-roles").await;
+    let admin = member(&t, &tenant, Role::Admin, "keys-admin").await;
+    let plain = member(&t, &tenant, Role::Member, "keys-member").await;
+    let leads = seed_leads(&t, &tenant, 1, one_seed("roles")).await;
+
+    for role in ["owner", "billing"] {
+        let r = auth_call(
+            &t,
+            &admin.token,
+            "POST",
+            "/v1/api-keys",
+            Some(json!({"name": "x", "role": role})),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "api_key_role_too_high"),
+            "{role}"
+        );
+    }
+    // Only owners and admins manage keys.
+    let r = auth_call(
+        &t,
+        &plain.token,
+        "POST",
+        "/v1/api-keys",
+        Some(json!({"name": "x", "role": "viewer"})),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"));
+    // Bad input is a 400 naming the field.
+    for (body, field) in [
+        (json!({"name": "", "role": "viewer"}), "name"),
+        (json!({"name": "x", "role": "root"}), "role"),
+        (
+            json!({"name": "x", "role": "viewer", "expires_in_days": 400}),
+            "expires_in_days",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "expires_at": "2020-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+    ] {
+        let r = auth_call(&t, &owner.token, "POST", "/v1/api-keys", Some(body)).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body["error"]["fields"][field].is_string(), "{}", r.body);
+    }
+
+    let viewer_key = create_key(&t, &admin, json!({"name": "ro", "role": "viewer"}))
+        .await
+        .str("key");
+    let by_viewer = holder(&admin, &viewer_key);
+    assert_eq!(get(&t, &by_viewer, "/v1/leads").await.status, 200);
+    let r = call(
+        &t,
+        &by_viewer,
+        "PATCH",
+        &format!("/v1/leads/{}", leads[0]),
+        Some(json!({"stage": "contacted"})),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (403, "forbidden"), "{}", r.body);
+    // The team may be read with a key; nothing about the people or the keys may be changed.
+    assert_eq!(
+        auth_call(&t, &viewer_key, "GET", "/v1/team", None)
+            .await
+            .status,
+        200
+    );
+    let admin_key = create_key(&t, &owner, json!({"name": "adm", "role": "admin"}))
+        .await
+        .str("key");
+    for (method, path, body) in [
+        (
+            "POST",
+            "/v1/api-keys",
+            Some(json!({"name": "y", "role": "viewer"})),
+        ),
+        ("GET", "/v1/api-keys", None),
+        ("GET", "/v1/me", None),
+        ("POST", "/v1/auth/logout", None),
+        ("GET", "/v1/auth/sessions", None),
+        (
+            "POST",
+            "/v1/me/password",
+            Some(json!({"current_password": "x", "new_password": "y"})),
+        ),
+        (
+            "POST",
+            "/v1/team/invitations",
+            Some(json!({"email": "n@example.com", "role": "viewer"})),
+        ),
+    ] {
+        let r = auth_call(&t, &admin_key, method, path, body).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (403, "api_key_not_allowed"),
+            "{method} {path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_removed_creator_or_a_closed_workspace_ends_the_key() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "keys-removal").await;
+    let admin = member(&t, &tenant, Role::Admin, "keys-leaver").await;
+    seed_leads(&t, &tenant, 1, one_seed("removal")).await;
+    let admins = create_key(&t, &admin, json!({"name": "leaver's", "role": "admin"}))
+        .await
+        .str("key");
+    let owners = create_key(&t, &owner, json!({"name": "owner's", "role": "viewer"}))
+        .await
+        .str("key");
+    assert_eq!(
+        get(&t, &holder(&admin, &admins), "/v1/leads").await.status,
+        200
+    );
+
+    // The creator demoted below the key's role: the key stops working.
+    let r = auth_call(
+        &t,
+        &owner.token,
+        "PATCH",
+        &format!("/v1/team/{}", admin.id()),
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        get(&t, &holder(&admin, &admins), "/v1/leads").await.status,
+        401
+    );
+    // Removed: likewise.
+    let r = auth_call(
+        &t,
+        &owner.token,
+        "DELETE",
+        &format!("/v1/team/{}", admin.id()),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(
+        get(&t, &holder(&admin, &admins), "/v1/leads").await.status,
+        401
+    );
+
+    // The workspace closed: no key of it works.
+    assert_eq!(
+        get(&t, &holder(&owner, &owners), "/v1/leads").await.status,
+        200
+    );
+    let mut closed = Tenant {
+        tenant_id: tenant.clone(),
+        business_name: "keys-removal Ltd".into(),
+        status: TenantStatus::Closed,
+        owner_user_id: owner.user.user_id.clone(),
+        created_at: t.w.clock.now(),
+        closed_at: Some(t.w.clock.now()),
+        erase_after: Some(t.w.clock.now() + Duration::days(30)),
+    };
+    put(&t, "TenantsTable", tenant_item(&closed)).await;
+    assert_eq!(
+        get(&t, &holder(&owner, &owners), "/v1/leads").await.status,
+        401
+    );
+    closed.status = TenantStatus::Active;
+    put(&t, "TenantsTable", tenant_item(&closed)).await;
+    assert_eq!(
+        get(&t, &holder(&owner, &owners), "/v1/leads").await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_key_is_not_stored_and_never_logged_and_every_use_names_its_id() {
+    let t = setup().await;
+    let (logs, _capture) = capture_logs();
+    let (tenant, owner) = workspace(&t, "keys-secret").await;
+    seed_leads(&t, &tenant, 1, one_seed("secret")).await;
+    let r = create_key(&t, &owner, json!({"name": "logged?", "role": "viewer"})).await;
+    let (key, id) = (r.str("key"), r.str("id"));
+    let secret = key.rsplit('.').next().unwrap().to_string();
+    assert_eq!(
+        get(&t, &holder(&owner, &key), "/v1/leads").await.status,
+        200
+    );
+    let mut tampered = key.clone();
+    tampered.pop();
+    tampered.push('_');
+    assert_eq!(
+        get(&t, &holder(&owner, &tampered), "/v1/leads")
+            .await
+            .status,
+        401
+    );
+    let r = auth_call(
+        &t,
+        &owner.token,
+        "DELETE",
+        &format!("/v1/api-keys/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+
+    // Stored: its hash, never the key or its secret; every attribute declared in the inventory.
+    let item = key_item(&t, &tenant, &id).await.expect("the key's item");
+    assert_eq!(
+        item["secret_hash"].as_s().unwrap(),
+        &api_key::hash(&key),
+        "SHA-256 of the key"
+    );
+    for (name, v) in &item {
+        let text = format!("{v:?}");
+        assert!(!text.contains(&secret), "{name} holds the secret");
+        assert!(
+            shared_privacy::inventory::declaration(
+                shared_privacy::inventory::Table::Tenants,
+                item["sk"].as_s().unwrap(),
+                name
+            )
+            .is_some(),
+            "undeclared attribute {name}"
+        );
+    }
+    // The security log names the key by id (creation, revocation), never the key.
+    let events: Vec<Item> =
+        t.w.scan("SecurityLogTable")
+            .await
+            .into_iter()
+            .filter(|e| {
+                e.get("event")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|e| e.starts_with("api_key_"))
+            })
+            .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    for e in &events {
+        assert!(format!("{e:?}").contains(&id));
+        assert!(!format!("{e:?}").contains(&secret));
+        for name in e.keys() {
+            assert!(
+                shared_privacy::inventory::declaration(
+                    shared_privacy::inventory::Table::SecurityLog,
+                    e["sk"].as_s().unwrap(),
+                    name
+                )
+                .is_some(),
+                "undeclared security-log attribute {name}"
+            );
+        }
+    }
+    // The request log names the key's id on every use and refusal; the key never.
+    assert_logs_hold_without(
+        &logs,
+        &["api_key_used", "api_key_refused", "wrong_secret", &id],
+        &[&key, &secret, &tampered],
+    );
+}
+
+#[tokio::test]
+async fn after_a_revocation_returns_no_request_with_the_key_succeeds() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "keys-race").await;
+    seed_leads(&t, &tenant, 2, one_seed("race")).await;
+    let r = create_key(&t, &owner, json!({"name": "busy", "role": "viewer"})).await;
+    let (key, id) = (r.str("key"), r.str("id"));
+    let by_key = holder(&owner, &key);
+    let burst = || join_all((0..24).map(|_| get(&t, &by_key, "/v1/leads")).collect());
+
+    // Requests in flight while the key is revoked: each answers 200 or 401, nothing else.
+    let path = format!("/v1/api-keys/{id}");
+    let revoke = auth_call(&t, &owner.token, "DELETE", &path, None);
+    let (during, revoked) = tokio::join!(burst(), revoke);
+    assert_eq!(revoked.status, 204);
+    for r in &during {
+        assert!(matches!(r.status, 200 | 401), "{} {}", r.status, r.body);
+    }
+    // Once the revocation has returned, every request is refused, however many at once.
+    for _ in 0..2 {
+        let after = burst().await;
+        assert!(
+            after.iter().all(|r| r.status == 401),
+            "{:?}",
+            after.iter().map(|r| r.status).collect::<Vec<_>>()
+        );
+    }
+}
