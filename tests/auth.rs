@@ -1628,6 +1628,7 @@ fn no_function_but_auth_is_configured_with_the_signing_key() {
 fn concrete(path: &str) -> String {
     path.replace("{sessionId}", "se-nobody")
         .replace("{userId}", "us-nobody")
+        .replace("{apiKeyId}", "ak-nobody")
 }
 
 fn body_for(method: &str) -> Option<Value> {

@@ -21,8 +21,26 @@ async fn auth_call(t: &T, bearer: &str, method: &str, path: &str, body: Option<V
     }
 }
 
+/// Records that `who`'s session re-entered the password now (`POST /v1/auth/step-up`, which
+/// these members, holding no password, cannot call): creating a key needs it.
+async fn stepped_up(t: &T, who: &Member) {
+    let claims = t
+        .app
+        .verifier
+        .verify(&who.token, t.w.clock.now().unix_timestamp())
+        .expect("token");
+    let sid = SessionId::parse(&claims.sid).unwrap();
+    assert!(t
+        .auth
+        .store
+        .mark_step_up(&sid, t.w.clock.now())
+        .await
+        .unwrap());
+}
+
 /// A key created by `creator` with `body`; its reply (201) with the key in `key`.
 async fn create_key(t: &T, creator: &Member, body: Value) -> Reply {
+    stepped_up(t, creator).await;
     let r = auth_call(t, &creator.token, "POST", "/v1/api-keys", Some(body)).await;
     assert_eq!(r.status, 201, "{}", r.body);
     r
@@ -57,6 +75,15 @@ async fn an_api_key_lists_leads_and_a_revoked_one_gets_401() {
     let t = setup().await;
     let (tenant, owner) = workspace(&t, "keys-owner").await;
     let leads = seed_leads(&t, &tenant, 3, one_seed("keyed")).await;
+    // A stolen access token alone cannot mint a long-lived key: the password re-entered first.
+    let body = json!({"name": "CRM sync", "role": "member"});
+    let r = auth_call(&t, &owner.token, "POST", "/v1/api-keys", Some(body)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "step_up_required"),
+        "{}",
+        r.body
+    );
     let r = create_key(
         &t,
         &owner,
@@ -209,6 +236,9 @@ async fn a_key_role_is_at_most_its_creators_and_a_viewer_key_cannot_write() {
     let admin = member(&t, &tenant, Role::Admin, "keys-admin").await;
     let plain = member(&t, &tenant, Role::Member, "keys-member").await;
     let leads = seed_leads(&t, &tenant, 1, one_seed("roles")).await;
+    stepped_up(&t, &admin).await;
+    stepped_up(&t, &owner).await;
+    stepped_up(&t, &plain).await;
 
     for role in ["owner", "billing"] {
         let r = auth_call(

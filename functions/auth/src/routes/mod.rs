@@ -126,9 +126,14 @@ pub const ROUTES: &[Route] = &[
 /// Routes that change how the account is secured: besides an access token they need the
 /// password re-entered in the last [`crate::STEP_UP_TTL_SECS`] (`POST /v1/auth/step-up`),
 /// else `403 step_up_required`. So a stolen access token cannot enrol the thief's authenticator
-/// or turn the second factor off. (No route changes the email. API keys are created only at a login session, never with a key:
-/// [`API_KEY_ROUTES`].)
-pub const STEP_UP_ROUTES: &[&str] = &["totp_setup", "totp_confirm", "totp_disable"];
+/// or turn the second factor off, nor mint itself a long-lived API key. (No route changes the
+/// email. API keys are created only at a login session, never with a key: [`API_KEY_ROUTES`].)
+pub const STEP_UP_ROUTES: &[&str] = &[
+    "totp_setup",
+    "totp_confirm",
+    "totp_disable",
+    "create_api_key",
+];
 
 /// The routes of this function an API key may call (its role permitting). Every other
 /// authenticated route here is about a person at a login session — their profile, password,
