@@ -1734,6 +1734,7 @@ async fn change_lead_email(w: &World, lead: &str, from: &str, to: &str) {
             action: "lead.updated".into(),
             fields: vec!["email".into()],
             actor_user_id: None,
+            api_key_id: None,
             at: shared_core::clock::rfc3339(now),
         },
         at: now,

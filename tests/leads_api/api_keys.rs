@@ -114,6 +114,13 @@ async fn an_api_key_lists_leads_and_a_revoked_one_gets_401() {
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.body);
+    // The lead's audit trail names the creator and the key (its id).
+    let r = get(&t, &owner, &format!("/v1/leads/{}", leads[0])).await;
+    let audit = r.body["audit"].as_array().expect("audit").clone();
+    assert_eq!(audit.len(), 1, "{}", r.body);
+    assert_eq!(audit[0]["action"], "note.added");
+    assert_eq!(audit[0]["actor_user_id"], owner.id().as_str());
+    assert_eq!(audit[0]["api_key_id"], id.as_str());
 
     // Listed without the key, with its use recorded.
     let r = auth_call(&t, &owner.token, "GET", "/v1/api-keys", None).await;

@@ -169,6 +169,7 @@ async fn a_restricted_lead_is_read_only_until_the_restriction_is_lifted() {
         action: action.into(),
         fields: vec!["restricted".into()],
         actor_user_id: None,
+        api_key_id: None,
         at: rfc3339(t.w.clock.now()),
     };
     assert!(t

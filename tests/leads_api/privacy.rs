@@ -49,6 +49,7 @@ async fn every_stored_attribute_is_declared_in_the_data_inventory() {
         action: actions::LEAD_RESTRICTED.into(),
         fields: vec!["restricted".into()],
         actor_user_id: None,
+        api_key_id: None,
         at: rfc3339(t.w.clock.now()),
     };
     t.app

@@ -211,6 +211,8 @@ pub struct AuditEntry {
     pub fields: Vec<String>,
     /// `None` when the platform acted (a data-subject request), not a team member.
     pub actor_user_id: Option<String>,
+    /// The API key the actor's request was made with (its public id, never the key), if one.
+    pub api_key_id: Option<String>,
     pub at: String,
 }
 

@@ -1054,6 +1054,13 @@ pub const ATTRIBUTES: &[Attribute] = &[
         Personal(CrmContent),
         "who acted (absent: the platform, on a data-subject request)",
     ),
+    a(
+        Table::Leads,
+        "AUDIT#",
+        "api_key_id",
+        Structural,
+        "the API key the actor used (its public id)",
+    ),
     a(Table::Leads, "AUDIT#", "at", Structural, "timestamp"),
     // leads table: submission
     a(Table::Leads, "SUB#", "pk", Structural, "key"),

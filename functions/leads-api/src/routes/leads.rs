@@ -355,6 +355,7 @@ pub async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>
             action: actions::LEAD_UPDATED.into(),
             fields: vec![],
             actor_user_id: Some(actor),
+            api_key_id: ctx.caller.api_key_id().map(|k| k.to_string()),
             at: at.clone(),
         },
         at: ctx.now,

@@ -27,6 +27,7 @@ fn audit(app: &App, ctx: &Ctx, action: &str) -> AuditEntry {
         action: action.into(),
         fields: vec!["notes".into()],
         actor_user_id: Some(ctx.caller.user_id.to_string()),
+        api_key_id: ctx.caller.api_key_id().map(|k| k.to_string()),
         at: shared_core::clock::rfc3339(ctx.now),
     }
 }

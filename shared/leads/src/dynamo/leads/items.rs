@@ -171,6 +171,7 @@ pub(super) fn audit_item(tenant: &TenantId, lead: &LeadId, a: &AuditEntry) -> It
         AttributeValue::L(a.fields.iter().map(s).collect()),
     );
     put_opt(&mut it, "actor_user_id", a.actor_user_id.clone());
+    put_opt(&mut it, "api_key_id", a.api_key_id.clone());
     put(&mut it, "at", s(&a.at));
     it
 }
@@ -185,6 +186,7 @@ pub(super) fn audit_from(it: &Item) -> anyhow::Result<AuditEntry> {
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
             .unwrap_or_default(),
         actor_user_id: opt_s(it, "actor_user_id"),
+        api_key_id: opt_s(it, "api_key_id"),
         at: get_s(it, "at")?.to_string(),
     })
 }
