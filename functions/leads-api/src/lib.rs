@@ -2,9 +2,10 @@
 //! pipeline. See `docs/leads-api.md`.
 //!
 //! Every route is declared once in [`routes::ROUTES`] with the permission it needs. The
-//! dispatcher authenticates the access token (the tenant comes from it and nothing else),
-//! checks that permission, and for writes checks that the session is still live and that the
-//! session and the token are under the user's current credential epoch. Handlers build
+//! dispatcher authenticates the access token or API key (the tenant comes from it and nothing
+//! else), checks that permission, and for writes checks that the session is still live and that
+//! the session and the token are under the user's current credential epoch (an API key has no
+//! session: it was read consistently as it was authenticated). Handlers build
 //! every key from the caller's tenant, so another tenant's ids simply do not exist (404).
 
 pub mod config;

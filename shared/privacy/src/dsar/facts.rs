@@ -58,8 +58,8 @@ pub const TENANT_CATEGORIES: &[CategoryFacts] = &[
 pub const ACCOUNT_CATEGORIES: &[CategoryFacts] = &[
     CategoryFacts {
         category: DataCategory::AccountProfile,
-        purposes:
-            "providing your account: sign-in, team roles, multi-factor authentication, sessions",
+        purposes: "providing your account: sign-in, team roles, multi-factor authentication, \
+                   sessions, the API keys you created",
         legal_basis: "performance of the contract (Art 6(1)(b))",
         recipients: "the platform; your tenant's owners and admins (team list)",
         source: "you, and your use of the service (login metadata)",
@@ -73,7 +73,8 @@ pub const ACCOUNT_CATEGORIES: &[CategoryFacts] = &[
     },
     CategoryFacts {
         category: DataCategory::SecurityLog,
-        purposes: "protecting accounts: logins, failures, password, role and MFA changes",
+        purposes: "protecting accounts: logins, failures, password, role and MFA changes, API \
+                   keys created and revoked",
         legal_basis: "legitimate interest in the security of the service (Art 6(1)(f)), Art 32",
         recipients: "the platform",
         source: "your use of the service",
