@@ -536,3 +536,56 @@ async fn after_a_revocation_returns_no_request_with_the_key_succeeds() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_key_costs_one_read_per_request_and_at_most_one_write_a_minute() {
+    let mut t = setup().await;
+    let (tenant, owner) = workspace(&t, "keys-cost").await;
+    seed_leads(&t, &tenant, 5, one_seed("cost-key")).await;
+    let key = create_key(&t, &owner, json!({"name": "meter", "role": "viewer"}))
+        .await
+        .str("key");
+    let meter = t.w.meter();
+    t.app = leads_app(&t.w, meter.instrument(&t.w.clients.dynamo)).await;
+    let by_key = holder(&owner, &key);
+
+    let mut per_request = Vec::new();
+    let base = t.w.clock.now();
+    for second in [0, 10, 30, 59, 60, 61] {
+        t.w.clock.set(base + Duration::seconds(second));
+        meter.reset();
+        assert_eq!(get(&t, &by_key, "/v1/leads").await.status, 200);
+        let usage = meter.usage(&t.w.clients.dynamo).await.unwrap();
+        per_request.push((
+            usage.operations.clone(),
+            usage.read_units,
+            usage.write_units,
+        ));
+    }
+    eprintln!("per request with an API key (operations, read units, write units): {per_request:?}");
+    let ops: Vec<Vec<String>> = per_request.iter().map(|p| p.0.clone()).collect();
+    let read = |extra: &[&str]| -> Vec<String> {
+        let mut v = vec!["BatchGetItem".to_string()];
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v.push("Query".to_string());
+        v
+    };
+    assert_eq!(
+        ops,
+        vec![
+            read(&["UpdateItem"]), // first use: last_used_at recorded
+            read(&[]),
+            read(&[]),
+            read(&[]),
+            read(&["UpdateItem"]), // a minute after the last record
+            read(&[]),
+        ]
+    );
+    // An access token costs no read to authenticate.
+    meter.reset();
+    assert_eq!(get(&t, &owner, "/v1/leads").await.status, 200);
+    assert_eq!(
+        meter.usage(&t.w.clients.dynamo).await.unwrap().operations,
+        ["Query"]
+    );
+}
