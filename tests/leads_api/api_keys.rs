@@ -589,3 +589,144 @@ async fn a_key_costs_one_read_per_request_and_at_most_one_write_a_minute() {
         ["Query"]
     );
 }
+
+/// The DSAR worker is not under test here: nothing is dispatched.
+struct NoJobs;
+
+impl shared_privacy::dsar::job::JobDispatcher for NoJobs {
+    async fn dispatch(
+        &self,
+        _: &shared_privacy::dsar::job::DsarJob,
+    ) -> Result<(), shared_core::error::AppError> {
+        Ok(())
+    }
+}
+
+/// Each function that authenticates, as its `main.rs` builds it over this world: the status of
+/// `GET path` with `bearer` at each.
+async fn status_everywhere(t: &T, bearer: &str, lead: &str) -> Vec<(&'static str, u16)> {
+    let w = &t.w;
+    let env = |f: &str| {
+        Env::from_pairs(
+            infra::local::local_function_env(&w.template, f, emulator_endpoint()).unwrap(),
+        )
+    };
+    let get = |path: &str| api_event("GET", path, None, Some(bearer));
+    let status = |r: lambda_http::Response<lambda_http::Body>| r.status().as_u16();
+
+    let c = lead_transfers::config::Config::from_env(&env("lead-transfers")).unwrap();
+    let transfers = lead_transfers::App {
+        store: shared_leads::transfers::TransfersStore::new(
+            w.clients.dynamo.clone(),
+            c.tables.clone(),
+        ),
+        s3: w.clients.s3.clone(),
+        buckets: c.buckets.clone(),
+        keys: w.key.clone(),
+        verifier: w.token_verifier("lead-transfers").await.unwrap(),
+        clock: w.clock.clone(),
+        ids: Arc::new(UlidGenerator),
+        settings: lead_transfers::config::Settings::default(),
+    };
+    let c = webhooks::config::Config::from_env(&env("webhooks")).unwrap();
+    let hooks = webhooks::App {
+        dynamo: w.clients.dynamo.clone(),
+        sqs: w.clients.sqs.clone(),
+        tenants_table: c.tenants_table.clone(),
+        ops_table: c.ops_table.clone(),
+        retry_queue_url: c.retry_queue_url.clone(),
+        local: c.local.clone(),
+        resolve: shared_outbound::address::system_resolver(),
+        verifier: w.token_verifier("webhooks").await.unwrap(),
+        accounts: shared_accounts::dynamo::AccountStore::new(
+            w.clients.dynamo.clone(),
+            shared_accounts::dynamo::AccountTables {
+                tenants: c.tenants_table.clone(),
+                security_log: c.security_log_table.clone(),
+                ops: c.ops_table.clone(),
+            },
+            c.security_log_retention_days,
+        ),
+        clock: w.clock.clone(),
+        ids: Arc::new(UlidGenerator),
+    };
+    let c = dsar::config::Config::from_env(&env("dsar")).unwrap();
+    let privacy = dsar::App {
+        store: shared_privacy::dsar::store::DsarStore::new(
+            w.clients.dynamo.clone(),
+            c.tables.clone(),
+        ),
+        accounts: shared_accounts::dynamo::AccountStore::new(
+            w.clients.dynamo.clone(),
+            shared_accounts::dynamo::AccountTables {
+                tenants: c.tables.tenants.clone(),
+                security_log: String::new(),
+                ops: c.tables.ops.clone(),
+            },
+            0,
+        ),
+        mailer: w.platform_mailer("dsar").unwrap(),
+        dispatcher: NoJobs,
+        keys: w.key.clone(),
+        verifier: w.token_verifier("dsar").await.unwrap(),
+        clock: w.clock.clone(),
+        ids: Arc::new(UlidGenerator),
+        links: c.links.clone(),
+        downloads: dsar::downloads::Downloads {
+            s3: w.clients.s3.clone(),
+            exports_bucket: c.exports_bucket.clone(),
+            attachments_bucket: c.attachments_bucket.clone(),
+        },
+        settings: c.settings.clone(),
+    };
+    let billing = w.billing_app().await.unwrap();
+    vec![
+        (
+            "leads-api",
+            status(leads_api::handle(&t.app, get("/v1/leads")).await),
+        ),
+        (
+            "lead-transfers",
+            status(
+                lead_transfers::handle(&transfers, get(&format!("/v1/leads/{lead}/attachments")))
+                    .await,
+            ),
+        ),
+        (
+            "webhooks",
+            status(webhooks::handle(&hooks, get("/v1/webhooks")).await),
+        ),
+        (
+            "dsar",
+            status(dsar::handle(&privacy, get("/v1/privacy/requests")).await),
+        ),
+        (
+            "billing-webhook",
+            status(billing_webhook::handle(&billing, get("/v1/billing/subscription")).await),
+        ),
+        ("auth", status(auth::handle(&t.auth, get("/v1/team")).await)),
+    ]
+}
+
+#[tokio::test]
+async fn one_key_works_on_every_function_that_authenticates_until_revoked() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "keys-everywhere").await;
+    let lead = seed_leads(&t, &tenant, 1, one_seed("everywhere")).await[0].clone();
+    let r = create_key(&t, &owner, json!({"name": "all", "role": "owner"})).await;
+    let (key, id) = (r.str("key"), r.str("id"));
+
+    let before = status_everywhere(&t, &key, &lead).await;
+    assert!(before.iter().all(|(_, s)| *s == 200), "{before:?}");
+    let r = auth_call(
+        &t,
+        &owner.token,
+        "DELETE",
+        &format!("/v1/api-keys/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    let after = status_everywhere(&t, &key, &lead).await;
+    assert!(after.iter().all(|(_, s)| *s == 401), "{after:?}");
+}
