@@ -730,3 +730,46 @@ async fn one_key_works_on_every_function_that_authenticates_until_revoked() {
     let after = status_everywhere(&t, &key, &lead).await;
     assert!(after.iter().all(|(_, s)| *s == 401), "{after:?}");
 }
+
+#[tokio::test]
+async fn a_workspace_holds_at_most_100_live_keys() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "keys-cap").await;
+    let now = t.w.clock.now();
+    // 100 live keys, one revoked and one expired (those do not count), written straight.
+    for i in 0..102 {
+        let k = shared_accounts::auth::api_key::ApiKey {
+            key_id: shared_core::domain::ApiKeyId::parse(&format!("ak-cap-{i:03}")).unwrap(),
+            tenant_id: tenant.clone(),
+            name: format!("key {i}"),
+            role: Role::Viewer,
+            created_by: owner.user.user_id.clone(),
+            created_at: now - Duration::days(2),
+            expires_at: if i == 101 {
+                now
+            } else {
+                now + Duration::days(1)
+            },
+            last_used_at: None,
+            revoked_at: (i == 100).then_some(now),
+        };
+        put(
+            &t,
+            "TenantsTable",
+            shared_accounts::api_keys::api_key_item(&k, "0"),
+        )
+        .await;
+    }
+    stepped_up(&t, &owner).await;
+    let body = json!({"name": "one too many", "role": "viewer"});
+    let r = auth_call(&t, &owner.token, "POST", "/v1/api-keys", Some(body.clone())).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (409, "api_key_limit_reached"),
+        "{}",
+        r.body
+    );
+    let r = auth_call(&t, &owner.token, "DELETE", "/v1/api-keys/ak-cap-000", None).await;
+    assert_eq!(r.status, 204);
+    create_key(&t, &owner, body).await;
+}

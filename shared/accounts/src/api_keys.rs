@@ -112,6 +112,12 @@ pub fn api_key_item(k: &ApiKey, secret_hash: &str) -> Item {
     // Not `expires_at`: that name is the table's TTL attribute, and an expired key stays listed.
     put(&mut it, "valid_until", timestamp(k.expires_at));
     put(&mut it, "secret_hash", s(secret_hash));
+    if let Some(at) = k.last_used_at {
+        put(&mut it, "last_used_at", n(at.unix_timestamp()));
+    }
+    if let Some(at) = k.revoked_at {
+        put(&mut it, "revoked_at", timestamp(at));
+    }
     it
 }
 
@@ -314,5 +320,50 @@ impl crate::dynamo::AccountStore {
         .await?
         .map(|it| api_key_from(&it))
         .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn an_item_holds_the_key_as_listed_and_its_hash_but_never_the_key() {
+        let t = TenantId::parse("t-1").unwrap();
+        let u = UserId::parse("u-1").unwrap();
+        let id = ApiKeyId::parse("ak-1").unwrap();
+        let (key, hash) = crate::auth::api_key::issue(&t, &u, &id);
+        let mut k = ApiKey {
+            key_id: id,
+            tenant_id: t,
+            name: "sync".into(),
+            role: Role::Member,
+            created_by: u,
+            created_at: datetime!(2026-12-01 10:00 UTC),
+            expires_at: datetime!(2027-03-01 10:00 UTC),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        for (used, revoked) in [
+            (None, None),
+            (
+                Some(datetime!(2026-12-02 10:00 UTC)),
+                Some(datetime!(2026-12-03 10:00 UTC)),
+            ),
+        ] {
+            k.last_used_at = used;
+            k.revoked_at = revoked;
+            let it = api_key_item(&k, &hash);
+            assert_eq!(api_key_from(&it).unwrap(), k);
+            assert_eq!(it["sk"].as_s().unwrap(), "APIKEY#ak-1");
+            assert_eq!(it["pk"].as_s().unwrap(), "TENANT#t-1");
+            assert!(
+                it.get("expires_at").is_none(),
+                "not the table's TTL attribute"
+            );
+            let secret = key.rsplit('.').next().unwrap();
+            assert!(!format!("{it:?}").contains(secret));
+        }
     }
 }

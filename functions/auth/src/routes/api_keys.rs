@@ -104,6 +104,19 @@ pub async fn create<M: Mailer>(
             message: "An API key's role can hold only permissions your own role has.",
         });
     }
+    let live = app
+        .store
+        .api_keys(&caller.tenant_id)
+        .await?
+        .iter()
+        .filter(|k| k.revoked_at.is_none() && k.expires_at > ctx.now)
+        .count();
+    if live >= api_key::MAX_LIVE_KEYS {
+        return Err(AppError::Conflict {
+            code: "api_key_limit_reached",
+            message: "The workspace has 100 live API keys: revoke one first.",
+        });
+    }
     let key_id = ApiKeyId::parse(&app.new_id("ak")).map_err(anyhow::Error::new)?;
     let (secret, hash) = api_key::issue(&caller.tenant_id, &caller.user_id, &key_id);
     let key = ApiKey {

@@ -26,6 +26,10 @@ pub const DEFAULT_TTL_DAYS: i64 = 90;
 /// The longest lifetime a key can be given.
 pub const MAX_TTL_DAYS: i64 = 365;
 
+/// The most keys a tenant holds that are neither revoked nor expired: a key is a credential to
+/// review, and a tenant's listing is one Query.
+pub const MAX_LIVE_KEYS: usize = 100;
+
 /// `last_used_at` is written at most once per this many seconds per key (a conditional update
 /// only when the read value is older), so a busy key does not cost a write per request.
 pub const LAST_USED_GRANULARITY_SECS: i64 = 60;
