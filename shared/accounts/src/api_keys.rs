@@ -359,7 +359,7 @@ mod tests {
             assert_eq!(it["sk"].as_s().unwrap(), "APIKEY#ak-1");
             assert_eq!(it["pk"].as_s().unwrap(), "TENANT#t-1");
             assert!(
-                it.get("expires_at").is_none(),
+                !it.contains_key("expires_at"),
                 "not the table's TTL attribute"
             );
             let secret = key.rsplit('.').next().unwrap();
