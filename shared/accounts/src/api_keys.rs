@@ -189,57 +189,55 @@ async fn for_auth(
     tenants_table: &str,
     p: &PresentedKey,
 ) -> anyhow::Result<Option<KeyForAuth>> {
-    {
-        let key_key = keys::api_key(&p.tenant_id, &p.key_id);
-        let user_key = keys::user(&p.tenant_id, &p.creator);
-        let tenant_key = keys::tenant(&p.tenant_id);
-        let mut pending = KeysAndAttributes::builder()
-            .keys(key_item(&key_key))
-            .keys(key_item(&user_key))
-            .keys(key_item(&tenant_key))
-            .consistent_read(true)
-            .build()
-            .context("keys")?;
-        let mut items = Vec::new();
-        // Unprocessed keys (throttling) are asked again, a few times.
-        for _ in 0..4 {
-            let out = client
-                .batch_get_item()
-                .request_items(tenants_table, pending)
-                .send()
-                .await
-                .context("BatchGetItem API key, creator and tenant")?;
-            items.extend(
-                out.responses
-                    .unwrap_or_default()
-                    .remove(tenants_table)
-                    .unwrap_or_default(),
-            );
-            match out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(tenants_table))
-            {
-                Some(rest) if !rest.keys().is_empty() => pending = rest,
-                _ => {
-                    let find = |k: &Key| items.iter().find(|it| same_key(it, k));
-                    let Some(key_it) = find(&key_key) else {
-                        return Ok(None);
-                    };
-                    return Ok(Some(KeyForAuth {
-                        key: api_key_from(key_it)?,
-                        secret_hash: get_s(key_it, "secret_hash")?.to_string(),
-                        creator_role: find(&user_key)
-                            .and_then(|u| u.get("role"))
-                            .and_then(|v| v.as_s().ok())
-                            .and_then(|r| Role::parse(r)),
-                        tenant_closed: find(&tenant_key)
-                            .is_none_or(|t| get_s(t, "status").ok() == Some("closed")),
-                    }));
-                }
+    let key_key = keys::api_key(&p.tenant_id, &p.key_id);
+    let user_key = keys::user(&p.tenant_id, &p.creator);
+    let tenant_key = keys::tenant(&p.tenant_id);
+    let mut pending = KeysAndAttributes::builder()
+        .keys(key_item(&key_key))
+        .keys(key_item(&user_key))
+        .keys(key_item(&tenant_key))
+        .consistent_read(true)
+        .build()
+        .context("keys")?;
+    let mut items = Vec::new();
+    // Unprocessed keys (throttling) are asked again, a few times.
+    for _ in 0..4 {
+        let out = client
+            .batch_get_item()
+            .request_items(tenants_table, pending)
+            .send()
+            .await
+            .context("BatchGetItem API key, creator and tenant")?;
+        items.extend(
+            out.responses
+                .unwrap_or_default()
+                .remove(tenants_table)
+                .unwrap_or_default(),
+        );
+        match out
+            .unprocessed_keys
+            .and_then(|mut u| u.remove(tenants_table))
+        {
+            Some(rest) if !rest.keys().is_empty() => pending = rest,
+            _ => {
+                let find = |k: &Key| items.iter().find(|it| same_key(it, k));
+                let Some(key_it) = find(&key_key) else {
+                    return Ok(None);
+                };
+                return Ok(Some(KeyForAuth {
+                    key: api_key_from(key_it)?,
+                    secret_hash: get_s(key_it, "secret_hash")?.to_string(),
+                    creator_role: find(&user_key)
+                        .and_then(|u| u.get("role"))
+                        .and_then(|v| v.as_s().ok())
+                        .and_then(|r| Role::parse(r)),
+                    tenant_closed: find(&tenant_key)
+                        .is_none_or(|t| get_s(t, "status").ok() == Some("closed")),
+                }));
             }
         }
-        Err(anyhow!("BatchGetItem left keys unprocessed"))
     }
+    Err(anyhow!("BatchGetItem left keys unprocessed"))
 }
 
 async fn touch(
@@ -249,35 +247,25 @@ async fn touch(
     key: &ApiKeyId,
     now: OffsetDateTime,
 ) -> anyhow::Result<()> {
-    {
-        let r = client
-            .update_item()
-            .table_name(tenants_table)
-            .set_key(Some(key_item(&keys::api_key(tenant, key))))
-            .update_expression("SET last_used_at = :now")
-            .condition_expression(
-                "attribute_exists(pk) AND (attribute_not_exists(last_used_at) \
-                 OR last_used_at <= :cutoff)",
-            )
-            .expression_attribute_values(":now", n(now.unix_timestamp()))
-            .expression_attribute_values(
-                ":cutoff",
-                n(now.unix_timestamp() - LAST_USED_GRANULARITY_SECS),
-            )
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let e = e.into_service_error();
-                if e.is_conditional_check_failed_exception() {
-                    Ok(())
-                } else {
-                    Err(anyhow::Error::new(e).context("UpdateItem API key last_used_at"))
-                }
-            }
-        }
-    }
+    let r = client
+        .update_item()
+        .table_name(tenants_table)
+        .set_key(Some(key_item(&keys::api_key(tenant, key))))
+        .update_expression("SET last_used_at = :now")
+        // A use recorded meanwhile (another request) wins: nothing to write.
+        .condition_expression(
+            "attribute_exists(pk) AND (attribute_not_exists(last_used_at) \
+             OR last_used_at <= :cutoff)",
+        )
+        .expression_attribute_values(":now", n(now.unix_timestamp()))
+        .expression_attribute_values(
+            ":cutoff",
+            n(now.unix_timestamp() - LAST_USED_GRANULARITY_SECS),
+        )
+        .send()
+        .await;
+    shared_core::dynamo::attrs::unless_condition_failed(r, "UpdateItem API key last_used_at")?;
+    Ok(())
 }
 
 impl crate::dynamo::AccountStore {
