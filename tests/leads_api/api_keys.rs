@@ -773,3 +773,34 @@ async fn a_workspace_holds_at_most_100_live_keys() {
     assert_eq!(r.status, 204);
     create_key(&t, &owner, body).await;
 }
+
+#[tokio::test]
+async fn an_owner_key_is_refused_by_every_auth_route_about_a_person_or_the_keys() {
+    let t = setup().await;
+    let (_tenant, owner) = workspace(&t, "keys-auth-routes").await;
+    let key = create_key(&t, &owner, json!({"name": "owner's", "role": "owner"}))
+        .await
+        .str("key");
+    let mut refused = 0;
+    for route in auth::routes::ROUTES.iter().filter(|r| r.access.is_some()) {
+        let path = route
+            .path
+            .replace("{sessionId}", "se-nobody")
+            .replace("{userId}", "us-nobody")
+            .replace("{apiKeyId}", "ak-nobody");
+        let body = (route.method != "GET").then(|| json!({}));
+        let r = auth_call(&t, &key, route.method, &path, body).await;
+        if auth::routes::API_KEY_ROUTES.contains(&route.name) {
+            assert_eq!(r.status, 200, "{} {path}: {}", route.method, r.body);
+        } else {
+            assert_eq!(
+                (r.status, r.code()),
+                (403, "api_key_not_allowed"),
+                "{} {path}",
+                route.method
+            );
+            refused += 1;
+        }
+    }
+    assert!(refused >= 20, "{refused}");
+}
