@@ -471,7 +471,13 @@ pub fn dsar_checkpoint(job_id: &str) -> Key {
 /// the current minute (`crate::dynamo::intake`).
 /// The partition of a form's quarantined submissions (ops table, TTL `expires_at`).
 pub fn quarantine_partition(t: &TenantId, f: &FormId) -> String {
-    format!("TENANT#{t}#QUARANTINE#{f}")
+    format!("{}{f}", quarantine_of_tenant(t))
+}
+
+/// What every partition of a tenant's quarantine begins with (the range of the ops table's
+/// `by_subject` index: a data-subject request reads one tenant's quarantine only).
+pub fn quarantine_of_tenant(t: &TenantId) -> String {
+    format!("TENANT#{t}#QUARANTINE#")
 }
 
 /// A quarantined submission: under its form, sorted by arrival (its id is a ULID).

@@ -2744,6 +2744,20 @@ pub const ATTRIBUTES: &[Attribute] = &[
     a(
         Table::Ops,
         "Q#",
+        "subject_bidx",
+        Pseudonymous(CrmContent),
+        "whose it is: the email's keyed hash, else the phone's (index by_subject: data-subject requests find it)",
+    ),
+    a(
+        Table::Ops,
+        "Q#",
+        "exp_bucket",
+        Structural,
+        "the retention run that removes it (rule `quarantine`, index by_expiry)",
+    ),
+    a(
+        Table::Ops,
+        "Q#",
         "score",
         Structural,
         "the spam defence's score",

@@ -5,6 +5,10 @@ mod forms;
 mod intake;
 mod leads;
 mod quarantine;
+pub use quarantine::{
+    quarantined_of_subject, subject_of as quarantine_subject, tenant_of_quarantine_pk,
+    SUBJECT_INDEX,
+};
 pub mod routing;
 
 pub use forms::DynamoFormAdmin;

@@ -17,10 +17,11 @@ use shared_core::dynamo::attrs::{
     epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, timestamp, Item,
 };
 use shared_core::keys::{self, PK, SK};
+use shared_core::retention;
 
 /// The attributes holding the visitor's data: removed when the submission is released (they
 /// moved to the lead).
-pub(crate) const PERSONAL: [&str; 8] = [
+pub(crate) const PERSONAL: [&str; 9] = [
     "fields",
     "consents",
     "ip",
@@ -29,7 +30,20 @@ pub(crate) const PERSONAL: [&str; 8] = [
     "page_url",
     "email_bidx",
     "phone_bidx",
+    "subject_bidx",
 ];
+
+/// The ops table's index of quarantined submissions by the subject they are of
+/// (`subject_bidx`, keys only; range `pk`, so a query is bounded to one tenant's quarantine):
+/// a data-subject request finds them without a scan (template.yaml).
+pub const SUBJECT_INDEX: &str = "by_subject";
+
+/// Whose a quarantined submission is, for data-subject requests: the posted email's blind
+/// index, or the phone's when no email was posted (the rule of a lead's submissions: a phone
+/// next to an address may be anyone's, docs/privacy.md).
+pub fn subject_of(email_bidx: Option<&str>, phone_bidx: Option<&str>) -> Option<String> {
+    email_bidx.or(phone_bidx).map(str::to_string)
+}
 
 pub(crate) fn challenge_put(
     table: &str,
@@ -124,6 +138,23 @@ pub(crate) fn quarantine_to_item(tenant: &TenantId, q: &QuarantinedSubmission) -
     put_opt(&mut it, "page_url", t.page_url.clone());
     put_opt(&mut it, "email_bidx", q.email_bidx.clone());
     put_opt(&mut it, "phone_bidx", q.phone_bidx.clone());
+    put_opt(
+        &mut it,
+        "subject_bidx",
+        subject_of(q.email_bidx.as_deref(), q.phone_bidx.as_deref()),
+    );
+    // Swept by the retention run of the day after its end (rule `quarantine`): TTL alone may
+    // lag up to 48 hours past the 30 days the policy states.
+    let key = keys::quarantine(tenant, &q.form_id, &q.quarantine_id);
+    put(
+        &mut it,
+        "exp_bucket",
+        s(retention::expiry_bucket_at(
+            retention::rule::QUARANTINE,
+            q.expires_at,
+            &key,
+        )),
+    );
     put(&mut it, "score", n(q.score));
     put(
         &mut it,
@@ -426,4 +457,62 @@ impl DynamoIntakeStore {
             },
         }
     }
+}
+
+/// The keys of the quarantined submissions of one subject (the blind index of their email, or
+/// of their phone for phone-only posts: [`subject_of`]) in `tenant`'s quarantine, or in every
+/// tenant's (`None`: routing a request that names no tenant), through [`SUBJECT_INDEX`]: one
+/// Query per page on the subject, never a scan, whatever the number of leads or forms. Returns
+/// the keys and the items the index read.
+pub async fn quarantined_of_subject(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    tenant: Option<&TenantId>,
+    subject_bidx: &str,
+) -> anyhow::Result<(Vec<keys::Key>, u64)> {
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    let mut start = None;
+    loop {
+        let mut q = client
+            .query()
+            .table_name(ops_table)
+            .index_name(SUBJECT_INDEX)
+            .expression_attribute_values(":b", s(subject_bidx))
+            .set_exclusive_start_key(start);
+        q = match tenant {
+            Some(t) => q
+                .key_condition_expression("subject_bidx = :b AND begins_with(#pk, :t)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":t", s(keys::quarantine_of_tenant(t))),
+            None => q.key_condition_expression("subject_bidx = :b"),
+        };
+        let out = q.send().await.context("Query by_subject")?;
+        scanned += out.scanned_count as u64;
+        for it in out.items.unwrap_or_default() {
+            if let (Ok(pk), Ok(sk)) = (get_s(&it, PK), get_s(&it, SK)) {
+                found.push(keys::Key {
+                    pk: pk.to_string(),
+                    sk: sk.to_string(),
+                });
+            }
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    found.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
+    found.dedup();
+    Ok((found, scanned))
+}
+
+/// The tenant a quarantine partition (`TENANT#<t>#QUARANTINE#<form>`) belongs to.
+pub fn tenant_of_quarantine_pk(pk: &str) -> Option<TenantId> {
+    let rest = pk.strip_prefix("TENANT#")?;
+    let (t, form) = rest.split_once("#QUARANTINE#")?;
+    if form.is_empty() {
+        return None;
+    }
+    TenantId::parse(t).ok()
 }

@@ -79,6 +79,33 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     }
                 }
             }
+            Target::Quarantine { doc } => {
+                let JobScope::Tenant { tenant_id } = &job.scope else {
+                    return Ok(r);
+                };
+                let items = self.store.quarantined(tenant_id, &subject.bidx).await?;
+                let records = classify_all(Table::Ops, &items)?;
+                match &job.kind {
+                    JobKind::Access => {
+                        if let Some(sink) =
+                            doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
+                        {
+                            for rec in &records {
+                                sink.json_record(&rec.access_json())?;
+                                r.inc(rec.kind, 1);
+                            }
+                        }
+                    }
+                    JobKind::Erasure { .. } => {
+                        let keys: Vec<_> = items.iter().filter_map(item_key).collect();
+                        let n = batch_delete(self.store.client(), &self.store.tables().ops, keys)
+                            .await
+                            .context("deleting quarantined submissions")?;
+                        r.inc("quarantined_submission", n);
+                    }
+                    _ => {}
+                }
+            }
             Target::User { tenant, user, doc } => {
                 let t = TenantId::parse(tenant).context("tenant id")?;
                 let u = UserId::parse(user).context("user id")?;
