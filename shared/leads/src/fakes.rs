@@ -125,6 +125,7 @@ impl IntakeStore for MemoryStore {
         Ok(IntakeSnapshot {
             form: st.forms.get(&l.form_id).cloned(),
             tenant: st.tenants.get(&l.tenant).cloned(),
+            tenant_spam: Default::default(),
             lead_exists: l
                 .lead_id
                 .as_ref()

@@ -552,7 +552,7 @@ impl<S: IntakeStore> Intake<S> {
             let lead_hint = snapshot.routed_lead.clone().or(probable_lead.clone());
             let mut assessment = Assessment::default();
             if !snapshot.suppressed {
-                assessment = self.assess(&form, &valid, req, now);
+                assessment = self.assess(&form, &snapshot.tenant_spam, &valid, req, now);
                 if assessment.quarantined(&form.spam) {
                     let q = Quarantine {
                         tenant: &tenant,
@@ -1115,6 +1115,7 @@ impl<S: IntakeStore> Intake<S> {
     fn assess(
         &self,
         form: &FormRecord,
+        tenant_spam: &shared_core::domain::TenantSpamLists,
         valid: &ValidSubmission,
         req: &IntakeRequest<'_>,
         now: OffsetDateTime,
@@ -1123,9 +1124,10 @@ impl<S: IntakeStore> Intake<S> {
         let mut texts: Vec<&str> = valid.answers.values().map(String::as_str).collect();
         texts.extend(c.name.as_deref());
         texts.extend(c.company.as_deref());
+        // The tenant's blocklists apply to every form, on top of the form's own.
         spam::assess(
             &self.pow,
-            &form.spam,
+            &tenant_spam.applied_to(&form.spam),
             &form.form_id,
             now,
             &spam::Submitted {

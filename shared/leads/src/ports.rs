@@ -36,6 +36,8 @@ pub struct IntakeLookup {
 pub struct IntakeSnapshot {
     pub form: Option<FormRecord>,
     pub tenant: Option<TenantRecord>,
+    /// The tenant's blocklists, read from its record (applied to every form).
+    pub tenant_spam: shared_core::domain::TenantSpamLists,
     /// The derived lead exists...
     pub lead_exists: bool,
     /// ...and its routing key is still the submission's address (it was not moved away).

@@ -2595,6 +2595,8 @@ pub const ATTRIBUTES: &[Attribute] = &[
     // retention (docs/retention.md): the expiry index and legal holds on the items they apply to
     a(Table::Tenants, "TENANT", "exp_bucket", Structural, "expiry index: workspace erasure day"),
     a(Table::Tenants, "TENANT", "legal_hold", Structural, "legal hold: never erased"),
+    a(Table::Tenants, "TENANT", "spam_lists", Structural, "the tenant's spam blocklists (email domains, words) for all its forms: configuration"),
+    a(Table::Tenants, "TENANT", "spam_lists_updated_at", Structural, "timestamp"),
     a(Table::Tenants, "SESSION", "exp_bucket", Structural, "expiry index: session end"),
     a(
         Table::Tenants,

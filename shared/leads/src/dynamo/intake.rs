@@ -296,9 +296,12 @@ impl IntakeStore for DynamoIntakeStore {
         let ops = found.get(&self.tables.ops);
 
         let form = find(tenants, &form_key).map(form_from_item).transpose()?;
-        let tenant = find(tenants, &tenant_key)
-            .map(tenant_from_item)
-            .transpose()?;
+        let tenant_item = find(tenants, &tenant_key);
+        let tenant = tenant_item.map(tenant_from_item).transpose()?;
+        let tenant_spam = tenant_item
+            .map(super::forms::tenant_spam_from_item)
+            .transpose()?
+            .unwrap_or_default();
         let lead_item = lead_key
             .as_ref()
             .and_then(|k| find(found.get(&self.tables.leads), k));
@@ -344,6 +347,7 @@ impl IntakeStore for DynamoIntakeStore {
         Ok(IntakeSnapshot {
             form,
             tenant,
+            tenant_spam,
             lead_exists,
             lead_owned_by_key,
             routed_lead,

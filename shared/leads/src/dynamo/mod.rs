@@ -11,7 +11,7 @@ pub use quarantine::{
 };
 pub mod routing;
 
-pub use forms::DynamoFormAdmin;
+pub use forms::{put_tenant_spam_lists, tenant_spam_lists, DynamoFormAdmin};
 pub use intake::{new_lead_item, DynamoIntakeStore, IntakeTables};
 pub use leads::{
     lead_pks_by_email, lead_pks_holding, LeadHolding, LeadKeys, LeadsStore, LeadsTables,

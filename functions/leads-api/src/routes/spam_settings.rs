@@ -1,0 +1,73 @@
+//! The tenant's own spam blocklists (issue 19: "per tenant blocklists"): email domains and
+//! words that score every submission to any of the tenant's forms, on top of each form's own
+//! lists (`spam.blocked_email_domains`, `spam.blocked_words`). Kept on the tenant's record,
+//! which lead intake already reads with the form: a submission costs no request more.
+
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared_core::domain::TenantSpamLists;
+use shared_core::error::{AppError, FieldErrors};
+use shared_leads::dynamo::{put_tenant_spam_lists, tenant_spam_lists};
+use shared_leads::spam::rules;
+
+use crate::{json_body, ok, App, Ctx};
+
+/// A replacement of both lists (each required: a `PUT` states the whole setting).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListsBody {
+    blocked_email_domains: Vec<String>,
+    blocked_words: Vec<String>,
+}
+
+fn to_json(l: &TenantSpamLists) -> serde_json::Value {
+    json!({
+        "blocked_email_domains": l.blocked_email_domains,
+        "blocked_words": l.blocked_words,
+    })
+}
+
+pub async fn get(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
+    ctx.query.allow(&[])?;
+    let s = &app.store;
+    let lists = tenant_spam_lists(s.client(), &s.tables().tenants, &ctx.caller.tenant_id).await?;
+    Ok(ok(to_json(&lists)))
+}
+
+pub async fn put(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, AppError> {
+    ctx.query.allow(&[])?;
+    let body: ListsBody = json_body(req)?;
+    let mut errors = FieldErrors::new();
+    let blocked_email_domains = rules::domain_list(&body.blocked_email_domains)
+        .map_err(|m| errors.insert("blocked_email_domains".into(), m.into()))
+        .unwrap_or_default();
+    let blocked_words = rules::word_list(&body.blocked_words)
+        .map_err(|m| errors.insert("blocked_words".into(), m.into()))
+        .unwrap_or_default();
+    if !errors.is_empty() {
+        return Err(AppError::invalid_fields(errors));
+    }
+    let lists = TenantSpamLists {
+        blocked_email_domains,
+        blocked_words,
+    };
+    let s = &app.store;
+    let stored = put_tenant_spam_lists(
+        s.client(),
+        &s.tables().tenants,
+        &ctx.caller.tenant_id,
+        &lists,
+        ctx.now,
+    )
+    .await?;
+    if !stored {
+        return Err(AppError::NotFound("tenant_not_found"));
+    }
+    tracing::info!(
+        domains = lists.blocked_email_domains.len(),
+        words = lists.blocked_words.len(),
+        "tenant spam lists replaced"
+    );
+    Ok(ok(to_json(&lists)))
+}
