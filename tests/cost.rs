@@ -280,8 +280,10 @@ async fn a_capped_forms_submission_costs_the_same_two_requests() {
 
 /// A submission with a solved challenge: still one read and one transaction; the challenge's
 /// guard is a fourth item of that transaction. A quarantined one is one read and one
-/// transaction of two items: the record and the usage counter (the minute's rate counts only;
-/// no lead, no quota count), its guard a third; the record is in two indexes of the ops table.
+/// transaction of three items: the record, the usage counter (the minute's rate counts only;
+/// no lead, no quota count) and the form's count of quarantined posts in the current window
+/// (what raises its challenges' difficulty under attack), its guard a fourth; the record is in
+/// two indexes of the ops table.
 #[tokio::test]
 async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_item() {
     let w = world().await;
@@ -318,8 +320,9 @@ async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_ite
     assert_eq!(replay.failed_requests, 1, "the refused transaction");
     assert_eq!(
         replay.writes.len(),
-        6,
-        "the refused transaction's four items, then the record and the counter"
+        7,
+        "the refused transaction's four items, then the record, the counter and the form's \
+         pressure window"
     );
 
     // A bot without a challenge and with a disposable address: one item, and its two entries
@@ -328,7 +331,11 @@ async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_ite
     let bot = json_submission(&json!({"email": "x@mailinator.com", "message": "hi"}));
     let quarantined = submit(&w, &meter, &intake, &bot, 201).await;
     assert_eq!(quarantined.operations, [BATCH_GET, TRANSACT_WRITE]);
-    assert_eq!(quarantined.writes.len(), 2, "the record and the counter");
-    assert_eq!(quarantined.transactional_write_units, 4);
+    assert_eq!(
+        quarantined.writes.len(),
+        3,
+        "the record, the counter and the form's pressure window (its challenges' difficulty)"
+    );
+    assert_eq!(quarantined.transactional_write_units, 6);
     assert_eq!(quarantined.gsi_write_units, 2, "{quarantined:#?}");
 }

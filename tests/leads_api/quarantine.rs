@@ -470,3 +470,76 @@ async fn the_tenants_blocklists_apply_to_all_its_forms_and_no_other_tenants() {
         }
     }
 }
+
+/// A form under attack (many quarantined posts in the last minutes) gets harder proofs of
+/// work, within bounds, and the difficulty falls back to the form's own once the attack has
+/// stopped for the window; the tenant's other forms are not affected.
+#[tokio::test]
+async fn a_form_under_attack_gets_harder_challenges_until_the_attack_stops() {
+    use shared_core::domain::SpamSettings;
+    use shared_leads::spam::{PRESSURE_MAX_FACTOR, PRESSURE_THRESHOLD, PRESSURE_WINDOW_SECS};
+    let t = setup().await;
+    let (_tenant, owner) = workspace(&t, "quarantine-attack").await;
+    let form = create_form(&t, &owner, contact_form()).await;
+    let quiet = create_form(&t, &owner, contact_form()).await;
+    let own = SpamSettings::DEFAULT_POW_MAX_NUMBER as u64;
+    assert_eq!(challenge(&t, &form).await.maxnumber, own);
+
+    // An attack from many addresses, below the rate limits: every post quarantined.
+    let attack = |from: usize, to: usize| {
+        let t = &t;
+        let form = form.clone();
+        async move {
+            for n in from..to {
+                let mut e = json_submission(&bot(n));
+                e["rawPath"] = json!(format!("/v1/forms/{form}/submissions"));
+                e["pathParameters"]["formId"] = json!(form);
+                e["requestContext"]["http"]["sourceIp"] = json!(format!("198.51.100.{}", n % 250));
+                let resp = lead_intake::handle(&t.w.intake(None), request(&e)).await;
+                assert_eq!(resp.status(), 201, "{}", response_json(&resp));
+            }
+        }
+    };
+    let n = PRESSURE_THRESHOLD as usize;
+    attack(0, n - 1).await;
+    assert_eq!(
+        challenge(&t, &form).await.maxnumber,
+        own,
+        "a few bots are not an attack"
+    );
+    attack(n - 1, n).await;
+    assert_eq!(get(&t, &owner, "/v1/leads").await.items().len(), 0);
+    let raised = challenge(&t, &form).await;
+    assert_eq!(raised.maxnumber, 2 * own, "raised at the threshold");
+    assert_eq!(challenge(&t, &quiet).await.maxnumber, own, "per form");
+    // A raised challenge is still one a browser solves, and the proof is accepted.
+    let mut person = json!({"email": "ana.attack@example.com", "message": "hello"});
+    person["_altcha"] = json!(solved(&raised));
+    t.w.clock.advance(time::Duration::seconds(10));
+    let mut e = json_submission(&person);
+    e["rawPath"] = json!(format!("/v1/forms/{form}/submissions"));
+    e["pathParameters"]["formId"] = json!(form);
+    assert_eq!(
+        lead_intake::handle(&t.w.intake(None), request(&e))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        get(&t, &owner, "/v1/leads").await.items().len(),
+        1,
+        "a person gets through"
+    );
+    // A bigger attack: higher, but never past the bound.
+    attack(n, 4 * n).await;
+    let max = challenge(&t, &form).await.maxnumber;
+    assert!(
+        max > 2 * own && max <= u64::from(PRESSURE_MAX_FACTOR) * own,
+        "{max}"
+    );
+
+    // The attack stops: two windows later the form's own difficulty is back.
+    t.w.clock
+        .advance(time::Duration::seconds(2 * PRESSURE_WINDOW_SECS));
+    assert_eq!(challenge(&t, &form).await.maxnumber, own);
+}

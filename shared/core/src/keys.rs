@@ -485,6 +485,24 @@ pub fn quarantine(t: &TenantId, f: &FormId, quarantine_id: &str) -> Key {
     Key::new(quarantine_partition(t, f), &format!("Q#{quarantine_id}"))
 }
 
+/// A form's quarantined posts counted by window (ops table, TTL `expires_at`): what raises the
+/// difficulty of its proof-of-work challenges while it is under attack.
+pub fn spam_pressure_partition(t: &TenantId, f: &FormId) -> String {
+    format!("TENANT#{t}#SPAMPRESSURE#{f}")
+}
+
+/// One window's count (`window_start`: unix seconds, zero-padded so the keys sort by time).
+pub fn spam_pressure(t: &TenantId, f: &FormId, window_start: i64) -> Key {
+    Key::new(
+        spam_pressure_partition(t, f),
+        &spam_pressure_sort_key(window_start),
+    )
+}
+
+pub fn spam_pressure_sort_key(window_start: i64) -> String {
+    format!("SPAMW#{:012}", window_start.max(0))
+}
+
 /// A used proof-of-work challenge (ops table, TTL `expires_at`): its single use.
 pub fn used_challenge(t: &TenantId, challenge: &str) -> Key {
     Key::new(format!("TENANT#{t}#POW#{challenge}"), "POW")

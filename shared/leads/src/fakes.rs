@@ -367,6 +367,24 @@ impl IntakeStore for MemoryStore {
         Ok(())
     }
 
+    async fn recent_quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<u32> {
+        self.record("recent_quarantined");
+        let from = crate::spam::pressure_window(now) - crate::spam::PRESSURE_WINDOW_SECS;
+        let st = self.lock();
+        Ok(st
+            .quarantine
+            .iter()
+            .filter(|((t, f, _), q)| {
+                t == tenant && f == form && q.received_at.unix_timestamp() >= from
+            })
+            .count() as u32)
+    }
+
     async fn quarantined(
         &self,
         tenant: &TenantId,

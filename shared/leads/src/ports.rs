@@ -311,6 +311,15 @@ pub trait IntakeStore: Send + Sync {
         write: &QuarantineWrite,
     ) -> impl Future<Output = Result<(), CommitError>> + Send;
 
+    /// How many of the form's posts were quarantined in the current pressure window and the
+    /// one before (`crate::spam::PRESSURE_WINDOW_SECS`): the challenge's difficulty rises with it.
+    fn recent_quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = anyhow::Result<u32>> + Send;
+
     /// A quarantined submission of the tenant's form, released or not (expired ones: none).
     fn quarantined(
         &self,

@@ -2799,6 +2799,10 @@ pub const ATTRIBUTES: &[Attribute] = &[
         Structural,
         "the submission it became",
     ),
+    a(Table::Ops, "SPAMW#", "pk", Structural, "key (tenant and form)"),
+    a(Table::Ops, "SPAMW#", "sk", Structural, "key: the start of a 10-minute window"),
+    a(Table::Ops, "SPAMW#", "n", Structural, "the form's quarantined posts in the window (raises its challenges' difficulty)"),
+    a(Table::Ops, "SPAMW#", "expires_at", Structural, "TTL: 30 minutes after the window began"),
     a(
         Table::Ops,
         "POW",

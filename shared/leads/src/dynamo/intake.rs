@@ -689,6 +689,15 @@ impl IntakeStore for DynamoIntakeStore {
         self.get_quarantined(tenant, form, quarantine_id, now).await
     }
 
+    async fn recent_quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<u32> {
+        self.recent_quarantined_count(tenant, form, now).await
+    }
+
     async fn submission_exists(
         &self,
         tenant: &TenantId,

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::intake::{idempotency_to_item, rate_form_attr, rate_ip_attr, DynamoIntakeStore};
 use crate::ports::{CommitError, QuarantineWrite, QuarantinedSubmission, UsedChallenge};
+use crate::spam;
 use crate::{Page, StartKey};
 use shared_core::domain::{ConsentRecord, FormId, LeadId, SubmissionId, TechnicalData, TenantId};
 use shared_core::dynamo::attrs::{
@@ -242,6 +243,8 @@ impl DynamoIntakeStore {
             Idempotency,
             /// The usage counter item: the minute's rate counts only.
             Rate,
+            /// The form's count of quarantined posts in this pressure window.
+            Pressure,
         }
         let ops = &self.tables().ops;
         let mut parts = vec![(
@@ -308,6 +311,33 @@ impl DynamoIntakeStore {
                 )
                 .build(),
             Part::Rate,
+        ));
+        // The form's pressure window: counted here, in the same transaction (no request
+        // more), read by the challenge route to raise the difficulty under attack. Expires by
+        // TTL once no challenge looks at it any more.
+        let window = spam::pressure_window(w.record.received_at);
+        parts.push((
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(ops)
+                        .set_key(Some(key_item(&keys::spam_pressure(
+                            &w.tenant,
+                            &w.record.form_id,
+                            window,
+                        ))))
+                        .update_expression("ADD #n :one SET expires_at = :exp")
+                        .expression_attribute_names("#n", "n")
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(
+                            ":exp",
+                            n(window + 3 * spam::PRESSURE_WINDOW_SECS),
+                        )
+                        .build()
+                        .context("pressure update")?,
+                )
+                .build(),
+            Part::Pressure,
         ));
         let kinds: Vec<Part> = parts.iter().map(|(_, k)| *k).collect();
         let result = self
@@ -384,6 +414,36 @@ impl DynamoIntakeStore {
             .map(|it| quarantine_from_item(&it))
             .transpose()
             .map(|q| q.filter(|q| q.expires_at > now))
+    }
+
+    /// The form's quarantined posts in the current pressure window and the one before: one
+    /// Query of at most two small items (eventually consistent: a challenge may lag a post).
+    pub(crate) async fn recent_quarantined_count(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<u32> {
+        let from = spam::pressure_window(now) - spam::PRESSURE_WINDOW_SECS;
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().ops)
+            .key_condition_expression("#pk = :pk AND #sk >= :from")
+            .filter_expression("expires_at > :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(keys::spam_pressure_partition(tenant, form)))
+            .expression_attribute_values(":from", s(keys::spam_pressure_sort_key(from)))
+            .expression_attribute_values(":now", epoch(now))
+            .send()
+            .await
+            .context("Query spam pressure")?;
+        let mut total: u64 = 0;
+        for it in out.items() {
+            total += get_n_opt(it, "n")?.unwrap_or(0).max(0) as u64;
+        }
+        Ok(u32::try_from(total).unwrap_or(u32::MAX))
     }
 
     /// A form's quarantined submissions not yet released, oldest first, a page at a time.
