@@ -2,14 +2,16 @@
 //! its form (`TENANT#<t>#QUARANTINE#<form>`, `Q#<id>`), with the guard items of used
 //! proof-of-work challenges (`TENANT#<t>#POW#<challenge>`, expiring with the challenge).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
-use super::intake::{idempotency_to_item, rate_form_attr, rate_ip_attr, DynamoIntakeStore};
+use super::intake::{
+    idempotency_to_item, put_posted, rate_form_attr, rate_ip_attr, DynamoIntakeStore,
+};
 use crate::ports::{CommitError, QuarantineWrite, QuarantinedSubmission, UsedChallenge};
 use crate::spam;
 use crate::{Page, StartKey};
@@ -111,32 +113,7 @@ pub(crate) fn quarantine_to_item(tenant: &TenantId, q: &QuarantinedSubmission) -
     put(&mut it, "form_id", s(q.form_id.as_str()));
     put(&mut it, "quarantine_id", s(&q.quarantine_id));
     put(&mut it, "received_at", timestamp(q.received_at));
-    put(
-        &mut it,
-        "fields",
-        AttributeValue::M(q.fields.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
-    );
-    put(
-        &mut it,
-        "consents",
-        AttributeValue::L(
-            q.consents
-                .iter()
-                .map(|c| {
-                    AttributeValue::M(HashMap::from([
-                        ("key".to_string(), s(&c.key)),
-                        ("version".to_string(), s(&c.version)),
-                        ("granted".to_string(), AttributeValue::Bool(c.granted)),
-                    ]))
-                })
-                .collect(),
-        ),
-    );
-    let t = &q.technical;
-    put_opt(&mut it, "ip", t.ip.clone());
-    put_opt(&mut it, "user_agent", t.user_agent.clone());
-    put_opt(&mut it, "referrer", t.referrer.clone());
-    put_opt(&mut it, "page_url", t.page_url.clone());
+    put_posted(&mut it, &q.fields, &q.consents, &q.technical);
     put_opt(&mut it, "email_bidx", q.email_bidx.clone());
     put_opt(&mut it, "phone_bidx", q.phone_bidx.clone());
     put_opt(
