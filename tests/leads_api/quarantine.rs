@@ -389,6 +389,12 @@ async fn the_tenants_blocklists_apply_to_all_its_forms_and_no_other_tenants() {
     for bad in [
         json!({"blocked_email_domains": ["not a domain"], "blocked_words": []}),
         json!({"blocked_email_domains": [], "blocked_words": [""]}),
+        // What docs/openapi.yaml's patterns refuse is refused, not normalised.
+        json!({"blocked_email_domains": ["spam..example"], "blocked_words": []}),
+        json!({"blocked_email_domains": [" spam.example"], "blocked_words": []}),
+        json!({"blocked_email_domains": ["@@spam.example"], "blocked_words": []}),
+        json!({"blocked_email_domains": [], "blocked_words": [format!("a{}b", " ".repeat(60))]}),
+        json!({"blocked_email_domains": [], "blocked_words": ["tab\there"]}),
         json!({"blocked_email_domains": []}),
         json!({"blocked_email_domains": [], "blocked_words": [], "other": 1}),
     ] {

@@ -35,15 +35,56 @@ pub async fn get(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     Ok(ok(to_json(&lists)))
 }
 
+/// A domain exactly as docs/openapi.yaml states it (`^@?label(.label)+$`, at most 253
+/// characters): no surrounding spaces, no empty label. `rules::domain_list` then normalises.
+fn is_domain_as_documented(d: &str) -> bool {
+    let bare = d.strip_prefix('@').unwrap_or(d);
+    d.len() <= 253
+        && bare.split('.').count() >= 2
+        && bare
+            .split('.')
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+/// A word exactly as documented: at most 50 characters as given (before spaces are folded),
+/// no control character (a tab or a line break included, which folding would hide).
+fn is_word_as_documented(w: &str) -> bool {
+    w.chars().count() <= 50 && !w.chars().any(char::is_control)
+}
+
 pub async fn put(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, AppError> {
     ctx.query.allow(&[])?;
     let body: ListsBody = json_body(req)?;
     let mut errors = FieldErrors::new();
+    if !body
+        .blocked_email_domains
+        .iter()
+        .all(|d| is_domain_as_documented(d))
+    {
+        errors.insert(
+            "blocked_email_domains".into(),
+            "must list domain names such as example.com".into(),
+        );
+    }
+    if !body.blocked_words.iter().all(|w| is_word_as_documented(w)) {
+        errors.insert(
+            "blocked_words".into(),
+            "must list words of 1 to 50 characters".into(),
+        );
+    }
     let blocked_email_domains = rules::domain_list(&body.blocked_email_domains)
-        .map_err(|m| errors.insert("blocked_email_domains".into(), m.into()))
+        .map_err(|m| {
+            errors
+                .entry("blocked_email_domains".into())
+                .or_insert_with(|| m.into())
+        })
         .unwrap_or_default();
     let blocked_words = rules::word_list(&body.blocked_words)
-        .map_err(|m| errors.insert("blocked_words".into(), m.into()))
+        .map_err(|m| {
+            errors
+                .entry("blocked_words".into())
+                .or_insert_with(|| m.into())
+        })
         .unwrap_or_default();
     if !errors.is_empty() {
         return Err(AppError::invalid_fields(errors));
