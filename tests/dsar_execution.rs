@@ -2589,3 +2589,75 @@ async fn a_subjects_quarantined_submissions_are_in_their_access_export_and_go_wi
     assert_eq!(out.counts.get("quarantined_submission"), None);
     assert_all_declared(w).await;
 }
+
+/// A request the tenant filed by phone finds the quarantined posts made with that phone and no
+/// email (the ownership rule of a lead's submissions): not a post that carried an email next
+/// to the same phone, which is that email's person's.
+#[tokio::test]
+async fn a_request_by_phone_finds_the_phone_only_quarantined_posts_and_no_others() {
+    let f = fx().await;
+    let w = &f.w;
+    let staff = "staff@tenant-a.example";
+    let pat = "+40722000555";
+    let mut form = infra::seed::demo_form(
+        &w.tenant,
+        &FormId::parse("form-phone-q").unwrap(),
+        WEB_ORIGIN,
+    );
+    for field in &mut form.fields {
+        if field.name == "email" {
+            field.required = false;
+        }
+    }
+    form.spam.blocked_words = vec!["casino".into()];
+    w.put_tenant(&w.tenant, TenantStatus::Active, &form)
+        .await
+        .unwrap();
+    let post = |body: Value| async move {
+        let mut e = json_submission(&body);
+        e["rawPath"] = json!("/v1/forms/form-phone-q/submissions");
+        e["requestContext"]["http"]["path"] = json!("/v1/forms/form-phone-q/submissions");
+        e["pathParameters"]["formId"] = json!("form-phone-q");
+        let resp = lead_intake::handle(&w.intake(None), request(&e)).await;
+        assert_eq!(resp.status(), 201);
+    };
+    post(phone_body(pat, "Pat", "pat's casino post")).await;
+    post(json!({"email": "eve.q@example.com", "phone": pat, "message": "eve's casino post"})).await;
+    assert_eq!(submissions(w).await, 0, "both quarantined");
+    assert_eq!(quarantined(w).await.len(), 2);
+
+    let j = phone_job(&f, &w.tenant, JobKind::Access, pat, staff);
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(
+        out.counts.get("quarantined_submission"),
+        Some(&1),
+        "{:?}",
+        out.counts
+    );
+    let doc = download_json(w, links(w, staff).last().unwrap()).await;
+    let text = doc.to_string();
+    assert!(
+        text.contains("pat's casino post") && !text.contains("eve's") && !text.contains("eve.q"),
+        "{text}"
+    );
+
+    let j = phone_job(
+        &f,
+        &w.tenant,
+        JobKind::Erasure {
+            suppress_phone: false,
+        },
+        pat,
+        staff,
+    );
+    let out = completed(f.worker.run(&j, &Unlimited).await.unwrap());
+    assert_eq!(
+        out.counts.get("quarantined_submission"),
+        Some(&1),
+        "{:?}",
+        out.counts
+    );
+    let left = quarantined(w).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].1, "eve.q@example.com");
+}
