@@ -288,7 +288,12 @@ async fn a_capped_forms_submission_costs_the_same_two_requests() {
 async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_item() {
     let w = world().await;
     let (meter, intake) = warm(&w).await;
+    // The challenge: the form, and the form's quarantined posts of the last windows (its
+    // difficulty under attack): two small reads, whatever the number of quarantined posts.
+    meter.reset();
     let (_, challenge) = intake.challenge(&w.form.form_id).await.unwrap();
+    let issuing = meter.usage(&w.clients.dynamo).await.expect("metering");
+    assert_eq!(issuing.operations, ["GetItem", "Query"], "{issuing:#?}");
     let pow = shared_leads::spam::pow::solve(&challenge).unwrap().encode();
     w.clock.advance(time::Duration::seconds(10));
     let mut body: serde_json::Value = serde_json::from_str(
