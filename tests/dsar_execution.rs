@@ -2577,6 +2577,16 @@ async fn a_subjects_quarantined_submissions_are_in_their_access_export_and_go_wi
     assert!(!after
         .iter()
         .any(|(pk, e)| e == x && pk.contains(&format!("TENANT#{}#", w.tenant))));
+    // As for a lead, the erased address is suppressed in this tenant: its next post is neither
+    // a lead nor quarantined (the certificate's promise holds for someone who had no lead).
+    submit_quietly(
+        w,
+        json!({"email": x, "name": "Xena Q", "message": "again"}),
+        "q3",
+    )
+    .await;
+    assert_eq!(quarantined(w).await.len(), 2, "suppressed: nothing stored");
+    assert_eq!(submissions(w).await, 0);
     // Repeated (a retried invocation of a new job): nothing more to erase, no failure.
     let j = job(
         tenant_scope(&w.tenant),
