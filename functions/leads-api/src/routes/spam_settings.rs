@@ -35,11 +35,18 @@ pub async fn get(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
     Ok(ok(to_json(&lists)))
 }
 
+/// What a JSON Schema `pattern` ending in `$` matches before: the end, or a final line break
+/// (ECMA and Python regexes alike), so a value may carry one.
+fn before_final_newline(v: &str) -> &str {
+    v.strip_suffix('\n').unwrap_or(v)
+}
+
 /// A domain exactly as docs/openapi.yaml states it (`^@?label(.label)+$`, at most 253
 /// characters): no surrounding spaces, no empty label. `rules::domain_list` then normalises.
 fn is_domain_as_documented(d: &str) -> bool {
-    let bare = d.strip_prefix('@').unwrap_or(d);
-    d.len() <= 253
+    let core = before_final_newline(d);
+    let bare = core.strip_prefix('@').unwrap_or(core);
+    d.chars().count() <= 253
         && bare.split('.').count() >= 2
         && bare
             .split('.')
@@ -47,9 +54,40 @@ fn is_domain_as_documented(d: &str) -> bool {
 }
 
 /// A word exactly as documented: at most 50 characters as given (before spaces are folded),
-/// no control character (a tab or a line break included, which folding would hide).
+/// no control character (a tab or a line break inside included, which folding would hide).
 fn is_word_as_documented(w: &str) -> bool {
-    w.chars().count() <= 50 && !w.chars().any(char::is_control)
+    w.chars().count() <= 50 && !before_final_newline(w).chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_taken_exactly_as_the_documented_patterns_take_them() {
+        for ok in ["example.com", "@example.com", "a-b.c-d.e", "example.com\n"] {
+            assert!(is_domain_as_documented(ok), "{ok:?}");
+        }
+        for bad in [
+            " example.com",
+            "@@example.com",
+            "a..b",
+            "example",
+            "example.com.",
+            ".a.b",
+            "a.b\n\n",
+            "a.b\r\n",
+        ] {
+            assert!(!is_domain_as_documented(bad), "{bad:?}");
+        }
+        for ok in ["casino", "cheap  pills", "pills\n", "é"] {
+            assert!(is_word_as_documented(ok), "{ok:?}");
+        }
+        let long = "a".repeat(51);
+        for bad in ["tab\there", "a\nb", "x\r", long.as_str()] {
+            assert!(!is_word_as_documented(bad), "{bad:?}");
+        }
+    }
 }
 
 pub async fn put(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, AppError> {
