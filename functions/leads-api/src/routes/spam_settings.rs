@@ -59,37 +59,6 @@ fn is_word_as_documented(w: &str) -> bool {
     w.chars().count() <= 50 && !before_final_newline(w).chars().any(char::is_control)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn values_are_taken_exactly_as_the_documented_patterns_take_them() {
-        for ok in ["example.com", "@example.com", "a-b.c-d.e", "example.com\n"] {
-            assert!(is_domain_as_documented(ok), "{ok:?}");
-        }
-        for bad in [
-            " example.com",
-            "@@example.com",
-            "a..b",
-            "example",
-            "example.com.",
-            ".a.b",
-            "a.b\n\n",
-            "a.b\r\n",
-        ] {
-            assert!(!is_domain_as_documented(bad), "{bad:?}");
-        }
-        for ok in ["casino", "cheap  pills", "pills\n", "é"] {
-            assert!(is_word_as_documented(ok), "{ok:?}");
-        }
-        let long = "a".repeat(51);
-        for bad in ["tab\there", "a\nb", "x\r", long.as_str()] {
-            assert!(!is_word_as_documented(bad), "{bad:?}");
-        }
-    }
-}
-
 pub async fn put(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, AppError> {
     ctx.query.allow(&[])?;
     let body: ListsBody = json_body(req)?;
@@ -149,4 +118,35 @@ pub async fn put(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, 
         "tenant spam lists replaced"
     );
     Ok(ok(to_json(&lists)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_taken_exactly_as_the_documented_patterns_take_them() {
+        for ok in ["example.com", "@example.com", "a-b.c-d.e", "example.com\n"] {
+            assert!(is_domain_as_documented(ok), "{ok:?}");
+        }
+        for bad in [
+            " example.com",
+            "@@example.com",
+            "a..b",
+            "example",
+            "example.com.",
+            ".a.b",
+            "a.b\n\n",
+            "a.b\r\n",
+        ] {
+            assert!(!is_domain_as_documented(bad), "{bad:?}");
+        }
+        for ok in ["casino", "cheap  pills", "pills\n", "é"] {
+            assert!(is_word_as_documented(ok), "{ok:?}");
+        }
+        let long = "a".repeat(51);
+        for bad in ["tab\there", "a\nb", "x\r", long.as_str()] {
+            assert!(!is_word_as_documented(bad), "{bad:?}");
+        }
+    }
 }
