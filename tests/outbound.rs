@@ -1401,6 +1401,102 @@ async fn a_digest_counts_the_period_and_is_sent_once_even_when_the_run_is_retrie
     assert_eq!(status, 404);
 }
 
+/// Fails every email to the addresses in `failing` (as an SES outage would) and sends the others
+/// through `inner`.
+struct Flaky<M> {
+    inner: M,
+    failing: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+impl<M: shared_mail::Mailer> shared_mail::Mailer for Flaky<M> {
+    async fn send(&self, email: &shared_mail::OutgoingEmail) -> anyhow::Result<()> {
+        if self.failing.lock().unwrap().contains(&email.to) {
+            anyhow::bail!("ServiceUnavailable: SES is down (test)");
+        }
+        self.inner.send(email).await
+    }
+}
+
+#[tokio::test]
+async fn a_digest_whose_email_fails_is_sent_by_a_later_run_once_to_each_recipient() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (owner, owner_token) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "flaky-owner")
+            .await;
+    let (admin, _) =
+        o.w.member(&auth, &o.w.tenant, Role::Admin, "flaky-admin")
+            .await;
+    let api = o.webhooks_app(&sink, &[]).await;
+    let body = json!({"enabled": true, "mode": "hourly",
+        "recipients": [owner.user_id.as_str(), admin.user_id.as_str()]});
+    let (status, set) = call(
+        &api,
+        "PUT",
+        "/v1/forms/demo-contact/notifications",
+        Some(body),
+        &owner_token,
+    )
+    .await;
+    assert_eq!(status, 200, "{set}");
+    o.w.clock.set(time::macros::datetime!(2026-12-03 10:20 UTC));
+    o.submit("f1@example.com").await;
+    o.submit("f2@example.com").await;
+    o.run_stream().await;
+
+    let Outbound { w, app, .. } = o;
+    let failing = Arc::new(Mutex::new(std::collections::HashSet::from([admin
+        .email
+        .as_str()
+        .to_string()])));
+    let app = outbound::App {
+        mailer: Flaky {
+            inner: app.mailer,
+            failing: failing.clone(),
+        },
+        dynamo: app.dynamo,
+        sqs: app.sqs,
+        tenants_table: app.tenants_table,
+        ops_table: app.ops_table,
+        retry_queue_url: app.retry_queue_url,
+        deliverer: app.deliverer,
+        clock: app.clock,
+        jitter: app.jitter,
+        app_base_url: app.app_base_url,
+    };
+    let mails = |who: &str| w.emails_to(who).len();
+
+    // The hour ended; SES refuses the admin's email. Two runs at once (a retry beside the
+    // scheduled one): the owner gets the digest once, the admin's stays due.
+    w.clock.set(time::macros::datetime!(2026-12-03 11:05 UTC));
+    let (a, b) = tokio::join!(outbound::digests(&app), outbound::digests(&app));
+    assert!(
+        a.is_err() || b.is_err(),
+        "a failed email fails the run: {a:?} {b:?}"
+    );
+    assert_eq!(mails(owner.email.as_str()), 1);
+    assert_eq!(mails(admin.email.as_str()), 0);
+
+    // SES is back; the next hour's runs (two at once again) send the admin the 10:00 digest,
+    // and the owner nothing more.
+    failing.lock().unwrap().clear();
+    w.clock.set(time::macros::datetime!(2026-12-03 12:05 UTC));
+    let (a, b) = tokio::join!(outbound::digests(&app), outbound::digests(&app));
+    assert_eq!(a.unwrap() + b.unwrap(), 1, "one email: the admin's");
+    let admin_mails = w.emails_to(admin.email.as_str());
+    assert_eq!(admin_mails.len(), 1, "the digest was not lost");
+    assert_eq!(
+        admin_mails[0].subject,
+        "2 new submissions on your form demo-contact"
+    );
+    assert_eq!(mails(owner.email.as_str()), 1, "nobody gets it twice");
+    // Done: later runs send nothing.
+    w.clock.set(time::macros::datetime!(2026-12-03 13:05 UTC));
+    assert_eq!(outbound::digests(&app).await.unwrap(), 0);
+    assert_eq!(mails(admin.email.as_str()) + mails(owner.email.as_str()), 2);
+}
+
 // ---------------------------------------------------------------- the local stack's poller
 
 /// A stand-in for `cargo lambda watch`'s Invoke API serving `outbound`: each invocation runs the

@@ -433,45 +433,68 @@ async fn notify_submission<M: Mailer>(app: &App<M>, e: &Event) -> anyhow::Result
     Ok(())
 }
 
-/// The scheduled run: the digests of the hour and the day that ended, each sent once.
+/// The scheduled run: the digests of the periods that ended (within the lookback) and are not
+/// sent yet. Each recipient gets a digest once; an email that fails leaves the digest due for a
+/// later run, and the run answers an error after trying the others (the schedule's retry, or the
+/// next hour, sends the rest). The answer is how many emails were sent.
 pub async fn digests<M: Mailer>(app: &App<M>) -> anyhow::Result<usize> {
     let now = app.clock.now();
     let mut sent = 0;
+    let mut failed = 0;
     for period in notify::ended_periods(now) {
         for (tenant, form) in notify::due(&app.dynamo, &app.ops_table, &period).await? {
-            let Some(count) = notify::claim_digest(
-                &app.dynamo,
-                &app.ops_table,
-                &tenant,
-                &form,
-                &period,
-                &rfc3339(now),
-            )
-            .await?
-            else {
-                continue;
-            };
-            if count == 0 {
-                continue;
-            }
-            let st = notify::settings(&app.dynamo, &app.tenants_table, &tenant, &form).await?;
-            if !st.enabled {
-                continue;
-            }
-            let members = notify::members(&app.dynamo, &app.tenants_table, &tenant).await?;
-            let (subject, text) = notify::digest_text(&app.app_base_url, &form, count, &period);
-            for m in notify::recipients(&st, &members) {
-                // Claimed already: a failure here is logged and not retried (at most once).
-                if shared_mail::send(&app.mailer, &shared_mail::email(&m.email, &subject, &text))
-                    .await
-                    .is_ok()
-                {
-                    sent += 1;
+            match send_digest(app, &tenant, &form, &period).await {
+                Ok(n) => sent += n,
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(tenant_id = %tenant, form_id = %form, period = %period, error = %format!("{e:#}"), "digest not sent; left due for the next run");
                 }
             }
-            tracing::info!(tenant_id = %tenant, form_id = %form, period = %period, count, "digest sent");
         }
     }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} digest(s) not sent ({sent} emails sent); left due for the next run"
+        );
+    }
+    Ok(sent)
+}
+
+/// One form's digest of one period: leased, sent to each recipient still missing it, marked
+/// sent when everyone has it.
+async fn send_digest<M: Mailer>(
+    app: &App<M>,
+    tenant: &TenantId,
+    form: &str,
+    period: &str,
+) -> anyhow::Result<usize> {
+    let now = app.clock.now();
+    let (db, ops) = (&app.dynamo, app.ops_table.as_str());
+    let Some(lease) =
+        notify::lease_digest(db, ops, tenant, form, period, now.unix_timestamp()).await?
+    else {
+        return Ok(0);
+    };
+    let st = notify::settings(db, &app.tenants_table, tenant, form).await?;
+    let mut sent = 0;
+    if lease.count > 0 && st.enabled {
+        let members = notify::members(db, &app.tenants_table, tenant).await?;
+        let (subject, text) = notify::digest_text(&app.app_base_url, form, lease.count, period);
+        for m in notify::recipients(&st, &members) {
+            if lease.sent_to.contains(&m.user_id) {
+                continue;
+            }
+            let email = shared_mail::email(&m.email, &subject, &text);
+            if let Err(e) = shared_mail::send(&app.mailer, &email).await {
+                notify::release_digest(db, ops, tenant, form, period).await?;
+                return Err(e.context(format!("digest to user {}", m.user_id)));
+            }
+            notify::digest_sent_to(db, ops, tenant, form, period, &m.user_id).await?;
+            sent += 1;
+        }
+        tracing::info!(tenant_id = %tenant, form_id = %form, period = %period, count = lease.count, emails = sent, "digest sent");
+    }
+    notify::finish_digest(db, ops, tenant, form, period, &rfc3339(now)).await?;
     Ok(sent)
 }
 
