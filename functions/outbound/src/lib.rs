@@ -480,17 +480,23 @@ async fn send_digest<M: Mailer>(
     if lease.count > 0 && st.enabled {
         let members = notify::members(db, &app.tenants_table, tenant).await?;
         let (subject, text) = notify::digest_text(&app.app_base_url, form, lease.count, period);
+        let mut failed = None;
         for m in notify::recipients(&st, &members) {
             if lease.sent_to.contains(&m.user_id) {
                 continue;
             }
             let email = shared_mail::email(&m.email, &subject, &text);
-            if let Err(e) = shared_mail::send(&app.mailer, &email).await {
-                notify::release_digest(db, ops, tenant, form, period).await?;
-                return Err(e.context(format!("digest to user {}", m.user_id)));
+            match shared_mail::send(&app.mailer, &email).await {
+                Ok(()) => {
+                    notify::digest_sent_to(db, ops, tenant, form, period, &m.user_id).await?;
+                    sent += 1;
+                }
+                Err(e) => failed = Some(e.context(format!("digest to user {}", m.user_id))),
             }
-            notify::digest_sent_to(db, ops, tenant, form, period, &m.user_id).await?;
-            sent += 1;
+        }
+        if let Some(e) = failed {
+            notify::release_digest(db, ops, tenant, form, period).await?;
+            return Err(e);
         }
         tracing::info!(tenant_id = %tenant, form_id = %form, period = %period, count = lease.count, emails = sent, "digest sent");
     }

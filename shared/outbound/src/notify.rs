@@ -167,41 +167,28 @@ pub async fn members(
     tenants_table: &str,
     t: &TenantId,
 ) -> anyhow::Result<Vec<Member>> {
-    let mut out = vec![];
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(tenants_table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
-            .expression_attribute_values(":pk", s(format!("TENANT#{t}")))
-            .expression_attribute_values(":u", s("USER#"))
-            .projection_expression("user_id, email, #r, email_verified, marketing_opt_out")
-            .expression_attribute_names("#r", "role")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .context("Query members")?;
-        for it in page.items() {
+    let q = client
+        .query()
+        .table_name(tenants_table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
+        .expression_attribute_values(":pk", s(format!("TENANT#{t}")))
+        .expression_attribute_values(":u", s("USER#"))
+        .projection_expression("user_id, email, #r, email_verified, marketing_opt_out")
+        .expression_attribute_names("#r", "role");
+    let items = crate::dynamo::query_items(q, usize::MAX, "Query members").await?;
+    Ok(items
+        .iter()
+        .filter_map(|it| {
             let text = |n: &str| it.get(n).and_then(|v| v.as_s().ok()).cloned();
             let flag = |n: &str| matches!(it.get(n), Some(AttributeValue::Bool(true)));
-            if let (Some(user_id), Some(email), Some(role)) =
-                (text("user_id"), text("email"), text("role"))
-            {
-                out.push(Member {
-                    user_id,
-                    email,
-                    role,
-                    reachable: flag("email_verified") && !flag("marketing_opt_out"),
-                });
-            }
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
-    Ok(out)
+            Some(Member {
+                user_id: text("user_id")?,
+                email: text("email")?,
+                role: text("role")?,
+                reachable: flag("email_verified") && !flag("marketing_opt_out"),
+            })
+        })
+        .collect())
 }
 
 /// Who a form's notification goes to: the chosen members, or the owners; only reachable ones.
