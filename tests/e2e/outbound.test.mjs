@@ -4,7 +4,7 @@
 // not the project's code), a failing sink is retried and a replay delivers again, and a
 // data-subject erasure filed and approved through the API reaches the sink as `lead.erased`.
 //
-// Environment (from run.sh): API_BASE, SINK_BASE, FORM_ID, DEMO_EMAIL, DEMO_PASSWORD.
+// Environment (from run.sh): API_BASE, SINK_BASE, AWS_ENDPOINT, FORM_ID, DEMO_EMAIL, DEMO_PASSWORD.
 // Ends with a plain "N passed, N failed" line; exits non-zero when anything failed.
 
 import { createHmac, timingSafeEqual } from "node:crypto";
@@ -18,6 +18,7 @@ const env = (name) => {
 const API_BASE = env("API_BASE");
 const SINK_BASE = env("SINK_BASE");
 const FORM_ID = env("FORM_ID");
+const AWS_ENDPOINT = env("AWS_ENDPOINT");
 const run = Date.now().toString(36);
 
 function assert(condition, message) {
@@ -78,6 +79,16 @@ function verifySignature(header, body, secret) {
     });
 }
 
+/** The emails the emulator's SES accepted (moto's data view; it answers 500 while a table is written, so retried). */
+async function sentEmails() {
+  for (let attempt = 0; ; attempt++) {
+    const response = await fetch(`${AWS_ENDPOINT}/moto-api/data.json`);
+    if (response.ok) return ((await response.json()).ses?.Message ?? []);
+    if (attempt >= 8) throw new Error(`the emulator's data view answered ${response.status}`);
+    await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+  }
+}
+
 const received = async () => (await sink("/_sink/deliveries")).items;
 const receivedEvent = async (type, pred = () => true) =>
   (await received()).find((d) => d.webhook_event === type && d.answered === 200 && pred(JSON.parse(d.body)));
@@ -128,6 +139,19 @@ test("a submission reaches the sink as submission.created, signed so that Node's
   assert(event.form_id === FORM_ID && event.data.submission_id === state.first.submission_id, delivery.body);
   assert(!delivery.body.includes("@example.com") && !delivery.body.includes("Hello from"), "the event carries ids, not answers");
   state.firstEventId = event.id;
+});
+
+test("the demo owner is emailed about the new lead, without what was submitted", async () => {
+  const mail = await eventually("the new-lead email", 30, async () =>
+    (await sentEmails()).find(
+      (m) =>
+        (m.destinations?.ToAddresses ?? []).includes(env("DEMO_EMAIL")) &&
+        m.subject === `New lead on your form ${FORM_ID}` &&
+        String(m.body).includes(state.first.lead_id),
+    ),
+  );
+  assert(!String(mail.body).includes("Hello from the outbound test"), "the email repeats the answers");
+  assert(!String(mail.body).includes(`outbound-${run}-1@`), "the email names the person");
 });
 
 test("a failing sink: the attempt is logged and retried with backoff, and delivered once the sink recovers", async () => {
