@@ -2,8 +2,9 @@
 # Browser end-to-end test: starts the whole local stack (infra/scripts/dev.sh) on free ports, so it
 # never collides with a running `make dev`, then drives the demo form in headless Chromium
 # (tests/e2e/demo_form.test.mjs), then the outbound channel through the same stack's API, stream
-# poller and webhook sink (tests/e2e/outbound.test.mjs). Everything it started is stopped on the
-# way out, pass or fail.
+# poller and webhook sink (tests/e2e/outbound.test.mjs), then self-serve billing through its Stripe
+# stand-in (tests/e2e/billing.test.mjs). Everything it started is stopped on the way out, pass or
+# fail.
 #
 # Installs what it needs when missing: Debian's chromium (needs root, as in CI) and playwright-core
 # from package-lock.json (it downloads no browser of its own).
@@ -57,10 +58,10 @@ export CHROMIUM="$chromium"
 export DEVSTACK="${CARGO_TARGET_DIR:-$root/target}/debug/devstack"
 
 # Each script in the background and waited for, so that SIGTERM/Ctrl-C reach the trap at once
-# rather than after the script finishes. The outbound script runs second: the browser test counts
-# what the emulator holds.
+# rather than after the script finishes. The browser test runs first: it counts what the emulator
+# holds.
 status=0
-for script in demo_form.test.mjs outbound.test.mjs; do
+for script in demo_form.test.mjs outbound.test.mjs billing.test.mjs; do
     log "running $e2e/$script"
     node "$e2e/$script" &
     node_pid=$!
