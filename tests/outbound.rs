@@ -32,6 +32,8 @@ struct Sink {
     port: u16,
     got: Arc<Mutex<Vec<Received>>>,
     status: Arc<Mutex<u16>>,
+    /// How long it takes to answer (a slow receiver).
+    delay: Arc<Mutex<std::time::Duration>>,
 }
 
 impl Sink {
@@ -42,6 +44,7 @@ impl Sink {
             port,
             got: Arc::default(),
             status: Arc::new(Mutex::new(200)),
+            delay: Arc::default(),
         };
         let s = sink.clone();
         tokio::spawn(async move {
@@ -91,6 +94,8 @@ impl Sink {
                         headers,
                         body,
                     });
+                    let delay = *s.delay.lock().unwrap();
+                    tokio::time::sleep(delay).await;
                     let status = *s.status.lock().unwrap();
                     let answer = format!(
                         "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nlocation: http://169.254.169.254/latest/meta-data/\r\nconnection: close\r\n\r\nok"
@@ -112,6 +117,10 @@ impl Sink {
 
     fn answer(&self, status: u16) {
         *self.status.lock().unwrap() = status;
+    }
+
+    fn answer_after(&self, delay: std::time::Duration) {
+        *self.delay.lock().unwrap() = delay;
     }
 }
 
@@ -184,6 +193,7 @@ async fn outbound(sink: &Sink, names: &[(&str, &str)]) -> Outbound {
             scope: shared_mail::unsubscribe::UnsubscribeScope::Platform,
         },
         app_base_url: config.app_base_url.clone(),
+        inline_budget: outbound::INLINE_BUDGET,
     };
     let stream = infra::streams::StreamReader::open(
         w.direct.streams.clone(),
@@ -557,6 +567,67 @@ async fn a_failing_endpoint_is_retried_with_backoff_for_a_day_then_marked_failin
 }
 
 // ---------------------------------------------------------------- server-side request forgery
+
+#[tokio::test]
+async fn a_slow_endpoint_holds_the_stream_no_longer_than_the_inline_budget() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    o.app.inline_budget = std::time::Duration::from_secs(1);
+    o.register(&sink.url(), "slow-secret", &[EventType::SubmissionCreated])
+        .await;
+    for i in 0..5 {
+        o.submit(&format!("slow{i}@example.com")).await;
+    }
+    // Each attempt takes 0.7 s: attempts start only while the batch is under its 1 s budget,
+    // so at most two run in the batch and the rest go to the retry queue at once.
+    sink.answer_after(std::time::Duration::from_millis(700));
+    let started = std::time::Instant::now();
+    let (report, _) = o.run_stream().await;
+    let held = started.elapsed();
+    assert_eq!(report.delivered + report.queued, 5, "{report:?}");
+    assert!(report.queued >= 3, "{report:?}");
+    assert_eq!(report.failed_attempts, 0);
+    assert!(
+        held < std::time::Duration::from_secs(5),
+        "five attempts one after another would hold it 3.5 s; it held {held:?}"
+    );
+    assert_eq!(
+        o.queued().await,
+        (report.queued as i64, 0),
+        "due at once, not delayed"
+    );
+
+    // The queue's batch attempts them (as the mapping hands it over): each event once.
+    sink.answer_after(std::time::Duration::ZERO);
+    let messages =
+        o.w.direct
+            .sqs
+            .receive_message()
+            .queue_url(&o.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+    let records: Vec<Value> = messages
+        .messages()
+        .iter()
+        .map(|m| json!({"eventSource": "aws:sqs", "messageId": m.message_id(), "body": m.body()}))
+        .collect();
+    assert_eq!(records.len(), report.queued);
+    let answer = outbound::handle(&o.app, &json!({ "Records": records }))
+        .await
+        .unwrap();
+    assert_eq!(answer["batchItemFailures"], json!([]));
+    let mut ids: Vec<String> = sink
+        .received()
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "every event delivered");
+    assert_eq!(sink.received().len(), 5, "and each once");
+}
 
 #[tokio::test]
 async fn deliveries_never_reach_private_loopback_or_metadata_addresses() {
@@ -1464,6 +1535,7 @@ async fn a_digest_whose_email_fails_is_sent_by_a_later_run_once_to_each_recipien
         clock: app.clock,
         jitter: app.jitter,
         app_base_url: app.app_base_url,
+        inline_budget: app.inline_budget,
     };
     let mails = |who: &str| w.emails_to(who).len();
 

@@ -6,7 +6,8 @@
 //!   in the partial batch response, `batchItemFailures`, so the batch resumes from it): each
 //!   record's events ([`shared_outbound::events::events_of`]) go to every endpoint of the tenant
 //!   that wants them. A delivery is created once per endpoint and event (its key is the event
-//!   id), then attempted at once;
+//!   id), then attempted at once while the batch is within its inline budget, or else queued
+//!   due at once (a slow endpoint never holds the stream for long);
 //! - the retry queue (SQS): a failed attempt is re-enqueued with the next wait of
 //!   [`shared_outbound::retry`] (exponential, jittered; a wait longer than SQS's 15-minute
 //!   delay hops through the queue), for 24 hours, after which the delivery is `failed` and the
@@ -53,7 +54,15 @@ pub struct App<M = shared_mail::WithUnsubscribe<shared_mail::SesMailer>> {
     pub mailer: M,
     /// The web app's site: notifications link to the lead there.
     pub app_base_url: String,
+    /// How long a stream batch may spend on first attempts ([`INLINE_BUDGET`] deployed): past
+    /// it, the batch's other deliveries go to the retry queue at once, so a tenant's slow
+    /// endpoint never holds the stream (and the other tenants' events) for long.
+    pub inline_budget: Duration,
 }
+
+/// A stream batch's time for first attempts. Each attempt is bounded to 10 s, so a batch takes
+/// at most this plus one attempt, whatever its size and its endpoints.
+pub const INLINE_BUDGET: Duration = Duration::from_secs(5);
 
 /// A retry, as queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +120,8 @@ pub struct BatchReport {
     pub events: Vec<(String, String)>,
     pub delivered: usize,
     pub failed_attempts: usize,
+    /// First attempts handed to the retry queue because the batch spent its inline budget.
+    pub queued: usize,
 }
 
 async fn stream_batch<M: Mailer>(app: &App<M>, event: &Value) -> anyhow::Result<Value> {
@@ -120,6 +131,7 @@ async fn stream_batch<M: Mailer>(app: &App<M>, event: &Value) -> anyhow::Result<
         events = report.events.len(),
         delivered = report.delivered,
         failed_attempts = report.failed_attempts,
+        queued = report.queued,
         "stream batch handled"
     );
     let failures: Vec<Value> = failure
@@ -137,6 +149,7 @@ pub async fn process_stream<M: Mailer>(
 ) -> (BatchReport, Option<String>) {
     let mut report = BatchReport::default();
     let mut endpoints: HashMap<TenantId, Vec<Endpoint>> = HashMap::new();
+    let started = std::time::Instant::now();
     for (seq, record) in stream::records(event) {
         report.records += 1;
         let record = match record {
@@ -151,7 +164,7 @@ pub async fn process_stream<M: Mailer>(
             report
                 .events
                 .push((e.id.clone(), e.kind.as_str().to_string()));
-            if let Err(err) = fan_out(app, &e, &mut endpoints, &mut report).await {
+            if let Err(err) = fan_out(app, &e, &mut endpoints, &mut report, started).await {
                 tracing::error!(error = %format!("{err:#}"), event_id = %e.id, "event not handled; the batch resumes here");
                 return (report, seq);
             }
@@ -165,6 +178,7 @@ async fn fan_out<M: Mailer>(
     e: &Event,
     cache: &mut HashMap<TenantId, Vec<Endpoint>>,
     report: &mut BatchReport,
+    started: std::time::Instant,
 ) -> anyhow::Result<()> {
     if e.kind == EventType::SubmissionCreated {
         notify_submission(app, e).await?;
@@ -197,6 +211,18 @@ async fn fan_out<M: Mailer>(
                 _ => continue,
             }
         };
+        if started.elapsed() >= app.inline_budget {
+            // Attempted from the queue at once instead (as a retry that is due).
+            let r = Retry {
+                tenant: ep.tenant.clone(),
+                webhook_id: ep.id.clone(),
+                event_id: e.id.clone(),
+                not_before: now.unix_timestamp(),
+            };
+            enqueue(app, &r, Duration::ZERO).await?;
+            report.queued += 1;
+            continue;
+        }
         if attempt(app, ep, &e.id, e.kind.as_str(), &body, attempts, first).await? {
             report.delivered += 1;
         } else {
