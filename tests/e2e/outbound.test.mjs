@@ -1,8 +1,9 @@
 // The outbound channel through the local stack that tests/e2e/run.sh started (the `make dev`
 // stack: API, functions under cargo lambda watch, the stream poller, the webhook sink): the demo
 // owner registers the sink, a submission reaches it signed (checked here with Node's own HMAC,
-// not the project's code), a failing sink is retried and a replay delivers again, and a
-// data-subject erasure filed and approved through the API reaches the sink as `lead.erased`.
+// not the project's code), the scripted bot that demo_form.test.mjs quarantined is released by
+// the owner as a lead, a failing sink is retried and a replay delivers again, and a data-subject
+// erasure filed and approved through the API reaches the sink as `lead.erased`.
 //
 // Environment (from run.sh): API_BASE, SINK_BASE, AWS_ENDPOINT, FORM_ID, DEMO_EMAIL, DEMO_PASSWORD.
 // Ends with a plain "N passed, N failed" line; exits non-zero when anything failed.
@@ -152,6 +153,23 @@ test("the demo owner is emailed about the new lead, without what was submitted",
   );
   assert(!String(mail.body).includes("Hello from the outbound test"), "the email repeats the answers");
   assert(!String(mail.body).includes(`outbound-${run}-1@`), "the email names the person");
+});
+
+test("the scripted bot's quarantined post (demo_form.test.mjs) is listed with its reasons and released by the owner as a lead", async () => {
+  const listed = await call("GET", `/v1/forms/${FORM_ID}/quarantine`, { token: state.token });
+  assert(listed.status === 200, `the quarantine list got ${listed.status}`);
+  const bot = listed.json.items.find((q) => q.fields?.email === "bot@example.com");
+  assert(bot, `the bot's post is not in the quarantine: ${JSON.stringify(listed.json.items.map((q) => q.reasons))}`);
+  assert(bot.reasons.includes("too_fast") || bot.reasons.includes("pow_replayed"), JSON.stringify(bot.reasons));
+  const released = await call("POST", `/v1/forms/${FORM_ID}/quarantine/${bot.id}/release`, { token: state.token });
+  assert(released.status === 200, `release got ${released.status}: ${JSON.stringify(released.json)}`);
+  const lead = await call("GET", `/v1/leads/${released.json.lead_id}`, { token: state.token });
+  assert(lead.status === 200, `the released lead answers ${lead.status}`);
+  const again = await call("GET", `/v1/forms/${FORM_ID}/quarantine`, { token: state.token });
+  assert(!again.json.items.some((q) => q.id === bot.id), "a released post is still listed");
+  await eventually("the released submission at the sink", 30, () =>
+    receivedEvent("submission.created", (e) => e.data.lead_id === released.json.lead_id),
+  );
 });
 
 test("a failing sink: the attempt is logged and retried with backoff, and delivered once the sink recovers", async () => {
