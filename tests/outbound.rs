@@ -1569,6 +1569,207 @@ async fn a_digest_whose_email_fails_is_sent_by_a_later_run_once_to_each_recipien
     assert_eq!(mails(admin.email.as_str()) + mails(owner.email.as_str()), 2);
 }
 
+// ---------------------------------------------------------------- under injected faults
+
+/// The stream and the retry queue handled as Lambda's mappings hand them over, with the
+/// function's DynamoDB, SQS and SES calls through the fault proxy (35% faulted, every kind, the
+/// answer lost after the call applied included; `OUTBOUND_FAULT_RATE` and `OUTBOUND_FAULT_SEED`
+/// explore others): a batch that names a failed record is handed
+/// over again from that record, a queue message that fails is received again. In the end every
+/// event reached the endpoint (at least once), every delivery is `delivered`, and the owner was
+/// told of every new lead (at least once); nothing is lost.
+#[tokio::test]
+async fn under_injected_faults_every_event_is_delivered_and_every_lead_told() {
+    let sink = Sink::start().await;
+    let mut o = outbound(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (owner, _) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "faults-owner")
+            .await;
+    let ep = o
+        .register(
+            &sink.url(),
+            "faults-secret",
+            &[EventType::SubmissionCreated, EventType::LeadCreated],
+        )
+        .await;
+    let mut leads = vec![];
+    for i in 0..6 {
+        leads.push(
+            o.submit(&format!("faults{i}@example.com")).await["lead_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let records = o.stream.poll(1000).await.unwrap();
+    let expected: Vec<String> = records
+        .iter()
+        .flat_map(|r| {
+            shared_outbound::stream::records(&json!({ "Records": [r] }))
+                .into_iter()
+                .filter_map(|(_, rec)| rec.ok())
+                .flat_map(|rec| shared_outbound::events::events_of(&rec))
+                .filter(|e| {
+                    matches!(
+                        e.kind,
+                        EventType::SubmissionCreated | EventType::LeadCreated
+                    )
+                })
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        expected.len(),
+        12,
+        "a lead.created and a submission.created per lead"
+    );
+
+    let proxy = infra::faults::FaultProxy::start(
+        emulator_endpoint(),
+        0,
+        infra::faults::FaultPlan {
+            rate: std::env::var("OUTBOUND_FAULT_RATE")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0.35),
+            seed: std::env::var("OUTBOUND_FAULT_SEED")
+                .ok()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(3),
+            hang: std::time::Duration::from_millis(2_500),
+            ..infra::faults::FaultPlan::default()
+        },
+    )
+    .await
+    .unwrap();
+    let via = o.w.via(proxy.endpoint());
+    let env = infra::local::local_function_env(&via.template, "outbound", &via.endpoint).unwrap();
+    let api_base_url = env["API_BASE_URL"].clone();
+    let app = outbound::App {
+        dynamo: via.clients.dynamo.clone(),
+        sqs: via.clients.sqs.clone(),
+        mailer: shared_mail::WithUnsubscribe {
+            inner: via.platform_mailer("outbound").unwrap(),
+            key: via.key.clone(),
+            api_base_url,
+            scope: shared_mail::unsubscribe::UnsubscribeScope::Platform,
+        },
+        tenants_table: o.app.tenants_table.clone(),
+        ops_table: o.app.ops_table.clone(),
+        retry_queue_url: o.app.retry_queue_url.clone(),
+        deliverer: outbound::deliver::Deliverer::new(
+            shared_outbound::address::LocalSinks {
+                loopback_http_ports: vec![sink.port],
+            },
+            resolver(&[]),
+        )
+        .unwrap(),
+        clock: o.w.clock.clone(),
+        jitter: Arc::new(|| 0.5),
+        app_base_url: o.app.app_base_url.clone(),
+        inline_budget: outbound::INLINE_BUDGET,
+    };
+
+    // The stream mapping: the batch again from the record that failed, until none fails.
+    let mut from = 0;
+    let mut handovers = 0;
+    loop {
+        handovers += 1;
+        assert!(handovers < 60, "the stream never got through");
+        let (_, failed) =
+            outbound::process_stream(&app, &json!({ "Records": &records[from..] })).await;
+        let Some(seq) = failed else { break };
+        from = records
+            .iter()
+            .position(|r| r["dynamodb"]["SequenceNumber"].as_str() == Some(seq.as_str()))
+            .expect("the failed record is one of the batch");
+    }
+    // The queue mapping: what the batch queued (a failed attempt's retry), until it is empty;
+    // the clock moves past every retry's wait.
+    let mut rounds = 0;
+    loop {
+        o.w.clock.advance(time::Duration::hours(1));
+        let got =
+            o.w.direct
+                .sqs
+                .receive_message()
+                .queue_url(&o.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+        if got.messages().is_empty() {
+            let (visible, delayed) = o.queued().await;
+            if visible + delayed == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            continue;
+        }
+        rounds += 1;
+        assert!(rounds < 60, "the retry queue never drained");
+        for m in got.messages() {
+            let event = json!({"Records": [
+                {"eventSource": "aws:sqs", "messageId": m.message_id(), "body": m.body()}
+            ]});
+            let answer = outbound::handle(&app, &event).await.unwrap();
+            let receipt = m.receipt_handle().unwrap();
+            let queue = o.w.direct.sqs.clone();
+            if answer["batchItemFailures"] == json!([]) {
+                queue
+                    .delete_message()
+                    .queue_url(&o.queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await
+                    .unwrap();
+            } else {
+                // Received again (as after its visibility timeout).
+                queue
+                    .change_message_visibility()
+                    .queue_url(&o.queue_url)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(0)
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    let stats = proxy.stats();
+
+    let received: Vec<String> = sink
+        .received()
+        .iter()
+        .map(|r| r.headers["webhook-id"].clone())
+        .collect();
+    for id in &expected {
+        assert!(
+            received.contains(id),
+            "event {id} never reached the endpoint"
+        );
+        assert_eq!(o.delivery(&ep, id).await.state, "delivered", "{id}");
+    }
+    let mails = o.w.emails_to(owner.email.as_str());
+    for lead in &leads {
+        assert!(
+            mails.iter().any(|m| m.body.contains(lead.as_str())),
+            "the owner was never told of {lead}"
+        );
+    }
+    println!(
+        "faults[outbound]: {} stream handovers, {rounds} queue rounds; {} deliveries for {} events, {} emails for {} leads; proxy: {stats}",
+        handovers,
+        received.len(),
+        expected.len(),
+        mails.len(),
+        leads.len()
+    );
+    assert!(stats.total_injected() > 0);
+}
+
 // ---------------------------------------------------------------- the local stack's poller
 
 /// A stand-in for `cargo lambda watch`'s Invoke API serving `outbound`: each invocation runs the

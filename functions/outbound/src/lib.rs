@@ -406,8 +406,9 @@ pub async fn retry_one<M: Mailer>(app: &App<M>, r: &Retry) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A new submission's notification: at once to each recipient (claimed per event and
-/// recipient, so a retried record mails no one twice), or counted into the form's digest.
+/// A new submission's notification: at once to each recipient (recorded per event and
+/// recipient once sent, so a record handed over again mails no one twice), or counted into the
+/// form's digest.
 async fn notify_submission<M: Mailer>(app: &App<M>, e: &Event) -> anyhow::Result<()> {
     let Some(form) = e.form_id.as_deref() else {
         return Ok(());
@@ -436,24 +437,14 @@ async fn notify_submission<M: Mailer>(app: &App<M>, e: &Event) -> anyhow::Result
         notify::instant_text(&app.app_base_url, form, e.lead.as_str())
     };
     for m in notify::recipients(&st, &members) {
-        if !notify::claim_instant(
-            &app.dynamo,
-            &app.ops_table,
-            &e.tenant,
-            &e.id,
-            &m.user_id,
-            now.unix_timestamp(),
-        )
-        .await?
-        {
+        let (db, ops) = (&app.dynamo, app.ops_table.as_str());
+        if notify::instant_sent(db, ops, &e.tenant, &e.id, &m.user_id).await? {
             continue;
         }
         let email = shared_mail::email(&m.email, &subject, &text);
-        if let Err(err) = shared_mail::send(&app.mailer, &email).await {
-            notify::release_instant(&app.dynamo, &app.ops_table, &e.tenant, &e.id, &m.user_id)
-                .await?;
-            return Err(err);
-        }
+        shared_mail::send(&app.mailer, &email).await?;
+        notify::mark_instant_sent(db, ops, &e.tenant, &e.id, &m.user_id, now.unix_timestamp())
+            .await?;
         tracing::info!(tenant_id = %e.tenant, user_id = %m.user_id, event_id = %e.id, "new-lead notification sent");
     }
     Ok(())

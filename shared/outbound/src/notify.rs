@@ -15,7 +15,7 @@
 //! | item | table | pk | sk |
 //! |---|---|---|---|
 //! | settings | tenants | `TENANT#<t>` | `NOTIFY#<formId>` |
-//! | instant email claimed | ops | `TENANT#<t>#NOTIFYSENT#<eventId>` | `NOTIFYSENT#<userId>` (TTL 2 days) |
+//! | instant email sent | ops | `TENANT#<t>#NOTIFYSENT#<eventId>` | `NOTIFYSENT#<userId>` (TTL 2 days) |
 //! | digest of a period | ops | `TENANT#<t>#DIGEST#<formId>` | `H#<YYYY-MM-DDTHH>` / `D#<YYYY-MM-DD>` (TTL 3 days) |
 //! | periods due | ops | `DIGESTDUE#<period>` | `DIGESTDUE` (TTL 3 days) |
 
@@ -439,43 +439,60 @@ pub async fn release_digest(
     Ok(())
 }
 
-/// Claims the instant email of an event to one member: true the first time only.
-pub async fn claim_instant(
+fn instant_key(t: &TenantId, event_id: &str, user_id: &str) -> Item {
+    HashMap::from([
+        (
+            PK.to_string(),
+            s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")),
+        ),
+        (SK.to_string(), s(format!("NOTIFYSENT#{user_id}"))),
+    ])
+}
+
+/// Whether the instant email of an event went to one member already. A stream record is handled
+/// by one invocation at a time (a shard's batches run in order), so "not sent yet, send, record
+/// it" needs no claim: a record handed over again finds the emails it sent, and an email whose
+/// record was not written is sent again (at least once; twice only if a run stops between SES
+/// accepting it and [`mark_instant_sent`]). A claim written before the email would lose it
+/// whenever its write's answer was lost (the SDK's retry finds the claim and reads it as
+/// another's) or the email then failed.
+pub async fn instant_sent(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    event_id: &str,
+    user_id: &str,
+) -> anyhow::Result<bool> {
+    let out = client
+        .get_item()
+        .table_name(ops_table)
+        .set_key(Some(instant_key(t, event_id, user_id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .context("GetItem notification sent")?;
+    Ok(out.item().is_some())
+}
+
+/// Records that the instant email of an event went to one member (kept 2 days: longer than a
+/// stream record lives).
+pub async fn mark_instant_sent(
     client: &aws_sdk_dynamodb::Client,
     ops_table: &str,
     t: &TenantId,
     event_id: &str,
     user_id: &str,
     now_unix: i64,
-) -> anyhow::Result<bool> {
-    let r = client
+) -> anyhow::Result<()> {
+    let mut item = instant_key(t, event_id, user_id);
+    item.insert("expires_at".into(), n(now_unix + 2 * 86_400));
+    client
         .put_item()
         .table_name(ops_table)
-        .item(PK, s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")))
-        .item(SK, s(format!("NOTIFYSENT#{user_id}")))
-        .item("expires_at", n(now_unix + 2 * 86_400))
-        .condition_expression("attribute_not_exists(pk)")
-        .send()
-        .await;
-    Ok(shared_core::dynamo::unless_condition_failed(r, "PutItem notification claim")?.is_some())
-}
-
-/// Gives a claim back (the email could not be sent: the retried record tries again).
-pub async fn release_instant(
-    client: &aws_sdk_dynamodb::Client,
-    ops_table: &str,
-    t: &TenantId,
-    event_id: &str,
-    user_id: &str,
-) -> anyhow::Result<()> {
-    client
-        .delete_item()
-        .table_name(ops_table)
-        .key(PK, s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")))
-        .key(SK, s(format!("NOTIFYSENT#{user_id}")))
+        .set_item(Some(item))
         .send()
         .await
-        .context("DeleteItem notification claim")?;
+        .context("PutItem notification sent")?;
     Ok(())
 }
 
