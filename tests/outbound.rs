@@ -14,6 +14,7 @@ use shared_core::config::Env;
 use shared_core::domain::TenantId;
 use shared_outbound::dynamo::{self as store, Endpoint, EndpointStatus};
 use shared_outbound::events::EventType;
+use shared_privacy::inventory::{self, Table};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---------------------------------------------------------------- a local webhook receiver
@@ -928,6 +929,83 @@ async fn endpoints_are_managed_by_owners_and_admins_of_their_own_tenant_only() {
 }
 
 #[tokio::test]
+async fn the_endpoint_limit_holds_when_registrations_and_deletions_race() {
+    let sink = Sink::start().await;
+    let o = outbound(&sink, &[]).await;
+    let api = o.webhooks_app(&sink, &[]).await;
+    let auth = o.w.auth_app().await.unwrap();
+    let (_, owner) =
+        o.w.member(&auth, &o.w.tenant, Role::Owner, "wh-race-owner")
+            .await;
+    let body = json!({"url": sink.url(), "event_types": ["lead.created"]});
+    // Three registered one by one, then fifteen at once for the seven places left.
+    for _ in 0..3 {
+        let (status, e) = call(&api, "POST", "/v1/webhooks", Some(body.clone()), &owner).await;
+        assert_eq!(status, 201, "{e}");
+    }
+    let answers = join_all(
+        (0..15)
+            .map(|_| call(&api, "POST", "/v1/webhooks", Some(body.clone()), &owner))
+            .collect(),
+    )
+    .await;
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| *s != 201).collect();
+    assert_eq!(created, webhooks::MAX_ENDPOINTS - 3, "{answers:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(s, e)| *s == 409 && e["error"]["code"] == "webhook_limit_reached"),
+        "{refused:?}"
+    );
+    let (_, listed) = call(&api, "GET", "/v1/webhooks", None, &owner).await;
+    let ids: Vec<String> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), webhooks::MAX_ENDPOINTS);
+    // One endpoint deleted by three racing requests frees one place, not three.
+    let path = format!("/v1/webhooks/{}", ids[0]);
+    let deletes = join_all(
+        (0..3)
+            .map(|_| call(&api, "DELETE", &path, None, &owner))
+            .collect(),
+    )
+    .await;
+    let mut statuses: Vec<u16> = deletes.iter().map(|(s, _)| *s).collect();
+    statuses.sort();
+    assert_eq!(statuses, [204, 404, 404], "{deletes:?}");
+    let again = join_all(
+        (0..3)
+            .map(|_| call(&api, "POST", "/v1/webhooks", Some(body.clone()), &owner))
+            .collect(),
+    )
+    .await;
+    let mut statuses: Vec<u16> = again.iter().map(|(s, _)| *s).collect();
+    statuses.sort();
+    assert_eq!(statuses, [201, 409, 409], "{again:?}");
+    assert_declared(&o.w, "TenantsTable", Table::Tenants, "WEBHOOK").await;
+}
+
+/// Every attribute of `table`'s items whose sort key starts with `sk_prefix` is declared in the
+/// data inventory.
+async fn assert_declared(w: &World, table: &str, t: Table, sk_prefix: &str) {
+    let items = w.items_with_sk_prefix(table, sk_prefix).await;
+    assert!(!items.is_empty(), "no {sk_prefix} item in {table}");
+    for it in items {
+        let sk = it["sk"].as_s().unwrap().to_string();
+        for name in it.keys() {
+            assert!(
+                inventory::declaration(t, &sk, name).is_some(),
+                "{table} {sk} {name} is not in the data inventory"
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn registration_refuses_what_is_not_a_public_https_endpoint() {
     let sink = Sink::start().await;
     let o = outbound(&sink, &[]).await;
@@ -1567,6 +1645,7 @@ async fn a_digest_whose_email_fails_is_sent_by_a_later_run_once_to_each_recipien
     w.clock.set(time::macros::datetime!(2026-12-03 13:05 UTC));
     assert_eq!(outbound::digests(&app).await.unwrap(), 0);
     assert_eq!(mails(admin.email.as_str()) + mails(owner.email.as_str()), 2);
+    assert_declared(&w, "OpsTable", Table::Ops, "H#").await;
 }
 
 // ---------------------------------------------------------------- under injected faults

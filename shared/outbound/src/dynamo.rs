@@ -29,6 +29,15 @@ pub fn webhook_key(t: &TenantId, webhook_id: &str) -> Key {
     }
 }
 
+/// The tenant's count of endpoints (attribute `n`), changed in the same transaction as each
+/// endpoint created or deleted, so the limit holds however many requests race.
+pub fn webhook_count_key(t: &TenantId) -> Key {
+    Key {
+        pk: format!("TENANT#{t}"),
+        sk: "WEBHOOKCOUNT".into(),
+    }
+}
+
 pub fn webhooks_prefix() -> &'static str {
     "WEBHOOK#"
 }
