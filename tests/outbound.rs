@@ -1955,11 +1955,18 @@ async fn the_local_poller_carries_a_submission_from_the_stream_to_a_signed_deliv
 
     // A replay goes through the retry queue, which the poller reads too.
     let event_id = got[0].headers["webhook-id"].clone();
-    let d = store::delivery(&w.direct.dynamo, &ops_table, &w.tenant, &ep.id, &event_id)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(d.state, "delivered");
+    // The sink answered before the function recorded the attempt: wait for the record.
+    let mut d = None;
+    for _ in 0..100 {
+        d = store::delivery(&w.direct.dynamo, &ops_table, &w.tenant, &ep.id, &event_id)
+            .await
+            .unwrap();
+        if d.as_ref().is_some_and(|d| d.state == "delivered") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(d.expect("the delivery").state, "delivered");
     let resp = webhooks::handle(
         &api,
         api_event(
