@@ -280,13 +280,20 @@ async fn a_capped_forms_submission_costs_the_same_two_requests() {
 
 /// A submission with a solved challenge: still one read and one transaction; the challenge's
 /// guard is a fourth item of that transaction. A quarantined one is one read and one
-/// transaction of two items: the record and the usage counter (the minute's rate counts only;
-/// no lead, no quota count), its guard a third.
+/// transaction of three items: the record, the usage counter (the minute's rate counts only;
+/// no lead, no quota count) and the form's count of quarantined posts in the current window
+/// (what raises its challenges' difficulty under attack), its guard a fourth; the record is in
+/// two indexes of the ops table.
 #[tokio::test]
 async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_item() {
     let w = world().await;
     let (meter, intake) = warm(&w).await;
+    // The challenge: the form, and the form's quarantined posts of the last windows (its
+    // difficulty under attack): two small reads, whatever the number of quarantined posts.
+    meter.reset();
     let (_, challenge) = intake.challenge(&w.form.form_id).await.unwrap();
+    let issuing = meter.usage(&w.clients.dynamo).await.expect("metering");
+    assert_eq!(issuing.operations, ["GetItem", "Query"], "{issuing:#?}");
     let pow = shared_leads::spam::pow::solve(&challenge).unwrap().encode();
     w.clock.advance(time::Duration::seconds(10));
     let mut body: serde_json::Value = serde_json::from_str(
@@ -318,15 +325,22 @@ async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_ite
     assert_eq!(replay.failed_requests, 1, "the refused transaction");
     assert_eq!(
         replay.writes.len(),
-        6,
-        "the refused transaction's four items, then the record and the counter"
+        7,
+        "the refused transaction's four items, then the record, the counter and the form's \
+         pressure window"
     );
 
-    // A bot without a challenge and with a disposable address: one item, no index.
+    // A bot without a challenge and with a disposable address: one item, and its two entries
+    // in the ops table's indexes (`by_subject`: data-subject requests find it; `by_expiry`:
+    // retention removes it after 30 days). No request more; the accepted ones above write none.
     let bot = json_submission(&json!({"email": "x@mailinator.com", "message": "hi"}));
     let quarantined = submit(&w, &meter, &intake, &bot, 201).await;
     assert_eq!(quarantined.operations, [BATCH_GET, TRANSACT_WRITE]);
-    assert_eq!(quarantined.writes.len(), 2, "the record and the counter");
-    assert_eq!(quarantined.transactional_write_units, 4);
-    assert_eq!(quarantined.gsi_write_units, 0);
+    assert_eq!(
+        quarantined.writes.len(),
+        3,
+        "the record, the counter and the form's pressure window (its challenges' difficulty)"
+    );
+    assert_eq!(quarantined.transactional_write_units, 6);
+    assert_eq!(quarantined.gsi_write_units, 2, "{quarantined:#?}");
 }

@@ -876,6 +876,46 @@ async fn a_request_naming_no_tenant_goes_to_each_tenant_holding_the_email() {
     assert_eq!(t.jobs.jobs()[0].scope, JobScope::Tenant { tenant_id: a });
 }
 
+/// Someone the spam defence quarantined has no lead, but the tenant holds their answers for 30
+/// days: a request naming no tenant goes to that tenant too (the ops table's `by_subject`
+/// index), rather than closing as "no data held".
+#[tokio::test]
+async fn a_request_naming_no_tenant_finds_a_tenant_holding_only_a_quarantined_submission() {
+    let t = setup().await;
+    let a = t.w.tenant.clone();
+    let b = new_tenant(&t, "tb").await;
+    let email = format!("{}@mailinator.com", unique("quarantined"));
+    // A disposable address without a proof of work: quarantined, no lead.
+    let e = json_submission(&json!({"email": email, "name": "Q", "message": "cheap pills"}));
+    let resp = lead_intake::handle(&t.w.intake(None), request(&e)).await;
+    assert_eq!(resp.status(), 201);
+    assert!(t
+        .w
+        .items_with_sk_prefix("LeadsTable", "LEAD")
+        .await
+        .is_empty());
+    let id = file_and_verify(
+        &t,
+        json!({"type": "access", "email": email, "scope": "tenant"}),
+    )
+    .await;
+    let (_, admin_a) = user(&t, &a, Role::Admin, None).await;
+    let (_, admin_b) = user(&t, &b, Role::Admin, None).await;
+    for (tok, n) in [(&admin_a, 1), (&admin_b, 0)] {
+        let (_, q) = controller(&t, "GET", "/v1/privacy/requests", None, tok).await;
+        assert_eq!(q["requests"].as_array().unwrap().len(), n, "{q}");
+    }
+    let (sc, _) = controller(
+        &t,
+        "GET",
+        &format!("/v1/privacy/requests/{id}"),
+        None,
+        &admin_a,
+    )
+    .await;
+    assert_eq!(sc, 200);
+}
+
 #[tokio::test]
 async fn another_tenant_cannot_see_or_act_on_a_request() {
     let t = setup().await;
@@ -1761,9 +1801,10 @@ async fn routing_cost_follows_the_subject_not_the_table() {
     }
     // Filing: two rate-limit windows and the request. No read of anything about the subject.
     assert_eq!(file_small, ["UpdateItem", "UpdateItem", "PutItem"]);
-    // Verifying: the request, a try spent, one Query of the blind index, one part per tenant,
-    // the request marked verified and a check whether it closes.
-    assert_eq!(verify_small.iter().filter(|o| *o == "Query").count(), 1);
+    // Verifying: the request, a try spent, one Query of each blind-index index (the leads'
+    // and the quarantine's), one part per tenant, the request marked verified and a check
+    // whether it closes.
+    assert_eq!(verify_small.iter().filter(|o| *o == "Query").count(), 2);
     assert_eq!(verify_small.iter().filter(|o| *o == "PutItem").count(), 2);
 }
 

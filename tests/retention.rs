@@ -1634,3 +1634,63 @@ async fn an_erased_workspace_closes_its_subscription_and_customer_link_and_keeps
         .unwrap();
     assert!(!l.contains_key("tenant_erased_at") && !l.contains_key("restricted"));
 }
+
+// ---------------------------------------------------------------- quarantined submissions
+
+/// A quarantined post (a disposable address, no proof of work) to the demo form at `at`.
+async fn quarantine_at(w: &World, at: OffsetDateTime, email: &str) {
+    w.clock.set(at);
+    let e = json_submission(&json!({"email": email, "name": "Bot", "message": "cheap pills"}));
+    let resp = lead_intake::handle(&w.intake(None), request(&e)).await;
+    assert_eq!(resp.status(), 201, "{:?}", response_json(&resp));
+}
+
+/// The posted emails of the quarantined submissions stored.
+async fn quarantined_emails(w: &World) -> Vec<String> {
+    let mut out: Vec<String> = w
+        .items_with_sk_prefix("OpsTable", "Q#")
+        .await
+        .iter()
+        .filter_map(|it| {
+            it.get("fields")?
+                .as_m()
+                .ok()?
+                .get("email")?
+                .as_s()
+                .ok()
+                .cloned()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The policy keeps a quarantined submission 30 days: the daily run removes it on the day after
+/// (DynamoDB's TTL, which may lag two days, is only a backstop; the emulator's never runs), a
+/// younger one stays, and a retried run deletes nothing twice.
+#[tokio::test]
+async fn quarantined_submissions_leave_after_30_days_and_younger_ones_stay() {
+    let w = world().await;
+    let app = app(&w);
+    let at = datetime!(2026-06-10 03:00 UTC);
+    quarantine_at(&w, at - Duration::days(31), "old.bot@mailinator.com").await;
+    quarantine_at(&w, at - Duration::days(29), "young.bot@mailinator.com").await;
+    assert_eq!(
+        quarantined_emails(&w).await,
+        ["old.bot@mailinator.com", "young.bot@mailinator.com"]
+    );
+
+    let report = run_at(&w, &app, at).await;
+    assert_eq!(deleted(&report, rule::QUARANTINE), 1, "{report:#}");
+    assert_eq!(quarantined_emails(&w).await, ["young.bot@mailinator.com"]);
+
+    // Retried (the schedule's retry, or a second invocation): nothing more to delete.
+    let again = run_at(&w, &app, at + Duration::minutes(5)).await;
+    assert_eq!(deleted(&again, rule::QUARANTINE), 0, "{again:#}");
+    assert_eq!(quarantined_emails(&w).await, ["young.bot@mailinator.com"]);
+
+    // The younger one's 30 days end the next day: the run after removes it.
+    let later = run_at(&w, &app, at + Duration::days(2)).await;
+    assert_eq!(deleted(&later, rule::QUARANTINE), 1, "{later:#}");
+    assert!(quarantined_emails(&w).await.is_empty());
+}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Browser end-to-end test: starts the whole local stack (infra/scripts/dev.sh) on free ports, so it
 # never collides with a running `make dev`, then drives the demo form in headless Chromium
-# (tests/e2e/demo_form.test.mjs). Everything it started is stopped on the way out, pass or fail.
+# (tests/e2e/demo_form.test.mjs), then the outbound channel through the same stack's API, stream
+# poller and webhook sink (tests/e2e/outbound.test.mjs), then self-serve billing through its Stripe
+# stand-in (tests/e2e/billing.test.mjs). Everything it started is stopped on the way out, pass or
+# fail.
 #
 # Installs what it needs when missing: Debian's chromium (needs root, as in CI) and playwright-core
 # from package-lock.json (it downloads no browser of its own).
@@ -54,18 +57,25 @@ state_dir=$stack_state_dir
 export CHROMIUM="$chromium"
 export DEVSTACK="${CARGO_TARGET_DIR:-$root/target}/debug/devstack"
 
-log "running $e2e/demo_form.test.mjs"
-# In the background and waited for, so that SIGTERM/Ctrl-C reach the trap at once rather than
-# after the browser test finishes.
-node "$e2e/demo_form.test.mjs" &
-node_pid=$!
-set +e
-wait "$node_pid"
-status=$?
-set -e
-node_pid=
-if [ "$status" != 0 ]; then
-    log "function log (last 40 lines):"
-    tail -n 40 "$state_dir/lambda.log" >&2 || true
-fi
+# Each script in the background and waited for, so that SIGTERM/Ctrl-C reach the trap at once
+# rather than after the script finishes. The browser test runs first: it counts what the emulator
+# holds.
+status=0
+for script in demo_form.test.mjs outbound.test.mjs billing.test.mjs; do
+    log "running $e2e/$script"
+    node "$e2e/$script" &
+    node_pid=$!
+    set +e
+    wait "$node_pid"
+    status=$?
+    set -e
+    node_pid=
+    if [ "$status" != 0 ]; then
+        log "function log (last 40 lines):"
+        tail -n 40 "$state_dir/lambda.log" >&2 || true
+        log "outbound poller log (last 20 lines):"
+        tail -n 20 "$state_dir/outbound.log" >&2 || true
+        break
+    fi
+done
 exit "$status"

@@ -345,3 +345,207 @@ async fn quarantined_posts_count_against_the_minutes_limit_in_the_emulator_too()
         2
     );
 }
+
+/// The tenant's own blocklists (issue 19: "per tenant blocklists") apply to every form of the
+/// tenant on top of each form's, only to that tenant's forms, and only owners and admins
+/// replace them.
+#[tokio::test]
+async fn the_tenants_blocklists_apply_to_all_its_forms_and_no_other_tenants() {
+    let t = setup().await;
+    let (tenant, owner) = workspace(&t, "tenant-lists-a").await;
+    let (_b, owner_b) = workspace(&t, "tenant-lists-b").await;
+    let form1 = create_form(&t, &owner, contact_form()).await;
+    let form2 = create_form(&t, &owner, contact_form()).await;
+    let form_b = create_form(&t, &owner_b, contact_form()).await;
+    let path = "/v1/spam-settings";
+
+    let empty = get(&t, &owner, path).await;
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert_eq!(
+        empty.body,
+        json!({"blocked_email_domains": [], "blocked_words": []})
+    );
+
+    // Only owners and admins replace them; a member reads them.
+    let colleague = member(&t, &tenant, Role::Member, "tenant-lists-member").await;
+    let lists = json!({"blocked_email_domains": ["@Spam.Example", "spam.example"], "blocked_words": ["Cheap  Pills"]});
+    let refused = call(&t, &colleague, "PUT", path, Some(lists.clone())).await;
+    assert_eq!((refused.status, refused.code()), (403, "forbidden"));
+    let put = call(&t, &owner, "PUT", path, Some(lists.clone())).await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let stored =
+        json!({"blocked_email_domains": ["spam.example"], "blocked_words": ["cheap pills"]});
+    assert_eq!(put.body, stored);
+    // A retried PUT sets the same lists.
+    let again = call(&t, &owner, "PUT", path, Some(lists)).await;
+    assert_eq!(again.body, stored);
+    assert_eq!(get(&t, &colleague, path).await.body, stored);
+    // Another tenant's are its own.
+    assert_eq!(
+        get(&t, &owner_b, path).await.body,
+        json!({"blocked_email_domains": [], "blocked_words": []})
+    );
+    // Bad input: 400 naming the field, nothing stored.
+    for bad in [
+        json!({"blocked_email_domains": ["not a domain"], "blocked_words": []}),
+        json!({"blocked_email_domains": [], "blocked_words": [""]}),
+        // What docs/openapi.yaml's patterns refuse is refused, not normalised.
+        json!({"blocked_email_domains": ["spam..example"], "blocked_words": []}),
+        json!({"blocked_email_domains": [" spam.example"], "blocked_words": []}),
+        json!({"blocked_email_domains": ["@@spam.example"], "blocked_words": []}),
+        json!({"blocked_email_domains": [], "blocked_words": [format!("a{}b", " ".repeat(60))]}),
+        json!({"blocked_email_domains": [], "blocked_words": ["tab\there"]}),
+        json!({"blocked_email_domains": []}),
+        json!({"blocked_email_domains": [], "blocked_words": [], "other": 1}),
+    ] {
+        let r = call(&t, &owner, "PUT", path, Some(bad.clone())).await;
+        assert_eq!(r.status, 400, "{bad} {}", r.body);
+        assert!(r.body["error"]["code"].is_string(), "{}", r.body);
+    }
+    assert_eq!(get(&t, &owner, path).await.body, stored);
+
+    // Every form of the tenant: a blocked domain, a blocked phrase; the form's own lists are
+    // empty. (Ordinary addresses, no proof of work: alone they are accepted.)
+    submit(
+        &t,
+        &form1,
+        json!({"email": "ana@mail.spam.example", "message": "hello"}),
+    )
+    .await;
+    submit(
+        &t,
+        &form2,
+        json!({"email": "bo@example.com", "message": "Cheap pills here"}),
+    )
+    .await;
+    submit(
+        &t,
+        &form2,
+        json!({"email": "cy@example.com", "message": "hello"}),
+    )
+    .await;
+    assert_eq!(
+        get(&t, &owner, "/v1/leads").await.items().len(),
+        1,
+        "cy only"
+    );
+    let q1 = get(&t, &owner, &quarantine_path(&form1)).await.items();
+    assert_eq!(
+        q1[0]["reasons"],
+        json!(["pow_missing", "blocked_email_domain"])
+    );
+    let q2 = get(&t, &owner, &quarantine_path(&form2)).await.items();
+    assert_eq!(q2[0]["reasons"], json!(["pow_missing", "blocked_word"]));
+    // The other tenant's form is not touched by them.
+    submit(
+        &t,
+        &form_b,
+        json!({"email": "ana@mail.spam.example", "message": "Cheap pills"}),
+    )
+    .await;
+    assert_eq!(get(&t, &owner_b, "/v1/leads").await.items().len(), 1);
+    assert!(get(&t, &owner_b, &quarantine_path(&form_b))
+        .await
+        .items()
+        .is_empty());
+
+    // Emptied: they apply no more.
+    let cleared = call(
+        &t,
+        &owner,
+        "PUT",
+        path,
+        Some(json!({"blocked_email_domains": [], "blocked_words": []})),
+    )
+    .await;
+    assert_eq!(cleared.status, 200);
+    submit(
+        &t,
+        &form1,
+        json!({"email": "dan@mail.spam.example", "message": "hello"}),
+    )
+    .await;
+    assert_eq!(get(&t, &owner, "/v1/leads").await.items().len(), 2);
+    // What the route writes on the tenant's record is declared in the data inventory.
+    for it in t.w.items_with_sk_prefix("TenantsTable", "TENANT").await {
+        for name in it.keys() {
+            assert!(
+                inventory::declaration(Table::Tenants, "TENANT", name).is_some(),
+                "TENANT {name} is not in the inventory"
+            );
+        }
+    }
+}
+
+/// A form under attack (many quarantined posts in the last minutes) gets harder proofs of
+/// work, within bounds, and the difficulty falls back to the form's own once the attack has
+/// stopped for the window; the tenant's other forms are not affected.
+#[tokio::test]
+async fn a_form_under_attack_gets_harder_challenges_until_the_attack_stops() {
+    use shared_core::domain::SpamSettings;
+    use shared_leads::spam::{PRESSURE_MAX_FACTOR, PRESSURE_THRESHOLD, PRESSURE_WINDOW_SECS};
+    let t = setup().await;
+    let (_tenant, owner) = workspace(&t, "quarantine-attack").await;
+    let form = create_form(&t, &owner, contact_form()).await;
+    let quiet = create_form(&t, &owner, contact_form()).await;
+    let own = SpamSettings::DEFAULT_POW_MAX_NUMBER as u64;
+    assert_eq!(challenge(&t, &form).await.maxnumber, own);
+
+    // An attack from many addresses, below the rate limits: every post quarantined.
+    let attack = |from: usize, to: usize| {
+        let t = &t;
+        let form = form.clone();
+        async move {
+            for n in from..to {
+                let mut e = json_submission(&bot(n));
+                e["rawPath"] = json!(format!("/v1/forms/{form}/submissions"));
+                e["pathParameters"]["formId"] = json!(form);
+                e["requestContext"]["http"]["sourceIp"] = json!(format!("198.51.100.{}", n % 250));
+                let resp = lead_intake::handle(&t.w.intake(None), request(&e)).await;
+                assert_eq!(resp.status(), 201, "{}", response_json(&resp));
+            }
+        }
+    };
+    let n = PRESSURE_THRESHOLD as usize;
+    attack(0, n - 1).await;
+    assert_eq!(
+        challenge(&t, &form).await.maxnumber,
+        own,
+        "a few bots are not an attack"
+    );
+    attack(n - 1, n).await;
+    assert_eq!(get(&t, &owner, "/v1/leads").await.items().len(), 0);
+    let raised = challenge(&t, &form).await;
+    assert_eq!(raised.maxnumber, 2 * own, "raised at the threshold");
+    assert_eq!(challenge(&t, &quiet).await.maxnumber, own, "per form");
+    // A raised challenge is still one a browser solves, and the proof is accepted.
+    let mut person = json!({"email": "ana.attack@example.com", "message": "hello"});
+    person["_altcha"] = json!(solved(&raised));
+    t.w.clock.advance(time::Duration::seconds(10));
+    let mut e = json_submission(&person);
+    e["rawPath"] = json!(format!("/v1/forms/{form}/submissions"));
+    e["pathParameters"]["formId"] = json!(form);
+    assert_eq!(
+        lead_intake::handle(&t.w.intake(None), request(&e))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        get(&t, &owner, "/v1/leads").await.items().len(),
+        1,
+        "a person gets through"
+    );
+    // A bigger attack: higher, but never past the bound.
+    attack(n, 4 * n).await;
+    let max = challenge(&t, &form).await.maxnumber;
+    assert!(
+        max > 2 * own && max <= u64::from(PRESSURE_MAX_FACTOR) * own,
+        "{max}"
+    );
+
+    // The attack stops: two windows later the form's own difficulty is back.
+    t.w.clock
+        .advance(time::Duration::seconds(2 * PRESSURE_WINDOW_SECS));
+    assert_eq!(challenge(&t, &form).await.maxnumber, own);
+}

@@ -32,25 +32,6 @@ pub struct Config {
     pub api_base_url: String,
 }
 
-/// `"9911 9912"` (or commas) to ports; empty is none.
-pub fn parse_ports(raw: &str) -> Result<Vec<u16>, ConfigError> {
-    if raw.trim() == "none" {
-        return Ok(vec![]);
-    }
-    raw.split([' ', ','])
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or(ConfigError::Invalid {
-                    name: "WEBHOOK_LOOPBACK_PORTS",
-                    reason: "a list of port numbers".into(),
-                })
-        })
-        .collect()
-}
-
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -62,11 +43,7 @@ impl Config {
             blind_index_key_parameter: env.required("BLIND_INDEX_KEY_PARAMETER")?,
             app_base_url: env.required("APP_BASE_URL")?,
             api_base_url: env.required("API_BASE_URL")?,
-            local: LocalSinks {
-                loopback_http_ports: parse_ports(
-                    &env.optional("WEBHOOK_LOOPBACK_PORTS").unwrap_or_default(),
-                )?,
-            },
+            local: LocalSinks::from_env(env)?,
         })
     }
 }

@@ -6,7 +6,8 @@
 //!   in the partial batch response, `batchItemFailures`, so the batch resumes from it): each
 //!   record's events ([`shared_outbound::events::events_of`]) go to every endpoint of the tenant
 //!   that wants them. A delivery is created once per endpoint and event (its key is the event
-//!   id), then attempted at once;
+//!   id), then attempted at once while the batch is within its inline budget, or else queued
+//!   due at once (a slow endpoint never holds the stream for long);
 //! - the retry queue (SQS): a failed attempt is re-enqueued with the next wait of
 //!   [`shared_outbound::retry`] (exponential, jittered; a wait longer than SQS's 15-minute
 //!   delay hops through the queue), for 24 hours, after which the delivery is `failed` and the
@@ -53,7 +54,15 @@ pub struct App<M = shared_mail::WithUnsubscribe<shared_mail::SesMailer>> {
     pub mailer: M,
     /// The web app's site: notifications link to the lead there.
     pub app_base_url: String,
+    /// How long a stream batch may spend on first attempts ([`INLINE_BUDGET`] deployed): past
+    /// it, the batch's other deliveries go to the retry queue at once, so a tenant's slow
+    /// endpoint never holds the stream (and the other tenants' events) for long.
+    pub inline_budget: Duration,
 }
+
+/// A stream batch's time for first attempts. Each attempt is bounded to 10 s, so a batch takes
+/// at most this plus one attempt, whatever its size and its endpoints.
+pub const INLINE_BUDGET: Duration = Duration::from_secs(5);
 
 /// A retry, as queued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +120,8 @@ pub struct BatchReport {
     pub events: Vec<(String, String)>,
     pub delivered: usize,
     pub failed_attempts: usize,
+    /// First attempts handed to the retry queue because the batch spent its inline budget.
+    pub queued: usize,
 }
 
 async fn stream_batch<M: Mailer>(app: &App<M>, event: &Value) -> anyhow::Result<Value> {
@@ -120,6 +131,7 @@ async fn stream_batch<M: Mailer>(app: &App<M>, event: &Value) -> anyhow::Result<
         events = report.events.len(),
         delivered = report.delivered,
         failed_attempts = report.failed_attempts,
+        queued = report.queued,
         "stream batch handled"
     );
     let failures: Vec<Value> = failure
@@ -137,6 +149,7 @@ pub async fn process_stream<M: Mailer>(
 ) -> (BatchReport, Option<String>) {
     let mut report = BatchReport::default();
     let mut endpoints: HashMap<TenantId, Vec<Endpoint>> = HashMap::new();
+    let started = std::time::Instant::now();
     for (seq, record) in stream::records(event) {
         report.records += 1;
         let record = match record {
@@ -151,7 +164,7 @@ pub async fn process_stream<M: Mailer>(
             report
                 .events
                 .push((e.id.clone(), e.kind.as_str().to_string()));
-            if let Err(err) = fan_out(app, &e, &mut endpoints, &mut report).await {
+            if let Err(err) = fan_out(app, &e, &mut endpoints, &mut report, started).await {
                 tracing::error!(error = %format!("{err:#}"), event_id = %e.id, "event not handled; the batch resumes here");
                 return (report, seq);
             }
@@ -165,6 +178,7 @@ async fn fan_out<M: Mailer>(
     e: &Event,
     cache: &mut HashMap<TenantId, Vec<Endpoint>>,
     report: &mut BatchReport,
+    started: std::time::Instant,
 ) -> anyhow::Result<()> {
     if e.kind == EventType::SubmissionCreated {
         notify_submission(app, e).await?;
@@ -197,6 +211,18 @@ async fn fan_out<M: Mailer>(
                 _ => continue,
             }
         };
+        if started.elapsed() >= app.inline_budget {
+            // Attempted from the queue at once instead (as a retry that is due).
+            let r = Retry {
+                tenant: ep.tenant.clone(),
+                webhook_id: ep.id.clone(),
+                event_id: e.id.clone(),
+                not_before: now.unix_timestamp(),
+            };
+            enqueue(app, &r, Duration::ZERO).await?;
+            report.queued += 1;
+            continue;
+        }
         if attempt(app, ep, &e.id, e.kind.as_str(), &body, attempts, first).await? {
             report.delivered += 1;
         } else {
@@ -380,8 +406,9 @@ pub async fn retry_one<M: Mailer>(app: &App<M>, r: &Retry) -> anyhow::Result<()>
     Ok(())
 }
 
-/// A new submission's notification: at once to each recipient (claimed per event and
-/// recipient, so a retried record mails no one twice), or counted into the form's digest.
+/// A new submission's notification: at once to each recipient (recorded per event and
+/// recipient once sent, so a record handed over again mails no one twice), or counted into the
+/// form's digest.
 async fn notify_submission<M: Mailer>(app: &App<M>, e: &Event) -> anyhow::Result<()> {
     let Some(form) = e.form_id.as_deref() else {
         return Ok(());
@@ -410,68 +437,87 @@ async fn notify_submission<M: Mailer>(app: &App<M>, e: &Event) -> anyhow::Result
         notify::instant_text(&app.app_base_url, form, e.lead.as_str())
     };
     for m in notify::recipients(&st, &members) {
-        if !notify::claim_instant(
-            &app.dynamo,
-            &app.ops_table,
-            &e.tenant,
-            &e.id,
-            &m.user_id,
-            now.unix_timestamp(),
-        )
-        .await?
-        {
+        let (db, ops) = (&app.dynamo, app.ops_table.as_str());
+        if notify::instant_sent(db, ops, &e.tenant, &e.id, &m.user_id).await? {
             continue;
         }
         let email = shared_mail::email(&m.email, &subject, &text);
-        if let Err(err) = shared_mail::send(&app.mailer, &email).await {
-            notify::release_instant(&app.dynamo, &app.ops_table, &e.tenant, &e.id, &m.user_id)
-                .await?;
-            return Err(err);
-        }
+        shared_mail::send(&app.mailer, &email).await?;
+        notify::mark_instant_sent(db, ops, &e.tenant, &e.id, &m.user_id, now.unix_timestamp())
+            .await?;
         tracing::info!(tenant_id = %e.tenant, user_id = %m.user_id, event_id = %e.id, "new-lead notification sent");
     }
     Ok(())
 }
 
-/// The scheduled run: the digests of the hour and the day that ended, each sent once.
+/// The scheduled run: the digests of the periods that ended (within the lookback) and are not
+/// sent yet. Each recipient gets a digest once; an email that fails leaves the digest due for a
+/// later run, and the run answers an error after trying the others (the schedule's retry, or the
+/// next hour, sends the rest). The answer is how many emails were sent.
 pub async fn digests<M: Mailer>(app: &App<M>) -> anyhow::Result<usize> {
     let now = app.clock.now();
     let mut sent = 0;
+    let mut failed = 0;
     for period in notify::ended_periods(now) {
         for (tenant, form) in notify::due(&app.dynamo, &app.ops_table, &period).await? {
-            let Some(count) = notify::claim_digest(
-                &app.dynamo,
-                &app.ops_table,
-                &tenant,
-                &form,
-                &period,
-                &rfc3339(now),
-            )
-            .await?
-            else {
-                continue;
-            };
-            if count == 0 {
-                continue;
-            }
-            let st = notify::settings(&app.dynamo, &app.tenants_table, &tenant, &form).await?;
-            if !st.enabled {
-                continue;
-            }
-            let members = notify::members(&app.dynamo, &app.tenants_table, &tenant).await?;
-            let (subject, text) = notify::digest_text(&app.app_base_url, &form, count, &period);
-            for m in notify::recipients(&st, &members) {
-                // Claimed already: a failure here is logged and not retried (at most once).
-                if shared_mail::send(&app.mailer, &shared_mail::email(&m.email, &subject, &text))
-                    .await
-                    .is_ok()
-                {
-                    sent += 1;
+            match send_digest(app, &tenant, &form, &period).await {
+                Ok(n) => sent += n,
+                Err(e) => {
+                    failed += 1;
+                    tracing::error!(tenant_id = %tenant, form_id = %form, period = %period, error = %format!("{e:#}"), "digest not sent; left due for the next run");
                 }
             }
-            tracing::info!(tenant_id = %tenant, form_id = %form, period = %period, count, "digest sent");
         }
     }
+    if failed > 0 {
+        anyhow::bail!(
+            "{failed} digest(s) not sent ({sent} emails sent); left due for the next run"
+        );
+    }
+    Ok(sent)
+}
+
+/// One form's digest of one period: leased, sent to each recipient still missing it, marked
+/// sent when everyone has it.
+async fn send_digest<M: Mailer>(
+    app: &App<M>,
+    tenant: &TenantId,
+    form: &str,
+    period: &str,
+) -> anyhow::Result<usize> {
+    let now = app.clock.now();
+    let (db, ops) = (&app.dynamo, app.ops_table.as_str());
+    let Some(lease) =
+        notify::lease_digest(db, ops, tenant, form, period, now.unix_timestamp()).await?
+    else {
+        return Ok(0);
+    };
+    let st = notify::settings(db, &app.tenants_table, tenant, form).await?;
+    let mut sent = 0;
+    if lease.count > 0 && st.enabled {
+        let members = notify::members(db, &app.tenants_table, tenant).await?;
+        let (subject, text) = notify::digest_text(&app.app_base_url, form, lease.count, period);
+        let mut failed = None;
+        for m in notify::recipients(&st, &members) {
+            if lease.sent_to.contains(&m.user_id) {
+                continue;
+            }
+            let email = shared_mail::email(&m.email, &subject, &text);
+            match shared_mail::send(&app.mailer, &email).await {
+                Ok(()) => {
+                    notify::digest_sent_to(db, ops, tenant, form, period, &m.user_id).await?;
+                    sent += 1;
+                }
+                Err(e) => failed = Some(e.context(format!("digest to user {}", m.user_id))),
+            }
+        }
+        if let Some(e) = failed {
+            notify::release_digest(db, ops, tenant, form, period).await?;
+            return Err(e);
+        }
+        tracing::info!(tenant_id = %tenant, form_id = %form, period = %period, count = lease.count, emails = sent, "digest sent");
+    }
+    notify::finish_digest(db, ops, tenant, form, period, &rfc3339(now)).await?;
     Ok(sent)
 }
 

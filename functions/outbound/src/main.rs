@@ -51,6 +51,7 @@ impl State {
             deliverer: Deliverer::new(c.local.clone(), system_resolver())?,
             clock: Arc::new(SystemClock),
             jitter: Arc::new(rand::random::<f64>),
+            inline_budget: outbound::INLINE_BUDGET,
         })
     }
 }

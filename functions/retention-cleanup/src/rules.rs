@@ -38,6 +38,7 @@ fn table_of<'a>(r: &Run<'a>, rule_name: &str) -> &'a str {
         rule::SECURITY_LOG => &t.security_log,
         rule::DSAR_RECORD => &t.privacy,
         rule::TECH_DATA | rule::EXPORT => &t.leads,
+        rule::QUARANTINE => &t.ops,
         _ => &t.billing,
     }
 }
@@ -111,8 +112,9 @@ pub async fn sweep_unit(
                 }
                 Progress::Done
             }
-            // Sessions, one-time tokens, data-subject request records: the bucket is the
-            // item's end (absolute session expiry, token expiry, request closed + 24 months).
+            // Sessions, one-time tokens, data-subject request records, quarantined submissions:
+            // the bucket is the item's end (absolute session expiry, token expiry, request
+            // closed + 24 months, arrival + 30 days).
             _ => {
                 let n = r.delete(table, found).await?;
                 r.report.rule(rule_name).deleted += n;

@@ -27,25 +27,6 @@ pub struct Config {
     pub local: LocalSinks,
 }
 
-/// `"9911 9912"` to ports; `none` (or empty) is none.
-pub fn parse_ports(raw: &str) -> Result<Vec<u16>, ConfigError> {
-    if raw.trim() == "none" {
-        return Ok(vec![]);
-    }
-    raw.split([' ', ','])
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or(ConfigError::Invalid {
-                    name: "WEBHOOK_LOOPBACK_PORTS",
-                    reason: "\"none\" or port numbers".into(),
-                })
-        })
-        .collect()
-}
-
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -55,24 +36,7 @@ impl Config {
             jwt_public_keys_parameter: env.required("JWT_PUBLIC_KEYS_PARAMETER")?,
             security_log_table: env.required("SECURITY_LOG_TABLE")?,
             security_log_retention_days: env.parse_or("SECURITY_LOG_RETENTION_DAYS", 180)?,
-            local: LocalSinks {
-                loopback_http_ports: parse_ports(
-                    &env.optional("WEBHOOK_LOOPBACK_PORTS").unwrap_or_default(),
-                )?,
-            },
+            local: LocalSinks::from_env(env)?,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ports_are_none_or_numbers() {
-        assert_eq!(parse_ports("none").unwrap(), Vec::<u16>::new());
-        assert_eq!(parse_ports("12112 9").unwrap(), vec![12112, 9]);
-        assert!(parse_ports("0").is_err());
-        assert!(parse_ports("all").is_err());
     }
 }

@@ -22,7 +22,9 @@ use serde_json::{json, Value};
 use shared_accounts::auth::caller::{authenticate, Caller};
 use shared_accounts::auth::jwt::VerifyingKeys;
 use shared_accounts::auth::permissions::Permission;
+use shared_accounts::dynamo::{StoreError, Write};
 use shared_core::clock::{rfc3339, Clock, IdGenerator};
+use shared_core::dynamo::n;
 use shared_core::error::AppError;
 use shared_core::http::{error_response, json_response, route as r, Route as HttpRoute};
 use shared_outbound::address::{self, LocalSinks, Refusal, ResolveFn};
@@ -319,10 +321,7 @@ async fn create(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, A
     let t = &ctx.caller.tenant_id;
     let existing = store::endpoints(&app.dynamo, &app.tenants_table, t).await?;
     if existing.len() >= MAX_ENDPOINTS {
-        return Err(AppError::Conflict {
-            code: "webhook_limit_reached",
-            message: "A workspace has at most 10 webhook endpoints.",
-        });
+        return Err(limit_reached());
     }
     let now = rfc3339(ctx.now);
     let ep = Endpoint {
@@ -339,18 +338,44 @@ async fn create(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, A
         failing_since: None,
         rev: 0,
     };
-    app.dynamo
-        .put_item()
-        .table_name(&app.tenants_table)
-        .set_item(Some(ep.to_item()))
-        .condition_expression("attribute_not_exists(pk)")
-        .send()
-        .await
-        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("PutItem webhook")))?;
+    // The count and the endpoint in one transaction: of requests racing for the last places,
+    // only as many as fit are written. A tenant's first count starts from its endpoints as read.
+    let writes = vec![
+        (
+            app.tenants_table.as_str(),
+            Write::Update {
+                key: store::webhook_count_key(t),
+                update: "SET n = if_not_exists(n, :c) + :one".into(),
+                condition: Some("attribute_not_exists(n) OR n < :max".into()),
+                values: vec![
+                    (":c".into(), n(existing.len() as i64)),
+                    (":one".into(), n(1)),
+                    (":max".into(), n(MAX_ENDPOINTS as i64)),
+                ],
+                names: vec![],
+            },
+        ),
+        (
+            app.tenants_table.as_str(),
+            Write::Put(ep.to_item(), Some("attribute_not_exists(pk)")),
+        ),
+    ];
+    match app.accounts.transact(writes).await {
+        Ok(()) => {}
+        Err(StoreError::Condition) => return Err(limit_reached()),
+        Err(StoreError::Other(e)) => return Err(AppError::Internal(e.context("create webhook"))),
+    }
     let mut v = view(&ep);
     // Shown once: it is never returned again.
     v["secret"] = json!(ep.secret);
     Ok(json_response(201, &v))
+}
+
+fn limit_reached() -> AppError {
+    AppError::Conflict {
+        code: "webhook_limit_reached",
+        message: "A workspace has at most 10 webhook endpoints.",
+    }
 }
 
 async fn load(app: &App, ctx: &Ctx) -> Result<Endpoint, AppError> {
@@ -436,16 +461,38 @@ async fn patch(app: &App, ctx: &Ctx, req: &Request) -> Result<Response<Body>, Ap
 }
 
 async fn delete(app: &App, ctx: &Ctx) -> Result<Response<Body>, AppError> {
-    let ep = load(app, ctx).await?;
-    let k = store::webhook_key(&ep.tenant, &ep.id);
-    app.dynamo
-        .delete_item()
-        .table_name(&app.tenants_table)
-        .key("pk", shared_core::dynamo::s(&k.pk))
-        .key("sk", shared_core::dynamo::s(&k.sk))
-        .send()
-        .await
-        .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("DeleteItem webhook")))?;
+    let id = webhook_id(ctx)?;
+    let t = &ctx.caller.tenant_id;
+    let existing = store::endpoints(&app.dynamo, &app.tenants_table, t).await?;
+    if !existing.iter().any(|ep| ep.id == id) {
+        return Err(AppError::NotFound("webhook_not_found"));
+    }
+    // The endpoint and the count in one transaction (see `create`); one already deleted by a
+    // racing request is not counted down twice.
+    let writes = vec![
+        (
+            app.tenants_table.as_str(),
+            Write::Delete(store::webhook_key(t, id), Some("attribute_exists(pk)")),
+        ),
+        (
+            app.tenants_table.as_str(),
+            Write::Update {
+                key: store::webhook_count_key(t),
+                update: "SET n = if_not_exists(n, :c) - :one".into(),
+                condition: None,
+                values: vec![
+                    (":c".into(), n(existing.len() as i64)),
+                    (":one".into(), n(1)),
+                ],
+                names: vec![],
+            },
+        ),
+    ];
+    match app.accounts.transact(writes).await {
+        Ok(()) => {}
+        Err(StoreError::Condition) => return Err(AppError::NotFound("webhook_not_found")),
+        Err(StoreError::Other(e)) => return Err(AppError::Internal(e.context("delete webhook"))),
+    }
     let mut r = Response::new(Body::Empty);
     *r.status_mut() = StatusCode::NO_CONTENT;
     Ok(r)

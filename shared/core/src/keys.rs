@@ -481,12 +481,36 @@ pub fn dsar_checkpoint(job_id: &str) -> Key {
 /// the current minute (`crate::dynamo::intake`).
 /// The partition of a form's quarantined submissions (ops table, TTL `expires_at`).
 pub fn quarantine_partition(t: &TenantId, f: &FormId) -> String {
-    format!("TENANT#{t}#QUARANTINE#{f}")
+    format!("{}{f}", quarantine_of_tenant(t))
+}
+
+/// What every partition of a tenant's quarantine begins with (the range of the ops table's
+/// `by_subject` index: a data-subject request reads one tenant's quarantine only).
+pub fn quarantine_of_tenant(t: &TenantId) -> String {
+    format!("TENANT#{t}#QUARANTINE#")
 }
 
 /// A quarantined submission: under its form, sorted by arrival (its id is a ULID).
 pub fn quarantine(t: &TenantId, f: &FormId, quarantine_id: &str) -> Key {
     Key::new(quarantine_partition(t, f), &format!("Q#{quarantine_id}"))
+}
+
+/// A form's quarantined posts counted by window (ops table, TTL `expires_at`): what raises the
+/// difficulty of its proof-of-work challenges while it is under attack.
+pub fn spam_pressure_partition(t: &TenantId, f: &FormId) -> String {
+    format!("TENANT#{t}#SPAMPRESSURE#{f}")
+}
+
+/// One window's count (`window_start`: unix seconds, zero-padded so the keys sort by time).
+pub fn spam_pressure(t: &TenantId, f: &FormId, window_start: i64) -> Key {
+    Key::new(
+        spam_pressure_partition(t, f),
+        &spam_pressure_sort_key(window_start),
+    )
+}
+
+pub fn spam_pressure_sort_key(window_start: i64) -> String {
+    format!("SPAMW#{:012}", window_start.max(0))
 }
 
 /// A used proof-of-work challenge (ops table, TTL `expires_at`): its single use.

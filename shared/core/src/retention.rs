@@ -27,8 +27,11 @@ pub mod rule {
     /// The IP address and user agent of a user's last login (technical data, kept
     /// [`super::LOGIN_METADATA_DAYS`]): removed from the user item, which stays.
     pub const LOGIN_META: &str = "login-meta";
+    /// A quarantined submission (spam defence, ops table): 30 days after arrival, swept by the
+    /// run of the day after, whatever DynamoDB's TTL (which may lag up to 48 hours) did.
+    pub const QUARANTINE: &str = "quarantine";
     /// In sweep order; a run's checkpoint names a rule by its place here, so new rules go last.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         TENANT_ERASE,
         TECH_DATA,
         SECURITY_LOG,
@@ -39,6 +42,7 @@ pub mod rule {
         BILLING,
         UNVERIFIED_SIGNUP,
         LOGIN_META,
+        QUARANTINE,
     ];
 }
 

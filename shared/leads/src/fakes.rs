@@ -125,6 +125,7 @@ impl IntakeStore for MemoryStore {
         Ok(IntakeSnapshot {
             form: st.forms.get(&l.form_id).cloned(),
             tenant: st.tenants.get(&l.tenant).cloned(),
+            tenant_spam: Default::default(),
             lead_exists: l
                 .lead_id
                 .as_ref()
@@ -364,6 +365,24 @@ impl IntakeStore for MemoryStore {
             w.record.clone(),
         );
         Ok(())
+    }
+
+    async fn recent_quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<u32> {
+        self.record("recent_quarantined");
+        let from = crate::spam::pressure_window(now) - crate::spam::PRESSURE_WINDOW_SECS;
+        let st = self.lock();
+        Ok(st
+            .quarantine
+            .iter()
+            .filter(|((t, f, _), q)| {
+                t == tenant && f == form && q.received_at.unix_timestamp() >= from
+            })
+            .count() as u32)
     }
 
     async fn quarantined(

@@ -377,7 +377,8 @@ impl<S: IntakeStore> Intake<S> {
     }
 
     /// A proof-of-work challenge for the form's embed snippet, with the form's CORS origins.
-    /// Issued for an enabled form only; its difficulty is the form's.
+    /// Issued for an enabled form only; its difficulty is the form's, raised while the form is
+    /// under attack (many quarantined posts in the last minutes: [`spam::raised_max_number`]).
     pub async fn challenge(
         &self,
         form_id: &FormId,
@@ -389,14 +390,27 @@ impl<S: IntakeStore> Intake<S> {
         };
         // A form without the proof of work still gets a (trivial) challenge: it carries the
         // signed issue time the time trap reads.
+        let now = self.clock.now();
         let max = if form.spam.pow {
-            form.spam.pow_max_number
+            let recent = self
+                .store
+                .recent_quarantined(&form.tenant_id, form_id, now)
+                .await?;
+            let max = spam::raised_max_number(form.spam.pow_max_number, recent);
+            if max > form.spam.pow_max_number {
+                tracing::info!(
+                    recent,
+                    max,
+                    "challenge difficulty raised: form under attack"
+                );
+            }
+            max
         } else {
             1
         };
         let random = shared_core::blind_index::hex(&rand::random::<[u8; 12]>());
         let number = rand::random::<u64>() % (u64::from(max) + 1);
-        let c = pow::issue(&self.pow, form_id, self.clock.now(), max, &random, number);
+        let c = pow::issue(&self.pow, form_id, now, max, &random, number);
         Ok(((&form).into(), c))
     }
 
@@ -552,7 +566,7 @@ impl<S: IntakeStore> Intake<S> {
             let lead_hint = snapshot.routed_lead.clone().or(probable_lead.clone());
             let mut assessment = Assessment::default();
             if !snapshot.suppressed {
-                assessment = self.assess(&form, &valid, req, now);
+                assessment = self.assess(&form, &snapshot.tenant_spam, &valid, req, now);
                 if assessment.quarantined(&form.spam) {
                     let q = Quarantine {
                         tenant: &tenant,
@@ -1115,6 +1129,7 @@ impl<S: IntakeStore> Intake<S> {
     fn assess(
         &self,
         form: &FormRecord,
+        tenant_spam: &shared_core::domain::TenantSpamLists,
         valid: &ValidSubmission,
         req: &IntakeRequest<'_>,
         now: OffsetDateTime,
@@ -1123,9 +1138,10 @@ impl<S: IntakeStore> Intake<S> {
         let mut texts: Vec<&str> = valid.answers.values().map(String::as_str).collect();
         texts.extend(c.name.as_deref());
         texts.extend(c.company.as_deref());
+        // The tenant's blocklists apply to every form, on top of the form's own.
         spam::assess(
             &self.pow,
-            &form.spam,
+            &tenant_spam.applied_to(&form.spam),
             &form.form_id,
             now,
             &spam::Submitted {

@@ -1184,6 +1184,15 @@ impl IntakeStore for Racy {
         self.mem.quarantined(tenant, form, quarantine_id, now).await
     }
 
+    async fn recent_quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<u32> {
+        self.mem.recent_quarantined(tenant, form, now).await
+    }
+
     async fn idempotency_record(
         &self,
         tenant: &TenantId,

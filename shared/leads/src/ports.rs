@@ -36,6 +36,8 @@ pub struct IntakeLookup {
 pub struct IntakeSnapshot {
     pub form: Option<FormRecord>,
     pub tenant: Option<TenantRecord>,
+    /// The tenant's blocklists, read from its record (applied to every form).
+    pub tenant_spam: shared_core::domain::TenantSpamLists,
     /// The derived lead exists...
     pub lead_exists: bool,
     /// ...and its routing key is still the submission's address (it was not moved away).
@@ -308,6 +310,15 @@ pub trait IntakeStore: Send + Sync {
         &self,
         write: &QuarantineWrite,
     ) -> impl Future<Output = Result<(), CommitError>> + Send;
+
+    /// How many of the form's posts were quarantined in the current pressure window and the
+    /// one before (`crate::spam::PRESSURE_WINDOW_SECS`): the challenge's difficulty rises with it.
+    fn recent_quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: OffsetDateTime,
+    ) -> impl Future<Output = anyhow::Result<u32>> + Send;
 
     /// A quarantined submission of the tenant's form, released or not (expired ones: none).
     fn quarantined(

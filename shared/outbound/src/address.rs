@@ -120,6 +120,32 @@ pub struct LocalSinks {
 }
 
 impl LocalSinks {
+    /// `WEBHOOK_LOOPBACK_PORTS`: port numbers (spaces or commas between); `none` or unset is
+    /// none, as in every deployed stage.
+    pub fn from_env(
+        env: &shared_core::config::Env,
+    ) -> Result<Self, shared_core::config::ConfigError> {
+        let raw = env.optional("WEBHOOK_LOOPBACK_PORTS").unwrap_or_default();
+        if raw.trim() == "none" {
+            return Ok(Self::default());
+        }
+        let loopback_http_ports = raw
+            .split([' ', ','])
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<u16>().ok().filter(|p| *p != 0).ok_or(
+                    shared_core::config::ConfigError::Invalid {
+                        name: "WEBHOOK_LOOPBACK_PORTS",
+                        reason: "\"none\" or port numbers".into(),
+                    },
+                )
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            loopback_http_ports,
+        })
+    }
+
     fn allows_url(&self, e: &Endpoint) -> bool {
         !self.loopback_http_ports.is_empty()
             && !e.https
@@ -307,6 +333,21 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn local_sink_ports_are_none_or_numbers() {
+        let ports = |v: Option<&str>| {
+            let env =
+                shared_core::config::Env::from_pairs(v.map(|v| ("WEBHOOK_LOOPBACK_PORTS", v)));
+            LocalSinks::from_env(&env).map(|l| l.loopback_http_ports)
+        };
+        assert_eq!(ports(None).unwrap(), Vec::<u16>::new(), "unset");
+        assert_eq!(ports(Some("none")).unwrap(), Vec::<u16>::new());
+        assert_eq!(ports(Some("12112 9")).unwrap(), vec![12112, 9]);
+        assert_eq!(ports(Some("12112,9")).unwrap(), vec![12112, 9]);
+        assert!(ports(Some("0")).is_err());
+        assert!(ports(Some("all")).is_err());
     }
 
     #[test]

@@ -29,6 +29,15 @@ pub fn webhook_key(t: &TenantId, webhook_id: &str) -> Key {
     }
 }
 
+/// The tenant's count of endpoints (attribute `n`), changed in the same transaction as each
+/// endpoint created or deleted, so the limit holds however many requests race.
+pub fn webhook_count_key(t: &TenantId) -> Key {
+    Key {
+        pk: format!("TENANT#{t}"),
+        sk: "WEBHOOKCOUNT".into(),
+    }
+}
+
 pub fn webhooks_prefix() -> &'static str {
     "WEBHOOK#"
 }
@@ -174,29 +183,36 @@ pub async fn endpoints(
     tenants_table: &str,
     t: &TenantId,
 ) -> anyhow::Result<Vec<Endpoint>> {
+    let q = client
+        .query()
+        .table_name(tenants_table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+        .expression_attribute_values(":pk", s(format!("TENANT#{t}")))
+        .expression_attribute_values(":p", s(webhooks_prefix()))
+        .consistent_read(true);
+    let mut out = query_items(q, usize::MAX, "Query webhooks")
+        .await?
+        .iter()
+        .map(|it| Endpoint::from_item(t, it))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The items of a query, page after page, at most `max` of them.
+pub async fn query_items(
+    q: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    max: usize,
+    what: &'static str,
+) -> anyhow::Result<Vec<Item>> {
+    let mut pages = q.into_paginator().items().send();
     let mut out = vec![];
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(tenants_table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
-            .expression_attribute_values(":pk", s(format!("TENANT#{t}")))
-            .expression_attribute_values(":p", s(webhooks_prefix()))
-            .set_exclusive_start_key(start)
-            .consistent_read(true)
-            .send()
-            .await
-            .context("Query webhooks")?;
-        for it in page.items() {
-            out.push(Endpoint::from_item(t, it)?);
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
+    while out.len() < max {
+        match pages.next().await {
+            Some(it) => out.push(it.context(what)?),
+            None => break,
         }
     }
-    out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
 }
 
@@ -327,26 +343,16 @@ pub async fn deliveries(
     t: &TenantId,
     webhook_id: &str,
 ) -> anyhow::Result<Vec<Delivery>> {
-    let mut out = vec![];
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(ops_table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(deliveries_partition(t, webhook_id)))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .context("Query deliveries")?;
-        for it in page.items() {
-            out.push(Delivery::from_item(it)?);
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() || out.len() >= 1000 {
-            break;
-        }
-    }
+    let q = client
+        .query()
+        .table_name(ops_table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(deliveries_partition(t, webhook_id)));
+    let mut out = query_items(q, 1000, "Query deliveries")
+        .await?
+        .iter()
+        .map(Delivery::from_item)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     out.sort_by(|a, b| {
         b.created_at
             .cmp(&a.created_at)

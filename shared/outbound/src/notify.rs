@@ -6,13 +6,16 @@
 //! A digest is counted from the stream without a scan: each `submission.created` adds its event
 //! id to the form's digest item of the period (a string set: a retried record adds nothing), and
 //! the period is registered on a due item (`DIGESTDUE#<period>`); the hourly run reads the due
-//! items of the periods that ended and claims each digest once (a conditional write) before
-//! sending it, so a retried run sends nothing twice.
+//! items of the periods that ended within the lookback, leases each digest (a conditional write:
+//! a run beside it leaves it alone), records each recipient it reached, and marks the digest sent
+//! once everyone has it. An email that fails leaves the digest due: a later run sends it to the
+//! recipients still missing, so a digest is neither lost to an SES failure nor sent twice to one
+//! recipient by a retried run.
 //!
 //! | item | table | pk | sk |
 //! |---|---|---|---|
 //! | settings | tenants | `TENANT#<t>` | `NOTIFY#<formId>` |
-//! | instant email claimed | ops | `TENANT#<t>#NOTIFYSENT#<eventId>` | `NOTIFYSENT#<userId>` (TTL 2 days) |
+//! | instant email sent | ops | `TENANT#<t>#NOTIFYSENT#<eventId>` | `NOTIFYSENT#<userId>` (TTL 2 days) |
 //! | digest of a period | ops | `TENANT#<t>#DIGEST#<formId>` | `H#<YYYY-MM-DDTHH>` / `D#<YYYY-MM-DD>` (TTL 3 days) |
 //! | periods due | ops | `DIGESTDUE#<period>` | `DIGESTDUE` (TTL 3 days) |
 
@@ -164,41 +167,28 @@ pub async fn members(
     tenants_table: &str,
     t: &TenantId,
 ) -> anyhow::Result<Vec<Member>> {
-    let mut out = vec![];
-    let mut start = None;
-    loop {
-        let page = client
-            .query()
-            .table_name(tenants_table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
-            .expression_attribute_values(":pk", s(format!("TENANT#{t}")))
-            .expression_attribute_values(":u", s("USER#"))
-            .projection_expression("user_id, email, #r, email_verified, marketing_opt_out")
-            .expression_attribute_names("#r", "role")
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .context("Query members")?;
-        for it in page.items() {
+    let q = client
+        .query()
+        .table_name(tenants_table)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :u)")
+        .expression_attribute_values(":pk", s(format!("TENANT#{t}")))
+        .expression_attribute_values(":u", s("USER#"))
+        .projection_expression("user_id, email, #r, email_verified, marketing_opt_out")
+        .expression_attribute_names("#r", "role");
+    let items = crate::dynamo::query_items(q, usize::MAX, "Query members").await?;
+    Ok(items
+        .iter()
+        .filter_map(|it| {
             let text = |n: &str| it.get(n).and_then(|v| v.as_s().ok()).cloned();
             let flag = |n: &str| matches!(it.get(n), Some(AttributeValue::Bool(true)));
-            if let (Some(user_id), Some(email), Some(role)) =
-                (text("user_id"), text("email"), text("role"))
-            {
-                out.push(Member {
-                    user_id,
-                    email,
-                    role,
-                    reachable: flag("email_verified") && !flag("marketing_opt_out"),
-                });
-            }
-        }
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
-    Ok(out)
+            Some(Member {
+                user_id: text("user_id")?,
+                email: text("email")?,
+                role: text("role")?,
+                reachable: flag("email_verified") && !flag("marketing_opt_out"),
+            })
+        })
+        .collect())
 }
 
 /// Who a form's notification goes to: the chosen members, or the owners; only reachable ones.
@@ -226,14 +216,20 @@ pub fn period(mode: Mode, at: OffsetDateTime) -> Option<String> {
     }
 }
 
-/// The hour and the day that ended last at `now`: what the hourly run sends.
+/// How far back a run looks for digests not sent yet: an hourly digest whose email failed is
+/// sent by a later run within a day, a daily one within two (their items live three days).
+pub const HOURLY_LOOKBACK: i64 = 24;
+pub const DAILY_LOOKBACK: i64 = 2;
+
+/// The periods that ended by `now` and may still hold a digest to send, newest first: the last
+/// [`HOURLY_LOOKBACK`] hours and the last [`DAILY_LOOKBACK`] days. A sent digest leaves its
+/// period's due set, so a period with nothing left to send costs one read.
 pub fn ended_periods(now: OffsetDateTime) -> Vec<String> {
-    let hour_ago = now - time::Duration::hours(1);
-    let day_ago = now - time::Duration::days(1);
-    vec![
-        period(Mode::Hourly, hour_ago).expect("hourly"),
-        period(Mode::Daily, day_ago).expect("daily"),
-    ]
+    let hours = (1..=HOURLY_LOOKBACK)
+        .map(|h| period(Mode::Hourly, now - time::Duration::hours(h)).expect("hourly"));
+    let days = (1..=DAILY_LOOKBACK)
+        .map(|d| period(Mode::Daily, now - time::Duration::days(d)).expect("daily"));
+    hours.chain(days).collect()
 }
 
 const DIGEST_TTL_S: i64 = 3 * 86_400;
@@ -301,80 +297,202 @@ pub async fn due(
         .collect())
 }
 
-/// Claims a digest for sending: the number of new submissions, or None when it was claimed
-/// before (sent once, however often the run is retried).
-pub async fn claim_digest(
+/// How long a run holds a digest it is sending: another run (a retry running beside it) leaves
+/// the digest alone meanwhile.
+pub const DIGEST_LEASE_S: i64 = 300;
+
+/// A digest leased for sending: how many new submissions, and who has it already.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestLease {
+    pub count: usize,
+    pub sent_to: std::collections::HashSet<String>,
+}
+
+fn digest_key(
+    b: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+    t: &TenantId,
+    form_id: &str,
+    period: &str,
+) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+    b.key(PK, s(format!("TENANT#{t}#DIGEST#{form_id}")))
+        .key(SK, s(period))
+}
+
+/// Leases a digest for sending: its count and the recipients who have it, or None when it was
+/// sent already or another run holds it. The lease is not a claim of the email: a run that
+/// fails to send gives it back ([`release_digest`]) or lets it lapse, and a later run sends to
+/// whoever is still missing (at least once; at most once per recipient unless a run dies between
+/// SES's acceptance and [`digest_sent_to`]).
+pub async fn lease_digest(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    form_id: &str,
+    period: &str,
+    now_unix: i64,
+) -> anyhow::Result<Option<DigestLease>> {
+    let r = digest_key(
+        client.update_item().table_name(ops_table),
+        t,
+        form_id,
+        period,
+    )
+    .update_expression("SET lease_until = :until")
+    .condition_expression(
+        "attribute_exists(pk) AND attribute_not_exists(sent_at) \
+             AND (attribute_not_exists(lease_until) OR lease_until < :now)",
+    )
+    .expression_attribute_values(":until", n(now_unix + DIGEST_LEASE_S))
+    .expression_attribute_values(":now", n(now_unix))
+    .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+    .send()
+    .await;
+    let Some(out) = shared_core::dynamo::unless_condition_failed(r, "UpdateItem digest lease")?
+    else {
+        return Ok(None);
+    };
+    let set = |name: &str| match out.attributes().and_then(|a| a.get(name)) {
+        Some(AttributeValue::Ss(v)) => v.clone(),
+        _ => vec![],
+    };
+    Ok(Some(DigestLease {
+        count: set("events").len(),
+        sent_to: set("sent_to").into_iter().collect(),
+    }))
+}
+
+/// Records that `user_id` has the digest (a retried run does not mail them again).
+pub async fn digest_sent_to(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    form_id: &str,
+    period: &str,
+    user_id: &str,
+) -> anyhow::Result<()> {
+    digest_key(
+        client.update_item().table_name(ops_table),
+        t,
+        form_id,
+        period,
+    )
+    .update_expression("ADD sent_to :u")
+    .expression_attribute_values(":u", AttributeValue::Ss(vec![user_id.to_string()]))
+    .send()
+    .await
+    .context("UpdateItem digest sent_to")?;
+    Ok(())
+}
+
+/// The digest is done (every recipient has it, or there was nothing to send): it is marked sent
+/// and leaves its period's due set.
+pub async fn finish_digest(
     client: &aws_sdk_dynamodb::Client,
     ops_table: &str,
     t: &TenantId,
     form_id: &str,
     period: &str,
     now_rfc3339: &str,
-) -> anyhow::Result<Option<usize>> {
-    let r = client
+) -> anyhow::Result<()> {
+    digest_key(
+        client.update_item().table_name(ops_table),
+        t,
+        form_id,
+        period,
+    )
+    .update_expression("SET sent_at = :at REMOVE lease_until")
+    .expression_attribute_values(":at", s(now_rfc3339))
+    .send()
+    .await
+    .context("UpdateItem digest sent")?;
+    client
         .update_item()
         .table_name(ops_table)
-        .key(PK, s(format!("TENANT#{t}#DIGEST#{form_id}")))
-        .key(SK, s(period))
-        .update_expression("SET sent_at = :at")
-        .condition_expression("attribute_exists(pk) AND attribute_not_exists(sent_at)")
-        .expression_attribute_values(":at", s(now_rfc3339))
-        .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+        .key(PK, s(format!("DIGESTDUE#{period}")))
+        .key(SK, s("DIGESTDUE"))
+        .update_expression("DELETE forms :f")
+        .expression_attribute_values(":f", AttributeValue::Ss(vec![format!("{t}|{form_id}")]))
         .send()
-        .await;
-    match r {
-        Ok(out) => Ok(Some(match out.attributes().and_then(|a| a.get("events")) {
-            Some(AttributeValue::Ss(ids)) => ids.len(),
-            _ => 0,
-        })),
-        Err(e) => {
-            let e = e.into_service_error();
-            if e.is_conditional_check_failed_exception() {
-                Ok(None)
-            } else {
-                Err(anyhow::Error::new(e).context("UpdateItem digest claim"))
-            }
-        }
-    }
+        .await
+        .context("UpdateItem digest due done")?;
+    Ok(())
 }
 
-/// Claims the instant email of an event to one member: true the first time only.
-pub async fn claim_instant(
+/// Gives a lease back: an email failed, and the next run tries the recipients still missing.
+pub async fn release_digest(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    form_id: &str,
+    period: &str,
+) -> anyhow::Result<()> {
+    digest_key(
+        client.update_item().table_name(ops_table),
+        t,
+        form_id,
+        period,
+    )
+    .update_expression("REMOVE lease_until")
+    .send()
+    .await
+    .context("UpdateItem digest release")?;
+    Ok(())
+}
+
+fn instant_key(t: &TenantId, event_id: &str, user_id: &str) -> Item {
+    HashMap::from([
+        (
+            PK.to_string(),
+            s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")),
+        ),
+        (SK.to_string(), s(format!("NOTIFYSENT#{user_id}"))),
+    ])
+}
+
+/// Whether the instant email of an event went to one member already. A stream record is handled
+/// by one invocation at a time (a shard's batches run in order), so "not sent yet, send, record
+/// it" needs no claim: a record handed over again finds the emails it sent, and an email whose
+/// record was not written is sent again (at least once; twice only if a run stops between SES
+/// accepting it and [`mark_instant_sent`]). A claim written before the email would lose it
+/// whenever its write's answer was lost (the SDK's retry finds the claim and reads it as
+/// another's) or the email then failed.
+pub async fn instant_sent(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    t: &TenantId,
+    event_id: &str,
+    user_id: &str,
+) -> anyhow::Result<bool> {
+    let out = client
+        .get_item()
+        .table_name(ops_table)
+        .set_key(Some(instant_key(t, event_id, user_id)))
+        .consistent_read(true)
+        .send()
+        .await
+        .context("GetItem notification sent")?;
+    Ok(out.item().is_some())
+}
+
+/// Records that the instant email of an event went to one member (kept 2 days: longer than a
+/// stream record lives).
+pub async fn mark_instant_sent(
     client: &aws_sdk_dynamodb::Client,
     ops_table: &str,
     t: &TenantId,
     event_id: &str,
     user_id: &str,
     now_unix: i64,
-) -> anyhow::Result<bool> {
-    let r = client
+) -> anyhow::Result<()> {
+    let mut item = instant_key(t, event_id, user_id);
+    item.insert("expires_at".into(), n(now_unix + 2 * 86_400));
+    client
         .put_item()
         .table_name(ops_table)
-        .item(PK, s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")))
-        .item(SK, s(format!("NOTIFYSENT#{user_id}")))
-        .item("expires_at", n(now_unix + 2 * 86_400))
-        .condition_expression("attribute_not_exists(pk)")
-        .send()
-        .await;
-    Ok(shared_core::dynamo::unless_condition_failed(r, "PutItem notification claim")?.is_some())
-}
-
-/// Gives a claim back (the email could not be sent: the retried record tries again).
-pub async fn release_instant(
-    client: &aws_sdk_dynamodb::Client,
-    ops_table: &str,
-    t: &TenantId,
-    event_id: &str,
-    user_id: &str,
-) -> anyhow::Result<()> {
-    client
-        .delete_item()
-        .table_name(ops_table)
-        .key(PK, s(format!("TENANT#{t}#NOTIFYSENT#{event_id}")))
-        .key(SK, s(format!("NOTIFYSENT#{user_id}")))
+        .set_item(Some(item))
         .send()
         .await
-        .context("DeleteItem notification claim")?;
+        .context("PutItem notification sent")?;
     Ok(())
 }
 
@@ -510,7 +628,18 @@ mod tests {
         assert_eq!(period(Mode::Daily, at).as_deref(), Some("D#2026-12-03"));
         assert_eq!(period(Mode::Instant, at), None);
         let run = time::macros::datetime!(2026-12-04 00:05:00 UTC);
-        assert_eq!(ended_periods(run), vec!["H#2026-12-03T23", "D#2026-12-03"]);
+        let ended = ended_periods(run);
+        assert_eq!(ended.len(), 26);
+        assert_eq!(
+            ended[0], "H#2026-12-03T23",
+            "the hour that just ended first"
+        );
+        assert_eq!(ended[23], "H#2026-12-03T00", "a day of hours");
+        assert_eq!(&ended[24..], ["D#2026-12-03", "D#2026-12-02"]);
+        assert!(
+            !ended.contains(&"H#2026-12-04T00".to_string()),
+            "not the current hour"
+        );
     }
 
     #[test]

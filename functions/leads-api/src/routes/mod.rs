@@ -6,6 +6,7 @@ mod leads;
 mod notes;
 mod pipeline;
 mod quarantine;
+mod spam_settings;
 
 use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
@@ -58,6 +59,9 @@ pub const ROUTES: &[Route] = &[
         "/v1/leads/{leadId}/notes/{noteId}",
         LeadsWrite,
     ),
+    // The tenant's spam blocklists, for every form: configuration, like a form's own lists.
+    r("get_spam_settings", "GET", "/v1/spam-settings", FormsRead),
+    r("put_spam_settings", "PUT", "/v1/spam-settings", FormsWrite),
     r("get_pipeline", "GET", "/v1/pipeline", LeadsRead),
     // The pipeline is workspace configuration, like forms: owners and admins.
     r("put_pipeline", "PUT", "/v1/pipeline", FormsWrite),
@@ -90,6 +94,8 @@ pub async fn call(
         "list_notes" => notes::list(app, ctx).await,
         "add_note" => notes::add(app, ctx, req).await,
         "delete_note" => notes::delete(app, ctx).await,
+        "get_spam_settings" => spam_settings::get(app, ctx).await,
+        "put_spam_settings" => spam_settings::put(app, ctx, req).await,
         "get_pipeline" => pipeline::get(app, ctx).await,
         "put_pipeline" => pipeline::put(app, ctx, req).await,
         _ => Err(AppError::NotFound("route_not_found")),

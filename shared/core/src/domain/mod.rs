@@ -11,8 +11,8 @@ mod transfer_ids;
 
 pub use email::Email;
 pub use form::{
-    ConsentDef, FieldDef, FieldKind, FormRecord, SpamSettings, TenantRecord, TenantStatus,
-    DEFAULT_HONEYPOT, MAX_DAILY_CAP,
+    ConsentDef, FieldDef, FieldKind, FormRecord, SpamSettings, TenantRecord, TenantSpamLists,
+    TenantStatus, DEFAULT_HONEYPOT, MAX_DAILY_CAP,
 };
 pub use ids::{ApiKeyId, FormId, IdError, LeadId, SessionId, SubmissionId, TenantId, UserId};
 pub use phone::Phone;

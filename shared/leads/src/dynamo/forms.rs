@@ -5,8 +5,10 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use crate::ports::FormAdmin;
-use shared_core::domain::{FormId, FormRecord, SpamSettings, TenantId, TenantRecord, TenantStatus};
-use shared_core::dynamo::attrs::{get_bool, get_n_opt, get_s, item, n, put, s, Item};
+use shared_core::domain::{
+    FormId, FormRecord, SpamSettings, TenantId, TenantRecord, TenantSpamLists, TenantStatus,
+};
+use shared_core::dynamo::attrs::{get_bool, get_n_opt, get_s, item, key_item, n, put, s, Item};
 use shared_core::keys;
 
 pub(crate) fn form_to_item(f: &FormRecord) -> anyhow::Result<Item> {
@@ -86,6 +88,68 @@ pub(crate) fn tenant_from_item(it: &Item) -> anyhow::Result<TenantRecord> {
         tenant_id: TenantId::parse(get_s(it, "tenant_id")?)?,
         status,
     })
+}
+
+/// The tenant record's attribute holding the tenant's blocklists (JSON), absent while empty.
+pub(crate) const TENANT_SPAM_ATTR: &str = "spam_lists";
+
+/// The tenant's blocklists on its record (none: empty lists).
+pub(crate) fn tenant_spam_from_item(it: &Item) -> anyhow::Result<TenantSpamLists> {
+    match it.get(TENANT_SPAM_ATTR).and_then(|v| v.as_s().ok()) {
+        Some(json) => serde_json::from_str(json).context("tenant spam lists"),
+        None => Ok(TenantSpamLists::default()),
+    }
+}
+
+/// Reads and replaces a tenant's blocklists on its record (`TENANT#<t>` / `TENANT`): one
+/// attribute, updated in place, so the rest of the record (owned by auth) is never rewritten.
+pub async fn tenant_spam_lists(
+    client: &Client,
+    tenants_table: &str,
+    tenant: &TenantId,
+) -> anyhow::Result<TenantSpamLists> {
+    let out = client
+        .get_item()
+        .table_name(tenants_table)
+        .set_key(Some(key_item(&keys::tenant(tenant))))
+        .projection_expression("#l")
+        .expression_attribute_names("#l", TENANT_SPAM_ATTR)
+        .consistent_read(true)
+        .send()
+        .await
+        .context("GetItem tenant spam lists")?;
+    out.item
+        .as_ref()
+        .map(tenant_spam_from_item)
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// Replaces the tenant's blocklists (empty lists remove the attribute). `false`: no such tenant
+/// record. Idempotent: a retry sets the same value.
+pub async fn put_tenant_spam_lists(
+    client: &Client,
+    tenants_table: &str,
+    tenant: &TenantId,
+    lists: &TenantSpamLists,
+    now: time::OffsetDateTime,
+) -> anyhow::Result<bool> {
+    let mut u = client
+        .update_item()
+        .table_name(tenants_table)
+        .set_key(Some(key_item(&keys::tenant(tenant))))
+        .condition_expression("attribute_exists(pk)")
+        .expression_attribute_names("#l", TENANT_SPAM_ATTR)
+        .expression_attribute_names("#u", "spam_lists_updated_at")
+        .expression_attribute_values(":now", shared_core::dynamo::attrs::timestamp(now));
+    u = if *lists == TenantSpamLists::default() {
+        u.update_expression("SET #u = :now REMOVE #l")
+    } else {
+        u.update_expression("SET #l = :l, #u = :now")
+            .expression_attribute_values(":l", s(serde_json::to_string(lists)?))
+    };
+    let r = u.send().await;
+    Ok(shared_core::dynamo::unless_condition_failed(r, "UpdateItem tenant spam lists")?.is_some())
 }
 
 #[derive(Debug, Clone)]

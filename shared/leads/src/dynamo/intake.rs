@@ -296,9 +296,12 @@ impl IntakeStore for DynamoIntakeStore {
         let ops = found.get(&self.tables.ops);
 
         let form = find(tenants, &form_key).map(form_from_item).transpose()?;
-        let tenant = find(tenants, &tenant_key)
-            .map(tenant_from_item)
-            .transpose()?;
+        let tenant_item = find(tenants, &tenant_key);
+        let tenant = tenant_item.map(tenant_from_item).transpose()?;
+        let tenant_spam = tenant_item
+            .map(super::forms::tenant_spam_from_item)
+            .transpose()?
+            .unwrap_or_default();
         let lead_item = lead_key
             .as_ref()
             .and_then(|k| find(found.get(&self.tables.leads), k));
@@ -344,6 +347,7 @@ impl IntakeStore for DynamoIntakeStore {
         Ok(IntakeSnapshot {
             form,
             tenant,
+            tenant_spam,
             lead_exists,
             lead_owned_by_key,
             routed_lead,
@@ -685,6 +689,15 @@ impl IntakeStore for DynamoIntakeStore {
         self.get_quarantined(tenant, form, quarantine_id, now).await
     }
 
+    async fn recent_quarantined(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: time::OffsetDateTime,
+    ) -> anyhow::Result<u32> {
+        self.recent_quarantined_count(tenant, form, now).await
+    }
+
     async fn submission_exists(
         &self,
         tenant: &TenantId,
@@ -851,26 +864,26 @@ pub fn new_lead_item(
     it
 }
 
-pub(crate) fn submission_to_item(tenant: &TenantId, lead: &LeadId, sub: &NewSubmission) -> Item {
-    let mut it = item(&keys::submission(tenant, lead, &sub.submission_id));
-    put(&mut it, "tenant_id", s(tenant.as_str()));
-    put(&mut it, "lead_id", s(lead.as_str()));
-    put(&mut it, "submission_id", s(sub.submission_id.as_str()));
-    put(&mut it, "form_id", s(sub.form_id.as_str()));
-    put(&mut it, "received_at", timestamp(sub.received_at));
-    // Whose submission this is, by its own address (not the lead's, which can change).
-    put_opt(&mut it, "from_email_bidx", sub.email_bidx.clone());
-    put_opt(&mut it, "from_phone_bidx", sub.phone_bidx.clone());
+/// What a visitor posted, as a submission and a quarantined submission both store it: the
+/// answers (`fields`), the consent records (`consents`: key, text version, granted) and the
+/// technical data, one attribute each (`ip`, `user_agent`, `referrer`, `page_url`: retention
+/// removes them attribute by attribute, and the data inventory declares each).
+pub(crate) fn put_posted(
+    it: &mut Item,
+    fields: &std::collections::BTreeMap<String, String>,
+    consents: &[shared_core::domain::ConsentRecord],
+    t: &shared_core::domain::TechnicalData,
+) {
     put(
-        &mut it,
+        it,
         "fields",
-        AttributeValue::M(sub.fields.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
+        AttributeValue::M(fields.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
     );
     put(
-        &mut it,
+        it,
         "consents",
         AttributeValue::L(
-            sub.consents
+            consents
                 .iter()
                 .map(|c| {
                     AttributeValue::M(HashMap::from([
@@ -882,11 +895,24 @@ pub(crate) fn submission_to_item(tenant: &TenantId, lead: &LeadId, sub: &NewSubm
                 .collect(),
         ),
     );
+    put_opt(it, "ip", t.ip.clone());
+    put_opt(it, "user_agent", t.user_agent.clone());
+    put_opt(it, "referrer", t.referrer.clone());
+    put_opt(it, "page_url", t.page_url.clone());
+}
+
+pub(crate) fn submission_to_item(tenant: &TenantId, lead: &LeadId, sub: &NewSubmission) -> Item {
+    let mut it = item(&keys::submission(tenant, lead, &sub.submission_id));
+    put(&mut it, "tenant_id", s(tenant.as_str()));
+    put(&mut it, "lead_id", s(lead.as_str()));
+    put(&mut it, "submission_id", s(sub.submission_id.as_str()));
+    put(&mut it, "form_id", s(sub.form_id.as_str()));
+    put(&mut it, "received_at", timestamp(sub.received_at));
+    // Whose submission this is, by its own address (not the lead's, which can change).
+    put_opt(&mut it, "from_email_bidx", sub.email_bidx.clone());
+    put_opt(&mut it, "from_phone_bidx", sub.phone_bidx.clone());
+    put_posted(&mut it, &sub.fields, &sub.consents, &sub.technical);
     let t = &sub.technical;
-    put_opt(&mut it, "ip", t.ip.clone());
-    put_opt(&mut it, "user_agent", t.user_agent.clone());
-    put_opt(&mut it, "referrer", t.referrer.clone());
-    put_opt(&mut it, "page_url", t.page_url.clone());
     if !t.is_empty() {
         let shard = sub
             .submission_id

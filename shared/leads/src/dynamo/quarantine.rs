@@ -2,25 +2,29 @@
 //! its form (`TENANT#<t>#QUARANTINE#<form>`, `Q#<id>`), with the guard items of used
 //! proof-of-work challenges (`TENANT#<t>#POW#<challenge>`, expiring with the challenge).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use anyhow::{anyhow, Context};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
-use super::intake::{idempotency_to_item, rate_form_attr, rate_ip_attr, DynamoIntakeStore};
+use super::intake::{
+    idempotency_to_item, put_posted, rate_form_attr, rate_ip_attr, DynamoIntakeStore,
+};
 use crate::ports::{CommitError, QuarantineWrite, QuarantinedSubmission, UsedChallenge};
+use crate::spam;
 use crate::{Page, StartKey};
 use shared_core::domain::{ConsentRecord, FormId, LeadId, SubmissionId, TechnicalData, TenantId};
 use shared_core::dynamo::attrs::{
     epoch, get_n_opt, get_s, item, key_item, n, put, put_opt, s, timestamp, Item,
 };
 use shared_core::keys::{self, PK, SK};
+use shared_core::retention;
 
 /// The attributes holding the visitor's data: removed when the submission is released (they
 /// moved to the lead).
-pub(crate) const PERSONAL: [&str; 8] = [
+pub(crate) const PERSONAL: [&str; 9] = [
     "fields",
     "consents",
     "ip",
@@ -29,7 +33,20 @@ pub(crate) const PERSONAL: [&str; 8] = [
     "page_url",
     "email_bidx",
     "phone_bidx",
+    "subject_bidx",
 ];
+
+/// The ops table's index of quarantined submissions by the subject they are of
+/// (`subject_bidx`, keys only; range `pk`, so a query is bounded to one tenant's quarantine):
+/// a data-subject request finds them without a scan (template.yaml).
+pub const SUBJECT_INDEX: &str = "by_subject";
+
+/// Whose a quarantined submission is, for data-subject requests: the posted email's blind
+/// index, or the phone's when no email was posted (the rule of a lead's submissions: a phone
+/// next to an address may be anyone's, docs/privacy.md).
+pub fn subject_of(email_bidx: Option<&str>, phone_bidx: Option<&str>) -> Option<String> {
+    email_bidx.or(phone_bidx).map(str::to_string)
+}
 
 pub(crate) fn challenge_put(
     table: &str,
@@ -96,34 +113,26 @@ pub(crate) fn quarantine_to_item(tenant: &TenantId, q: &QuarantinedSubmission) -
     put(&mut it, "form_id", s(q.form_id.as_str()));
     put(&mut it, "quarantine_id", s(&q.quarantine_id));
     put(&mut it, "received_at", timestamp(q.received_at));
-    put(
-        &mut it,
-        "fields",
-        AttributeValue::M(q.fields.iter().map(|(k, v)| (k.clone(), s(v))).collect()),
-    );
-    put(
-        &mut it,
-        "consents",
-        AttributeValue::L(
-            q.consents
-                .iter()
-                .map(|c| {
-                    AttributeValue::M(HashMap::from([
-                        ("key".to_string(), s(&c.key)),
-                        ("version".to_string(), s(&c.version)),
-                        ("granted".to_string(), AttributeValue::Bool(c.granted)),
-                    ]))
-                })
-                .collect(),
-        ),
-    );
-    let t = &q.technical;
-    put_opt(&mut it, "ip", t.ip.clone());
-    put_opt(&mut it, "user_agent", t.user_agent.clone());
-    put_opt(&mut it, "referrer", t.referrer.clone());
-    put_opt(&mut it, "page_url", t.page_url.clone());
+    put_posted(&mut it, &q.fields, &q.consents, &q.technical);
     put_opt(&mut it, "email_bidx", q.email_bidx.clone());
     put_opt(&mut it, "phone_bidx", q.phone_bidx.clone());
+    put_opt(
+        &mut it,
+        "subject_bidx",
+        subject_of(q.email_bidx.as_deref(), q.phone_bidx.as_deref()),
+    );
+    // Swept by the retention run of the day after its end (rule `quarantine`): TTL alone may
+    // lag up to 48 hours past the 30 days the policy states.
+    let key = keys::quarantine(tenant, &q.form_id, &q.quarantine_id);
+    put(
+        &mut it,
+        "exp_bucket",
+        s(retention::expiry_bucket_at(
+            retention::rule::QUARANTINE,
+            q.expires_at,
+            &key,
+        )),
+    );
     put(&mut it, "score", n(q.score));
     put(
         &mut it,
@@ -211,6 +220,8 @@ impl DynamoIntakeStore {
             Idempotency,
             /// The usage counter item: the minute's rate counts only.
             Rate,
+            /// The form's count of quarantined posts in this pressure window.
+            Pressure,
         }
         let ops = &self.tables().ops;
         let mut parts = vec![(
@@ -277,6 +288,33 @@ impl DynamoIntakeStore {
                 )
                 .build(),
             Part::Rate,
+        ));
+        // The form's pressure window: counted here, in the same transaction (no request
+        // more), read by the challenge route to raise the difficulty under attack. Expires by
+        // TTL once no challenge looks at it any more.
+        let window = spam::pressure_window(w.record.received_at);
+        parts.push((
+            TransactWriteItem::builder()
+                .update(
+                    Update::builder()
+                        .table_name(ops)
+                        .set_key(Some(key_item(&keys::spam_pressure(
+                            &w.tenant,
+                            &w.record.form_id,
+                            window,
+                        ))))
+                        .update_expression("ADD #n :one SET expires_at = :exp")
+                        .expression_attribute_names("#n", "n")
+                        .expression_attribute_values(":one", n(1))
+                        .expression_attribute_values(
+                            ":exp",
+                            n(window + 3 * spam::PRESSURE_WINDOW_SECS),
+                        )
+                        .build()
+                        .context("pressure update")?,
+                )
+                .build(),
+            Part::Pressure,
         ));
         let kinds: Vec<Part> = parts.iter().map(|(_, k)| *k).collect();
         let result = self
@@ -355,6 +393,36 @@ impl DynamoIntakeStore {
             .map(|q| q.filter(|q| q.expires_at > now))
     }
 
+    /// The form's quarantined posts in the current pressure window and the one before: one
+    /// Query of at most two small items (eventually consistent: a challenge may lag a post).
+    pub(crate) async fn recent_quarantined_count(
+        &self,
+        tenant: &TenantId,
+        form: &FormId,
+        now: OffsetDateTime,
+    ) -> anyhow::Result<u32> {
+        let from = spam::pressure_window(now) - spam::PRESSURE_WINDOW_SECS;
+        let out = self
+            .client()
+            .query()
+            .table_name(&self.tables().ops)
+            .key_condition_expression("#pk = :pk AND #sk >= :from")
+            .filter_expression("expires_at > :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(keys::spam_pressure_partition(tenant, form)))
+            .expression_attribute_values(":from", s(keys::spam_pressure_sort_key(from)))
+            .expression_attribute_values(":now", epoch(now))
+            .send()
+            .await
+            .context("Query spam pressure")?;
+        let mut total: u64 = 0;
+        for it in out.items() {
+            total += get_n_opt(it, "n")?.unwrap_or(0).max(0) as u64;
+        }
+        Ok(u32::try_from(total).unwrap_or(u32::MAX))
+    }
+
     /// A form's quarantined submissions not yet released, oldest first, a page at a time.
     pub async fn quarantine_page(
         &self,
@@ -426,4 +494,62 @@ impl DynamoIntakeStore {
             },
         }
     }
+}
+
+/// The keys of the quarantined submissions of one subject (the blind index of their email, or
+/// of their phone for phone-only posts: [`subject_of`]) in `tenant`'s quarantine, or in every
+/// tenant's (`None`: routing a request that names no tenant), through [`SUBJECT_INDEX`]: one
+/// Query per page on the subject, never a scan, whatever the number of leads or forms. Returns
+/// the keys and the items the index read.
+pub async fn quarantined_of_subject(
+    client: &aws_sdk_dynamodb::Client,
+    ops_table: &str,
+    tenant: Option<&TenantId>,
+    subject_bidx: &str,
+) -> anyhow::Result<(Vec<keys::Key>, u64)> {
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    let mut start = None;
+    loop {
+        let mut q = client
+            .query()
+            .table_name(ops_table)
+            .index_name(SUBJECT_INDEX)
+            .expression_attribute_values(":b", s(subject_bidx))
+            .set_exclusive_start_key(start);
+        q = match tenant {
+            Some(t) => q
+                .key_condition_expression("subject_bidx = :b AND begins_with(#pk, :t)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_values(":t", s(keys::quarantine_of_tenant(t))),
+            None => q.key_condition_expression("subject_bidx = :b"),
+        };
+        let out = q.send().await.context("Query by_subject")?;
+        scanned += out.scanned_count as u64;
+        for it in out.items.unwrap_or_default() {
+            if let (Ok(pk), Ok(sk)) = (get_s(&it, PK), get_s(&it, SK)) {
+                found.push(keys::Key {
+                    pk: pk.to_string(),
+                    sk: sk.to_string(),
+                });
+            }
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    found.sort_by(|a, b| (&a.pk, &a.sk).cmp(&(&b.pk, &b.sk)));
+    found.dedup();
+    Ok((found, scanned))
+}
+
+/// The tenant a quarantine partition (`TENANT#<t>#QUARANTINE#<form>`) belongs to.
+pub fn tenant_of_quarantine_pk(pk: &str) -> Option<TenantId> {
+    let rest = pk.strip_prefix("TENANT#")?;
+    let (t, form) = rest.split_once("#QUARANTINE#")?;
+    if form.is_empty() {
+        return None;
+    }
+    TenantId::parse(t).ok()
 }

@@ -16,6 +16,41 @@ use time::OffsetDateTime;
 
 use shared_core::domain::{FormId, SpamSettings};
 
+/// A form under attack gets harder proofs of work: its quarantined posts are counted in
+/// windows of this many seconds (one counter item per window, written in the quarantine's own
+/// transaction), and a challenge looks at the current window and the one before, so the
+/// difficulty rises within seconds of an attack and falls back 10 to 20 minutes after it stops.
+pub const PRESSURE_WINDOW_SECS: i64 = 600;
+/// Quarantined posts in those windows from which the difficulty is raised: an attack, not a
+/// few bots a day.
+pub const PRESSURE_THRESHOLD: u32 = 20;
+/// The most the form's difficulty is multiplied by (also bounded by
+/// [`SpamSettings::MAX_POW_MAX_NUMBER`]): 16× is still a few seconds in a phone's browser.
+pub const PRESSURE_MAX_FACTOR: u32 = 16;
+
+/// The start (unix seconds) of the pressure window holding `at`.
+pub fn pressure_window(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp().div_euclid(PRESSURE_WINDOW_SECS) * PRESSURE_WINDOW_SECS
+}
+
+/// The difficulty (`maxnumber`) of the form's next challenge when `recent` of its posts were
+/// quarantined in the last windows: the form's own below [`PRESSURE_THRESHOLD`], then doubled
+/// for every doubling of the count (×2 from 20, ×4 from 40, ...), at most
+/// [`PRESSURE_MAX_FACTOR`]× and [`SpamSettings::MAX_POW_MAX_NUMBER`]. Never lower than the
+/// form's own.
+pub fn raised_max_number(form_max: u32, recent: u32) -> u32 {
+    if recent < PRESSURE_THRESHOLD {
+        return form_max;
+    }
+    let doublings = (recent / PRESSURE_THRESHOLD).ilog2() + 1;
+    let factor = 1u64
+        .checked_shl(doublings)
+        .unwrap_or(u64::MAX)
+        .min(u64::from(PRESSURE_MAX_FACTOR));
+    let raised = (u64::from(form_max) * factor).min(u64::from(SpamSettings::MAX_POW_MAX_NUMBER));
+    u32::try_from(raised).unwrap_or(u32::MAX).max(form_max)
+}
+
 /// What a layer found, as the quarantine lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,6 +193,28 @@ pub fn assess(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_difficulty_rises_with_an_attack_within_its_bounds() {
+        assert_eq!(raised_max_number(50_000, 0), 50_000);
+        assert_eq!(raised_max_number(50_000, PRESSURE_THRESHOLD - 1), 50_000);
+        assert_eq!(raised_max_number(50_000, PRESSURE_THRESHOLD), 100_000);
+        assert_eq!(raised_max_number(50_000, 2 * PRESSURE_THRESHOLD), 200_000);
+        assert_eq!(raised_max_number(50_000, u32::MAX), 800_000);
+        // Bounded by the platform's maximum, never below the form's own.
+        assert_eq!(
+            raised_max_number(5_000_000, u32::MAX),
+            SpamSettings::MAX_POW_MAX_NUMBER
+        );
+        assert_eq!(
+            raised_max_number(SpamSettings::MAX_POW_MAX_NUMBER, 1_000),
+            SpamSettings::MAX_POW_MAX_NUMBER
+        );
+        assert_eq!(
+            pressure_window(time::macros::datetime!(2026-12-03 10:19:59 UTC)),
+            time::macros::datetime!(2026-12-03 10:10 UTC).unix_timestamp()
+        );
+    }
     use shared_core::blind_index::BlindIndexKey;
     use time::macros::datetime;
     use time::Duration;

@@ -33,7 +33,7 @@ pub const COMPLAINT: &str =
 pub const TENANT_CATEGORIES: &[CategoryFacts] = &[
     CategoryFacts {
         category: DataCategory::CrmContent,
-        purposes: "answering your enquiry and managing the business relationship you started through the tenant's form (contact details, answers, notes, pipeline records, attachments)",
+        purposes: "answering your enquiry and managing the business relationship you started through the tenant's form (contact details, answers, notes, pipeline records, attachments; a submission the spam defence held apart for the tenant's review is kept 30 days)",
         legal_basis: "as the tenant (controller) decided: steps at your request before a contract (Art 6(1)(b)) or its legitimate interest (Art 6(1)(f)), or your consent",
         recipients: "the tenant and its team members (by email too, when the tenant has a form's notifications carry the answers); systems the tenant connected through webhooks (identifiers only); the platform as the tenant's processor",
         source: "you, through the tenant's web form, or the tenant (imported or entered by its team)",

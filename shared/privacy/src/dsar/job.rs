@@ -184,6 +184,10 @@ pub enum Target {
     Suppression {
         doc: Option<usize>,
     },
+    /// The subject's quarantined submissions in the tenant (spam defence, ops table).
+    Quarantine {
+        doc: Option<usize>,
+    },
     User {
         tenant: String,
         user: String,

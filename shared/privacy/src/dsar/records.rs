@@ -67,6 +67,7 @@ pub fn record_kind(table: Table, sk: &str) -> &'static str {
         (Table::Billing, "REFUND#", "refund"),
         (Table::SecurityLog, "", "security_event"),
         (Table::Privacy, "", "suppression_entry"),
+        (Table::Ops, "Q#", "quarantined_submission"),
     ];
     KINDS
         .iter()

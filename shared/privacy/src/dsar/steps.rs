@@ -79,6 +79,40 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     }
                 }
             }
+            Target::Quarantine { doc } => {
+                let JobScope::Tenant { tenant_id } = &job.scope else {
+                    return Ok(r);
+                };
+                let items = self.store.quarantined(tenant_id, &subject.bidx).await?;
+                let records = classify_all(Table::Ops, &items)?;
+                match &job.kind {
+                    JobKind::Access => {
+                        if let Some(sink) =
+                            doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
+                        {
+                            for rec in &records {
+                                sink.json_record(&rec.access_json())?;
+                                r.inc(rec.kind, 1);
+                            }
+                        }
+                    }
+                    JobKind::Erasure { .. } => {
+                        // The suppression entry first, as for a lead: a person known to the
+                        // tenant only by what the spam defence kept is not re-collected either
+                        // (the certificate says so), and a run cut off after the deletes has
+                        // not left them erased but collectable.
+                        if !items.is_empty() {
+                            self.suppress(tenant_id, &subject.bidx, &subject.at).await?;
+                        }
+                        let keys: Vec<_> = items.iter().filter_map(item_key).collect();
+                        let n = batch_delete(self.store.client(), &self.store.tables().ops, keys)
+                            .await
+                            .context("deleting quarantined submissions")?;
+                        r.inc("quarantined_submission", n);
+                    }
+                    _ => {}
+                }
+            }
             Target::User { tenant, user, doc } => {
                 let t = TenantId::parse(tenant).context("tenant id")?;
                 let u = UserId::parse(user).context("user id")?;
@@ -108,6 +142,27 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
             }
         }
         Ok(r)
+    }
+
+    /// Puts a keyed hash on the tenant's suppression list, once (a repeated step finds it).
+    async fn suppress(&self, t: &TenantId, hash: &str, at: &str) -> anyhow::Result<()> {
+        let k = keys::suppression(t, hash);
+        self.store
+            .client()
+            .put_item()
+            .table_name(&self.store.tables().privacy)
+            .item(PK, s(&k.pk))
+            .item(SK, s(&k.sk))
+            .item("created_at", s(at))
+            .item("reason", s("erasure"))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| match e.into_service_error() {
+                aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_) => Ok(()),
+                other => Err(anyhow::Error::new(other).context("PutItem suppression")),
+            })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -150,22 +205,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                     }
                 }
                 for h in hashes {
-                    let k = keys::suppression(t, &h);
-                    client
-                        .put_item()
-                        .table_name(&self.store.tables().privacy)
-                        .item(PK, s(&k.pk))
-                        .item(SK, s(&k.sk))
-                        .item("created_at", s(&at))
-                        .item("reason", s("erasure"))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .or_else(|e| match e.into_service_error() {
-                            aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_) => Ok(()),
-                            other => Err(anyhow::Error::new(other).context("PutItem suppression")),
-                        })?;
+                    self.suppress(t, &h, &at).await?;
                 }
                 // A lead under legal hold is kept whole: the hold is on the lead, and its
                 // submissions, notes and files are what the hold preserves.

@@ -550,8 +550,9 @@ impl DsarStore {
         Ok(unless_condition_failed(r, "UpdateItem expire request")?.is_some())
     }
 
-    /// Every tenant holding a lead with this email blind index: a Query of the KEYS_ONLY
-    /// `by_email_bidx` index (the lead's pk names its tenant). Never a scan.
+    /// Every tenant holding a lead with this email blind index, or a quarantined submission
+    /// of it: Queries of the KEYS_ONLY `by_email_bidx` index of the leads table and `by_subject`
+    /// of the ops table (the keys name the tenant). Never a scan.
     pub async fn tenants_holding(&self, email_bidx: &str) -> anyhow::Result<Vec<TenantId>> {
         let mut out = BTreeSet::new();
         for pk in self.lead_pks_of(email_bidx).await? {
@@ -559,6 +560,18 @@ impl DsarStore {
                 out.insert(t);
             }
         }
+        let (quarantined, _) = shared_leads::dynamo::quarantined_of_subject(
+            &self.client,
+            &self.tables.ops,
+            None,
+            email_bidx,
+        )
+        .await?;
+        out.extend(
+            quarantined
+                .iter()
+                .filter_map(|k| shared_leads::dynamo::tenant_of_quarantine_pk(&k.pk)),
+        );
         Ok(out.into_iter().collect())
     }
 

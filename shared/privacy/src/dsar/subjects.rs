@@ -120,6 +120,31 @@ impl SubjectStore {
         Ok(ids)
     }
 
+    /// The tenant's quarantined submissions of this subject (ops table): the `by_subject`
+    /// index (keys only, bounded to the tenant's quarantine by its range key), then each record
+    /// got. A record TTL removed meanwhile is not found.
+    pub async fn quarantined(
+        &self,
+        tenant: &TenantId,
+        subject_bidx: &str,
+    ) -> anyhow::Result<Vec<Item>> {
+        let (found, scanned) = shared_leads::dynamo::quarantined_of_subject(
+            &self.client,
+            &self.tables.ops,
+            Some(tenant),
+            subject_bidx,
+        )
+        .await?;
+        self.count(scanned);
+        let mut items = Vec::with_capacity(found.len());
+        for key in &found {
+            if let Some(it) = self.get(&self.tables.ops, key).await? {
+                items.push(it);
+            }
+        }
+        Ok(items)
+    }
+
     /// Every item of one partition (consistent reads), optionally filtered.
     pub async fn partition(
         &self,

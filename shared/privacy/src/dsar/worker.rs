@@ -638,6 +638,11 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                         lead: l.to_string(),
                         doc,
                     }));
+                    // What the spam defence kept apart holds the subject's answers too: an
+                    // access shows it, an erasure removes it (docs/privacy.md).
+                    if matches!(job.kind, JobKind::Access | JobKind::Erasure { .. }) {
+                        targets.push(Target::Quarantine { doc });
+                    }
                     if job.kind == JobKind::Access {
                         targets.push(Target::Suppression { doc });
                     }
@@ -900,6 +905,7 @@ fn target_doc(t: &Target) -> Option<usize> {
     match t {
         Target::Lead { doc, .. }
         | Target::Suppression { doc }
+        | Target::Quarantine { doc }
         | Target::User { doc, .. }
         | Target::Billing { doc, .. } => *doc,
         Target::FinishDoc { doc } => Some(*doc),
