@@ -150,7 +150,9 @@ fn shape(table: &str, item: &Item) -> String {
             .unwrap_or_default()
     };
     // Attribute names can carry a keyed hash (a rate window's `ip_<hash>` counters); each
-    // world has its own key, so the hash part is a wildcard too.
+    // world has its own key, so the hash part is a wildcard too. A per-minute count
+    // (`rf_<minute>`) is named by the minute it ran in: the two runs may straddle a minute, so
+    // the minute is a wildcard and one name stands for any number of minutes.
     let mut names: Vec<String> = item
         .keys()
         .map(|name| match name.rsplit_once('_') {
@@ -159,10 +161,14 @@ fn shape(table: &str, item: &Item) -> String {
             {
                 format!("{head}_*")
             }
+            Some((head, tail)) if !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) => {
+                format!("{head}_<minute>")
+            }
             _ => name.clone(),
         })
         .collect();
     names.sort_unstable();
+    names.dedup_by(|a, b| a == b && a.ends_with("_<minute>"));
     // A security-log entry's kind is part of its shape.
     let event = item
         .get("event")
