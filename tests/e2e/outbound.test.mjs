@@ -3,7 +3,8 @@
 // owner registers the sink, a submission reaches it signed (checked here with Node's own HMAC,
 // not the project's code), the scripted bot that demo_form.test.mjs quarantined is released by
 // the owner as a lead, a failing sink is retried and a replay delivers again, and a data-subject
-// erasure filed and approved through the API reaches the sink as `lead.erased`.
+// erasure filed and approved through the API reaches the sink as `lead.erased`; then an API key
+// (what a receiver's system reads leads with) lists leads, and gets 401 once revoked.
 //
 // Environment (from run.sh): API_BASE, SINK_BASE, AWS_ENDPOINT, FORM_ID, DEMO_EMAIL, DEMO_PASSWORD.
 // Ends with a plain "N passed, N failed" line; exits non-zero when anything failed.
@@ -221,6 +222,26 @@ test("an erasure filed and approved through the API reaches the sink as lead.era
   assert(!erased.body.includes("@example.com"), "lead.erased names the lead, not the person");
   const lead = await call("GET", `/v1/leads/${state.first.lead_id}`, { token: state.token });
   assert(lead.status === 404, `the erased lead still answers ${lead.status}`);
+});
+
+test("an API key lists leads for the receiver's system, and once revoked gets 401", async () => {
+  const stepUp = await call("POST", "/v1/auth/step-up", { token: state.token, body: { password: env("DEMO_PASSWORD") } });
+  assert(stepUp.status === 200, `step-up got ${stepUp.status}: ${JSON.stringify(stepUp.json)}`);
+  const created = await call("POST", "/v1/api-keys", {
+    token: state.token,
+    body: { name: "outbound e2e", role: "viewer" },
+  });
+  assert(created.status === 201, `creating a key got ${created.status}: ${JSON.stringify(created.json)}`);
+  const key = created.json.key;
+  assert(typeof key === "string" && key.startsWith("lmk_live_"), "the key is answered once, with its prefix");
+  const listed = await call("GET", "/v1/leads", { token: key });
+  assert(listed.status === 200 && Array.isArray(listed.json.items), `the key listed leads: ${listed.status}`);
+  const keys = await call("GET", "/v1/api-keys", { token: state.token });
+  assert(keys.json.items.every((k) => k.key === undefined), "a listing never shows a key");
+  const revoked = await call("DELETE", `/v1/api-keys/${created.json.id}`, { token: state.token });
+  assert(revoked.status === 204, `revoking got ${revoked.status}`);
+  const after = await call("GET", "/v1/leads", { token: key });
+  assert(after.status === 401, `a revoked key got ${after.status}`);
 });
 
 let passed = 0;
