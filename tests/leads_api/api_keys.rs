@@ -771,7 +771,49 @@ async fn a_workspace_holds_at_most_100_live_keys() {
     );
     let r = auth_call(&t, &owner.token, "DELETE", "/v1/api-keys/ak-cap-000", None).await;
     assert_eq!(r.status, 204);
-    create_key(&t, &owner, body).await;
+    create_key(&t, &owner, body.clone()).await;
+    // Two places freed, eight creations at once: at most two keys are made, never more.
+    for id in ["ak-cap-001", "ak-cap-002"] {
+        let path = format!("/v1/api-keys/{id}");
+        assert_eq!(
+            auth_call(&t, &owner.token, "DELETE", &path, None)
+                .await
+                .status,
+            204
+        );
+    }
+    let racing = join_all(
+        (0..8)
+            .map(|_| auth_call(&t, &owner.token, "POST", "/v1/api-keys", Some(body.clone())))
+            .collect(),
+    )
+    .await;
+    let made = racing.iter().filter(|r| r.status == 201).count();
+    assert!(
+        racing
+            .iter()
+            .all(|r| r.status == 201 || (r.status, r.code()) == (409, "api_key_limit_reached")),
+        "{:?}",
+        racing.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    assert!(made <= 2, "{made} keys made for 2 places");
+    let live = auth_call(&t, &owner.token, "GET", "/v1/api-keys", None).await;
+    let now = t.w.clock.now();
+    let live = live.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| {
+            k["revoked_at"].is_null()
+                && time::OffsetDateTime::parse(
+                    k["expires_at"].as_str().unwrap(),
+                    &time::format_description::well_known::Rfc3339,
+                )
+                .unwrap()
+                    > now
+        })
+        .count();
+    assert!(live <= 100, "{live} live keys");
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use shared_accounts::auth::api_key::{self, ApiKey};
 use shared_accounts::auth::permissions::Role;
 use shared_accounts::dynamo::{StoreError, Write};
 use shared_core::clock::rfc3339;
-use shared_core::domain::ApiKeyId;
+use shared_core::domain::{ApiKeyId, TenantId};
 use shared_core::dynamo::timestamp;
 use shared_core::error::{AppError, FieldErrors};
 use shared_core::keys;
@@ -104,18 +104,8 @@ pub async fn create<M: Mailer>(
             message: "An API key's role can hold only permissions your own role has.",
         });
     }
-    let live = app
-        .store
-        .api_keys(&caller.tenant_id)
-        .await?
-        .iter()
-        .filter(|k| k.revoked_at.is_none() && k.expires_at > ctx.now)
-        .count();
-    if live >= api_key::MAX_LIVE_KEYS {
-        return Err(AppError::Conflict {
-            code: "api_key_limit_reached",
-            message: "The workspace has 100 live API keys: revoke one first.",
-        });
+    if live_keys(app, &caller.tenant_id, ctx.now).await? >= api_key::MAX_LIVE_KEYS {
+        return Err(limit_reached());
     }
     let key_id = ApiKeyId::parse(&app.new_id("ak")).map_err(anyhow::Error::new)?;
     let (secret, hash) = api_key::issue(&caller.tenant_id, &caller.user_id, &key_id);
@@ -152,9 +142,56 @@ pub async fn create<M: Mailer>(
             },
             StoreError::Other(e) => AppError::Internal(e),
         })?;
+    // Creations racing for the last places all passed the count above: each counts again with
+    // its own key written, and one that finds the workspace over the limit takes its key back
+    // (never answered, so never used). Racing ones may all step back (each may try again); the
+    // workspace never holds more than the limit.
+    if live_keys(app, &caller.tenant_id, ctx.now).await? > api_key::MAX_LIVE_KEYS {
+        let mut e = app.event("api_key_revoked", ctx);
+        e.detail = Some(format!("{} over the limit", key.key_id));
+        app.store
+            .transact(vec![
+                (
+                    t.tenants.as_str(),
+                    Write::Delete(keys::api_key(&caller.tenant_id, &key.key_id), None),
+                ),
+                (
+                    t.security_log.as_str(),
+                    Write::Put(app.store.event_item(&e, &app.ids.new_id(ctx.now)), None),
+                ),
+            ])
+            .await
+            .map_err(|e| match e {
+                StoreError::Condition => AppError::Internal(anyhow::anyhow!("unconditional")),
+                StoreError::Other(e) => AppError::Internal(e),
+            })?;
+        return Err(limit_reached());
+    }
     let mut body = key_json(&key);
     body["key"] = Value::String(secret);
     Ok(created(body))
+}
+
+/// The workspace's keys neither revoked nor expired (one consistent Query of its partition).
+async fn live_keys<M: Mailer>(
+    app: &App<M>,
+    tenant: &TenantId,
+    now: OffsetDateTime,
+) -> Result<usize, AppError> {
+    Ok(app
+        .store
+        .api_keys(tenant)
+        .await?
+        .iter()
+        .filter(|k| k.revoked_at.is_none() && k.expires_at > now)
+        .count())
+}
+
+fn limit_reached() -> AppError {
+    AppError::Conflict {
+        code: "api_key_limit_reached",
+        message: "The workspace has 100 live API keys: revoke one first.",
+    }
 }
 
 pub async fn list<M: Mailer>(app: &App<M>, ctx: &Ctx) -> Result<Response<Body>, AppError> {
