@@ -58,6 +58,8 @@ pub fn store(section: &str, value: Value) -> anyhow::Result<()> {
 pub struct Template {
     pub memory_mb: BTreeMap<String, u32>,
     pub tracing: BTreeMap<String, String>,
+    /// Whether Lambda writes its platform lines (start, runtime done, report) for a function.
+    pub platform_lines: BTreeMap<String, bool>,
 }
 
 impl Template {
@@ -73,6 +75,11 @@ impl Template {
                 .functions
                 .iter()
                 .map(|f| (f.binary.clone(), f.tracing.clone()))
+                .collect(),
+            platform_lines: t
+                .functions
+                .iter()
+                .map(|f| (f.binary.clone(), f.logging.platform_lines_kept()))
                 .collect(),
         })
     }
@@ -361,7 +368,8 @@ const SUBMISSIONS: f64 = 1_000_000.0;
 const MONTH_SECONDS: f64 = 30.0 * 86_400.0;
 /// Share of invocations that start a container (an estimate: Lambda does not publish one).
 const COLD_SHARE: f64 = 0.01;
-/// Lambda's platform log lines of one invocation in JSON format (start, report), bytes.
+/// Lambda's platform log lines of one invocation in JSON format (start, runtime done, report),
+/// bytes; none under `SystemLogLevel: WARN`.
 const PLATFORM_LOG_BYTES: f64 = 700.0;
 /// One HTTP API access-log line in the template's format, bytes.
 const ACCESS_LOG_BYTES: f64 = 330.0;
@@ -407,7 +415,21 @@ fn month(f: &Value, t: &Template) -> anyhow::Result<Month> {
     let warm = duration_at(num(intake, "warm_ms")?, num(intake, "cpu_warm_ms")?, memory);
     let init =
         num(intake, "cold_ms")? + (num(intake, "first_ms")? - num(intake, "warm_ms")?).max(0.0);
-    let logs_per_invocation = PLATFORM_LOG_BYTES + num(intake, "log_bytes_warm")?;
+    let platform_lines = *t
+        .platform_lines
+        .get("lead-intake")
+        .context("lead-intake in template")?;
+    let platform_bytes = if platform_lines {
+        PLATFORM_LOG_BYTES
+    } else {
+        0.0
+    };
+    let logs_per_invocation = platform_bytes + num(intake, "log_bytes_warm")?;
+    let log_parts = if platform_lines {
+        format!("{logs_per_invocation:.0} B function + platform")
+    } else {
+        format!("{logs_per_invocation:.0} B function, no platform lines (`SystemLogLevel: WARN`)")
+    };
 
     // A script's JSON post (preflighted) and the embed snippet's (no preflight; its idempotency
     // key is one more item in the transaction).
@@ -480,7 +502,7 @@ fn month(f: &Value, t: &Template) -> anyhow::Result<Month> {
         lines.push((
             "CloudWatch Logs".to_string(),
             format!(
-                "{} × ({logs_per_invocation:.0} B function + platform + {ACCESS_LOG_BYTES:.0} B access log) = {log_gb:.2} GB × ($0.50 + $0.03 stored)",
+                "{} × ({log_parts} + {ACCESS_LOG_BYTES:.0} B access log) = {log_gb:.2} GB × ($0.50 + $0.03 stored)",
                 thousands(invocations)
             ),
             log_gb * (price::LOG_GB_INGESTED + price::LOG_GB_MONTH),
@@ -681,6 +703,7 @@ mod tests {
         let t = Template {
             memory_mb: [("auth".to_string(), 512)].into(),
             tracing: BTreeMap::new(),
+            platform_lines: BTreeMap::new(),
         };
         let f = json!({"login": {"verify_ms": 40.0, "login_ms": 44.0, "login_without_hash_ms": 9.0,
             "read_ms": 1.0, "write_ms": 2.0, "login_requests": ["GetItem"]}});

@@ -111,6 +111,45 @@ pub struct Function {
     /// `Timeout` in seconds: the function's own, else `Globals.Function.Timeout`, else Lambda's
     /// default (3).
     pub timeout_s: u32,
+    /// `LoggingConfig` (the function's own keys over `Globals.Function.LoggingConfig`'s, as SAM
+    /// merges maps): which of Lambda's own lines and the function's lines reach CloudWatch.
+    pub logging: Logging,
+}
+
+/// A function's `LoggingConfig`, with Lambda's defaults filled in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logging {
+    /// `LogFormat`: `Text` (Lambda's default) or `JSON`.
+    pub format: String,
+    /// `SystemLogLevel` (JSON only; Lambda's default `INFO`): `WARN` drops the start, runtime
+    /// done and report lines Lambda writes for every invocation.
+    pub system_level: String,
+    /// `ApplicationLogLevel` (JSON only; Lambda's default `INFO`): Lambda drops the function's
+    /// JSON lines below it, and takes a line without a `level` (a CloudWatch EMF metric line)
+    /// as `INFO`.
+    pub application_level: String,
+}
+
+impl Logging {
+    /// Lambda's platform lines (`platform.start`, `platform.runtimeDone`, `platform.report`, all
+    /// at `INFO`) are written for every invocation.
+    pub fn platform_lines_kept(&self) -> bool {
+        self.format != "JSON" || level_rank(&self.system_level) <= level_rank("INFO")
+    }
+
+    /// The function's metric lines (EMF, no `level`: `INFO` to Lambda) reach CloudWatch.
+    pub fn metric_lines_kept(&self) -> bool {
+        self.format != "JSON" || level_rank(&self.application_level) <= level_rank("INFO")
+    }
+}
+
+const LOG_LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+fn level_rank(level: &str) -> usize {
+    LOG_LEVELS
+        .iter()
+        .position(|l| *l == level)
+        .unwrap_or(LOG_LEVELS.len())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -242,19 +281,18 @@ impl Template {
             .map(tracing_mode)
             .transpose()
             .context("Globals.Function.Tracing")?;
+        let globals = FunctionGlobals {
+            env: global_env,
+            memory_mb: global_memory_mb,
+            tracing: global_tracing,
+            timeout_s: global_timeout_s,
+            logging: global_function.and_then(|f| get(f, "LoggingConfig")),
+        };
 
         let mut functions = Vec::new();
         for id in function_ids {
             let resource = &resources[id];
-            let function = function(
-                &resolver,
-                id,
-                resource,
-                &global_env,
-                global_memory_mb,
-                global_tracing.as_deref(),
-                global_timeout_s,
-            )
+            let function = function(&resolver, id, resource, &globals)
             .with_context(|| format!("resource {id} (AWS::Serverless::Function)"))?;
             functions.push(function);
         }
@@ -491,15 +529,26 @@ fn list<'a>(value: &'a Value, what: &str) -> Result<&'a Vec<Value>> {
         .ok_or_else(|| anyhow!("{what} is not a list"))
 }
 
+/// `Globals.Function`: what a function without its own value takes.
+struct FunctionGlobals<'a> {
+    env: BTreeMap<String, String>,
+    memory_mb: Option<u32>,
+    tracing: Option<String>,
+    timeout_s: Option<u32>,
+    logging: Option<&'a Value>,
+}
+
 fn function(
     resolver: &Resolver,
     id: &str,
     resource: &Value,
-    global_env: &BTreeMap<String, String>,
-    global_memory_mb: Option<u32>,
-    global_tracing: Option<&str>,
-    global_timeout_s: Option<u32>,
+    globals: &FunctionGlobals<'_>,
 ) -> Result<Function> {
+    let global_memory_mb = globals.memory_mb;
+    let global_timeout_s = globals.timeout_s;
+    let global_tracing = globals.tracing.as_deref();
+    let global_logging = globals.logging;
+    let global_env = &globals.env;
     let props = get(resource, "Properties");
     let memory_mb = match props.and_then(|p| get(p, "MemorySize")) {
         Some(v) => Some(memory_size(v)?),
@@ -572,6 +621,51 @@ fn function(
         memory_mb,
         tracing,
         timeout_s,
+        logging: logging(global_logging, props.and_then(|p| get(p, "LoggingConfig")))?,
+    })
+}
+
+/// The `LoggingConfig` in force: the function's keys over the globals', Lambda's defaults for
+/// the rest. Levels only with `JSON` (Lambda refuses them with `Text`).
+fn logging(global: Option<&Value>, own: Option<&Value>) -> Result<Logging> {
+    let key = |name: &str| -> Result<Option<String>> {
+        match own
+            .and_then(|o| get(o, name))
+            .or_else(|| global.and_then(|g| get(g, name)))
+        {
+            None => Ok(None),
+            Some(v) => v
+                .as_str()
+                .map(|s| Some(s.to_string()))
+                .with_context(|| format!("LoggingConfig.{name} is a plain string")),
+        }
+    };
+    let format = key("LogFormat")?.unwrap_or_else(|| "Text".into());
+    if !matches!(format.as_str(), "Text" | "JSON") {
+        bail!("LoggingConfig.LogFormat is Text or JSON");
+    }
+    let mut levels = Vec::new();
+    for name in ["SystemLogLevel", "ApplicationLogLevel"] {
+        let level = key(name)?;
+        if let Some(l) = &level {
+            if format != "JSON" {
+                bail!("LoggingConfig.{name} needs LogFormat JSON");
+            }
+            let allowed: &[&str] = if name == "SystemLogLevel" {
+                &["DEBUG", "INFO", "WARN"]
+            } else {
+                &LOG_LEVELS
+            };
+            if !allowed.contains(&l.as_str()) {
+                bail!("LoggingConfig.{name} {l} is not one of {allowed:?}");
+            }
+        }
+        levels.push(level.unwrap_or_else(|| "INFO".into()));
+    }
+    Ok(Logging {
+        format,
+        application_level: levels.pop().unwrap_or_default(),
+        system_level: levels.pop().unwrap_or_default(),
     })
 }
 
@@ -880,6 +974,63 @@ Resources:
     }
 
     #[test]
+    fn logging_config_merges_the_functions_keys_over_the_globals() {
+        let yaml = r#"
+Globals:
+  Function:
+    LoggingConfig: { LogFormat: JSON }
+Resources:
+  A:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: a } }
+    Properties: { LoggingConfig: { LogGroup: g, SystemLogLevel: WARN } }
+  B:
+    Type: AWS::Serverless::Function
+    Metadata: { BuildProperties: { Binary: b } }
+"#;
+        let t = Template::parse(yaml, &[]).unwrap();
+        let a = &t.function("a").unwrap().logging;
+        assert_eq!(
+            (
+                a.format.as_str(),
+                a.system_level.as_str(),
+                a.application_level.as_str()
+            ),
+            ("JSON", "WARN", "INFO")
+        );
+        assert!(!a.platform_lines_kept() && a.metric_lines_kept());
+        let b = &t.function("b").unwrap().logging;
+        assert!(b.platform_lines_kept() && b.metric_lines_kept());
+
+        // An application level above INFO drops the EMF lines (no level: INFO to Lambda).
+        let warn = yaml.replace("SystemLogLevel: WARN", "ApplicationLogLevel: WARN");
+        let t = Template::parse(&warn, &[]).unwrap();
+        assert!(!t.function("a").unwrap().logging.metric_lines_kept());
+        // Levels need JSON; an unknown level is refused.
+        let text = yaml.replace("LogFormat: JSON", "LogFormat: Text");
+        assert!(Template::parse(&text, &[]).is_err());
+        let odd = yaml.replace("SystemLogLevel: WARN", "SystemLogLevel: ERROR");
+        assert!(Template::parse(&odd, &[]).is_err());
+    }
+
+    /// Lambda takes a JSON line without a `level` (every CloudWatch EMF metric line) as INFO:
+    /// a function filtering its application logs above INFO would lose its metrics, and the
+    /// alarms on them would never fire.
+    #[test]
+    fn no_function_drops_its_metric_lines() {
+        let t = Template::load(default_template_path(), &[]).unwrap();
+        for f in &t.functions {
+            assert_eq!(f.logging.format, "JSON", "{}", f.binary);
+            assert!(
+                f.logging.metric_lines_kept(),
+                "{}: {:?}",
+                f.binary,
+                f.logging
+            );
+        }
+    }
+
+    #[test]
     fn defaults_apply_without_overrides() {
         let t = Template::load(default_template_path(), &[]).unwrap();
         assert_eq!(t.parameters["Stage"], "prod");
@@ -1001,7 +1152,9 @@ Resources:
         let env = t.function_env("LeadIntakeFunction").unwrap();
         assert_eq!(env, t.function_env("lead-intake").unwrap());
         assert_eq!(env["STAGE"], "dev");
-        assert_eq!(env["RUST_LOG"], "info");
+        // The function's own variable over the globals' (`info` for every other function).
+        assert_eq!(env["RUST_LOG"], "info,lambda_runtime=warn");
+        assert_eq!(t.function_env("auth").unwrap()["RUST_LOG"], "info");
         assert_eq!(env["TENANTS_TABLE"], "lead-platform-dev-tenants");
         assert_eq!(env["LEADS_TABLE"], "lead-platform-dev-leads");
         assert_eq!(env["PRIVACY_TABLE"], "lead-platform-dev-privacy");

@@ -33,13 +33,20 @@ where
         .finish()
 }
 
-/// The span every handler runs a request in.
+/// The span every handler runs a request in. Besides the request id, a handler records the ids
+/// it learns (`route`, `tenant_id`; lead intake also `form_id`, `lead_id`, `submission_id` and
+/// its `outcome`): every line written in the request carries them, and a field never recorded
+/// is not written.
 pub fn request_span(request_id: &str) -> tracing::Span {
     tracing::info_span!(
         "request",
         request_id = %request_id,
         route = tracing::field::Empty,
-        tenant_id = tracing::field::Empty
+        tenant_id = tracing::field::Empty,
+        form_id = tracing::field::Empty,
+        lead_id = tracing::field::Empty,
+        submission_id = tracing::field::Empty,
+        outcome = tracing::field::Empty
     )
 }
 
