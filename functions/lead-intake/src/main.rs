@@ -52,13 +52,7 @@ impl State {
 }
 
 fn main() -> Result<(), Error> {
-    // One invocation at a time per container, on a fraction of a vCPU at 256 MB: a
-    // single-threaded runtime does the same work without starting (and waking) worker threads,
-    // which shortens the cold start.
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    runtime::single_threaded(run())
 }
 
 async fn run() -> Result<(), Error> {

@@ -47,8 +47,11 @@ impl State {
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Error> {
+fn main() -> Result<(), Error> {
+    runtime::single_threaded(run())
+}
+
+async fn run() -> Result<(), Error> {
     let (config, sdk) = runtime::init(
         shared_core::aws::Budget::Request,
         ALLOW_LIST,

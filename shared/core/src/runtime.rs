@@ -26,6 +26,18 @@ use crate::{http, telemetry};
 
 pub use lambda_http::Error;
 
+/// Runs a function's `main` on a single-threaded runtime. Lambda hands a container one
+/// invocation at a time, on a fraction of a vCPU at 128 MB: the same work runs without starting
+/// (and waking) worker threads, which shortens the cold start. Concurrent I/O of one invocation
+/// (`join!`, spawned tasks) still overlaps; a function that needs a second core for CPU work
+/// (auth's password hash beside its reads) keeps the multi-threaded runtime.
+pub fn single_threaded(main: impl Future<Output = Result<(), Error>>) -> Result<(), Error> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(main)
+}
+
 /// Starts the logs, reads the configuration from the variables in `allow_list` only, and loads
 /// the SDK config. An invalid configuration is logged (names, never values) and fails the init.
 ///
