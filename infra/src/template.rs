@@ -293,7 +293,7 @@ impl Template {
         for id in function_ids {
             let resource = &resources[id];
             let function = function(&resolver, id, resource, &globals)
-            .with_context(|| format!("resource {id} (AWS::Serverless::Function)"))?;
+                .with_context(|| format!("resource {id} (AWS::Serverless::Function)"))?;
             functions.push(function);
         }
 
