@@ -72,11 +72,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 let key = keys::suppression(tenant_id, &subject.bidx);
                 if let Some(it) = self.store.get(&self.store.tables().privacy, &key).await? {
                     let rec = classify(Table::Privacy, &it)?;
-                    if let Some(sink) = doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
-                    {
-                        sink.json_record(&rec.access_json())?;
-                        r.inc(rec.kind, 1);
-                    }
+                    export_records(sinks, *doc, &[rec], &mut r)?;
                 }
             }
             Target::Quarantine { doc } => {
@@ -86,16 +82,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 let items = self.store.quarantined(tenant_id, &subject.bidx).await?;
                 let records = classify_all(Table::Ops, &items)?;
                 match &job.kind {
-                    JobKind::Access => {
-                        if let Some(sink) =
-                            doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
-                        {
-                            for rec in &records {
-                                sink.json_record(&rec.access_json())?;
-                                r.inc(rec.kind, 1);
-                            }
-                        }
-                    }
+                    JobKind::Access => export_records(sinks, *doc, &records, &mut r)?,
                     JobKind::Erasure { .. } => {
                         // The suppression entry first, as for a lead: a person known to the
                         // tenant only by what the spam defence kept is not re-collected either
@@ -124,16 +111,7 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
                 let items = self.store.billing_items(&t).await?;
                 let records = classify_all(Table::Billing, &items)?;
                 match &job.kind {
-                    JobKind::Access => {
-                        if let Some(sink) =
-                            doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut))
-                        {
-                            for rec in &records {
-                                sink.json_record(&rec.access_json())?;
-                                r.inc(rec.kind, 1);
-                            }
-                        }
-                    }
+                    JobKind::Access => export_records(sinks, *doc, &records, &mut r)?,
                     JobKind::Erasure { .. } => {
                         self.restrict_billing(&items, &records, &mut r).await?
                     }
@@ -762,6 +740,23 @@ impl<P: RequestProgress, D: JobDispatcher, M: Mailer> Worker<P, D, M> {
 }
 
 /// Every item through the inventory; the first undeclared attribute fails the step.
+/// Writes `records` to the access document `doc` (when the request has one), each counted by
+/// its kind.
+fn export_records(
+    sinks: &mut [Option<Sink>],
+    doc: Option<usize>,
+    records: &[SubjectRecord],
+    r: &mut StepResult,
+) -> anyhow::Result<()> {
+    if let Some(sink) = doc.and_then(|d| sinks.get_mut(d).and_then(Option::as_mut)) {
+        for rec in records {
+            sink.json_record(&rec.access_json())?;
+            r.inc(rec.kind, 1);
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn classify_all(table: Table, items: &[Item]) -> anyhow::Result<Vec<SubjectRecord>> {
     items
         .iter()
