@@ -3173,3 +3173,27 @@ async fn a_user_re_accepts_the_versions_in_force_and_only_those() {
         "reacceptance"
     );
 }
+
+/// Tests and `make dev` start at once against one emulator: callers racing to create the local
+/// secrets (token keys, the Stripe secrets) all succeed, each parameter keeps one value, and
+/// the functions start on them. Before, a caller that lost the race (or whose own request was
+/// sent again after a lost answer) failed with ParameterAlreadyExists.
+#[tokio::test]
+async fn callers_racing_to_create_the_local_secrets_all_succeed() {
+    let w = World::new().await.expect("test world");
+    let ses = infra::emulator::sesv2_client(&w.endpoint);
+    let raced = join_all(
+        (0..8)
+            .map(|_| infra::seed::ensure_secrets(&w.direct, &ses, &w.template))
+            .collect(),
+    )
+    .await;
+    for r in &raced {
+        r.as_ref().expect("every racing caller succeeds");
+    }
+    let auth = w.auth_app().await.expect("auth starts on the raced keys");
+    // The public keys publish the stored private key (what auth's init requires).
+    auth.verifier
+        .require_published(&auth.signer)
+        .expect("the signing key is published");
+}

@@ -128,24 +128,46 @@ pub async fn seed_plans(clients: &LocalClients, template: &Template) -> anyhow::
     Ok(())
 }
 
-/// Creates a SecureString parameter with `value` unless it exists.
+/// Creates the parameter `name` with `value` unless it exists; `true` when this call created
+/// it. Callers racing for one name (tests starting at once, `make dev` beside a test run) all
+/// succeed and the parameter keeps the value of the one that created it.
 async fn ensure_parameter(
     ssm: &aws_sdk_ssm::Client,
     name: &str,
+    kind: ParameterType,
     value: &str,
-) -> anyhow::Result<()> {
-    if ssm.get_parameter().name(name).send().await.is_ok() {
-        return Ok(());
-    }
-    ssm.put_parameter()
+) -> anyhow::Result<bool> {
+    if ssm
+        .get_parameter()
         .name(name)
-        .r#type(ParameterType::SecureString)
+        .with_decryption(true)
+        .send()
+        .await
+        .is_ok()
+    {
+        return Ok(false);
+    }
+    let put = ssm
+        .put_parameter()
+        .name(name)
+        .r#type(kind)
         .value(value)
         .overwrite(false)
         .send()
-        .await
-        .with_context(|| format!("creating SSM parameter {name}"))?;
-    Ok(())
+        .await;
+    match put {
+        Ok(_) => Ok(true),
+        // Created meanwhile: by another caller, or by this very request when its answer was
+        // lost and the SDK sent it again (seen on a loaded CI machine). Either way it exists,
+        // which is all this function promises.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|se| se.is_parameter_already_exists()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(e).with_context(|| format!("creating SSM parameter {name}")),
+    }
 }
 
 /// What [`seed_demo`] created, printed by `devstack seed`.
@@ -197,26 +219,10 @@ pub fn demo_form(tenant: &TenantId, form: &FormId, web_origin: &str) -> FormReco
 /// Creates the blind-index key parameter with 32 random bytes unless it already exists (a new
 /// key would orphan every existing blind index).
 pub async fn ensure_blind_index_key(ssm: &aws_sdk_ssm::Client, name: &str) -> anyhow::Result<()> {
-    let exists = ssm
-        .get_parameter()
-        .name(name)
-        .with_decryption(true)
-        .send()
-        .await
-        .is_ok();
-    if exists {
-        return Ok(());
-    }
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
-    ssm.put_parameter()
-        .name(name)
-        .r#type(ParameterType::SecureString)
-        .value(base64::engine::general_purpose::STANDARD.encode(key))
-        .overwrite(false)
-        .send()
-        .await
-        .with_context(|| format!("creating SSM parameter {name}"))?;
+    let key = base64::engine::general_purpose::STANDARD.encode(key);
+    ensure_parameter(ssm, name, ParameterType::SecureString, &key).await?;
     Ok(())
 }
 
@@ -235,19 +241,19 @@ pub async fn ensure_token_keys(
         let request = ssm.get_parameter().name(name).with_decryption(true).send();
         async move { request.await.is_ok() }
     };
-    let mut new_pair = None;
-    if !exists(signing).await {
-        let pair = TokenSigner::generate("local-1")?;
-        ssm.put_parameter()
-            .name(signing)
-            .r#type(ParameterType::SecureString)
-            .value(&pair.private_json)
-            .overwrite(false)
-            .send()
-            .await
-            .with_context(|| format!("creating SSM parameter {signing}"))?;
-        new_pair = Some(TokenSigner::from_json(&pair.private_json)?);
-    }
+    let pair = TokenSigner::generate("local-1")?;
+    let new_pair = if ensure_parameter(
+        ssm,
+        signing,
+        ParameterType::SecureString,
+        &pair.private_json,
+    )
+    .await?
+    {
+        Some(TokenSigner::from_json(&pair.private_json)?)
+    } else {
+        None
+    };
     if new_pair.is_some() || !exists(public).await {
         let signer = match new_pair {
             Some(s) => s,
@@ -303,6 +309,7 @@ pub async fn ensure_secrets(
         billing
             .get("STRIPE_WEBHOOK_SECRETS_PARAMETER")
             .context("billing-webhook has no STRIPE_WEBHOOK_SECRETS_PARAMETER")?,
+        ParameterType::SecureString,
         LOCAL_STRIPE_WEBHOOK_SECRET,
     )
     .await?;
@@ -311,6 +318,7 @@ pub async fn ensure_secrets(
         billing
             .get("STRIPE_SECRET_KEY_PARAMETER")
             .context("billing-webhook has no STRIPE_SECRET_KEY_PARAMETER")?,
+        ParameterType::SecureString,
         LOCAL_STRIPE_SECRET_KEY,
     )
     .await?;
