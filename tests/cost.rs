@@ -181,6 +181,88 @@ async fn the_embed_snippets_post_costs_two_requests_and_its_key_one_more_item() 
     assert_eq!(retry.read_units, KEYED_DECIDE_RRU);
 }
 
+/// The embed snippet as a browser runs it: a challenge issued for its page's idempotency key
+/// (`GET …/challenge?key=`, two small reads), solved, then the post with the solution and the
+/// key. The key's record is the challenge's single use, so the post writes what a keyed post
+/// without a challenge writes: no guard item (it was a fifth, 2 units more). The solution under
+/// another key is a bot's reuse: refused as proof, kept apart; under the same key it is the
+/// same post, answered from the record.
+#[tokio::test]
+async fn the_embed_snippets_challenge_costs_two_reads_and_its_post_no_guard_item() {
+    let w = world().await;
+    let (meter, intake) = warm(&w).await;
+    let key = "3f1c9a52-7d4e-4b8a-9c0e-2a6f1d8b7e43";
+    let form = w.form.form_id.as_str().to_string();
+
+    meter.reset();
+    let resp = lead_intake::handle(&intake, request(&challenge_event(&form, Some(key)))).await;
+    assert_eq!(resp.status(), 200, "{}", response_json(&resp));
+    let issuing = meter.usage(&w.clients.dynamo).await.expect("metering");
+    assert_eq!(issuing.operations, [GET, "Query"], "{issuing:#?}");
+    assert_eq!(issuing.total_write_units(), 0);
+    assert_eq!(
+        issuing.read_units, 1.0,
+        "the form and the pressure window, eventually consistent"
+    );
+    let challenge: shared_leads::spam::pow::Challenge =
+        serde_json::from_value(response_json(&resp)).expect("an ALTCHA challenge");
+    let pow = shared_leads::spam::pow::solve(&challenge).unwrap().encode();
+    w.clock.advance(time::Duration::seconds(10));
+
+    let mut post = fixture("lead-intake/submit-embed.json");
+    let body = format!(
+        "{}&_altcha={}",
+        post["body"].as_str().unwrap(),
+        urlencoding(&pow)
+    );
+    post["body"] = json!(body);
+    assert!(body.contains(&format!("_idempotency_key={key}")));
+    let person = submit(&w, &meter, &intake, &post, 201).await;
+    assert_eq!(person.operations, [BATCH_GET, TRANSACT_WRITE]);
+    assert_eq!(person.failed_requests, 0);
+    assert_eq!(
+        person.writes.len(),
+        4,
+        "lead, submission, counter, key: no guard"
+    );
+    assert_eq!(
+        person.transactional_write_units, KEYED_TABLE_WRU,
+        "{person:#?}"
+    );
+    assert_eq!(person.gsi_write_units, NEW_LEAD_GSI_WRU, "{person:#?}");
+    assert!(w.items_with_sk_prefix("OpsTable", "POW").await.is_empty());
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 2);
+
+    // The same post again (a double click, a retry): the first answer, nothing written.
+    let retry = submit(&w, &meter, &intake, &post, 201).await;
+    assert_eq!(retry.operations, [BATCH_GET]);
+    assert_eq!(retry.total_write_units(), 0);
+
+    // The solution reused by a bot under its own key: no proof, kept apart, no lead.
+    let reused = body
+        .replace(key, "bot-key-0001")
+        .replace("maria.ionescu", "bot");
+    let mut bot = post.clone();
+    bot["body"] = json!(reused);
+    submit(&w, &meter, &intake, &bot, 201).await;
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 2);
+    let kept = w.items_with_sk_prefix("OpsTable", "Q#").await;
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert!(format!("{kept:?}").contains("pow_invalid"), "{kept:#?}");
+
+    // Under the page's key with another body: the key's record refuses it (422), nothing stored.
+    let mut other = post.clone();
+    other["body"] = json!(body.replace("maria.ionescu", "someone.else"));
+    let refused = submit(&w, &meter, &intake, &other, 422).await;
+    assert_eq!(refused.total_write_units(), 0);
+    assert_eq!(w.items_with_sk_prefix("LeadsTable", "LEAD").await.len(), 2);
+}
+
+/// `application/x-www-form-urlencoded` value encoding, as `URLSearchParams` does it.
+fn urlencoding(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
 #[tokio::test]
 async fn rejected_and_honeypot_submissions_cost_one_read_and_no_write() {
     let w = world().await;
@@ -291,7 +373,7 @@ async fn a_proof_of_work_submission_costs_the_same_two_requests_and_one_more_ite
     // The challenge: the form, and the form's quarantined posts of the last windows (its
     // difficulty under attack): two small reads, whatever the number of quarantined posts.
     meter.reset();
-    let (_, challenge) = intake.challenge(&w.form.form_id).await.unwrap();
+    let (_, challenge) = intake.challenge(&w.form.form_id, None).await.unwrap();
     let issuing = meter.usage(&w.clients.dynamo).await.expect("metering");
     assert_eq!(issuing.operations, ["GetItem", "Query"], "{issuing:#?}");
     let pow = shared_leads::spam::pow::solve(&challenge).unwrap().encode();

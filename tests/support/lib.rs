@@ -1068,3 +1068,26 @@ impl World {
 /// configured ones.
 pub const POLICY_VERSION: &str = "2026-12-01";
 pub const TERMS_VERSION: &str = "2026-12-01";
+
+/// The embed snippet's `GET …/challenge?key=…` (`events/lead-intake/challenge.json`) for `form`,
+/// issued for the idempotency key `key` (none: a challenge good for any post).
+pub fn challenge_event(form: &str, key: Option<&str>) -> serde_json::Value {
+    let mut e = fixture("lead-intake/challenge.json");
+    let path = format!("/v1/forms/{form}/challenge");
+    e["rawPath"] = serde_json::json!(path);
+    e["requestContext"]["http"]["path"] = serde_json::json!(path);
+    e["pathParameters"]["formId"] = serde_json::json!(form);
+    match key {
+        Some(k) => {
+            e["rawQueryString"] = serde_json::json!(format!("key={k}"));
+            e["queryStringParameters"] = serde_json::json!({ "key": k });
+        }
+        None => {
+            e["rawQueryString"] = serde_json::json!("");
+            e.as_object_mut()
+                .expect("an event object")
+                .remove("queryStringParameters");
+        }
+    }
+    e
+}

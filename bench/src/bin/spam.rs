@@ -196,7 +196,7 @@ impl Bench {
         self.clock.set(self.now);
         let (_, c) = self
             .intake
-            .challenge(&self.form)
+            .challenge(&self.form, None)
             .await
             .expect("a challenge");
         pow::solve(&c).expect("solvable").encode()

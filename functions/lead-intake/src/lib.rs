@@ -100,7 +100,7 @@ pub async fn handle<S: IntakeStore>(intake: &Intake<S>, req: Request) -> Respons
     };
     if challenge_route {
         let resp = match *req.method() {
-            Method::GET => challenge(intake, &form_id, origin.as_deref()).await,
+            Method::GET => challenge(intake, &form_id, &req, origin.as_deref()).await,
             _ => error_response(&AppError::method_not_allowed(["GET"])),
         };
         tracing::info!(status = resp.status().as_u16(), method = %req.method(), "request completed");
@@ -116,13 +116,24 @@ pub async fn handle<S: IntakeStore>(intake: &Intake<S>, req: Request) -> Respons
 }
 
 /// A proof-of-work challenge for the form (ALTCHA's JSON), readable by the form's own origins:
-/// a CORS-simple `GET`, so no preflight. Never cached: each is single use.
+/// a CORS-simple `GET`, so no preflight. Never cached: each is single use. `?key=` (the
+/// idempotency key the post will carry, as the embed snippet sends it) makes it good for that
+/// key's post only, which then needs no single-use guard of its own (two write units less).
 async fn challenge<S: IntakeStore>(
     intake: &Intake<S>,
     form_id: &FormId,
+    req: &Request,
     origin: Option<&str>,
 ) -> Response<Body> {
-    let (form, c) = match intake.challenge(form_id).await {
+    let key = match req
+        .query_string_parameters_ref()
+        .and_then(|q| q.first("key"))
+    {
+        None => None,
+        Some(k) if valid_idempotency_key(k.as_bytes()) => Some(k.to_string()),
+        Some(_) => return error_response(&invalid_idempotency_key()),
+    };
+    let (form, c) = match intake.challenge(form_id, key.as_deref()).await {
         Ok(x) => x,
         Err(e) => return error_response(&e),
     };
@@ -232,6 +243,18 @@ async fn submit<S: IntakeStore>(
     }
 }
 
+fn invalid_idempotency_key() -> AppError {
+    AppError::validation(
+        "invalid_idempotency_key",
+        "Idempotency-Key must be 1 to 255 visible ASCII characters.",
+    )
+}
+
+/// 1 to [`MAX_IDEMPOTENCY_KEY`] visible ASCII characters.
+fn valid_idempotency_key(k: &[u8]) -> bool {
+    !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.iter().all(|b| b.is_ascii_graphic())
+}
+
 /// The request's idempotency key: the `Idempotency-Key` header (scripts) or the body's
 /// `_idempotency_key` field (the embed snippet: a header would make its request need a CORS
 /// preflight). Either must be 1 to 255 visible ASCII characters, and both, when sent, the same.
@@ -239,16 +262,10 @@ fn idempotency_key(
     headers: &lambda_http::http::HeaderMap,
     body: &RawSubmission,
 ) -> Result<Option<String>, AppError> {
-    let invalid = || {
-        AppError::validation(
-            "invalid_idempotency_key",
-            "Idempotency-Key must be 1 to 255 visible ASCII characters.",
-        )
-    };
+    let invalid = invalid_idempotency_key;
     // Read the raw bytes: a key that is not visible ASCII must be refused, not ignored.
     let valid = |k: &[u8]| -> Result<String, AppError> {
-        if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY || !k.iter().all(|b| b.is_ascii_graphic())
-        {
+        if !valid_idempotency_key(k) {
             return Err(invalid());
         }
         String::from_utf8(k.to_vec()).map_err(|_| invalid())

@@ -130,12 +130,14 @@ fn script(form_element_id: &str, redirect_url: &str) -> String {
   var form = document.getElementById({id});
   if (!form || !window.fetch || !window.FormData || !window.URLSearchParams) return;
   var status = form.querySelector(".lf-status");
-  // The proof of work, started at once: the challenge's issue time is the time trap's start.
-  var pow = solvePow(form.action.replace(/\/submissions$/, "/challenge"));
   var button = form.querySelector("button[type=submit]");
   // One key per filled-in form: a double click or a retry stores one submission.
   var key = (window.crypto && crypto.randomUUID) ? crypto.randomUUID()
     : String(Date.now()) + "-" + Math.random().toString(16).slice(2);
+  // The proof of work, started at once: the challenge's issue time is the time trap's start.
+  // Issued for this key, it is good for this form's post only, and costs no record of its own.
+  var pow = solvePow(form.action.replace(/\/submissions$/, "/challenge") +
+    "?key=" + encodeURIComponent(key));
   form.addEventListener("submit", function (event) {{
     event.preventDefault();
     var i, slots = form.querySelectorAll(".lf-error");
@@ -360,7 +362,10 @@ mod tests {
     fn the_script_solves_the_forms_challenge_and_posts_it_with_the_submission() {
         let html = embed_html(&form(), "https://api.example.com");
         // Fetched from the challenge route beside the submit URL, at page load.
-        assert!(html.contains(r#"solvePow(form.action.replace(/\/submissions$/, "/challenge"))"#));
+        assert!(html.contains(
+            r#"solvePow(form.action.replace(/\/submissions$/, "/challenge") +
+    "?key=" + encodeURIComponent(key));"#
+        ));
         assert!(html.contains(r#"subtle.digest("SHA-256", encoder.encode(c.salt + n))"#));
         assert!(html.contains(r#"if (solution) body.set("_altcha", solution);"#));
         // Its GET is CORS-simple too: only the safelisted Accept header.

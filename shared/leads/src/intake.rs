@@ -379,9 +379,13 @@ impl<S: IntakeStore> Intake<S> {
     /// A proof-of-work challenge for the form's embed snippet, with the form's CORS origins.
     /// Issued for an enabled form only; its difficulty is the form's, raised while the form is
     /// under attack (many quarantined posts in the last minutes: [`spam::raised_max_number`]).
+    /// Issued `for_key` (the post's idempotency key, as the embed snippet asks), it proves work
+    /// for that key's post only, and the key's idempotency record is its single use: no guard
+    /// item of its own in the submission's transaction.
     pub async fn challenge(
         &self,
         form_id: &FormId,
+        for_key: Option<&str>,
     ) -> Result<(FormPresentation, pow::Challenge), AppError> {
         let form = match self.store.form(form_id).await? {
             Some(f) if f.enabled => f,
@@ -410,7 +414,7 @@ impl<S: IntakeStore> Intake<S> {
         };
         let random = shared_core::blind_index::hex(&rand::random::<[u8; 12]>());
         let number = rand::random::<u64>() % (u64::from(max) + 1);
-        let c = pow::issue(&self.pow, form_id, now, max, &random, number);
+        let c = pow::issue(&self.pow, form_id, now, max, &random, number, for_key);
         Ok(((&form).into(), c))
     }
 
@@ -582,10 +586,11 @@ impl<S: IntakeStore> Intake<S> {
                     return self.quarantine(q, req, now, assessment).await;
                 }
             }
-            let used_challenge = assessment.challenge.as_ref().map(|v| UsedChallenge {
-                challenge: v.challenge.clone(),
-                expires_at: v.expires_at,
-            });
+            let used_challenge = used_challenge(
+                &assessment,
+                idem_hash.as_ref(),
+                now + self.settings.idempotency_ttl,
+            );
             let quarantine_later = (email_bidx.clone(), phone_bidx.clone(), body_hash.clone());
             let quarantine_retry_after = limits.retry_after;
 
@@ -1146,6 +1151,7 @@ impl<S: IntakeStore> Intake<S> {
             now,
             &spam::Submitted {
                 pow: req.body.pow_solution(),
+                idempotency_key: req.idempotency_key,
                 email: c.email.as_ref().map(|e| e.as_str()),
                 texts,
             },
@@ -1191,10 +1197,11 @@ impl<S: IntakeStore> Intake<S> {
                     expires_at: now + Duration::days(QUARANTINE_RETENTION_DAYS),
                     released: None,
                 },
-                challenge: assessment.challenge.as_ref().map(|v| UsedChallenge {
-                    challenge: v.challenge.clone(),
-                    expires_at: v.expires_at,
-                }),
+                challenge: used_challenge(
+                    &assessment,
+                    q.idem_hash.as_ref(),
+                    now + self.settings.idempotency_ttl,
+                ),
                 idempotency: q.idem_hash.clone().map(|key_hash| IdempotencyRecord {
                     key_hash,
                     body_hash: q.body_hash.clone(),
@@ -1518,6 +1525,25 @@ fn form_disabled() -> AppError {
         code: "form_disabled",
         message: "This form is not accepting submissions.",
     }
+}
+
+/// The guard item marking the post's challenge used, if it needs one. A challenge issued for
+/// the post's idempotency key (checked by [`spam::assess`]) is used once by the key's own
+/// record, written in the same transaction under the condition that the key is new, as long as
+/// the record outlives the challenge (`record_expires_at`): then it needs none.
+fn used_challenge(
+    assessment: &Assessment,
+    idem_hash: Option<&String>,
+    record_expires_at: OffsetDateTime,
+) -> Option<UsedChallenge> {
+    let v = assessment.challenge.as_ref()?;
+    if v.bound.is_some() && idem_hash.is_some() && record_expires_at >= v.expires_at {
+        return None;
+    }
+    Some(UsedChallenge {
+        challenge: v.challenge.clone(),
+        expires_at: v.expires_at,
+    })
 }
 
 fn replay(record: IdempotencyRecord, body_hash: &str) -> Result<Outcome, AppError> {

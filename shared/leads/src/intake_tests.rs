@@ -1916,7 +1916,7 @@ async fn an_edit_racing_a_submission_never_attaches_it_to_the_moved_lead() {
 impl Harness<MemoryStore> {
     /// A challenge of the test form issued now, solved as the embed snippet would.
     async fn solved_challenge(&self) -> String {
-        let (_, c) = self.intake.challenge(&form_id()).await.unwrap();
+        let (_, c) = self.intake.challenge(&form_id(), None).await.unwrap();
         spam::pow::solve(&c).unwrap().encode()
     }
 
@@ -2128,13 +2128,16 @@ async fn a_challenge_is_issued_for_an_enabled_form_only_with_its_difficulty() {
         IntakeSettings::default(),
     )
     .await;
-    let (_, c) = h.intake.challenge(&form_id()).await.unwrap();
+    let (_, c) = h.intake.challenge(&form_id(), None).await.unwrap();
     assert_eq!(c.maxnumber, 12_345);
     form.enabled = false;
     h.mem().put_form(&form).await.unwrap();
-    let r = h.intake.challenge(&form_id()).await;
+    let r = h.intake.challenge(&form_id(), None).await;
     assert_eq!(r.unwrap_err().code(), "form_disabled");
-    let r = h.intake.challenge(&FormId::parse("nope").unwrap()).await;
+    let r = h
+        .intake
+        .challenge(&FormId::parse("nope").unwrap(), None)
+        .await;
     assert_eq!(r.unwrap_err().code(), "form_not_found");
 }
 

@@ -136,6 +136,8 @@ impl Assessment {
 pub struct Submitted<'a> {
     /// The `_altcha` payload as posted.
     pub pow: Option<&'a str>,
+    /// The post's idempotency key: a challenge issued for a key is good under that key only.
+    pub idempotency_key: Option<&'a str>,
     /// The validated email address, if the form has one.
     pub email: Option<&'a str>,
     /// Every free-text answer (and the name), where links and words are looked for.
@@ -157,6 +159,8 @@ pub fn assess(
         None => {}
         Some(Err(pow::PowError::Invalid)) => a.add(Reason::PowInvalid, SURE),
         Some(Err(pow::PowError::Expired)) => a.add(Reason::PowExpired, SURE),
+        // Solved, but for another key's post: a bot reusing one page's solution.
+        Some(Ok(v)) if !v.admits(s.idempotency_key) => a.add(Reason::PowInvalid, SURE),
         Some(Ok(v)) => {
             let elapsed = (now - v.issued_at).whole_seconds();
             if settings.time_trap && elapsed < i64::from(settings.min_seconds) {
@@ -230,13 +234,14 @@ mod tests {
     }
 
     fn solution() -> String {
-        let c = pow::issue(&key(), &form(), ISSUED, 2000, "00ff", 1234);
+        let c = pow::issue(&key(), &form(), ISSUED, 2000, "00ff", 1234, None);
         pow::solve(&c).unwrap().encode()
     }
 
     fn human<'a>(pow: &'a str) -> Submitted<'a> {
         Submitted {
             pow: Some(pow),
+            idempotency_key: None,
             email: Some("ana@example.com"),
             texts: vec![
                 "Ana",
@@ -302,6 +307,27 @@ mod tests {
         assert_eq!(forged.reasons, [Reason::PowInvalid]);
     }
 
+    /// The embed snippet asks for a challenge for its page's idempotency key: its own post passes,
+    /// a post under another key (or none) with the same solution is a bot reusing it.
+    #[test]
+    fn a_challenge_issued_for_a_key_is_a_proof_for_that_keys_post_only() {
+        let c = pow::issue(&key(), &form(), ISSUED, 2000, "00ff", 1234, Some("page-1"));
+        let p = pow::solve(&c).unwrap().encode();
+        let s = SpamSettings::default();
+        let post = |k| Submitted {
+            idempotency_key: k,
+            ..human(&p)
+        };
+        let own = assess(&key(), &s, &form(), at(30), &post(Some("page-1")));
+        assert_eq!(own.reasons, []);
+        assert!(own.challenge.is_some_and(|v| v.bound.is_some()));
+        for other in [Some("page-2"), None] {
+            let a = assess(&key(), &s, &form(), at(30), &post(other));
+            assert_eq!(a.reasons, [Reason::PowInvalid], "{other:?}");
+            assert!(a.quarantined(&s) && a.challenge.is_none());
+        }
+    }
+
     #[test]
     fn a_missing_solution_is_weak_unless_the_form_requires_one() {
         let s = SpamSettings::default();
@@ -333,6 +359,7 @@ mod tests {
         let with = |email: &'static str, text: &'static str| {
             let sub = Submitted {
                 pow: Some(&p),
+                idempotency_key: None,
                 email: Some(email),
                 texts: vec![text],
             };
@@ -355,6 +382,7 @@ mod tests {
         };
         let sub = Submitted {
             pow: Some(&p),
+            idempotency_key: None,
             email: Some("x@mailinator.com"),
             texts: vec![],
         };
@@ -372,6 +400,7 @@ mod tests {
         };
         let bot = Submitted {
             pow: Some(&p),
+            idempotency_key: None,
             email: Some("x@yopmail.com"),
             texts: vec!["www.a.com www.b.com www.c.com"],
         };

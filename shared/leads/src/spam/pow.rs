@@ -8,8 +8,12 @@
 //! The salt carries the challenge's parameters as ALTCHA does (`<random>?expires=…`), plus the
 //! form it was issued for and its issue time (the time trap's signed issue time): the signature
 //! covers the challenge, and the challenge is a hash of the salt, so none can be altered without
-//! finding a new preimage. Single use is enforced by the intake's transaction (a guard item keyed
-//! by the challenge, `crate::ports::UsedChallenge`), not here.
+//! finding a new preimage. Single use is enforced by the intake's transaction, not here: a
+//! challenge issued for an idempotency key (`key=`, what the embed snippet asks for, [`binding`])
+//! is good only for posts under that key, and the key's idempotency record, already one item of
+//! the transaction, is its single use (a second post under the key replays the first's answer or
+//! is refused); any other challenge gets a guard item keyed by the challenge of its own
+//! (`crate::ports::UsedChallenge`), two write units more.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -82,6 +86,30 @@ pub struct Verified {
     pub challenge: String,
     pub issued_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+    /// The [`binding`] of the idempotency key the challenge was issued for, if any.
+    pub bound: Option<String>,
+}
+
+impl Verified {
+    /// Whether a post under `idempotency_key` may use this challenge: any post when it was
+    /// issued for no key, only one under that key when it was.
+    pub fn admits(&self, idempotency_key: Option<&str>) -> bool {
+        match &self.bound {
+            None => true,
+            Some(b) => idempotency_key.is_some_and(|k| binding(k) == *b),
+        }
+    }
+}
+
+/// Hex digits of a key's [`binding`].
+const BINDING_HEX: usize = 32;
+
+/// What a challenge carries of the idempotency key it is issued for: 128 bits of its SHA-256,
+/// so the salt stays short and holds no key (a challenge is shown to the page, as the key is).
+pub fn binding(idempotency_key: &str) -> String {
+    let mut h = sha256_hex(idempotency_key);
+    h.truncate(BINDING_HEX);
+    h
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,7 +125,8 @@ fn sha256_hex(data: &str) -> String {
 }
 
 /// Issues a challenge for `form`: `random` (hex from the caller's RNG) salts it, `number`
-/// (at most `max_number`) is its secret solution.
+/// (at most `max_number`) is its secret solution; `for_key`, an idempotency key, makes it good
+/// for posts under that key only.
 pub fn issue(
     key: &PowKey,
     form: &FormId,
@@ -105,10 +134,15 @@ pub fn issue(
     max_number: u32,
     random: &str,
     number: u64,
+    for_key: Option<&str>,
 ) -> Challenge {
     let issued = now.unix_timestamp();
     let expires = (now + CHALLENGE_TTL).unix_timestamp();
-    let salt = format!("{random}?expires={expires}&form={form}&issued={issued}");
+    let mut salt = format!("{random}?expires={expires}&form={form}&issued={issued}");
+    if let Some(k) = for_key {
+        salt.push_str("&key=");
+        salt.push_str(&binding(k));
+    }
     let challenge = sha256_hex(&format!("{salt}{}", number.min(u64::from(max_number))));
     Challenge {
         algorithm: ALGORITHM.into(),
@@ -166,6 +200,13 @@ pub fn verify(
             .ok_or(PowError::Invalid)
     };
     let (issued_at, expires_at) = (time("issued")?, time("expires")?);
+    let bound = match param(&s.salt, "key") {
+        None => None,
+        Some(b) if b.len() == BINDING_HEX && b.bytes().all(|c| c.is_ascii_hexdigit()) => {
+            Some(b.to_string())
+        }
+        Some(_) => return Err(PowError::Invalid),
+    };
     if expires_at <= now {
         return Err(PowError::Expired);
     }
@@ -173,6 +214,7 @@ pub fn verify(
         challenge: s.challenge,
         issued_at,
         expires_at,
+        bound,
     })
 }
 
@@ -205,7 +247,7 @@ mod tests {
     }
 
     fn solved() -> Solution {
-        solve(&issue(&key(), &form(), NOW, 1000, "ab12", 417)).unwrap()
+        solve(&issue(&key(), &form(), NOW, 1000, "ab12", 417, None)).unwrap()
     }
 
     #[test]
@@ -216,12 +258,50 @@ mod tests {
         assert_eq!(v.issued_at, NOW);
         assert_eq!(v.expires_at, NOW + CHALLENGE_TTL);
         assert_eq!(v.challenge, s.challenge);
+        assert_eq!(v.bound, None);
+        assert!(v.admits(None) && v.admits(Some("any")));
+    }
+
+    /// Issued for an idempotency key: good under that key only, and the binding cannot be
+    /// altered or dropped (it is part of the salt the challenge hashes).
+    #[test]
+    fn a_challenge_issued_for_a_key_admits_posts_under_that_key_only() {
+        let c = issue(&key(), &form(), NOW, 1000, "ab12", 417, Some("page-key-1"));
+        assert!(
+            c.salt.ends_with(&format!("&key={}", binding("page-key-1"))),
+            "{}",
+            c.salt
+        );
+        let s = solve(&c).unwrap();
+        let later = NOW + Duration::seconds(9);
+        let v = verify(&key(), &form(), later, &s.encode()).unwrap();
+        assert_eq!(v.bound.as_deref(), Some(binding("page-key-1").as_str()));
+        assert!(v.admits(Some("page-key-1")));
+        assert!(!v.admits(Some("page-key-2")));
+        assert!(!v.admits(None));
+
+        for altered in [
+            s.salt
+                .replace(&binding("page-key-1"), &binding("page-key-2")),
+            s.salt
+                .replace(&format!("&key={}", binding("page-key-1")), ""),
+        ] {
+            let mut forged = s.clone();
+            forged.salt = altered;
+            assert_eq!(
+                verify(&key(), &form(), later, &forged.encode()),
+                Err(PowError::Invalid)
+            );
+        }
+        // Golden vector: the first 128 bits of SHA-256 of the key, as hex.
+        // Computed independently: hashlib.sha256(b"page-key-1").hexdigest()[:32]
+        assert_eq!(binding("page-key-1"), "c86167065a7be64f95134ccf49f43598");
     }
 
     /// Golden vector: the challenge is ALTCHA's `hex(SHA-256(salt ‖ number))`.
     #[test]
     fn the_challenge_is_altchas_hash_of_salt_and_number() {
-        let c = issue(&key(), &form(), NOW, 1000, "ab12", 3);
+        let c = issue(&key(), &form(), NOW, 1000, "ab12", 3, None);
         assert_eq!(
             c.salt,
             "ab12?expires=1796378400&form=fm-1&issued=1796292000"
