@@ -149,26 +149,29 @@ fn shape(table: &str, item: &Item) -> String {
             })
             .unwrap_or_default()
     };
-    // Attribute names can carry a keyed hash (a rate window's `ip_<hash>` counters); each
-    // world has its own key, so the hash part is a wildcard too. A per-minute count
-    // (`rf_<minute>`) is named by the minute it ran in: the two runs may straddle a minute, so
-    // the minute is a wildcard and one name stands for any number of minutes.
+    // Attribute names can carry a keyed hash (a rate window's `ri_<minute>_<hash>` counters);
+    // each world has its own key, so the hash part is a wildcard too. A per-minute count
+    // (`rf_<minute>_<form>`) is named by the minute it ran in: the two runs may straddle a
+    // minute, so the minute is a wildcard and one name stands for any number of minutes.
     let mut names: Vec<String> = item
         .keys()
-        .map(|name| match name.rsplit_once('_') {
-            Some((head, tail))
-                if tail.len() >= 12 && tail.chars().all(|c| c.is_ascii_hexdigit()) =>
-            {
-                format!("{head}_*")
-            }
-            Some((head, tail)) if !tail.is_empty() && tail.chars().all(|c| c.is_ascii_digit()) => {
-                format!("{head}_<minute>")
-            }
-            _ => name.clone(),
+        .map(|name| {
+            name.split('_')
+                .map(|part| {
+                    if part.len() >= 12 && part.chars().all(|c| c.is_ascii_hexdigit()) {
+                        "*"
+                    } else if !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()) {
+                        "<minute>"
+                    } else {
+                        part
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("_")
         })
         .collect();
     names.sort_unstable();
-    names.dedup_by(|a, b| a == b && a.ends_with("_<minute>"));
+    names.dedup_by(|a, b| a == b && a.contains("_<minute>"));
     // A security-log entry's kind is part of its shape.
     let event = item
         .get("event")
