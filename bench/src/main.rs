@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context};
 use bench::stats::{median, ms};
-use integration_tests::{fixture, request, response_json, World};
+use integration_tests::{challenge_event, fixture, request, response_json, World};
 use serde_json::{json, Value};
 use shared_core::clock::FixedClock;
 use shared_core::metering::{Meter, Usage};
@@ -403,15 +403,6 @@ fn submission_event(rng: &mut Rng, person: usize, idempotency_key: Option<&str>)
 /// past the time trap's minimum, as a person is.
 const TYPING: time::Duration = time::Duration::seconds(20);
 
-/// The challenge the embed snippet fetches at page load, for its idempotency key
-/// (`events/lead-intake/challenge.json`).
-fn challenge_event(key: &str) -> Value {
-    let mut e = fixture("lead-intake/challenge.json");
-    e["rawQueryString"] = json!(format!("key={key}"));
-    e["queryStringParameters"] = json!({ "key": key });
-    e
-}
-
 /// The same submission as the embed snippet posts it: a CORS-simple request (URL-encoded body,
 /// only `Accept: application/json`), the idempotency key as the `_idempotency_key` field.
 fn snippet_event(rng: &mut Rng, person: usize, key: &str) -> anyhow::Result<Value> {
@@ -582,7 +573,9 @@ async fn dynamodb_cost() -> anyhow::Result<()> {
     for i in 0..SUBMISSIONS {
         clock.advance(STEP_AT_1M_PER_MONTH);
         let key = format!("snippet-{i:04}-{:08x}", rng.next() as u32);
-        let (usage, c, ms) = b.exchange(&intake, &challenge_event(&key), 200).await?;
+        let (usage, c, ms) = b
+            .exchange(&intake, &challenge_event("demo-contact", Some(&key)), 200)
+            .await?;
         challenges.push(usage);
         challenge_ms.push(ms);
         let c: shared_leads::spam::pow::Challenge =
